@@ -1,0 +1,5 @@
+import type { Command } from "../command.js";
+import { dev } from "./dev.js";
+
+/** Every sub-command, in the order `agentmesh help` lists them. */
+export const commands: Command[] = [dev];

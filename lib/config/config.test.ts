@@ -1,0 +1,21 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  it("runs on embedded defaults with nothing set", () => {
+    const config = loadConfig({});
+    expect(config.trustDomain).toBe("agentmesh.local");
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.natsUrl).toBe("nats://127.0.0.1:4222");
+    expect(config.natsExplicit).toBe(false);
+    expect(config.certDir.endsWith(".agentmesh/certs")).toBe(true);
+    expect(config.host).toBe("127.0.0.1");
+  });
+
+  it("reads overrides and rejects bad ports", () => {
+    const config = loadConfig({ DATABASE_URL: "postgres://x/y", AGENTMESH_EXECUTOR_PORT: "0" });
+    expect(config.databaseUrl).toBe("postgres://x/y");
+    expect(config.ports.executor).toBe(0);
+    expect(() => loadConfig({ AGENTMESH_GATEWAY_PORT: "http" })).toThrow(/invalid port/);
+  });
+});

@@ -1,5 +1,6 @@
 import type { Command } from "../command.js";
+import { bench } from "./bench.js";
 import { dev } from "./dev.js";
 
 /** Every sub-command, in the order `agentmesh help` lists them. */
-export const commands: Command[] = [dev];
+export const commands: Command[] = [dev, bench];

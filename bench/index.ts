@@ -1,0 +1,4 @@
+import type { Benchmark } from "./benchmark.js";
+
+/** Every named benchmark, loaded lazily so one bench's imports never slow another. */
+export const benchmarks: Record<string, () => Promise<Benchmark>> = {};

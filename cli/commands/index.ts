@@ -1,6 +1,7 @@
 import type { Command } from "../command.js";
 import { bench } from "./bench.js";
 import { dev } from "./dev.js";
+import { policy } from "./policy.js";
 
 /** Every sub-command, in the order `agentmesh help` lists them. */
-export const commands: Command[] = [dev, bench];
+export const commands: Command[] = [dev, bench, policy];

@@ -1,0 +1,131 @@
+/**
+ * The decision log: one JSON line per decision in OPA's decision-log shape
+ * (`decision_id`, `path`, `input`, `result`, `bundles.<name>.revision`,
+ * `timestamp`, `metrics`, `labels`), written through its own pino
+ * destination so it can be shipped to a SIEM apart from the process log.
+ * Every denial is written; allows are sampled. Secret-looking fields of the
+ * input are redacted before the line is written.
+ *
+ * @example
+ * const log = createDecisionLog({ destination: "/var/log/agentmesh/decisions.log", sampleAllows: 0.01 });
+ * log.record(input, decision);
+ * await log.close();
+ */
+import { randomUUID } from "node:crypto";
+import { pino } from "pino";
+import { redactPaths } from "../log/logger.js";
+import type { EngineDecision } from "./engine.js";
+import type { PolicyInput } from "./input.js";
+
+export interface DecisionLogOptions {
+  /**
+   * Where lines go: a pino destination stream, a file path (created with its
+   * directory, appended to), or `"stdout"` / `"stderr"`. Default `"stdout"`.
+   */
+  destination?: pino.DestinationStream | string;
+  /** Fraction of allows written, 0..1. Denials are always written. Default 0.01. */
+  sampleAllows?: number;
+  /** Labels on every line (OPA's `labels`), e.g. `{ id: instanceId, service: "executor" }`. */
+  labels?: Record<string, string>;
+  /** Bundle name under `bundles` in each line. Default `"agentmesh"`. */
+  bundleName?: string;
+  /** Randomness for sampling (tests). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** One line of the decision log. */
+export interface DecisionLogEntry {
+  decision_id: string;
+  path: string;
+  input: PolicyInput;
+  result: { allow: boolean; reason: string; principal_trusted: boolean };
+  bundles: Record<string, { revision: string }>;
+  timestamp: string;
+  metrics: { timer_rego_query_eval_ns: number };
+  labels: Record<string, string>;
+  /** Whether the decision cache answered (not in OPA's shape; ignored by OPA tooling). */
+  cached: boolean;
+}
+
+export interface DecisionLog {
+  /** Writes the decision if it is a denial or sampled; returns whether it was written. */
+  record(input: PolicyInput, decision: EngineDecision, evalNs?: number): boolean;
+  /** Flushes and closes the destination (when the log opened it). */
+  close(): Promise<void>;
+}
+
+/** Where the policy decides; the OPA `path` of every line. */
+const decisionPath = "agentmesh/authz/decision";
+
+// Any secret-looking field, wherever the input grows one.
+const inputRedactPaths = [
+  ...redactPaths.map((p) => `input.${p}`),
+  ...["peer", "principal", "resource"].flatMap((part) =>
+    ["password", "secret", "token", "apiKey", "api_key", "authorization", "key"].map(
+      (k) => `input.${part}.${k}`,
+    ),
+  ),
+];
+
+export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
+  const { destination = "stdout", sampleAllows = 0.01, labels = {} } = options;
+  if (!(sampleAllows >= 0 && sampleAllows <= 1)) {
+    throw new RangeError(`sampleAllows must be within 0..1, got ${sampleAllows}`);
+  }
+  const bundleName = options.bundleName ?? "agentmesh";
+  const random = options.random ?? Math.random;
+  // Only a file the log opened is closed by it; never the process's stdout or stderr.
+  const owned =
+    typeof destination === "string" && destination !== "stdout" && destination !== "stderr";
+  const stream =
+    typeof destination !== "string"
+      ? destination
+      : destination === "stdout"
+        ? pino.destination({ dest: 1, sync: false })
+        : destination === "stderr"
+          ? pino.destination({ dest: 2, sync: false })
+          : pino.destination({ dest: destination, mkdir: true, append: true, sync: false });
+  // Exactly the OPA shape: no level, time, pid, hostname or msg of pino's own.
+  const log = pino(
+    {
+      base: undefined,
+      timestamp: false,
+      formatters: { level: () => ({}) },
+      redact: { paths: inputRedactPaths, censor: "[REDACTED]" },
+    },
+    stream,
+  );
+
+  return {
+    record(input, decision, evalNs = 0) {
+      if (decision.allow && !(sampleAllows > 0 && random() < sampleAllows)) return false;
+      const entry: DecisionLogEntry = {
+        decision_id: randomUUID(),
+        path: decisionPath,
+        input,
+        result: {
+          allow: decision.allow,
+          reason: decision.reason,
+          principal_trusted: decision.principalTrusted,
+        },
+        bundles: { [bundleName]: { revision: decision.revision ?? "" } },
+        timestamp: new Date(input.time.unix_ms).toISOString(),
+        metrics: { timer_rego_query_eval_ns: Math.round(evalNs) },
+        labels,
+        cached: decision.cached,
+      };
+      log.info(entry);
+      return true;
+    },
+    async close() {
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
+      if (owned && "end" in stream && typeof stream.end === "function") {
+        // SonicBoom: wait for the fd to close so the file is complete on return.
+        await new Promise<void>((resolve) => {
+          (stream as unknown as NodeJS.WritableStream).once("close", () => resolve());
+          (stream as unknown as { end(): void }).end();
+        });
+      }
+    },
+  };
+}

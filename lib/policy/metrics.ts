@@ -1,0 +1,62 @@
+/**
+ * Prometheus metrics of the policy engine. Pass the process registry (e.g.
+ * `meshMetrics().registry`) so they are scraped with the rest; each registry
+ * gets one set, however many engines share it.
+ *
+ * | metric | labels | what |
+ * | --- | --- | --- |
+ * | `agentmesh_policy_decisions_total` | result (`allow`, `deny`), cached (`true`, `false`) | decisions made |
+ * | `agentmesh_policy_reloads_total` | result (`ok`, `error`) | bundle loads and reloads |
+ * | `agentmesh_policy_ready` | | 1 while a bundle is loaded, 0 when failing closed |
+ * | `agentmesh_policy_bundle_info` | revision | 1 for the revision serving now |
+ *
+ * @example
+ * const metrics = policyMetrics(registry);
+ * metrics.reloads.inc({ result: "error" });
+ */
+import { Counter, Gauge, Registry } from "prom-client";
+
+export interface PolicyMetrics {
+  registry: Registry;
+  decisions: Counter<"result" | "cached">;
+  reloads: Counter<"result">;
+  ready: Gauge;
+  bundleInfo: Gauge<"revision">;
+}
+
+const byRegistry = new WeakMap<Registry, PolicyMetrics>();
+
+/** The policy metrics registered in `registry` (default: a new private registry). */
+export function policyMetrics(registry: Registry = new Registry()): PolicyMetrics {
+  const existing = byRegistry.get(registry);
+  if (existing) return existing;
+  const registers = [registry];
+  const metrics: PolicyMetrics = {
+    registry,
+    decisions: new Counter({
+      name: "agentmesh_policy_decisions_total",
+      help: "Policy decisions, by result and whether the decision cache answered.",
+      labelNames: ["result", "cached"],
+      registers,
+    }),
+    reloads: new Counter({
+      name: "agentmesh_policy_reloads_total",
+      help: "Policy bundle loads and hot reloads, by result; an error keeps the last good bundle.",
+      labelNames: ["result"],
+      registers,
+    }),
+    ready: new Gauge({
+      name: "agentmesh_policy_ready",
+      help: "1 while a policy bundle is loaded; 0 means every call is denied (fail closed).",
+      registers,
+    }),
+    bundleInfo: new Gauge({
+      name: "agentmesh_policy_bundle_info",
+      help: "1 for the policy bundle revision currently serving.",
+      labelNames: ["revision"],
+      registers,
+    }),
+  };
+  byRegistry.set(registry, metrics);
+  return metrics;
+}

@@ -1,0 +1,183 @@
+# METADATA
+# title: agentmesh authorization
+# description: |
+#   One decision per RPC: may this caller (the SPIFFE ID of the verified peer
+#   certificate, and the principal a delegating gateway vouches for) call this
+#   method on this resource? Who may call what lives in data.agentmesh.config
+#   (policies/data.json); this file only says how grants combine.
+#   Entrypoint: agentmesh/authz/decision. Default deny.
+package agentmesh.authz
+
+cfg := data.agentmesh.config
+
+# The answer for one input document, first matching line wins. Every branch
+# yields {allow, reason, principal_trusted}; the last one denies.
+decision := deny("caller has no valid mesh SPIFFE ID") if {
+	not peer_well_formed
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " is not in trust domain ", cfg.trust_domain])) if {
+	peer_trust_domain != cfg.trust_domain
+} else := allow(concat("", ["mesh identity ", peer_name, " may call ", method_full])) if {
+	known_identity
+	some pattern in cfg.any_identity_methods
+	method_matches(pattern, method_full)
+} else := deny(concat("", [principal_label, " may not call ", method_full])) if {
+	principal_trusted
+	not principal_may_call
+} else := deny(concat("", ["tenant ", input.principal.tenant_id, " may not access ", tenant_label(input.resource.tenant_id)])) if {
+	principal_trusted
+	not tenant_allowed
+} else := allow(concat("", [principal_label, " may call ", method_full, " via ", peer_name])) if {
+	principal_trusted
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full, " without a principal"])) if {
+	peer_name in cfg.delegators
+	tenant_scoped
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not register capabilities ", concat(", ", sort(denied_capabilities))])) if {
+	peer_may_call
+	count(denied_capabilities) > 0
+} else := allow(concat("", ["peer ", input.peer.spiffe_id, " may call ", method_full])) if {
+	peer_may_call
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full]))
+
+allow(reason) := {"allow": true, "reason": reason, "principal_trusted": principal_trusted}
+
+deny(reason) := {"allow": false, "reason": reason, "principal_trusted": principal_trusted}
+
+# --- The peer, parsed from its SPIFFE ID (the only peer field the policy trusts).
+
+peer_parts := split(input.peer.spiffe_id, "/")
+
+peer_well_formed if {
+	count(peer_parts) == 7
+	peer_parts[0] == "spiffe:"
+	peer_parts[1] == ""
+	peer_parts[3] == "ns"
+	peer_parts[5] == "sa"
+	peer_parts[6] != ""
+}
+
+peer_trust_domain := peer_parts[2] if peer_well_formed
+
+peer_name := peer_parts[6] if peer_well_formed
+
+is_service if peer_name in cfg.mesh_identities
+
+# An agent is an identity the data grants capabilities to, by name or by prefix.
+is_agent if cfg.agent_capabilities[peer_name]
+
+is_agent if {
+	some prefix, _ in cfg.agent_capability_prefixes
+	startswith(peer_name, prefix)
+	peer_name != prefix
+}
+
+known_identity if is_service
+
+known_identity if is_agent
+
+# --- The method.
+
+method_full := input.method.full
+
+# Patterns: "*" (any method), "pkg.Service/*" (any method of a service), or exact.
+method_matches("*", _)
+
+method_matches(pattern, m) if pattern == m
+
+method_matches(pattern, m) if {
+	endswith(pattern, "/*")
+	startswith(m, trim_suffix(pattern, "*"))
+}
+
+# --- Service-to-service and agent grants (no principal involved).
+
+peer_may_call if {
+	some pattern in cfg.service_grants[peer_name]
+	method_matches(pattern, method_full)
+}
+
+peer_may_call if {
+	is_agent
+	some pattern in cfg.agent_methods
+	method_matches(pattern, method_full)
+}
+
+# Capabilities an agent identity may register: its own list plus prefix templates
+# ("agent-mcp-" with "mcp.{suffix}.*" grants agent-mcp-github "mcp.github.*").
+agent_capability_grants contains pattern if {
+	some pattern in cfg.agent_capabilities[peer_name]
+}
+
+agent_capability_grants contains pattern if {
+	some prefix, templates in cfg.agent_capability_prefixes
+	startswith(peer_name, prefix)
+	suffix := trim_prefix(peer_name, prefix)
+	suffix != ""
+	some template in templates
+	pattern := replace(template, "{suffix}", suffix)
+}
+
+# Capability patterns: "*" (any), "text.*" (any capability under text.), or exact.
+capability_matches("*", _)
+
+capability_matches(pattern, c) if pattern == c
+
+capability_matches(pattern, c) if {
+	endswith(pattern, ".*")
+	startswith(c, trim_suffix(pattern, "*"))
+}
+
+capability_granted(c) if {
+	some pattern in agent_capability_grants
+	capability_matches(pattern, c)
+}
+
+denied_capabilities contains c if {
+	is_agent
+	method_full in cfg.capability_methods
+	some c in input.resource.capabilities
+	not capability_granted(c)
+}
+
+# --- Delegated principals: honoured only when a delegator (the gateway) vouches.
+
+default principal_trusted := false
+
+principal_trusted if {
+	peer_trust_domain == cfg.trust_domain
+	peer_name in cfg.delegators
+	is_object(input.principal)
+}
+
+principal_label := concat("", ["principal ", input.principal.tenant_id, "/", input.principal.subject, " (roles: ", concat(", ", sort(principal_roles)), ")"])
+
+principal_roles := {r | some r in input.principal.roles}
+
+# Roles with everything they include, transitively (tenant.admin ⊇ goals.write ⊇ goals.read).
+effective_roles := graph.reachable(role_graph, principal_roles)
+
+role_graph[name] := object.get(role, "includes", []) if some name, role in cfg.roles
+
+principal_may_call if {
+	some role in effective_roles
+	some pattern in cfg.roles[role].methods
+	method_matches(pattern, method_full)
+}
+
+# A request is tenant-scoped when its message has a tenant_id field (set or empty).
+tenant_scoped if is_string(input.resource.tenant_id)
+
+tenant_allowed if not tenant_scoped
+
+tenant_allowed if {
+	some role in effective_roles
+	cfg.roles[role].all_tenants == true
+}
+
+tenant_allowed if {
+	input.principal.tenant_id != ""
+	input.resource.tenant_id == input.principal.tenant_id
+}
+
+tenant_label("") := "all tenants"
+
+tenant_label(t) := concat("", ["tenant ", t]) if t != ""

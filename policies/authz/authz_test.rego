@@ -1,0 +1,286 @@
+package agentmesh.authz_test
+
+import data.agentmesh.authz
+
+td := "spiffe://agentmesh.local/ns/agentmesh/sa/"
+
+call(name, method, resource) := {"peer": {"spiffe_id": concat("", [td, name])}, "method": {"full": method}, "resource": resource}
+
+via_gateway(principal, method, resource) := object.union(call("gateway", method, resource), {"principal": principal})
+
+acme_reader := {"tenant_id": "acme", "subject": "rita", "roles": ["goals.read"]}
+
+acme_writer := {"tenant_id": "acme", "subject": "wes", "roles": ["goals.write"]}
+
+acme_admin := {"tenant_id": "acme", "subject": "ada", "roles": ["tenant.admin"]}
+
+root := {"tenant_id": "ops", "subject": "root", "roles": ["platform.admin"]}
+
+submit := "agentmesh.v1.ExecutorService/SubmitGoal"
+
+register := "agentmesh.v1.RegistryService/RegisterAgent"
+
+# --- Peers
+
+test_missing_peer_denied if {
+	d := authz.decision with input as {"method": {"full": submit}}
+	not d.allow
+	d.reason == "caller has no valid mesh SPIFFE ID"
+	d.principal_trusted == false
+}
+
+test_malformed_spiffe_ids_denied if {
+	every id in [
+		"spiffe://agentmesh.local/sa/executor",
+		"https://agentmesh.local/ns/agentmesh/sa/executor",
+		"spiffe://agentmesh.local/ns/agentmesh/sa/",
+		"spiffe:/x/agentmesh.local/ns/agentmesh/sa/executor",
+		"spiffe://agentmesh.local/xx/agentmesh/sa/executor",
+		"spiffe://agentmesh.local/ns/agentmesh/xx/executor",
+	] {
+		d := authz.decision with input as {"peer": {"spiffe_id": id}, "method": {"full": submit}}
+		d.reason == "caller has no valid mesh SPIFFE ID"
+	}
+}
+
+test_foreign_trust_domain_denied if {
+	d := authz.decision with input as {"peer": {"spiffe_id": "spiffe://evil.example/ns/agentmesh/sa/cli"}, "method": {"full": submit}}
+	not d.allow
+	d.reason == "peer spiffe://evil.example/ns/agentmesh/sa/cli is not in trust domain agentmesh.local"
+}
+
+test_trust_domain_comes_from_data if {
+	d := authz.decision with input as {"peer": {"spiffe_id": "spiffe://prod.example/ns/agentmesh/sa/cli"}, "method": {"full": submit}}
+		with data.agentmesh.config.trust_domain as "prod.example"
+	d.allow
+}
+
+test_unknown_identity_denied if {
+	d := authz.decision with input as call("intruder", submit, {"tenant_id": "acme"})
+	not d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/intruder may not call agentmesh.v1.ExecutorService/SubmitGoal"
+}
+
+# --- Health and reflection
+
+test_health_for_known_identities if {
+	every name in ["registry", "planner", "executor", "learning", "gateway", "cli", "agent-text", "agent-mcp-everything"] {
+		d := authz.decision with input as call(name, "grpc.health.v1.Health/Check", {})
+		d.allow
+	}
+}
+
+test_reflection_for_known_identities if {
+	d := authz.decision with input as call("planner", "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", {})
+	d.allow
+	d.reason == "mesh identity planner may call grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+}
+
+test_health_denied_to_unknown if {
+	d := authz.decision with input as call("agent-unknown", "grpc.health.v1.Health/Watch", {})
+	not d.allow
+}
+
+# --- Service-to-service grants
+
+test_executor_grants if {
+	every m in [
+		"agentmesh.v1.PlannerService/PlanGoal",
+		"agentmesh.v1.PlannerService/ExplainPlan",
+		"agentmesh.v1.RegistryService/FindAgents",
+		"agentmesh.v1.LearningService/RecordOutcome",
+		"agentmesh.v1.ExecutorService/SubmitGoal",
+		"agentmesh.v1.ExecutorService/WatchGoal",
+	] {
+		d := authz.decision with input as call("executor", m, {"tenant_id": "acme"})
+		d.allow
+	}
+}
+
+test_executor_denials if {
+	every m in ["agentmesh.v1.PlannerService/PutPlaybook", "agentmesh.v1.AdminService/CreateApiKey", register] {
+		d := authz.decision with input as call("executor", m, {})
+		not d.allow
+	}
+}
+
+test_planner_registry_learning_grants if {
+	d1 := authz.decision with input as call("planner", "agentmesh.v1.LearningService/GetAgentReliability", {})
+	d1.allow
+	d2 := authz.decision with input as call("registry", "agentmesh.v1.LearningService/GetAgentReliability", {})
+	d2.allow
+	d3 := authz.decision with input as call("learning", "agentmesh.v1.RegistryService/ListAgents", {})
+	d3.allow
+	d4 := authz.decision with input as call("learning", "agentmesh.v1.RegistryService/GetAgent", {})
+	not d4.allow
+	d5 := authz.decision with input as call("planner", submit, {"tenant_id": "acme"})
+	not d5.allow
+}
+
+test_cli_may_call_everything if {
+	every m in [submit, "agentmesh.v1.AdminService/CreateTenant", "agentmesh.v1.LearningService/RollbackParameters"] {
+		d := authz.decision with input as call("cli", m, {"tenant_id": "acme"})
+		d.allow
+		d.principal_trusted == false
+	}
+}
+
+test_cli_registers_any_capability if {
+	d := authz.decision with input as call("cli", register, {"capabilities": ["shell.exec"]})
+	d.allow
+}
+
+# --- Agents
+
+test_agent_methods if {
+	every m in [
+		"agentmesh.v1.RegistryService/Heartbeat",
+		"agentmesh.v1.RegistryService/DeregisterAgent",
+		"agentmesh.v1.RegistryService/RegisterTool",
+		"agentmesh.v1.RegistryService/FindAgents",
+	] {
+		d := authz.decision with input as call("agent-data", m, {})
+		d.allow
+	}
+	d := authz.decision with input as call("agent-data", "agentmesh.v1.RegistryService/ListAgents", {})
+	not d.allow
+}
+
+test_agent_registers_own_capabilities if {
+	d := authz.decision with input as call("agent-text", register, {"capabilities": ["text.summarize", "text.translate"]})
+	d.allow
+	d2 := authz.decision with input as call("agent-http", register, {"capabilities": ["http.fetch"]})
+	d2.allow
+}
+
+test_agent_may_not_register_foreign_capabilities if {
+	d := authz.decision with input as call("agent-text", register, {"capabilities": ["text.summarize", "shell.exec", "http.fetch"]})
+	not d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-text may not register capabilities http.fetch, shell.exec"
+}
+
+test_exact_capability_grant_is_exact if {
+	d := authz.decision with input as call("agent-http", register, {"capabilities": ["http.fetch.more"]})
+	not d.allow
+}
+
+test_mcp_agents_get_their_server_namespace if {
+	d := authz.decision with input as call("agent-mcp-github", register, {"capabilities": ["mcp.github.search"]})
+	d.allow
+	d2 := authz.decision with input as call("agent-mcp-github", register, {"capabilities": ["mcp.gitlab.search"]})
+	not d2.allow
+	d3 := authz.decision with input as call("agent-mcp-", register, {"capabilities": []})
+	not d3.allow
+}
+
+test_wildcard_capability_grant if {
+	d := authz.decision with input as call("agent-test", register, {"capabilities": ["anything.at.all"]})
+		with data.agentmesh.config.agent_capabilities["agent-test"] as ["*"]
+	d.allow
+}
+
+# --- Delegated principals
+
+test_gateway_without_principal_denied_for_tenant_scoped if {
+	d := authz.decision with input as call("gateway", "agentmesh.v1.ExecutorService/GetGoal", {"tenant_id": "acme"})
+	not d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/gateway may not call agentmesh.v1.ExecutorService/GetGoal without a principal"
+}
+
+test_gateway_without_principal_denied_elsewhere if {
+	d := authz.decision with input as call("gateway", "agentmesh.v1.RegistryService/ListAgents", {})
+	not d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/gateway may not call agentmesh.v1.RegistryService/ListAgents"
+}
+
+test_only_delegators_are_trusted if {
+	d := authz.decision with input as object.union(call("executor", submit, {"tenant_id": "acme"}), {"principal": acme_reader})
+	d.allow
+	d.principal_trusted == false
+	d2 := authz.decision with input as object.union(call("agent-text", submit, {"tenant_id": "acme"}), {"principal": root})
+	not d2.allow
+}
+
+test_reader if {
+	d := authz.decision with input as via_gateway(acme_reader, "agentmesh.v1.ExecutorService/GetGoal", {"tenant_id": "acme", "goal_id": "g1"})
+	d.allow
+	d.principal_trusted
+	d.reason == "principal acme/rita (roles: goals.read) may call agentmesh.v1.ExecutorService/GetGoal via gateway"
+	d2 := authz.decision with input as via_gateway(acme_reader, submit, {"tenant_id": "acme"})
+	not d2.allow
+	d2.principal_trusted
+	d2.reason == "principal acme/rita (roles: goals.read) may not call agentmesh.v1.ExecutorService/SubmitGoal"
+}
+
+test_reader_sees_registry_without_tenant if {
+	d := authz.decision with input as via_gateway(acme_reader, "agentmesh.v1.RegistryService/ListAgents", {"capability": ""})
+	d.allow
+}
+
+test_writer_includes_reader if {
+	every m in [submit, "agentmesh.v1.ExecutorService/CancelGoal", "agentmesh.v1.ExecutorService/ListGoals"] {
+		d := authz.decision with input as via_gateway(acme_writer, m, {"tenant_id": "acme"})
+		d.allow
+	}
+	d := authz.decision with input as via_gateway(acme_writer, "agentmesh.v1.PlannerService/PutPlaybook", {"tenant_id": "acme"})
+	not d.allow
+}
+
+test_tenant_admin if {
+	every m in [
+		"agentmesh.v1.AdminService/CreateApiKey",
+		"agentmesh.v1.AdminService/RevokeApiKey",
+		"agentmesh.v1.PlannerService/PutPlaybook",
+		"agentmesh.v1.ExecutorService/WatchGoal",
+	] {
+		d := authz.decision with input as via_gateway(acme_admin, m, {"tenant_id": "acme"})
+		d.allow
+	}
+	every m in ["agentmesh.v1.AdminService/CreateTenant", "agentmesh.v1.AdminService/ListTenants"] {
+		d := authz.decision with input as via_gateway(acme_admin, m, {})
+		not d.allow
+	}
+}
+
+test_tenant_isolation if {
+	d := authz.decision with input as via_gateway(acme_admin, "agentmesh.v1.AdminService/ListApiKeys", {"tenant_id": "globex"})
+	not d.allow
+	d.reason == "tenant acme may not access tenant globex"
+}
+
+test_tenant_scoped_call_must_name_a_tenant if {
+	d := authz.decision with input as via_gateway(acme_reader, "agentmesh.v1.LearningService/GetStrategyStats", {"tenant_id": ""})
+	not d.allow
+	d.reason == "tenant acme may not access all tenants"
+}
+
+test_principal_without_tenant_is_not_in_any_tenant if {
+	p := {"tenant_id": "", "subject": "x", "roles": ["goals.read"]}
+	d := authz.decision with input as via_gateway(p, "agentmesh.v1.ExecutorService/ListGoals", {"tenant_id": ""})
+	not d.allow
+}
+
+test_platform_admin_crosses_tenants if {
+	every m in [submit, "agentmesh.v1.AdminService/CreateTenant", "agentmesh.v1.AdminService/ListTenants"] {
+		d := authz.decision with input as via_gateway(root, m, {"tenant_id": "globex"})
+		d.allow
+	}
+}
+
+test_unknown_roles_grant_nothing if {
+	p := {"tenant_id": "acme", "subject": "x", "roles": ["root", "superuser"]}
+	d := authz.decision with input as via_gateway(p, "agentmesh.v1.ExecutorService/GetGoal", {"tenant_id": "acme"})
+	not d.allow
+}
+
+test_principal_from_foreign_gateway_ignored if {
+	i := {
+		"peer": {"spiffe_id": "spiffe://evil.example/ns/agentmesh/sa/gateway"},
+		"principal": root,
+		"method": {"full": submit},
+		"resource": {"tenant_id": "acme"},
+	}
+	d := authz.decision with input as i
+	not d.allow
+	d.principal_trusted == false
+}

@@ -1,0 +1,51 @@
+/**
+ * Queue depth, consumer lag and in-flight counts per capability as Prometheus
+ * gauges. They are collected at scrape time from `JobBus.stats()`, so they cost
+ * nothing between scrapes and are never stale.
+ *
+ * @example
+ * registerBusMetrics(bus); // on prom-client's default registry
+ * // agentmesh_bus_queue_depth{capability="text.summarize"} 3
+ */
+import { register as defaultRegistry, Gauge, type Registry } from "prom-client";
+import type { JobBus, QueueStats } from "./job-bus.js";
+
+const busesByRegistry = new WeakMap<Registry, Set<JobBus>>();
+
+/** Exposes the bus's queue figures on `registry`; returns a function that removes them. */
+export function registerBusMetrics(bus: JobBus, registry: Registry = defaultRegistry): () => void {
+  let buses = busesByRegistry.get(registry);
+  if (!buses) {
+    buses = new Set();
+    busesByRegistry.set(registry, buses);
+    const live = buses;
+    // One collection per scrape feeds all three gauges.
+    let pending: Promise<QueueStats[]> | undefined;
+    const collect = () => {
+      pending ??= Promise.all([...live].map((b) => b.stats().catch(() => []))).then((all) => {
+        setImmediate(() => {
+          pending = undefined;
+        });
+        return all.flat();
+      });
+      return pending;
+    };
+    const gauge = (name: string, help: string, pick: (s: QueueStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["capability"],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          for (const s of await collect()) this.set({ capability: s.capability }, pick(s));
+        },
+      });
+    gauge("agentmesh_bus_queue_depth", "Jobs waiting or in flight per capability.", (s) => s.depth);
+    gauge("agentmesh_bus_consumer_lag", "Jobs not yet delivered to any agent.", (s) => s.lag);
+    gauge("agentmesh_bus_ack_pending", "Jobs delivered and not yet settled.", (s) => s.ackPending);
+  }
+  buses.add(bus);
+  const set = buses;
+  return () => set.delete(bus);
+}

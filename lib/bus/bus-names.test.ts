@@ -1,0 +1,49 @@
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { registerBusMetrics } from "./bus-metrics.js";
+import { busNames, isValidCapability, jobConsumerName } from "./bus-names.js";
+import { createInProcessBus } from "./in-process-bus.js";
+import { stepJob } from "./job-bus.contract.js";
+
+describe("bus names", () => {
+  it("derives subjects and streams from the prefix", () => {
+    const n = busNames("agentmesh");
+    expect(n.streams).toEqual({
+      jobs: "AGENTMESH_JOBS",
+      results: "AGENTMESH_RESULTS",
+      events: "AGENTMESH_EVENTS",
+      learning: "AGENTMESH_LEARNING",
+      dlq: "AGENTMESH_DLQ",
+    });
+    expect(n.jobSubject("text.summarize")).toBe("agentmesh.jobs.text.summarize");
+    expect(n.resultSubject("g1")).toBe("agentmesh.results.g1");
+    expect(n.eventSubject("acme", "g1")).toBe("agentmesh.events.acme.g1");
+    expect(n.dlqSubject("text.summarize")).toBe("agentmesh.dlq.text.summarize");
+    expect(n.cancelSubject("g1")).toBe("agentmesh.control.cancel.g1");
+    expect(n.capabilityOf("agentmesh.jobs.mcp.everything.echo")).toBe("mcp.everything.echo");
+    expect(() => busNames("bad.prefix")).toThrow(/invalid bus prefix/);
+  });
+
+  it("sanitizes consumer names without collisions", () => {
+    expect(jobConsumerName("text.summarize")).toBe("jobs_text_summarize");
+    expect(jobConsumerName("a_b")).not.toBe(jobConsumerName("a.b"));
+    expect(jobConsumerName("mcp.everything.get_sum")).toMatch(
+      /^jobs_mcp_everything_get_sum_[0-9a-f]{8}$/,
+    );
+    expect(isValidCapability("mcp.everything.get-sum")).toBe(true);
+    expect(isValidCapability("a.*")).toBe(false);
+  });
+});
+
+describe("bus metrics", () => {
+  it("exports depth and lag per capability at scrape time", async () => {
+    const registry = new Registry();
+    const bus = createInProcessBus({ prefix: "metrics" });
+    registerBusMetrics(bus, registry);
+    await bus.publishJob(stepJob("text.stats"));
+    const text = await registry.metrics();
+    expect(text).toContain('agentmesh_bus_queue_depth{capability="text.stats"} 1');
+    expect(text).toContain('agentmesh_bus_consumer_lag{capability="text.stats"} 1');
+    await bus.close();
+  });
+});

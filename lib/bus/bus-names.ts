@@ -1,0 +1,110 @@
+/**
+ * Subject, stream and consumer names, all derived from one prefix so a test
+ * run (or a second mesh on the same NATS) never touches another's messages.
+ *
+ * @example
+ * const n = busNames("agentmesh");
+ * n.jobSubject("text.summarize"); // "agentmesh.jobs.text.summarize"
+ * jobConsumerName("text.summarize"); // "jobs_text_summarize"
+ */
+import { createHash } from "node:crypto";
+import { Code, MeshError } from "../errors/mesh-error.js";
+
+export interface BusNames {
+  prefix: string;
+  streams: { jobs: string; results: string; events: string; learning: string; dlq: string };
+  jobSubject(capability: string): string;
+  /** Every job subject, for the jobs stream. */
+  jobsWildcard: string;
+  resultSubject(goalId: string): string;
+  resultsWildcard: string;
+  eventSubject(tenantId: string, goalId: string): string;
+  eventsWildcard: string;
+  outcomesSubject: string;
+  trainingSubject: string;
+  learningWildcard: string;
+  /** Dead-letter subject of a capability, or of a reserved queue name like `_results`. */
+  dlqSubject(name: string): string;
+  dlqWildcard: string;
+  cancelSubject(goalId: string): string;
+  cancelWildcard: string;
+  /** Capability of a job subject, or undefined if the subject is not a job subject. */
+  capabilityOf(subject: string): string | undefined;
+}
+
+const prefixPattern = /^[a-z][a-z0-9_-]*$/i;
+/** One subject token of an id: no dots, wildcards or whitespace. */
+const tokenPattern = /^[A-Za-z0-9_-]{1,128}$/;
+/** Capabilities are dot-separated tokens, e.g. `text.summarize`, `mcp.everything.get-sum`. */
+const capabilityPattern = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+){0,15}$/;
+
+export function busNames(prefix = "agentmesh"): BusNames {
+  if (!prefixPattern.test(prefix)) {
+    throw new MeshError(Code.InvalidArgument, `invalid bus prefix ${JSON.stringify(prefix)}`);
+  }
+  const s = prefix.toUpperCase().replace(/-/g, "_");
+  const jobsRoot = `${prefix}.jobs.`;
+  return {
+    prefix,
+    streams: {
+      jobs: `${s}_JOBS`,
+      results: `${s}_RESULTS`,
+      events: `${s}_EVENTS`,
+      learning: `${s}_LEARNING`,
+      dlq: `${s}_DLQ`,
+    },
+    jobSubject: (capability) => jobsRoot + checkCapability(capability),
+    jobsWildcard: `${prefix}.jobs.>`,
+    resultSubject: (goalId) => `${prefix}.results.${checkToken("goal id", goalId)}`,
+    resultsWildcard: `${prefix}.results.>`,
+    eventSubject: (tenantId, goalId) =>
+      `${prefix}.events.${checkToken("tenant id", tenantId)}.${checkToken("goal id", goalId)}`,
+    eventsWildcard: `${prefix}.events.>`,
+    outcomesSubject: `${prefix}.learning.outcomes`,
+    trainingSubject: `${prefix}.learning.training`,
+    learningWildcard: `${prefix}.learning.>`,
+    dlqSubject: (name) => `${prefix}.dlq.${name}`,
+    dlqWildcard: `${prefix}.dlq.>`,
+    cancelSubject: (goalId) => `${prefix}.control.cancel.${checkToken("goal id", goalId)}`,
+    cancelWildcard: `${prefix}.control.cancel.*`,
+    capabilityOf: (subject) =>
+      subject.startsWith(jobsRoot) ? subject.slice(jobsRoot.length) : undefined,
+  };
+}
+
+/** Throws INVALID_ARGUMENT unless `capability` is usable as subject tokens. */
+export function checkCapability(capability: string): string {
+  if (!capabilityPattern.test(capability)) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `invalid capability ${JSON.stringify(capability)}: expected dot-separated words of letters, digits, "_" or "-"`,
+    );
+  }
+  return capability;
+}
+
+export function isValidCapability(capability: string): boolean {
+  return capabilityPattern.test(capability);
+}
+
+function checkToken(what: string, value: string): string {
+  if (!tokenPattern.test(value)) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `invalid ${what} ${JSON.stringify(value)}: expected 1-128 letters, digits, "_" or "-"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The durable consumer name of a capability. Dots become underscores
+ * (`text.summarize` → `jobs_text_summarize`); a capability that already holds
+ * an underscore gets a short hash so `a.b` and `a_b` never share a consumer.
+ */
+export function jobConsumerName(capability: string): string {
+  const base = `jobs_${capability.replace(/\./g, "_")}`;
+  if (!capability.includes("_")) return base;
+  const hash = createHash("sha256").update(capability).digest("hex").slice(0, 8);
+  return `${base}_${hash}`;
+}

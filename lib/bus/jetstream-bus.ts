@@ -1,0 +1,691 @@
+/**
+ * The job bus on NATS JetStream (server 2.9+). At start it provisions, idempotently,
+ * the streams of DESIGN.md's table — work-queue streams for jobs, results and
+ * learning, limits streams for goal events and dead letters — and one durable,
+ * filtered, explicit-ack consumer per capability (created when a capability is
+ * first consumed or ensured), shared by every agent offering it.
+ *
+ * Dead letters: NATS 2.9 leaves a message that exhausted `max_deliver` in a
+ * work-queue stream forever, so the bus listens (in a queue group, so one
+ * process acts) for the `MAX_DELIVERIES` advisory, copies the message to
+ * `<prefix>.dlq.<capability>` with the reason and deletes it from the queue.
+ *
+ * Hot path: a publish awaits only its PubAck; acks are fire-and-forget (no
+ * `ackAck`). The connection reconnects forever by itself; pull consumers
+ * resume after a reconnect; a publish that times out is retried with the
+ * same `Nats-Msg-Id`, which the stream deduplicates.
+ *
+ * @example
+ * const bus = await createJetStreamBus({ servers: "nats://127.0.0.1:4222", prefix: "agentmesh" });
+ */
+import { create, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import {
+  connect,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+  nanos,
+  headers as natsHeaders,
+} from "@nats-io/transport-node";
+import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
+import {
+  type CancelSignal,
+  CancelSignalSchema,
+  type DeadLetter,
+  DeadLetterSchema,
+  type Outcome,
+  OutcomeSchema,
+  type StepJob,
+  StepJobSchema,
+  type StepResult,
+  StepResultSchema,
+  type TrainingJob,
+  TrainingJobSchema,
+} from "../../gen/agentmesh/v1/jobs_pb.js";
+import { Code, MeshError } from "../errors/mesh-error.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { type BusNames, busNames, checkCapability, jobConsumerName } from "./bus-names.js";
+import { HandlerPool } from "./handler-pool.js";
+import {
+  type BusOptions,
+  type ConsumeOptions,
+  type Delivery,
+  defaultBackoff,
+  type GoalEventFeed,
+  type JobBus,
+  type ListDeadLettersOptions,
+  type PublishAck,
+  type PublishOptions,
+  type QueueStats,
+  type ResolvedBusOptions,
+  resolveBusOptions,
+  type StopOptions,
+  type StopResult,
+  type Subscription,
+  type Unsubscribe,
+} from "./job-bus.js";
+import {
+  deadLetterMsgId,
+  eventMsgId,
+  jobMsgId,
+  outcomeMsgId,
+  resultMsgId,
+  trainingMsgId,
+} from "./message-ids.js";
+import { currentTraceparent } from "./trace-context.js";
+
+export interface JetStreamBusOptions extends BusOptions {
+  /** An open connection to use (the bus will not close it); else one is opened to `servers`. */
+  connection?: NatsConnection;
+  /** NATS URL(s) when no connection is given. Default `nats://127.0.0.1:4222`. */
+  servers?: string | string[];
+  /** Client name shown by the server. Default `agentmesh`. */
+  name?: string;
+  /** Move messages that exhausted their deliveries to the dead-letter stream. Default true. */
+  deadLetterMover?: boolean;
+  /** PubAck timeout of one publish attempt. Default 5 s. */
+  publishTimeoutMs?: number;
+  /** Publish attempts on timeout or lost connection, same message id each time. Default 3. */
+  publishAttempts?: number;
+  log?: Logger;
+}
+
+/** Opens a NATS connection with the mesh's reconnect settings (forever, 1 s apart, jittered). */
+export function connectNats(
+  servers: string | string[],
+  name = "agentmesh",
+  timeoutMs = 2_000,
+): Promise<NatsConnection> {
+  return connect({
+    servers,
+    name,
+    timeout: timeoutMs,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1_000,
+    reconnectJitter: 500,
+    pingInterval: 10_000,
+    maxPingOut: 3,
+  });
+}
+
+export async function createJetStreamBus(options: JetStreamBusOptions = {}): Promise<JobBus> {
+  const log = options.log ?? createLogger({ name: "bus" });
+  const nc =
+    options.connection ??
+    (await connectNats(options.servers ?? "nats://127.0.0.1:4222", options.name).catch((err) => {
+      throw new MeshError(Code.Unavailable, `NATS is not reachable: ${String(err)}`, {
+        cause: err,
+      });
+    }));
+  const bus = new JetStreamBus(nc, options.connection === undefined, options, log);
+  try {
+    await bus.provision();
+  } catch (err) {
+    if (options.connection === undefined) await nc.close();
+    throw MeshError.from(err, Code.Unavailable);
+  }
+  return bus;
+}
+
+/** Where a message of a queue goes when it is dead-lettered. */
+function dlqNameFor(names: BusNames, subject: string): string {
+  const capability = names.capabilityOf(subject);
+  if (capability !== undefined) return capability;
+  if (subject === names.outcomesSubject) return "_outcomes";
+  if (subject === names.trainingSubject) return "_training";
+  return "_results";
+}
+
+class JetStreamBus implements JobBus {
+  readonly kind = "jetstream" as const;
+  readonly options: ResolvedBusOptions;
+  readonly names: BusNames;
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  jsm!: JetStreamManager;
+  readonly log: Logger;
+  readonly #owned: boolean;
+  readonly #moveDeadLetters: boolean;
+  readonly #publishTimeoutMs: number;
+  readonly #publishAttempts: number;
+  readonly #consumers = new Map<string, Promise<void>>();
+  readonly #subscriptions = new Set<JetStreamSubscription<never>>();
+  readonly #natsSubs: NatsSubscription[] = [];
+  readonly #feeds = new Set<GoalEventFeed>();
+  #closed = false;
+
+  constructor(nc: NatsConnection, owned: boolean, options: JetStreamBusOptions, log: Logger) {
+    this.nc = nc;
+    this.#owned = owned;
+    this.options = resolveBusOptions(options);
+    this.names = busNames(this.options.prefix);
+    this.log = log;
+    this.#moveDeadLetters = options.deadLetterMover ?? true;
+    this.#publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
+    this.#publishAttempts = Math.max(1, options.publishAttempts ?? 3);
+    this.js = jetstream(nc);
+    void this.#watchStatus();
+  }
+
+  async #watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === "disconnect") this.log.warn({ server: s.server }, "NATS disconnected");
+      else if (s.type === "reconnect") this.log.info({ server: s.server }, "NATS reconnected");
+    }
+  }
+
+  async provision(): Promise<void> {
+    this.jsm = await jetstreamManager(this.nc);
+    const o = this.options;
+    const n = this.names;
+    const base = { storage: StorageType.File, duplicate_window: nanos(o.duplicateWindowMs) };
+    const wq = { ...base, retention: RetentionPolicy.Workqueue, discard: DiscardPolicy.Old };
+    await Promise.all([
+      this.#ensureStream({ ...wq, name: n.streams.jobs, subjects: [n.jobsWildcard] }),
+      this.#ensureStream({ ...wq, name: n.streams.results, subjects: [n.resultsWildcard] }),
+      this.#ensureStream({ ...wq, name: n.streams.learning, subjects: [n.learningWildcard] }),
+      this.#ensureStream({
+        ...base,
+        name: n.streams.events,
+        subjects: [n.eventsWildcard],
+        retention: RetentionPolicy.Limits,
+        max_age: nanos(o.eventsMaxAgeMs),
+      }),
+      this.#ensureStream({
+        ...base,
+        name: n.streams.dlq,
+        subjects: [n.dlqWildcard],
+        retention: RetentionPolicy.Limits,
+        max_age: nanos(o.deadLetterMaxAgeMs),
+      }),
+    ]);
+    if (this.#moveDeadLetters) this.#listenForMaxDeliveries();
+  }
+
+  /** Creates the stream, or brings an existing one to this configuration. */
+  async #ensureStream(config: Partial<StreamConfig> & { name: string }): Promise<void> {
+    try {
+      await this.jsm.streams.add(config);
+    } catch (err) {
+      // Exists with another configuration (another version, other limits): update in place.
+      const info = await this.jsm.streams.info(config.name).catch(() => undefined);
+      if (!info) throw err;
+      await this.jsm.streams.update(config.name, { ...info.config, ...config });
+    }
+  }
+
+  /** Creates the durable consumer, or updates the editable fields of an existing one. */
+  #ensureConsumer(stream: string, durable: string, filterSubject: string): Promise<void> {
+    const key = `${stream}/${durable}`;
+    let p = this.#consumers.get(key);
+    if (!p) {
+      const o = this.options;
+      const config: Partial<ConsumerConfig> = {
+        durable_name: durable,
+        filter_subject: filterSubject,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(o.ackWaitMs),
+        max_deliver: o.maxDeliver,
+        max_ack_pending: o.maxAckPending,
+      };
+      p = this.jsm.consumers
+        .add(stream, config)
+        .then(
+          () => undefined,
+          async (err) => {
+            const info = await this.jsm.consumers.info(stream, durable).catch(() => undefined);
+            if (!info) throw err;
+            await this.jsm.consumers.update(stream, durable, {
+              ack_wait: config.ack_wait,
+              max_deliver: config.max_deliver,
+              max_ack_pending: config.max_ack_pending,
+            });
+          },
+        )
+        .catch((err) => {
+          this.#consumers.delete(key);
+          throw MeshError.from(err, Code.Unavailable);
+        });
+      this.#consumers.set(key, p);
+    }
+    return p;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new MeshError(Code.FailedPrecondition, "job bus is closed");
+  }
+
+  async #publish<T extends Message>(
+    subject: string,
+    schema: GenMessage<T>,
+    message: T,
+    msgID: string,
+    options?: PublishOptions,
+  ): Promise<PublishAck> {
+    this.#open();
+    const data = toBinary(schema, message);
+    const traceparent = options?.traceparent ?? currentTraceparent();
+    let h: ReturnType<typeof natsHeaders> | undefined;
+    if (traceparent) {
+      h = natsHeaders();
+      h.set("traceparent", traceparent);
+    }
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.#publishAttempts; attempt++) {
+      try {
+        const pa = await this.js.publish(subject, data, {
+          msgID,
+          timeout: this.#publishTimeoutMs,
+          ...(h ? { headers: h } : {}),
+        });
+        return { seq: pa.seq, duplicate: pa.duplicate };
+      } catch (err) {
+        lastError = err;
+        if (this.#closed || this.nc.isClosed()) break;
+        this.log.warn(
+          { err, subject, attempt },
+          "publish failed; retrying with the same message id",
+        );
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+    throw new MeshError(Code.Unavailable, `publish to ${subject} failed: ${String(lastError)}`, {
+      cause: lastError,
+    });
+  }
+
+  async publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck> {
+    const subject = this.names.jobSubject(job.capability);
+    return this.#publish(subject, StepJobSchema, job, jobMsgId(job), options);
+  }
+
+  async ensureCapability(capability: string): Promise<void> {
+    this.#open();
+    const subject = this.names.jobSubject(capability);
+    await this.#ensureConsumer(this.names.streams.jobs, jobConsumerName(capability), subject);
+  }
+
+  async consumeJobs(capability: string, options: ConsumeOptions<StepJob>): Promise<Subscription> {
+    checkCapability(capability);
+    await this.ensureCapability(capability);
+    return this.#consume(
+      this.names.streams.jobs,
+      jobConsumerName(capability),
+      StepJobSchema,
+      options,
+    );
+  }
+
+  async publishResult(result: StepResult, options?: PublishOptions): Promise<PublishAck> {
+    const subject = this.names.resultSubject(result.goalId);
+    return this.#publish(subject, StepResultSchema, result, resultMsgId(result), options);
+  }
+
+  async consumeResults(options: ConsumeOptions<StepResult>): Promise<Subscription> {
+    this.#open();
+    const s = this.names.streams.results;
+    await this.#ensureConsumer(s, "results", this.names.resultsWildcard);
+    return this.#consume(s, "results", StepResultSchema, options);
+  }
+
+  async publishGoalEvent(event: GoalEvent, options?: PublishOptions): Promise<PublishAck> {
+    const subject = this.names.eventSubject(event.tenantId, event.goalId);
+    return this.#publish(subject, GoalEventSchema, event, eventMsgId(event), options);
+  }
+
+  async subscribeGoalEvents(tenantId: string, goalId: string): Promise<GoalEventFeed> {
+    this.#open();
+    const subject = this.names.eventSubject(tenantId, goalId);
+    // An ordered consumer replays the stored history, then follows live events.
+    const consumer = await this.js.consumers.get(this.names.streams.events, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const messages = await consumer.consume();
+    const feeds = this.#feeds;
+    const feed: GoalEventFeed = {
+      async stop() {
+        feeds.delete(feed);
+        await messages.close();
+      },
+      async *[Symbol.asyncIterator]() {
+        for await (const m of messages) yield fromBinary(GoalEventSchema, m.data);
+      },
+    };
+    feeds.add(feed);
+    return feed;
+  }
+
+  async publishOutcome(outcome: Outcome, options?: PublishOptions): Promise<PublishAck> {
+    const s = this.names.outcomesSubject;
+    return this.#publish(s, OutcomeSchema, outcome, outcomeMsgId(outcome), options);
+  }
+
+  async consumeOutcomes(options: ConsumeOptions<Outcome>): Promise<Subscription> {
+    this.#open();
+    const s = this.names.streams.learning;
+    await this.#ensureConsumer(s, "outcomes", this.names.outcomesSubject);
+    return this.#consume(s, "outcomes", OutcomeSchema, options);
+  }
+
+  async publishTraining(job: TrainingJob, options?: PublishOptions): Promise<PublishAck> {
+    const s = this.names.trainingSubject;
+    return this.#publish(s, TrainingJobSchema, job, trainingMsgId(job), options);
+  }
+
+  async consumeTraining(options: ConsumeOptions<TrainingJob>): Promise<Subscription> {
+    this.#open();
+    const s = this.names.streams.learning;
+    await this.#ensureConsumer(s, "training", this.names.trainingSubject);
+    return this.#consume(s, "training", TrainingJobSchema, options);
+  }
+
+  async publishCancel(signal: CancelSignal): Promise<void> {
+    this.#open();
+    this.nc.publish(this.names.cancelSubject(signal.goalId), toBinary(CancelSignalSchema, signal));
+    await this.nc.flush();
+  }
+
+  subscribeCancel(handler: (signal: CancelSignal) => void, goalId?: string): Unsubscribe {
+    this.#open();
+    const subject =
+      goalId === undefined ? this.names.cancelWildcard : this.names.cancelSubject(goalId);
+    const sub = this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          handler(fromBinary(CancelSignalSchema, msg.data));
+        } catch (e) {
+          this.log.warn({ err: e, subject: msg.subject }, "bad cancel signal ignored");
+        }
+      },
+    });
+    this.#natsSubs.push(sub);
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  async #consume<T extends Message>(
+    stream: string,
+    durable: string,
+    schema: GenMessage<T>,
+    options: ConsumeOptions<T>,
+  ): Promise<Subscription> {
+    const consumer = await this.js.consumers.get(stream, durable);
+    const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
+    const prefetch = Math.max(1, Math.floor(options.prefetch ?? concurrency));
+    const messages = await consumer.consume({ max_messages: prefetch });
+    const sub = new JetStreamSubscription<T>(this, messages, schema, options, concurrency);
+    this.#subscriptions.add(sub as unknown as JetStreamSubscription<never>);
+    void sub.closed.finally(() =>
+      this.#subscriptions.delete(sub as unknown as JetStreamSubscription<never>),
+    );
+    return sub;
+  }
+
+  /** Copies a stored message to its dead-letter subject (deduplicated per stream sequence). */
+  async writeDeadLetter(
+    stream: string,
+    seq: number,
+    subject: string,
+    payload: Uint8Array,
+    deliveries: number,
+    reason: string,
+  ): Promise<void> {
+    const letter = create(DeadLetterSchema, {
+      subject,
+      reason,
+      deliveries,
+      payload,
+      time: timestampFromMs(Date.now()),
+      streamSequence: BigInt(seq),
+    });
+    const dlq = this.names.dlqSubject(dlqNameFor(this.names, subject));
+    await this.#publish(dlq, DeadLetterSchema, letter, deadLetterMsgId(stream, seq, subject));
+    this.log.warn({ subject, seq, deliveries, reason }, "message dead-lettered");
+  }
+
+  #listenForMaxDeliveries(): void {
+    const n = this.names;
+    for (const stream of [n.streams.jobs, n.streams.results, n.streams.learning]) {
+      const sub = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.*`, {
+        // One process of the mesh moves each message.
+        queue: `${n.prefix}-dlq-mover`,
+        callback: (err, msg) => {
+          if (err) return;
+          void this.#moveExhausted(msg.json<MaxDeliveriesAdvisory>()).catch((e) =>
+            this.log.error({ err: e }, "could not dead-letter an exhausted message"),
+          );
+        },
+      });
+      this.#natsSubs.push(sub);
+    }
+  }
+
+  async #moveExhausted(advisory: MaxDeliveriesAdvisory): Promise<void> {
+    const { stream, stream_seq: seq, deliveries } = advisory;
+    const stored = await this.jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (!stored) return; // already acked, moved or deleted
+    const reason = `max deliveries (${deliveries}) exceeded`;
+    await this.writeDeadLetter(stream, seq, stored.subject, stored.data, deliveries, reason);
+    await this.jsm.streams.deleteMessage(stream, seq, false).catch(() => false);
+  }
+
+  async listDeadLetters(options: ListDeadLettersOptions = {}): Promise<DeadLetter[]> {
+    this.#open();
+    const limit = options.limit ?? 100;
+    const filter =
+      options.capability === undefined
+        ? this.names.dlqWildcard
+        : this.names.dlqSubject(checkCapability(options.capability));
+    const info = await this.jsm.streams.info(this.names.streams.dlq, { subjects_filter: filter });
+    const total = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+    const want = Math.min(limit, total);
+    if (want === 0) return [];
+    const consumer = await this.js.consumers.get(this.names.streams.dlq, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const out: DeadLetter[] = [];
+    const messages = await consumer.fetch({ max_messages: want, expires: 5_000 });
+    for await (const m of messages) {
+      out.push(fromBinary(DeadLetterSchema, m.data));
+      if (out.length >= want) break;
+    }
+    return out;
+  }
+
+  async stats(): Promise<QueueStats[]> {
+    this.#open();
+    const out: QueueStats[] = [];
+    for await (const ci of this.jsm.consumers.list(this.names.streams.jobs)) {
+      const capability = this.names.capabilityOf(ci.config.filter_subject ?? "");
+      if (capability === undefined) continue;
+      out.push({
+        capability,
+        depth: ci.num_pending + ci.num_ack_pending,
+        lag: ci.num_pending,
+        ackPending: ci.num_ack_pending,
+        redelivered: ci.num_redelivered,
+      });
+    }
+    return out;
+  }
+
+  async close(options?: StopOptions): Promise<void> {
+    if (this.#closed) return;
+    await Promise.all([...this.#subscriptions].map((s) => s.stop(options)));
+    await Promise.all([...this.#feeds].map((f) => f.stop()));
+    this.#closed = true;
+    for (const s of this.#natsSubs) s.unsubscribe();
+    // Naks and acks are fire-and-forget publishes: flush them before leaving.
+    if (this.#owned) await this.nc.drain().catch(() => undefined);
+    else await this.nc.flush().catch(() => undefined);
+  }
+}
+
+interface MaxDeliveriesAdvisory {
+  stream: string;
+  consumer: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+class JetStreamDelivery<T> implements Delivery<T> {
+  readonly #bus: JetStreamBus;
+  readonly #msg: JsMsg;
+  readonly data: T;
+  readonly maxDeliver: number;
+  readonly ackWaitMs: number;
+  #settled = false;
+
+  constructor(bus: JetStreamBus, msg: JsMsg, data: T) {
+    this.#bus = bus;
+    this.#msg = msg;
+    this.data = data;
+    this.maxDeliver = bus.options.maxDeliver;
+    this.ackWaitMs = bus.options.ackWaitMs;
+  }
+
+  get subject(): string {
+    return this.#msg.subject;
+  }
+  get msgId(): string | undefined {
+    return this.#msg.headers?.get("Nats-Msg-Id") || undefined;
+  }
+  get deliveryCount(): number {
+    return this.#msg.info.deliveryCount;
+  }
+  get streamSequence(): number {
+    return this.#msg.seq;
+  }
+  get traceparent(): string | undefined {
+    return this.#msg.headers?.get("traceparent") || undefined;
+  }
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  ack(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#msg.ack();
+  }
+  nak(delayMs?: number): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#msg.nak(delayMs && delayMs > 0 ? delayMs : undefined);
+  }
+  working(): void {
+    if (!this.#settled) this.#msg.working();
+  }
+  term(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    // 2.9 ignores the reason form of term, so none is sent.
+    this.#msg.term();
+  }
+  async deadLetter(reason: string): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    const m = this.#msg;
+    await this.#bus.writeDeadLetter(
+      m.info.stream,
+      m.seq,
+      m.subject,
+      m.data,
+      m.info.deliveryCount,
+      reason,
+    );
+    m.ack();
+  }
+}
+
+class JetStreamSubscription<T extends Message> implements Subscription {
+  readonly #bus: JetStreamBus;
+  readonly #messages: ConsumerMessages;
+  readonly #schema: GenMessage<T>;
+  readonly #pool: HandlerPool<T>;
+  readonly closed: Promise<void>;
+  #stopping = false;
+  #stopped: Promise<StopResult> | undefined;
+
+  constructor(
+    bus: JetStreamBus,
+    messages: ConsumerMessages,
+    schema: GenMessage<T>,
+    options: ConsumeOptions<T>,
+    concurrency: number,
+  ) {
+    this.#bus = bus;
+    this.#messages = messages;
+    this.#schema = schema;
+    this.#pool = new HandlerPool(
+      options.handler,
+      concurrency,
+      options.backoff ?? defaultBackoff,
+      bus.log,
+    );
+    this.closed = this.#loop();
+  }
+
+  get inFlight(): number {
+    return this.#pool.inFlight;
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      for await (const m of this.#messages) {
+        if (this.#stopping) {
+          m.nak();
+          continue;
+        }
+        await this.#pool.whenFree();
+        if (this.#stopping) {
+          m.nak();
+          continue;
+        }
+        let data: T;
+        try {
+          data = fromBinary(this.#schema, m.data);
+        } catch (err) {
+          this.#bus.log.error({ err, subject: m.subject }, "undecodable message");
+          const d = new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T);
+          await d.deadLetter("undecodable payload").catch(() => m.term());
+          continue;
+        }
+        this.#pool.run(new JetStreamDelivery(this.#bus, m, data));
+      }
+    } catch (err) {
+      if (!this.#stopping) this.#bus.log.error({ err }, "consumer stopped");
+    }
+  }
+
+  stop(options: StopOptions = {}): Promise<StopResult> {
+    this.#stopped ??= (async () => {
+      this.#stopping = true;
+      this.#messages.stop();
+      // The loop may be parked waiting for a slot; drain wakes it once the grace is over.
+      const result = await this.#pool.drain(options.graceMs ?? 30_000);
+      await this.closed;
+      return result;
+    })();
+    return this.#stopped;
+  }
+}

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these strings are step templates, not JS templates
 import { describe, expect, it } from "vitest";
 import { Code, isMeshError } from "../errors/mesh-error.js";
 import { isCapabilityName } from "./capability.js";

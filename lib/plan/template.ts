@@ -116,12 +116,27 @@ export function hasTemplate(text: string): boolean {
   return text.includes("${");
 }
 
-/** Every reference in a JSON value, with the JSON path of the string holding it. */
-export function templateRefs(value: unknown, at = ""): Array<{ at: string; ref: TemplateRef }> {
+/**
+ * Every reference in a JSON value, with the JSON path of the string holding
+ * it. A malformed template throws, unless `onError` is given: then it is
+ * reported there and the other strings are still read.
+ */
+export function templateRefs(
+  value: unknown,
+  onError?: (at: string, err: MeshError) => void,
+): Array<{ at: string; ref: TemplateRef }> {
   const found: Array<{ at: string; ref: TemplateRef }> = [];
-  walkStrings(value, at, (text, path) => {
+  walkStrings(value, "", (text, path) => {
     if (!hasTemplate(text)) return;
-    for (const part of parseTemplate(text)) {
+    let parts: TemplatePart[];
+    try {
+      parts = parseTemplate(text);
+    } catch (err) {
+      if (onError === undefined) throw err;
+      onError(path, err as MeshError);
+      return;
+    }
+    for (const part of parts) {
       if (typeof part !== "string") found.push({ at: path, ref: part });
     }
   });

@@ -9,7 +9,7 @@
  * const route = routeVersion(versions, routingKey(ctx));
  * const params = snapshots.get(route.version) ?? emptyParameters();
  * const neighbours = needsWarmStart(params, ctx, candidates, now)
- *   ? nearest(contextVector(ctx), await store.similar(ctx), params.config.warmStart.k)
+ *   ? await store.similarExperiences(contextVector(ctx), candidates, params.config.warmStart.k)
  *   : undefined;
  * const result = chooseStrategy({ context: ctx, candidates, parameters: params,
  *   canary: route.canary, flags, neighbours, rng, now });
@@ -42,7 +42,10 @@ export interface ChooseStrategyInput {
   canary?: boolean;
   /** Feature flags; `learning.selector` picks the selector. Default none. */
   flags?: readonly FeatureFlag[];
-  /** Similar experiences for warm start; used only when the bucket is cold. */
+  /**
+   * Similar experiences for warm start (see `similarExperiences`: up to
+   * `config.warmStart.k` per candidate); used only when the bucket is cold.
+   */
   neighbours?: readonly Neighbour<ExperienceSample>[];
   rng: Rng;
   /** Epoch milliseconds. */
@@ -150,9 +153,13 @@ export function chooseStrategy(input: ChooseStrategyInput): ChooseStrategyResult
   let views = bucketViews(parameters, context, candidates, now);
   let warmStarted = false;
   const ws = config.warmStart;
-  if (input.neighbours && input.neighbours.length > 0 && coldness(views) < ws.coldBelow) {
-    const priors = warmStartPriors(input.neighbours.slice(0, ws.k), candidates, {
-      maxPseudoCount: ws.maxPseudoCount,
+  const observed = coldness(views);
+  if (input.neighbours && input.neighbours.length > 0 && observed < ws.coldBelow) {
+    // Borrowed evidence fades linearly as the bucket's own grows, so the
+    // switch from warm to plain statistics is not a jump back to exploring.
+    const fade = 1 - observed / ws.coldBelow;
+    const priors = warmStartPriors(input.neighbours, candidates, {
+      maxPseudoCount: ws.maxPseudoCount * fade,
       minSimilarity: ws.minSimilarity,
       now,
       halfLifeMs: parameters.halfLifeMs,

@@ -99,4 +99,4 @@ export {
   parseSchedule,
 } from "./training-schedule.js";
 export type { ExperienceSample, WarmStartOptions } from "./warm-start.js";
-export { warmStartPriors } from "./warm-start.js";
+export { similarExperiences, warmStartPriors } from "./warm-start.js";

@@ -49,13 +49,16 @@ export interface RewardPenalty {
 
 /** When a bucket is cold and how similar experiences seed it. */
 export interface WarmStartConfig {
-  /** Neighbours to use; default 20. */
+  /** Similar experiences to use per candidate strategy; default 20. */
   k: number;
   /** Neighbours less similar than this are ignored; default 0.3. */
   minSimilarity: number;
   /** Upper bound of pseudo-observations per strategy; default 10. */
   maxPseudoCount: number;
-  /** A bucket is cold while the candidates' decayed observations sum below this; default 10. */
+  /**
+   * A bucket is cold while the candidates' decayed observations sum below
+   * this; warm-start evidence fades linearly to nothing at it. Default 20.
+   */
   coldBelow: number;
 }
 
@@ -93,7 +96,7 @@ export const defaultSelectorConfig: Readonly<SelectorConfig> = Object.freeze({
   ucb1: { exploration: 1 },
   epsilonGreedy: { epsilon: 0.1 },
   fixed: { strategy: "" },
-  warmStart: { k: 20, minSimilarity: 0.3, maxPseudoCount: 10, coldBelow: 10 },
+  warmStart: { k: 20, minSimilarity: 0.3, maxPseudoCount: 10, coldBelow: 20 },
 });
 
 /** A complete, validated configuration from a partial one (INVALID_ARGUMENT when out of range). */

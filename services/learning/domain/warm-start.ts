@@ -4,13 +4,14 @@
  * per strategy so that real observations soon outweigh borrowed ones.
  *
  * @example
- * const neighbours = nearest(contextVector(ctx), experiences, 20, 0.3);
+ * const neighbours = similarExperiences(contextVector(ctx), experiences, ["solo", "team"], 20);
  * const priors = warmStartPriors(neighbours, ["solo", "team"], { now });
  * // → { solo: { successes: 6.1, failures: 0.4, ... }, team: { ... } }
  */
 import type { ArmView } from "./arm-stats.js";
 import { decayFactor } from "./decay.js";
 import type { Neighbour } from "./feature-hashing.js";
+import { nearest } from "./feature-hashing.js";
 
 /** What warm start needs of a past experience. */
 export interface ExperienceSample {
@@ -72,4 +73,32 @@ export function warmStartPriors(
     };
   }
   return priors;
+}
+
+/**
+ * The `kPerStrategy` experiences most similar to `query` for each candidate.
+ * Per strategy, because a plain top-k is dominated by whatever strategy won in
+ * the past and leaves the others without evidence (so they get explored anew).
+ * A store does the same with `ROW_NUMBER() OVER (PARTITION BY strategy ...)`.
+ */
+export function similarExperiences<T extends ExperienceSample & { vector: ArrayLike<number> }>(
+  query: ArrayLike<number>,
+  experiences: Iterable<T>,
+  candidates: readonly string[],
+  kPerStrategy: number,
+  minSimilarity = 0,
+): Neighbour<T>[] {
+  const wanted = new Set(candidates);
+  const byStrategy = new Map<string, T[]>();
+  for (const e of experiences) {
+    if (!wanted.has(e.strategy)) continue;
+    const list = byStrategy.get(e.strategy);
+    if (list) list.push(e);
+    else byStrategy.set(e.strategy, [e]);
+  }
+  const found: Neighbour<T>[] = [];
+  for (const list of byStrategy.values()) {
+    found.push(...nearest(query, list, kPerStrategy, minSimilarity));
+  }
+  return found.sort((a, b) => b.similarity - a.similarity);
 }

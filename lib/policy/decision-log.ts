@@ -13,7 +13,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
-import { redactPaths } from "../log/logger.js";
 import type { EngineDecision } from "./engine.js";
 import type { PolicyInput } from "./input.js";
 
@@ -57,15 +56,20 @@ export interface DecisionLog {
 /** Where the policy decides; the OPA `path` of every line. */
 const decisionPath = "agentmesh/authz/decision";
 
-// Any secret-looking field, wherever the input grows one.
-const inputRedactPaths = [
-  ...redactPaths.map((p) => `input.${p}`),
-  ...["peer", "principal", "resource"].flatMap((part) =>
-    ["password", "secret", "token", "apiKey", "api_key", "authorization", "key"].map(
-      (k) => `input.${part}.${k}`,
-    ),
-  ),
-];
+/** Keys whose values never reach the log, at any depth of the input (as in lib/log). */
+const secretKey =
+  /^(password|secret|token|api_?key|authorization|private_?key|key|cookie|credentials?)$/i;
+
+/** A copy of `value` with secret-looking fields replaced by "[REDACTED]". */
+export function redactSecrets<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(redactSecrets) as T;
+  if (typeof value !== "object" || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = secretKey.test(k) ? "[REDACTED]" : redactSecrets(v);
+  }
+  return out as T;
+}
 
 export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
   const { destination = "stdout", sampleAllows = 0.01, labels = {} } = options;
@@ -85,16 +89,6 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         : destination === "stderr"
           ? pino.destination({ dest: 2, sync: false })
           : pino.destination({ dest: destination, mkdir: true, append: true, sync: false });
-  // Exactly the OPA shape: no level, time, pid, hostname or msg of pino's own.
-  const log = pino(
-    {
-      base: undefined,
-      timestamp: false,
-      formatters: { level: () => ({}) },
-      redact: { paths: inputRedactPaths, censor: "[REDACTED]" },
-    },
-    stream,
-  );
 
   return {
     record(input, decision, evalNs = 0) {
@@ -102,7 +96,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
       const entry: DecisionLogEntry = {
         decision_id: randomUUID(),
         path: decisionPath,
-        input,
+        input: redactSecrets(input),
         result: {
           allow: decision.allow,
           reason: decision.reason,
@@ -114,17 +108,25 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         labels,
         cached: decision.cached,
       };
-      log.info(entry);
+      // Exactly the OPA shape, so no pino logger (it adds level, time, pid):
+      // the line goes straight to pino's destination stream.
+      stream.write(`${JSON.stringify(entry)}\n`);
       return true;
     },
     async close() {
-      await new Promise<void>((resolve) => log.flush(() => resolve()));
-      if (owned && "end" in stream && typeof stream.end === "function") {
+      const boom = stream as unknown as {
+        end?: () => void;
+        flush?: (cb: (err?: Error) => void) => void;
+        once?: (event: string, cb: () => void) => void;
+      };
+      if (owned && boom.end && boom.once) {
         // SonicBoom: wait for the fd to close so the file is complete on return.
         await new Promise<void>((resolve) => {
-          (stream as unknown as NodeJS.WritableStream).once("close", () => resolve());
-          (stream as unknown as { end(): void }).end();
+          boom.once?.("close", resolve);
+          boom.end?.();
         });
+      } else if (boom.flush) {
+        await new Promise<void>((resolve) => boom.flush?.(() => resolve()));
       }
     },
   };

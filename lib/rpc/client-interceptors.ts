@@ -1,0 +1,97 @@
+/**
+ * The client's built-in interceptors, outermost first:
+ *
+ * 1. `clientMetrics`   count, latency and errors per method (side="client")
+ * 2. `clientTracing`   a client span under the active one (or the incoming
+ *                      call's), sent as W3C `traceparent`
+ * 3. `clientDeadline`  the earliest of the call's own and the inherited deadline
+ * 4. `clientPrincipal` the delegated principal as `x-agentmesh-principal-bin`
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import { SpanStatusCode } from "@opentelemetry/api";
+import { PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
+import { Code, MeshError } from "../errors/mesh-error.js";
+import type { MeshMetrics } from "../telemetry/metrics.js";
+import {
+  activeSpanContext,
+  formatTraceparent,
+  startRpcSpan,
+  traceparentKey,
+} from "../telemetry/trace-context.js";
+import { principalMetadataKey } from "./authorizer.js";
+import { currentScope } from "./call-scope.js";
+import { principalKey, spanKey } from "./context-keys.js";
+import { type Interceptor, isStreamingResponse } from "./interceptor.js";
+import { observeCall } from "./server-interceptors.js";
+import { observeStream } from "./stream-util.js";
+
+/** 1. Request count, latency histogram and errors per method. */
+export function clientMetrics(metrics: MeshMetrics): Interceptor {
+  return (next) => (call) => observeCall(metrics, "client", call, next(call));
+}
+
+/** 2. Starts a client span and puts its context on the wire. */
+export function clientTracing(): Interceptor {
+  return (next) => (call) => {
+    const path = `/${call.method.parent.typeName}/${call.method.name}`;
+    const parent = activeSpanContext() ?? currentScope()?.spanContext;
+    const started = startRpcSpan(path, "client", parent, {
+      "rpc.system": "grpc",
+      "rpc.method": path,
+    });
+    call.values.set(spanKey, started.spanContext);
+    call.metadata.set(traceparentKey, formatTraceparent(started.spanContext));
+    const end = (err: unknown) => {
+      if (err !== undefined)
+        started.span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: MeshError.from(err).codeName,
+        });
+      started.span.end();
+    };
+    return next(call).then(
+      (res) => {
+        if (!isStreamingResponse(call.method)) {
+          end(undefined);
+          return res;
+        }
+        return observeStream(res as AsyncIterable<never>, end);
+      },
+      (err: unknown) => {
+        end(err);
+        throw err;
+      },
+    );
+  };
+}
+
+/** 3. Deadline propagation: never later than the incoming call's deadline. */
+export function clientDeadline(): Interceptor {
+  return (next) => (call) => {
+    const inherited = currentScope()?.deadline;
+    if (inherited !== undefined && (call.deadline === undefined || inherited < call.deadline)) {
+      call.deadline = inherited;
+    }
+    if (call.deadline !== undefined && call.deadline <= Date.now()) {
+      return Promise.reject(
+        new MeshError(Code.DeadlineExceeded, "deadline exceeded before the call was sent"),
+      );
+    }
+    return next(call);
+  };
+}
+
+/** 4. Sends the principal the caller acts for; the server's policy decides whether to trust it. */
+export function clientPrincipal(): Interceptor {
+  return (next) => (call) => {
+    const principal = call.values.get(principalKey);
+    if (principal) {
+      const bytes = toBinary(PrincipalSchema, principal);
+      call.metadata.set(
+        principalMetadataKey,
+        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      );
+    }
+    return next(call);
+  };
+}

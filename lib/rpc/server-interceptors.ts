@@ -1,0 +1,310 @@
+/**
+ * The server's built-in interceptors, in the order the server applies them:
+ *
+ * 1. `serverMetrics`   count, latency and errors per method
+ * 2. `serverTracing`   W3C trace context in, span, per-call logger; normalises
+ *                      errors (anything not a MeshError → INTERNAL) and logs them
+ * 3. `serverDeadline`  rejects calls whose deadline has passed; hands it on
+ * 4. `serverIdentity`  the caller's SPIFFE ID from the verified certificate
+ * 5. `serverAuthorize` the policy check (fail closed), delegated principal
+ *
+ * then the interceptors given to `createServer`, then the handler.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import { context as otelContext, SpanStatusCode } from "@opentelemetry/api";
+import { type Principal, PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
+import { Code, codeName, MeshError } from "../errors/mesh-error.js";
+import { peerFromSubjectAltName } from "../identity/spiffe.js";
+import type { Logger } from "../log/logger.js";
+import type { MeshMetrics } from "../telemetry/metrics.js";
+import { parseTraceparent, startRpcSpan, traceparentKey } from "../telemetry/trace-context.js";
+import {
+  type Authorizer,
+  type Decision,
+  type PeerIdentity,
+  principalMetadataKey,
+} from "./authorizer.js";
+import {
+  loggerKey,
+  peerKey,
+  principalKey,
+  scopeKey,
+  spanKey,
+  transportKey,
+} from "./context-keys.js";
+import {
+  type Interceptor,
+  isStreamingRequest,
+  isStreamingResponse,
+  type MeshCall,
+  type MeshResponse,
+} from "./interceptor.js";
+import { observeStream } from "./stream-util.js";
+
+/** Full method path `/pkg.Service/Method`, the label used in metrics and logs. */
+export function methodPath(call: MeshCall): string {
+  return `/${call.method.parent.typeName}/${call.method.name}`;
+}
+
+/** 1. Request count, latency histogram and errors per method. */
+export function serverMetrics(metrics: MeshMetrics): Interceptor {
+  return (next) => (call) => observeCall(metrics, "server", call, next(call));
+}
+
+/** Shared by server and client metrics: records when the call (or its stream) ends. */
+export function observeCall(
+  metrics: MeshMetrics,
+  side: "server" | "client",
+  call: MeshCall,
+  result: Promise<MeshResponse>,
+): Promise<MeshResponse> {
+  const t0 = performance.now();
+  const service = call.method.parent.typeName;
+  const method = call.method.name;
+  const record = (code: Code) => {
+    const codeLabel = codeName(code);
+    metrics.rpcRequests.inc({ side, service, method, code: codeLabel });
+    if (code !== Code.Ok) metrics.rpcErrors.inc({ side, service, method, code: codeLabel });
+    metrics.rpcDuration.observe({ side, service, method }, (performance.now() - t0) / 1000);
+  };
+  return result.then(
+    (res) => {
+      if (!isStreamingResponse(call.method)) {
+        record(Code.Ok);
+        return res;
+      }
+      return observeStream(res as AsyncIterable<never>, (err) => {
+        // A stream the handler ended because the call was cancelled did not succeed.
+        if (err === undefined && call.signal.aborted) err = call.signal.reason;
+        record(err === undefined ? Code.Ok : MeshError.from(err).code);
+      });
+    },
+    (err: unknown) => {
+      record(MeshError.from(err).code);
+      throw err;
+    },
+  );
+}
+
+export interface ServerTracingOptions {
+  logger: Logger;
+}
+
+/**
+ * 2. Starts the server span from the caller's `traceparent`, gives the call a
+ * logger carrying the trace id, runs the rest inside the OpenTelemetry
+ * context, and turns whatever is thrown into a MeshError: INTERNAL errors are
+ * logged with their cause and reach the caller as a generic message.
+ */
+export function serverTracing(options: ServerTracingOptions): Interceptor {
+  const base = options.logger;
+  return (next) => (call) => {
+    const path = methodPath(call);
+    const parent = parseTraceparent(call.metadata.get(traceparentKey)[0] as string | undefined);
+    const started = startRpcSpan(path, "server", parent, {
+      "rpc.system": "grpc",
+      "rpc.method": path,
+    });
+    const sc = started.spanContext;
+    call.values.set(spanKey, sc);
+    const scope = call.values.get(scopeKey);
+    if (scope) scope.spanContext = sc;
+    let log: Logger | undefined;
+    // Lazy: a pino child per call costs more than the rest of this interceptor.
+    const getLog = () => {
+      log ??= base.child({ traceId: sc.traceId, spanId: sc.spanId, method: path });
+      return log;
+    };
+    call.values.set(loggerKey, getLog);
+    const fail = (err: unknown): never => {
+      const mesh = normalise(err);
+      logFailure(getLog(), call, mesh, err);
+      started.span.setStatus({ code: SpanStatusCode.ERROR, message: mesh.codeName });
+      started.span.end();
+      throw mesh;
+    };
+    let result: Promise<MeshResponse>;
+    try {
+      result = otelContext.with(started.context, () => next(call));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    return result.then((res) => {
+      if (!isStreamingResponse(call.method)) {
+        started.span.end();
+        return res;
+      }
+      return observeStream(
+        res as AsyncIterable<never>,
+        (err) => {
+          if (err !== undefined) {
+            const mesh = normalise(err);
+            logFailure(getLog(), call, mesh, err);
+            started.span.setStatus({ code: SpanStatusCode.ERROR, message: mesh.codeName });
+          }
+          started.span.end();
+        },
+        normalise,
+      );
+    }, fail);
+  };
+}
+
+/** Anything thrown → MeshError; non-MeshErrors become INTERNAL with a generic message. */
+function normalise(err: unknown): MeshError {
+  if (err instanceof MeshError) return err;
+  if (err instanceof Error && err.name === "AbortError") {
+    return new MeshError(Code.Canceled, "call was cancelled", { cause: err });
+  }
+  // Never trust a foreign `code` from a handler's exception: only MeshErrors choose codes.
+  return new MeshError(Code.Internal, "internal error", { cause: err });
+}
+
+function logFailure(log: Logger, call: MeshCall, mesh: MeshError, original: unknown): void {
+  if (mesh.code === Code.Internal || mesh.code === Code.Unknown || mesh.code === Code.DataLoss) {
+    log.error(
+      { err: original, code: mesh.codeName, peer: call.values.get(peerKey)?.spiffeId },
+      "call failed",
+    );
+  } else if (mesh.code === Code.PermissionDenied || mesh.code === Code.Unauthenticated) {
+    // Security events are logged by the identity and authorization interceptors.
+  } else if (log.isLevelEnabled("debug")) {
+    log.debug({ code: mesh.codeName, message: mesh.message }, "call failed");
+  }
+}
+
+/** 3. Rejects calls already past their deadline and hands the deadline to outgoing calls. */
+export function serverDeadline(): Interceptor {
+  return (next) => (call) => {
+    if (call.deadline !== undefined && call.deadline <= Date.now()) {
+      return Promise.reject(
+        new MeshError(Code.DeadlineExceeded, "deadline exceeded before the call started"),
+      );
+    }
+    const scope = call.values.get(scopeKey);
+    if (scope) scope.deadline = call.deadline;
+    return next(call);
+  };
+}
+
+export interface ServerIdentityOptions {
+  logger: Logger;
+}
+
+// SPIFFE ID strings repeat on every call: parse each once.
+const peerCache = new Map<string, PeerIdentity | null>();
+
+/**
+ * 4. Reads the caller's SPIFFE ID from the verified peer certificate, once per
+ * call. No metadata can set it. A certificate without exactly one valid SPIFFE
+ * ID is UNAUTHENTICATED.
+ */
+export function serverIdentity(options: ServerIdentityOptions): Interceptor {
+  return (next) => (call) => {
+    const transport = call.values.get(transportKey);
+    const san = transport?.getAuthContext().sslPeerCertificate?.subjectaltname;
+    let peer: PeerIdentity | null | undefined;
+    if (san !== undefined) {
+      peer = peerCache.get(san);
+      if (peer === undefined) {
+        peer = peerFromSubjectAltName(san) ?? null;
+        if (peerCache.size > 10_000) peerCache.clear();
+        peerCache.set(san, peer);
+      }
+    }
+    if (!peer) {
+      options.logger.warn(
+        {
+          event: "security",
+          reason: "no_spiffe_id",
+          method: methodPath(call),
+          remote: transport?.getPeer(),
+        },
+        "call rejected: the peer certificate carries no valid SPIFFE ID",
+      );
+      return Promise.reject(
+        new MeshError(Code.Unauthenticated, "peer certificate has no valid SPIFFE ID"),
+      );
+    }
+    call.values.set(peerKey, peer);
+    return next(call);
+  };
+}
+
+export interface ServerAuthorizeOptions {
+  authorizer: Authorizer;
+  logger: Logger;
+  metrics: MeshMetrics;
+}
+
+/**
+ * 5. The policy check. Every call is decided; a denial, a throwing authorizer
+ * or a malformed answer is PERMISSION_DENIED (fail closed). The principal from
+ * `x-agentmesh-principal-bin` is offered to the authorizer and exposed to the
+ * handler only when the decision trusts it.
+ */
+export function serverAuthorize(options: ServerAuthorizeOptions): Interceptor {
+  const { authorizer, logger, metrics } = options;
+  return (next) => (call) => {
+    let principal: Principal | undefined;
+    const raw = call.metadata.get(principalMetadataKey)[0];
+    if (raw !== undefined) {
+      try {
+        if (!(raw instanceof Buffer)) throw new Error("not binary");
+        principal = fromBinary(PrincipalSchema, raw);
+      } catch (err) {
+        return Promise.reject(
+          new MeshError(Code.InvalidArgument, `malformed ${principalMetadataKey} metadata`, {
+            cause: err,
+          }),
+        );
+      }
+    }
+    const peer = call.values.get(peerKey);
+    const deny = (reason: string, cause?: unknown): Promise<never> => {
+      metrics.rpcDenials.inc({ service: call.method.parent.typeName, method: call.method.name });
+      logger.warn(
+        {
+          event: "security",
+          reason: "denied",
+          method: methodPath(call),
+          peer: peer?.spiffeId,
+          principal: principal
+            ? { tenant: principal.tenantId, subject: principal.subject }
+            : undefined,
+          policyReason: reason,
+          ...(cause === undefined ? {} : { err: cause }),
+        },
+        "call denied",
+      );
+      return Promise.reject(new MeshError(Code.PermissionDenied, reason));
+    };
+    const decide = (decision: Decision): Promise<MeshResponse> => {
+      if (typeof decision !== "object" || decision === null || decision.allow !== true) {
+        const reason =
+          typeof decision?.reason === "string" && decision.reason
+            ? decision.reason
+            : "denied by policy";
+        return deny(reason);
+      }
+      if (principal !== undefined && decision.principalTrusted === true)
+        call.values.set(principalKey, principal);
+      return next(call);
+    };
+    let answer: Decision | Promise<Decision>;
+    try {
+      answer = authorizer({
+        peer,
+        principal,
+        method: call.method,
+        request: isStreamingRequest(call.method) ? undefined : (call.request as never),
+      });
+    } catch (err) {
+      return deny("authorization failed", err);
+    }
+    if (answer instanceof Promise) {
+      return answer.then(decide, (err: unknown) => deny("authorization failed", err));
+    }
+    return decide(answer);
+  };
+}

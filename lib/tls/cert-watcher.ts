@@ -1,0 +1,265 @@
+/**
+ * Certificate files that can change under a running process. A `CertWatcher`
+ * reads `tls.crt`, `tls.key` and `ca.crt` (the cert-manager layout), validates
+ * them as a set, and re-reads them when they change (fs.watch on the folder,
+ * plus a periodic check because Kubernetes swaps secret volumes by symlink).
+ *
+ * - The first load happens in `watchCertificates()` and must succeed, so no
+ *   server accepts traffic before it has a certificate.
+ * - A half-written or mismatched set (new key, old certificate) is rejected:
+ *   the last good set stays in use, the error is logged and counted in
+ *   `agentmesh_cert_reloads_total{result="error"}`, and the next change retries.
+ * - It implements grpc-js's `CertificateProvider` for both the CA and the
+ *   identity, and calls new listeners synchronously with the current set, so
+ *   credentials built on it are valid from the first connection.
+ *
+ * @example
+ * const certs = await watchCertificates({ dir: ".agentmesh/certs/executor" });
+ * certs.current.spiffeId; // "spiffe://agentmesh.local/ns/agentmesh/sa/executor"
+ * certs.close();
+ */
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { type FSWatcher, watch } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createSecureContext } from "node:tls";
+import type { experimental } from "@grpc/grpc-js";
+import { Code, MeshError } from "../errors/mesh-error.js";
+import { peerFromSubjectAltName } from "../identity/spiffe.js";
+import type { Logger } from "../log/logger.js";
+import type { MeshMetrics } from "../telemetry/metrics.js";
+
+type CaListener = experimental.CaCertificateUpdateListener;
+type IdentityListener = experimental.IdentityCertificateUpdateListener;
+
+/** One validated set of certificate files. */
+export interface CertificateSet {
+  /** PEM chain (leaf first). */
+  cert: Buffer;
+  key: Buffer;
+  /** PEM trust bundle. */
+  ca: Buffer;
+  /** SPIFFE ID of the leaf (its single spiffe:// URI SAN); undefined if it has none. */
+  spiffeId: string | undefined;
+  notAfter: Date;
+  serial: string;
+}
+
+export interface WatchCertificatesOptions {
+  /** Folder holding `tls.crt`, `tls.key`, `ca.crt`. */
+  dir: string;
+  /** Label in logs and metrics; default the folder's base name. */
+  name?: string;
+  /** Periodic re-check besides fs.watch; default 5000 ms. 0 disables it. */
+  pollIntervalMs?: number;
+  logger?: Logger;
+  metrics?: MeshMetrics;
+}
+
+/** A live, validated view of certificate files; see the module comment. */
+export class CertWatcher implements experimental.CertificateProvider {
+  readonly dir: string;
+  readonly name: string;
+  #current: CertificateSet;
+  readonly #options: WatchCertificatesOptions;
+  readonly #caListeners = new Set<CaListener>();
+  readonly #identityListeners = new Set<IdentityListener>();
+  readonly #updateListeners = new Set<(set: CertificateSet) => void>();
+  #fsWatcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #reloading: Promise<boolean> | undefined;
+  #again = false;
+  #lastError: string | undefined;
+  #closed = false;
+
+  /** Use `watchCertificates()`; the constructor takes an already validated first set. */
+  constructor(options: WatchCertificatesOptions, first: CertificateSet) {
+    this.dir = options.dir;
+    this.name = options.name ?? (options.dir.split(/[\\/]/).filter(Boolean).pop() as string);
+    this.#options = options;
+    this.#current = first;
+    this.#recordExpiry();
+  }
+
+  /** The set in use (the last good one). */
+  get current(): CertificateSet {
+    return this.#current;
+  }
+
+  /** The error of the latest failed reload, cleared by a successful one. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** Calls `listener` after every successful reload that changed the files; returns an unsubscribe. */
+  onUpdate(listener: (set: CertificateSet) => void): () => void {
+    this.#updateListeners.add(listener);
+    return () => this.#updateListeners.delete(listener);
+  }
+
+  /**
+   * Re-reads the files now. Resolves true when a new valid set was loaded,
+   * false when nothing changed or the new files were invalid (the old set stays).
+   */
+  reload(): Promise<boolean> {
+    if (this.#reloading) {
+      this.#again = true;
+      return this.#reloading;
+    }
+    this.#reloading = this.#reloadOnce().finally(() => {
+      this.#reloading = undefined;
+      if (this.#again && !this.#closed) {
+        this.#again = false;
+        void this.reload();
+      }
+    });
+    return this.#reloading;
+  }
+
+  /** Stops watching. Credentials built on it keep the last set. */
+  close(): void {
+    this.#closed = true;
+    this.#fsWatcher?.close();
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#debounce) clearTimeout(this.#debounce);
+  }
+
+  // grpc-js CertificateProvider: listeners get the current set at once (synchronously).
+  addCaCertificateListener(listener: CaListener): void {
+    this.#caListeners.add(listener);
+    listener({ caCertificate: this.#current.ca });
+  }
+  removeCaCertificateListener(listener: CaListener): void {
+    this.#caListeners.delete(listener);
+  }
+  addIdentityCertificateListener(listener: IdentityListener): void {
+    this.#identityListeners.add(listener);
+    listener({ certificate: this.#current.cert, privateKey: this.#current.key });
+  }
+  removeIdentityCertificateListener(listener: IdentityListener): void {
+    this.#identityListeners.delete(listener);
+  }
+
+  /** @internal Starts fs.watch and the poll timer. */
+  start(): void {
+    const poll = this.#options.pollIntervalMs ?? 5000;
+    if (poll > 0) {
+      this.#timer = setInterval(() => void this.reload(), poll);
+      this.#timer.unref();
+    }
+    try {
+      this.#fsWatcher = watch(this.dir, { persistent: false }, () => this.#scheduleReload());
+      this.#fsWatcher.on("error", () => {
+        // The folder may be replaced (volume remount); polling keeps working.
+        this.#fsWatcher?.close();
+        this.#fsWatcher = undefined;
+      });
+    } catch {
+      // fs.watch is unsupported on some filesystems; polling covers it.
+    }
+  }
+
+  #scheduleReload(): void {
+    // Writers touch three files in a row: wait for the burst to end.
+    if (this.#debounce) clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => void this.reload(), 25);
+    this.#debounce.unref();
+  }
+
+  async #reloadOnce(): Promise<boolean> {
+    const { logger, metrics } = this.#options;
+    let next: CertificateSet;
+    try {
+      next = await readCertificateSet(this.dir);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (message !== this.#lastError) {
+        logger?.warn(
+          { event: "cert_reload_failed", name: this.name, dir: this.dir, err: message },
+          "certificate files invalid; keeping the last good set",
+        );
+      }
+      this.#lastError = message;
+      metrics?.certReloads.inc({ name: this.name, result: "error" });
+      return false;
+    }
+    this.#lastError = undefined;
+    const cur = this.#current;
+    if (next.cert.equals(cur.cert) && next.key.equals(cur.key) && next.ca.equals(cur.ca))
+      return false;
+    this.#current = next;
+    this.#recordExpiry();
+    metrics?.certReloads.inc({ name: this.name, result: "ok" });
+    logger?.info(
+      {
+        event: "cert_reloaded",
+        name: this.name,
+        spiffeId: next.spiffeId,
+        serial: next.serial,
+        notAfter: next.notAfter,
+      },
+      "certificates reloaded",
+    );
+    for (const l of this.#caListeners) l({ caCertificate: next.ca });
+    for (const l of this.#identityListeners) l({ certificate: next.cert, privateKey: next.key });
+    for (const l of this.#updateListeners) l(next);
+    return true;
+  }
+
+  #recordExpiry(): void {
+    const { metrics } = this.#options;
+    if (!metrics) return;
+    metrics.certExpiry.set(
+      { name: this.name, spiffe_id: this.#current.spiffeId ?? "" },
+      Math.floor(this.#current.notAfter.getTime() / 1000),
+    );
+  }
+}
+
+/**
+ * Loads and validates the files in `options.dir`, then watches them. Rejects
+ * with FAILED_PRECONDITION when the first set is missing or invalid.
+ */
+export async function watchCertificates(options: WatchCertificatesOptions): Promise<CertWatcher> {
+  let first: CertificateSet;
+  try {
+    first = await readCertificateSet(options.dir);
+  } catch (err) {
+    throw new MeshError(
+      Code.FailedPrecondition,
+      `cannot load certificates from ${options.dir}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+  const watcher = new CertWatcher(options, first);
+  watcher.start();
+  return watcher;
+}
+
+/**
+ * Reads one set and checks it the way TLS will use it: the key matches the
+ * leaf, the CA bundle parses, and Node can build a secure context from them
+ * (grpc-js drops every new connection if `setSecureContext` throws later).
+ */
+export async function readCertificateSet(dir: string): Promise<CertificateSet> {
+  const [cert, key, ca] = await Promise.all([
+    readFile(join(dir, "tls.crt")),
+    readFile(join(dir, "tls.key")),
+    readFile(join(dir, "ca.crt")),
+  ]);
+  const leaf = new X509Certificate(cert);
+  if (!leaf.checkPrivateKey(createPrivateKey(key))) {
+    throw new Error("tls.key does not match tls.crt");
+  }
+  new X509Certificate(ca);
+  createSecureContext({ cert, key, ca });
+  return {
+    cert,
+    key,
+    ca,
+    spiffeId: peerFromSubjectAltName(leaf.subjectAltName)?.spiffeId,
+    notAfter: new Date(leaf.validTo),
+    serial: leaf.serialNumber,
+  };
+}

@@ -95,13 +95,18 @@ function runningMean(mean: number, weight: number, x: number | undefined, w: num
 export function armView(stats: ArmStats | undefined, now: number, halfLifeMs: number): ArmView {
   if (!stats) return emptyView;
   const d = decayFactor(now - stats.updatedAt, halfLifeMs);
+  // Rows come from storage: a corrupt number must not reach a sampler as NaN.
   return {
-    successes: stats.successes * d,
-    failures: stats.failures * d,
-    pulls: stats.pulls,
-    meanLatencyMs: stats.meanLatencyMs,
-    meanCost: stats.meanCost,
+    successes: clean(stats.successes) * d,
+    failures: clean(stats.failures) * d,
+    pulls: clean(stats.pulls),
+    meanLatencyMs: clean(stats.meanLatencyMs),
+    meanCost: clean(stats.meanCost),
   };
+}
+
+function clean(x: number): number {
+  return typeof x === "number" && Number.isFinite(x) && x > 0 ? x : 0;
 }
 
 /** Adds two views (e.g. warm-start pseudo-counts and observed counts). */

@@ -132,3 +132,52 @@ describe("chooseStrategy", () => {
     expect(routingKey(context)).not.toBe(routingKey({ ...context, text: "other" }));
   });
 });
+
+describe("chooseStrategy properties", () => {
+  it("always returns one of the candidates, whatever the stored statistics", async () => {
+    const fc = await import("fast-check");
+    const num = fc.oneof(fc.double(), fc.constant(Number.NaN), fc.constant(-1), fc.nat(1000));
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(
+          fc.string({ minLength: 1, maxLength: 8 }).filter((s) => s.trim() !== ""),
+          {
+            minLength: 1,
+            maxLength: 6,
+          },
+        ),
+        fc.array(fc.tuple(num, num, num, num)),
+        fc.constantFrom("thompson", "ucb1", "epsilon-greedy", "fixed"),
+        fc.integer(),
+        (candidates, rows, selector, seed) => {
+          const p = emptyParameters();
+          const bucket: Record<string, (typeof p.buckets)[string][string]> = {};
+          candidates.forEach((c, i) => {
+            const r = rows[i];
+            if (r) {
+              bucket[c] = {
+                successes: r[0],
+                failures: r[1],
+                pulls: 1,
+                meanLatencyMs: r[2],
+                meanCost: r[3],
+                updatedAt: now,
+              };
+            }
+          });
+          p.buckets["tenant=acme/kind=summarize/size=s"] = bucket;
+          const r = chooseStrategy(
+            input({
+              candidates,
+              parameters: p,
+              rng: createRng(seed),
+              flags: [{ key: SELECTOR_FLAG, value: selector }],
+            }),
+          );
+          return candidates.includes(r.strategy) && r.selector === selector;
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,234 @@
+/**
+ * The append-only audit log. Each row carries a gapless sequence and
+ * `hash = sha256(prev_hash || canonical(event))`, so editing, deleting or
+ * reordering any row breaks the chain at that row; a database trigger rejects
+ * UPDATE, DELETE and TRUNCATE outright. Appends serialize on a table lock
+ * (readers are not blocked), which also makes the sequence gapless.
+ *
+ * @example
+ * await store.audit.append(goalSubmittedEvent({ tenantId, goalId, kind, actor }));
+ * const result = await store.audit.verify();
+ * if (!result.ok) console.error(`audit row ${result.seq} was tampered with: ${result.reason}`);
+ */
+import { createHash } from "node:crypto";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { Code, MeshError } from "../errors/mesh-error.js";
+import { canonicalJson } from "./canonical-json.js";
+import { type Db, json, requireText } from "./db.js";
+import { AuditEventEntity } from "./entities.js";
+import type { AuditEventRecord } from "./records.js";
+
+/** `prev_hash` of the first row. */
+export const genesisHash = "0".repeat(64);
+
+/** What a caller appends; the log adds sequence, time and hashes. */
+export interface AuditEventInput {
+  /** Who: a SPIFFE ID, `tenant/subject` of a principal, or `system`. */
+  actor: string;
+  /** What, dot-separated, e.g. `agent.registered`. */
+  action: string;
+  /** On what, e.g. `agent/<id>`. */
+  resource: string;
+  /** Tenant concerned, if any. */
+  tenantId?: string | null;
+  /** Structured details; never secrets. */
+  details?: JsonObject;
+}
+
+/** Outcome of `verify()`. */
+export type AuditVerification =
+  | { ok: true; rows: number; headSeq: number; headHash: string }
+  | {
+      ok: false;
+      /** The first row that does not fit the chain. */
+      seq: number;
+      reason: "hash mismatch" | "previous hash mismatch" | "sequence gap";
+      /** Rows checked before it. */
+      rows: number;
+    };
+
+export interface AuditListOptions {
+  /** Only rows with a greater sequence; default 0. */
+  afterSeq?: number;
+  /** Only this tenant's rows. */
+  tenantId?: string;
+  /** At most this many rows; default 100, at most 1000. */
+  limit?: number;
+}
+
+/** The hash a row must carry, given its predecessor's hash. */
+export function auditHash(prevHash: string, event: Omit<AuditEventRecord, "prevHash" | "hash">) {
+  const body = canonicalJson({
+    seq: event.seq,
+    time: event.time.toISOString(),
+    tenantId: event.tenantId,
+    actor: event.actor,
+    action: event.action,
+    resource: event.resource,
+    details: event.details,
+  });
+  return createHash("sha256").update(prevHash).update(body).digest("hex");
+}
+
+export class AuditLog {
+  /** @internal */
+  constructor(private readonly db: Db) {}
+
+  /** Appends one event and returns the stored row. */
+  append(input: AuditEventInput): Promise<AuditEventRecord> {
+    const actor = requireText(input.actor, "audit actor", 512);
+    const action = requireText(input.action, "audit action", 128);
+    const resource = requireText(input.resource, "audit resource", 1024);
+    // What jsonb gives back: undefined dropped, dates as strings; hashing must see the same.
+    const details = JSON.parse(JSON.stringify(input.details ?? {})) as JsonObject;
+    if (typeof details !== "object" || details === null || Array.isArray(details)) {
+      throw new MeshError(Code.InvalidArgument, "audit details must be an object");
+    }
+    return this.db.transaction(async (db) => {
+      await db.rows("lock table audit_events in share row exclusive mode");
+      const [head] = await db.rows<{ seq: string; hash: string }>(
+        "select seq, hash from audit_events order by seq desc limit 1",
+      );
+      const event = {
+        seq: head ? Number(head.seq) + 1 : 1,
+        time: new Date(),
+        tenantId: input.tenantId ?? null,
+        actor,
+        action,
+        resource,
+        details,
+      };
+      const prevHash = head?.hash ?? genesisHash;
+      const hash = auditHash(prevHash, event);
+      await db.rows(
+        `insert into audit_events (seq, time, tenant_id, actor, action, resource, details, prev_hash, hash)
+         values (?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?)`,
+        [
+          event.seq,
+          event.time,
+          event.tenantId,
+          actor,
+          action,
+          resource,
+          json(details),
+          prevHash,
+          hash,
+        ],
+      );
+      return { ...event, prevHash, hash };
+    });
+  }
+
+  /** Rows in sequence order. */
+  list(options: AuditListOptions = {}): Promise<AuditEventRecord[]> {
+    const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
+    const params: unknown[] = [options.afterSeq ?? 0];
+    let where = "seq > ?";
+    if (options.tenantId !== undefined) {
+      where += " and tenant_id = ?";
+      params.push(options.tenantId);
+    }
+    params.push(limit);
+    return this.db.mapped<AuditEventRecord>(
+      AuditEventEntity,
+      `select * from audit_events where ${where} order by seq limit ?`,
+      params,
+    );
+  }
+
+  /** Walks the whole chain and reports the first row that does not fit. */
+  async verify(options: { batchSize?: number } = {}): Promise<AuditVerification> {
+    const batch = options.batchSize ?? 1000;
+    let prevHash = genesisHash;
+    let expected = 1;
+    let rows = 0;
+    for (;;) {
+      const page = await this.list({ afterSeq: expected - 1, limit: batch });
+      for (const row of page) {
+        if (row.seq !== expected) return { ok: false, seq: expected, reason: "sequence gap", rows };
+        if (row.prevHash !== prevHash) {
+          return { ok: false, seq: row.seq, reason: "previous hash mismatch", rows };
+        }
+        if (auditHash(row.prevHash, row) !== row.hash) {
+          return { ok: false, seq: row.seq, reason: "hash mismatch", rows };
+        }
+        prevHash = row.hash;
+        expected++;
+        rows++;
+      }
+      if (page.length < batch) break;
+    }
+    return { ok: true, rows, headSeq: expected - 1, headHash: prevHash };
+  }
+}
+
+/** An agent registered, re-registered, deregistered or expired. */
+export function registrationEvent(input: {
+  actor: string;
+  change: "registered" | "deregistered" | "expired" | "tool.registered";
+  agentId: string;
+  details?: JsonObject;
+}): AuditEventInput {
+  return {
+    actor: input.actor,
+    action: `agent.${input.change}`,
+    resource: `agent/${input.agentId}`,
+    details: input.details ?? {},
+  };
+}
+
+/** The policy denied a call. */
+export function policyDenialEvent(input: {
+  /** SPIFFE ID of the peer, or `unknown`. */
+  peer: string;
+  /** Full method name, e.g. `/agentmesh.v1.ExecutorService/SubmitGoal`. */
+  method: string;
+  reason: string;
+  tenantId?: string | null;
+  /** `tenant/subject` of the principal the peer acted for, if any. */
+  principal?: string;
+}): AuditEventInput {
+  const details: JsonObject = { reason: input.reason };
+  if (input.principal) details.principal = input.principal;
+  return {
+    actor: input.peer,
+    action: "policy.denied",
+    resource: input.method,
+    tenantId: input.tenantId ?? null,
+    details,
+  };
+}
+
+/** A goal was accepted. */
+export function goalSubmittedEvent(input: {
+  actor: string;
+  tenantId: string;
+  goalId: string;
+  kind: string;
+  details?: JsonObject;
+}): AuditEventInput {
+  return {
+    actor: input.actor,
+    action: "goal.submitted",
+    resource: `goal/${input.goalId}`,
+    tenantId: input.tenantId,
+    details: { kind: input.kind, ...input.details },
+  };
+}
+
+/** An administrator changed something: `admin.<what>`, e.g. `admin.tenant.created`, `admin.apikey.revoked`. */
+export function adminActionEvent(input: {
+  actor: string;
+  what: string;
+  resource: string;
+  tenantId?: string | null;
+  details?: JsonObject;
+}): AuditEventInput {
+  return {
+    actor: input.actor,
+    action: `admin.${input.what}`,
+    resource: input.resource,
+    tenantId: input.tenantId ?? null,
+    details: input.details ?? {},
+  };
+}

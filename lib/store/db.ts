@@ -1,0 +1,166 @@
+/**
+ * @internal The one door repositories use to reach PostgreSQL. It hands each
+ * call a fresh EntityManager fork (or the transaction's), turns every error
+ * into a MeshError and tells the health tracker what it saw.
+ *
+ * Raw SQL uses knex `?` placeholders. knex expands JavaScript arrays into
+ * lists, so array values go through `pgArray()` and JSON through `json()`.
+ */
+import type { EntitySchema } from "@mikro-orm/core";
+import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
+import { Code, MeshError } from "../errors/mesh-error.js";
+import { isUnavailable, toStoreError } from "./store-error.js";
+import type { HealthTracker } from "./store-health.js";
+
+export type Row = Record<string, unknown>;
+
+// biome-ignore lint/suspicious/noExplicitAny: any entity schema; rows are typed by the caller
+type AnyEntity = EntitySchema<any, any>;
+
+export class Db {
+  constructor(
+    readonly orm: MikroORM,
+    private readonly health: HealthTracker,
+    private readonly txEm?: EntityManager,
+  ) {}
+
+  /** Whether calls run inside a transaction. */
+  get inTransaction(): boolean {
+    return this.txEm !== undefined;
+  }
+
+  /** Runs `fn` with an EntityManager, mapping errors and recording health. */
+  async run<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    const em = this.txEm ?? this.orm.em.fork({ clear: true, useContext: false });
+    try {
+      const result = await fn(em);
+      if (!this.txEm) this.health.succeeded();
+      return result;
+    } catch (err) {
+      if (isUnavailable(err)) this.health.failed();
+      throw toStoreError(err);
+    }
+  }
+
+  /** Runs one SQL statement and returns its rows (snake_case columns). */
+  rows<T extends Row = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.run((em) => em.execute<T[]>(sql, params, "all"));
+  }
+
+  /** Runs one SQL statement and maps its rows onto an entity's camelCase properties. */
+  mapped<T>(entity: AnyEntity, sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.run(async (em) => {
+      const rows = await em.execute<Row[]>(sql, params, "all");
+      return rows.map((row) => ({ ...em.map(entity, row) }) as T);
+    });
+  }
+
+  /**
+   * Runs `fn` in one transaction (READ COMMITTED). Inside a transaction the
+   * same Db is reused, so repository methods compose into one unit.
+   */
+  transaction<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    if (this.txEm) return fn(this);
+    return this.run((em) =>
+      em.transactional((tx) => fn(new Db(this.orm, this.health, tx as EntityManager))),
+    );
+  }
+}
+
+/** A PostgreSQL array literal for a `?::text[]` or `?::real[]` parameter. */
+export function pgArray(values: readonly (string | number)[]): string {
+  const items = values.map((v) =>
+    typeof v === "number" ? String(v) : `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`,
+  );
+  return `{${items.join(",")}}`;
+}
+
+/** A JSON parameter for a `?::jsonb` placeholder. */
+export function json(value: unknown): string {
+  return JSON.stringify(value ?? null);
+}
+
+/** Throws INVALID_ARGUMENT unless `value` is a non-empty string of at most `max` characters. */
+export function requireText(value: unknown, what: string, max = 256): string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new MeshError(Code.InvalidArgument, `${what} is required`);
+  }
+  if (value.length > max) {
+    throw new MeshError(Code.InvalidArgument, `${what} is longer than ${max} characters`);
+  }
+  if (value.includes("\u0000")) {
+    throw new MeshError(Code.InvalidArgument, `${what} contains a NUL character`);
+  }
+  return value;
+}
+
+/** Clamps a page size: 0 or absent means `fallback`, above `max` means `max`. */
+export function pageSize(requested: number | undefined, fallback = 50, max = 500): number {
+  if (requested === undefined || requested <= 0 || !Number.isFinite(requested)) return fallback;
+  return Math.min(Math.floor(requested), max);
+}
+
+/** Encodes a keyset position as an opaque page token. */
+export function encodeToken(position: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(position)).toString("base64url");
+}
+
+/** Decodes a page token; INVALID_ARGUMENT when it was not made by `encodeToken` with `arity` parts. */
+export function decodeToken(token: string, arity: number): (string | number)[] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    if (
+      Array.isArray(value) &&
+      value.length === arity &&
+      value.every((v) => typeof v === "string" || typeof v === "number")
+    ) {
+      return value;
+    }
+  } catch {
+    // fall through
+  }
+  throw new MeshError(Code.InvalidArgument, "invalid page token");
+}
+
+/**
+ * Column of a patchable field: `name`, or `name:jsonb` / `name:text[]` for
+ * values that need encoding.
+ */
+export type ColumnSpec = string;
+
+/**
+ * Builds `col = ?` assignments for the fields of `patch` that are not
+ * undefined; null clears the column.
+ */
+export function assignments(
+  patch: object,
+  columns: Record<string, ColumnSpec>,
+): { sql: string[]; params: unknown[] } {
+  const sql: string[] = [];
+  const params: unknown[] = [];
+  for (const [field, value] of Object.entries(patch)) {
+    const spec = columns[field];
+    if (value === undefined || spec === undefined) continue;
+    const [column, type] = spec.split(":");
+    if (value === null) {
+      sql.push(`${column} = null`);
+    } else if (type === "jsonb") {
+      sql.push(`${column} = ?::jsonb`);
+      params.push(json(value));
+    } else if (type === "text[]") {
+      sql.push(`${column} = ?::text[]`);
+      params.push(pgArray(value as string[]));
+    } else {
+      sql.push(`${column} = ?`);
+      params.push(value);
+    }
+  }
+  return { sql, params };
+}
+
+/** The SQLSTATE constraint name of a pg error, if any. */
+export function constraintOf(err: unknown): string {
+  const cause = (err as { cause?: { constraint?: unknown } })?.cause;
+  const c = (err as { constraint?: unknown })?.constraint ?? cause?.constraint;
+  return typeof c === "string" ? c : "";
+}

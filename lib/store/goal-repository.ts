@@ -1,0 +1,281 @@
+/**
+ * A tenant's goals. Creation is idempotent per `(tenant, idempotencyKey)`;
+ * updates are optimistic (`expectedVersion`) and fail with ABORTED when
+ * another replica changed the goal first.
+ *
+ * @example
+ * const goals = store.tenant("acme").goals;
+ * const { goal, created } = await goals.create({ kind: "summarize", input, idempotencyKey });
+ * await goals.update(goal.id, goal.version, { status: "PLANNING" });
+ */
+import { randomUUID } from "node:crypto";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
+import {
+  assignments,
+  constraintOf,
+  type Db,
+  decodeToken,
+  encodeToken,
+  json,
+  pageSize,
+  pgArray,
+  requireText,
+} from "./db.js";
+import { GoalEntity } from "./entities.js";
+import {
+  type ErrorRecord,
+  type GoalRecord,
+  type GoalStatusName,
+  goalStatuses,
+  terminalGoalStatuses,
+} from "./records.js";
+
+export interface NewGoal {
+  /** Default: a random UUID. */
+  id?: string;
+  kind: string;
+  /** Default `{}`. */
+  input?: JsonObject;
+  /** Empty or absent means none. */
+  idempotencyKey?: string;
+  /** Default 0. */
+  priority?: number;
+  deadline?: Date | null;
+  labels?: Record<string, string>;
+  /** Strategy the client asked for. */
+  requestedStrategy?: string;
+  parentGoalId?: string;
+  parentStepId?: string;
+  traceId?: string;
+  /** Default PENDING. */
+  status?: GoalStatusName;
+}
+
+/** Fields an update may change; undefined leaves a field alone, null clears it. */
+export interface GoalPatch {
+  status?: GoalStatusName;
+  output?: JsonValue | null;
+  error?: ErrorRecord | null;
+  planId?: string | null;
+  strategy?: string | null;
+  deadline?: Date | null;
+  /** Default: now when `status` becomes terminal. */
+  finishedAt?: Date | null;
+  leaseOwner?: string | null;
+  leaseExpiresAt?: Date | null;
+  traceId?: string | null;
+}
+
+export interface ListGoalsOptions {
+  /** Only these statuses; empty or absent for all. */
+  statuses?: GoalStatusName[];
+  kind?: string;
+  /** Only sub-goals of this goal. */
+  parentGoalId?: string;
+  /** 0 or absent means 50; at most 500. */
+  pageSize?: number;
+  pageToken?: string;
+}
+
+export interface GoalPage {
+  /** Newest first. */
+  goals: GoalRecord[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+const patchColumns = {
+  status: "status",
+  output: "output:jsonb",
+  error: "error:jsonb",
+  planId: "plan_id",
+  strategy: "strategy",
+  deadline: "deadline",
+  finishedAt: "finished_at",
+  leaseOwner: "lease_owner",
+  leaseExpiresAt: "lease_expires_at",
+  traceId: "trace_id",
+};
+
+export class GoalRepository {
+  /** @internal */
+  constructor(
+    private readonly db: Db,
+    readonly tenantId: string,
+  ) {}
+
+  /** Creates a goal, or returns the existing one with the same idempotency key (`created: false`). */
+  async create(input: NewGoal): Promise<{ goal: GoalRecord; created: boolean }> {
+    const goal = validateNewGoal(input);
+    const key = input.idempotencyKey || null;
+    if (input.parentGoalId) await this.get(input.parentGoalId);
+    try {
+      const [row] = await this.db.mapped<GoalRecord>(
+        GoalEntity,
+        `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
+           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id)
+         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)
+         on conflict (tenant_id, idempotency_key) do nothing
+         returning *`,
+        [
+          goal.id,
+          this.tenantId,
+          goal.kind,
+          json(goal.input),
+          key,
+          goal.priority,
+          input.deadline ?? null,
+          goal.status,
+          input.requestedStrategy || null,
+          input.parentGoalId || null,
+          input.parentStepId || null,
+          json(goal.labels),
+          input.traceId || null,
+        ],
+      );
+      if (row) return { goal: row, created: true };
+    } catch (err) {
+      throw this.#createError(err);
+    }
+    const [existing] = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      "select * from goals where tenant_id = ? and idempotency_key = ?",
+      [this.tenantId, key],
+    );
+    if (!existing) {
+      // The conflicting insert rolled back between our insert and select: try again.
+      return this.create(input);
+    }
+    return { goal: existing, created: false };
+  }
+
+  /** The goal, or NOT_FOUND. */
+  async get(id: string): Promise<GoalRecord> {
+    const goal = await this.find(id);
+    if (!goal) throw new MeshError(Code.NotFound, `goal ${id} not found`);
+    return goal;
+  }
+
+  /** The goal, or undefined. */
+  async find(id: string): Promise<GoalRecord | undefined> {
+    requireText(id, "goal id");
+    const [goal] = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      "select * from goals where tenant_id = ? and id = ?",
+      [this.tenantId, id],
+    );
+    return goal;
+  }
+
+  /** One page of goals, newest first (keyset on `created_at, id`). */
+  async list(options: ListGoalsOptions = {}): Promise<GoalPage> {
+    const size = pageSize(options.pageSize);
+    const where = ["tenant_id = ?"];
+    const params: unknown[] = [this.tenantId];
+    if (options.statuses?.length) {
+      for (const s of options.statuses) checkStatus(s);
+      where.push("status = any(?::text[])");
+      params.push(pgArray(options.statuses));
+    }
+    if (options.kind) {
+      where.push("kind = ?");
+      params.push(options.kind);
+    }
+    if (options.parentGoalId) {
+      where.push("parent_goal_id = ?");
+      params.push(options.parentGoalId);
+    }
+    if (options.pageToken) {
+      const [ms, id] = decodeToken(options.pageToken, 2);
+      if (typeof ms !== "number" || typeof id !== "string") {
+        throw new MeshError(Code.InvalidArgument, "invalid page token");
+      }
+      where.push("(created_at, id) < (?, ?)");
+      params.push(new Date(ms), id);
+    }
+    params.push(size + 1);
+    const rows = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      `select * from goals where ${where.join(" and ")} order by created_at desc, id desc limit ?`,
+      params,
+    );
+    const goals = rows.slice(0, size);
+    const last = goals[goals.length - 1];
+    const nextPageToken =
+      rows.length > size && last ? encodeToken([last.createdAt.getTime(), last.id]) : "";
+    return { goals, nextPageToken };
+  }
+
+  /**
+   * Applies `patch` if the goal is still at `expectedVersion`, and returns the
+   * goal at its new version. ABORTED if someone else updated it first,
+   * NOT_FOUND if it does not exist.
+   */
+  async update(id: string, expectedVersion: number, patch: GoalPatch): Promise<GoalRecord> {
+    if (patch.status !== undefined) checkStatus(patch.status);
+    const effective = { ...patch };
+    if (patch.status && terminalGoalStatuses.includes(patch.status) && !patch.finishedAt) {
+      effective.finishedAt = new Date();
+    }
+    const set = assignments(effective, patchColumns);
+    const [row] = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      `update goals set ${[...set.sql, "version = version + 1", "updated_at = now()"].join(", ")}
+       where tenant_id = ? and id = ? and version = ? returning *`,
+      [...set.params, this.tenantId, id, expectedVersion],
+    );
+    if (row) return row;
+    const current = await this.get(id);
+    throw new MeshError(
+      Code.Aborted,
+      `goal ${id} was changed concurrently (expected version ${expectedVersion}, found ${current.version})`,
+      { details: { goalId: id, expectedVersion, actualVersion: current.version } },
+    );
+  }
+
+  #createError(err: unknown): MeshError {
+    const constraint = constraintOf(isMeshError(err) ? err.cause : err);
+    if (constraint.includes("tenant_id_fkey")) {
+      return new MeshError(Code.NotFound, `tenant ${this.tenantId} not found`, { cause: err });
+    }
+    if (constraint === "goals_pkey") {
+      return new MeshError(Code.AlreadyExists, "a goal with this id already exists", {
+        cause: err,
+      });
+    }
+    return err instanceof MeshError ? err : MeshError.from(err);
+  }
+}
+
+function checkStatus(status: string): void {
+  if (!goalStatuses.includes(status as GoalStatusName)) {
+    throw new MeshError(Code.InvalidArgument, `invalid goal status ${JSON.stringify(status)}`);
+  }
+}
+
+function validateNewGoal(input: NewGoal) {
+  const kind = requireText(input.kind, "goal kind", 128);
+  const id = input.id === undefined ? randomUUID() : requireText(input.id, "goal id", 128);
+  const priority = input.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > 2 ** 31 - 1) {
+    throw new MeshError(Code.InvalidArgument, "goal priority must be a 32-bit integer");
+  }
+  const status = input.status ?? "PENDING";
+  checkStatus(status);
+  const labels = input.labels ?? {};
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== "string") {
+      throw new MeshError(Code.InvalidArgument, `label ${JSON.stringify(k)} must be a string`);
+    }
+  }
+  const goalInput = input.input ?? {};
+  if (typeof goalInput !== "object" || goalInput === null || Array.isArray(goalInput)) {
+    throw new MeshError(Code.InvalidArgument, "goal input must be an object");
+  }
+  if (input.idempotencyKey) requireText(input.idempotencyKey, "idempotency key", 256);
+  if (input.deadline && Number.isNaN(input.deadline.getTime())) {
+    throw new MeshError(Code.InvalidArgument, "goal deadline is not a valid time");
+  }
+  return { id, kind, priority, status, labels, input: goalInput };
+}

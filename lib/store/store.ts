@@ -1,0 +1,281 @@
+/**
+ * The store: MikroORM on PostgreSQL behind repositories per aggregate.
+ *
+ * Tenant data is reachable only through `store.tenant(id)`, whose
+ * repositories bind every query to that tenant, so service code cannot
+ * express an unscoped query for tenant data. Platform-level state (tenants
+ * themselves, agents, learning statistics, flags, the audit log, and the
+ * cross-tenant work queue) hangs off the store directly.
+ *
+ * Without `databaseUrl` (and without `DATABASE_URL`) the store starts an
+ * embedded PostgreSQL under `<home>/data` (see `embedded-postgres.ts`).
+ *
+ * @example
+ * const store = await openStore(); // migrates, DATABASE_URL or embedded
+ * const acme = store.tenant("acme");
+ * const { goal } = await acme.goals.create({ kind: "summarize", input: { text } });
+ * await store.transaction(async (tx) => {
+ *   const g = await tx.tenant("acme").goals.update(goal.id, goal.version, { status: "PLANNING" });
+ *   await tx.tenant("acme").events.append(g.id, { type: "planning", data: {} });
+ * });
+ * await store.close();
+ */
+import { join } from "node:path";
+import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM, type Options } from "@mikro-orm/postgresql";
+import { loadConfig } from "../config/config.js";
+import { Code, MeshError } from "../errors/mesh-error.js";
+import type { Logger } from "../log/logger.js";
+import { AgentRepository } from "./agent-repository.js";
+import { ApiKeyRepository } from "./api-key-repository.js";
+import { AuditLog } from "./audit-log.js";
+import { Db } from "./db.js";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "./embedded-postgres.js";
+import { entities } from "./entities.js";
+import { ExperienceRepository } from "./experience-repository.js";
+import { FeatureFlagRepository } from "./feature-flag-repository.js";
+import { GoalEventRepository } from "./goal-event-repository.js";
+import { GoalRepository } from "./goal-repository.js";
+import { LearningRepository } from "./learning-repository.js";
+import { migrations } from "./migrations/index.js";
+import { PlanRepository } from "./plan-repository.js";
+import { PlaybookRepository } from "./playbook-repository.js";
+import { HealthTracker, type StoreHealth } from "./store-health.js";
+import { checkTenantId, TenantRepository } from "./tenant-repository.js";
+import { WorkQueue } from "./work-queue.js";
+
+export interface OpenStoreOptions {
+  /**
+   * PostgreSQL connection string. Default: `DATABASE_URL`; when that is unset
+   * too, an embedded PostgreSQL under `<home>/data`.
+   */
+  databaseUrl?: string;
+  /** Use the embedded PostgreSQL even if `DATABASE_URL` is set. Default false. */
+  embedded?: boolean;
+  /** State directory for the embedded PostgreSQL. Default: `AGENTMESH_HOME` (`.agentmesh`). */
+  home?: string;
+  /**
+   * PostgreSQL schema holding every table (created by the migrations if
+   * missing). Default `public`. Tests use one schema per file.
+   */
+  schema?: string;
+  /** Apply pending migrations before returning. Default true. */
+  migrate?: boolean;
+  /** Connections in the pool. Default 10. */
+  poolSize?: number;
+  /** How long a call waits to connect before failing with UNAVAILABLE. Default 3000 ms. */
+  connectTimeoutMs?: number;
+  /** Server-side limit on one statement (then DEADLINE_EXCEEDED). Default 30000 ms. */
+  statementTimeoutMs?: number;
+  /** How often a not-serving store probes the database. Default 1000 ms. */
+  healthProbeMs?: number;
+  /** Logger for migrations and the embedded server. Default: silent. */
+  logger?: Logger;
+}
+
+/** Repositories of one tenant's data; every query they run is bound to `tenantId`. */
+export interface TenantStore {
+  readonly tenantId: string;
+  readonly goals: GoalRepository;
+  readonly events: GoalEventRepository;
+  readonly plans: PlanRepository;
+  readonly playbooks: PlaybookRepository;
+  readonly experiences: ExperienceRepository;
+  readonly apiKeys: ApiKeyRepository;
+}
+
+/** What a transaction callback gets: the same repositories, all in one transaction. */
+export interface StoreTransaction {
+  tenant(tenantId: string): TenantStore;
+  readonly tenants: TenantRepository;
+  readonly agents: AgentRepository;
+  readonly work: WorkQueue;
+  readonly learning: LearningRepository;
+  readonly flags: FeatureFlagRepository;
+  readonly audit: AuditLog;
+}
+
+export interface MigrationStatus {
+  executed: string[];
+  pending: string[];
+}
+
+/** Opens a store and (by default) migrates it. Fails with UNAVAILABLE if the database cannot be reached. */
+export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+  const schema = options.schema;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new MeshError(Code.InvalidArgument, `invalid schema name ${JSON.stringify(schema)}`);
+  }
+  const config = loadConfig();
+  let url = options.embedded ? undefined : (options.databaseUrl ?? config.databaseUrl);
+  let embedded: EmbeddedPostgres | undefined;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({
+      dataDir: join(options.home ?? config.home, "data"),
+      logger: options.logger,
+    });
+    url = embedded.url;
+  }
+  const store = new Store(ormOptions(url, options), embedded, options);
+  try {
+    if (options.migrate ?? true) await store.migrate();
+    else await store.health.check();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+function ormOptions(url: string, options: OpenStoreOptions): Options {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+  const connection: Record<string, unknown> = {
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs ?? 30_000,
+    keepAlive: true,
+    application_name: "agentmesh",
+  };
+  // search_path makes unqualified SQL (repositories, migrations) resolve in the schema.
+  if (options.schema) connection.options = `-c search_path=${options.schema}`;
+  return {
+    clientUrl: url,
+    entities,
+    schema: options.schema,
+    extensions: [Migrator],
+    migrations: {
+      migrationsList: migrations,
+      tableName: "mikro_orm_migrations",
+      snapshot: false,
+      silent: true,
+      transactional: true,
+      allOrNothing: true,
+    },
+    pool: {
+      min: 0,
+      max: options.poolSize ?? 10,
+      acquireTimeoutMillis: connectTimeoutMs + 1000,
+      idleTimeoutMillis: 30_000,
+    },
+    driverOptions: { connection },
+    ensureDatabase: false,
+    connect: false,
+    debug: false,
+    allowGlobalContext: false,
+    metadataCache: { enabled: false },
+    discovery: { disableDynamicFileAccess: true, warnWhenNoEntities: false },
+    logger: () => undefined,
+  };
+}
+
+export class Store implements StoreTransaction {
+  /** The underlying ORM, for tooling; services use the repositories. */
+  readonly orm: MikroORM;
+  readonly health: StoreHealth;
+  readonly tenants: TenantRepository;
+  readonly agents: AgentRepository;
+  readonly work: WorkQueue;
+  readonly learning: LearningRepository;
+  readonly flags: FeatureFlagRepository;
+  readonly audit: AuditLog;
+  /** Where the data lives, with any password masked. */
+  readonly location: string;
+  readonly #db: Db;
+  readonly #health: HealthTracker;
+  readonly #embedded: EmbeddedPostgres | undefined;
+  readonly #log: Logger | undefined;
+  #closed = false;
+
+  /** @internal use `openStore()` */
+  constructor(options: Options, embedded: EmbeddedPostgres | undefined, open: OpenStoreOptions) {
+    this.orm = MikroORM.initSync(options);
+    this.#embedded = embedded;
+    this.#log = open.logger;
+    this.#health = new HealthTracker(async () => {
+      await this.orm.em.fork().execute("select 1");
+    }, open.healthProbeMs);
+    this.health = this.#health;
+    this.#db = new Db(this.orm, this.#health);
+    const parts = bind(this.#db);
+    this.tenants = parts.tenants;
+    this.agents = parts.agents;
+    this.work = parts.work;
+    this.learning = parts.learning;
+    this.flags = parts.flags;
+    this.audit = parts.audit;
+    this.tenant = parts.tenant;
+    const url = new URL(String(options.clientUrl));
+    if (url.password) url.password = "*****";
+    this.location = `${url.toString()}${open.schema ? ` (schema ${open.schema})` : ""}${embedded ? " [embedded]" : ""}`;
+  }
+
+  /**
+   * The repositories of one tenant. INVALID_ARGUMENT if the id is missing or
+   * malformed; an unknown tenant surfaces as NOT_FOUND from the first write.
+   */
+  readonly tenant: (tenantId: string) => TenantStore;
+
+  /**
+   * Runs `fn` in one transaction and commits when it resolves (rolls back
+   * when it throws). Keep it short: it holds a connection and row locks.
+   */
+  transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.#db.transaction((db) => fn(bind(db)));
+  }
+
+  /** Applies pending migrations; returns the names applied. */
+  async migrate(): Promise<string[]> {
+    const applied = await this.#db.run(async () => this.orm.getMigrator().up());
+    if (applied.length > 0) this.#log?.info({ applied: applied.map((m) => m.name) }, "migrated");
+    return applied.map((m) => m.name);
+  }
+
+  /** Reverts migrations down to (not including) `to`, or all of them with 0 (the default). */
+  async migrateDown(to: string | 0 = 0): Promise<string[]> {
+    const reverted = await this.#db.run(async () => this.orm.getMigrator().down({ to }));
+    return reverted.map((m) => m.name);
+  }
+
+  /** Which migrations ran and which are pending. */
+  async migrationStatus(): Promise<MigrationStatus> {
+    return this.#db.run(async () => {
+      const migrator = this.orm.getMigrator();
+      const [executed, pending] = await Promise.all([
+        migrator.getExecutedMigrations(),
+        migrator.getPendingMigrations(),
+      ]);
+      return { executed: executed.map((m) => m.name), pending: pending.map((m) => m.name) };
+    });
+  }
+
+  /** Closes the pool and, if this store started it, the embedded PostgreSQL. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#health.close();
+    await this.orm.close(true).catch(() => undefined);
+    await this.#embedded?.stop();
+  }
+}
+
+function bind(db: Db): StoreTransaction {
+  return {
+    tenant: (tenantId: string): TenantStore => {
+      const id = checkTenantId(tenantId);
+      return {
+        tenantId: id,
+        goals: new GoalRepository(db, id),
+        events: new GoalEventRepository(db, id),
+        plans: new PlanRepository(db, id),
+        playbooks: new PlaybookRepository(db, id),
+        experiences: new ExperienceRepository(db, id),
+        apiKeys: new ApiKeyRepository(db, id),
+      };
+    },
+    tenants: new TenantRepository(db),
+    agents: new AgentRepository(db),
+    work: new WorkQueue(db),
+    learning: new LearningRepository(db),
+    flags: new FeatureFlagRepository(db),
+    audit: new AuditLog(db),
+  };
+}

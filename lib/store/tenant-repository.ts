@@ -1,0 +1,149 @@
+/**
+ * Tenants themselves (platform level: the admin service creates them) and the
+ * gateway's cross-tenant API key lookup.
+ *
+ * @example
+ * await store.tenants.create({ id: "acme", displayName: "Acme Corp" });
+ * const key = await store.tenants.findApiKey(parseApiKey(secret)!.keyId);
+ */
+import type { JsonObject } from "@bufbuild/protobuf";
+import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
+import {
+  assignments,
+  constraintOf,
+  type Db,
+  decodeToken,
+  encodeToken,
+  json,
+  pageSize,
+  requireText,
+} from "./db.js";
+import { ApiKeyEntity, TenantEntity } from "./entities.js";
+import type { ApiKeyRecord, TenantRecord } from "./records.js";
+
+/** What a tenant id must look like: lowercase letters, digits and dashes, 1-63 characters. */
+export const tenantIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** Throws INVALID_ARGUMENT unless `tenantId` is a well-formed tenant id. */
+export function checkTenantId(tenantId: unknown): string {
+  if (typeof tenantId !== "string" || tenantId === "") {
+    throw new MeshError(Code.InvalidArgument, "tenant id is required");
+  }
+  if (!tenantIdPattern.test(tenantId)) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `invalid tenant id ${JSON.stringify(tenantId.slice(0, 80))}: use lowercase letters, digits and dashes`,
+    );
+  }
+  return tenantId;
+}
+
+export interface NewTenant {
+  id: string;
+  displayName: string;
+  rateLimitPerSecond?: number;
+  maxConcurrentStreams?: number;
+  limits?: JsonObject;
+}
+
+export type TenantPatch = Partial<Omit<NewTenant, "id">>;
+
+const patchColumns = {
+  displayName: "display_name",
+  rateLimitPerSecond: "rate_limit_per_second",
+  maxConcurrentStreams: "max_concurrent_streams",
+  limits: "limits:jsonb",
+};
+
+export class TenantRepository {
+  /** @internal */
+  constructor(private readonly db: Db) {}
+
+  /** Creates a tenant; ALREADY_EXISTS if the id is taken. */
+  async create(input: NewTenant): Promise<TenantRecord> {
+    checkTenantId(input.id);
+    requireText(input.displayName, "display name", 256);
+    try {
+      const [row] = await this.db.mapped<TenantRecord>(
+        TenantEntity,
+        `insert into tenants (id, display_name, rate_limit_per_second, max_concurrent_streams, limits)
+         values (?, ?, ?, ?, ?::jsonb) returning *`,
+        [
+          input.id,
+          input.displayName,
+          input.rateLimitPerSecond ?? 0,
+          input.maxConcurrentStreams ?? 0,
+          json(input.limits ?? {}),
+        ],
+      );
+      return row as TenantRecord;
+    } catch (err) {
+      if (constraintOf(isMeshError(err) ? err.cause : err) === "tenants_pkey") {
+        throw new MeshError(Code.AlreadyExists, `tenant ${input.id} exists`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** The tenant, or undefined. */
+  async find(id: string): Promise<TenantRecord | undefined> {
+    checkTenantId(id);
+    const [row] = await this.db.mapped<TenantRecord>(
+      TenantEntity,
+      "select * from tenants where id = ?",
+      [id],
+    );
+    return row;
+  }
+
+  /** The tenant, or NOT_FOUND. */
+  async get(id: string): Promise<TenantRecord> {
+    const row = await this.find(id);
+    if (!row) throw new MeshError(Code.NotFound, `tenant ${id} not found`);
+    return row;
+  }
+
+  /** One page of tenants by id. */
+  async list(
+    options: { pageSize?: number; pageToken?: string } = {},
+  ): Promise<{ tenants: TenantRecord[]; nextPageToken: string }> {
+    const size = pageSize(options.pageSize);
+    const after = options.pageToken ? String(decodeToken(options.pageToken, 1)[0]) : "";
+    const rows = await this.db.mapped<TenantRecord>(
+      TenantEntity,
+      "select * from tenants where id > ? order by id limit ?",
+      [after, size + 1],
+    );
+    const tenants = rows.slice(0, size);
+    const last = tenants[tenants.length - 1];
+    return { tenants, nextPageToken: rows.length > size && last ? encodeToken([last.id]) : "" };
+  }
+
+  /** Changes a tenant's name or limits; NOT_FOUND if it does not exist. */
+  async update(id: string, patch: TenantPatch): Promise<TenantRecord> {
+    checkTenantId(id);
+    const set = assignments(patch, patchColumns);
+    const [row] = await this.db.mapped<TenantRecord>(
+      TenantEntity,
+      `update tenants set ${[...set.sql, "updated_at = now()"].join(", ")} where id = ? returning *`,
+      [...set.params, id],
+    );
+    if (!row) throw new MeshError(Code.NotFound, `tenant ${id} not found`);
+    return row;
+  }
+
+  /**
+   * The API key with this id in any tenant, or undefined: the gateway's
+   * lookup before it knows the tenant. Check `revokedAt`, `expiresAt` and the
+   * secret hash before trusting it.
+   */
+  async findApiKey(keyId: string): Promise<ApiKeyRecord | undefined> {
+    if (typeof keyId !== "string" || keyId === "" || keyId.length > 64) return undefined;
+    const [row] = await this.db.mapped<ApiKeyRecord>(
+      ApiKeyEntity,
+      "select * from api_keys where key_id = ?",
+      [keyId],
+    );
+    return row;
+  }
+}

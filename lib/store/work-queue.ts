@@ -1,0 +1,95 @@
+/**
+ * Claiming due work across tenants, for executor (and planner) replicas.
+ * A claim takes a time-limited lease on each row in one statement with
+ * `FOR UPDATE SKIP LOCKED`, so concurrent replicas never claim the same row:
+ * a row another replica is claiming is skipped, a row with a current lease is
+ * not due. A replica that dies simply lets its leases run out.
+ *
+ * This is the one place that reads several tenants' rows at once; follow-up
+ * writes go through `store.tenant(row.tenantId)` with the returned `version`.
+ *
+ * @example
+ * for (const goal of await store.work.claimGoals({ owner: replicaId, statuses: ["PENDING"] })) {
+ *   await store.tenant(goal.tenantId).goals.update(goal.id, goal.version, { status: "PLANNING" });
+ * }
+ */
+import { Code, MeshError } from "../errors/mesh-error.js";
+import { type Db, pgArray, requireText } from "./db.js";
+import { GoalEntity, StepEntity } from "./entities.js";
+import type { GoalRecord, GoalStatusName, StepRecord, StepStatusName } from "./records.js";
+
+export interface ClaimOptions {
+  /** Who claims, e.g. the replica id; stored as `lease_owner`. */
+  owner: string;
+  /** How long the lease lasts; default 30 s. */
+  leaseMs?: number;
+  /** At most this many rows; default 10. */
+  limit?: number;
+}
+
+export class WorkQueue {
+  /** @internal */
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Claims goals in the given statuses (default PENDING) without a current
+   * lease, highest priority then oldest first. Each claimed goal's version is
+   * incremented.
+   */
+  async claimGoals(options: ClaimOptions & { statuses?: GoalStatusName[] }): Promise<GoalRecord[]> {
+    const { owner, leaseMs, limit } = claimArgs(options);
+    const rows = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      `update goals set lease_owner = ?, lease_expires_at = now() + ? * interval '1 millisecond',
+         version = version + 1, updated_at = now()
+       where id in (
+         select id from goals
+         where status = any(?::text[]) and (lease_expires_at is null or lease_expires_at < now())
+         order by priority desc, created_at
+         limit ? for update skip locked)
+       returning *`,
+      [owner, leaseMs, pgArray(options.statuses ?? ["PENDING"]), limit],
+    );
+    return rows.sort(
+      (a, b) => b.priority - a.priority || a.createdAt.getTime() - b.createdAt.getTime(),
+    );
+  }
+
+  /**
+   * Claims steps in the given statuses (default RETRY_WAIT) whose
+   * `next_attempt_at` is due (or unset) and that have no current lease,
+   * earliest due first. Each claimed step's version is incremented.
+   */
+  async claimDueSteps(
+    options: ClaimOptions & { statuses?: StepStatusName[] },
+  ): Promise<StepRecord[]> {
+    const { owner, leaseMs, limit } = claimArgs(options);
+    const rows = await this.db.mapped<StepRecord>(
+      StepEntity,
+      `update steps set lease_owner = ?, lease_expires_at = now() + ? * interval '1 millisecond',
+         version = version + 1, updated_at = now()
+       where (plan_id, step_id) in (
+         select plan_id, step_id from steps
+         where status = any(?::text[])
+           and (next_attempt_at is null or next_attempt_at <= now())
+           and (lease_expires_at is null or lease_expires_at < now())
+         order by next_attempt_at nulls first
+         limit ? for update skip locked)
+       returning *`,
+      [owner, leaseMs, pgArray(options.statuses ?? ["RETRY_WAIT"]), limit],
+    );
+    return rows.sort(
+      (a, b) => (a.nextAttemptAt?.getTime() ?? 0) - (b.nextAttemptAt?.getTime() ?? 0),
+    );
+  }
+}
+
+function claimArgs(options: ClaimOptions) {
+  const owner = requireText(options.owner, "lease owner", 256);
+  const leaseMs = options.leaseMs ?? 30_000;
+  const limit = options.limit ?? 10;
+  if (!(leaseMs > 0) || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new MeshError(Code.InvalidArgument, "lease must be positive and limit within 1..1000");
+  }
+  return { owner, leaseMs, limit };
+}

@@ -3,4 +3,5 @@ import type { Benchmark } from "./benchmark.js";
 /** Every named benchmark, loaded lazily so one bench's imports never slow another. */
 export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   learning: async () => (await import("./learning.js")).learning,
+  policy: async () => (await import("./policy.js")).policy,
 };

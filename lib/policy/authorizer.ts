@@ -47,10 +47,7 @@ export function createPolicyAuthorizer(
     if (decisionLog) {
       decisionLog.record(input, decision, Number(process.hrtime.bigint() - start));
     }
-    return {
-      allow: decision.allow,
-      reason: decision.reason,
-      principalTrusted: decision.principalTrusted,
-    };
+    // The engine's answer as is (a Decision plus revision and cached): no copy per call.
+    return decision;
   };
 }

@@ -153,7 +153,7 @@ describe("PolicyEngine hot reload", () => {
         method: planGoal,
         request: sampleRequest(planGoal),
       });
-    expect(await call()).toEqual({
+    expect(await call()).toMatchObject({
       allow: false,
       reason: "no policy loaded: denying every call (fail closed)",
       principalTrusted: false,

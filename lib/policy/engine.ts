@@ -24,7 +24,7 @@ import type { Decision } from "../rpc/authorizer.js";
 import { bundleRevision, loadPolicyBundle, type PolicyBundle } from "./bundle.js";
 import { DecisionCache, type DecisionCacheOptions } from "./decision-cache.js";
 import { decisionCacheKey, type PolicyInput } from "./input.js";
-import { type PolicyMetrics, policyMetrics } from "./metrics.js";
+import { type DecisionCounts, type PolicyMetrics, policyMetrics } from "./metrics.js";
 
 export interface PolicyEngineOptions {
   /** The compiled policy. Default `policies/policy.wasm` (see `AGENTMESH_POLICY`). */
@@ -77,10 +77,7 @@ export class PolicyEngine {
   readonly #listeners = new Set<(event: PolicyEvent) => void>();
   readonly #watchers: FSWatcher[] = [];
   readonly #wakers = new Set<() => void>();
-  readonly #count: Record<
-    "allowFresh" | "allowCached" | "denyFresh" | "denyCached",
-    { inc(): void }
-  >;
+  readonly #count: DecisionCounts;
   #serving: Serving | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reloading: Promise<boolean> | undefined;
@@ -93,14 +90,7 @@ export class PolicyEngine {
     this.wasmPath = resolve(options.wasmPath ?? "policies/policy.wasm");
     this.dataPath = resolve(options.dataPath ?? join(dirname(this.wasmPath), "data.json"));
     this.metrics = policyMetrics(options.registry);
-    const d = this.metrics.decisions;
-    // Bound once: label lookup per decision would cost more than the cached decision.
-    this.#count = {
-      allowFresh: d.labels("allow", "false"),
-      allowCached: d.labels("allow", "true"),
-      denyFresh: d.labels("deny", "false"),
-      denyCached: d.labels("deny", "true"),
-    };
+    this.#count = this.metrics.counts;
     this.metrics.ready.set(0);
   }
 
@@ -122,16 +112,18 @@ export class PolicyEngine {
   decide(input: PolicyInput, useCache = true): EngineDecision {
     const serving = this.#serving;
     if (serving === undefined) {
-      this.#count.denyFresh.inc();
+      this.#count.denyFresh++;
       return notReady;
     }
     const now = input.time.unix_ms;
     const key = useCache ? decisionCacheKey(input) : undefined;
     if (key !== undefined) {
-      const hit = serving.cache.get(key, now);
+      // The cache holds finished answers (cached: true), so a hit allocates nothing.
+      const hit = serving.cache.get(key, now) as EngineDecision | undefined;
       if (hit !== undefined) {
-        (hit.allow ? this.#count.allowCached : this.#count.denyCached).inc();
-        return { ...hit, revision: serving.bundle.revision, cached: true };
+        if (hit.allow) this.#count.allowCached++;
+        else this.#count.denyCached++;
+        return hit;
       }
     }
     let decision: Decision;
@@ -140,7 +132,7 @@ export class PolicyEngine {
     } catch (err) {
       // A trap (e.g. out of memory on an absurd input) denies this call only; not cached.
       this.#options.logger?.error({ err }, "policy evaluation failed");
-      this.#count.denyFresh.inc();
+      this.#count.denyFresh++;
       return {
         allow: false,
         reason: "policy evaluation failed",
@@ -149,9 +141,13 @@ export class PolicyEngine {
         cached: false,
       };
     }
-    if (key !== undefined) serving.cache.set(key, decision, now);
-    (decision.allow ? this.#count.allowFresh : this.#count.denyFresh).inc();
-    return { ...decision, revision: serving.bundle.revision, cached: false };
+    const revision = serving.bundle.revision;
+    if (key !== undefined) {
+      serving.cache.set(key, Object.freeze({ ...decision, revision, cached: true }), now);
+    }
+    if (decision.allow) this.#count.allowFresh++;
+    else this.#count.denyFresh++;
+    return { ...decision, revision, cached: false };
   }
 
   /** Evaluates any input document against the serving bundle, uncached (CLI `policy eval`). */

@@ -16,8 +16,18 @@
  */
 import { Counter, Gauge, Registry } from "prom-client";
 
+/** Decision counts, kept as plain numbers on the hot path and read at scrape time. */
+export interface DecisionCounts {
+  allowFresh: number;
+  allowCached: number;
+  denyFresh: number;
+  denyCached: number;
+}
+
 export interface PolicyMetrics {
   registry: Registry;
+  /** Incremented directly by engines (a prom-client label lookup costs more than a cached decision). */
+  counts: DecisionCounts;
   decisions: Counter<"result" | "cached">;
   reloads: Counter<"result">;
   ready: Gauge;
@@ -31,13 +41,22 @@ export function policyMetrics(registry: Registry = new Registry()): PolicyMetric
   const existing = byRegistry.get(registry);
   if (existing) return existing;
   const registers = [registry];
+  const counts: DecisionCounts = { allowFresh: 0, allowCached: 0, denyFresh: 0, denyCached: 0 };
   const metrics: PolicyMetrics = {
     registry,
+    counts,
     decisions: new Counter({
       name: "agentmesh_policy_decisions_total",
       help: "Policy decisions, by result and whether the decision cache answered.",
       labelNames: ["result", "cached"],
       registers,
+      collect() {
+        this.reset();
+        this.inc({ result: "allow", cached: "false" }, counts.allowFresh);
+        this.inc({ result: "allow", cached: "true" }, counts.allowCached);
+        this.inc({ result: "deny", cached: "false" }, counts.denyFresh);
+        this.inc({ result: "deny", cached: "true" }, counts.denyCached);
+      },
     }),
     reloads: new Counter({
       name: "agentmesh_policy_reloads_total",

@@ -69,6 +69,8 @@ export interface OpenStoreOptions {
   statementTimeoutMs?: number;
   /** How often a not-serving store probes the database. Default 1000 ms. */
   healthProbeMs?: number;
+  /** `application_name` of the connections, as `pg_stat_activity` shows it. Default `agentmesh`. */
+  applicationName?: string;
   /** Logger for migrations and the embedded server. Default: silent. */
   logger?: Logger;
 }
@@ -133,7 +135,7 @@ function ormOptions(url: string, options: OpenStoreOptions): Options {
     connectionTimeoutMillis: connectTimeoutMs,
     statement_timeout: options.statementTimeoutMs ?? 30_000,
     keepAlive: true,
-    application_name: "agentmesh",
+    application_name: options.applicationName ?? "agentmesh",
   };
   // search_path makes unqualified SQL (repositories, migrations) resolve in the schema.
   if (options.schema) connection.options = `-c search_path=${options.schema}`;

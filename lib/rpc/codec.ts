@@ -14,7 +14,8 @@ export function encode(schema: DescMessage, message: Message): Buffer {
 /** Decodes request bytes; malformed protobuf is INVALID_ARGUMENT. */
 export function decode(schema: DescMessage, bytes: Uint8Array): Message {
   try {
-    return fromBinary(schema, bytes);
+    // A Uint8Array view (not the Buffer itself) so decoded `bytes` fields are plain Uint8Arrays.
+    return fromBinary(schema, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
     throw new MeshError(
       Code.InvalidArgument,

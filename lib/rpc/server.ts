@@ -441,7 +441,11 @@ async function* readStream(
 ): AsyncIterable<Message> {
   addAbortSignal(signal, call);
   try {
-    for await (const chunk of call as AsyncIterable<Buffer>) yield decode(schema, chunk);
+    // Not `for await (… of call)`: that destroys the stream when the client
+    // half-closes, killing the bidi response side before its status is sent.
+    for await (const chunk of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      yield decode(schema, chunk);
+    }
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     throw err;

@@ -15,10 +15,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
 import { spiffeId } from "../identity/spiffe.js";
 import { type CertWatcher, watchCertificates } from "../tls/cert-watcher.js";
 import { certPaths, type IssueOptions, initCa, issueCertificate } from "../tls/dev-ca.js";
 import type { Authorizer } from "./authorizer.js";
+import type { AnyHandler, HandlerContext } from "./handler.js";
 
 export interface TestPki {
   /** The temporary cert folder (`<dir>/<name>/tls.crt` ...). */
@@ -84,3 +87,79 @@ export function allowNames(
         };
   };
 }
+
+/**
+ * A descriptor-only echo service with one method of each kind, built at run
+ * time from a FileDescriptorProto (no .proto file, no generated code): tests
+ * and `bench/rpc` use it, and it proves the adapter needs nothing per service.
+ *
+ * - `Echo(BytesValue) → BytesValue` unary
+ * - `Count(UInt32Value) → stream UInt32Value` server streaming: 0..n-1
+ * - `Sum(stream UInt32Value) → UInt32Value` client streaming
+ * - `Chat(stream BytesValue) → stream BytesValue` bidi
+ */
+export function echoService(): DescService {
+  echo ??= buildEchoService();
+  return echo;
+}
+
+let echo: DescService | undefined;
+
+function buildEchoService(): DescService {
+  const wrappers = ".google.protobuf.";
+  const proto = create(FileDescriptorProtoSchema, {
+    name: "agentmesh/testing/echo.proto",
+    package: "agentmesh.testing",
+    dependency: ["google/protobuf/wrappers.proto"],
+    syntax: "proto3",
+    service: [
+      {
+        name: "EchoService",
+        method: [
+          { name: "Echo", inputType: `${wrappers}BytesValue`, outputType: `${wrappers}BytesValue` },
+          {
+            name: "Count",
+            inputType: `${wrappers}UInt32Value`,
+            outputType: `${wrappers}UInt32Value`,
+            serverStreaming: true,
+          },
+          {
+            name: "Sum",
+            inputType: `${wrappers}UInt32Value`,
+            outputType: `${wrappers}UInt32Value`,
+            clientStreaming: true,
+          },
+          {
+            name: "Chat",
+            inputType: `${wrappers}BytesValue`,
+            outputType: `${wrappers}BytesValue`,
+            clientStreaming: true,
+            serverStreaming: true,
+          },
+        ],
+      },
+    ],
+  });
+  const registry = createFileRegistry(proto, (name) =>
+    name === "google/protobuf/wrappers.proto" ? file_google_protobuf_wrappers : undefined,
+  );
+  const service = registry.getService("agentmesh.testing.EchoService");
+  if (!service) throw new Error("echo service descriptor did not build");
+  return service;
+}
+
+/** A straightforward implementation of `echoService()`. */
+export const echoImpl: Record<string, AnyHandler> = {
+  echo: (req: { value: Uint8Array }) => ({ value: req.value }),
+  async *count(req: { value: number }, ctx: HandlerContext) {
+    for (let i = 0; i < req.value && !ctx.signal.aborted; i++) yield { value: i };
+  },
+  async sum(reqs: AsyncIterable<{ value: number }>) {
+    let total = 0;
+    for await (const r of reqs) total += r.value;
+    return { value: total };
+  },
+  async *chat(reqs: AsyncIterable<{ value: Uint8Array }>) {
+    for await (const r of reqs) yield { value: r.value };
+  },
+};

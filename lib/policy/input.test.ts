@@ -10,7 +10,7 @@ describe("methodPlan", () => {
     const paths = (name: string) =>
       Object.fromEntries(methodPlan(method(name)).fields.map((f) => [f.key, f.path.join(".")]));
     expect(paths("GetGoal")).toEqual({ tenant_id: "tenantId", goal_id: "goalId" });
-    expect(paths("ChooseStrategy")).toEqual({ tenant_id: "context.tenantId" });
+    expect(paths("ChooseStrategy")).toEqual({ tenant_id: "context.tenantId", goal_id: "goalId" });
     expect(paths("RecordOutcome")).toEqual({
       tenant_id: "outcome.context.tenantId",
       goal_id: "outcome.goalId",

@@ -59,7 +59,7 @@ export class AgentRepository {
    * Registers or re-registers an agent instance: the id and `registeredAt` of
    * an existing (name, instanceId) are kept, everything else is replaced.
    */
-  upsert(input: AgentRegistration): Promise<{ agent: AgentRecord; created: boolean }> {
+  async upsert(input: AgentRegistration): Promise<{ agent: AgentRecord; created: boolean }> {
     requireText(input.name, "agent name", 128);
     requireText(input.instanceId, "instance id", 128);
     requireText(input.spiffeId, "SPIFFE ID", 512);
@@ -185,7 +185,7 @@ export class AgentRepository {
    * Live agents (state LIVE, lease not expired) offering a capability, most
    * reliable first (unknown reliability counts as 0.5), then least loaded.
    */
-  findLive(capability: string, options: { limit?: number } = {}): Promise<AgentRecord[]> {
+  async findLive(capability: string, options: { limit?: number } = {}): Promise<AgentRecord[]> {
     requireText(capability, "capability", 128);
     return this.db.mapped<AgentRecord>(
       AgentEntity,
@@ -202,7 +202,7 @@ export class AgentRepository {
    * them. Rows are claimed with SKIP LOCKED, so sweepers on several replicas
    * never report the same agent twice.
    */
-  expireLeases(options: { limit?: number } = {}): Promise<AgentRecord[]> {
+  async expireLeases(options: { limit?: number } = {}): Promise<AgentRecord[]> {
     return this.db.mapped<AgentRecord>(
       AgentEntity,
       `update agents set state = 'EXPIRED', updated_at = now()
@@ -244,7 +244,7 @@ export class AgentRepository {
   }
 
   /** Tools by name, optionally only one agent's. */
-  listTools(options: { agentId?: string } = {}): Promise<ToolRecord[]> {
+  async listTools(options: { agentId?: string } = {}): Promise<ToolRecord[]> {
     return options.agentId
       ? this.db.mapped<ToolRecord>(
           ToolEntity,

@@ -64,7 +64,7 @@ export class ApiKeyRepository {
   }
 
   /** The tenant's keys, newest first. */
-  list(): Promise<ApiKeyRecord[]> {
+  async list(): Promise<ApiKeyRecord[]> {
     return this.db.run(async (em) => {
       const rows = await em.find(
         ApiKeyEntity,

@@ -75,7 +75,7 @@ export class AuditLog {
   constructor(private readonly db: Db) {}
 
   /** Appends one event and returns the stored row. */
-  append(input: AuditEventInput): Promise<AuditEventRecord> {
+  async append(input: AuditEventInput): Promise<AuditEventRecord> {
     const actor = requireText(input.actor, "audit actor", 512);
     const action = requireText(input.action, "audit action", 128);
     const resource = requireText(input.resource, "audit resource", 1024);
@@ -120,7 +120,7 @@ export class AuditLog {
   }
 
   /** Rows in sequence order. */
-  list(options: AuditListOptions = {}): Promise<AuditEventRecord[]> {
+  async list(options: AuditListOptions = {}): Promise<AuditEventRecord[]> {
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
     const params: unknown[] = [options.afterSeq ?? 0];
     let where = "seq > ?";

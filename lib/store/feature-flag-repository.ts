@@ -49,7 +49,7 @@ export class FeatureFlagRepository {
   }
 
   /** Every flag, or every scope of one key. */
-  list(options: { key?: string } = {}): Promise<FeatureFlagRecord[]> {
+  async list(options: { key?: string } = {}): Promise<FeatureFlagRecord[]> {
     return options.key
       ? this.db.mapped<FeatureFlagRecord>(
           FeatureFlagEntity,

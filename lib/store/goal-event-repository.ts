@@ -48,7 +48,7 @@ export class GoalEventRepository {
   }
 
   /** Events with a sequence above `afterSequence` (default 0), oldest first, at most `limit` (default 1000). */
-  list(
+  async list(
     goalId: string,
     options: { afterSequence?: number; limit?: number } = {},
   ): Promise<GoalEventRecord[]> {

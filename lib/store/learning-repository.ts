@@ -119,7 +119,7 @@ export class LearningRepository {
   }
 
   /** Statistics, optionally of one tenant and/or goal kind, by bucket and strategy. */
-  strategyStats(
+  async strategyStats(
     options: { tenantId?: string; goalKind?: string } = {},
   ): Promise<StrategyStatsRecord[]> {
     const where = ["true"];
@@ -174,7 +174,7 @@ export class LearningRepository {
   }
 
   /** Versions, newest first. */
-  listParameters(options: { limit?: number } = {}): Promise<ParametersVersionRecord[]> {
+  async listParameters(options: { limit?: number } = {}): Promise<ParametersVersionRecord[]> {
     return this.db.mapped<ParametersVersionRecord>(
       ParametersVersionEntity,
       "select * from parameter_versions order by created_at desc, version desc limit ?",
@@ -275,7 +275,7 @@ export class LearningRepository {
   }
 
   /** Reliability rows, optionally of one capability and/or some agents. */
-  listReliability(
+  async listReliability(
     options: { capability?: string; agentIds?: string[] } = {},
   ): Promise<AgentReliabilityRecord[]> {
     const where = ["true"];
@@ -299,7 +299,7 @@ export class LearningRepository {
    * Experiences of every tenant recorded at or after `since`, oldest first,
    * for training. Page with the last row's `createdAt` and `goalId`.
    */
-  experiencesSince(
+  async experiencesSince(
     since: Date,
     options: { afterGoalId?: string; limit?: number } = {},
   ): Promise<ExperienceRecord[]> {

@@ -113,7 +113,10 @@ export class PlanRepository {
   ) {}
 
   /** Stores a plan and its steps in one transaction. NOT_FOUND if the goal is not the tenant's. */
-  create(input: NewPlan, steps: NewStep[]): Promise<{ plan: PlanRecord; steps: StepRecord[] }> {
+  async create(
+    input: NewPlan,
+    steps: NewStep[],
+  ): Promise<{ plan: PlanRecord; steps: StepRecord[] }> {
     const id = input.id ?? randomUUID();
     requireText(input.goalId, "goal id");
     requireText(input.strategy, "strategy", 128);
@@ -196,12 +199,12 @@ export class PlanRepository {
   }
 
   /** The plan's steps in plan order. */
-  steps(planId: string): Promise<StepRecord[]> {
+  async steps(planId: string): Promise<StepRecord[]> {
     return this.#steps(this.db, planId);
   }
 
   /** The steps of the goal's current plan (`goals.plan_id`); empty before planning. */
-  stepsOfGoal(goalId: string): Promise<StepRecord[]> {
+  async stepsOfGoal(goalId: string): Promise<StepRecord[]> {
     return this.db.mapped<StepRecord>(
       StepEntity,
       `select s.* from steps s join goals g on g.plan_id = s.plan_id and g.tenant_id = s.tenant_id
@@ -291,7 +294,7 @@ export class PlanRepository {
   }
 
   /** Marks an attempt as started by an agent; `applied: false` if it had already started or finished. */
-  startAttempt(
+  async startAttempt(
     attemptId: string,
     agentId: string,
     startedAt: Date = new Date(),
@@ -308,7 +311,7 @@ export class PlanRepository {
    * Records an attempt's result once: `applied: false` when a result was
    * already recorded (a redelivered job), so the caller skips its side effects.
    */
-  finishAttempt(
+  async finishAttempt(
     attemptId: string,
     result: AttemptResult,
   ): Promise<{ attempt: StepAttemptRecord; applied: boolean }> {
@@ -334,7 +337,7 @@ export class PlanRepository {
   }
 
   /** Attempts of a step, by attempt number and replica. */
-  attempts(planId: string, stepId: string): Promise<StepAttemptRecord[]> {
+  async attempts(planId: string, stepId: string): Promise<StepAttemptRecord[]> {
     return this.db.mapped<StepAttemptRecord>(
       StepAttemptEntity,
       `select * from step_attempts where tenant_id = ? and plan_id = ? and step_id = ?

@@ -37,7 +37,7 @@ export class PlaybookRepository {
   }
 
   /** Every playbook of the tenant, by goal kind. */
-  list(): Promise<PlaybookRecord[]> {
+  async list(): Promise<PlaybookRecord[]> {
     return this.db.mapped<PlaybookRecord>(
       PlaybookEntity,
       "select * from playbooks where tenant_id = ? order by goal_kind",

@@ -158,7 +158,16 @@ function ormOptions(url: string, options: OpenStoreOptions): Options {
       acquireTimeoutMillis: connectTimeoutMs + 1000,
       idleTimeoutMillis: 30_000,
     },
-    driverOptions: { connection },
+    driverOptions: {
+      connection,
+      // knex would print connection errors (with SQL and values) to the console.
+      log: {
+        warn: (m: unknown) => options.logger?.debug({ knex: String(m) }, "database warning"),
+        error: (m: unknown) => options.logger?.debug({ knex: String(m) }, "database error"),
+        deprecate: () => undefined,
+        debug: () => undefined,
+      },
+    },
     ensureDatabase: false,
     connect: false,
     debug: false,

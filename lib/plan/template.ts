@@ -56,7 +56,20 @@ const segmentPattern = /^[A-Za-z0-9_-]+$/;
  * Splits a string into literal parts and references. Throws INVALID_ARGUMENT
  * for a malformed template (unclosed, empty, unknown root, bad segment).
  */
-export function parseTemplate(text: string): TemplatePart[] {
+export function parseTemplate(text: string): readonly TemplatePart[] {
+  // Plans repeat the same few template strings on every dispatch: parse once.
+  const hit = parsed.get(text);
+  if (hit !== undefined) return hit;
+  const parts = parseUncached(text);
+  if (parsed.size >= maxParsed) parsed.delete(parsed.keys().next().value!);
+  parsed.set(text, parts);
+  return parts;
+}
+
+const maxParsed = 2048;
+const parsed = new Map<string, readonly TemplatePart[]>();
+
+function parseUncached(text: string): TemplatePart[] {
   const parts: TemplatePart[] = [];
   let literal = "";
   let i = 0;
@@ -128,7 +141,7 @@ export function templateRefs(
   const found: Array<{ at: string; ref: TemplateRef }> = [];
   walkStrings(value, "", (text, path) => {
     if (!hasTemplate(text)) return;
-    let parts: TemplatePart[];
+    let parts: readonly TemplatePart[];
     try {
       parts = parseTemplate(text);
     } catch (err) {

@@ -1,7 +1,8 @@
 import type { Command } from "../command.js";
 import { bench } from "./bench.js";
+import { certs } from "./certs.js";
 import { dev } from "./dev.js";
 import { policy } from "./policy.js";
 
 /** Every sub-command, in the order `agentmesh help` lists them. */
-export const commands: Command[] = [dev, bench, policy];
+export const commands: Command[] = [dev, bench, certs, policy];

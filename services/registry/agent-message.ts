@@ -1,0 +1,54 @@
+/**
+ * Conversions between the store's agent and tool rows and the generated
+ * registry messages. Cards and tools are stored as their protobuf JSON, so a
+ * round trip is lossless and the store never needs to know the schema.
+ *
+ * @example
+ * const agent = agentToMessage(await store.agents.get(id));
+ * await store.agents.putTool({ name: tool.name, agentId, spec: toolToJson(tool) });
+ */
+import { create, fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type Agent,
+  type AgentCard,
+  AgentCardSchema,
+  AgentSchema,
+  AgentState,
+  type Tool,
+  ToolSchema,
+} from "../../gen/agentmesh/v1/registry_pb.js";
+import type { AgentRecord, ToolRecord } from "../../lib/store/index.js";
+
+/** A stored agent as the wire `Agent`. */
+export function agentToMessage(record: AgentRecord): Agent {
+  return create(AgentSchema, {
+    agentId: record.id,
+    card: fromJson(AgentCardSchema, record.card, { ignoreUnknownFields: true }),
+    spiffeId: record.spiffeId,
+    state: AgentState[record.state],
+    registeredAt: timestampFromDate(record.registeredAt),
+    leaseExpiresAt: timestampFromDate(record.leaseExpiresAt),
+    lastHeartbeatAt: timestampFromDate(record.lastHeartbeatAt),
+    reliability: { ...record.reliability },
+    inFlight: record.inFlight,
+    instanceId: record.instanceId,
+  });
+}
+
+/** A card as the JSON the store keeps. */
+export function cardToJson(card: AgentCard): JsonObject {
+  return toJson(AgentCardSchema, card) as JsonObject;
+}
+
+/** A tool as the JSON the store keeps. */
+export function toolToJson(tool: Tool): JsonObject {
+  return toJson(ToolSchema, tool) as JsonObject;
+}
+
+/** A stored tool as the wire `Tool` (the row's owner wins over the JSON's). */
+export function toolToMessage(record: ToolRecord): Tool {
+  const tool = fromJson(ToolSchema, record.spec, { ignoreUnknownFields: true });
+  tool.agentId = record.agentId ?? "";
+  return tool;
+}

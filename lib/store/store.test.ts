@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type MeshError } from "../errors/mesh-error.js";
-import { needPostgres } from "../testing/infra.js";
+import { needPostgres, runId } from "../testing/infra.js";
 import { newApiKey, parseApiKey, verifyApiKeySecret } from "./api-key-secret.js";
 import { entities } from "./entities.js";
 import type { Store } from "./store.js";
@@ -59,6 +59,20 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
             expect(columns, `${meta.tableName}.${field}`).toContain(`${meta.tableName}.${field}`);
           }
         }
+      }
+    });
+
+    it("lets replicas that start together apply each migration once", async () => {
+      const schema = runId("s");
+      const [a, b] = await Promise.all([
+        openTestStore({ databaseUrl: pg!.url, schema }),
+        openTestStore({ databaseUrl: pg!.url, schema }),
+      ]);
+      try {
+        expect((await a.store.migrationStatus()).executed).toEqual(["0001-initial-schema"]);
+      } finally {
+        await b.store.close();
+        await a.cleanup();
       }
     });
 

@@ -21,6 +21,7 @@
  * await store.close();
  */
 import { join } from "node:path";
+import type { Transaction } from "@mikro-orm/core";
 import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { loadConfig } from "../config/config.js";
@@ -194,6 +195,7 @@ export class Store implements StoreTransaction {
   readonly #health: HealthTracker;
   readonly #embedded: EmbeddedPostgres | undefined;
   readonly #log: Logger | undefined;
+  readonly #schema: string;
   #closed = false;
 
   /** @internal use `openStore()` */
@@ -201,6 +203,7 @@ export class Store implements StoreTransaction {
     this.orm = MikroORM.initSync(options);
     this.#embedded = embedded;
     this.#log = open.logger;
+    this.#schema = open.schema ?? "public";
     this.#health = new HealthTracker(async () => {
       await this.orm.em.fork().execute("select 1");
     }, open.healthProbeMs);
@@ -233,16 +236,23 @@ export class Store implements StoreTransaction {
     return this.#db.transaction((db) => fn(bind(db)));
   }
 
-  /** Applies pending migrations; returns the names applied. */
+  /**
+   * Applies pending migrations; returns the names applied. Replicas starting
+   * together take turns on an advisory lock, so each migration runs once.
+   */
   async migrate(): Promise<string[]> {
-    const applied = await this.#db.run(async () => this.orm.getMigrator().up());
+    const applied = await this.#underMigrationLock((transaction) =>
+      this.orm.getMigrator().up({ transaction }),
+    );
     if (applied.length > 0) this.#log?.info({ applied: applied.map((m) => m.name) }, "migrated");
     return applied.map((m) => m.name);
   }
 
   /** Reverts migrations down to (not including) `to`, or all of them with 0 (the default). */
   async migrateDown(to: string | 0 = 0): Promise<string[]> {
-    const reverted = await this.#db.run(async () => this.orm.getMigrator().down({ to }));
+    const reverted = await this.#underMigrationLock((transaction) =>
+      this.orm.getMigrator().down({ to, transaction }),
+    );
     return reverted.map((m) => m.name);
   }
 
@@ -250,12 +260,22 @@ export class Store implements StoreTransaction {
   async migrationStatus(): Promise<MigrationStatus> {
     return this.#db.run(async () => {
       const migrator = this.orm.getMigrator();
-      const [executed, pending] = await Promise.all([
-        migrator.getExecutedMigrations(),
-        migrator.getPendingMigrations(),
-      ]);
+      // One after the other: each creates the migrations table if it is missing.
+      const executed = await migrator.getExecutedMigrations();
+      const pending = await migrator.getPendingMigrations();
       return { executed: executed.map((m) => m.name), pending: pending.map((m) => m.name) };
     });
+  }
+
+  #underMigrationLock<T>(fn: (transaction: Transaction) => Promise<T>): Promise<T> {
+    return this.#db.run((em) =>
+      em.transactional(async (tx) => {
+        await tx.execute("select pg_advisory_xact_lock(hashtext(?))", [
+          `agentmesh.migrate.${this.#schema}`,
+        ]);
+        return fn(tx.getTransactionContext() as Transaction);
+      }),
+    );
   }
 
   /** Closes the pool and, if this store started it, the embedded PostgreSQL. */

@@ -1,0 +1,55 @@
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { openTestStore } from "../../lib/store/testing.js";
+import { needPostgres, runId } from "../../lib/testing/infra.js";
+import { UsageError } from "../command.js";
+import { audit } from "./audit.js";
+import { db } from "./db.js";
+
+const pg = await needPostgres();
+
+describe.skipIf(!pg)("agentmesh db and audit", () => {
+  const schema = runId("s");
+  const saved = process.env.DATABASE_URL;
+  process.env.DATABASE_URL = pg?.url;
+  const out = vi.spyOn(console, "log").mockImplementation(() => undefined);
+  const err = vi.spyOn(console, "error").mockImplementation(() => undefined);
+
+  afterAll(async () => {
+    // openTestStore on the same schema gives us its cleanup (drop schema).
+    const t = await openTestStore({ databaseUrl: pg!.url, schema, migrate: false });
+    await t.cleanup();
+    process.env.DATABASE_URL = saved;
+    out.mockRestore();
+    err.mockRestore();
+  });
+
+  const lastJson = () => JSON.parse(String(out.mock.calls.at(-1)?.[0]));
+
+  it("migrates, reports status, verifies the audit chain and reverts", async () => {
+    expect(await db.run(["status", "--schema", schema])).toBe(0);
+    expect(lastJson().pending).toEqual(["0001-initial-schema"]);
+    expect(await db.run(["migrate", "--schema", schema])).toBe(0);
+    expect(lastJson().applied).toEqual(["0001-initial-schema"]);
+    expect(await audit.run(["verify", "--schema", schema])).toBe(0);
+    expect(lastJson()).toMatchObject({ ok: true, rows: 0 });
+
+    const t = await openTestStore({ databaseUrl: pg!.url, schema, migrate: false });
+    await t.store.audit.append({ actor: "root", action: "admin.test", resource: "x" });
+    await t.store.orm.em.fork().execute(`
+      alter table audit_events disable trigger audit_events_no_update;
+      update audit_events set actor = 'mallory';
+      alter table audit_events enable trigger audit_events_no_update`);
+    await t.store.close();
+    expect(await audit.run(["verify", "--schema", schema])).toBe(3);
+    expect(lastJson()).toMatchObject({ ok: false, seq: 1, reason: "hash mismatch" });
+
+    expect(await db.run(["down", "--schema", schema])).toBe(0);
+    expect(lastJson().reverted).toEqual(["0001-initial-schema"]);
+  });
+
+  it("rejects bad arguments with a usage error", async () => {
+    await expect(db.run(["sideways"])).rejects.toBeInstanceOf(UsageError);
+    await expect(db.run(["migrate", "--schema"])).rejects.toBeInstanceOf(UsageError);
+    await expect(audit.run([])).rejects.toBeInstanceOf(UsageError);
+  });
+});

@@ -4,6 +4,5 @@ import type { Benchmark } from "./benchmark.js";
 export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   learning: async () => (await import("./learning.js")).learning,
   policy: async () => (await import("./policy.js")).policy,
-  rpc: async () => (await import("./rpc.js")).rpc,
   store: async () => (await import("./store.js")).store,
 };

@@ -1,0 +1,142 @@
+/**
+ * What stands between a public request and a handler: authentication and
+ * admission (an interceptor, so it covers every public method, streams
+ * included) and the policy check (in `guarded`, which wraps every handler
+ * because the policy needs the decoded request).
+ *
+ * The policy is asked exactly as an internal service would ask it, with the
+ * gateway as the peer and the caller as the principal, so a call the
+ * receiving service would refuse is refused here first, without a hop.
+ */
+import type { DescMethod, Message } from "@bufbuild/protobuf";
+import {
+  type ConnectError,
+  createContextKey,
+  type HandlerContext,
+  type Interceptor,
+  type StreamResponse,
+} from "@connectrpc/connect";
+import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
+import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import type { Logger } from "../lib/log/logger.js";
+import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
+import type { Authenticate } from "./authenticate.js";
+import type { DenialLog } from "./denial-log.js";
+import { toConnectError } from "./errors.js";
+import type { TenantLimits } from "./tenant-limits.js";
+
+/** The authenticated caller of the current call. */
+export const principalContextKey = createContextKey<Principal | undefined>(undefined, {
+  description: "principal",
+});
+
+export interface GuardOptions {
+  authenticate: Authenticate;
+  limits: TenantLimits;
+  authorizer: Authorizer;
+  /** The gateway's own identity, the peer the policy sees. */
+  peer: PeerIdentity;
+  denials?: DenialLog;
+  /** Called for every denial (the audit log); must not throw. */
+  onDenied?: (denial: { principal: Principal; method: DescMethod; reason: string }) => void;
+  log: Logger;
+}
+
+/** Authenticates, rate-limits and counts streams; puts the principal into the call's values. */
+export function guardInterceptor(options: GuardOptions): Interceptor {
+  const { authenticate, limits } = options;
+  return (next) => async (req) => {
+    let principal: Principal;
+    try {
+      principal = await authenticate(req.header);
+      await limits.admit(principal.tenantId);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+    req.contextValues.set(principalContextKey, principal);
+    if (
+      req.method.methodKind !== "server_streaming" &&
+      req.method.methodKind !== "bidi_streaming"
+    ) {
+      return next(req);
+    }
+    let release: () => void;
+    try {
+      release = limits.openStream(principal.tenantId);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+    try {
+      const res = (await next(req)) as StreamResponse;
+      return { ...res, message: releasing(res.message, release) };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  };
+}
+
+async function* releasing<T>(messages: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } finally {
+    release();
+  }
+}
+
+/** The principal of the current call (set by the interceptor); UNAUTHENTICATED if missing. */
+export function principalOf(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(principalContextKey);
+  if (!principal) throw toConnectError(new MeshError(Code.Unauthenticated, "not authenticated"));
+  return principal;
+}
+
+/**
+ * Fills an empty top-level `tenant_id` with the caller's tenant, so clients
+ * need not repeat it; then asks the policy. Throws PERMISSION_DENIED with the
+ * policy's reason.
+ */
+export async function authorize(
+  options: GuardOptions,
+  method: DescMethod,
+  request: Message,
+  principal: Principal,
+): Promise<void> {
+  const tenantField = tenantFieldOf(method);
+  if (tenantField !== undefined) {
+    const r = request as unknown as Record<string, unknown>;
+    if (r[tenantField] === "") r[tenantField] = principal.tenantId;
+  }
+  const decision = await options.authorizer({
+    peer: options.peer,
+    principal,
+    method,
+    request,
+  });
+  if (decision.allow) return;
+  const denial = {
+    time: Date.now(),
+    tenantId: principal.tenantId,
+    subject: principal.subject,
+    method: `${method.parent.typeName}/${method.name}`,
+    reason: decision.reason,
+  };
+  options.denials?.record(denial);
+  options.onDenied?.({ principal, method, reason: decision.reason });
+  options.log.info(denial, "policy denied a public call");
+  throw toConnectError(new MeshError(Code.PermissionDenied, decision.reason)) as ConnectError;
+}
+
+const tenantFields = new WeakMap<DescMethod, string | null>();
+
+function tenantFieldOf(method: DescMethod): string | undefined {
+  let field = tenantFields.get(method);
+  if (field === undefined) {
+    const f = method.input.fields.find(
+      (x) => x.name === "tenant_id" && x.fieldKind === "scalar" && x.oneof === undefined,
+    );
+    field = f ? f.localName : null;
+    tenantFields.set(method, field);
+  }
+  return field ?? undefined;
+}

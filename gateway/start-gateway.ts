@@ -1,0 +1,223 @@
+/**
+ * `startGateway`: the only door from outside. A connect-node server for
+ * Connect, gRPC and gRPC-Web over HTTP/1.1 and HTTP/2 that authenticates the
+ * caller (API key or JWT), admits it against its tenant's limits, checks the
+ * policy, and forwards each public call over mTLS to the internal service as
+ * the `gateway` identity carrying the caller's principal. It also serves
+ * AdminService, gRPC reflection, `/healthz`, `/readyz` and the dashboard.
+ *
+ * @example
+ * const gateway = await startGateway({
+ *   store,
+ *   authorizer: createPolicyAuthorizer(engine),
+ *   policyReady: () => engine.ready,
+ *   certs: await watchCertificates({ dir: `${config.certDir}/gateway` }),
+ *   upstreams: { executor: "127.0.0.1:7103", registry: "127.0.0.1:7101", planner: "127.0.0.1:7102", learning: "127.0.0.1:7104" },
+ *   port: config.ports.gateway,
+ * });
+ * console.log(`dashboard at ${gateway.url}`);
+ * await gateway.close();
+ */
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { QueueStats } from "../lib/bus/job-bus.js";
+import { spiffeId } from "../lib/identity/spiffe.js";
+import { createLogger, type Logger } from "../lib/log/logger.js";
+import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
+import { createChannel, type MeshChannel } from "../lib/rpc/client.js";
+import { createReflection } from "../lib/rpc/reflection.js";
+import { policyDenialEvent } from "../lib/store/audit-log.js";
+import type { Store } from "../lib/store/store.js";
+import type { CertWatcher } from "../lib/tls/cert-watcher.js";
+import { adminHandlers } from "./admin-service.js";
+import { apiKeyAuthenticator } from "./api-key-auth.js";
+import { createAuthenticator } from "./authenticate.js";
+import { dashboardHandler } from "./dashboard.js";
+import { createDenialLog } from "./denial-log.js";
+import { registerPublicRoutes } from "./forward.js";
+import { type GuardOptions, guardInterceptor } from "./guard.js";
+import { listen, type NodeRequest, type NodeResponse, withEdgeHeaders } from "./http-edge.js";
+import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
+import { publicMethods, publicServices, type Upstream } from "./public-api.js";
+import { createTenantLimits, type TenantLimitsOptions } from "./tenant-limits.js";
+
+export interface GatewayOptions {
+  /** Authentication data (API keys), tenants' limits and the audit log. */
+  store: Store;
+  /** The policy, as the services use it: `createPolicyAuthorizer(engine)`. */
+  authorizer: Authorizer;
+  /** Whether the policy is loaded (`engine.ready`), for `/readyz`. Default always true. */
+  policyReady?: () => boolean;
+  /** The gateway identity's certificate files (SPIFFE ID `.../sa/gateway`). */
+  certs: CertWatcher;
+  /** `host:port` of each internal service. */
+  upstreams: Readonly<Record<Upstream, string>>;
+  /** SPIFFE trust domain and namespace of the mesh. Default `agentmesh.local`, `agentmesh`. */
+  trustDomain?: string;
+  namespace?: string;
+  /** Address to bind. Default 127.0.0.1 (plain text is refused elsewhere unless `allowInsecure`). */
+  host?: string;
+  /** Port. Default 8080; 0 picks a free one (see `Gateway.port`). */
+  port?: number;
+  /** PEM certificate and key of the public listener; without them plain HTTP on loopback. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Plain text on a non-loopback address (behind a TLS-terminating proxy). Default false. */
+  allowInsecure?: boolean;
+  /** Accept JWTs; default API keys only. */
+  jwt?: JwtOptions;
+  /** How long a verified API key is trusted without a store lookup. Default 5000 ms. */
+  apiKeyCacheTtlMs?: number;
+  /** Default per-tenant limits (a tenant's own record overrides them). */
+  limits?: Omit<TenantLimitsOptions, "lookup">;
+  /** Largest request message in bytes; larger is RESOURCE_EXHAUSTED. Default 1 MiB. */
+  maxRequestBytes?: number;
+  /** Largest deadline a client may ask for; larger is INVALID_ARGUMENT. Default 10 minutes. */
+  maxTimeoutMs?: number;
+  /** Deadline of a forwarded unary call without one. Default 30 s. */
+  defaultTimeoutMs?: number;
+  /** Origins allowed to call from browsers (the dashboard itself is same-origin). Default none. */
+  corsOrigins?: readonly string[];
+  /** Serve the dashboard at `/`. Default true. */
+  dashboard?: boolean;
+  /** Queue figures for the dashboard (the job bus's `stats`). */
+  queueStats?: () => Promise<QueueStats[]>;
+  /** Default a logger named "gateway". */
+  log?: Logger;
+}
+
+export interface Gateway {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, ends streams, closes the internal channels. */
+  close(): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const log = options.log ?? createLogger({ name: "gateway" });
+  const trustDomain = options.trustDomain ?? "agentmesh.local";
+  const namespace = options.namespace ?? "agentmesh";
+  const peer: PeerIdentity = {
+    spiffeId: spiffeId({ trustDomain, namespace, name: "gateway" }),
+    trustDomain,
+    namespace,
+    name: "gateway",
+  };
+  const { store } = options;
+  const apiKeys = apiKeyAuthenticator({
+    keys: store.tenants,
+    ...(options.apiKeyCacheTtlMs === undefined ? {} : { cacheTtlMs: options.apiKeyCacheTtlMs }),
+  });
+  const jwt = options.jwt ? await jwtAuthenticator(options.jwt) : undefined;
+  const authenticate = createAuthenticator({ apiKeys, ...(jwt ? { jwt } : {}) });
+  const limits = createTenantLimits({
+    ...options.limits,
+    lookup: async (tenantId) => store.tenants.find(tenantId),
+  });
+  const denials = createDenialLog();
+  const guard: GuardOptions = {
+    authenticate,
+    limits,
+    authorizer: options.authorizer,
+    peer,
+    denials,
+    log,
+    onDenied: ({ principal, method, reason }) => {
+      store.audit
+        .append(
+          policyDenialEvent({
+            peer: peer.spiffeId,
+            method: `/${method.parent.typeName}/${method.name}`,
+            reason,
+            tenantId: principal.tenantId,
+            principal: `${principal.tenantId}/${principal.subject}`,
+          }),
+        )
+        .catch((err: unknown) => log.warn({ err }, "could not audit a policy denial"));
+    },
+  };
+
+  const channels = {} as Record<Upstream, MeshChannel>;
+  for (const name of ["executor", "registry", "planner", "learning"] as const) {
+    channels[name] = createChannel({
+      address: options.upstreams[name],
+      certs: options.certs,
+      server: spiffeId({ trustDomain, namespace, name }),
+      logger: log,
+    });
+  }
+
+  const shutdown = new AbortController();
+  const reflection = createReflection(() => publicServices());
+  const rpc = connectNodeAdapter({
+    readMaxBytes: options.maxRequestBytes ?? 1024 * 1024,
+    maxTimeoutMs: options.maxTimeoutMs ?? 10 * 60_000,
+    shutdownSignal: shutdown.signal,
+    // Nothing unknown passes the edge: unknown JSON fields are an error, unknown binary fields are dropped.
+    jsonOptions: { ignoreUnknownFields: false },
+    binaryOptions: { readUnknownFields: false },
+    interceptors: [guardInterceptor(guard)],
+    routes(router) {
+      registerPublicRoutes(router, {
+        methods: publicMethods(),
+        guard,
+        channels,
+        local: adminHandlers({ store, onRevoke: (keyId) => apiKeys.forget(keyId) }),
+        defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
+      });
+      // The schema is public (it is the SDK), so reflection needs no credentials.
+      router.service(reflection.v1, reflection.v1Impl as never, { interceptors: [] });
+      router.service(reflection.v1alpha, reflection.v1alphaImpl as never, { interceptors: [] });
+    },
+  });
+  const dashboard =
+    options.dashboard === false
+      ? undefined
+      : dashboardHandler({ authenticate, denials, queueStats: options.queueStats });
+  const policyReady = options.policyReady ?? (() => true);
+
+  const handler = (req: NodeRequest, res: NodeResponse) => {
+    const path = req.url ?? "/";
+    if (path === "/healthz") {
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      res.end("ok\n");
+      return;
+    }
+    if (path === "/readyz") {
+      const problems: string[] = [];
+      if (!policyReady()) problems.push("policy not loaded");
+      if (store.health.status !== "serving") problems.push("store not serving");
+      res.writeHead(problems.length ? 503 : 200, { "Content-Type": "text/plain" });
+      res.end(problems.length ? `${problems.join("; ")}\n` : "ready\n");
+      return;
+    }
+    if (dashboard?.(req, res)) return;
+    rpc(req as never, res as never);
+  };
+
+  const host = options.host ?? "127.0.0.1";
+  const listener = await listen(
+    withEdgeHeaders(handler, { origins: options.corsOrigins ?? [], tls: Boolean(options.tls) }),
+    {
+      host,
+      port: options.port ?? 8080,
+      tls: options.tls,
+      ...(options.allowInsecure === undefined ? {} : { allowInsecure: options.allowInsecure }),
+    },
+  );
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  const url = `${options.tls ? "https" : "http"}://${urlHost}:${listener.port}`;
+  log.info({ url, tls: Boolean(options.tls) }, "gateway listening");
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port: listener.port,
+    close() {
+      closed ??= (async () => {
+        shutdown.abort();
+        await listener.close();
+        for (const c of Object.values(channels)) c.close();
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * Per-tenant admission at the gateway: a token bucket for the request rate
+ * and a counter of open server streams. Each tenant's limits come from its
+ * record (`rate_limit_per_second`, `max_concurrent_streams`; 0 means the
+ * gateway default) and are re-read every `refreshMs`. Over a limit the call is
+ * RESOURCE_EXHAUSTED with `retryAfterMs` (sent as `retry-after`).
+ *
+ * The state is in memory, per gateway replica: with N replicas behind a load
+ * balancer a tenant gets up to N times its rate, which is the usual trade for
+ * not putting a shared store on every request's path.
+ *
+ * @example
+ * const limits = createTenantLimits({ defaultRatePerSecond: 100, lookup: (t) => store.tenants.find(t) });
+ * await limits.admit("acme");           // throws RESOURCE_EXHAUSTED when over the rate
+ * const release = limits.openStream("acme"); // throws when too many streams
+ * release();
+ */
+import type { MeshError } from "../lib/errors/mesh-error.js";
+import { exhausted } from "./errors.js";
+
+export interface TenantLimitValues {
+  /** Sustained requests per second; 0 means the default. */
+  rateLimitPerSecond: number;
+  /** Open server streams; 0 means the default. */
+  maxConcurrentStreams: number;
+}
+
+export interface TenantLimitsOptions {
+  /** Requests per second per tenant when the tenant sets none. Default 200. */
+  defaultRatePerSecond?: number;
+  /** Bucket size in seconds of rate (burst). Default 2 (a burst of 2 s worth of requests). */
+  burstSeconds?: number;
+  /** Open streams per tenant when the tenant sets none. Default 100. */
+  defaultMaxStreams?: number;
+  /** The tenant's own limits; undefined for the defaults. Errors fall back to the defaults. */
+  lookup?: (tenantId: string) => Promise<TenantLimitValues | undefined>;
+  /** How long a looked-up limit is used before looking again. Default 30 s. */
+  refreshMs?: number;
+  /** Clock in ms (tests). Default `performance.now`-based monotonic time. */
+  now?: () => number;
+}
+
+export interface TenantLimits {
+  /** Takes one request token; RESOURCE_EXHAUSTED when the bucket is empty. */
+  admit(tenantId: string): Promise<void>;
+  /** Counts an open stream; the returned function ends it (idempotent). */
+  openStream(tenantId: string): () => void;
+  /** Open streams of a tenant (metrics, tests). */
+  streams(tenantId: string): number;
+}
+
+interface TenantState {
+  rate: number;
+  burst: number;
+  maxStreams: number;
+  tokens: number;
+  last: number;
+  streams: number;
+  refreshAt: number;
+  refreshing: Promise<void> | undefined;
+}
+
+export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLimits {
+  const defaultRate = options.defaultRatePerSecond ?? 200;
+  const burstSeconds = options.burstSeconds ?? 2;
+  const defaultStreams = options.defaultMaxStreams ?? 100;
+  const refreshMs = options.refreshMs ?? 30_000;
+  const now = options.now ?? (() => performance.now());
+  const lookup = options.lookup;
+  const tenants = new Map<string, TenantState>();
+
+  const apply = (state: TenantState, values: TenantLimitValues | undefined) => {
+    state.rate = values && values.rateLimitPerSecond > 0 ? values.rateLimitPerSecond : defaultRate;
+    state.burst = Math.max(1, state.rate * burstSeconds);
+    state.maxStreams =
+      values && values.maxConcurrentStreams > 0 ? values.maxConcurrentStreams : defaultStreams;
+    state.tokens = Math.min(state.tokens, state.burst);
+  };
+
+  const refresh = (tenantId: string, state: TenantState): Promise<void> => {
+    state.refreshing ??= (async () => {
+      let values: TenantLimitValues | undefined;
+      try {
+        values = lookup ? await lookup(tenantId) : undefined;
+      } catch {
+        values = undefined; // an unreachable store must not lock tenants out
+      }
+      apply(state, values);
+      state.refreshAt = now() + refreshMs;
+      state.refreshing = undefined;
+    })();
+    return state.refreshing;
+  };
+
+  const stateOf = async (tenantId: string): Promise<TenantState> => {
+    let state = tenants.get(tenantId);
+    if (state === undefined) {
+      const t = now();
+      state = {
+        rate: defaultRate,
+        burst: defaultRate * burstSeconds,
+        maxStreams: defaultStreams,
+        tokens: Number.POSITIVE_INFINITY,
+        last: t,
+        streams: 0,
+        refreshAt: 0,
+        refreshing: undefined,
+      };
+      tenants.set(tenantId, state);
+      await refresh(tenantId, state);
+      state.tokens = state.burst;
+    } else if (state.refreshAt <= now() && lookup) {
+      // Refresh in the background; this request uses the limits in force.
+      void refresh(tenantId, state);
+    }
+    return state;
+  };
+
+  return {
+    async admit(tenantId) {
+      const state = tenants.get(tenantId) ?? (await stateOf(tenantId));
+      if (state.refreshAt <= now() && lookup) void stateOf(tenantId);
+      const t = now();
+      state.tokens = Math.min(state.burst, state.tokens + ((t - state.last) * state.rate) / 1000);
+      state.last = t;
+      if (state.tokens >= 1) {
+        state.tokens -= 1;
+        return;
+      }
+      const waitMs = ((1 - state.tokens) * 1000) / state.rate;
+      throw tooMany(`tenant ${tenantId} is over its rate of ${state.rate} requests/s`, waitMs);
+    },
+    openStream(tenantId) {
+      let state = tenants.get(tenantId);
+      if (state === undefined) {
+        // admit() always runs first and creates the state; this is a safety net.
+        state = {
+          rate: defaultRate,
+          burst: defaultRate * burstSeconds,
+          maxStreams: defaultStreams,
+          tokens: defaultRate * burstSeconds,
+          last: now(),
+          streams: 0,
+          refreshAt: 0,
+          refreshing: undefined,
+        };
+        tenants.set(tenantId, state);
+      }
+      if (state.streams >= state.maxStreams) {
+        throw tooMany(
+          `tenant ${tenantId} has ${state.streams} open streams, the most it may have`,
+          1000,
+        );
+      }
+      state.streams++;
+      const s = state;
+      let open = true;
+      return () => {
+        if (!open) return;
+        open = false;
+        s.streams--;
+      };
+    },
+    streams(tenantId) {
+      return tenants.get(tenantId)?.streams ?? 0;
+    },
+  };
+}
+
+function tooMany(message: string, retryAfterMs: number): MeshError {
+  return exhausted(message, retryAfterMs);
+}

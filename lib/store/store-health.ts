@@ -65,11 +65,19 @@ export class HealthTracker implements StoreHealth {
     if (this.#closed) return;
     if (this.#status === "not_serving") return;
     this.#set("not_serving");
+    let probing = false;
     this.#timer = setInterval(() => {
-      this.probe().then(
-        () => this.succeeded(),
-        () => undefined,
-      );
+      // A probe may take longer than the interval while connects time out; never stack them.
+      if (probing) return;
+      probing = true;
+      this.probe()
+        .then(
+          () => this.succeeded(),
+          () => undefined,
+        )
+        .finally(() => {
+          probing = false;
+        });
     }, this.probeIntervalMs);
     this.#timer.unref();
   }

@@ -1,4 +1,5 @@
 import type { Command } from "../command.js";
+import { agent } from "./agent.js";
 import { audit } from "./audit.js";
 import { bench } from "./bench.js";
 import { certs } from "./certs.js";
@@ -7,4 +8,4 @@ import { dev } from "./dev.js";
 import { policy } from "./policy.js";
 
 /** Every sub-command, in the order `agentmesh help` lists them. */
-export const commands: Command[] = [dev, bench, certs, policy, db, audit];
+export const commands: Command[] = [dev, bench, certs, policy, db, audit, agent];

@@ -1,0 +1,131 @@
+/**
+ * Declaring an agent: a name, a version and skills, each skill a capability
+ * with JSON Schemas for its input and output and a handler. The definition is
+ * plain data plus functions, checked once here (names, schemas) so a bad one
+ * fails at start-up, not on the first job.
+ *
+ * @example
+ * export const greeter = defineAgent({
+ *   name: "greeter",
+ *   version: "1.0.0",
+ *   skills: {
+ *     "text.greet": {
+ *       description: "Greets someone by name.",
+ *       inputSchema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] },
+ *       handler: async (input: { name: string }) => ({ greeting: `Hello, ${input.name}!` }),
+ *     },
+ *   },
+ * });
+ */
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { type AgentCard, AgentCardSchema } from "../../gen/agentmesh/v1/registry_pb.js";
+import { isValidCapability } from "../../lib/bus/bus-names.js";
+import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import type { Logger } from "../../lib/log/logger.js";
+
+/** A JSON Schema (draft 2020-12 or 07, as ajv reads it). */
+export type JsonSchema = JsonObject;
+
+/** What a handler knows about the job it runs. */
+export interface SkillContext {
+  /** Unique id of this attempt; handlers must be idempotent by it. */
+  attemptId: string;
+  goalId: string;
+  tenantId: string;
+  stepId: string;
+  capability: string;
+  /** Executor attempt number, from 1. */
+  attempt: number;
+  /** Bus delivery number of this attempt, from 1 (above 1 after a crash or a retry). */
+  delivery: number;
+  /** Aborted when the step times out, the goal is cancelled or the agent stops. */
+  signal: AbortSignal;
+  /** Logger bound to the job's ids. */
+  log: Logger;
+  /** Tells the bus the job is alive (the SDK also does this on its own while the handler runs). */
+  working(): void;
+}
+
+export interface SkillDefinition<I = never, O = unknown> {
+  /** What the skill does, for humans and planners. */
+  description: string;
+  /** JSON Schema the input must satisfy; jobs that do not fail terminally. Default: any object. */
+  inputSchema?: JsonSchema;
+  /** JSON Schema of the output; a handler returning something else fails terminally. */
+  outputSchema?: JsonSchema;
+  /** Discovery tags, e.g. `nlp`. */
+  tags?: string[];
+  /** Jobs of this skill run at once in one agent process. Default: `runAgent`'s `concurrency`. */
+  maxConcurrency?: number;
+  handler(input: I, ctx: SkillContext): unknown | Promise<unknown>;
+  /** Output type witness; never set. */
+  readonly __output?: O;
+}
+
+export interface AgentDefinitionInput {
+  /** Stable name, lowercase words joined by `-`, e.g. `text`; the identity is `agent-<name>`. */
+  name: string;
+  /** Semantic version of the agent. */
+  version: string;
+  owner?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  // biome-ignore lint/suspicious/noExplicitAny: skills differ in input type; each handler is typed where defined.
+  skills: Record<string, SkillDefinition<any, unknown>>;
+}
+
+export interface AgentDefinition extends AgentDefinitionInput {
+  /** Marks a checked definition. */
+  readonly kind: "agentmesh.agent";
+}
+
+const namePattern = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+
+/** Checks and freezes an agent definition; throws INVALID_ARGUMENT on a bad name or skill. */
+export function defineAgent(definition: AgentDefinitionInput): AgentDefinition {
+  if (!namePattern.test(definition.name)) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `invalid agent name ${JSON.stringify(definition.name)}: lowercase words joined by "-"`,
+    );
+  }
+  if (!definition.version) {
+    throw new MeshError(Code.InvalidArgument, `agent ${definition.name} needs a version`);
+  }
+  const capabilities = Object.keys(definition.skills);
+  if (capabilities.length === 0) {
+    throw new MeshError(Code.InvalidArgument, `agent ${definition.name} offers no skills`);
+  }
+  for (const capability of capabilities) {
+    const skill = definition.skills[capability]!;
+    if (!isValidCapability(capability)) {
+      throw new MeshError(
+        Code.InvalidArgument,
+        `agent ${definition.name}: invalid capability ${JSON.stringify(capability)}`,
+      );
+    }
+    if (typeof skill.handler !== "function") {
+      throw new MeshError(Code.InvalidArgument, `skill ${capability} has no handler`);
+    }
+  }
+  return Object.freeze({ ...definition, kind: "agentmesh.agent" as const });
+}
+
+/** The registry's view of an agent: its card, built from the definition. */
+export function agentCard(agent: AgentDefinition): AgentCard {
+  return create(AgentCardSchema, {
+    name: agent.name,
+    version: agent.version,
+    owner: agent.owner ?? "",
+    description: agent.description ?? "",
+    labels: agent.labels ?? {},
+    skills: Object.entries(agent.skills).map(([capability, s]) => ({
+      capability,
+      description: s.description,
+      ...(s.inputSchema ? { inputSchema: s.inputSchema } : {}),
+      ...(s.outputSchema ? { outputSchema: s.outputSchema } : {}),
+      tags: s.tags ?? [],
+      maxConcurrency: s.maxConcurrency ?? 0,
+    })),
+  });
+}

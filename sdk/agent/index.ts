@@ -1,0 +1,43 @@
+/**
+ * The agent SDK: declare an agent with `defineAgent`, run it with `runAgent`.
+ *
+ * @example
+ * import { connectBus } from "agentmesh/lib/bus";
+ * import { defineAgent, runAgent, nonRetryable } from "agentmesh/sdk";
+ *
+ * const agent = defineAgent({
+ *   name: "shouter",
+ *   version: "1.0.0",
+ *   skills: {
+ *     "text.shout": {
+ *       description: "Upper-cases text.",
+ *       inputSchema: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+ *       handler: ({ text }: { text: string }) => ({ text: text.toUpperCase() }),
+ *     },
+ *   },
+ * });
+ * await runAgent(agent, { bus: await connectBus() });
+ */
+export {
+  AgentError,
+  type AgentErrorOptions,
+  isAgentError,
+  nonRetryable,
+} from "./agent-error.js";
+export {
+  type AgentDefinition,
+  type AgentDefinitionInput,
+  agentCard,
+  defineAgent,
+  type JsonSchema,
+  type SkillContext,
+  type SkillDefinition,
+} from "./define-agent.js";
+export {
+  type AgentLiveness,
+  noopRegistryLink,
+  type RegisterOptions,
+  type Registration,
+  type RegistryLink,
+} from "./registry-link.js";
+export { type RunAgentOptions, type RunningAgent, runAgent } from "./run-agent.js";

@@ -1,0 +1,444 @@
+/**
+ * Runs an agent: registers its card, consumes its capabilities' jobs from the
+ * bus with a concurrency limit, validates each input against the skill's
+ * schema, runs the handler with an AbortSignal (step timeout, goal deadline,
+ * goal cancellation, shutdown), reports STARTED then SUCCEEDED / FAILED /
+ * CANCELLED on the results subject, and drains on SIGTERM.
+ *
+ * Failure rules, so no job is lost and none loops forever:
+ * - input fails the schema, `nonRetryable` error, goal deadline passed → FAILED
+ *   (not retryable), job acked;
+ * - step timeout → FAILED `DEADLINE_EXCEEDED` (retryable: the executor decides), acked;
+ * - any other error → the job is handed back with backoff and tried again, up to
+ *   the bus's `maxDeliver`; the last failure reports FAILED with the last error
+ *   and moves the job to the dead-letter subject;
+ * - the process dies → the bus redelivers after the ack wait to another agent.
+ * The result is written before the job is acked, and results are deduplicated
+ * by attempt id and status, so a crash in between cannot report twice.
+ *
+ * @example
+ * const bus = await connectBus({ natsUrl });
+ * const running = await runAgent(textAgent, { bus, concurrency: 4 });
+ * await running.stopped; // until SIGTERM, or running.stop()
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  type StepJob,
+  type StepResult,
+  StepResultSchema,
+  StepResultStatus,
+} from "../../gen/agentmesh/v1/jobs_pb.js";
+import type { AgentCard } from "../../gen/agentmesh/v1/registry_pb.js";
+import type { Delivery, JobBus, Subscription, Unsubscribe } from "../../lib/bus/job-bus.js";
+import { defaultBackoff } from "../../lib/bus/job-bus.js";
+import { createLogger, type Logger } from "../../lib/log/logger.js";
+import { type FailureInfo, failureOf } from "./agent-error.js";
+import {
+  type AgentDefinition,
+  agentCard,
+  type SkillContext,
+  type SkillDefinition,
+} from "./define-agent.js";
+import { noopRegistryLink, type RegistryLink } from "./registry-link.js";
+import { compileSchema, type Validator } from "./schema.js";
+
+export interface RunAgentOptions {
+  /** Where jobs come from and results go. */
+  bus: JobBus;
+  /** Registry to register with; default a no-op link (standalone run). */
+  registry?: RegistryLink;
+  /** Identifies this process to the registry. Default `<host>-<pid>-<random>`. */
+  instanceId?: string;
+  /** Jobs run at once per skill unless the skill sets `maxConcurrency`. Default 8. */
+  concurrency?: number;
+  /** Messages pulled ahead per skill. Default: the skill's concurrency. */
+  prefetch?: number;
+  /** Time limit of a job that carries none. Default 5 min. */
+  defaultTimeoutMs?: number;
+  /** On stop, how long running jobs may finish before they are handed back. Default 10 s. */
+  drainGraceMs?: number;
+  /** Stop (drain) on SIGTERM and SIGINT. Default true. */
+  handleSignals?: boolean;
+  /** Delay before a failed job is tried again, by delivery number. Default 1 s × 2^(n-1), max 30 s. */
+  retryBackoff?: (delivery: number) => number;
+  /** Publish a STARTED result when a job starts. Default true. */
+  reportStarted?: boolean;
+  /** Logger; default one named `agent-<name>`. */
+  log?: Logger;
+}
+
+export interface RunningAgent {
+  /** Id the registry assigned (or a local one without a registry). */
+  readonly agentId: string;
+  readonly card: AgentCard;
+  /** Jobs running now. */
+  readonly inFlight: number;
+  /** Drains: stops pulling, lets running jobs finish within the grace period, hands back the rest, deregisters. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the agent has stopped. */
+  readonly stopped: Promise<void>;
+}
+
+interface Running {
+  job: StepJob;
+  controller: AbortController;
+}
+
+type AbortReason = "timeout" | "cancelled" | "shutdown";
+
+/** How long a cancelled goal is remembered, to refuse its jobs picked up later. */
+const cancelMemoryMs = 10 * 60_000;
+
+export async function runAgent(
+  agent: AgentDefinition,
+  options: RunAgentOptions,
+): Promise<RunningAgent> {
+  const { bus } = options;
+  const log = options.log ?? createLogger({ name: `agent-${agent.name}` });
+  const registry = options.registry ?? noopRegistryLink();
+  const card = agentCard(agent);
+  const instanceId =
+    options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const concurrency = Math.max(1, options.concurrency ?? 8);
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 300_000;
+  const graceMs = options.drainGraceMs ?? 10_000;
+  const backoff = options.retryBackoff ?? defaultBackoff;
+  const reportStarted = options.reportStarted ?? true;
+
+  // Compile every schema before anything connects: a bad schema fails start-up.
+  const skills = Object.entries(agent.skills).map(([capability, skill]) => ({
+    capability,
+    skill,
+    validateInput: compileSchema(skill.inputSchema, `${capability} input schema`),
+    validateOutput: compileSchema(skill.outputSchema, `${capability} output schema`),
+  }));
+
+  const { agentId, leaseTtlMs } = await registry.register(card, { instanceId });
+  const running = new Map<string, Running>();
+  const cancelledGoals = new Map<string, number>();
+  let state: "live" | "draining" = "live";
+
+  const cancel: Unsubscribe = bus.subscribeCancel((signal) => {
+    cancelledGoals.set(signal.goalId, Date.now() + cancelMemoryMs);
+    if (cancelledGoals.size > 10_000) cancelledGoals.delete(cancelledGoals.keys().next().value!);
+    for (const r of running.values()) {
+      if (r.job.goalId !== signal.goalId) continue;
+      if (signal.stepId && r.job.stepId !== signal.stepId) continue;
+      r.controller.abort("cancelled" satisfies AbortReason);
+    }
+  });
+
+  const isCancelled = (goalId: string) => {
+    const until = cancelledGoals.get(goalId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    cancelledGoals.delete(goalId);
+    return false;
+  };
+
+  const baseResult = (job: StepJob, startedAt: number) => ({
+    attemptId: job.attemptId,
+    goalId: job.goalId,
+    tenantId: job.tenantId,
+    stepId: job.stepId,
+    attempt: job.attempt,
+    replica: job.replica,
+    agentId,
+    startedAt: timestampFromMs(startedAt),
+  });
+
+  const finish = async (
+    delivery: Delivery<StepJob>,
+    result: StepResult,
+    settle: "ack" | { deadLetter: string },
+  ) => {
+    result.finishedAt = timestampFromMs(Date.now());
+    try {
+      await bus.publishResult(result);
+    } catch (err) {
+      // No result, no ack: the job comes back and reports later.
+      log.error(
+        { err, attemptId: result.attemptId },
+        "could not publish the result; job handed back",
+      );
+      delivery.nak(backoff(delivery.deliveryCount));
+      return;
+    }
+    if (settle === "ack") delivery.ack();
+    else await delivery.deadLetter(settle.deadLetter);
+  };
+
+  const failed = (job: StepJob, startedAt: number, f: FailureInfo) =>
+    create(StepResultSchema, {
+      ...baseResult(job, startedAt),
+      status: StepResultStatus.FAILED,
+      error: {
+        code: f.code,
+        message: f.message,
+        retryable: f.retryable,
+        details: toJsonObject(f.details),
+      },
+    });
+
+  async function handle(
+    capability: string,
+    skill: SkillDefinition<never, unknown>,
+    validateInput: Validator,
+    validateOutput: Validator,
+    delivery: Delivery<StepJob>,
+  ): Promise<void> {
+    const job = delivery.data;
+    const startedAt = Date.now();
+    const jobLog = log.child({
+      attemptId: job.attemptId,
+      goalId: job.goalId,
+      stepId: job.stepId,
+      capability,
+      delivery: delivery.deliveryCount,
+    });
+
+    if (isCancelled(job.goalId)) {
+      const r = create(StepResultSchema, {
+        ...baseResult(job, startedAt),
+        status: StepResultStatus.CANCELLED,
+      });
+      return finish(delivery, r, "ack");
+    }
+    const goalDeadline = job.deadline ? timestampDate(job.deadline).getTime() : Infinity;
+    if (goalDeadline <= startedAt) {
+      const f = failure("DEADLINE_EXCEEDED", "the goal's deadline passed before the step started");
+      return finish(delivery, failed(job, startedAt, f), "ack");
+    }
+    const input: JsonObject = job.input ?? {};
+    const violations = validateInput(input);
+    if (violations.length > 0) {
+      jobLog.info({ violations }, "input rejected by the skill's schema");
+      const f = failure("INVALID_ARGUMENT", `input does not match the schema of ${capability}`, {
+        violations,
+      });
+      return finish(delivery, failed(job, startedAt, f), "ack");
+    }
+
+    if (reportStarted) {
+      const started = create(StepResultSchema, {
+        ...baseResult(job, startedAt),
+        status: StepResultStatus.STARTED,
+      });
+      // Not awaited: ordering on one connection puts it before the final result anyway.
+      bus.publishResult(started).catch((err) => jobLog.warn({ err }, "STARTED not published"));
+    }
+
+    const controller = new AbortController();
+    const timeoutMs = job.timeout ? durationMs(job.timeout) : defaultTimeoutMs;
+    const limitMs = Math.max(1, Math.min(timeoutMs || defaultTimeoutMs, goalDeadline - startedAt));
+    const timer = setTimeout(() => controller.abort("timeout" satisfies AbortReason), limitMs);
+    // Keep the bus from redelivering a long job while this process is alive.
+    const keepAlive = setInterval(() => delivery.working(), Math.max(50, delivery.ackWaitMs / 3));
+    running.set(job.attemptId, { job, controller });
+    const ctx: SkillContext = {
+      attemptId: job.attemptId,
+      goalId: job.goalId,
+      tenantId: job.tenantId,
+      stepId: job.stepId,
+      capability,
+      attempt: job.attempt,
+      delivery: delivery.deliveryCount,
+      signal: controller.signal,
+      log: jobLog,
+      working: () => delivery.working(),
+    };
+    const aborted = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener("abort", () => reject(new AbortedError()), { once: true });
+    });
+
+    let output: unknown;
+    let error: unknown;
+    let ok = false;
+    try {
+      output = await Promise.race([
+        Promise.resolve().then(() => skill.handler(input as never, ctx)),
+        aborted,
+      ]);
+      ok = true;
+    } catch (err) {
+      error = err;
+    } finally {
+      clearTimeout(timer);
+      clearInterval(keepAlive);
+      running.delete(job.attemptId);
+    }
+
+    const reason = controller.signal.aborted
+      ? (controller.signal.reason as AbortReason)
+      : undefined;
+    if (delivery.settled) return; // handed back by the drain already
+    if (reason === "shutdown") {
+      delivery.nak(0); // hand it back: another agent runs it now
+      return;
+    }
+    if (reason === "cancelled") {
+      const r = create(StepResultSchema, {
+        ...baseResult(job, startedAt),
+        status: StepResultStatus.CANCELLED,
+      });
+      return finish(delivery, r, "ack");
+    }
+    if (reason === "timeout") {
+      const f = failure("DEADLINE_EXCEEDED", `step timed out after ${limitMs} ms`, {}, true);
+      return finish(delivery, failed(job, startedAt, f), "ack");
+    }
+    if (ok) {
+      const value = toJsonValue(output);
+      const outViolations = validateOutput(value);
+      if (outViolations.length > 0) {
+        jobLog.error({ violations: outViolations }, "handler output does not match its schema");
+        const f = failure("INTERNAL", `output of ${capability} does not match its schema`, {
+          violations: outViolations,
+        });
+        return finish(delivery, failed(job, startedAt, f), "ack");
+      }
+      const r = create(StepResultSchema, {
+        ...baseResult(job, startedAt),
+        status: StepResultStatus.SUCCEEDED,
+        output: fromJson(ValueSchema, value),
+      });
+      return finish(delivery, r, "ack");
+    }
+    const f = failureOf(error);
+    if (!f.retryable) {
+      jobLog.info({ code: f.code, message: f.message }, "step failed (not retryable)");
+      return finish(delivery, failed(job, startedAt, f), "ack");
+    }
+    if (delivery.deliveryCount < delivery.maxDeliver) {
+      const delay = backoff(delivery.deliveryCount);
+      jobLog.warn(
+        { code: f.code, message: f.message, retryInMs: delay },
+        "step failed; will retry",
+      );
+      delivery.nak(delay);
+      return;
+    }
+    const n = delivery.deliveryCount;
+    jobLog.error(
+      { code: f.code, message: f.message },
+      "step failed on its last delivery; dead-lettered",
+    );
+    const last = { ...f, details: { ...f.details, deadLettered: true, deliveries: n } };
+    return finish(delivery, failed(job, startedAt, last), {
+      deadLetter: `failed ${n} times; last error ${f.code}: ${f.message}`,
+    });
+  }
+
+  const subscriptions: Subscription[] = [];
+  try {
+    for (const { capability, skill, validateInput, validateOutput } of skills) {
+      const limit = Math.max(1, skill.maxConcurrency ?? concurrency);
+      subscriptions.push(
+        await bus.consumeJobs(capability, {
+          concurrency: limit,
+          ...(options.prefetch ? { prefetch: options.prefetch } : {}),
+          backoff,
+          handler: (d) => handle(capability, skill, validateInput, validateOutput, d),
+        }),
+      );
+    }
+  } catch (err) {
+    await Promise.all(subscriptions.map((s) => s.stop({ graceMs: 0 })));
+    cancel.unsubscribe();
+    await registry.deregister(agentId, "start-up failed").catch(() => undefined);
+    throw err;
+  }
+
+  const inFlight = () => subscriptions.reduce((n, s) => n + s.inFlight, 0);
+  const beat = () =>
+    registry
+      .heartbeat(agentId, inFlight(), state)
+      .catch((err) => log.warn({ err }, "registry heartbeat failed"));
+  const heartbeat = setInterval(beat, Math.max(1_000, leaseTtlMs / 3));
+  heartbeat.unref();
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopping: Promise<void> | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, "signal received; draining");
+    void stop(`signal ${sig}`);
+  };
+  const stop = (why = "stopped") => {
+    stopping ??= (async () => {
+      state = "draining";
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      await beat();
+      // At the end of the grace period, abort what still runs; the bus hands it back.
+      const shutdown = setTimeout(() => {
+        for (const r of running.values()) r.controller.abort("shutdown" satisfies AbortReason);
+      }, graceMs);
+      const results = await Promise.all(subscriptions.map((s) => s.stop({ graceMs })));
+      clearTimeout(shutdown);
+      clearInterval(heartbeat);
+      cancel.unsubscribe();
+      const handedBack = results.reduce((n, r) => n + r.handedBack, 0);
+      await registry
+        .deregister(agentId, why)
+        .catch((err) => log.warn({ err }, "deregistration failed"));
+      log.info({ agentId, reason: why, handedBack }, "agent stopped");
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  if (options.handleSignals ?? true) {
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  }
+  log.info(
+    { agentId, capabilities: skills.map((s) => s.capability), bus: bus.kind },
+    "agent running",
+  );
+
+  return {
+    agentId,
+    card,
+    get inFlight() {
+      return inFlight();
+    },
+    stop,
+    stopped,
+  };
+}
+
+class AbortedError extends Error {
+  override readonly name = "AbortError";
+}
+
+function failure(
+  code: string,
+  message: string,
+  details: Record<string, unknown> = {},
+  retryable = false,
+): FailureInfo {
+  return { code, message, retryable, details };
+}
+
+function durationMs(d: { seconds: bigint; nanos: number }): number {
+  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+}
+
+/** A handler's return value as JSON (`undefined` becomes null; non-JSON values are dropped). */
+function toJsonValue(value: unknown): JsonValue {
+  if (value === undefined) return null;
+  return JSON.parse(JSON.stringify(value)) as JsonValue;
+}
+
+function toJsonObject(value: Record<string, unknown>): JsonObject {
+  try {
+    return JSON.parse(JSON.stringify(value)) as JsonObject;
+  } catch {
+    return {};
+  }
+}

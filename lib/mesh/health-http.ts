@@ -1,0 +1,77 @@
+/**
+ * The per-process HTTP endpoint for operators and Kubernetes probes:
+ * `/metrics` (Prometheus text), `/healthz` (alive: 200 while the process
+ * runs) and `/readyz` (200 only while the store serves, the policy is loaded
+ * and every component started; 503 otherwise).
+ *
+ * @example
+ * const http = await serveHealthHttp({ port: 9464, registry, ready: () => runtime.ready() });
+ * // curl -i http://127.0.0.1:9464/readyz
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+
+export interface HealthHttpOptions {
+  registry: Registry;
+  ready: () => boolean;
+  /** Default 9464; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+}
+
+export interface HealthHttpServer {
+  readonly port: number;
+  /** `http://host:port` */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function serveHealthHttp(options: HealthHttpOptions): Promise<HealthHttpServer> {
+  const { registry, ready } = options;
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" }).end();
+      return;
+    }
+    switch (path) {
+      case "/healthz":
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+        return;
+      case "/readyz": {
+        const ok = ready();
+        res
+          .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
+          .end(ok ? "ready\n" : "not ready\n");
+        return;
+      }
+      case "/metrics":
+        registry.metrics().then(
+          (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+          () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics failed\n"),
+        );
+        return;
+      default:
+        res
+          .writeHead(404, { "content-type": "text/plain" })
+          .end("try /metrics, /healthz, /readyz\n");
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 9464, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const { port, address } = server.address() as AddressInfo;
+  const host = address === "0.0.0.0" || address === "::" ? "127.0.0.1" : address;
+  return {
+    port,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * What every mesh process shares between its components: configuration,
+ * certificates, the policy engine and its authorizer, the store, the job bus,
+ * metrics, and one HTTP endpoint (`/metrics`, `/healthz`, `/readyz`). The
+ * embedded mode opens one runtime for all four services; `agentmesh serve`
+ * opens one per process.
+ *
+ * @example
+ * const runtime = await openMeshRuntime({ identities: ["executor"] });
+ * const executor = await startComponent(executorComponent, { runtime });
+ * // ...
+ * await executor.stop();
+ * await runtime.close();
+ */
+import { access } from "node:fs/promises";
+import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { Registry } from "prom-client";
+import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
+import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
+import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
+import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { busOptionsFromEnv, type ConnectBusOptions, connectBus } from "../bus/connect-bus.js";
+import type { JobBus } from "../bus/job-bus.js";
+import { loadConfig, type MeshConfig } from "../config/config.js";
+import { spiffeId } from "../identity/spiffe.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { createPolicyAuthorizer } from "../policy/authorizer.js";
+import { createDecisionLog, type DecisionLog } from "../policy/decision-log.js";
+import { openPolicyEngine, type PolicyEngine } from "../policy/engine.js";
+import type { Authorizer } from "../rpc/authorizer.js";
+import type { Client } from "../rpc/client.js";
+import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
+import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
+import { type CertWatcher, watchCertificates } from "../tls/cert-watcher.js";
+import { certPaths, ensureIdentities } from "../tls/dev-ca.js";
+import { type HealthHttpServer, serveHealthHttp } from "./health-http.js";
+import { createLazyClient, type Endpoint, type LazyClient } from "./lazy-client.js";
+
+/** The four control-plane components. */
+export const componentNames = ["registry", "planner", "executor", "learning"] as const;
+export type ComponentName = (typeof componentNames)[number];
+
+const services = {
+  registry: RegistryService,
+  planner: PlannerService,
+  executor: ExecutorService,
+  learning: LearningService,
+} as const;
+
+/** Typed clients to every component, presenting one caller's certificate. */
+export interface MeshClients {
+  registry: Client<typeof RegistryService>;
+  planner: Client<typeof PlannerService>;
+  executor: Client<typeof ExecutorService>;
+  learning: Client<typeof LearningService>;
+}
+
+export interface MeshRuntimeOptions {
+  /** Default `loadConfig()` (the environment). */
+  config?: MeshConfig;
+  /**
+   * Issue dev certificates (CA under `<certDir>/ca`) for `identities` when
+   * missing or expiring. Default: true when `AGENTMESH_DEV_CERTS` is not
+   * `false`; but a mounted certificate (cert-manager) is never replaced
+   * unless `devCertificates` is set explicitly.
+   */
+  devCertificates?: boolean;
+  /** Identities this process needs certificates for. Default none. */
+  identities?: readonly string[];
+  /** A store to share (not closed by the runtime), or options to open one. Default: from config. */
+  store?: Store | OpenStoreOptions;
+  /** A bus to share (not closed by the runtime), or options to connect one. Default: from config and env. */
+  bus?: JobBus | ConnectBusOptions;
+  /** Decision log file, or false for none. Default `<home>/logs/decisions.log`. */
+  decisionLog?: string | false;
+  /** Port of `/metrics`, `/healthz`, `/readyz`; false for none. Default `config.ports.metrics`. */
+  httpPort?: number | false;
+  /** Where components listen, for clients; overrides `AGENTMESH_<NAME>_ADDR` and the config ports. */
+  endpoints?: Partial<Record<ComponentName, string>>;
+  /** Default a logger named "mesh". */
+  logger?: Logger;
+}
+
+export interface MeshRuntime {
+  readonly config: MeshConfig;
+  readonly store: Store;
+  readonly bus: JobBus;
+  readonly policy: PolicyEngine;
+  readonly authorizer: Authorizer;
+  readonly metrics: MeshMetrics;
+  readonly log: Logger;
+  /** The health endpoint, when one is served. */
+  readonly http: HealthHttpServer | undefined;
+  /** The SPIFFE ID of a service-account name in this mesh's trust domain and namespace. */
+  spiffeId(name: string): string;
+  /** A watcher over `name`'s certificate files (closed with the runtime). */
+  certs(name: string): Promise<CertWatcher>;
+  /** Where a component is reached: a running one in this runtime, `AGENTMESH_<NAME>_ADDR`, or the config port. */
+  endpoint(name: ComponentName): Endpoint;
+  /** Records where a component of this runtime listens. */
+  setAddress(name: ComponentName, address: string): void;
+  /** Clients to every component, calling as `caller`. */
+  clients(caller: string): Promise<MeshClients>;
+  /** Adds a readiness probe for `/readyz` (all must be true). */
+  addReadiness(name: string, ready: () => boolean): void;
+  /** True when the store serves, the policy is loaded and every probe is ready. */
+  ready(): boolean;
+  /** Closes clients, watchers, the HTTP endpoint, and the store and bus it opened. */
+  close(): Promise<void>;
+}
+
+export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise<MeshRuntime> {
+  const config = options.config ?? loadConfig();
+  const log = options.logger ?? createLogger({ name: "mesh" });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  };
+  try {
+    await prepareCertificates(config, options);
+    const registry = new Registry();
+    const metrics = createMeshMetrics({ registry, processMetrics: true });
+    const policy = await openPolicyEngine({
+      wasmPath: config.policyPath,
+      registry,
+      logger: log.child({ component: "policy" }),
+    });
+    cleanups.push(() => policy.close());
+    let decisionLog: DecisionLog | undefined;
+    if (options.decisionLog !== false) {
+      decisionLog = createDecisionLog({
+        destination: options.decisionLog ?? join(config.home, "logs", "decisions.log"),
+      });
+      cleanups.push(() => decisionLog?.close());
+    }
+    const authorizer = createPolicyAuthorizer(policy, decisionLog ? { decisionLog } : {});
+
+    const [store, bus] = await Promise.all([
+      openOrShareStore(options.store, config, log, cleanups),
+      openOrShareBus(options.bus, config, log, cleanups),
+    ]);
+
+    const addresses = new Map<ComponentName, string>();
+    const probes = new Map<string, () => boolean>();
+    const watchers = new Map<string, Promise<CertWatcher>>();
+    const lazies: LazyClient<DescService>[] = [];
+    cleanups.push(() => {
+      for (const l of lazies) l.close();
+    });
+    cleanups.push(async () => {
+      for (const w of watchers.values()) (await w.catch(() => undefined))?.close();
+    });
+    const idOf = (name: string) =>
+      spiffeId({ name, trustDomain: config.trustDomain, namespace: config.namespace });
+
+    const runtime: MeshRuntime = {
+      config,
+      store,
+      bus,
+      policy,
+      authorizer,
+      metrics,
+      log,
+      http: undefined,
+      spiffeId: idOf,
+      certs(name) {
+        let w = watchers.get(name);
+        if (w === undefined) {
+          w = watchCertificates({
+            dir: certPaths(config.certDir, name).dir,
+            name,
+            metrics,
+            logger: log,
+          });
+          watchers.set(name, w);
+        }
+        return w;
+      },
+      endpoint(name) {
+        const address =
+          options.endpoints?.[name] ??
+          addresses.get(name) ??
+          process.env[`AGENTMESH_${name.toUpperCase()}_ADDR`] ??
+          `127.0.0.1:${config.ports[name]}`;
+        return { address, spiffeId: idOf(name) };
+      },
+      setAddress(name, address) {
+        addresses.set(name, address);
+      },
+      async clients(caller) {
+        const certs = await runtime.certs(caller);
+        const make = <N extends ComponentName>(name: N) => {
+          const lazy = createLazyClient(services[name], () => runtime.endpoint(name), certs);
+          lazies.push(lazy as unknown as LazyClient<DescService>);
+          return lazy.client;
+        };
+        return {
+          registry: make("registry"),
+          planner: make("planner"),
+          executor: make("executor"),
+          learning: make("learning"),
+        };
+      },
+      addReadiness(name, ready) {
+        probes.set(name, ready);
+      },
+      ready() {
+        if (store.health.status !== "serving" || !policy.ready) return false;
+        for (const p of probes.values()) if (!p()) return false;
+        return true;
+      },
+      close,
+    };
+    const port = options.httpPort ?? config.ports.metrics;
+    if (port !== false) {
+      const http = await serveHealthHttp({
+        port,
+        host: config.host,
+        registry,
+        ready: () => runtime.ready(),
+      });
+      cleanups.push(() => http.close());
+      (runtime as { http: HealthHttpServer | undefined }).http = http;
+    }
+    return runtime;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function prepareCertificates(config: MeshConfig, options: MeshRuntimeOptions) {
+  const names = options.identities ?? [];
+  if (names.length === 0) return;
+  const explicit = options.devCertificates;
+  if (explicit === false || (explicit === undefined && process.env.AGENTMESH_DEV_CERTS === "false"))
+    return;
+  let wanted = [...names];
+  if (explicit === undefined) {
+    // Mounted certificates (cert-manager) without a dev CA beside them are left alone.
+    const hasCa = await exists(certPaths(config.certDir, "ca").key);
+    if (!hasCa) {
+      const missing = [];
+      for (const n of names)
+        if (!(await exists(certPaths(config.certDir, n).cert))) missing.push(n);
+      wanted = missing;
+    }
+  }
+  if (wanted.length === 0) return;
+  await ensureIdentities({
+    certDir: config.certDir,
+    names: wanted,
+    trustDomain: config.trustDomain,
+    namespace: config.namespace,
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function openOrShareStore(
+  option: Store | OpenStoreOptions | undefined,
+  config: MeshConfig,
+  log: Logger,
+  cleanups: (() => Promise<void> | void)[],
+): Promise<Store> {
+  if (option !== undefined && "tenant" in option) return option;
+  const schema = process.env.AGENTMESH_DB_SCHEMA || undefined;
+  const store = await openStore({
+    home: config.home,
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    ...(schema ? { schema } : {}),
+    logger: log.child({ component: "store" }),
+    ...option,
+  });
+  cleanups.push(() => store.close());
+  return store;
+}
+
+async function openOrShareBus(
+  option: JobBus | ConnectBusOptions | undefined,
+  config: MeshConfig,
+  log: Logger,
+  cleanups: (() => Promise<void> | void)[],
+): Promise<JobBus> {
+  if (option !== undefined && "publishJob" in option) return option;
+  const bus = await connectBus({
+    natsUrl: config.natsUrl,
+    explicit: config.natsExplicit,
+    ...busOptionsFromEnv(),
+    log: log.child({ component: "bus" }),
+    ...option,
+  });
+  cleanups.push(() => bus.close({ graceMs: 2000 }));
+  return bus;
+}

@@ -1,0 +1,291 @@
+/**
+ * The ExecutorService: thin adapters from the RPCs to the goal engine and the
+ * store. SubmitGoal validates, persists (idempotently), records and plans;
+ * GetGoal / ListGoals read; CancelGoal feeds the reducer; WatchGoal streams
+ * the stored history and then live events from the bus.
+ *
+ * Planning decision: when the planner refuses a goal (INVALID_ARGUMENT,
+ * FAILED_PRECONDITION such as a missing capability, NOT_FOUND for an unknown
+ * kind), the goal is stored FAILED with that error — visible to GetGoal,
+ * ListGoals and WatchGoal — and SubmitGoal fails with the planner's code and
+ * message. Resubmitting with the same idempotency key then returns the failed
+ * goal (`created=false`) rather than planning again. When the planner is
+ * unavailable, the goal is accepted PENDING and any replica's ticker plans it.
+ *
+ * @example
+ * const executor = createExecutorService(deps);
+ * server.add(ExecutorService, executor.impl);
+ * await executor.start();
+ */
+import type { JsonObject } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
+import type { GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
+import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
+import type { JobBus } from "../../lib/bus/job-bus.js";
+import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import type { Logger } from "../../lib/log/logger.js";
+import type { ComponentDefinition, ServiceHandle } from "../../lib/mesh/start-component.js";
+import type { HandlerContext } from "../../lib/rpc/handler.js";
+import type { GoalStatusName } from "../../lib/store/records.js";
+import type { Store } from "../../lib/store/store.js";
+import { checkTenantId } from "../../lib/store/tenant-repository.js";
+import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
+import { eventOf, loadGoal } from "./goal-store.js";
+import { goalMessage, goalWithSteps } from "./goal-wire.js";
+
+export interface ExecutorServiceDeps {
+  store: Store;
+  bus: JobBus;
+  clients: GoalEngineDeps["clients"];
+  log: Logger;
+  instanceId: string;
+  options?: ExecutorServiceOptions;
+}
+
+export interface ExecutorServiceOptions extends GoalEngineOptions {
+  /** WatchGoal re-reads the store this often in case a live event was lost. Default 2 s. */
+  watchPollMs?: number;
+}
+
+const kindPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const maxLabels = 64;
+
+export function createExecutorService(
+  deps: ExecutorServiceDeps,
+): ServiceHandle<typeof ExecutorService> & { engine: GoalEngine } {
+  const { store, bus, log } = deps;
+  const engine = new GoalEngine({
+    store,
+    bus,
+    clients: deps.clients,
+    log,
+    instanceId: deps.instanceId,
+    ...(deps.options ? { options: deps.options } : {}),
+  });
+  const watchPollMs = deps.options?.watchPollMs ?? 2_000;
+
+  return {
+    engine,
+    start: () => engine.start(),
+    stop: () => engine.stop(),
+    impl: {
+      async submitGoal(req, ctx) {
+        const tenantId = checkTenantId(req.tenantId);
+        const kind = req.kind.trim();
+        if (!kindPattern.test(kind)) {
+          throw new MeshError(
+            Code.InvalidArgument,
+            "kind must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+          );
+        }
+        if (req.idempotencyKey.length > 256) {
+          throw new MeshError(
+            Code.InvalidArgument,
+            "idempotency_key is longer than 256 characters",
+          );
+        }
+        if (req.strategy.length > 128) {
+          throw new MeshError(Code.InvalidArgument, "strategy is longer than 128 characters");
+        }
+        if (Object.keys(req.labels).length > maxLabels) {
+          throw new MeshError(Code.InvalidArgument, `at most ${maxLabels} labels`);
+        }
+        let deadlineMs: number | undefined;
+        if (req.deadline) {
+          deadlineMs = timestampMs(req.deadline);
+          if (!(deadlineMs > Date.now())) {
+            throw new MeshError(Code.InvalidArgument, "deadline is not in the future");
+          }
+        }
+        const input: JsonObject = req.input ?? {};
+        const submitted = await engine.submit({
+          tenantId,
+          kind,
+          input,
+          actor: actorOf(ctx),
+          priority: req.priority,
+          ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+          ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+          ...(Object.keys(req.labels).length > 0 ? { labels: { ...req.labels } } : {}),
+          ...(req.strategy ? { strategy: req.strategy } : {}),
+          ...(ctx.traceId ? { traceId: ctx.traceId } : {}),
+        });
+        if (submitted.rejection) {
+          const e = submitted.rejection;
+          throw new MeshError(e.code, e.message, {
+            details: { ...e.details, goalId: submitted.loaded.goal.id },
+          });
+        }
+        return { goal: goalWithSteps(submitted.loaded), created: submitted.created };
+      },
+
+      async getGoal(req) {
+        const tenant = store.tenant(req.tenantId);
+        requireGoalId(req.goalId);
+        return { goal: goalWithSteps(await loadGoal(tenant, req.goalId)) };
+      },
+
+      async listGoals(req) {
+        const tenant = store.tenant(req.tenantId);
+        if (req.pageSize > 500) {
+          throw new MeshError(Code.InvalidArgument, "page_size must be at most 500");
+        }
+        const statuses = req.statuses.map((s) => {
+          const name = GoalStatus[s];
+          if (name === undefined || s === GoalStatus.UNSPECIFIED) {
+            throw new MeshError(Code.InvalidArgument, `invalid goal status ${s}`);
+          }
+          return name as GoalStatusName;
+        });
+        const page = await tenant.goals.list({
+          statuses,
+          ...(req.kind ? { kind: req.kind } : {}),
+          pageSize: req.pageSize,
+          ...(req.pageToken ? { pageToken: req.pageToken } : {}),
+        });
+        return {
+          goals: page.goals.map((g) => goalMessage(g)),
+          nextPageToken: page.nextPageToken,
+        };
+      },
+
+      async cancelGoal(req, ctx) {
+        const tenantId = checkTenantId(req.tenantId);
+        requireGoalId(req.goalId);
+        if (req.reason.length > 1024) {
+          throw new MeshError(Code.InvalidArgument, "reason is longer than 1024 characters");
+        }
+        const { changed } = await engine.cancel(tenantId, req.goalId, req.reason);
+        if (changed) {
+          await store.audit.append({
+            actor: actorOf(ctx),
+            action: "goal.cancelled",
+            resource: `goal/${req.goalId}`,
+            tenantId,
+            details: { reason: req.reason },
+          });
+        }
+        return { goal: goalWithSteps(await loadGoal(store.tenant(tenantId), req.goalId)) };
+      },
+
+      async *watchGoal(req, ctx) {
+        const tenantId = checkTenantId(req.tenantId);
+        requireGoalId(req.goalId);
+        const tenant = store.tenant(tenantId);
+        await tenant.goals.get(req.goalId);
+        // Subscribe before reading the history so nothing falls in between.
+        const feed = await bus.subscribeGoalEvents(tenantId, req.goalId);
+        let last = Number(req.afterSequence);
+        let finished = false;
+        /** Everything the store has after `last`. */
+        const fromStore = async (): Promise<GoalEvent[]> => {
+          const out: GoalEvent[] = [];
+          for (;;) {
+            const rows = await tenant.events.list(req.goalId, {
+              afterSequence: last + out.length,
+              limit: 500,
+            });
+            out.push(...rows.map((r) => eventOf(r.data)));
+            if (rows.length < 500) return out;
+          }
+        };
+        const aborted = new Promise<"aborted">((resolve) => {
+          if (ctx.signal.aborted) resolve("aborted");
+          ctx.signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+        });
+        const live = feed[Symbol.asyncIterator]();
+        try {
+          for (const e of await fromStore()) {
+            last = Number(e.sequence);
+            yield { event: e };
+            if (e.kind.case === "finished") return;
+          }
+          let pending = live.next();
+          while (!finished && !ctx.signal.aborted) {
+            let timer: NodeJS.Timeout | undefined;
+            const poll = new Promise<"poll">((resolve) => {
+              timer = setTimeout(() => resolve("poll"), watchPollMs);
+            });
+            const r = await Promise.race([pending, poll, aborted]);
+            clearTimeout(timer);
+            if (r === "aborted") return;
+            let batch: GoalEvent[];
+            if (r === "poll") {
+              batch = await fromStore();
+            } else {
+              if (r.done) throw new MeshError(Code.Unavailable, "the event feed closed");
+              pending = live.next();
+              const seq = Number(r.value.sequence);
+              if (seq <= last) continue;
+              // A gap: some event was not published (or not yet seen): the store has it.
+              batch = seq === last + 1 ? [r.value] : await fromStore();
+            }
+            for (const e of batch) {
+              if (Number(e.sequence) <= last) continue;
+              last = Number(e.sequence);
+              yield { event: e };
+              if (e.kind.case === "finished") {
+                finished = true;
+                break;
+              }
+            }
+          }
+        } finally {
+          await feed.stop().catch(() => undefined);
+        }
+      },
+    },
+  };
+}
+
+function requireGoalId(goalId: string): void {
+  if (goalId === "" || goalId.length > 128) {
+    throw new MeshError(Code.InvalidArgument, "goal_id is required (at most 128 characters)");
+  }
+}
+
+/** The audit actor: the delegated principal when present, else the calling service. */
+function actorOf(ctx: HandlerContext): string {
+  const p = ctx.principal;
+  return p ? `${p.tenantId}/${p.subject}` : ctx.peer.spiffeId;
+}
+
+/** The executor as a mesh component (`agentmesh serve executor`, `agentmesh dev`). */
+export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
+  name: "executor",
+  service: ExecutorService,
+  create: (deps) =>
+    createExecutorService({
+      store: deps.store,
+      bus: deps.bus,
+      clients: deps.clients,
+      log: deps.log,
+      instanceId: deps.instanceId,
+      options: executorOptionsFromEnv(),
+    }),
+};
+
+/**
+ * Tuning from the environment: `AGENTMESH_EXECUTOR_TICK_MS`,
+ * `AGENTMESH_EXECUTOR_LEASE_MS`, `AGENTMESH_EXECUTOR_PLAN_GRACE_MS`,
+ * `AGENTMESH_EXECUTOR_REDISPATCH_MS`.
+ */
+export function executorOptionsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): ExecutorServiceOptions {
+  const n = (name: string) => {
+    const v = Number(env[name]);
+    return env[name] && Number.isFinite(v) && v > 0 ? v : undefined;
+  };
+  const out: ExecutorServiceOptions = {};
+  const tick = n("AGENTMESH_EXECUTOR_TICK_MS");
+  if (tick) out.tickMs = tick;
+  const lease = n("AGENTMESH_EXECUTOR_LEASE_MS");
+  if (lease) out.leaseMs = lease;
+  const grace = n("AGENTMESH_EXECUTOR_PLAN_GRACE_MS");
+  if (grace) out.planGraceMs = grace;
+  const redispatch = n("AGENTMESH_EXECUTOR_REDISPATCH_MS");
+  if (redispatch) out.due = { redispatchCheckMs: redispatch };
+  return out;
+}

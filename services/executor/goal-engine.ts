@@ -1,0 +1,680 @@
+/**
+ * The executor's engine: it turns requests, agent results and due timers into
+ * inputs of the pure goal reducer, persists each transition under the goal's
+ * optimistic lock (retrying on ABORTED with a fresh load), and then carries
+ * out the transition's commands — publish jobs, events and cancel signals,
+ * start and cancel child goals, report the outcome, notify a parent goal.
+ *
+ * Nothing lives only in memory. A transition is committed before its
+ * commands run; if the process dies in between, the step's due time brings
+ * any replica's ticker back to it: an undispatched job is re-published under
+ * its deterministic attempt id (the bus drops the duplicate if the first one
+ * made it), a sub-goal step re-checks its child, a timeout or retry fires.
+ *
+ * @example
+ * const engine = new GoalEngine({ store, bus, clients, log, instanceId });
+ * await engine.start(); // results consumer + ticker
+ * const { loaded, created, rejection } = await engine.submit({ tenantId, kind, input, actor });
+ */
+import { randomUUID } from "node:crypto";
+import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
+import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
+import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
+import type { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
+import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import type { JobBus, Subscription } from "../../lib/bus/job-bus.js";
+import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
+import type { Logger } from "../../lib/log/logger.js";
+import type { Client } from "../../lib/rpc/client.js";
+import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
+import type { Store } from "../../lib/store/store.js";
+import { decisionContext } from "./decision-context.js";
+import {
+  type GoalCommand,
+  type GoalInput,
+  type GoalState,
+  goalOutcome,
+  initGoal,
+  isStepTerminal,
+  isTerminal,
+  recoverGoal,
+  reduceGoal,
+} from "./domain/index.js";
+import {
+  type DueTimes,
+  defaultDueTimes,
+  defaultGoalDeadlineMs,
+  type LoadedGoal,
+  loadGoal,
+  saveTransition,
+  stepDueAt,
+} from "./goal-store.js";
+
+export interface GoalEngineOptions {
+  /** How often each replica claims due steps and unplanned goals. Default 200 ms. */
+  tickMs?: number;
+  /** A PENDING goal younger than this is left to the SubmitGoal call planning it. Default 5 s. */
+  planGraceMs?: number;
+  /** Lease on a claimed step or goal (then another replica may take it). Default 15 s. */
+  leaseMs?: number;
+  /** Results processed at once by this replica. Default 16. */
+  resultConcurrency?: number;
+  /** Deadline of the planner call. Default 10 s. */
+  planTimeoutMs?: number;
+  /** Re-dispatch and sub-goal check intervals. */
+  due?: Partial<DueTimes>;
+  /** Deadline of a goal submitted without one. Default 10 min. */
+  defaultDeadlineMs?: number;
+}
+
+export interface GoalEngineDeps {
+  store: Store;
+  bus: JobBus;
+  clients: {
+    planner: Client<typeof PlannerService>;
+    registry: Client<typeof RegistryService>;
+    learning?: Client<typeof LearningService>;
+  };
+  log: Logger;
+  /** Lease owner name of this replica. */
+  instanceId: string;
+  options?: GoalEngineOptions;
+}
+
+/** A validated goal to create. */
+export interface NewGoalRequest {
+  tenantId: string;
+  kind: string;
+  input: JsonObject;
+  idempotencyKey?: string;
+  priority?: number;
+  deadlineMs?: number;
+  labels?: Record<string, string>;
+  strategy?: string;
+  parentGoalId?: string;
+  parentStepId?: string;
+  traceId?: string;
+  /** Who submitted, for the audit log. */
+  actor: string;
+}
+
+export interface Submitted {
+  loaded: LoadedGoal;
+  created: boolean;
+  /** Why the planner refused the goal (the goal is then FAILED with it). */
+  rejection?: MeshError;
+}
+
+export interface Applied {
+  state: GoalState;
+  loaded: LoadedGoal;
+  changed: boolean;
+}
+
+/** Planner answers that mean "this goal cannot be planned": the goal fails. */
+const rejectionCodes = new Set<Code>([
+  Code.InvalidArgument,
+  Code.FailedPrecondition,
+  Code.NotFound,
+  Code.OutOfRange,
+  Code.PermissionDenied,
+]);
+
+export class GoalEngine {
+  readonly #store: Store;
+  readonly #bus: JobBus;
+  readonly #clients: GoalEngineDeps["clients"];
+  readonly #log: Logger;
+  readonly #owner: string;
+  readonly #tickMs: number;
+  readonly #planGraceMs: number;
+  readonly #leaseMs: number;
+  readonly #resultConcurrency: number;
+  readonly #planTimeoutMs: number;
+  readonly #due: DueTimes;
+  readonly #defaultDeadlineMs: number;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #interval: NodeJS.Timeout | undefined;
+  #results: Subscription | undefined;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #lastGoalClaim = 0;
+  #stopped = false;
+
+  constructor(deps: GoalEngineDeps) {
+    const o = deps.options ?? {};
+    this.#store = deps.store;
+    this.#bus = deps.bus;
+    this.#clients = deps.clients;
+    this.#log = deps.log;
+    this.#owner = deps.instanceId;
+    this.#tickMs = o.tickMs ?? 200;
+    this.#planGraceMs = o.planGraceMs ?? 5_000;
+    this.#leaseMs = o.leaseMs ?? 15_000;
+    this.#resultConcurrency = o.resultConcurrency ?? 16;
+    this.#planTimeoutMs = o.planTimeoutMs ?? 10_000;
+    this.#due = { ...defaultDueTimes, ...o.due };
+    this.#defaultDeadlineMs = o.defaultDeadlineMs ?? defaultGoalDeadlineMs;
+  }
+
+  /** Starts consuming results and ticking. */
+  async start(): Promise<void> {
+    this.#results = await this.#bus.consumeResults({
+      concurrency: this.#resultConcurrency,
+      handler: async (d) => {
+        const r = d.data;
+        if (!r.goalId || !r.tenantId) {
+          d.term();
+          return;
+        }
+        try {
+          await this.apply(r.tenantId, r.goalId, (_s, now) => [
+            { type: "result", result: r, at: now },
+          ]);
+        } catch (err) {
+          // A result for a goal this mesh does not know can never apply.
+          if (
+            isMeshError(err) &&
+            (err.code === Code.NotFound || err.code === Code.InvalidArgument)
+          ) {
+            this.#log.warn(
+              { goalId: r.goalId, attemptId: r.attemptId },
+              "result for unknown goal dropped",
+            );
+            d.term();
+            return;
+          }
+          this.#log.warn({ err, goalId: r.goalId }, "result not applied yet; redelivering");
+          throw err;
+        }
+      },
+    });
+    this.#interval = setInterval(() => this.kick(), this.#tickMs);
+    this.#interval.unref();
+  }
+
+  /** Stops the consumer (in-flight results finish or go back) and the ticker. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#interval) clearInterval(this.#interval);
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    await this.#results?.stop({ graceMs: 5_000 });
+    await this.#ticking;
+  }
+
+  /** Accepts a goal: persists it (idempotently), records it, and plans it. */
+  async submit(req: NewGoalRequest): Promise<Submitted> {
+    const now = Date.now();
+    const goalId = randomUUID();
+    const deadlineMs = req.deadlineMs ?? now + this.#defaultDeadlineMs;
+    const init = initGoal({
+      goalId,
+      tenantId: req.tenantId,
+      kind: req.kind,
+      input: req.input,
+      createdAtMs: now,
+      deadlineMs,
+      ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+      ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+    });
+    const id = await this.#store.transaction(async (tx) => {
+      const tenant = tx.tenant(req.tenantId);
+      const { goal, created } = await tenant.goals.create({
+        id: goalId,
+        kind: req.kind,
+        input: req.input,
+        priority: req.priority ?? 0,
+        deadline: new Date(deadlineMs),
+        ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+        ...(req.labels ? { labels: req.labels } : {}),
+        ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
+        ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+        ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+        ...(req.traceId ? { traceId: req.traceId } : {}),
+      });
+      if (!created) return { id: goal.id, created };
+      for (const c of init.commands) {
+        if (c.type === "emitEvent") {
+          await tenant.events.append(goalId, {
+            type: c.event.kind.case ?? "unknown",
+            data: eventJson(c),
+          });
+        }
+      }
+      await tx.audit.append(
+        goalSubmittedEvent({
+          actor: req.actor,
+          tenantId: req.tenantId,
+          goalId,
+          kind: req.kind,
+          details: {
+            ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+            idempotent: Boolean(req.idempotencyKey),
+          },
+        }),
+      );
+      return { id: goalId, created };
+    });
+    const tenant = this.#store.tenant(req.tenantId);
+    if (!id.created) return { loaded: await loadGoal(tenant, id.id), created: false };
+    await this.#run(init.state, init.commands, undefined);
+    const rejection = await this.plan(req.tenantId, goalId);
+    return {
+      loaded: await loadGoal(tenant, goalId),
+      created: true,
+      ...(rejection ? { rejection } : {}),
+    };
+  }
+
+  /**
+   * Plans a goal that has no plan yet. A planner rejection fails the goal and
+   * is returned; an unavailable planner leaves the goal PENDING for the ticker.
+   */
+  async plan(tenantId: string, goalId: string): Promise<MeshError | undefined> {
+    const { goal, state } = await loadGoal(this.#store.tenant(tenantId), goalId);
+    if (state.plan !== undefined || isTerminal(state.status)) return undefined;
+    try {
+      const res = await this.#clients.planner.planGoal(
+        {
+          goalId,
+          tenantId,
+          goalKind: goal.kind,
+          input: goal.input,
+          strategy: goal.requestedStrategy ?? "",
+        },
+        { timeoutMs: this.#planTimeoutMs },
+      );
+      const plan = res.plan;
+      if (plan === undefined || plan.steps.length === 0) {
+        throw new MeshError(Code.FailedPrecondition, "the planner returned an empty plan");
+      }
+      await this.apply(tenantId, goalId, (_s, now) => [{ type: "planned", plan, at: now }]);
+      return undefined;
+    } catch (err) {
+      const e = MeshError.from(err);
+      if (!rejectionCodes.has(e.code)) {
+        this.#log.warn({ goalId, code: e.codeName, err: e.message }, "planning deferred");
+        return undefined;
+      }
+      await this.apply(tenantId, goalId, (_s, now) => [
+        {
+          type: "planFailed",
+          error: {
+            code: e.codeName,
+            message: e.message,
+            retryable: false,
+            ...(Object.keys(e.details).length > 0 ? { details: jsonDetails(e.details) } : {}),
+          },
+          at: now,
+        },
+      ]);
+      return e;
+    }
+  }
+
+  /** Cancels a goal (a no-op when it already finished). */
+  cancel(tenantId: string, goalId: string, reason: string): Promise<Applied> {
+    return this.apply(tenantId, goalId, (_s, now) => [
+      { type: "cancelRequested", reason, at: now },
+    ]);
+  }
+
+  /**
+   * Loads the goal, reduces `inputs(state, now)`, saves the transition under
+   * the goal's optimistic lock and runs its commands. On ABORTED (another
+   * replica won) it starts over from a fresh load.
+   */
+  async apply(
+    tenantId: string,
+    goalId: string,
+    inputs: (state: GoalState, now: number) => GoalInput[],
+  ): Promise<Applied> {
+    const tenant = this.#store.tenant(tenantId);
+    for (let attempt = 1; ; attempt++) {
+      const loaded = await loadGoal(tenant, goalId);
+      const now = Date.now();
+      const list = inputs(loaded.state, now);
+      const reliability = await this.#reliabilityFor(loaded.state, list);
+      let state = loaded.state;
+      const commands: GoalCommand[] = [];
+      for (const input of list) {
+        const t = reduceGoal(state, input, { reliability });
+        state = t.state;
+        commands.push(...t.commands);
+      }
+      if (state === loaded.state) return { state, loaded, changed: false };
+      try {
+        await this.#store.transaction((tx) =>
+          saveTransition(tx.tenant(tenantId), loaded, state, commands, now, this.#due),
+        );
+      } catch (err) {
+        if (isMeshError(err) && err.code === Code.Aborted && attempt < 25) {
+          await sleep(Math.random() * 10 * attempt);
+          continue;
+        }
+        throw err;
+      }
+      await this.#run(state, commands, loaded);
+      return { state, loaded, changed: true };
+    }
+  }
+
+  /** Wakes the ticker now (or as soon as the running tick ends). */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    this.#ticking = this.#tick()
+      .catch((err: unknown) => this.#log.warn({ err }, "tick failed"))
+      .finally(() => {
+        this.#ticking = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.kick();
+        }
+      });
+  }
+
+  async #tick(): Promise<void> {
+    const steps = await this.#store.work.claimDueSteps({
+      owner: this.#owner,
+      statuses: ["RETRY_WAIT", "DISPATCHED", "RUNNING"],
+      leaseMs: this.#leaseMs,
+      limit: 100,
+    });
+    const byGoal = new Map<string, { tenantId: string; goalId: string; steps: string[] }>();
+    for (const s of steps) {
+      const g = byGoal.get(s.goalId) ?? { tenantId: s.tenantId, goalId: s.goalId, steps: [] };
+      g.steps.push(s.stepId);
+      byGoal.set(s.goalId, g);
+    }
+    await Promise.all(
+      [...byGoal.values()].map((g) =>
+        this.#fireDue(g.tenantId, g.goalId, g.steps).catch((err: unknown) =>
+          this.#log.warn({ err, goalId: g.goalId }, "due work failed; retried after the lease"),
+        ),
+      ),
+    );
+    if (Date.now() - this.#lastGoalClaim < 1_000) return;
+    this.#lastGoalClaim = Date.now();
+    const goals = await this.#store.work.claimGoals({
+      owner: this.#owner,
+      statuses: ["PENDING", "PLANNING"],
+      leaseMs: this.#planGraceMs,
+      limit: 20,
+    });
+    for (const g of goals) {
+      if (Date.now() - g.createdAt.getTime() < this.#planGraceMs) continue;
+      try {
+        if (g.deadline && g.deadline.getTime() <= Date.now()) {
+          await this.apply(g.tenantId, g.id, (_s, now) => [{ type: "deadlinePassed", at: now }]);
+        } else {
+          await this.plan(g.tenantId, g.id);
+        }
+      } catch (err) {
+        this.#log.warn({ err, goalId: g.id }, "planning retry failed");
+      }
+    }
+  }
+
+  /** Feeds what is due for a goal, then re-checks claimed steps nothing changed. */
+  async #fireDue(tenantId: string, goalId: string, claimed: string[]): Promise<void> {
+    const { state, loaded } = await this.apply(tenantId, goalId, dueInputs);
+    if (isTerminal(state.status) || state.plan === undefined) return;
+    const tenant = this.#store.tenant(tenantId);
+    const recovery = recoverGoal(state);
+    const now = Date.now();
+    for (const stepId of claimed) {
+      const step = state.steps[stepId];
+      if (step === undefined || isStepTerminal(step.status)) continue;
+      // Rewritten by the transition above: its due time is fresh.
+      if (state !== loaded.state && loaded.state.steps[stepId] !== step) continue;
+      if (step.spec.subGoal !== undefined && step.status === StepStatus.RUNNING) {
+        if (step.childGoalId) {
+          const child = await tenant.goals.find(step.childGoalId);
+          if (child && ["SUCCEEDED", "FAILED", "CANCELLED"].includes(child.status)) {
+            await this.#notifyParent(await loadGoal(tenant, child.id));
+            continue;
+          }
+        } else {
+          await this.#run(
+            state,
+            recovery.filter((c) => c.type === "startChildGoal" && c.stepId === stepId),
+            undefined,
+          );
+        }
+      } else if (step.status === StepStatus.DISPATCHED) {
+        // The job may never have left (a crash after commit): publish it again
+        // under the same attempt id; the bus drops it if it did.
+        await this.#run(
+          state,
+          recovery.filter((c) => c.type === "dispatchJob" && c.job.stepId === stepId),
+          undefined,
+        );
+      }
+      const fresh = await tenant.plans.getStep(state.plan.planId, stepId);
+      await tenant.plans
+        .updateStep(state.plan.planId, stepId, fresh.version, {
+          nextAttemptAt: stepDueAt(state, step, now, this.#due, false),
+          leaseOwner: null,
+          leaseExpiresAt: null,
+        })
+        .catch(() => undefined); // changed meanwhile: whoever changed it set the due time
+    }
+  }
+
+  /** Carries out a persisted transition's commands. Failures are logged; due times recover them. */
+  async #run(state: GoalState, commands: GoalCommand[], loaded: LoadedGoal | undefined) {
+    const later: GoalCommand[] = [];
+    for (const c of commands) {
+      try {
+        switch (c.type) {
+          case "emitEvent":
+            await this.#bus.publishGoalEvent(c.event);
+            break;
+          case "dispatchJob":
+            await this.#bus.publishJob(c.job);
+            break;
+          case "publishCancel":
+            await this.#bus.publishCancel(c.signal);
+            break;
+          case "scheduleTimeout":
+          case "scheduleRetry":
+          case "scheduleDeadline":
+            this.#kickAt(c.at);
+            break;
+          default:
+            later.push(c);
+        }
+      } catch (err) {
+        this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
+      }
+    }
+    for (const c of later) {
+      try {
+        if (c.type === "startChildGoal") await this.#startChild(state, c);
+        else if (c.type === "cancelChildGoal") await this.#cancelChild(state, c);
+        else if (c.type === "finishGoal") await this.#finished(state, loaded);
+      } catch (err) {
+        this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
+      }
+    }
+  }
+
+  /** A local fast path for a persisted due time within the next minute. */
+  #kickAt(at: number): void {
+    const wait = at - Date.now();
+    if (this.#stopped || wait > 60_000) return;
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      this.kick();
+    }, Math.max(0, wait) + 2);
+    t.unref();
+    this.#timers.add(t);
+  }
+
+  async #startChild(
+    parent: GoalState,
+    c: Extract<GoalCommand, { type: "startChildGoal" }>,
+  ): Promise<void> {
+    let submitted: Submitted;
+    try {
+      submitted = await this.submit({
+        tenantId: parent.tenantId,
+        kind: c.kind,
+        input: c.input,
+        idempotencyKey: c.idempotencyKey,
+        deadlineMs: c.deadlineMs,
+        parentGoalId: parent.goalId,
+        parentStepId: c.stepId,
+        actor: "executor",
+      });
+    } catch (err) {
+      const e = MeshError.from(err);
+      if (e.retryable) throw e;
+      await this.apply(parent.tenantId, parent.goalId, (_s, now) => [
+        {
+          type: "childGoalFinished",
+          stepId: c.stepId,
+          attempt: c.attempt,
+          status: GoalStatus.FAILED,
+          error: { code: e.codeName, message: e.message, retryable: false },
+          at: now,
+        },
+      ]);
+      return;
+    }
+    const child = submitted.loaded;
+    const { state: after } = await this.apply(parent.tenantId, parent.goalId, (_s, now) => [
+      {
+        type: "childGoalStarted",
+        stepId: c.stepId,
+        attempt: c.attempt,
+        childGoalId: child.goal.id,
+        at: now,
+      },
+    ]);
+    // The parent stopped meanwhile: the child has no one to report to.
+    if (isTerminal(after.status) && !isTerminal(child.state.status)) {
+      await this.cancel(parent.tenantId, child.goal.id, "the parent goal finished");
+    } else if (!submitted.created && isTerminal(child.state.status)) {
+      await this.#notifyParent(child);
+    }
+  }
+
+  async #cancelChild(
+    parent: GoalState,
+    c: Extract<GoalCommand, { type: "cancelChildGoal" }>,
+  ): Promise<void> {
+    let childId = c.childGoalId;
+    if (!childId) {
+      const page = await this.#store
+        .tenant(parent.tenantId)
+        .goals.list({ parentGoalId: parent.goalId, pageSize: 500 });
+      childId = page.goals.find((g) => g.idempotencyKey === c.idempotencyKey)?.id ?? "";
+    }
+    if (childId) await this.cancel(parent.tenantId, childId, c.reason);
+  }
+
+  async #finished(state: GoalState, loaded: LoadedGoal | undefined): Promise<void> {
+    const outcome = goalOutcome(state, decisionContext(state.tenantId, state.kind, state.input));
+    if (outcome) {
+      await this.#bus
+        .publishOutcome(outcome)
+        .catch((err: unknown) =>
+          this.#log.warn({ err, goalId: state.goalId }, "outcome not published"),
+        );
+    }
+    this.#log.info(
+      { goalId: state.goalId, status: GoalStatus[state.status], kind: state.kind },
+      "goal finished",
+    );
+    if (state.parentGoalId && loaded) {
+      await this.#notifyParent({ ...loaded, state });
+    }
+  }
+
+  /** Tells a parent goal that its child finished. */
+  async #notifyParent(child: LoadedGoal): Promise<void> {
+    const { goal, state } = child;
+    if (!goal.parentGoalId || !goal.parentStepId) return;
+    const attempt = Number(goal.idempotencyKey?.split(":").pop());
+    if (!Number.isInteger(attempt)) return;
+    await this.apply(goal.tenantId, goal.parentGoalId, (_s, now) => [
+      {
+        type: "childGoalFinished",
+        stepId: goal.parentStepId!,
+        attempt,
+        status: state.status,
+        ...(state.output !== undefined ? { output: state.output } : {}),
+        ...(state.error ? { error: state.error } : {}),
+        at: now,
+      },
+    ]);
+  }
+
+  /** Reliability scores for arbitrated steps a result may decide, from the registry. */
+  async #reliabilityFor(
+    state: GoalState,
+    inputs: GoalInput[],
+  ): Promise<(agentId: string, capability: string) => number> {
+    const agents = new Set<string>();
+    for (const input of inputs) {
+      if (input.type !== "result") continue;
+      const step = state.steps[input.result.stepId];
+      if (step === undefined || step.spec.replicas < 2) continue;
+      if (input.result.agentId) agents.add(input.result.agentId);
+      for (const a of step.attempts) if (a.agentId) agents.add(a.agentId);
+    }
+    const scores = new Map<string, Record<string, number>>();
+    await Promise.all(
+      [...agents].map(async (agentId) => {
+        try {
+          const res = await this.#clients.registry.getAgent({ agentId }, { timeoutMs: 2_000 });
+          scores.set(agentId, res.agent?.reliability ?? {});
+        } catch {
+          // Unknown or unreachable: the neutral default below.
+        }
+      }),
+    );
+    return (agentId, capability) => scores.get(agentId)?.[capability] ?? 0.5;
+  }
+}
+
+/** Inputs due at `now`: retries, attempt timeouts and the deadline. */
+function dueInputs(state: GoalState, now: number): GoalInput[] {
+  const out: GoalInput[] = [];
+  if (isTerminal(state.status)) return out;
+  if (now >= state.deadlineMs) return [{ type: "deadlinePassed", at: now }];
+  for (const id of state.stepOrder) {
+    const step = state.steps[id]!;
+    if (step.status === StepStatus.RETRY_WAIT && (step.retryAtMs ?? 0) <= now) {
+      out.push({ type: "retryDue", stepId: id, attempt: step.attempt + 1, at: now });
+    }
+    if (step.status === StepStatus.DISPATCHED || step.status === StepStatus.RUNNING) {
+      for (const a of step.attempts) {
+        if (a.attempt !== step.attempt) continue;
+        if ((a.status === "dispatched" || a.status === "running") && a.timeoutAtMs <= now) {
+          out.push({ type: "attemptTimedOut", attemptId: a.attemptId, at: now });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function eventJson(c: Extract<GoalCommand, { type: "emitEvent" }>) {
+  return toJson(GoalEventSchema, c.event);
+}
+
+function jsonDetails(details: Record<string, unknown>): JsonObject {
+  return JSON.parse(JSON.stringify(details)) as JsonObject;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

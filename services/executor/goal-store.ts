@@ -1,0 +1,356 @@
+/**
+ * The executor's state of a goal in the store, and back: the goal row (status,
+ * output, event counter, optimistic-lock version), the plan row (the planned
+ * steps), one row per step (status, attempt number, due time) and one per
+ * attempt (keyed by attempt id). `loadGoal` rebuilds the reducer's
+ * `GoalState` from them; `saveTransition` writes a transition's changes and
+ * events in the caller's transaction, failing with ABORTED when another
+ * replica changed the goal first.
+ *
+ * Each non-terminal step carries `next_attempt_at`, the earliest moment
+ * something is due for it (a retry, an attempt timeout, a re-dispatch check,
+ * a sub-goal check, the goal deadline); tickers on every replica claim due
+ * steps with SKIP LOCKED, so timers survive any replica.
+ *
+ * @example
+ * const loaded = await loadGoal(store.tenant(t), goalId);
+ * const { state, commands } = reduceGoal(loaded.state, input);
+ * await store.transaction((tx) => saveTransition(tx.tenant(t), loaded, state, commands, Date.now()));
+ */
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
+import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
+import { type Plan, PlanSchema } from "../../gen/agentmesh/v1/planner_pb.js";
+import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import type {
+  AttemptOutcome,
+  ErrorRecord,
+  GoalRecord,
+  GoalStatusName,
+  StepAttemptRecord,
+  StepRecord,
+  StepStatusName,
+} from "../../lib/store/records.js";
+import type { TenantStore } from "../../lib/store/store.js";
+import {
+  type AttemptRecord,
+  type ErrorData,
+  type GoalCommand,
+  type GoalState,
+  isStepTerminal,
+  type StepRuntime,
+  stepSpecOf,
+} from "./domain/index.js";
+
+/** A goal as loaded: its row, its reducer state and the versions to write against. */
+export interface LoadedGoal {
+  goal: GoalRecord;
+  state: GoalState;
+  /** Version of each step row, for optimistic updates. */
+  stepVersions: Map<string, number>;
+  /** The planned steps, when planned. */
+  plan: Plan | undefined;
+}
+
+/** How far ahead the step due times look; see the module comment. */
+export interface DueTimes {
+  /** A DISPATCHED step nobody started is re-published (same attempt id) after this. Default 5 s. */
+  redispatchCheckMs: number;
+  /** A running sub-goal step checks its child goal this often. Default 5 s. */
+  subGoalCheckMs: number;
+}
+
+export const defaultDueTimes: DueTimes = { redispatchCheckMs: 5_000, subGoalCheckMs: 5_000 };
+
+/** Deadline of a goal submitted without one. */
+export const defaultGoalDeadlineMs = 10 * 60_000;
+
+export async function loadGoal(tenant: TenantStore, goalId: string): Promise<LoadedGoal> {
+  const goal = await tenant.goals.get(goalId);
+  const createdAtMs = goal.createdAt.getTime();
+  const state: GoalState = {
+    goalId: goal.id,
+    tenantId: goal.tenantId,
+    kind: goal.kind,
+    input: goal.input,
+    status: GoalStatus[goal.status],
+    createdAtMs,
+    deadlineMs: goal.deadline?.getTime() ?? createdAtMs + defaultGoalDeadlineMs,
+    stepOrder: [],
+    steps: {},
+    sequence: goal.lastEventSeq,
+    ...(goal.finishedAt ? { finishedAtMs: goal.finishedAt.getTime() } : {}),
+    ...(goal.status === "SUCCEEDED" ? { output: goal.output } : {}),
+    ...(goal.error ? { error: errorData(goal.error) } : {}),
+    ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
+    ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
+  };
+  const stepVersions = new Map<string, number>();
+  if (!goal.planId) return { goal, state, stepVersions, plan: undefined };
+  const planRow = await tenant.plans.get(goal.planId);
+  const plan = fromJson(PlanSchema, planRow.spec, { ignoreUnknownFields: true });
+  state.plan = {
+    planId: planRow.id,
+    strategy: planRow.strategy,
+    outputStep: planRow.outputStep,
+    collaborative: planRow.collaborative,
+    parametersVersion: planRow.parametersVersion ?? "",
+  };
+  const rows = await tenant.plans.steps(planRow.id);
+  const specs = new Map(plan.steps.map((s) => [s.stepId, s]));
+  const attempts = await Promise.all(
+    rows.map((r) =>
+      r.status === "PENDING" ? Promise.resolve([]) : tenant.plans.attempts(planRow.id, r.stepId),
+    ),
+  );
+  rows.forEach((row, i) => {
+    const planned = specs.get(row.stepId);
+    if (planned === undefined) {
+      throw new MeshError(Code.DataLoss, `step ${row.stepId} is missing from plan ${planRow.id}`);
+    }
+    const spec = stepSpecOf(planned);
+    state.stepOrder.push(row.stepId);
+    state.steps[row.stepId] = stepRuntime(row, spec, attempts[i]!);
+    stepVersions.set(row.stepId, row.version);
+  });
+  return { goal, state, stepVersions, plan };
+}
+
+function stepRuntime(
+  row: StepRecord,
+  spec: ReturnType<typeof stepSpecOf>,
+  attempts: StepAttemptRecord[],
+): StepRuntime {
+  return {
+    spec,
+    status: StepStatus[row.status],
+    attempt: row.attempts,
+    attempts: attempts.map((a) => attemptRecord(a, spec.timeoutMs)),
+    agentIds: [...row.agentIds],
+    ...(row.status === "RETRY_WAIT" && row.nextAttemptAt
+      ? { retryAtMs: row.nextAttemptAt.getTime() }
+      : {}),
+    ...(row.status === "SUCCEEDED" ? { output: row.output } : {}),
+    ...(row.error ? { error: errorData(row.error) } : {}),
+    ...(row.startedAt ? { startedAtMs: row.startedAt.getTime() } : {}),
+    ...(row.finishedAt ? { finishedAtMs: row.finishedAt.getTime() } : {}),
+    ...(row.childGoalId ? { childGoalId: row.childGoalId } : {}),
+  };
+}
+
+const attemptStatus: Record<AttemptOutcome, AttemptRecord["status"]> = {
+  DISPATCHED: "dispatched",
+  RUNNING: "running",
+  SUCCEEDED: "succeeded",
+  FAILED: "failed",
+  TIMED_OUT: "failed",
+  CANCELLED: "cancelled",
+};
+
+function attemptRecord(a: StepAttemptRecord, timeoutMs: number): AttemptRecord {
+  const dispatchedAtMs = a.dispatchedAt.getTime();
+  return {
+    attemptId: a.attemptId,
+    attempt: a.attempt,
+    replica: a.replica,
+    status: attemptStatus[a.outcome],
+    agentId: a.agentId ?? "",
+    dispatchedAtMs,
+    timeoutAtMs: dispatchedAtMs + timeoutMs,
+    ...(a.startedAt ? { startedAtMs: a.startedAt.getTime() } : {}),
+    ...(a.finishedAt ? { finishedAtMs: a.finishedAt.getTime() } : {}),
+    ...(a.outcome === "SUCCEEDED" ? { output: a.output } : {}),
+    ...(a.error ? { error: errorData(a.error) } : {}),
+    ...(a.cost !== null ? { cost: a.cost } : {}),
+  };
+}
+
+function errorData(e: ErrorRecord): ErrorData {
+  return {
+    code: e.code,
+    message: e.message,
+    retryable: e.retryable ?? false,
+    ...(e.details ? { details: e.details } : {}),
+  };
+}
+
+function errorRecord(e: ErrorData | undefined): ErrorRecord | null {
+  if (e === undefined) return null;
+  return {
+    code: e.code,
+    message: e.message,
+    retryable: e.retryable,
+    ...(e.details ? { details: e.details } : {}),
+  };
+}
+
+/** The plan a transition planned, taken from its `planned` event. */
+export function plannedPlan(commands: readonly GoalCommand[]): Plan | undefined {
+  for (const c of commands) {
+    if (c.type === "emitEvent" && c.event.kind.case === "planned") return c.event.kind.value.plan;
+  }
+  return undefined;
+}
+
+/** The earliest moment something is due for a step, or null when nothing is. */
+export function stepDueAt(
+  state: GoalState,
+  step: StepRuntime,
+  now: number,
+  due: DueTimes,
+  recheckDispatch = true,
+): Date | null {
+  if (isStepTerminal(step.status) || step.status === StepStatus.PENDING) return null;
+  let at = state.deadlineMs;
+  if (step.status === StepStatus.RETRY_WAIT && step.retryAtMs !== undefined) {
+    at = Math.min(at, step.retryAtMs);
+  } else if (step.spec.subGoal !== undefined) {
+    at = Math.min(at, now + due.subGoalCheckMs);
+  } else {
+    for (const a of step.attempts) {
+      if (a.attempt === step.attempt && (a.status === "dispatched" || a.status === "running")) {
+        at = Math.min(at, a.timeoutAtMs);
+      }
+    }
+    if (recheckDispatch && step.status === StepStatus.DISPATCHED) {
+      at = Math.min(at, now + due.redispatchCheckMs);
+    }
+  }
+  return new Date(at);
+}
+
+/**
+ * Writes `next` (reached from `loaded.state` by `commands`) in the caller's
+ * transaction: goal row first (the optimistic lock every writer of this goal
+ * takes), then the plan, changed steps and attempts, then the events.
+ */
+export async function saveTransition(
+  tenant: TenantStore,
+  loaded: LoadedGoal,
+  next: GoalState,
+  commands: readonly GoalCommand[],
+  now: number,
+  due: DueTimes = defaultDueTimes,
+): Promise<void> {
+  const before = loaded.state;
+  const goalPatch = {
+    status: GoalStatus[next.status] as GoalStatusName,
+    error: errorRecord(next.error),
+    ...(next.output !== undefined ? { output: next.output } : {}),
+    ...(next.plan ? { planId: next.plan.planId, strategy: next.plan.strategy } : {}),
+    ...(next.finishedAtMs !== undefined && before.finishedAtMs === undefined
+      ? { finishedAt: new Date(next.finishedAtMs) }
+      : {}),
+  };
+  await tenant.goals.update(loaded.goal.id, loaded.goal.version, goalPatch);
+  const versions = new Map(loaded.stepVersions);
+  if (next.plan && !before.plan) {
+    const plan = plannedPlan(commands);
+    if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
+    const { steps } = await tenant.plans.create(
+      {
+        id: next.plan.planId,
+        goalId: next.goalId,
+        goalKind: next.kind,
+        strategy: next.plan.strategy,
+        outputStep: next.plan.outputStep,
+        parametersVersion: next.plan.parametersVersion,
+        rationale: plan.rationale,
+        collaborative: next.plan.collaborative,
+        spec: toJson(PlanSchema, plan) as Record<string, JsonValue>,
+      },
+      plan.steps.map((s) => ({
+        stepId: s.stepId,
+        capability: s.capability || null,
+        dependsOn: [...s.dependsOn],
+      })),
+    );
+    for (const s of steps) versions.set(s.stepId, s.version);
+  }
+  if (next.plan) {
+    for (const id of next.stepOrder) {
+      const after = next.steps[id]!;
+      const prior = before.steps[id];
+      if (prior === after) continue;
+      await saveStep(tenant, next, id, prior, after, versions.get(id) ?? 1, now, due);
+    }
+  }
+  for (const c of commands) {
+    if (c.type !== "emitEvent") continue;
+    const row = await tenant.events.append(next.goalId, {
+      type: c.event.kind.case ?? "unknown",
+      data: toJson(GoalEventSchema, c.event),
+    });
+    if (BigInt(row.sequence) !== c.event.sequence) {
+      throw new MeshError(Code.Aborted, `goal ${next.goalId}: event sequence moved`);
+    }
+  }
+}
+
+async function saveStep(
+  tenant: TenantStore,
+  state: GoalState,
+  id: string,
+  prior: StepRuntime | undefined,
+  after: StepRuntime,
+  version: number,
+  now: number,
+  due: DueTimes,
+): Promise<void> {
+  const planId = state.plan!.planId;
+  const old = new Map((prior?.attempts ?? []).map((a) => [a.attemptId, a]));
+  for (const a of after.attempts) {
+    const was = old.get(a.attemptId);
+    if (was === a) continue;
+    if (was === undefined) {
+      await tenant.plans.addAttempt({
+        attemptId: a.attemptId,
+        planId,
+        stepId: id,
+        attempt: a.attempt,
+        replica: a.replica,
+      });
+    }
+    if (a.status === "running" && (was === undefined || was.status === "dispatched")) {
+      await tenant.plans.startAttempt(a.attemptId, a.agentId, new Date(a.startedAtMs ?? now));
+    }
+    const terminal = a.status !== "dispatched" && a.status !== "running";
+    const wasTerminal =
+      was !== undefined && was.status !== "dispatched" && was.status !== "running";
+    if (terminal && !wasTerminal) {
+      await tenant.plans.finishAttempt(a.attemptId, {
+        outcome:
+          a.status === "succeeded"
+            ? "SUCCEEDED"
+            : a.status === "cancelled"
+              ? "CANCELLED"
+              : a.error?.code === "TIMEOUT"
+                ? "TIMED_OUT"
+                : "FAILED",
+        ...(a.output !== undefined ? { output: a.output } : {}),
+        ...(a.error ? { error: errorRecord(a.error)! } : {}),
+        ...(a.agentId ? { agentId: a.agentId } : {}),
+        ...(a.cost !== undefined ? { cost: a.cost } : {}),
+        finishedAt: new Date(a.finishedAtMs ?? now),
+      });
+    }
+  }
+  await tenant.plans.updateStep(planId, id, version, {
+    status: StepStatus[after.status] as StepStatusName,
+    attempts: after.attempt,
+    output: after.status === StepStatus.SUCCEEDED ? (after.output ?? null) : null,
+    error: errorRecord(after.error),
+    agentIds: after.agentIds,
+    childGoalId: after.childGoalId ?? null,
+    nextAttemptAt: stepDueAt(state, after, now, due),
+    leaseOwner: null,
+    leaseExpiresAt: null,
+    startedAt: after.startedAtMs !== undefined ? new Date(after.startedAtMs) : null,
+    ...(after.finishedAtMs !== undefined ? { finishedAt: new Date(after.finishedAtMs) } : {}),
+  });
+}
+
+/** A stored event as the wire message. */
+export function eventOf(data: JsonValue): GoalEvent {
+  return fromJson(GoalEventSchema, data, { ignoreUnknownFields: true });
+}

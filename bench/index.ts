@@ -4,5 +4,5 @@ import type { Benchmark } from "./benchmark.js";
 export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   learning: async () => (await import("./learning.js")).learning,
   policy: async () => (await import("./policy.js")).policy,
-  store: async () => (await import("./store.js")).store,
+  rpc: async () => (await import("./rpc.js")).rpc,
 };

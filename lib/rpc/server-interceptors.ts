@@ -10,6 +10,7 @@
  *
  * then the interceptors given to `createServer`, then the handler.
  */
+import { TLSSocket } from "node:tls";
 import { fromBinary } from "@bufbuild/protobuf";
 import { context as otelContext, SpanStatusCode } from "@opentelemetry/api";
 import { type Principal, PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
@@ -30,6 +31,7 @@ import {
   principalKey,
   scopeKey,
   spanKey,
+  type TransportCall,
   transportKey,
 } from "./context-keys.js";
 import {
@@ -191,27 +193,46 @@ export interface ServerIdentityOptions {
   logger: Logger;
 }
 
-// SPIFFE ID strings repeat on every call: parse each once.
-const peerCache = new Map<string, PeerIdentity | null>();
+// The verified identity of a TLS connection cannot change during its life
+// (renegotiation is disabled on first sight), so it is read from the peer
+// certificate once per connection: getPeerCertificate() costs tens of µs.
+const socketPeers = new WeakMap<TLSSocket, PeerIdentity | null>();
+
+/** grpc-js keeps the socket private: ServerUnaryCallImpl.call → BaseServerInterceptingCall.stream.session.socket. */
+function tlsSocketOf(transport: TransportCall): TLSSocket | undefined {
+  const socket = (transport as { call?: { stream?: { session?: { socket?: unknown } } } }).call
+    ?.stream?.session?.socket;
+  return socket instanceof TLSSocket ? socket : undefined;
+}
+
+function readPeer(transport: TransportCall): PeerIdentity | null {
+  const san = transport.getAuthContext().sslPeerCertificate?.subjectaltname;
+  return san === undefined ? null : (peerFromSubjectAltName(san) ?? null);
+}
+
+/** The caller's identity from the verified peer certificate of the call's connection. */
+export function peerOf(transport: TransportCall | undefined): PeerIdentity | undefined {
+  if (!transport) return undefined;
+  const socket = tlsSocketOf(transport);
+  if (!socket) return readPeer(transport) ?? undefined;
+  let peer = socketPeers.get(socket);
+  if (peer === undefined) {
+    peer = readPeer(transport);
+    socket.disableRenegotiation();
+    socketPeers.set(socket, peer);
+  }
+  return peer ?? undefined;
+}
 
 /**
- * 4. Reads the caller's SPIFFE ID from the verified peer certificate, once per
- * call. No metadata can set it. A certificate without exactly one valid SPIFFE
- * ID is UNAUTHENTICATED.
+ * 4. The caller's SPIFFE ID from the verified peer certificate
+ * (`getAuthContext().sslPeerCertificate`, cached per connection). No metadata
+ * can set it. A certificate without exactly one valid SPIFFE ID is UNAUTHENTICATED.
  */
 export function serverIdentity(options: ServerIdentityOptions): Interceptor {
   return (next) => (call) => {
     const transport = call.values.get(transportKey);
-    const san = transport?.getAuthContext().sslPeerCertificate?.subjectaltname;
-    let peer: PeerIdentity | null | undefined;
-    if (san !== undefined) {
-      peer = peerCache.get(san);
-      if (peer === undefined) {
-        peer = peerFromSubjectAltName(san) ?? null;
-        if (peerCache.size > 10_000) peerCache.clear();
-        peerCache.set(san, peer);
-      }
-    }
+    const peer = peerOf(transport);
     if (!peer) {
       options.logger.warn(
         {

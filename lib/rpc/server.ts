@@ -168,9 +168,9 @@ export function createServer(options: ServerOptions): MeshServer {
         registerMethod(
           grpcServer,
           method,
-          handler,
           applyInterceptors(terminal(handler), interceptors),
           logger,
+          metrics,
         );
       }
       health.set(service.typeName, "SERVING");
@@ -331,15 +331,30 @@ function statusOf(err: unknown): Partial<StatusObject> {
 function registerMethod(
   grpcServer: Server,
   method: DescMethod,
-  handler: AnyHandler | undefined,
   run: Next,
   logger: Logger,
+  metrics: MeshMetrics,
 ): void {
   const path = `/${method.parent.typeName}/${method.name}`;
   const { input, output } = method;
   const execute = (mesh: MeshCall, scope: CallScope): Promise<MeshResponse> =>
     runInScope(scope, () => run(mesh));
-  void handler;
+  // A request that does not decode never reaches the interceptors: count and log it here.
+  const rejectMalformed = (call: { getPeer(): string }, err: unknown): Partial<StatusObject> => {
+    const labels = {
+      side: "server",
+      service: method.parent.typeName,
+      method: method.name,
+      code: "INVALID_ARGUMENT",
+    };
+    metrics.rpcRequests.inc(labels);
+    metrics.rpcErrors.inc(labels);
+    logger.debug(
+      { method: path, remote: call.getPeer(), err: (err as Error).message },
+      "malformed request",
+    );
+    return statusOf(err);
+  };
   switch (method.methodKind) {
     case "unary": {
       const fn: handleUnaryCall<Buffer, Buffer> = (call, callback) => {
@@ -347,7 +362,7 @@ function registerMethod(
         try {
           request = decode(input, call.request);
         } catch (err) {
-          callback(statusOf(err) as never);
+          callback(rejectMalformed(call, err) as never);
           return;
         }
         const { mesh, scope, done } = startCall(method, call, request);
@@ -371,7 +386,7 @@ function registerMethod(
         try {
           request = decode(input, call.request);
         } catch (err) {
-          call.emit("error", statusOf(err));
+          call.emit("error", rejectMalformed(call, err));
           return;
         }
         const { mesh, scope, done } = startCall(method, call, request);

@@ -27,7 +27,12 @@ import {
 export const traceparentKey = "traceparent";
 export const tracestateKey = "tracestate";
 
-const tracer = () => trace.getTracer("agentmesh.rpc");
+// A ProxyTracer: it delegates to an SDK registered later, so caching it is safe.
+let cachedTracer: ReturnType<typeof trace.getTracer> | undefined;
+const tracer = () => {
+  cachedTracer ??= trace.getTracer("agentmesh.rpc");
+  return cachedTracer;
+};
 
 const hex = /^[0-9a-f]+$/;
 const zeroTrace = "00000000000000000000000000000000";

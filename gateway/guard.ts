@@ -23,6 +23,7 @@ import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import type { Authenticate } from "./authenticate.js";
 import type { DenialLog } from "./denial-log.js";
 import { toConnectError } from "./errors.js";
+import { inputErrorKey } from "./request-validation.js";
 import type { TenantLimits } from "./tenant-limits.js";
 
 /** The authenticated caller of the current call. */
@@ -46,6 +47,8 @@ export interface GuardOptions {
 export function guardInterceptor(options: GuardOptions): Interceptor {
   const { authenticate, limits } = options;
   return (next) => async (req) => {
+    const inputError = req.contextValues.get(inputErrorKey);
+    if (inputError) throw inputError;
     let principal: Principal;
     try {
       principal = await authenticate(req.header);

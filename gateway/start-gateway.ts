@@ -18,6 +18,7 @@
  * console.log(`dashboard at ${gateway.url}`);
  * await gateway.close();
  */
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { QueueStats } from "../lib/bus/job-bus.js";
 import { spiffeId } from "../lib/identity/spiffe.js";
@@ -38,6 +39,7 @@ import { type GuardOptions, guardInterceptor } from "./guard.js";
 import { listen, type NodeRequest, type NodeResponse, withEdgeHeaders } from "./http-edge.js";
 import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
 import { publicMethods, publicServices, type Upstream } from "./public-api.js";
+import { validateRequests } from "./request-validation.js";
 import { createTenantLimits, type TenantLimitsOptions } from "./tenant-limits.js";
 
 export interface GatewayOptions {
@@ -148,14 +150,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const shutdown = new AbortController();
   const reflection = createReflection(() => publicServices());
+  const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   const rpc = connectNodeAdapter({
-    readMaxBytes: options.maxRequestBytes ?? 1024 * 1024,
+    readMaxBytes: maxRequestBytes,
     maxTimeoutMs: options.maxTimeoutMs ?? 10 * 60_000,
     shutdownSignal: shutdown.signal,
     // Nothing unknown passes the edge: unknown JSON fields are an error, unknown binary fields are dropped.
     jsonOptions: { ignoreUnknownFields: false },
     binaryOptions: { readUnknownFields: false },
     interceptors: [guardInterceptor(guard)],
+    // A fresh set per call, so request validation can flag a refused body for the guard.
+    contextValues: () => createContextValues(),
     routes(router) {
       registerPublicRoutes(router, {
         methods: publicMethods(),
@@ -167,6 +172,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // The schema is public (it is the SDK), so reflection needs no credentials.
       router.service(reflection.v1, reflection.v1Impl as never, { interceptors: [] });
       router.service(reflection.v1alpha, reflection.v1alphaImpl as never, { interceptors: [] });
+      validateRequests(router, maxRequestBytes);
     },
   });
   const dashboard =

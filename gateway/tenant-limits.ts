@@ -92,34 +92,40 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     return state.refreshing;
   };
 
-  const stateOf = async (tenantId: string): Promise<TenantState> => {
-    let state = tenants.get(tenantId);
-    if (state === undefined) {
-      const t = now();
-      state = {
-        rate: defaultRate,
-        burst: defaultRate * burstSeconds,
-        maxStreams: defaultStreams,
-        tokens: Number.POSITIVE_INFINITY,
-        last: t,
-        streams: 0,
-        refreshAt: 0,
-        refreshing: undefined,
-      };
-      tenants.set(tenantId, state);
-      await refresh(tenantId, state);
-      state.tokens = state.burst;
-    } else if (state.refreshAt <= now() && lookup) {
-      // Refresh in the background; this request uses the limits in force.
-      void refresh(tenantId, state);
+  const fresh = (): TenantState => ({
+    rate: defaultRate,
+    burst: Math.max(1, defaultRate * burstSeconds),
+    maxStreams: defaultStreams,
+    tokens: Math.max(1, defaultRate * burstSeconds),
+    last: now(),
+    streams: 0,
+    refreshAt: 0,
+    refreshing: undefined,
+  });
+
+  // A tenant's first requests wait for its limits once, together.
+  const starting = new Map<string, Promise<TenantState>>();
+  const stateOf = (tenantId: string): Promise<TenantState> => {
+    let p = starting.get(tenantId);
+    if (p === undefined) {
+      const state = fresh();
+      p = refresh(tenantId, state).then(() => {
+        state.tokens = state.burst;
+        state.last = now();
+        tenants.set(tenantId, state);
+        starting.delete(tenantId);
+        return state;
+      });
+      starting.set(tenantId, p);
     }
-    return state;
+    return p;
   };
 
   return {
     async admit(tenantId) {
       const state = tenants.get(tenantId) ?? (await stateOf(tenantId));
-      if (state.refreshAt <= now() && lookup) void stateOf(tenantId);
+      // Re-read the tenant's limits in the background; this request uses those in force.
+      if (lookup && state.refreshAt <= now() && !state.refreshing) void refresh(tenantId, state);
       const t = now();
       state.tokens = Math.min(state.burst, state.tokens + ((t - state.last) * state.rate) / 1000);
       state.last = t;
@@ -133,17 +139,8 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     openStream(tenantId) {
       let state = tenants.get(tenantId);
       if (state === undefined) {
-        // admit() always runs first and creates the state; this is a safety net.
-        state = {
-          rate: defaultRate,
-          burst: defaultRate * burstSeconds,
-          maxStreams: defaultStreams,
-          tokens: defaultRate * burstSeconds,
-          last: now(),
-          streams: 0,
-          refreshAt: 0,
-          refreshing: undefined,
-        };
+        // admit() runs first and creates the state; this is a safety net.
+        state = fresh();
         tenants.set(tenantId, state);
       }
       if (state.streams >= state.maxStreams) {

@@ -41,3 +41,4 @@ export {
   type RegistryLink,
 } from "./registry-link.js";
 export { type RunAgentOptions, type RunningAgent, runAgent } from "./run-agent.js";
+export { testSkillContext } from "./test-context.js";

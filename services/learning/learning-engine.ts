@@ -1,0 +1,359 @@
+/**
+ * The decision loop of `README.md`, against the store: choose, record,
+ * train, guard and roll back. The RPC handlers and the bus consumers both
+ * call it, so an outcome is handled the same way whichever path it took.
+ *
+ * @example
+ * const engine = createLearningEngine({ store, log });
+ * const decision = await engine.choose({ context, candidates: ["solo", "team"], goalId });
+ * await engine.record(outcomeMessage); // false when the goal was already recorded
+ * const { version } = await engine.train({ runId, reason: "manual" });
+ */
+import { randomUUID } from "node:crypto";
+import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import type { DecisionContext as DecisionContextMessage } from "../../gen/agentmesh/v1/common_pb.js";
+import { type Outcome, OutcomeSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
+import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
+import type { Logger } from "../../lib/log/logger.js";
+import type { ExperienceRecord, Store } from "../../lib/store/index.js";
+import {
+  applyVerdict,
+  bucketKey,
+  type ChooseStrategyResult,
+  canaryVersion,
+  chooseStrategy,
+  contextVector,
+  createRng,
+  currentVersion,
+  DEFAULT_HALF_LIFE_MS,
+  type DecisionContext,
+  type DriftGuardOptions,
+  type DriftVerdict,
+  evaluateCanary,
+  needsWarmStart,
+  nextVersionId,
+  parseBucketKey,
+  publishVersion,
+  type Rng,
+  resolveCanaryFraction,
+  rollbackTo,
+  routeVersion,
+  routingKey,
+  similarExperiences,
+  type TrainingExperience,
+  trainParameters,
+  type VersionRecord,
+  validateOutcome,
+} from "./domain/index.js";
+import { createLearningState, untrainedVersion } from "./learning-state.js";
+import { contextFromMessage, outcomeFromMessage } from "./wire.js";
+
+/** Feature that marks a hypothetical decision (e.g. ExplainPlan): no pull is recorded. */
+export const dryRunFeature = "dry_run";
+
+/** Features that identify one call rather than describe the goal: kept out of similarity. */
+const routingFeatures = new Set(["goal_id", "goalId", dryRunFeature]);
+
+/** The context's feature vector without per-call features (goal id, dry run). */
+export function similarityVector(ctx: DecisionContext): number[] {
+  const features: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.features ?? {}))
+    if (!routingFeatures.has(k)) features[k] = v;
+  return contextVector({ ...ctx, features });
+}
+
+export interface LearningEngineOptions {
+  store: Store;
+  log: Logger;
+  /** Default `Date.now`. */
+  clock?: () => number;
+  /** Randomness of the selectors; default seeded from the clock and a random id. */
+  rng?: Rng;
+  /** Run the drift guard after this many recorded outcomes (per replica); default 25. */
+  driftEvery?: number;
+  /** Drift guard settings; default the domain's (95%, margin 0.02, 30 samples). */
+  drift?: DriftGuardOptions;
+  /** Experiences kept for warm start lookups per tenant and kind; default 500. */
+  warmStartPool?: number;
+  /** Most experiences one training run replays; default 200,000. */
+  maxTrainingExperiences?: number;
+}
+
+export interface ChooseInput {
+  context: DecisionContextMessage | undefined;
+  candidates: readonly string[];
+  goalId?: string;
+}
+
+export type LearningEngine = ReturnType<typeof createLearningEngine>;
+
+export function createLearningEngine(options: LearningEngineOptions) {
+  const { store, log } = options;
+  const clock = options.clock ?? Date.now;
+  const rng = options.rng ?? createRng(`${Date.now()}-${randomUUID()}`);
+  const state = createLearningState({ store, clock });
+  const driftEvery = options.driftEvery ?? 25;
+  let recordedSinceDrift = 0;
+  let drift: Promise<DriftVerdict | undefined> | undefined;
+
+  const audit = (action: string, resource: string, details: JsonObject) =>
+    store.audit
+      .append({ actor: "system", action, resource, details })
+      .catch((err: unknown) => log.warn({ err, action }, "audit append failed"));
+
+  /** Recent experiences of a tenant and kind with their vectors, for warm start. */
+  const warmStartSamples = async (tenantId: string, goalKind: string) => {
+    const { experiences } = await store
+      .tenant(tenantId)
+      .experiences.list({ goalKind, pageSize: options.warmStartPool ?? 500 });
+    return experiences.map((e) => ({
+      strategy: e.strategy,
+      success: e.success,
+      latencyMs: e.latencyMs,
+      cost: e.cost,
+      finishedAt: e.createdAt.getTime(),
+      vector: e.features,
+    }));
+  };
+
+  const engine = {
+    state,
+
+    /** ChooseStrategy: route to a version, read its statistics, warm-start when cold, choose. */
+    async choose(input: ChooseInput): Promise<ChooseStrategyResult> {
+      const ctx = contextFromMessage(input.context);
+      if (!ctx.tenantId) throw new MeshError(Code.InvalidArgument, "context.tenant_id is required");
+      if (!ctx.goalKind) throw new MeshError(Code.InvalidArgument, "context.goal_kind is required");
+      const dryRun = ctx.features?.[dryRunFeature] === "true";
+      if (input.goalId) ctx.features = { ...ctx.features, goal_id: input.goalId };
+      const now = clock();
+      const [{ records }, flags] = await Promise.all([state.versions(), state.flags()]);
+      const route = routeVersion(records, routingKey(ctx)) ?? {
+        version: untrainedVersion,
+        canary: false,
+      };
+      const bucket = bucketKey(ctx);
+      const parameters = await state.parameters(route.version, bucket, ctx, now);
+      const neighbours = needsWarmStart(parameters, ctx, input.candidates, now)
+        ? similarExperiences(
+            similarityVector(ctx),
+            await warmStartSamples(ctx.tenantId, ctx.goalKind),
+            input.candidates,
+            parameters.config.warmStart.k,
+          )
+        : undefined;
+      const result = chooseStrategy({
+        context: ctx,
+        candidates: input.candidates,
+        parameters,
+        canary: route.canary,
+        flags,
+        neighbours,
+        rng,
+        now,
+      });
+      if (!dryRun) {
+        await state.recordPull(route.version, {
+          bucket,
+          strategy: result.strategy,
+          tenantId: ctx.tenantId,
+          goalKind: ctx.goalKind,
+        });
+      }
+      return result;
+    },
+
+    /**
+     * RecordOutcome: stores the experience (once per goal) and, in the same
+     * transaction, updates the statistics of every serving version, the
+     * serving counts of the version that chose, and agent reliability.
+     * Resolves false when the goal's outcome was already recorded.
+     */
+    async record(message: Outcome | undefined): Promise<boolean> {
+      const o = outcomeFromMessage(message, clock());
+      validateOutcome(o);
+      const ctx = o.context;
+      if (!ctx.tenantId) throw new MeshError(Code.InvalidArgument, "context.tenant_id is required");
+      const bucket = bucketKey(ctx);
+      const recorded = await store.transaction(async (tx) => {
+        const { recorded } = await tx.tenant(ctx.tenantId).experiences.record({
+          goalId: o.goalId,
+          goalKind: ctx.goalKind,
+          bucket,
+          strategy: o.strategy,
+          parametersVersion: o.parametersVersion,
+          success: o.success,
+          latencyMs: o.latencyMs,
+          cost: o.cost,
+          features: similarityVector(ctx),
+          outcome: toJson(OutcomeSchema, message!) as JsonObject,
+          createdAt: new Date(o.finishedAt),
+        });
+        if (!recorded) return false;
+        const { records } = await state.versions(tx);
+        const serving = records.filter((v) => v.state === "CURRENT" || v.state === "CANARY");
+        const versions = serving.length > 0 ? serving.map((v) => v.version) : [untrainedVersion];
+        for (const version of versions) {
+          await state.observe(tx, version, {
+            bucket,
+            strategy: o.strategy,
+            tenantId: ctx.tenantId,
+            goalKind: ctx.goalKind,
+            success: o.success,
+            latencyMs: o.latencyMs,
+            cost: o.cost,
+            at: o.finishedAt,
+          });
+        }
+        if (serving.some((v) => v.version === o.parametersVersion)) {
+          await tx.learning.recordParametersOutcome(o.parametersVersion, o.success);
+        }
+        for (const r of o.agentResults) {
+          await tx.learning.recordReliabilityOutcome({
+            agentId: r.agentId,
+            capability: r.capability,
+            success: r.success,
+          });
+        }
+        return true;
+      });
+      if (recorded && ++recordedSinceDrift >= driftEvery) {
+        recordedSinceDrift = 0;
+        await engine.guard().catch((err: unknown) => log.warn({ err }, "drift guard failed"));
+      }
+      return recorded;
+    },
+
+    /**
+     * The drift guard: compares the canary with the current version and
+     * promotes or rolls it back when the evidence is credible; audited.
+     * Concurrent runs on one replica share one evaluation; a replica that
+     * loses a race with another (ABORTED) leaves the decision to it.
+     */
+    guard(): Promise<DriftVerdict | undefined> {
+      drift ??= (async () => {
+        const before = await state.versions();
+        const canary = canaryVersion(before.records);
+        const current = currentVersion(before.records);
+        if (!canary || !current) return undefined;
+        const verdict = evaluateCanary(canary, current, options.drift);
+        if (verdict.action === "continue") return verdict;
+        try {
+          await state.saveVersions(before, applyVerdict(before.records, verdict));
+        } catch (err) {
+          if (isMeshError(err) && err.code === Code.Aborted) return undefined;
+          throw err;
+        }
+        const action = verdict.action === "promote" ? "promoted" : "rolled_back";
+        log.info(
+          { version: canary.version, action, reason: verdict.reason },
+          "drift guard verdict",
+        );
+        await audit(`learning.parameters.${action}`, `parameters/${canary.version}`, {
+          version: canary.version,
+          baseline: current.version,
+          reason: verdict.reason,
+          pNoWorse: verdict.pNoWorse,
+          pWorse: verdict.pWorse,
+        });
+        return verdict;
+      })().finally(() => {
+        drift = undefined;
+      });
+      return drift;
+    },
+
+    /**
+     * A training run: replays experiences with time decay into a new
+     * parameters version, published as CURRENT (first) or CANARY. Retries
+     * when another replica published a version id first.
+     */
+    async train(job: { runId?: string; reason?: string; halfLifeMs?: number } = {}): Promise<{
+      runId: string;
+      version: string;
+      experiences: number;
+    }> {
+      const runId = job.runId || randomUUID();
+      const halfLifeMs =
+        job.halfLifeMs && job.halfLifeMs > 0 ? job.halfLifeMs : DEFAULT_HALF_LIFE_MS;
+      const now = clock();
+      // Older than ~13 half-lives weighs < 1e-4 and is skipped by training anyway.
+      const since = new Date(now - 13.3 * halfLifeMs);
+      const experiences: TrainingExperience[] = [];
+      const max = options.maxTrainingExperiences ?? 200_000;
+      let last: ExperienceRecord | undefined;
+      for (;;) {
+        const page = await store.learning.experiencesSince(last ? last.createdAt : since, {
+          afterGoalId: last?.goalId,
+          limit: 1000,
+        });
+        for (const e of page) {
+          const b = parseBucketKey(e.bucket);
+          if (!b) continue;
+          experiences.push({
+            context: { ...b, text: "" },
+            strategy: e.strategy,
+            success: e.success,
+            latencyMs: e.latencyMs,
+            cost: e.cost,
+            finishedAt: e.createdAt.getTime(),
+          });
+        }
+        last = page[page.length - 1];
+        if (page.length < 1000 || experiences.length >= max) break;
+      }
+      for (let attempt = 0; ; attempt++) {
+        const before = await state.versions();
+        const base = currentVersion(before.records);
+        const config = base ? (await state.snapshot(base.version)).config : undefined;
+        const version = nextVersionId(before.records);
+        const params = trainParameters(experiences, { version, runId, now, halfLifeMs, config });
+        const after = publishVersion(before.records, {
+          version,
+          runId,
+          createdAt: now,
+          canaryFraction: resolveCanaryFraction(await state.flags(), {}),
+          note: job.reason ? `trained (${job.reason})` : undefined,
+        });
+        try {
+          await state.saveVersions(before, after, { version, params });
+        } catch (err) {
+          const raced =
+            isMeshError(err) && (err.code === Code.AlreadyExists || err.code === Code.Aborted);
+          if (raced && attempt < 3) continue;
+          throw err;
+        }
+        log.info(
+          { runId, version, experiences: experiences.length },
+          "training published a version",
+        );
+        await audit("learning.training.completed", `parameters/${version}`, {
+          runId,
+          version,
+          experiences: params.experiences,
+          reason: job.reason ?? "",
+          state: after.find((v) => v.version === version)?.state ?? "",
+        });
+        return { runId, version, experiences: params.experiences };
+      }
+    },
+
+    /** Makes an earlier version CURRENT again (operator); audited. */
+    async rollback(version: string, reason: string, actor: string): Promise<VersionRecord> {
+      if (!version) throw new MeshError(Code.InvalidArgument, "version is required");
+      const before = await state.versions();
+      const after = rollbackTo(before.records, version, reason);
+      await state.saveVersions(before, after);
+      await store.audit
+        .append({
+          actor,
+          action: "learning.parameters.rollback",
+          resource: `parameters/${version}`,
+          details: { version, reason },
+        })
+        .catch((err: unknown) => log.warn({ err }, "audit append failed"));
+      return after.find((v) => v.version === version)!;
+    },
+  };
+  return engine;
+}

@@ -16,6 +16,7 @@ import { randomFillSync } from "node:crypto";
 import {
   type Context,
   context,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
@@ -100,6 +101,15 @@ export function startRpcSpan(
   parent: SpanContext | undefined,
   attributes: Record<string, string>,
 ): StartedSpan {
+  if (!sdkRegistered()) {
+    // No SDK: skip the no-op tracer and context objects entirely (hot path).
+    const spanContext: SpanContext = {
+      traceId: parent?.traceId ?? newTraceId(),
+      spanId: newSpanId(),
+      traceFlags: parent?.traceFlags ?? 0,
+    };
+    return { span: trace.wrapSpanContext(spanContext), context: ROOT_CONTEXT, spanContext };
+  }
   const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;
   let span = tracer().startSpan(
     name,
@@ -116,6 +126,15 @@ export function startRpcSpan(
     span = trace.wrapSpanContext(spanContext);
   }
   return { span, context: trace.setSpan(parentContext, span), spanContext };
+}
+
+// The API's no-op provider, which a ProxyTracerProvider returns until an SDK registers.
+const noopProvider = new ProxyTracerProvider().getDelegate();
+
+/** True once an OpenTelemetry SDK has registered a tracer provider. */
+export function sdkRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== noopProvider;
 }
 
 /** The span context active in OpenTelemetry's context manager, if any (needs an SDK). */

@@ -63,7 +63,10 @@ export function validateRequests(router: ConnectRouter, maxBytes: number): void 
 async function check(h: UniversalHandler, req: UniversalServerRequest, maxBytes: number) {
   const kind = kindOf(req.header.get("content-type") ?? "");
   const body = req.body;
+  // Only single-message requests are buffered: a client stream stays a stream.
+  const single = h.method.methodKind === "unary" || h.method.methodKind === "server_streaming";
   if (
+    !single ||
     kind === undefined ||
     req.method !== "POST" ||
     req.contextValues === undefined ||

@@ -19,7 +19,7 @@ export {
   type MeshRuntimeOptions,
   openMeshRuntime,
 } from "./mesh-runtime.js";
-export { grpcRegistryLink } from "./registry-link.js";
+export { type GrpcRegistryLink, grpcRegistryLink } from "./registry-link.js";
 export { onShutdownSignal } from "./shutdown.js";
 export {
   type ComponentDefinition,

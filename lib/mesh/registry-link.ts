@@ -9,11 +9,24 @@
  * await runAgent(utilAgent, { bus, registry: link });
  */
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
+import type { AgentCard } from "../../gen/agentmesh/v1/registry_pb.js";
 import { AgentState, type RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
-import type { RegistryLink } from "../../sdk/agent/registry-link.js";
 import type { Client } from "../rpc/client.js";
 
-export function grpcRegistryLink(registry: Client<typeof RegistryService>): RegistryLink {
+/**
+ * The SDK's `RegistryLink` shape, restated so `lib/` does not depend on
+ * `sdk/` (the SDK's interface is structurally the same).
+ */
+export interface GrpcRegistryLink {
+  register(
+    card: AgentCard,
+    options: { instanceId: string; leaseTtlMs?: number },
+  ): Promise<{ agentId: string; leaseTtlMs: number }>;
+  heartbeat(agentId: string, inFlight: number, state: "live" | "draining"): Promise<void>;
+  deregister(agentId: string, reason: string): Promise<void>;
+}
+
+export function grpcRegistryLink(registry: Client<typeof RegistryService>): GrpcRegistryLink {
   return {
     async register(card, options) {
       const res = await registry.registerAgent({

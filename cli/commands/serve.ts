@@ -1,0 +1,152 @@
+/**
+ * `agentmesh serve <registry|planner|executor|learning>`: one control-plane
+ * component per process, configured by the environment, any number of
+ * replicas sharing PostgreSQL (`DATABASE_URL`) and NATS (`NATS_URL`).
+ *
+ * Also the table of components (`loadComponent`) the embedded mode and the
+ * end-to-end tests start from. Components are loaded on demand so a process
+ * only imports what it runs.
+ */
+import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
+import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
+import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { type ComponentName, componentNames } from "../../lib/mesh/mesh-runtime.js";
+import { onShutdownSignal } from "../../lib/mesh/shutdown.js";
+import {
+  type ComponentDefinition,
+  type ComponentDeps,
+  startComponent,
+} from "../../lib/mesh/start-component.js";
+import { type Command, UsageError } from "../command.js";
+
+const usage = `agentmesh serve <${componentNames.join("|")}>
+
+Runs one mesh component as its own process until SIGTERM/SIGINT.
+Environment: DATABASE_URL (required in production; unset = embedded PostgreSQL),
+NATS_URL (JetStream), AGENTMESH_CERT_DIR (mounted certificates, or dev ones are
+issued), AGENTMESH_POLICY, AGENTMESH_HOST, AGENTMESH_<NAME>_PORT,
+AGENTMESH_<NAME>_ADDR (where the other components are), AGENTMESH_METRICS_PORT,
+AGENTMESH_BUS_PREFIX, AGENTMESH_DB_SCHEMA.`;
+
+type AnyDefinition = ComponentDefinition<typeof RegistryService> | ComponentDefinition;
+
+/**
+ * How to build each component; undefined when its service is not in this
+ * build (the embedded mode then runs without it and says so).
+ */
+export async function loadComponent(name: ComponentName): Promise<AnyDefinition | undefined> {
+  switch (name) {
+    case "executor": {
+      const m = await import("../../services/executor/executor-service.js");
+      return m.executorComponent as unknown as ComponentDefinition;
+    }
+    case "registry": {
+      const m = await optional<{
+        createRegistryService: (deps: {
+          store: ComponentDeps["store"];
+          log: ComponentDeps["log"];
+          learning?: ComponentDeps["clients"]["learning"];
+        }) => ReturnType<ComponentDefinition<typeof RegistryService>["create"]>;
+      }>("../../services/registry/registry-service.js");
+      if (!m?.createRegistryService) return undefined;
+      return {
+        name,
+        service: RegistryService,
+        create: (d: ComponentDeps) =>
+          m.createRegistryService({ store: d.store, log: d.log, learning: d.clients.learning }),
+      };
+    }
+    case "planner": {
+      const m = await optional<{
+        createPlannerService: (deps: {
+          store: ComponentDeps["store"];
+          log: ComponentDeps["log"];
+          registry: ComponentDeps["clients"]["registry"];
+          learning?: ComponentDeps["clients"]["learning"];
+        }) => ReturnType<ComponentDefinition<typeof PlannerService>["create"]>;
+      }>("../../services/planner/planner-service.js");
+      if (!m?.createPlannerService) return undefined;
+      return {
+        name,
+        service: PlannerService,
+        create: (d: ComponentDeps) =>
+          m.createPlannerService({
+            store: d.store,
+            log: d.log,
+            registry: d.clients.registry,
+            learning: d.clients.learning,
+          }),
+      } as unknown as ComponentDefinition;
+    }
+    case "learning": {
+      const m = await optional<{
+        createLearningService: (deps: {
+          store: ComponentDeps["store"];
+          bus: ComponentDeps["bus"];
+          log: ComponentDeps["log"];
+          registry: ComponentDeps["clients"]["registry"];
+          instanceId: string;
+        }) => ReturnType<ComponentDefinition<typeof LearningService>["create"]>;
+      }>("../../services/learning/learning-service.js");
+      if (!m?.createLearningService) return undefined;
+      return {
+        name,
+        service: LearningService,
+        create: (d: ComponentDeps) =>
+          m.createLearningService({
+            store: d.store,
+            bus: d.bus,
+            log: d.log,
+            registry: d.clients.registry,
+            instanceId: d.instanceId,
+          }),
+      } as unknown as ComponentDefinition;
+    }
+  }
+}
+
+/** Imports a module that may not exist in this build. */
+async function optional<T>(specifier: string): Promise<T | undefined> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
+    if ((err as { code?: string }).code === "ERR_MODULE_NOT_FOUND") return undefined;
+    throw err;
+  }
+}
+
+export const serve: Command = {
+  name: "serve",
+  summary: "run one component (registry, planner, executor, learning) as its own process",
+  usage,
+  async run(args) {
+    const [name, ...rest] = args;
+    if (!name || !(componentNames as readonly string[]).includes(name)) {
+      throw new UsageError(`which component? one of ${componentNames.join(", ")}`);
+    }
+    if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);
+    const definition = await loadComponent(name as ComponentName);
+    if (!definition) {
+      console.error(`agentmesh serve: the ${name} service is not part of this build yet`);
+      return 1;
+    }
+    const started = Date.now();
+    const running = await startComponent(definition as ComponentDefinition);
+    const http = running.runtime.http;
+    console.log(
+      JSON.stringify({
+        event: "ready",
+        component: name,
+        address: running.address,
+        spiffeId: running.spiffeId,
+        instanceId: running.instanceId,
+        bus: running.runtime.bus.kind,
+        store: running.runtime.store.location,
+        http: http?.url,
+        readyMs: Date.now() - started,
+      }),
+    );
+    await onShutdownSignal(() => running.stop());
+    return 0;
+  },
+};

@@ -1,0 +1,36 @@
+/**
+ * Helpers for end-to-end goal tests: watch a goal to its end, and summarize
+ * its events.
+ */
+import type { ExecutorService, GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
+import type { Client } from "../../lib/rpc/client.js";
+
+/** Every event of a goal until GoalFinished (WatchGoal), or throws after `timeoutMs`. */
+export async function watchToEnd(
+  executor: Client<typeof ExecutorService>,
+  tenantId: string,
+  goalId: string,
+  timeoutMs = 20_000,
+): Promise<GoalEvent[]> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const events: GoalEvent[] = [];
+  for await (const res of executor.watchGoal({ tenantId, goalId }, { signal })) {
+    if (res.event) events.push(res.event);
+  }
+  return events;
+}
+
+/** `case` of each event, e.g. `["submitted", "planned", "stepDispatched", ...]`. */
+export function kinds(events: GoalEvent[]): string[] {
+  return events.map((e) => e.kind.case ?? "?");
+}
+
+/** Events of one kind. */
+export function eventsOf<K extends NonNullable<GoalEvent["kind"]["case"]>>(
+  events: GoalEvent[],
+  kind: K,
+): Extract<GoalEvent["kind"], { case: K }>["value"][] {
+  return events
+    .filter((e) => e.kind.case === kind)
+    .map((e) => e.kind.value as Extract<GoalEvent["kind"], { case: K }>["value"]);
+}

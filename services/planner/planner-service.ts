@@ -1,0 +1,218 @@
+/**
+ * The planner as a gRPC service: thin handlers over `domain/`. A goal kind
+ * selects a playbook (the tenant's own, else the built-in file); strategies
+ * whose every capability a live agent offers (asked of the registry) are the
+ * candidates; the learning service picks one (short deadline, falling back to
+ * the first eligible strategy); the plan is instantiated and returned.
+ *
+ * @example
+ * const planner = createPlannerService({ store, log, registry, learning });
+ * await planner.start(); // loads the built-in playbooks (fails on a broken file)
+ * server.add(PlannerService, planner.impl);
+ */
+import { randomUUID } from "node:crypto";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
+import type { PlannerService, Playbook } from "../../gen/agentmesh/v1/planner_pb.js";
+import type { Agent, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import type { Logger } from "../../lib/log/logger.js";
+import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
+import type { AuditEventInput, Store } from "../../lib/store/index.js";
+import {
+  assertValidPlaybook,
+  explainPlan,
+  firstStrategyChooser,
+  planCapabilities,
+  planGoal,
+  type StrategyChooser,
+  withFallback,
+} from "./domain/index.js";
+import { learningChooser } from "./learning-chooser.js";
+import { createPlaybookCatalog, playbookToJson } from "./playbook-catalog.js";
+
+export interface PlannerServiceDeps {
+  store: Store;
+  log: Logger;
+  /** Registry client (FindAgents) for live capabilities and candidate agents. */
+  registry: Client<typeof RegistryService>;
+  /** Learning client (ChooseStrategy); without it the first eligible strategy is used. */
+  learning?: Client<typeof LearningService>;
+  /** Default `Date.now`. */
+  clock?: () => number;
+  /** Folder of the global playbooks; default `services/planner/playbooks/`. */
+  playbookDir?: string;
+  /** Deadline of ChooseStrategy before falling back; default 500 ms. */
+  chooseTimeoutMs?: number;
+  /** Deadline of one FindAgents call; default 2000 ms. */
+  registryTimeoutMs?: number;
+}
+
+export interface PlannerServiceHandle {
+  impl: ServiceImpl<typeof PlannerService>;
+  /** Loads the built-in playbooks (INVALID_ARGUMENT naming every broken file). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHandle {
+  const { store, log } = deps;
+  const clock = deps.clock ?? Date.now;
+  const catalog = createPlaybookCatalog({ store, playbookDir: deps.playbookDir });
+
+  /** Live agents per capability needed by any strategy of the playbook (one FindAgents each). */
+  const liveAgents = async (playbook: Playbook, limit: number): Promise<Map<string, Agent[]>> => {
+    const capabilities = new Set(playbook.strategies.flatMap((s) => planCapabilities(s)));
+    const entries = await Promise.all(
+      [...capabilities].map(async (capability) => {
+        try {
+          const res = await deps.registry.findAgents(
+            { capability, limit },
+            { timeoutMs: deps.registryTimeoutMs ?? 2000 },
+          );
+          return [capability, res.agents] as const;
+        } catch (err) {
+          // Without the registry nothing can be checked: say so, retryably.
+          throw new MeshError(
+            Code.Unavailable,
+            "the registry is unavailable; cannot check capabilities",
+            {
+              cause: err,
+            },
+          );
+        }
+      }),
+    );
+    return new Map(entries);
+  };
+
+  const chooserFor = (goalId: string, dryRun: boolean): StrategyChooser => {
+    if (!deps.learning) return firstStrategyChooser;
+    return withFallback(
+      learningChooser(deps.learning, { goalId, dryRun, timeoutMs: deps.chooseTimeoutMs }),
+      {
+        onFallback: (err) =>
+          log.warn({ err, goalId }, "learning unavailable; using the default strategy"),
+      },
+    );
+  };
+
+  const plan = async (
+    req: {
+      goalId: string;
+      tenantId: string;
+      goalKind: string;
+      input?: JsonObject | undefined;
+      strategy?: string;
+    },
+    dryRun: boolean,
+    agentLimit: number,
+  ) => {
+    if (!req.tenantId) throw new MeshError(Code.InvalidArgument, "tenant_id is required");
+    const playbook = await catalog.get(req.tenantId, req.goalKind);
+    const agents = await liveAgents(playbook, agentLimit);
+    const live = new Set([...agents].filter(([, a]) => a.length > 0).map(([c]) => c));
+    const result = await planGoal(
+      {
+        goalId: req.goalId,
+        tenantId: req.tenantId,
+        goalKind: req.goalKind,
+        input: req.input,
+        strategy: req.strategy,
+      },
+      {
+        playbook,
+        liveCapabilities: live,
+        chooser: chooserFor(req.goalId, dryRun),
+        newPlanId: randomUUID,
+        now: clock,
+      },
+    );
+    return { result, agents };
+  };
+
+  const actor = (ctx: HandlerContext) =>
+    ctx.principal ? `${ctx.principal.tenantId}/${ctx.principal.subject}` : ctx.peer.spiffeId;
+
+  const audit = (event: AuditEventInput) =>
+    store.audit.append(event).catch((err: unknown) => log.warn({ err }, "audit append failed"));
+
+  const impl: ServiceImpl<typeof PlannerService> = {
+    async planGoal(req, ctx) {
+      if (!req.goalId) throw new MeshError(Code.InvalidArgument, "goal_id is required");
+      const { result } = await plan(req, false, 1);
+      ctx.log.info(
+        {
+          goalId: req.goalId,
+          kind: req.goalKind,
+          strategy: result.plan.strategy,
+          selector: result.selector,
+        },
+        "goal planned",
+      );
+      return { plan: result.plan };
+    },
+
+    async explainPlan(req) {
+      const { result, agents } = await plan({ ...req, goalId: "" }, true, 0);
+      return explainPlan(result, (capability) => agents.get(capability) ?? []);
+    },
+
+    async listPlaybooks(req) {
+      return { playbooks: await catalog.list(req.tenantId) };
+    },
+
+    async getPlaybook(req) {
+      return { playbook: await catalog.get(req.tenantId, req.goalKind) };
+    },
+
+    async putPlaybook(req, ctx) {
+      if (!req.tenantId) throw new MeshError(Code.InvalidArgument, "tenant_id is required");
+      if (!req.playbook) throw new MeshError(Code.InvalidArgument, "playbook is required");
+      const playbook = req.playbook;
+      playbook.tenantId = req.tenantId;
+      assertValidPlaybook(playbook);
+      const stored = await store
+        .tenant(req.tenantId)
+        .playbooks.put(playbook.goalKind, playbookToJson(playbook));
+      await audit({
+        actor: actor(ctx),
+        action: "playbook.put",
+        resource: `playbook/${req.tenantId}/${playbook.goalKind}`,
+        tenantId: req.tenantId,
+        details: {
+          version: stored.version,
+          strategies: playbook.strategies.map((s) => s.name).join(","),
+        },
+      });
+      playbook.version = stored.version;
+      return { playbook };
+    },
+
+    async deletePlaybook(req, ctx) {
+      if (!req.tenantId) throw new MeshError(Code.InvalidArgument, "tenant_id is required");
+      if (!req.goalKind) throw new MeshError(Code.InvalidArgument, "goal_kind is required");
+      const repo = store.tenant(req.tenantId).playbooks;
+      if (!(await repo.find(req.goalKind)) && (await catalog.globals()).has(req.goalKind)) {
+        throw new MeshError(
+          Code.FailedPrecondition,
+          `playbook "${req.goalKind}" is global (a built-in file) and cannot be deleted`,
+        );
+      }
+      await repo.delete(req.goalKind);
+      await audit({
+        actor: actor(ctx),
+        action: "playbook.deleted",
+        resource: `playbook/${req.tenantId}/${req.goalKind}`,
+        tenantId: req.tenantId,
+      });
+      return {};
+    },
+  };
+
+  return {
+    impl,
+    start: () => catalog.load(),
+    async stop() {},
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * The playbooks a tenant sees: the built-in files (global, loaded once) and
+ * the tenant's own from the store, a tenant's playbook hiding a global one of
+ * the same goal kind. Tenant playbooks are read on every call (one indexed
+ * row), so a PutPlaybook on one replica is seen by every other at once.
+ *
+ * @example
+ * const catalog = createPlaybookCatalog({ store });
+ * const playbook = await catalog.get("acme", "summarize"); // NOT_FOUND when neither exists
+ */
+import { fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { type Playbook, PlaybookSchema } from "../../gen/agentmesh/v1/planner_pb.js";
+import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import type { PlaybookRecord, Store } from "../../lib/store/index.js";
+import { builtinPlaybookDir, loadPlaybookDir } from "./domain/index.js";
+
+export interface PlaybookCatalogOptions {
+  store: Store;
+  /** Folder of the global playbook files; default the built-in `playbooks/`. */
+  playbookDir?: string;
+}
+
+export interface PlaybookCatalog {
+  /** Loads the global playbook files (INVALID_ARGUMENT listing every broken file). */
+  load(): Promise<void>;
+  /** The global playbooks by goal kind. */
+  globals(): Promise<ReadonlyMap<string, Playbook>>;
+  /** The playbook the tenant sees for a kind, or NOT_FOUND. */
+  get(tenantId: string, goalKind: string): Promise<Playbook>;
+  /** Every playbook the tenant sees, by goal kind. */
+  list(tenantId: string): Promise<Playbook[]>;
+}
+
+export function createPlaybookCatalog(options: PlaybookCatalogOptions): PlaybookCatalog {
+  const { store } = options;
+  let loaded: Promise<ReadonlyMap<string, Playbook>> | undefined;
+  const globals = () => {
+    loaded ??= loadPlaybookDir(options.playbookDir ?? builtinPlaybookDir).then(
+      (list) => new Map(list.map((p) => [p.goalKind, p])),
+      (err: unknown) => {
+        loaded = undefined;
+        throw err;
+      },
+    );
+    return loaded;
+  };
+  return {
+    async load() {
+      await globals();
+    },
+    globals,
+    async get(tenantId, goalKind) {
+      if (!goalKind) throw new MeshError(Code.InvalidArgument, "goal_kind is required");
+      if (tenantId) {
+        const own = await store.tenant(tenantId).playbooks.find(goalKind);
+        if (own) return playbookFromRecord(own);
+      }
+      const global = (await globals()).get(goalKind);
+      if (!global) throw new MeshError(Code.NotFound, `no playbook for goal kind "${goalKind}"`);
+      return global;
+    },
+    async list(tenantId) {
+      const byKind = new Map(await globals());
+      if (tenantId) {
+        for (const r of await store.tenant(tenantId).playbooks.list()) {
+          byKind.set(r.goalKind, playbookFromRecord(r));
+        }
+      }
+      return [...byKind.values()].sort((a, b) => a.goalKind.localeCompare(b.goalKind));
+    },
+  };
+}
+
+/** A stored tenant playbook as the message (tenant and version from the row). */
+export function playbookFromRecord(record: PlaybookRecord): Playbook {
+  const playbook = fromJson(PlaybookSchema, record.playbook, { ignoreUnknownFields: true });
+  playbook.tenantId = record.tenantId;
+  playbook.goalKind = record.goalKind;
+  playbook.version = record.version;
+  return playbook;
+}
+
+/** A playbook as the JSON the store keeps. */
+export function playbookToJson(playbook: Playbook): JsonObject {
+  return toJson(PlaybookSchema, playbook) as JsonObject;
+}

@@ -232,7 +232,8 @@ export function createExecutorService(
             }
           }
         } finally {
-          await feed.stop().catch(() => undefined);
+          // Not awaited: closing a JetStream feed whose iterator never ran can wait indefinitely.
+          void feed.stop().catch(() => undefined);
         }
       },
     },

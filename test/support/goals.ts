@@ -25,12 +25,13 @@ export function kinds(events: GoalEvent[]): string[] {
   return events.map((e) => e.kind.case ?? "?");
 }
 
+type EventKind = GoalEvent["kind"];
+type CaseName = NonNullable<EventKind["case"]>;
+type ValueOf<K extends CaseName> = Extract<EventKind, { case: K }>["value"];
+
 /** Events of one kind. */
-export function eventsOf<K extends NonNullable<GoalEvent["kind"]["case"]>>(
-  events: GoalEvent[],
-  kind: K,
-): Extract<GoalEvent["kind"], { case: K }>["value"][] {
-  return events
-    .filter((e) => e.kind.case === kind)
-    .map((e) => e.kind.value as Extract<GoalEvent["kind"], { case: K }>["value"]);
+export function eventsOf<K extends CaseName>(events: GoalEvent[], kind: K): ValueOf<K>[] {
+  const out: ValueOf<K>[] = [];
+  for (const e of events) if (e.kind.case === kind) out.push(e.kind.value as ValueOf<K>);
+  return out;
 }

@@ -13,12 +13,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { loadComponent } from "../../cli/commands/serve.js";
 import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { busNames } from "../../lib/bus/bus-names.js";
-import { connectNats } from "../../lib/bus/jetstream-bus.js";
+import { connectNats, createJetStreamBus } from "../../lib/bus/jetstream-bus.js";
 import { loadConfig, type MeshConfig } from "../../lib/config/config.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { createLazyClient } from "../../lib/mesh/lazy-client.js";
@@ -78,7 +79,7 @@ export interface TestMesh {
   /** ExecutorService as the `cli` identity (granted everything). */
   readonly executor: Client<typeof ExecutorService>;
   /** A client of `service` on component `name` calling as `identity`. */
-  clientAs<S extends typeof ExecutorService | typeof RegistryService>(
+  clientAs<S extends DescService>(
     service: S,
     name: ComponentName,
     identity: string,
@@ -129,6 +130,14 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
   const agents: RunningAgent[] = [];
   const lazies: { close(): void }[] = [];
 
+  // Agents report a failed attempt at once (max_deliver 1 on their job consumers), so
+  // what the tests see is the executor's retry policy, not bus redelivery inside one attempt.
+  const agentBus = await createJetStreamBus({
+    servers: options.natsUrl,
+    prefix,
+    maxDeliver: 1,
+    ackWaitMs: 5_000,
+  });
   const startAgent = async (definition: AgentDefinition, instanceId?: string) => {
     const identity = `agent-${definition.name}`;
     const lazy = createLazyClient(
@@ -138,7 +147,7 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
     );
     lazies.push(lazy);
     const running = await runAgent(definition, {
-      bus: runtime.bus,
+      bus: agentBus,
       registry: grpcRegistryLink(lazy.client),
       handleSignals: false,
       drainGraceMs: 500,
@@ -184,6 +193,7 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
     async stop() {
       await Promise.allSettled(agents.map((a) => a.stop("test over")));
       await Promise.allSettled(components.map((c) => c.stop()));
+      await agentBus.close({ graceMs: 0 });
       for (const l of lazies) l.close();
       await runtime.store.orm.em
         .fork()

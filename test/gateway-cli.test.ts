@@ -1,0 +1,88 @@
+/**
+ * The `agentmesh` CLI against a running gateway, as a user runs it: a real
+ * child process configured by AGENTMESH_URL and AGENTMESH_API_KEY. Each
+ * invocation starts the CLI from source (seconds), so the calls are few.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { needPostgres } from "../lib/testing/infra.js";
+import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
+
+const exec = promisify(execFile);
+const pg = await needPostgres();
+
+describe.skipIf(!pg)("agentmesh CLI through the gateway", () => {
+  let f: GatewayFixture;
+  beforeAll(async () => {
+    f = await startGatewayFixture(pg!.url, { stepMs: 30 });
+  });
+  afterAll(() => f?.close());
+
+  const cli = async (key: string, ...args: string[]) => {
+    try {
+      const { stdout, stderr } = await exec("node", ["bin/agentmesh.js", ...args], {
+        env: {
+          ...process.env,
+          AGENTMESH_URL: f.url,
+          AGENTMESH_API_KEY: key,
+          AGENTMESH_FROM_SOURCE: "1",
+          LOG_LEVEL: "silent",
+        },
+        timeout: 30_000,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  it("submits a goal and watches its steps to the end", async () => {
+    const r = await cli(
+      f.keys.acmeWriter,
+      "goal",
+      "submit",
+      "--kind",
+      "research",
+      "--input",
+      '{"topic":"tides"}',
+      "--watch",
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/submitted goal g-\S+ \(research\)/);
+    for (const step of ["plan", "fetch", "analyze", "report"])
+      expect(r.stdout).toContain(`✔ ${step} succeeded`);
+    expect(r.stdout).toMatch(/goal g-\S+ succeeded\n$/);
+    const id = /submitted goal (\S+)/.exec(r.stdout)?.[1] ?? "";
+    const ls = await cli(f.keys.acmeReader, "goal", "ls");
+    expect(ls.stdout).toContain(id);
+    const get = await cli(f.keys.acmeReader, "goal", "get", id);
+    expect(get.stdout).toMatch(/report\s+text.summarize\s+succeeded/);
+  }, 120_000);
+
+  it("lists agents, creates a tenant and a key, and reports errors by code", async () => {
+    const agents = await cli(f.keys.acmeReader, "agents", "ls");
+    expect(agents.stdout).toMatch(/agent-http-1\s+live\s+http.fetch/);
+    const tenant = await cli(f.keys.admin, "tenants", "create", "umbrella", "--name", "Umbrella");
+    expect(tenant.stdout).toContain("created tenant umbrella");
+    const key = await cli(
+      f.keys.admin,
+      "keys",
+      "create",
+      "--tenant",
+      "umbrella",
+      "--roles",
+      "goals.read",
+    );
+    expect(key.code).toBe(0);
+    const secret = key.stdout.trim();
+    expect(secret).toMatch(/^am_/);
+    const denied = await cli(secret, "goal", "submit", "--kind", "research");
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/^permission_denied: /);
+    const bad = await cli("am_000000000000_nope", "goal", "ls");
+    expect(bad.stderr).toMatch(/^unauthenticated: /);
+  }, 120_000);
+});

@@ -13,4 +13,17 @@ import { serve } from "./serve.js";
 import { tenants } from "./tenants.js";
 
 /** Every sub-command, in the order `agentmesh help` lists them. */
-export const commands: Command[] = [dev, serve, bench, certs, policy, db, audit, agent, goal, agents, tenants, keys];
+export const commands: Command[] = [
+  dev,
+  serve,
+  bench,
+  certs,
+  policy,
+  db,
+  audit,
+  agent,
+  goal,
+  agents,
+  tenants,
+  keys,
+];

@@ -83,6 +83,8 @@ export interface RunningComponent {
   readonly instanceId: string;
   readonly server: MeshServer;
   readonly runtime: MeshRuntime;
+  /** The service implementation and its background work, as the factory made it. */
+  readonly handle: ServiceHandle<DescService>;
   /** Whether the server reports SERVING. */
   ready(): boolean;
   /** Stops taking calls, stops background work, then (if it opened it) the runtime. */
@@ -156,6 +158,7 @@ export async function startComponent<S extends DescService>(
       instanceId,
       server,
       runtime,
+      handle: h as unknown as ServiceHandle<DescService>,
       ready: () => srv.health.get("") === "SERVING",
       stop() {
         stopping ??= (async () => {

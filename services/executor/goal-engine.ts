@@ -141,6 +141,8 @@ export class GoalEngine {
   #again = false;
   #lastGoalClaim = 0;
   #stopped = false;
+  /** What this replica did, for tests and load checks. */
+  readonly stats = { resultsApplied: 0, transitions: 0, ticks: 0 };
 
   constructor(deps: GoalEngineDeps) {
     const o = deps.options ?? {};
@@ -172,6 +174,7 @@ export class GoalEngine {
           await this.apply(r.tenantId, r.goalId, (_s, now) => [
             { type: "result", result: r, at: now },
           ]);
+          this.stats.resultsApplied++;
         } catch (err) {
           // A result for a goal this mesh does not know can never apply.
           if (
@@ -356,6 +359,7 @@ export class GoalEngine {
         }
         throw err;
       }
+      this.stats.transitions++;
       await this.#run(state, commands, loaded);
       return { state, loaded, changed: true };
     }

@@ -5,7 +5,8 @@
  * canary back and promotes a better one, and an operator can roll back.
  */
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { learning as learningCommand } from "../cli/commands/learning.js";
 import { LearningService, ParametersState } from "../gen/agentmesh/v1/learning_pb.js";
 import { Code, isMeshError } from "../lib/errors/mesh-error.js";
 import type { Client } from "../lib/rpc/index.js";
@@ -23,6 +24,7 @@ describe.skipIf(!pg)("learning service over mTLS", () => {
   let asExecutor: Client<typeof LearningService>;
   let asCli: Client<typeof LearningService>;
   const world = createRng(42);
+  let address = "";
 
   beforeAll(async () => {
     h = await openHarness(pg!.url, ["learning", "executor", "cli", "planner"]);
@@ -38,6 +40,7 @@ describe.skipIf(!pg)("learning service over mTLS", () => {
     });
     await service.start();
     const server = await h.serve("learning", LearningService, service.impl);
+    address = server.address;
     asExecutor = await h.client(LearningService, server, "learning", "executor");
     asCli = await h.client(LearningService, server, "learning", "cli");
   });
@@ -94,17 +97,17 @@ describe.skipIf(!pg)("learning service over mTLS", () => {
 
   it("converges on the better strategy over a few hundred outcomes", async () => {
     const picks: string[] = [];
-    for (let i = 0; i < 250; i++) {
+    for (let i = 0; i < 200; i++) {
       const c = await goal("converge", (s) => (s === "reliable" ? 0.95 : 0.5));
       picks.push(c.strategy);
     }
-    const late = picks.slice(-80);
+    const late = picks.slice(-60);
     const share = late.filter((s) => s === "reliable").length / late.length;
     expect(share).toBeGreaterThanOrEqual(0.85);
     const stats = await asCli.getStrategyStats({ tenantId, goalKind: "converge" });
     const reliable = stats.strategies.find((s) => s.strategy === "reliable");
     expect(reliable?.posteriorMean).toBeGreaterThan(0.85);
-    expect(Number(reliable?.pulls)).toBeGreaterThan(150);
+    expect(Number(reliable?.pulls)).toBeGreaterThan(120);
     expect(stats.selector).toBe("thompson");
   }, 60_000);
 
@@ -191,10 +194,38 @@ describe.skipIf(!pg)("learning service over mTLS", () => {
     expect(actions).toContain("learning.parameters.promoted parameters/v3");
   }, 60_000);
 
+  it("agentmesh learning train triggers a run over mTLS as the cli identity", async () => {
+    const printed: string[] = [];
+    const log = vi
+      .spyOn(console, "log")
+      .mockImplementation((line: string) => void printed.push(line));
+    const before = process.env.AGENTMESH_CERT_DIR;
+    process.env.AGENTMESH_CERT_DIR = h.pki.dir;
+    try {
+      const code = await learningCommand.run([
+        "train",
+        "--reason",
+        "cli test",
+        "--address",
+        address,
+      ]);
+      expect(code).toBe(0);
+    } finally {
+      log.mockRestore();
+      if (before === undefined) delete process.env.AGENTMESH_CERT_DIR;
+      else process.env.AGENTMESH_CERT_DIR = before;
+    }
+    const { runId: id } = JSON.parse(printed[0]!) as { runId: string };
+    const v = await waitForVersion(id);
+    // Published while v3 serves: a canary, rolled back again below.
+    expect(v.state).toBe(ParametersState.CANARY);
+  });
+
   it("rolls back to an earlier version on request, audited", async () => {
     const { current } = await asCli.rollbackParameters({ version: "v1", reason: "operator test" });
     expect([current?.version, current?.state]).toEqual(["v1", ParametersState.CURRENT]);
     expect(await versionState("v3")).toBe("ROLLED_BACK");
+    expect(await versionState("v4")).toBe("ROLLED_BACK");
     const actions = (await h.store.audit.list({ limit: 1000 })).map((e) => e.action);
     expect(actions).toContain("learning.parameters.rollback");
     await expect(asCli.rollbackParameters({ version: "v99" })).rejects.toMatchObject({

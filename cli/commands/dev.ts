@@ -1,19 +1,221 @@
+/**
+ * `agentmesh dev` (what `npm start` runs): the whole mesh in one process —
+ * registry, planner, executor and learning (each its own mTLS gRPC server
+ * with the policy checked on every call), the gateway, and the built-in
+ * util, text and data agents registered with the registry over mTLS. Dev
+ * certificates are issued under `.agentmesh/certs`; PostgreSQL is embedded
+ * under `.agentmesh/data` unless DATABASE_URL is set; the bus is NATS
+ * JetStream when NATS answers at NATS_URL, else in-process.
+ */
+import { relative } from "node:path";
+import { ensureBootstrapAdmin } from "../../gateway/bootstrap.js";
+import { startGateway } from "../../gateway/start-gateway.js";
+import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { loadConfig } from "../../lib/config/config.js";
+import { createLogger } from "../../lib/log/logger.js";
+import { createLazyClient } from "../../lib/mesh/lazy-client.js";
+import {
+  type ComponentName,
+  componentNames,
+  openMeshRuntime,
+} from "../../lib/mesh/mesh-runtime.js";
+import { grpcRegistryLink } from "../../lib/mesh/registry-link.js";
+import { onShutdownSignal } from "../../lib/mesh/shutdown.js";
+import {
+  type ComponentDefinition,
+  type RunningComponent,
+  startComponent,
+} from "../../lib/mesh/start-component.js";
 import type { Command } from "../command.js";
+import { loadComponent } from "./serve.js";
 
-/** `agentmesh dev`: the whole mesh in one process on embedded defaults (what `npm start` runs). */
+/** Built-in agents the embedded mesh runs. */
+const devAgents = ["util", "text", "data"] as const;
+
 export const dev: Command = {
   name: "dev",
   summary: "run the whole mesh in one process on embedded defaults (npm start)",
-  usage: "agentmesh dev",
-  async run() {
-    console.log("agentmesh dev: the embedded mesh is starting.");
-    console.log("Components are added issue by issue; see README.md for what runs today.");
-    console.log("Press Ctrl+C to stop.");
-    await new Promise<void>((resolve) => {
-      process.once("SIGINT", resolve);
-      process.once("SIGTERM", resolve);
+  usage:
+    "agentmesh dev\n\nEverything in one process; Ctrl+C stops it. LOG_LEVEL=info shows the logs.",
+  async run(args) {
+    if (args.length > 0) {
+      console.error(`agentmesh dev takes no arguments (got ${args.join(" ")})`);
+      return 2;
+    }
+    const started = Date.now();
+    const config = loadConfig();
+    // The summary below is the interface; logs are for when something goes wrong.
+    const log = createLogger({ name: "dev", level: process.env.LOG_LEVEL ?? "warn" });
+    console.log("agentmesh dev: starting the embedded mesh ...");
+    const runtime = await openMeshRuntime({
+      config,
+      logger: log,
+      devCertificates: true,
+      identities: [...componentNames, "gateway", "cli", ...devAgents.map((a) => `agent-${a}`)],
     });
-    console.log("agentmesh dev: stopped.");
-    return 0;
+    const stops: (() => Promise<void>)[] = [() => runtime.close()];
+    const stopAll = async () => {
+      for (const s of stops.reverse()) await s().catch(() => undefined);
+    };
+    try {
+      // Tenant "default" and a platform-admin API key in <home>/admin.key (0600, never printed).
+      const admin = await ensureBootstrapAdmin({ store: runtime.store, home: config.home });
+      const missing: ComponentName[] = [];
+      const running: RunningComponent[] = [];
+      for (const name of ["registry", "learning", "planner", "executor"] as const) {
+        const definition = await loadComponent(name);
+        if (!definition) {
+          missing.push(name);
+          continue;
+        }
+        const c = await startComponent(definition as ComponentDefinition, { runtime });
+        running.push(c);
+        stops.push(() => c.stop());
+      }
+
+      const gateway = await startDevGateway(runtime);
+      stops.push(() => gateway.close());
+
+      const agents = await startDevAgents(runtime, log);
+      for (const a of agents) stops.push(() => a.stop("shutdown"));
+
+      const readyMs = Date.now() - started;
+      printSummary({
+        runtime,
+        running,
+        missing,
+        gateway,
+        agents,
+        readyMs,
+        config,
+        keyPath: admin.keyPath,
+      });
+      await onShutdownSignal(async () => {
+        console.log("\nagentmesh dev: stopping ...");
+        await stopAll();
+      });
+      console.log("agentmesh dev: stopped.");
+      return 0;
+    } catch (err) {
+      await stopAll();
+      throw err;
+    }
   },
 };
+
+type Runtime = Awaited<ReturnType<typeof openMeshRuntime>>;
+
+interface DevGateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The public edge: Connect, gRPC and gRPC-Web with API keys, onto the components above. */
+async function startDevGateway(runtime: Runtime): Promise<DevGateway> {
+  const upstreams = {} as Record<ComponentName, string>;
+  for (const name of componentNames) upstreams[name] = runtime.endpoint(name).address;
+  return startGateway({
+    store: runtime.store,
+    authorizer: runtime.authorizer,
+    policyReady: () => runtime.policy.ready,
+    certs: await runtime.certs("gateway"),
+    upstreams,
+    trustDomain: runtime.config.trustDomain,
+    namespace: runtime.config.namespace,
+    host: runtime.config.host,
+    port: runtime.config.ports.gateway,
+    queueStats: () => runtime.bus.stats(),
+    log: runtime.log.child({ component: "gateway" }),
+  });
+}
+
+interface DevAgent {
+  name: string;
+  agentId: string;
+  capabilities: string[];
+  stop(reason?: string): Promise<void>;
+}
+
+async function startDevAgents(runtime: Runtime, log: Runtime["log"]): Promise<DevAgent[]> {
+  const [{ builtinAgents }, { runAgent }] = await Promise.all([
+    import("../../agents/index.js"),
+    import("../../sdk/agent/run-agent.js"),
+  ]);
+  const out: DevAgent[] = [];
+  for (const name of devAgents) {
+    const make = builtinAgents[name];
+    if (!make) continue;
+    const registry = createLazyClient(
+      RegistryService,
+      () => runtime.endpoint("registry"),
+      await runtime.certs(`agent-${name}`),
+    );
+    const agent = await runAgent(make(), {
+      bus: runtime.bus,
+      registry: grpcRegistryLink(registry.client),
+      handleSignals: false,
+      log: log.child({ agent: name }),
+    });
+    out.push({
+      name,
+      agentId: agent.agentId,
+      capabilities: agent.card.skills.map((s) => s.capability),
+      stop: async (reason) => {
+        await agent.stop(reason);
+        registry.close();
+      },
+    });
+  }
+  return out;
+}
+
+function printSummary(s: {
+  runtime: Runtime;
+  running: RunningComponent[];
+  missing: ComponentName[];
+  gateway: DevGateway;
+  agents: DevAgent[];
+  readyMs: number;
+  config: ReturnType<typeof loadConfig>;
+  keyPath: string;
+}): void {
+  const { runtime, config } = s;
+  const rssMb = Math.round(process.memoryUsage().rss / 1024 / 1024);
+  const rel = (p: string) => relative(process.cwd(), p) || ".";
+  const lines = [
+    "",
+    `agentmesh dev: ready in ${(s.readyMs / 1000).toFixed(1)} s (RSS ${rssMb} MB)`,
+    "",
+  ];
+  for (const c of s.running) {
+    lines.push(`  ${c.name.padEnd(9)} ${c.address.padEnd(16)} mTLS as ${c.spiffeId}`);
+  }
+  for (const m of s.missing) {
+    lines.push(`  ${m.padEnd(9)} not in this build yet (skipped)`);
+  }
+  lines.push(
+    `  ${"gateway".padEnd(9)} ${s.gateway.url.padEnd(16)} Connect/gRPC/gRPC-Web, dashboard at /`,
+  );
+  for (const a of s.agents) {
+    lines.push(`  agent     ${a.name.padEnd(16)} ${a.capabilities.join(", ")}`);
+  }
+  const bus =
+    runtime.bus.kind === "jetstream"
+      ? `NATS JetStream at ${config.natsUrl} (prefix ${runtime.bus.options.prefix})`
+      : `in-process (NATS did not answer at ${config.natsUrl})`;
+  lines.push(
+    `  bus       ${bus}`,
+    `  database  ${runtime.store.location}`,
+    `  certs     ${rel(config.certDir)} (dev CA; trust domain ${config.trustDomain})`,
+    `  policy    ${rel(config.policyPath)}`,
+    `  metrics   ${runtime.http?.url ?? "off"}/metrics  (/healthz, /readyz)`,
+    `  api key   ${rel(s.keyPath)} (platform admin of tenant "default"; the CLI reads it)`,
+    "",
+    "Submit a sample goal through the gateway and watch it:",
+    "",
+    `  node bin/agentmesh.js goal submit --kind analyze-text --input '${JSON.stringify({ text: "agentmesh plans goals. Agents run the steps in parallel. The executor merges the results." })}' --watch`,
+    "",
+    "Stop with Ctrl+C.",
+  );
+  console.log(lines.join("\n"));
+}

@@ -147,17 +147,26 @@ export function createChannel(options: ChannelOptions_): MeshChannel {
   // SNI must be a host name, not an IP; the identity check ignores it anyway.
   const sni =
     typeof expected === "string" ? (expected.split("/").pop() ?? "agentmesh") : "agentmesh";
-  const grpcClient = new GrpcClient(
-    options.address,
-    channelCredentials(options.certs, { expect: expected }),
-    {
-      ...options.grpcOptions,
-      "grpc.ssl_target_name_override": sni,
-      "grpc.default_authority": sni,
-      "grpc.max_receive_message_length": maxMessageBytes,
-      "grpc.max_send_message_length": maxMessageBytes,
-    },
-  );
+  let grpcClient: GrpcClient;
+  try {
+    grpcClient = new GrpcClient(
+      options.address,
+      channelCredentials(options.certs, { expect: expected }),
+      {
+        ...options.grpcOptions,
+        "grpc.ssl_target_name_override": sni,
+        "grpc.default_authority": sni,
+        "grpc.max_receive_message_length": maxMessageBytes,
+        "grpc.max_send_message_length": maxMessageBytes,
+      },
+    );
+  } catch (err) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `invalid address ${JSON.stringify(options.address)}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
   const transport = createTransport(grpcClient);
   const run = applyInterceptors(transport, [
     clientMetrics(metrics),
@@ -263,6 +272,36 @@ const neverAborted = new AbortController().signal;
 
 /** The innermost client step: grpc-js. */
 function createTransport(grpc: GrpcClient): Next {
+  const send = sendOn(grpc);
+  return (call) => {
+    try {
+      return send(call);
+    } catch (err) {
+      return Promise.reject(notStarted(err));
+    }
+  };
+}
+
+/** grpc-js throws synchronously when the channel is closed. */
+function notStarted(err: unknown): MeshError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new MeshError(Code.Unavailable, `call not started: ${message}`, { cause: err });
+}
+
+/** A promise whose executor may throw synchronously (grpc-js on a closed channel): UNAVAILABLE. */
+function guarded<T>(
+  executor: (resolve: (value: T) => void, reject: (reason: unknown) => void) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    try {
+      executor(resolve, reject);
+    } catch (err) {
+      reject(notStarted(err));
+    }
+  });
+}
+
+function sendOn(grpc: GrpcClient): Next {
   return (call) => {
     const { method } = call;
     const path = `/${method.parent.typeName}/${method.name}`;
@@ -271,7 +310,7 @@ function createTransport(grpc: GrpcClient): Next {
       call.deadline === undefined ? {} : { deadline: call.deadline };
     switch (method.methodKind) {
       case "unary":
-        return new Promise<MeshResponse>((resolve, reject) => {
+        return guarded<MeshResponse>((resolve, reject) => {
           const req = encode(method.input, call.request as Message);
           const onAbort = () => c.cancel();
           const c = grpc.makeUnaryRequest(
@@ -291,7 +330,7 @@ function createTransport(grpc: GrpcClient): Next {
             call.signal.addEventListener("abort", onAbort, { once: true });
         });
       case "client_streaming":
-        return new Promise<MeshResponse>((resolve, reject) => {
+        return guarded<MeshResponse>((resolve, reject) => {
           const onAbort = () => c.cancel();
           const c = grpc.makeClientStreamRequest(
             path,
@@ -301,13 +340,18 @@ function createTransport(grpc: GrpcClient): Next {
             grpcOptions,
             (err, res) => {
               call.signal.removeEventListener("abort", onAbort);
-              if (err) reject(toMeshError(err, call.signal));
+              if (err) reject(requestFailure.error ?? toMeshError(err, call.signal));
               else decodeResponse(method.output, res as Buffer).then(resolve, reject);
             },
           );
           if (call.signal !== neverAborted)
             call.signal.addEventListener("abort", onAbort, { once: true });
-          pump(c, method.input, call.request as AsyncIterable<Message>, call.signal);
+          const requestFailure = pump(
+            c,
+            method.input,
+            call.request as AsyncIterable<Message>,
+            call.signal,
+          );
         });
       case "server_streaming": {
         const c = grpc.makeServerStreamRequest(
@@ -322,8 +366,13 @@ function createTransport(grpc: GrpcClient): Next {
       }
       case "bidi_streaming": {
         const c = grpc.makeBidiStreamRequest(path, identity, identity, call.metadata, grpcOptions);
-        pump(c, method.input, call.request as AsyncIterable<Message>, call.signal);
-        return Promise.resolve(readResponses(c, method.output, call.signal));
+        const requestFailure = pump(
+          c,
+          method.input,
+          call.request as AsyncIterable<Message>,
+          call.signal,
+        );
+        return Promise.resolve(readResponses(c, method.output, call.signal, requestFailure));
       }
     }
   };
@@ -339,34 +388,52 @@ function decodeResponse(schema: DescMessage, bytes: Buffer): Promise<Message> {
   }
 }
 
+/** Set when the caller's request stream throws: the call is cancelled and fails with this error. */
+interface RequestFailure {
+  error: MeshError | undefined;
+}
+
 /** Writes the request stream with backpressure, then half-closes; stops on cancellation. */
-async function pump(
+function pump(
   c: ClientWritableStream<Buffer> | ClientDuplexStream<Buffer, Buffer>,
   schema: DescMessage,
   requests: AsyncIterable<Message>,
   signal: AbortSignal,
-): Promise<void> {
-  try {
-    for await (const m of requests) {
-      if (signal.aborted) return;
-      if (!c.write(encode(schema, m))) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            c.removeListener("drain", done);
-            c.removeListener("close", done);
-            resolve();
-          };
-          c.once("drain", done);
-          c.once("close", done);
-        });
+): RequestFailure {
+  const failure: RequestFailure = { error: undefined };
+  void (async () => {
+    try {
+      for await (const m of requests) {
+        if (signal.aborted) return;
+        if (!c.write(encode(schema, m))) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              c.removeListener("drain", done);
+              c.removeListener("close", done);
+              resolve();
+            };
+            c.once("drain", done);
+            c.once("close", done);
+          });
+        }
       }
+      c.end();
+    } catch (err) {
+      // The caller's own request stream failed: cancel the call and report that error.
+      failure.error =
+        err instanceof MeshError
+          ? err
+          : new MeshError(
+              Code.Canceled,
+              `request stream failed: ${err instanceof Error ? err.message : String(err)}`,
+              {
+                cause: err,
+              },
+            );
+      c.cancel();
     }
-    c.end();
-  } catch (err) {
-    // The request stream failed: cancel the call, the caller sees CANCELLED.
-    c.cancel();
-    void err;
-  }
+  })();
+  return failure;
 }
 
 /** Reads a response stream; stopping early cancels the call, as does the signal. */
@@ -374,6 +441,7 @@ async function* readResponses(
   c: ClientReadableStream<Buffer> | ClientDuplexStream<Buffer, Buffer>,
   schema: DescMessage,
   signal: AbortSignal,
+  requestFailure?: RequestFailure,
 ): AsyncIterable<Message> {
   const onAbort = () => c.cancel();
   if (signal !== neverAborted) signal.addEventListener("abort", onAbort, { once: true });
@@ -391,7 +459,7 @@ async function* readResponses(
     finished = true;
   } catch (err) {
     finished = true;
-    throw toMeshError(err, signal);
+    throw requestFailure?.error ?? toMeshError(err, signal);
   } finally {
     signal.removeEventListener("abort", onAbort);
     if (!finished) c.cancel();

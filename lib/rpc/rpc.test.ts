@@ -358,7 +358,8 @@ describe("mTLS RPC spine", () => {
       {
         echo: async (_: unknown, ctx: HandlerContext) => {
           inner = { deadline: ctx.deadline, traceId: ctx.traceId };
-          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+          if (!ctx.signal.aborted)
+            await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
           inner.aborted = (ctx.signal.reason as MeshError).code;
           return {};
         },
@@ -387,13 +388,12 @@ describe("mTLS RPC spine", () => {
   it("cancels the server handler when the client aborts", async () => {
     let aborted = false;
     const server = await start({
-      echo: (_: unknown, ctx: HandlerContext) =>
-        new Promise((resolve) =>
-          ctx.signal.addEventListener("abort", () => {
-            aborted = true;
-            resolve({});
-          }),
-        ),
+      echo: async (_: unknown, ctx: HandlerContext) => {
+        if (!ctx.signal.aborted)
+          await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+        aborted = true;
+        return {};
+      },
     });
     const { echo } = await connect(server);
     const ac = new AbortController();
@@ -551,6 +551,43 @@ describe("mTLS RPC spine", () => {
     await expect(
       echo.echo({ value: bytes("x") }, { metadata: { "x-agentmesh-principal-bin": ok } }),
     ).resolves.toBeDefined();
+  });
+
+  it("client failures are MeshErrors: bad address, closed channel, failing request stream", async () => {
+    const certs = await pki.watch("executor");
+    expect(() => createChannel({ address: "", certs, server: pki.id("registry") })).toThrow(
+      expect.objectContaining({ code: Code.InvalidArgument }),
+    );
+    const server = await start();
+    const { echo, channel } = await connect(server);
+    // biome-ignore lint/correctness/useYield: the request stream fails before its first message.
+    async function* failing(): AsyncIterable<{ value: number }> {
+      throw new MeshError(Code.FailedPrecondition, "caller gave up");
+    }
+    await expect(echo.sum(failing())).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+      message: "caller gave up",
+    });
+    channel.close();
+    await expect(echo.echo({ value: bytes("x") })).rejects.toMatchObject({
+      code: Code.Unavailable,
+    });
+  });
+
+  it("counts a stream the client abandons as CANCELLED on the server", async () => {
+    const metrics = createMeshMetrics();
+    const server = await start(echoImpl, { metrics });
+    const { echo } = await connect(server);
+    for await (const m of echo.count({ value: 1_000_000 })) {
+      if (m.value === 3) break;
+    }
+    await expect
+      .poll(
+        async () =>
+          (await metrics.rpcRequests.get()).values.find((v) => v.labels.method === "Count")?.labels
+            .code,
+      )
+      .toBe("CANCELED");
   });
 
   it("runs user interceptors inside the built-in ones with typed values", async () => {

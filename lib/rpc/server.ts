@@ -306,7 +306,9 @@ function startCall(
     );
   };
   const events = call as unknown as NodeJS.EventEmitter;
-  events.once("cancelled", onCancel);
+  // The client may have gone already; grpc-js then emits no further event.
+  if (call.cancelled) onCancel();
+  else events.once("cancelled", onCancel);
   const values = createContextValues();
   const scope: CallScope = { deadline, signal: controller.signal, spanContext: undefined };
   values.set(transportKey, call as unknown as TransportCall);

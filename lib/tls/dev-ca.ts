@@ -34,6 +34,10 @@ import {
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
+// @peculiar/x509 is typed against the DOM's Crypto; Node's webcrypto is the same API.
+type X509Crypto = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
+const x509Crypto = webcrypto as unknown as X509Crypto;
+type X509Key = Parameters<typeof x509.SubjectKeyIdentifierExtension.create>[0];
 const ecAlgorithm = { name: "ECDSA", namedCurve: "P-256" } as const;
 const signingAlgorithm = { name: "ECDSA", hash: "SHA-256" } as const;
 
@@ -103,7 +107,7 @@ export async function initCa(options: InitCaOptions): Promise<CaInfo> {
       name: `CN=agentmesh dev CA ${trustDomain}, O=agentmesh`,
       notBefore: new Date(now - 60_000),
       notAfter: new Date(now + (options.ttlMs ?? 365 * 86_400_000)),
-      keys,
+      keys: keys as never, // Node CryptoKeyPair; x509 is typed against the DOM one
       signingAlgorithm,
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
@@ -111,13 +115,17 @@ export async function initCa(options: InitCaOptions): Promise<CaInfo> {
           x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,
         ),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        await x509.SubjectKeyIdentifierExtension.create(
+          keys.publicKey as X509Key,
+          false,
+          x509Crypto,
+        ),
         new x509.SubjectAlternativeNameExtension([
           { type: "url", value: `spiffe://${trustDomain}` },
         ]),
       ],
     },
-    crypto,
+    x509Crypto,
   );
   const certPem = cert.toString("pem");
   const keyPem = await exportKeyPem(keys.privateKey);
@@ -176,8 +184,8 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
       issuer: caCert.subject,
       notBefore,
       notAfter,
-      publicKey: keys.publicKey,
-      signingKey: caKey,
+      publicKey: keys.publicKey as never,
+      signingKey: caKey as never,
       signingAlgorithm,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
@@ -194,11 +202,15 @@ export async function issueCertificate(options: IssueOptions): Promise<IssuedCer
           ...dnsNames.map((value) => ({ type: "dns" as const, value })),
           { type: "ip", value: "127.0.0.1" },
         ]),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
-        await x509.AuthorityKeyIdentifierExtension.create(caCert, false, crypto),
+        await x509.SubjectKeyIdentifierExtension.create(
+          keys.publicKey as X509Key,
+          false,
+          x509Crypto,
+        ),
+        await x509.AuthorityKeyIdentifierExtension.create(caCert, false, x509Crypto),
       ],
     },
-    crypto,
+    x509Crypto,
   );
   const paths = certPaths(options.certDir, options.name);
   await writeIdentity(paths, cert.toString("pem"), await exportKeyPem(keys.privateKey), ca.certPem);

@@ -84,8 +84,6 @@ export async function loadComponent(name: ComponentName): Promise<AnyDefinition 
           store: ComponentDeps["store"];
           bus: ComponentDeps["bus"];
           log: ComponentDeps["log"];
-          registry: ComponentDeps["clients"]["registry"];
-          instanceId: string;
         }) => ReturnType<ComponentDefinition<typeof LearningService>["create"]>;
       }>("../../services/learning/learning-service.js");
       if (!m?.createLearningService) return undefined;
@@ -93,13 +91,7 @@ export async function loadComponent(name: ComponentName): Promise<AnyDefinition 
         name,
         service: LearningService,
         create: (d: ComponentDeps) =>
-          m.createLearningService({
-            store: d.store,
-            bus: d.bus,
-            log: d.log,
-            registry: d.clients.registry,
-            instanceId: d.instanceId,
-          }),
+          m.createLearningService({ store: d.store, bus: d.bus, log: d.log }),
       } as unknown as ComponentDefinition;
     }
   }

@@ -138,11 +138,15 @@ export function createHttpAgent(options: HttpAgentOptions = {}): AgentDefinition
             url = new URL(location, url);
           }
           const { text, bytes, truncated } = await readCapped(response, maxBytes);
+          const headers: Record<string, string> = {};
+          response.headers.forEach((value, key) => {
+            headers[key] = value;
+          });
           return {
             url: url.toString(),
             status: response.status,
             statusText: response.statusText,
-            headers: Object.fromEntries(response.headers),
+            headers,
             body: text,
             bytes,
             truncated,

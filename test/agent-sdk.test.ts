@@ -65,6 +65,7 @@ async function harness(bus: JobBus, cleanupBus: () => Promise<void>): Promise<Ha
     handleSignals: false,
     retryBackoff: () => 50,
     drainGraceMs: 100,
+    startedReportDelayMs: 0,
   });
   return {
     bus,

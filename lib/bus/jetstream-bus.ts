@@ -121,6 +121,8 @@ export function connectNats(
     reconnectJitter: 500,
     pingInterval: 10_000,
     maxPingOut: 3,
+    // Async stack traces cost an Error per request, i.e. per JetStream publish.
+    noAsyncTraces: true,
   });
 }
 
@@ -286,6 +288,13 @@ class JetStreamBus implements JobBus {
     if (traceparent) {
       h = natsHeaders();
       h.set("traceparent", traceparent);
+    }
+    if (options?.awaitAck === false) {
+      // Stored by the stream like any publish on its subjects; nobody waits for the PubAck.
+      h ??= natsHeaders();
+      h.set("Nats-Msg-Id", msgID);
+      this.nc.publish(subject, data, { headers: h });
+      return { seq: 0, duplicate: false };
     }
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.#publishAttempts; attempt++) {

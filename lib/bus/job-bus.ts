@@ -152,6 +152,11 @@ export interface Unsubscribe {
 export interface PublishOptions {
   /** W3C traceparent; default taken from the active OpenTelemetry context, if any. */
   traceparent?: string;
+  /**
+   * Wait for the stream to confirm it stored the message. Default true. False sends
+   * and returns at once (`seq` 0): for reports whose loss costs nothing, like STARTED.
+   */
+  awaitAck?: boolean;
 }
 
 export interface PublishAck {

@@ -33,6 +33,7 @@ export {
   type SkillContext,
   type SkillDefinition,
 } from "./define-agent.js";
+export { type GrpcRegistryLinkOptions, grpcRegistryLink } from "./grpc-registry-link.js";
 export {
   type AgentLiveness,
   noopRegistryLink,

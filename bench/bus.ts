@@ -1,0 +1,216 @@
+/**
+ * Job fan-out throughput and latency: raw JetStream work-queue
+ * publish → consume → ack (the baseline) against the same path through
+ * `lib/bus` and the agent SDK — job published with `publishJob`, run by the
+ * `util.echo` skill of an `agentmesh agent util` process (the agent SDK with a
+ * no-op handler), and the SUCCEEDED result consumed back, as the executor sees it.
+ *
+ * Throughput: a closed loop with a window of publishes in flight. Latency: an
+ * open loop at a fixed rate (2,000 jobs/s; 500 under --smoke), end to end.
+ * Targets: mesh throughput ≥ 50% of raw, mesh p99 ≤ 5 ms at 2,000 jobs/s.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import {
+  AckPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import { StepJobSchema, StepResultStatus } from "../gen/agentmesh/v1/jobs_pb.js";
+import { busNames } from "../lib/bus/bus-names.js";
+import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
+import type { Benchmark } from "./benchmark.js";
+import { runOpenLoop } from "./open-loop.js";
+
+const natsUrl = process.env.NATS_URL || "nats://127.0.0.1:4222";
+
+/** Publishes `total` messages with `window` in flight; resolves when `done` saw them all. */
+async function closedLoop(
+  total: number,
+  window: number,
+  publish: (i: number) => Promise<unknown>,
+  finished: () => number,
+): Promise<{ rate: number; count: number; seconds: number }> {
+  const t0 = process.hrtime.bigint();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: window }, async () => {
+      while (next < total) await publish(next++);
+    }),
+  );
+  while (finished() < total) await new Promise((r) => setTimeout(r, 1));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return {
+    rate: Math.round(total / seconds),
+    count: total,
+    seconds: Math.round(seconds * 100) / 100,
+  };
+}
+
+async function raw(total: number, rate: number, durationMs: number) {
+  const nc = await connectNats(natsUrl, "bench-raw");
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const stream = `BENCH_RAW_${randomBytes(4).toString("hex").toUpperCase()}`;
+  const subject = `${stream.toLowerCase()}.jobs`;
+  await jsm.streams.add({
+    name: stream,
+    subjects: [subject],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+  });
+  await jsm.consumers.add(stream, {
+    durable_name: "raw",
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(30_000),
+    max_ack_pending: 1_000,
+  });
+  const consumer = await js.consumers.get(stream, "raw");
+  let acked = 0;
+  const waiters = new Map<string, () => void>();
+  const messages = await consumer.consume({
+    max_messages: 256,
+    callback: (m) => {
+      m.ack();
+      acked++;
+      const id = m.headers?.get("Nats-Msg-Id");
+      if (id) {
+        waiters.get(id)?.();
+        waiters.delete(id);
+      }
+    },
+  });
+  const body = new Uint8Array(120); // about a StepJob's size
+  try {
+    const throughput = await closedLoop(
+      total,
+      128,
+      (i) => js.publish(subject, body, { msgID: `t${i}` }),
+      () => acked,
+    );
+    let n = 0;
+    const latency = await runOpenLoop({
+      rate,
+      durationMs,
+      call: () => {
+        const id = `l${n++}`;
+        const done = new Promise<void>((resolve) => waiters.set(id, resolve));
+        return js.publish(subject, body, { msgID: id }).then(() => done);
+      },
+    });
+    return { throughput, latencyAtRate: latency };
+  } finally {
+    await messages.close();
+    await jsm.streams.delete(stream);
+    await nc.close();
+  }
+}
+
+async function mesh(total: number, rate: number, durationMs: number) {
+  const prefix = `benchbus${randomBytes(4).toString("hex")}`;
+  const bus = await createJetStreamBus({ servers: natsUrl, prefix, name: "bench-executor" });
+  // The agent runs in its own process, as in production: `agentmesh agent util`, whose
+  // util.echo skill is the no-op handler.
+  const agent = spawn(
+    process.execPath,
+    ["bin/agentmesh.js", "agent", "util", "--concurrency", "256"],
+    {
+      env: {
+        ...process.env,
+        AGENTMESH_FROM_SOURCE: "1",
+        NATS_URL: natsUrl,
+        AGENTMESH_BUS_PREFIX: prefix,
+        LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    agent.stdout!.on("data", (c: Buffer) => {
+      if (c.toString().includes("ready:")) resolve();
+    });
+    agent.once("exit", (code) => reject(new Error(`bench agent exited with ${code}`)));
+  });
+  let succeeded = 0;
+  const waiters = new Map<string, () => void>();
+  const results = await bus.consumeResults({
+    concurrency: 256,
+    prefetch: 512,
+    handler: (d) => {
+      if (d.data.status !== StepResultStatus.SUCCEEDED) return;
+      succeeded++;
+      waiters.get(d.data.attemptId)?.();
+      waiters.delete(d.data.attemptId);
+    },
+  });
+  const job = (attemptId: string) =>
+    create(StepJobSchema, {
+      attemptId,
+      goalId: "bench",
+      tenantId: "bench",
+      stepId: "s1",
+      capability: "util.echo",
+      attempt: 1,
+      input: { n: 1 },
+    });
+  try {
+    const throughput = await closedLoop(
+      total,
+      128,
+      (i) => bus.publishJob(job(`t${i}`)),
+      () => succeeded,
+    );
+    let n = 0;
+    const latency = await runOpenLoop({
+      rate,
+      durationMs,
+      call: () => {
+        const id = `l${n++}`;
+        const done = new Promise<void>((resolve) => waiters.set(id, resolve));
+        return bus.publishJob(job(id)).then(() => done);
+      },
+    });
+    return { throughput, latencyAtRate: latency };
+  } finally {
+    agent.kill("SIGTERM");
+    await once(agent, "exit");
+    await results.stop({ graceMs: 0 });
+    await bus.close({ graceMs: 0 });
+    const nc = await connectNats(natsUrl);
+    const jsm = await jetstreamManager(nc);
+    for (const s of Object.values(busNames(prefix).streams))
+      await jsm.streams.delete(s).catch(() => false);
+    await nc.close();
+  }
+}
+
+export const bus: Benchmark = {
+  name: "bus",
+  description:
+    "JetStream work queue: raw publish→consume→ack vs lib/bus + agent SDK process (no-op skill, results back)",
+  async run({ smoke }) {
+    const total = smoke ? 2_000 : 20_000;
+    const rate = smoke ? 500 : 2_000;
+    const durationMs = smoke ? 1_000 : 5_000;
+    // Warm both paths (JIT, connections) so the first measured one is not penalised.
+    await raw(500, 200, 200);
+    const r = await raw(total, rate, durationMs);
+    const m = await mesh(total, rate, durationMs);
+    const ratio = Math.round((m.throughput.rate / r.throughput.rate) * 100) / 100;
+    const p99Ms = m.latencyAtRate.latency.p99Us / 1000;
+    return {
+      raw: r,
+      mesh: m,
+      throughputRatio: ratio,
+      targets: {
+        throughputRatio: { want: ">= 0.5", got: ratio, met: ratio >= 0.5 },
+        meshP99MsAtRate: { rate, want: "<= 5", got: p99Ms, met: p99Ms <= 5 },
+      },
+    };
+  },
+};

@@ -1,0 +1,60 @@
+/**
+ * The RegistryLink over the mesh's mTLS gRPC client: `RegisterAgent`,
+ * `Heartbeat` and `DeregisterAgent` of `agentmesh.v1.RegistryService`. The
+ * channel proves this agent's identity (`agent-<name>`) with its certificate.
+ *
+ * @example
+ * const certs = await watchCertificates({ dir: ".agentmesh/certs/agent-text" });
+ * const channel = createChannel({ address: "127.0.0.1:7101", certs, server: spiffeId({ name: "registry" }) });
+ * await runAgent(textAgent, { bus, registry: grpcRegistryLink(channel) });
+ */
+import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
+import { AgentState, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import { createClient, type MeshChannel } from "../../lib/rpc/index.js";
+import type { RegistryLink } from "./registry-link.js";
+
+export interface GrpcRegistryLinkOptions {
+  /** Deadline of each call. Default 5 s. */
+  timeoutMs?: number;
+}
+
+export function grpcRegistryLink(
+  channel: MeshChannel,
+  options: GrpcRegistryLinkOptions = {},
+): RegistryLink {
+  const registry = createClient(RegistryService, channel);
+  const call = { timeoutMs: options.timeoutMs ?? 5_000 };
+  return {
+    async register(card, { instanceId, leaseTtlMs }) {
+      const res = await registry.registerAgent(
+        {
+          card,
+          instanceId,
+          ...(leaseTtlMs ? { leaseTtl: durationFromMs(leaseTtlMs) } : {}),
+        },
+        call,
+      );
+      if (!res.agent?.agentId) {
+        throw new MeshError(Code.Internal, "registry returned no agent id");
+      }
+      return {
+        agentId: res.agent.agentId,
+        leaseTtlMs: res.leaseTtl ? durationMs(res.leaseTtl) : (leaseTtlMs ?? 30_000),
+      };
+    },
+    async heartbeat(agentId, inFlight, state) {
+      await registry.heartbeat(
+        {
+          agentId,
+          inFlight,
+          state: state === "live" ? AgentState.LIVE : AgentState.DRAINING,
+        },
+        call,
+      );
+    },
+    async deregister(agentId, reason) {
+      await registry.deregisterAgent({ agentId, reason }, call);
+    },
+  };
+}

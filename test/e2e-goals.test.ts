@@ -109,12 +109,14 @@ describe.skipIf(!pg || !nats)("e2e: retries, failures, cancel, sub-goals, policy
               {
                 stepId: "sleep",
                 capability: "util.sleep",
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: a playbook template
                 input: { ms: "${input.ms}" },
                 timeout: { seconds: 30n },
               },
               {
                 stepId: "after",
                 capability: "util.echo",
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: a playbook template
                 input: { slept: "${steps.sleep.output.sleptMs}" },
                 dependsOn: ["sleep"],
               },

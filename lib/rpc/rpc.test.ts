@@ -375,12 +375,17 @@ describe("mTLS RPC spine", () => {
       },
     });
     const { echo } = await connect(registry);
+    // Connect both hops first so handshakes (slow on a loaded machine) are not timed.
+    await echo.echo({ value: bytes("warm") }, { timeoutMs: 100 }).catch(() => {});
     const t0 = Date.now();
-    const err = await echo.echo({ value: bytes("x") }, { timeoutMs: 400 }).catch((e: unknown) => e);
+    const err = await echo
+      .echo({ value: bytes("x") }, { timeoutMs: 1000 })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: Code.DeadlineExceeded });
-    expect(Date.now() - t0).toBeLessThan(2000);
-    expect(outer.deadline).toBeGreaterThan(t0 + 300);
-    expect(Math.abs((inner.deadline ?? 0) - (outer.deadline ?? 0))).toBeLessThan(50);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(outer.deadline).toBeGreaterThan(t0 + 800);
+    // Same deadline one hop further (give or take transport and event-loop delay).
+    expect(Math.abs((inner.deadline ?? 0) - (outer.deadline ?? 0))).toBeLessThan(200);
     expect(inner.traceId).toBe(outer.traceId);
     await expect.poll(() => inner.aborted).toBe(Code.DeadlineExceeded);
   });

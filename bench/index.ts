@@ -3,7 +3,10 @@ import type { Benchmark } from "./benchmark.js";
 /** Every named benchmark, loaded lazily so one bench's imports never slow another. */
 export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   bus: async () => (await import("./bus.js")).bus,
+  gateway: async () => (await import("./gateway.js")).gateway,
+  goals: async () => (await import("./goals.js")).goals,
   learning: async () => (await import("./learning.js")).learning,
   policy: async () => (await import("./policy.js")).policy,
   rpc: async () => (await import("./rpc.js")).rpc,
+  store: async () => (await import("./store.js")).store,
 };

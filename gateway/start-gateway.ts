@@ -18,6 +18,7 @@
  * console.log(`dashboard at ${gateway.url}`);
  * await gateway.close();
  */
+import { setMaxListeners } from "node:events";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { QueueStats } from "../lib/bus/job-bus.js";
@@ -149,6 +150,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const shutdown = new AbortController();
+  // Every call in flight links its signal to this one: that is many listeners by design.
+  setMaxListeners(0, shutdown.signal);
   const reflection = createReflection(() => publicServices());
   const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   const rpc = connectNodeAdapter({

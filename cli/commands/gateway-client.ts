@@ -28,11 +28,13 @@ export function meshFromEnv(env: NodeJS.ProcessEnv = process.env): MeshClient {
   return createClient({ baseUrl, apiKey, defaultTimeoutMs: 30_000 });
 }
 
+type Options = NonNullable<ParseArgsConfig["options"]>;
+type Parsed<O extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>
+>;
+
 /** `parseArgs` with usage errors instead of exceptions. */
-export function flags<T extends NonNullable<ParseArgsConfig["options"]>>(
-  args: string[],
-  options: T,
-) {
+export function flags<O extends Options>(args: string[], options: O): Parsed<O> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {

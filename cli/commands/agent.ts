@@ -1,9 +1,15 @@
+import { access } from "node:fs/promises";
 import { builtinAgents } from "../../agents/index.js";
 import { createMcpAgent } from "../../agents/mcp.js";
 import { busOptionsFromEnv, connectBus } from "../../lib/bus/index.js";
 import { loadConfig } from "../../lib/config/config.js";
+import { spiffeId } from "../../lib/identity/spiffe.js";
 import { createLogger } from "../../lib/log/logger.js";
+import { createChannel, type MeshChannel } from "../../lib/rpc/index.js";
+import { certPaths, ensureIdentities, watchCertificates } from "../../lib/tls/index.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
+import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
+import { noopRegistryLink } from "../../sdk/agent/registry-link.js";
 import { runAgent } from "../../sdk/agent/run-agent.js";
 import { type Command, UsageError } from "../command.js";
 
@@ -11,6 +17,10 @@ const usage = `agentmesh agent <name> [--concurrency N] [--instance ID] [--grace
 agentmesh agent mcp --server NAME [--concurrency N] -- <command> [args...]
 
 Runs a built-in agent as its own process until SIGTERM/SIGINT (then drains).
+It registers with the registry over mTLS as identity agent-<name> (certificate
+under AGENTMESH_CERT_DIR/agent-<name>; issued by the dev CA when one is there)
+at AGENTMESH_REGISTRY_ADDR (default 127.0.0.1:<registry port>);
+--no-registry runs it unregistered (jobs still flow, the planner cannot see it).
 Agents: ${Object.keys(builtinAgents).join(", ")}, mcp.
 Bus: NATS_URL (JetStream; falls back to in-process only when unset),
 AGENTMESH_BUS_PREFIX, AGENTMESH_BUS_ACK_WAIT_MS, AGENTMESH_BUS_MAX_DELIVER.
@@ -53,33 +63,73 @@ export const agent: Command = {
       name: `agent-${definition.name}`,
       log,
     });
+    const identity = `agent-${name === "mcp" ? `mcp-${opts.server}` : name}`;
+    const channel = opts.noRegistry ? undefined : await registryChannel(config, identity);
     const running = await runAgent(definition, {
       bus,
       log,
+      registry: channel ? grpcRegistryLink(channel) : noopRegistryLink(),
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
       ...(opts.instance ? { instanceId: opts.instance } : {}),
       ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
     });
-    // Standalone: no registry link yet (see sdk/agent/registry-link.ts).
     console.log(
       `agent ${running.agentId} ready: ${running.card.skills.map((s) => s.capability).join(", ")}`,
     );
     await running.stopped;
+    channel?.close();
     await bus.close({ graceMs: 0 });
     await close();
     return 0;
   },
 };
 
-function parseFlags(flags: string[]): {
+/** The mTLS channel to the registry, proving `identity` with its certificate. */
+async function registryChannel(
+  config: ReturnType<typeof loadConfig>,
+  identity: string,
+): Promise<MeshChannel> {
+  // With a dev CA beside the certificates (embedded/dev setups), issue the identity on demand;
+  // mounted cert-manager certificates are used as they are.
+  try {
+    await access(certPaths(config.certDir, "ca").key);
+    await ensureIdentities({
+      certDir: config.certDir,
+      names: [identity],
+      trustDomain: config.trustDomain,
+      namespace: config.namespace,
+    });
+  } catch {
+    // no dev CA: the certificate must already be mounted
+  }
+  const certs = await watchCertificates({ dir: certPaths(config.certDir, identity).dir });
+  return createChannel({
+    address: process.env.AGENTMESH_REGISTRY_ADDR ?? `127.0.0.1:${config.ports.registry}`,
+    certs,
+    server: spiffeId({
+      name: "registry",
+      trustDomain: config.trustDomain,
+      namespace: config.namespace,
+    }),
+  });
+}
+
+interface AgentFlags {
   concurrency?: number;
   instance?: string;
   graceMs?: number;
   server?: string;
-} {
-  const out: { concurrency?: number; instance?: string; graceMs?: number; server?: string } = {};
+  noRegistry?: boolean;
+}
+
+function parseFlags(flags: string[]): AgentFlags {
+  const out: AgentFlags = {};
   for (let i = 0; i < flags.length; i++) {
     const flag = flags[i];
+    if (flag === "--no-registry") {
+      out.noRegistry = true;
+      continue;
+    }
     const value = flags[i + 1];
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
     i++;

@@ -49,40 +49,52 @@ interface Cached {
 export function apiKeyAuthenticator(options: ApiKeyAuthenticatorOptions): ApiKeyAuthenticator {
   const { keys, cacheTtlMs = 5000, maxEntries = 10_000, now = Date.now } = options;
   const cache = new Map<string, Cached>();
+  // Concurrent misses of one key share one lookup, so a cache expiry under load
+  // is one query, not a stampede that drains the connection pool.
+  const inflight = new Map<string, Promise<Principal>>();
+  const lookup = async (secret: string, keyId: string, hash: string): Promise<Principal> => {
+    let record: ApiKeyRecord | undefined;
+    try {
+      record = await keys.findApiKey(keyId);
+    } catch (err) {
+      throw new MeshError(Code.Unavailable, "cannot verify credentials right now", {
+        cause: err,
+      });
+    }
+    // One message for unknown keys and wrong secrets, so ids cannot be probed.
+    if (!record || !verifyApiKeySecret(secret, record.secretHash)) {
+      throw unauthenticated("invalid API key");
+    }
+    if (record.revokedAt) throw unauthenticated(`API key ${record.keyId} was revoked`);
+    const expiresAt = record.expiresAt ? record.expiresAt.getTime() : Number.POSITIVE_INFINITY;
+    const t = now();
+    if (expiresAt <= t) throw unauthenticated(`API key ${record.keyId} expired`);
+    const principal = create(PrincipalSchema, {
+      tenantId: record.tenantId,
+      subject: `key:${record.keyId}`,
+      roles: [...record.roles],
+    });
+    if (cacheTtlMs > 0) {
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      cache.set(hash, { principal, keyId: record.keyId, until: t + cacheTtlMs, expiresAt });
+    }
+    return principal;
+  };
   return {
-    async verify(secret) {
+    verify(secret) {
       const parsed = parseApiKey(secret);
-      if (!parsed) throw unauthenticated("malformed API key");
+      if (!parsed) return Promise.reject(unauthenticated("malformed API key"));
       const hash = hashApiKeySecret(secret);
       const t = now();
       const hit = cache.get(hash);
-      if (hit && hit.until > t && hit.expiresAt > t) return hit.principal;
+      if (hit && hit.until > t && hit.expiresAt > t) return Promise.resolve(hit.principal);
       if (hit) cache.delete(hash);
-      let record: ApiKeyRecord | undefined;
-      try {
-        record = await keys.findApiKey(parsed.keyId);
-      } catch (err) {
-        throw new MeshError(Code.Unavailable, "cannot verify credentials right now", {
-          cause: err,
-        });
+      let pending = inflight.get(hash);
+      if (pending === undefined) {
+        pending = lookup(secret, parsed.keyId, hash).finally(() => inflight.delete(hash));
+        inflight.set(hash, pending);
       }
-      // One message for unknown keys and wrong secrets, so ids cannot be probed.
-      if (!record || !verifyApiKeySecret(secret, record.secretHash)) {
-        throw unauthenticated("invalid API key");
-      }
-      if (record.revokedAt) throw unauthenticated(`API key ${record.keyId} was revoked`);
-      const expiresAt = record.expiresAt ? record.expiresAt.getTime() : Number.POSITIVE_INFINITY;
-      if (expiresAt <= t) throw unauthenticated(`API key ${record.keyId} expired`);
-      const principal = create(PrincipalSchema, {
-        tenantId: record.tenantId,
-        subject: `key:${record.keyId}`,
-        roles: [...record.roles],
-      });
-      if (cacheTtlMs > 0) {
-        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-        cache.set(hash, { principal, keyId: record.keyId, until: t + cacheTtlMs, expiresAt });
-      }
-      return principal;
+      return pending;
     },
     forget(keyId) {
       for (const [hash, entry] of cache) if (entry.keyId === keyId) cache.delete(hash);

@@ -118,7 +118,7 @@ async function mesh(total: number, rate: number, durationMs: number) {
   // util.echo skill is the no-op handler.
   const agent = spawn(
     process.execPath,
-    ["bin/agentmesh.js", "agent", "util", "--concurrency", "256"],
+    ["bin/agentmesh.js", "agent", "util", "--concurrency", "256", "--no-registry"],
     {
       env: {
         ...process.env,

@@ -23,7 +23,7 @@ const children: ChildProcess[] = [];
 async function startAgent(natsUrl: string): Promise<{ child: ChildProcess; agentId: string }> {
   const child = spawn(
     process.execPath,
-    ["bin/agentmesh.js", "agent", "util", "--concurrency", "3"],
+    ["bin/agentmesh.js", "agent", "util", "--concurrency", "3", "--no-registry"],
     {
       env: {
         ...process.env,

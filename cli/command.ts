@@ -1,6 +1,6 @@
 /**
  * The shape of one `agentmesh` sub-command. Each lives in its own file under
- * `cli/commands/` and is listed in `cli/commands/index.ts`.
+ * `cli/commands/` and is listed (lazily loaded) in `cli/commands/index.ts`.
  */
 export interface Command {
   /** The word after `agentmesh`, e.g. "dev" or "certs". */

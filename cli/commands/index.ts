@@ -1,29 +1,22 @@
 import type { Command } from "../command.js";
-import { agent } from "./agent.js";
-import { agents } from "./agents.js";
-import { audit } from "./audit.js";
-import { bench } from "./bench.js";
-import { certs } from "./certs.js";
-import { db } from "./db.js";
-import { dev } from "./dev.js";
-import { goal } from "./goal.js";
-import { keys } from "./keys.js";
-import { policy } from "./policy.js";
-import { serve } from "./serve.js";
-import { tenants } from "./tenants.js";
 
-/** Every sub-command, in the order `agentmesh help` lists them. */
-export const commands: Command[] = [
-  dev,
-  serve,
-  bench,
-  certs,
-  policy,
-  db,
-  audit,
-  agent,
-  goal,
-  agents,
-  tenants,
-  keys,
-];
+/**
+ * Every sub-command, in the order `agentmesh help` lists them, loaded lazily:
+ * a command imports only its own dependencies, so `agentmesh goal ls` does not
+ * pay for the store, the policy engine or the agents.
+ */
+export const commands: Record<string, () => Promise<Command>> = {
+  dev: async () => (await import("./dev.js")).dev,
+  serve: async () => (await import("./serve.js")).serve,
+  agent: async () => (await import("./agent.js")).agent,
+  goal: async () => (await import("./goal.js")).goal,
+  agents: async () => (await import("./agents.js")).agents,
+  tenants: async () => (await import("./tenants.js")).tenants,
+  keys: async () => (await import("./keys.js")).keys,
+  learning: async () => (await import("./learning.js")).learning,
+  certs: async () => (await import("./certs.js")).certs,
+  policy: async () => (await import("./policy.js")).policy,
+  db: async () => (await import("./db.js")).db,
+  audit: async () => (await import("./audit.js")).audit,
+  bench: async () => (await import("./bench.js")).bench,
+};

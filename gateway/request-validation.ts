@@ -71,7 +71,8 @@ async function check(h: UniversalHandler, req: UniversalServerRequest, maxBytes:
     req.method !== "POST" ||
     req.contextValues === undefined ||
     !isAsyncIterable(body) ||
-    compressed(req.header)
+    // Enveloped frames say each whether they are compressed; validate() skips those.
+    (!kind.enveloped && compressed(req.header))
   ) {
     return h(req);
   }

@@ -8,5 +8,6 @@ export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   learning: async () => (await import("./learning.js")).learning,
   policy: async () => (await import("./policy.js")).policy,
   rpc: async () => (await import("./rpc.js")).rpc,
+  startup: async () => (await import("./startup.js")).startup,
   store: async () => (await import("./store.js")).store,
 };

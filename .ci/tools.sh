@@ -6,13 +6,15 @@ export PATH="$HOME/go/bin:$PATH"
 OPA_VERSION=v1.22.3
 GRPCURL_VERSION=v1.9.4
 
-have() { command -v "$1" >/dev/null 2>&1 && "$@" >/dev/null 2>&1; }
-
-if ! opa version 2>/dev/null | grep -q "^Version: ${OPA_VERSION#v}$"; then
+# Read versions into variables: piping into `head`/`grep -q` under pipefail
+# would fail on SIGPIPE.
+opa_version="$(opa version 2>/dev/null || true)"
+if [[ "$opa_version" != *"Version: ${OPA_VERSION#v}"* ]]; then
   go install "github.com/open-policy-agent/opa@${OPA_VERSION}"
+  opa_version="$(opa version)"
 fi
-if ! have grpcurl -version; then
+if ! command -v grpcurl >/dev/null 2>&1; then
   go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}"
 fi
-opa version | head -1
-grpcurl -version 2>&1 | head -1
+echo "${opa_version%%$'\n'*}"
+echo "grpcurl: $(command -v grpcurl)"

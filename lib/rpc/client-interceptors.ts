@@ -8,7 +8,7 @@
  * 4. `clientPrincipal` the delegated principal as `x-agentmesh-principal-bin`
  */
 import { toBinary } from "@bufbuild/protobuf";
-import { SpanStatusCode } from "@opentelemetry/api";
+import { type Span, SpanStatusCode } from "@opentelemetry/api";
 import { PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import type { MeshMetrics } from "../telemetry/metrics.js";
@@ -41,28 +41,26 @@ export function clientTracing(): Interceptor {
     });
     call.values.set(spanKey, started.spanContext);
     call.metadata.set(traceparentKey, formatTraceparent(started.spanContext));
-    const end = (err: unknown) => {
-      if (err !== undefined)
-        started.span.setStatus({
-          code: SpanStatusCode.ERROR,
-          message: MeshError.from(err).codeName,
-        });
-      started.span.end();
-    };
     return next(call).then(
       (res) => {
         if (!isStreamingResponse(call.method)) {
-          end(undefined);
+          started.span.end();
           return res;
         }
-        return observeStream(res as AsyncIterable<never>, end);
+        return observeStream(res as AsyncIterable<never>, (err) => endSpan(started.span, err));
       },
       (err: unknown) => {
-        end(err);
+        endSpan(started.span, err);
         throw err;
       },
     );
   };
+}
+
+function endSpan(span: Span, err: unknown): void {
+  if (err !== undefined)
+    span.setStatus({ code: SpanStatusCode.ERROR, message: MeshError.from(err).codeName });
+  span.end();
 }
 
 /** 3. Deadline propagation: never later than the incoming call's deadline. */

@@ -323,7 +323,7 @@ function sendOn(grpc: GrpcClient): Next {
             (err, res) => {
               call.signal.removeEventListener("abort", onAbort);
               if (err) reject(toMeshError(err, call.signal));
-              else decodeResponse(method.output, res as Buffer).then(resolve, reject);
+              else settleResponse(method.output, res as Buffer, resolve, reject);
             },
           );
           if (call.signal !== neverAborted)
@@ -341,7 +341,7 @@ function sendOn(grpc: GrpcClient): Next {
             (err, res) => {
               call.signal.removeEventListener("abort", onAbort);
               if (err) reject(requestFailure.error ?? toMeshError(err, call.signal));
-              else decodeResponse(method.output, res as Buffer).then(resolve, reject);
+              else settleResponse(method.output, res as Buffer, resolve, reject);
             },
           );
           if (call.signal !== neverAborted)
@@ -378,14 +378,21 @@ function sendOn(grpc: GrpcClient): Next {
   };
 }
 
-function decodeResponse(schema: DescMessage, bytes: Buffer): Promise<Message> {
+/** Decodes a response straight into the call's promise (no extra promise step). */
+function settleResponse(
+  schema: DescMessage,
+  bytes: Buffer,
+  resolve: (message: Message) => void,
+  reject: (err: unknown) => void,
+): void {
+  let message: Message;
   try {
-    return Promise.resolve(decode(schema, bytes));
+    message = decode(schema, bytes);
   } catch (err) {
-    return Promise.reject(
-      new MeshError(Code.Internal, `malformed response ${schema.typeName}`, { cause: err }),
-    );
+    reject(new MeshError(Code.Internal, `malformed response ${schema.typeName}`, { cause: err }));
+    return;
   }
+  resolve(message);
 }
 
 /** Set when the caller's request stream throws: the call is cancelled and fails with this error. */

@@ -11,8 +11,8 @@
  * then the interceptors given to `createServer`, then the handler.
  */
 import { TLSSocket } from "node:tls";
-import { fromBinary } from "@bufbuild/protobuf";
-import { context as otelContext, SpanStatusCode } from "@opentelemetry/api";
+import { type DescMethod, fromBinary } from "@bufbuild/protobuf";
+import { context as otelContext, type SpanContext, SpanStatusCode } from "@opentelemetry/api";
 import { type Principal, PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
 import { Code, codeName, MeshError } from "../errors/mesh-error.js";
 import { peerFromSubjectAltName } from "../identity/spiffe.js";
@@ -40,6 +40,7 @@ import {
   isStreamingResponse,
   type MeshCall,
   type MeshResponse,
+  type Next,
 } from "./interceptor.js";
 import { observeStream } from "./stream-util.js";
 
@@ -61,31 +62,58 @@ export function observeCall(
   result: Promise<MeshResponse>,
 ): Promise<MeshResponse> {
   const t0 = performance.now();
-  const service = call.method.parent.typeName;
-  const method = call.method.name;
-  const record = (code: Code) => {
-    const codeLabel = codeName(code);
-    metrics.rpcRequests.inc({ side, service, method, code: codeLabel });
-    if (code !== Code.Ok) metrics.rpcErrors.inc({ side, service, method, code: codeLabel });
-    metrics.rpcDuration.observe({ side, service, method }, (performance.now() - t0) / 1000);
-  };
+  const labels = methodLabels(side, call.method);
   return result.then(
     (res) => {
       if (!isStreamingResponse(call.method)) {
-        record(Code.Ok);
+        recordCall(metrics, labels, t0, Code.Ok);
         return res;
       }
       return observeStream(res as AsyncIterable<never>, (err) => {
         // A stream the handler ended because the call was cancelled did not succeed.
         if (err === undefined && call.signal.aborted) err = call.signal.reason;
-        record(err === undefined ? Code.Ok : MeshError.from(err).code);
+        recordCall(metrics, labels, t0, err === undefined ? Code.Ok : MeshError.from(err).code);
       });
     },
     (err: unknown) => {
-      record(MeshError.from(err).code);
+      recordCall(metrics, labels, t0, MeshError.from(err).code);
       throw err;
     },
   );
+}
+
+/** One method's metric label sets, built once: labels are hashed per call, not rebuilt. */
+interface MethodLabels {
+  readonly call: { side: string; service: string; method: string };
+  readonly byCode: Map<Code, { side: string; service: string; method: string; code: string }>;
+}
+
+const labelCache = {
+  server: new WeakMap<DescMethod, MethodLabels>(),
+  client: new WeakMap<DescMethod, MethodLabels>(),
+};
+
+function methodLabels(side: "server" | "client", method: DescMethod): MethodLabels {
+  let labels = labelCache[side].get(method);
+  if (!labels) {
+    labels = {
+      call: { side, service: method.parent.typeName, method: method.name },
+      byCode: new Map(),
+    };
+    labelCache[side].set(method, labels);
+  }
+  return labels;
+}
+
+function recordCall(metrics: MeshMetrics, labels: MethodLabels, t0: number, code: Code): void {
+  let withCode = labels.byCode.get(code);
+  if (!withCode) {
+    withCode = { ...labels.call, code: codeName(code) };
+    labels.byCode.set(code, withCode);
+  }
+  metrics.rpcRequests.inc(withCode);
+  if (code !== Code.Ok) metrics.rpcErrors.inc(withCode);
+  metrics.rpcDuration.observe(labels.call, (performance.now() - t0) / 1000);
 }
 
 export interface ServerTracingOptions {
@@ -111,44 +139,50 @@ export function serverTracing(options: ServerTracingOptions): Interceptor {
     call.values.set(spanKey, sc);
     const scope = call.values.get(scopeKey);
     if (scope) scope.spanContext = sc;
-    let log: Logger | undefined;
-    // Lazy: a pino child per call costs more than the rest of this interceptor.
-    const getLog = () => {
-      log ??= base.child({ traceId: sc.traceId, spanId: sc.spanId, method: path });
-      return log;
-    };
+    const getLog = lazyLogger(base, sc, path);
     call.values.set(loggerKey, getLog);
-    const fail = (err: unknown): never => {
-      const mesh = normalise(err);
-      logFailure(getLog(), call, mesh, err);
-      started.span.setStatus({ code: SpanStatusCode.ERROR, message: mesh.codeName });
-      started.span.end();
-      throw mesh;
-    };
     let result: Promise<MeshResponse>;
     try {
       result = otelContext.with(started.context, () => next(call));
     } catch (err) {
       result = Promise.reject(err);
     }
-    return result.then((res) => {
-      if (!isStreamingResponse(call.method)) {
-        started.span.end();
-        return res;
-      }
-      return observeStream(
-        res as AsyncIterable<never>,
-        (err) => {
-          if (err !== undefined) {
-            const mesh = normalise(err);
-            logFailure(getLog(), call, mesh, err);
-            started.span.setStatus({ code: SpanStatusCode.ERROR, message: mesh.codeName });
-          }
+    return result.then(
+      (res) => {
+        if (!isStreamingResponse(call.method)) {
           started.span.end();
-        },
-        normalise,
-      );
-    }, fail);
+          return res;
+        }
+        return observeStream(
+          res as AsyncIterable<never>,
+          (err) => {
+            if (err !== undefined) {
+              const mesh = normalise(err);
+              logFailure(getLog(), call, mesh, err);
+              started.span.setStatus({ code: SpanStatusCode.ERROR, message: mesh.codeName });
+            }
+            started.span.end();
+          },
+          normalise,
+        );
+      },
+      (err: unknown): never => {
+        const mesh = normalise(err);
+        logFailure(getLog(), call, mesh, err);
+        started.span.setStatus({ code: SpanStatusCode.ERROR, message: mesh.codeName });
+        started.span.end();
+        throw mesh;
+      },
+    );
+  };
+}
+
+/** A pino child per call costs more than the rest of the tracing interceptor: made on first use. */
+function lazyLogger(base: Logger, sc: SpanContext, path: string): () => Logger {
+  let log: Logger | undefined;
+  return () => {
+    log ??= base.child({ traceId: sc.traceId, spanId: sc.spanId, method: path });
+    return log;
   };
 }
 
@@ -265,7 +299,7 @@ export interface ServerAuthorizeOptions {
  * handler only when the decision trusts it.
  */
 export function serverAuthorize(options: ServerAuthorizeOptions): Interceptor {
-  const { authorizer, logger, metrics } = options;
+  const { authorizer } = options;
   return (next) => (call) => {
     let principal: Principal | undefined;
     const raw = call.metadata.get(principalMetadataKey)[0];
@@ -282,36 +316,6 @@ export function serverAuthorize(options: ServerAuthorizeOptions): Interceptor {
       }
     }
     const peer = call.values.get(peerKey);
-    const deny = (reason: string, cause?: unknown): Promise<never> => {
-      metrics.rpcDenials.inc({ service: call.method.parent.typeName, method: call.method.name });
-      logger.warn(
-        {
-          event: "security",
-          reason: "denied",
-          method: methodPath(call),
-          peer: peer?.spiffeId,
-          principal: principal
-            ? { tenant: principal.tenantId, subject: principal.subject }
-            : undefined,
-          policyReason: reason,
-          ...(cause === undefined ? {} : { err: cause }),
-        },
-        "call denied",
-      );
-      return Promise.reject(new MeshError(Code.PermissionDenied, reason));
-    };
-    const decide = (decision: Decision): Promise<MeshResponse> => {
-      if (typeof decision !== "object" || decision === null || decision.allow !== true) {
-        const reason =
-          typeof decision?.reason === "string" && decision.reason
-            ? decision.reason
-            : "denied by policy";
-        return deny(reason);
-      }
-      if (principal !== undefined && decision.principalTrusted === true)
-        call.values.set(principalKey, principal);
-      return next(call);
-    };
     let answer: Decision | Promise<Decision>;
     try {
       answer = authorizer({
@@ -321,11 +325,63 @@ export function serverAuthorize(options: ServerAuthorizeOptions): Interceptor {
         request: isStreamingRequest(call.method) ? undefined : (call.request as never),
       });
     } catch (err) {
-      return deny("authorization failed", err);
+      return deny(options, call, peer, principal, "authorization failed", err);
     }
     if (answer instanceof Promise) {
-      return answer.then(decide, (err: unknown) => deny("authorization failed", err));
+      return answer.then(
+        (decision) => decide(options, next, call, peer, principal, decision),
+        (err: unknown) => deny(options, call, peer, principal, "authorization failed", err),
+      );
     }
-    return decide(answer);
+    return decide(options, next, call, peer, principal, answer);
   };
+}
+
+/** Runs the call if `decision` allows it (anything but a well-formed allow is a denial). */
+function decide(
+  options: ServerAuthorizeOptions,
+  next: Next,
+  call: MeshCall,
+  peer: PeerIdentity | undefined,
+  principal: Principal | undefined,
+  decision: Decision,
+): Promise<MeshResponse> {
+  if (typeof decision !== "object" || decision === null || decision.allow !== true) {
+    const reason =
+      typeof decision?.reason === "string" && decision.reason
+        ? decision.reason
+        : "denied by policy";
+    return deny(options, call, peer, principal, reason);
+  }
+  if (principal !== undefined && decision.principalTrusted === true)
+    call.values.set(principalKey, principal);
+  return next(call);
+}
+
+/** Counts, logs (a security event) and rejects a denied call. */
+function deny(
+  options: ServerAuthorizeOptions,
+  call: MeshCall,
+  peer: PeerIdentity | undefined,
+  principal: Principal | undefined,
+  reason: string,
+  cause?: unknown,
+): Promise<never> {
+  options.metrics.rpcDenials.inc({
+    service: call.method.parent.typeName,
+    method: call.method.name,
+  });
+  options.logger.warn(
+    {
+      event: "security",
+      reason: "denied",
+      method: methodPath(call),
+      peer: peer?.spiffeId,
+      principal: principal ? { tenant: principal.tenantId, subject: principal.subject } : undefined,
+      policyReason: reason,
+      ...(cause === undefined ? {} : { err: cause }),
+    },
+    "call denied",
+  );
+  return Promise.reject(new MeshError(Code.PermissionDenied, reason));
 }

@@ -266,7 +266,9 @@ function handlerContext(call: MeshCall): HandlerContext {
     method: call.method,
     peer,
     principal: values.get(principalKey),
-    signal: call.signal,
+    get signal() {
+      return call.signal;
+    },
     deadline: call.deadline,
     get log() {
       log ??= (values.get(loggerKey) as () => Logger)();
@@ -287,30 +289,72 @@ type AnyServerCall =
   | ServerWritableStream<Buffer, Buffer>
   | ServerDuplexStream<Buffer, Buffer>;
 
+/**
+ * A server call's cancellation. The AbortController (an EventTarget, one of the
+ * costliest objects a call would make) is created on first use of `signal`:
+ * most unary handlers never look at it. A cancellation that comes first is
+ * kept and applied then, so the signal reads the same either way.
+ *
+ * A class rather than closures: per-call closures bound to names are
+ * re-`defineProperty`d on every call when the sources run through tsx.
+ */
+class CallCancellation {
+  #controller: AbortController | undefined;
+  #reason: MeshError | undefined;
+  readonly #deadline: number | undefined;
+  readonly #events: NodeJS.EventEmitter;
+  readonly #listener: () => void;
+
+  constructor(call: AnyServerCall, deadline: number | undefined) {
+    this.#deadline = deadline;
+    this.#events = call as unknown as NodeJS.EventEmitter;
+    this.#listener = () => this.cancel();
+    // The client may have gone already; grpc-js then emits no further event.
+    if (call.cancelled) this.cancel();
+    else this.#events.on("cancelled", this.#listener);
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#reason) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  cancel(): void {
+    if (this.#reason) return;
+    const expired = this.#deadline !== undefined && Date.now() >= this.#deadline;
+    this.#reason = expired
+      ? new MeshError(Code.DeadlineExceeded, "deadline exceeded")
+      : new MeshError(Code.Canceled, "call cancelled by the client");
+    this.#controller?.abort(this.#reason);
+  }
+
+  /** The call is finished: stop listening. */
+  dispose(): void {
+    this.#events.removeListener("cancelled", this.#listener);
+  }
+}
+
 /** Starts one call: signal, deadline, scope, values. The request is filled in by the caller. */
 function startCall(
   method: DescMethod,
   call: AnyServerCall,
   request: MeshCall["request"],
-): { mesh: MeshCall; scope: CallScope; done: () => void } {
-  const controller = new AbortController();
+): { mesh: MeshCall; scope: CallScope; cancellation: CallCancellation } {
   const rawDeadline = call.getDeadline();
   const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
   const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
-  const onCancel = () => {
-    const expired = deadline !== undefined && Date.now() >= deadline;
-    controller.abort(
-      expired
-        ? new MeshError(Code.DeadlineExceeded, "deadline exceeded")
-        : new MeshError(Code.Canceled, "call cancelled by the client"),
-    );
-  };
-  const events = call as unknown as NodeJS.EventEmitter;
-  // The client may have gone already; grpc-js then emits no further event.
-  if (call.cancelled) onCancel();
-  else events.once("cancelled", onCancel);
+  const cancellation = new CallCancellation(call, deadline);
   const values = createContextValues();
-  const scope: CallScope = { deadline, signal: controller.signal, spanContext: undefined };
+  const scope: CallScope = {
+    deadline,
+    get signal() {
+      return cancellation.signal;
+    },
+    spanContext: undefined,
+  };
   values.set(transportKey, call as unknown as TransportCall);
   values.set(scopeKey, scope);
   const mesh: MeshCall = {
@@ -318,11 +362,13 @@ function startCall(
     method,
     request,
     metadata: call.metadata,
-    signal: controller.signal,
+    get signal() {
+      return cancellation.signal;
+    },
     deadline,
     values,
   };
-  return { mesh, scope, done: () => events.removeListener("cancelled", onCancel) };
+  return { mesh, scope, cancellation };
 }
 
 function statusOf(err: unknown): Partial<StatusObject> {
@@ -367,14 +413,14 @@ function registerMethod(
           callback(rejectMalformed(call, err) as never);
           return;
         }
-        const { mesh, scope, done } = startCall(method, call, request);
+        const { mesh, scope, cancellation } = startCall(method, call, request);
         execute(mesh, scope).then(
           (res) => {
-            done();
+            cancellation.dispose();
             callback(null, encode(output, res as Message));
           },
           (err: unknown) => {
-            done();
+            cancellation.dispose();
             callback(statusOf(err) as never);
           },
         );
@@ -391,16 +437,16 @@ function registerMethod(
           call.emit("error", rejectMalformed(call, err));
           return;
         }
-        const { mesh, scope, done } = startCall(method, call, request);
+        const { mesh, scope, cancellation } = startCall(method, call, request);
         execute(mesh, scope)
           .then((res) => writeStream(call, output, res as AsyncIterable<Message>, mesh.signal))
           .then(
             () => {
-              done();
+              cancellation.dispose();
               if (!call.cancelled) call.end();
             },
             (err: unknown) => {
-              done();
+              cancellation.dispose();
               if (!call.cancelled) call.emit("error", statusOf(err));
             },
           );
@@ -410,15 +456,15 @@ function registerMethod(
     }
     case "client_streaming": {
       const fn: handleClientStreamingCall<Buffer, Buffer> = (call, callback) => {
-        const { mesh, scope, done } = startCall(method, call, undefined as never);
+        const { mesh, scope, cancellation } = startCall(method, call, undefined as never);
         mesh.request = readStream(call, input, mesh.signal);
         execute(mesh, scope).then(
           (res) => {
-            done();
+            cancellation.dispose();
             callback(null, encode(output, res as Message));
           },
           (err: unknown) => {
-            done();
+            cancellation.dispose();
             callback(statusOf(err) as never);
           },
         );
@@ -428,17 +474,17 @@ function registerMethod(
     }
     case "bidi_streaming": {
       const fn: handleBidiStreamingCall<Buffer, Buffer> = (call) => {
-        const { mesh, scope, done } = startCall(method, call, undefined as never);
+        const { mesh, scope, cancellation } = startCall(method, call, undefined as never);
         mesh.request = readStream(call, input, mesh.signal);
         execute(mesh, scope)
           .then((res) => writeStream(call, output, res as AsyncIterable<Message>, mesh.signal))
           .then(
             () => {
-              done();
+              cancellation.dispose();
               if (!call.cancelled) call.end();
             },
             (err: unknown) => {
-              done();
+              cancellation.dispose();
               if (!call.cancelled) call.emit("error", statusOf(err));
             },
           );

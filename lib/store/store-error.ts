@@ -31,6 +31,8 @@ const unreachableMessages = [
   /Client has encountered a connection error/i,
   /Connection ended unexpectedly/i,
   /Client was closed and is not queryable/i,
+  // knex, when the connection died under an open transaction (a retry opens a new one).
+  /Transaction query already complete/i,
 ];
 
 /** The SQLSTATE of a pg or MikroORM error, or the errno code of a socket error. */

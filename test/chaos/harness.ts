@@ -359,6 +359,8 @@ export interface GoalStreamResult {
   failures: Map<string, number>;
   /** Every failure message, first few. */
   samples: string[];
+  /** How long each failed attempt took to fail, ms (fail fast, not hang). */
+  failureMs: number[];
 }
 
 export interface GoalStream {
@@ -374,6 +376,7 @@ export function startGoalStream(mesh: ChaosMesh, options: GoalStreamOptions): Go
   const acked = new Map<string, string>();
   const failures = new Map<string, number>();
   const samples: string[] = [];
+  const failureMs: number[] = [];
   const pending = new Set<Promise<void>>();
   let unacked = 0;
   let n = 0;
@@ -383,6 +386,7 @@ export function startGoalStream(mesh: ChaosMesh, options: GoalStreamOptions): Go
     const end = Date.now() + retryForMs;
     for (let attempt = 0; ; attempt++) {
       const replica = replicas[(seq + attempt) % replicas.length]!;
+      const started = Date.now();
       try {
         const { goal } = await mesh
           .executor(replica)
@@ -393,6 +397,7 @@ export function startGoalStream(mesh: ChaosMesh, options: GoalStreamOptions): Go
         acked.set(key, goal!.goalId);
         return;
       } catch (err) {
+        failureMs.push(Date.now() - started);
         const e = MeshError.from(err);
         const code = e.codeName ?? String(e.code);
         failures.set(code, (failures.get(code) ?? 0) + 1);
@@ -417,7 +422,7 @@ export function startGoalStream(mesh: ChaosMesh, options: GoalStreamOptions): Go
     async stop() {
       clearInterval(timer);
       await Promise.all(pending);
-      return { acked, unacked, failures, samples };
+      return { acked, unacked, failures, samples, failureMs };
     },
   };
 }
@@ -448,13 +453,13 @@ export async function auditGoals(
   const em = () => store.orm.em.fork();
   const ids = [...result.acked.values()];
   const terminal = ["SUCCEEDED", "FAILED", "CANCELLED"];
-  let rows: { id: string; status: string }[] = [];
+  let rows: { id: string; status: string; error: unknown }[] = [];
   await waitFor(
     "every acknowledged goal to finish",
     async () => {
       // knex expands an array binding into a list.
-      rows = await em().execute<{ id: string; status: string }[]>(
-        `select id, status from "${mesh.schema}".goals where id in (?)`,
+      rows = await em().execute<{ id: string; status: string; error: unknown }[]>(
+        `select id, status, error from "${mesh.schema}".goals where id in (?)`,
         [ids],
       );
       return rows.length === ids.length && rows.every((r) => terminal.includes(r.status));
@@ -465,10 +470,13 @@ export async function auditGoals(
     // A timeout is reported below as goals not succeeded; anything else is the audit's own bug.
     if (!String(err).includes("timed out")) throw err;
   });
-  const status = new Map(rows.map((r) => [r.id, r.status]));
+  const status = new Map(rows.map((r) => [r.id, r]));
   const notSucceeded = ids
-    .filter((g) => status.get(g) !== "SUCCEEDED")
-    .map((g) => `${g}:${status.get(g) ?? "missing"}`);
+    .filter((g) => status.get(g)?.status !== "SUCCEEDED")
+    .map((g) => {
+      const r = status.get(g);
+      return `${g}:${r?.status ?? "missing"}${r?.error ? ` ${JSON.stringify(r.error)}` : ""}`;
+    });
   const twice = await em().execute<{ goal_id: string; n: string }[]>(
     `select goal_id, count(*) as n from "${mesh.schema}".goal_events
       where type = 'finished' group by goal_id having count(*) > 1`,

@@ -14,7 +14,6 @@ import {
   type Http2ServerResponse,
 } from "node:http2";
 import { createServer as createNetServer, isIP, type Server, type Socket } from "node:net";
-import { Duplex } from "node:stream";
 import { cors } from "@connectrpc/connect";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 
@@ -130,13 +129,15 @@ export async function listen(handler: NodeHandler, options: ListenOptions): Prom
         const isH2 = seen.subarray(0, n).equals(preface.subarray(0, n));
         if (isH2 && seen.length < preface.length) return; // undecided: wait for more
         socket.removeListener("data", onData);
+        // Hand the socket itself on with the sniffed bytes put back. HTTP/2
+        // sessions read the native handle, and (Node >= 15) first replay what
+        // sits in the socket's readable buffer; wrapping the socket in a JS
+        // Duplex instead would push every frame through a JSStreamSocket.
+        socket.pause();
+        socket.unshift(seen);
         if (isH2) {
-          // HTTP/2 sessions read the socket's native handle and would miss the
-          // bytes already read, so h2c gets a stream that replays them first.
-          h2.emit("connection", replaying(socket, seen));
+          h2.emit("connection", socket);
         } else {
-          socket.pause();
-          socket.unshift(seen);
           h1.emit("connection", socket);
           socket.resume();
         }
@@ -170,34 +171,6 @@ export async function listen(handler: NodeHandler, options: ListenOptions): Prom
         for (const s of sockets) s.destroy();
       }),
   };
-}
-
-/** A duplex over `socket` whose readable side starts with `head`. */
-function replaying(socket: Socket, head: Buffer): Duplex {
-  socket.pause();
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      socket.write(chunk, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(err, callback) {
-      socket.destroy(err ?? undefined);
-      callback(err);
-    },
-  });
-  duplex.push(head);
-  socket.on("data", (chunk: Buffer) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  socket.once("close", () => duplex.destroy());
-  socket.on("error", (err) => duplex.destroy(err));
-  return duplex;
 }
 
 function isLoopback(host: string): boolean {

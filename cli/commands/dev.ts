@@ -19,13 +19,13 @@ import {
   componentNames,
   openMeshRuntime,
 } from "../../lib/mesh/mesh-runtime.js";
-import { grpcRegistryLink } from "../../lib/mesh/registry-link.js";
 import { onShutdownSignal } from "../../lib/mesh/shutdown.js";
 import {
   type ComponentDefinition,
   type RunningComponent,
   startComponent,
 } from "../../lib/mesh/start-component.js";
+import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import type { Command } from "../command.js";
 import { loadComponent } from "./serve.js";
 

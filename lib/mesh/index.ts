@@ -19,7 +19,6 @@ export {
   type MeshRuntimeOptions,
   openMeshRuntime,
 } from "./mesh-runtime.js";
-export { type GrpcRegistryLink, grpcRegistryLink } from "./registry-link.js";
 export { onShutdownSignal } from "./shutdown.js";
 export {
   type ComponentDefinition,

@@ -11,7 +11,7 @@
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { AgentState, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
-import { createClient, type MeshChannel } from "../../lib/rpc/index.js";
+import { type Client, createClient, type MeshChannel } from "../../lib/rpc/index.js";
 import type { RegistryLink } from "./registry-link.js";
 
 export interface GrpcRegistryLinkOptions {
@@ -19,11 +19,15 @@ export interface GrpcRegistryLinkOptions {
   timeoutMs?: number;
 }
 
+/**
+ * @param target a channel to the registry, or an existing RegistryService
+ *   client (e.g. one that dials lazily, as the embedded mode uses).
+ */
 export function grpcRegistryLink(
-  channel: MeshChannel,
+  target: MeshChannel | Client<typeof RegistryService>,
   options: GrpcRegistryLinkOptions = {},
 ): RegistryLink {
-  const registry = createClient(RegistryService, channel);
+  const registry = "registerAgent" in target ? target : createClient(RegistryService, target);
   const call = { timeoutMs: options.timeoutMs ?? 5_000 };
   return {
     async register(card, { instanceId, leaseTtlMs }) {

@@ -28,7 +28,6 @@ import {
   type MeshRuntime,
   openMeshRuntime,
 } from "../../lib/mesh/mesh-runtime.js";
-import { grpcRegistryLink } from "../../lib/mesh/registry-link.js";
 import {
   type ComponentDefinition,
   type RunningComponent,
@@ -38,6 +37,7 @@ import type { Client } from "../../lib/rpc/client.js";
 import { runId } from "../../lib/testing/infra.js";
 import { ensureIdentities } from "../../lib/tls/dev-ca.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
+import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import { type RunningAgent, runAgent } from "../../sdk/agent/run-agent.js";
 
 /** Identities every test mesh has certificates for. */

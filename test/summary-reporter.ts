@@ -1,7 +1,10 @@
 /**
  * Prints one closing line `tests: N passed, N failed, N skipped` after a run,
- * the plain summary CI reads whatever the runner.
+ * the plain summary CI reads whatever the runner, and appends the counts to
+ * `AGENTMESH_TEST_SUMMARY` when set (so `test/run-all.mjs` can add up suites).
  */
+import { appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Reporter, TestModule } from "vitest/node";
 
 export default class SummaryReporter implements Reporter {
@@ -19,5 +22,10 @@ export default class SummaryReporter implements Reporter {
       if (module.state() === "failed" && [...module.children.allTests()].length === 0) failed++;
     }
     console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+    const file = process.env.AGENTMESH_TEST_SUMMARY;
+    if (file) {
+      mkdirSync(dirname(file), { recursive: true });
+      appendFileSync(file, `${JSON.stringify({ passed, failed, skipped })}\n`);
+    }
   }
 }

@@ -13,6 +13,6 @@ export default defineConfig({
     hookTimeout: 240_000,
     pool: "forks",
     fileParallelism: false,
-    reporters: ["default"],
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 });

@@ -31,5 +31,5 @@ try {
   failed = true;
 }
 if (failed && totals.failed === 0) totals.failed = 1; // a run that crashed before reporting
-console.log(`\nall suites: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+console.log(`\ntotal: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(failed ? 1 : 0);

@@ -7,7 +7,14 @@
  * await planner.start();
  * server.add(PlannerService, planner.impl);
  */
+
 export { dryRunFeature, type LearningChooserOptions, learningChooser } from "./learning-chooser.js";
+export {
+  createHttpLlmPlanner,
+  type HttpLlmPlannerOptions,
+  llmPlannerApiKeyEnv,
+  llmPlannerFromEnv,
+} from "./llm-planner-http.js";
 export {
   createPlannerService,
   type PlannerServiceDeps,

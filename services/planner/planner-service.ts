@@ -5,15 +5,25 @@
  * candidates; the learning service picks one (short deadline, falling back to
  * the first eligible strategy); the plan is instantiated and returned.
  *
+ * The optional LLM planner (off unless `AGENTMESH_LLM_PLANNER_URL` is set, see
+ * `llm-planner-http.ts`) is consulted only for a goal kind with no playbook
+ * the tenant can see; a playbook always wins. Its strategy is validated like
+ * a playbook's, becomes a one-strategy playbook, and is planned by the same
+ * `planGoal` (so the live-capability check applies twice).
+ *
  * @example
  * const planner = createPlannerService({ store, log, registry, learning });
  * await planner.start(); // loads the built-in playbooks (fails on a broken file)
  * server.add(PlannerService, planner.impl);
  */
 import { randomUUID } from "node:crypto";
-import type { JsonObject } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
-import type { PlannerService, Playbook } from "../../gen/agentmesh/v1/planner_pb.js";
+import {
+  type PlannerService,
+  type Playbook,
+  PlaybookSchema,
+} from "../../gen/agentmesh/v1/planner_pb.js";
 import type { Agent, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
@@ -23,12 +33,14 @@ import {
   assertValidPlaybook,
   explainPlan,
   firstStrategyChooser,
+  type LlmPlanner,
   planCapabilities,
   planGoal,
   type StrategyChooser,
   withFallback,
 } from "./domain/index.js";
 import { learningChooser } from "./learning-chooser.js";
+import { llmPlannerFromEnv } from "./llm-planner-http.js";
 import { createPlaybookCatalog, playbookToJson } from "./playbook-catalog.js";
 
 export interface PlannerServiceDeps {
@@ -46,6 +58,11 @@ export interface PlannerServiceDeps {
   chooseTimeoutMs?: number;
   /** Deadline of one FindAgents call; default 2000 ms. */
   registryTimeoutMs?: number;
+  /**
+   * Planner for goal kinds without a playbook. Default: `llmPlannerFromEnv(process.env)`,
+   * which is off unless `AGENTMESH_LLM_PLANNER_URL` is set; `null` forces it off.
+   */
+  llmPlanner?: LlmPlanner | null;
 }
 
 export interface PlannerServiceHandle {
@@ -59,6 +76,66 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
   const { store, log } = deps;
   const clock = deps.clock ?? Date.now;
   const catalog = createPlaybookCatalog({ store, playbookDir: deps.playbookDir });
+  const llm =
+    deps.llmPlanner === undefined
+      ? llmPlannerFromEnv(process.env, log.child({ component: "llm-planner" }))
+      : (deps.llmPlanner ?? undefined);
+
+  /** Every capability a live agent offers, with a description (paged ListAgents). */
+  const liveCapabilityList = async () => {
+    const byCapability = new Map<string, string>();
+    let pageToken = "";
+    try {
+      for (let page = 0; page < 20; page++) {
+        const res = await deps.registry.listAgents(
+          { pageSize: 1000, pageToken },
+          { timeoutMs: deps.registryTimeoutMs ?? 2000 },
+        );
+        for (const agent of res.agents) {
+          for (const skill of agent.card?.skills ?? []) {
+            if (!byCapability.get(skill.capability)) {
+              byCapability.set(skill.capability, skill.description);
+            }
+          }
+        }
+        pageToken = res.nextPageToken;
+        if (!pageToken) break;
+      }
+    } catch (err) {
+      throw new MeshError(Code.Unavailable, "the registry is unavailable; cannot list agents", {
+        cause: err,
+      });
+    }
+    return [...byCapability].map(([capability, description]) => ({ capability, description }));
+  };
+
+  /** The tenant's playbook for the kind; else, when the LLM planner is on, one it proposes. */
+  const playbookFor = async (req: {
+    tenantId: string;
+    goalKind: string;
+    input?: JsonObject | undefined;
+  }): Promise<Playbook> => {
+    try {
+      return await catalog.get(req.tenantId, req.goalKind);
+    } catch (err) {
+      if (!llm || !(err instanceof MeshError) || err.code !== Code.NotFound) throw err;
+    }
+    const strategy = await llm.propose({
+      goalKind: req.goalKind,
+      input: req.input,
+      capabilities: await liveCapabilityList(),
+    });
+    log.info(
+      { kind: req.goalKind, steps: strategy.steps.length },
+      "no playbook; llm planner proposed a strategy",
+    );
+    return create(PlaybookSchema, {
+      tenantId: req.tenantId,
+      goalKind: req.goalKind,
+      description: "proposed by the llm planner",
+      strategies: [strategy],
+    });
+  };
 
   /** Live agents per capability needed by any strategy of the playbook (one FindAgents each). */
   const liveAgents = async (playbook: Playbook, limit: number): Promise<Map<string, Agent[]>> => {
@@ -109,7 +186,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     agentLimit: number,
   ) => {
     if (!req.tenantId) throw new MeshError(Code.InvalidArgument, "tenant_id is required");
-    const playbook = await catalog.get(req.tenantId, req.goalKind);
+    const playbook = await playbookFor(req);
     const agents = await liveAgents(playbook, agentLimit);
     const live = new Set([...agents].filter(([, a]) => a.length > 0).map(([c]) => c));
     const result = await planGoal(

@@ -175,14 +175,18 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
 
     it("lists newest first with keyset pages and filters", async () => {
       const goals = store.tenant("beta").goals;
-      const created: string[] = [];
+      const created: { id: string; at: number }[] = [];
       for (let i = 0; i < 7; i++) {
         const { goal } = await goals.create({
           kind: "paged",
           status: i % 2 ? "RUNNING" : "PENDING",
         });
-        created.push(goal.id);
+        created.push({ id: goal.id, at: goal.createdAt.getTime() });
       }
+      // Newest first; goals created in the same millisecond by id, descending.
+      const newestFirst = created
+        .sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+        .map((g) => g.id);
       const seen: string[] = [];
       let token = "";
       let pages = 0;
@@ -193,7 +197,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         pages++;
       } while (token);
       expect(pages).toBe(3);
-      expect(seen).toEqual([...created].reverse());
+      expect(seen).toEqual(newestFirst);
       const running = await goals.list({ kind: "paged", statuses: ["RUNNING"] });
       expect(running.goals.map((g) => g.status)).toEqual(["RUNNING", "RUNNING", "RUNNING"]);
       expect(await codeOf(goals.list({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);

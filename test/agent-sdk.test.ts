@@ -194,6 +194,23 @@ for (const [name, setup] of setups) {
       expect(final(job.attemptId)!.status).toBe(StepResultStatus.CANCELLED);
     });
 
+    it("a step-level cancel stops that attempt only: the step's next attempt still runs", async () => {
+      const goalId = runId("g");
+      const first = stepJob("util.sleep", { goalId, input: { ms: 10_000 } });
+      await h.bus.publishJob(first);
+      await waitFor(() => of(first.attemptId).length === 1); // STARTED
+      // What the executor sends when an attempt times out.
+      await h.bus.publishCancel(
+        create(CancelSignalSchema, { goalId, stepId: first.stepId, reason: "attempt timed out" }),
+      );
+      await waitFor(() => final(first.attemptId) !== undefined);
+      expect(final(first.attemptId)!.status).toBe(StepResultStatus.CANCELLED);
+      const retry = stepJob("util.echo", { goalId, stepId: first.stepId, input: { again: true } });
+      await h.bus.publishJob(retry);
+      await waitFor(() => final(retry.attemptId) !== undefined);
+      expect(final(retry.attemptId)!.status).toBe(StepResultStatus.SUCCEEDED);
+    });
+
     it("fails terminally on nonRetryable errors and on output that breaks the schema", async () => {
       const other = await runAgent(failing, { bus: h.bus, handleSignals: false });
       const a = stepJob("test.refuse");

@@ -132,8 +132,13 @@ export async function runAgent(
   let state: "live" | "draining" = "live";
 
   const cancel: Unsubscribe = bus.subscribeCancel((signal) => {
-    cancelledGoals.set(signal.goalId, Date.now() + cancelMemoryMs);
-    if (cancelledGoals.size > 10_000) cancelledGoals.delete(cancelledGoals.keys().next().value!);
+    // Only a whole-goal cancel refuses the goal's later jobs. A step-level signal
+    // (an attempt timed out, a replicated step already decided) stops the attempts
+    // running now; the step's next attempt must still run.
+    if (!signal.stepId) {
+      cancelledGoals.set(signal.goalId, Date.now() + cancelMemoryMs);
+      if (cancelledGoals.size > 10_000) cancelledGoals.delete(cancelledGoals.keys().next().value!);
+    }
     for (const r of running.values()) {
       if (r.job.goalId !== signal.goalId) continue;
       if (signal.stepId && r.job.stepId !== signal.stepId) continue;

@@ -25,6 +25,7 @@ import {
   type RunningComponent,
   startComponent,
 } from "../../lib/mesh/start-component.js";
+import { startTracing } from "../../lib/telemetry/tracing.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import type { Command } from "../command.js";
 import { loadComponent } from "./serve.js";
@@ -47,13 +48,18 @@ export const dev: Command = {
     // The summary below is the interface; logs are for when something goes wrong.
     const log = createLogger({ name: "dev", level: process.env.LOG_LEVEL ?? "warn" });
     console.log("agentmesh dev: starting the embedded mesh ...");
+    // Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed last on stop.
+    const tracing = startTracing({ serviceName: "agentmesh-dev" });
     const runtime = await openMeshRuntime({
       config,
       logger: log,
       devCertificates: true,
       identities: [...componentNames, "gateway", "cli", ...devAgents.map((a) => `agent-${a}`)],
+    }).catch(async (err: unknown) => {
+      await tracing?.shutdown().catch(() => undefined);
+      throw err;
     });
-    const stops: (() => Promise<void>)[] = [() => runtime.close()];
+    const stops: (() => Promise<void>)[] = [async () => tracing?.shutdown(), () => runtime.close()];
     const stopAll = async () => {
       for (const s of stops.reverse()) await s().catch(() => undefined);
     };

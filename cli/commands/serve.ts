@@ -17,6 +17,7 @@ import {
   type ComponentDeps,
   startComponent,
 } from "../../lib/mesh/start-component.js";
+import { startTracing } from "../../lib/telemetry/tracing.js";
 import { type Command, UsageError } from "../command.js";
 
 const usage = `agentmesh serve <${componentNames.join("|")}>
@@ -123,7 +124,14 @@ export const serve: Command = {
       return 1;
     }
     const started = Date.now();
-    const running = await startComponent(definition as ComponentDefinition);
+    // Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed after the component stops.
+    const tracing = startTracing({ serviceName: `agentmesh-${name}` });
+    const running = await startComponent(definition as ComponentDefinition).catch(
+      async (err: unknown) => {
+        await tracing?.shutdown().catch(() => undefined);
+        throw err;
+      },
+    );
     const http = running.runtime.http;
     console.log(
       JSON.stringify({
@@ -138,7 +146,10 @@ export const serve: Command = {
         readyMs: Date.now() - started,
       }),
     );
-    await onShutdownSignal(() => running.stop());
+    await onShutdownSignal(async () => {
+      await running.stop();
+      await tracing?.shutdown().catch(() => undefined);
+    });
     return 0;
   },
 };

@@ -26,10 +26,10 @@ import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import type { JobBus, Subscription } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
+import { decisionContext } from "../../lib/plan/decision-context.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
 import type { Store } from "../../lib/store/store.js";
-import { decisionContext } from "./decision-context.js";
 import {
   type GoalCommand,
   type GoalInput,

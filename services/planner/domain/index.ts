@@ -8,6 +8,7 @@
  * const result = await planGoal(request, { playbook, liveCapabilities, chooser, newPlanId, now });
  */
 
+export { decisionContext, sizeClass } from "../../../lib/plan/decision-context.js";
 export type { DagNode } from "./dag.js";
 export { findCycle, topologicalOrder, transitiveDependencies } from "./dag.js";
 export { formatDuration, parseDuration } from "./duration.js";
@@ -30,7 +31,7 @@ export {
   requireCapabilities,
 } from "./plan.js";
 export type { PlanningInputs, PlanningResult, PlanRequest } from "./plan-goal.js";
-export { decisionContext, explainPlan, planGoal, sizeClass } from "./plan-goal.js";
+export { explainPlan, planGoal } from "./plan-goal.js";
 export { maxPlaybookBytes, parsePlaybookYaml, readPlaybook } from "./playbook-file.js";
 export type {
   ChooseInput,

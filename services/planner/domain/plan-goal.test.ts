@@ -4,10 +4,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Playbook } from "../../../gen/agentmesh/v1/planner_pb.js";
 import { AgentSchema } from "../../../gen/agentmesh/v1/registry_pb.js";
 import { Code, type MeshError } from "../../../lib/errors/mesh-error.js";
+import { decisionContext } from "../../../lib/plan/decision-context.js";
 import { parseLlmStrategy, validateLlmPlannerOptions } from "./llm-planner.js";
 import { builtinPlaybookDir, loadPlaybookDir } from "./load-playbooks.js";
 import { instantiatePlan, missingCapabilities, requireCapabilities } from "./plan.js";
-import { decisionContext, explainPlan, type PlanningInputs, planGoal } from "./plan-goal.js";
+import { explainPlan, type PlanningInputs, planGoal } from "./plan-goal.js";
 import { firstStrategyChooser, type StrategyChooser, withFallback } from "./strategy-chooser.js";
 
 let playbooks: Map<string, Playbook>;

@@ -14,10 +14,6 @@
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import {
-  type DecisionContext,
-  DecisionContextSchema,
-} from "../../../gen/agentmesh/v1/common_pb.js";
-import {
   type ExplainPlanResponse,
   ExplainPlanResponseSchema,
   type Plan,
@@ -27,6 +23,7 @@ import {
   StrategyCandidateSchema,
 } from "../../../gen/agentmesh/v1/planner_pb.js";
 import type { Agent } from "../../../gen/agentmesh/v1/registry_pb.js";
+import { decisionContext } from "../../../lib/plan/decision-context.js";
 import { validateGoalInput } from "./input-schema.js";
 import {
   findStrategy,
@@ -136,44 +133,6 @@ export async function planGoal(
   });
   for (const c of candidates) c.score = choice.scores[c.strategy] ?? 0;
   return make(choice.strategy, choice.selector, choice.reason, choice.parametersVersion);
-}
-
-/** Input size classes by serialized length: s ≤ 1 KiB < m ≤ 32 KiB < l. */
-export function sizeClass(input: JsonObject | undefined): "s" | "m" | "l" {
-  const n = input === undefined ? 0 : JSON.stringify(input).length;
-  return n <= 1024 ? "s" : n <= 32 * 1024 ? "m" : "l";
-}
-
-const maxContextText = 2000;
-
-/**
- * The learning context of a goal: tenant, kind, size class, and text (the
- * input's `text`, `query` or `topic` field, else its string values) for similarity.
- */
-export function decisionContext(
-  tenantId: string,
-  goalKind: string,
-  input: JsonObject | undefined,
-): DecisionContext {
-  let text = "";
-  for (const key of ["text", "query", "topic", "message"]) {
-    const v = input?.[key];
-    if (typeof v === "string") {
-      text = v;
-      break;
-    }
-  }
-  if (text === "" && input !== undefined) {
-    text = Object.values(input)
-      .filter((v): v is string => typeof v === "string")
-      .join(" ");
-  }
-  return create(DecisionContextSchema, {
-    tenantId,
-    goalKind,
-    sizeClass: sizeClass(input),
-    text: text.slice(0, maxContextText),
-  });
 }
 
 /**

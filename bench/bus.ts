@@ -13,19 +13,13 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import {
-  AckPolicy,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-} from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { StepJobSchema, StepResultStatus } from "../gen/agentmesh/v1/jobs_pb.js";
 import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
 import type { Benchmark } from "./benchmark.js";
 import { runOpenLoop } from "./open-loop.js";
+import { openRawWorkQueue } from "./raw-jetstream.js";
 
 const natsUrl = process.env.NATS_URL || "nats://127.0.0.1:4222";
 
@@ -53,45 +47,22 @@ async function closedLoop(
 }
 
 async function raw(total: number, rate: number, durationMs: number) {
-  const nc = await connectNats(natsUrl, "bench-raw");
-  const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
-  const stream = `BENCH_RAW_${randomBytes(4).toString("hex").toUpperCase()}`;
-  const subject = `${stream.toLowerCase()}.jobs`;
-  await jsm.streams.add({
-    name: stream,
-    subjects: [subject],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-  });
-  await jsm.consumers.add(stream, {
-    durable_name: "raw",
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(30_000),
-    max_ack_pending: 1_000,
-  });
-  const consumer = await js.consumers.get(stream, "raw");
-  let acked = 0;
   const waiters = new Map<string, () => void>();
-  const messages = await consumer.consume({
-    max_messages: 256,
-    callback: (m) => {
-      m.ack();
-      acked++;
-      const id = m.headers?.get("Nats-Msg-Id");
-      if (id) {
-        waiters.get(id)?.();
-        waiters.delete(id);
-      }
-    },
+  const queue = await openRawWorkQueue(natsUrl, "RAW", (m) => {
+    const id = m.headers?.get("Nats-Msg-Id");
+    if (id) {
+      waiters.get(id)?.();
+      waiters.delete(id);
+    }
   });
+  const { js, subject } = queue;
   const body = new Uint8Array(120); // about a StepJob's size
   try {
     const throughput = await closedLoop(
       total,
       128,
       (i) => js.publish(subject, body, { msgID: `t${i}` }),
-      () => acked,
+      queue.acked,
     );
     let n = 0;
     const latency = await runOpenLoop({
@@ -105,9 +76,7 @@ async function raw(total: number, rate: number, durationMs: number) {
     });
     return { throughput, latencyAtRate: latency };
   } finally {
-    await messages.close();
-    await jsm.streams.delete(stream);
-    await nc.close();
+    await queue.close();
   }
 }
 
@@ -122,7 +91,6 @@ async function mesh(total: number, rate: number, durationMs: number) {
     {
       env: {
         ...process.env,
-        AGENTMESH_FROM_SOURCE: "1",
         NATS_URL: natsUrl,
         AGENTMESH_BUS_PREFIX: prefix,
         LOG_LEVEL: "warn",

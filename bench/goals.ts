@@ -1,30 +1,5 @@
-/**
- * One-step goals end to end: `SubmitGoal(kind "echo")` → planner → executor
- * dispatch on JetStream → the `util.echo` agent → result → reducer → the
- * goal's `finished` event on the events stream. Open-loop load at rising
- * rates until goal latency p99 breaks its budget; per rate: steps/s, queue
- * wait (`StepJob.dispatched_at` → the agent's handler starting) and goal
- * latency (intended submit → finished event seen). The baseline, measured in
- * the same run against the same NATS: raw JetStream work-queue
- * publish → consume → ack throughput with 128 publishes in flight.
- *
- * The mesh is `test/support/mesh.ts` (what the e2e tests run): the four
- * components in this process on real mTLS with the compiled policy, a private
- * PostgreSQL schema and JetStream prefix; the agent is the built-in util
- * agent registered over mTLS. Targets: ≥ 1,000 steps/s; queue wait p99 ≤ 20 ms
- * at 500 steps/s.
- */
-import { randomBytes } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import {
-  AckPolicy,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-} from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
 import { utilAgent } from "../agents/util.js";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { GoalEventSchema } from "../gen/agentmesh/v1/executor_pb.js";
@@ -40,6 +15,7 @@ import { startTestMesh } from "../test/support/mesh.js";
 import type { Benchmark } from "./benchmark.js";
 import { LatencyHistogram, type LatencySummary } from "./histogram.js";
 import { runOpenLoop } from "./open-loop.js";
+import { openRawWorkQueue } from "./raw-jetstream.js";
 
 /** Goal latency p99 above this (or any error or dropped call) ends the ramp. */
 const p99BudgetMs = 1_000;
@@ -60,32 +36,8 @@ interface RateResult {
 
 /** Raw JetStream: publish → consume → ack on a work-queue stream, closed loop. */
 async function rawJetStream(natsUrl: string, total: number) {
-  const nc = await connectNats(natsUrl, "bench-goals-raw");
-  const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
-  const stream = `BENCH_GOALS_${randomBytes(4).toString("hex").toUpperCase()}`;
-  const subject = `${stream.toLowerCase()}.jobs`;
-  await jsm.streams.add({
-    name: stream,
-    subjects: [subject],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-  });
-  await jsm.consumers.add(stream, {
-    durable_name: "raw",
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(30_000),
-    max_ack_pending: 1_000,
-  });
-  const consumer = await js.consumers.get(stream, "raw");
-  let acked = 0;
-  const messages = await consumer.consume({
-    max_messages: 256,
-    callback: (m) => {
-      m.ack();
-      acked++;
-    },
-  });
+  const queue = await openRawWorkQueue(natsUrl, "GOALS");
+  const { js, subject } = queue;
   const body = new Uint8Array(160); // about a StepJob of an echo step
   try {
     const t0 = process.hrtime.bigint();
@@ -95,13 +47,11 @@ async function rawJetStream(natsUrl: string, total: number) {
         while (next < total) await js.publish(subject, body, { msgID: `m${next++}` });
       }),
     );
-    while (acked < total) await new Promise((r) => setTimeout(r, 1));
+    while (queue.acked() < total) await new Promise((r) => setTimeout(r, 1));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return { messagesPerSecond: Math.round(total / seconds), messages: total };
   } finally {
-    await messages.close();
-    await jsm.streams.delete(stream);
-    await nc.close();
+    await queue.close();
   }
 }
 

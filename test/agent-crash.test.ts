@@ -27,7 +27,6 @@ async function startAgent(natsUrl: string): Promise<{ child: ChildProcess; agent
     {
       env: {
         ...process.env,
-        AGENTMESH_FROM_SOURCE: "1",
         NATS_URL: natsUrl,
         AGENTMESH_BUS_PREFIX: prefix,
         AGENTMESH_BUS_ACK_WAIT_MS: String(ackWaitMs),

@@ -26,7 +26,6 @@ describe.skipIf(!pg)("agentmesh CLI through the gateway", () => {
           ...process.env,
           AGENTMESH_URL: f.url,
           AGENTMESH_API_KEY: key,
-          AGENTMESH_FROM_SOURCE: "1",
           LOG_LEVEL: "silent",
         },
         timeout: 30_000,

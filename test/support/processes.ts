@@ -30,7 +30,7 @@ export async function spawnComponent(
   timeoutMs = 25_000,
 ): Promise<ChildComponent> {
   const child = spawn(process.execPath, [resolve("bin/agentmesh.js"), "serve", name], {
-    env: { ...process.env, ...env, AGENTMESH_FROM_SOURCE: "1", LOG_LEVEL: "warn" },
+    env: { ...process.env, ...env, LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

@@ -3,6 +3,8 @@
  * registry (the planner asks it which capabilities are live) and a real
  * learning service (or none reachable, for the fallback).
  */
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LearningService } from "../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
@@ -11,7 +13,7 @@ import { Code, isMeshError, MeshError } from "../lib/errors/mesh-error.js";
 import { type Client, createChannel, createClient, type MeshChannel } from "../lib/rpc/index.js";
 import { needPostgres, runId } from "../lib/testing/infra.js";
 import { createLearningService, type LearningServiceHandle } from "../services/learning/index.js";
-import { createPlannerService } from "../services/planner/index.js";
+import { createHttpLlmPlanner, createPlannerService } from "../services/planner/index.js";
 import { createRegistryService, type RegistryServiceHandle } from "../services/registry/index.js";
 import { type Harness, openHarness } from "./control-plane-harness.js";
 
@@ -53,6 +55,12 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
   /** Planner with a live learning service. */
   let online: Client<typeof PlannerService>;
   let asCli: Client<typeof PlannerService>;
+  /** Planner with an OpenAI-compatible LLM planner (a local stand-in endpoint). */
+  let withLlm: Client<typeof PlannerService>;
+  let llmEndpoint: HttpServer | undefined;
+  /** What the stand-in model answers next, and how often it was asked. */
+  let llmReply = "";
+  let llmCalls = 0;
   let deadChannel: MeshChannel | undefined;
 
   beforeAll(async () => {
@@ -91,14 +99,38 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
       registry: registryClient,
       learning: await h.client(LearningService, learningServer, "learning", "planner"),
     });
+    // The model endpoint cannot run here; a local server answers in the chat-completions shape.
+    llmEndpoint = createHttpServer((req, res) => {
+      llmCalls++;
+      req.resume().on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ choices: [{ message: { role: "assistant", content: llmReply } }] }),
+        );
+      });
+    });
+    await new Promise<void>((r) => llmEndpoint!.listen(0, "127.0.0.1", r));
+    const plannerWithLlm = createPlannerService({
+      store: h.store,
+      log: h.log,
+      registry: registryClient,
+      llmPlanner: createHttpLlmPlanner({
+        endpoint: `http://127.0.0.1:${(llmEndpoint.address() as AddressInfo).port}/v1`,
+        model: "stand-in",
+        timeoutMs: 2_000,
+      }),
+    });
     await plannerOffline.start();
     await plannerOnline.start();
+    await plannerWithLlm.start();
     // Two planner replicas, each its own server with the planner certificate.
     const s1 = await h.serve("planner", PlannerService, plannerOffline.impl);
     const s2 = await h.serve("planner", PlannerService, plannerOnline.impl);
     offline = await h.client(PlannerService, s1, "planner", "executor");
     online = await h.client(PlannerService, s2, "planner", "executor");
     asCli = await h.client(PlannerService, s1, "planner", "cli");
+    const s3 = await h.serve("planner", PlannerService, plannerWithLlm.impl);
+    withLlm = await h.client(PlannerService, s3, "planner", "executor");
 
     const agent = await h.client(RegistryService, registryServer, "registry", "agent-util");
     await agent.registerAgent({
@@ -108,6 +140,7 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
   });
 
   afterAll(async () => {
+    llmEndpoint?.close();
     deadChannel?.close();
     await registry?.stop();
     await learning?.stop();
@@ -246,5 +279,35 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
     });
     expect(res.plan?.strategy).toBe("direct");
     expect(res.steps[0]?.candidates.map((a) => a.card?.name)).toEqual(["util-agent"]);
+  });
+
+  it("plans a kind without a playbook through the LLM planner only when one is configured", async () => {
+    const brief = {
+      goalId: "g-llm",
+      tenantId: "acme",
+      goalKind: "brief",
+      input: { message: "hi" },
+    };
+    // Off by default: the planner without one knows no such kind, and nothing is asked.
+    expect((await failure(offline.planGoal(brief))).code).toBe(Code.NotFound);
+    expect(llmCalls).toBe(0);
+
+    llmReply = JSON.stringify({
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a plan template, not a JS one.
+      steps: [{ id: "say", capability: "util.echo", input: { message: "${input.message}" } }],
+    });
+    const { plan } = await withLlm.planGoal(brief);
+    expect(plan?.strategy).toBe("llm");
+    expect(plan?.steps.map((s) => s.capability)).toEqual(["util.echo"]);
+    expect(plan?.steps[0]?.input).toEqual({ message: "hi" });
+    expect(llmCalls).toBe(1);
+
+    // A kind with a playbook never reaches the model.
+    await withLlm.planGoal({ ...brief, goalKind: "echo" });
+    expect(llmCalls).toBe(1);
+
+    // The model's plan is validated like any other: no live agent offers shell.exec.
+    llmReply = JSON.stringify({ steps: [{ id: "x", capability: "shell.exec" }] });
+    expect((await failure(withLlm.planGoal(brief))).code).toBe(Code.InvalidArgument);
   });
 });

@@ -6,17 +6,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
-import { create } from "@bufbuild/protobuf";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import type { Plan } from "../../gen/agentmesh/v1/planner_pb.js";
-import { AgentSchema } from "../../gen/agentmesh/v1/registry_pb.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger } from "../../lib/log/logger.js";
-import type { HandlerContext } from "../../lib/rpc/index.js";
-import type { Store } from "../../lib/store/index.js";
 import type { LlmPlanRequest } from "./domain/index.js";
 import { createHttpLlmPlanner, llmPlannerFromEnv } from "./llm-planner-http.js";
-import { createPlannerService, type PlannerServiceDeps } from "./planner-service.js";
 
 const apiKey = "sk-test-3c9f1e0d7b-never-log-me";
 
@@ -283,77 +277,5 @@ describe("llmPlannerFromEnv", () => {
     });
     await llm!.propose(request);
     expect(seen[0]!.authorization).toBe(`Bearer ${apiKey}`);
-  });
-});
-
-describe("planner service with the llm planner", () => {
-  const agents = [
-    create(AgentSchema, {
-      agentId: "a-1",
-      card: {
-        name: "text-agent",
-        skills: [
-          { capability: "text.keywords", description: "keywords of a text" },
-          { capability: "text.summarize", description: "summary of a text" },
-        ],
-      },
-    }),
-  ];
-  // Enough of the store and registry client for planning (no tenant playbooks).
-  const store = {
-    tenant: () => ({ playbooks: { find: async () => undefined } }),
-  } as unknown as Store;
-  const registry = {
-    listAgents: async () => ({ agents, nextPageToken: "" }),
-    findAgents: async ({ capability }: { capability: string }) => ({
-      agents: agents.filter((a) => a.card?.skills.some((s) => s.capability === capability)),
-    }),
-  } as unknown as PlannerServiceDeps["registry"];
-  const { log } = capturedLog();
-  const ctx = { log } as unknown as HandlerContext;
-  const service = (llmPlanner: PlannerServiceDeps["llmPlanner"]) =>
-    createPlannerService({ store, log, registry, llmPlanner });
-  /** PlanGoal through the service's handler; the plan as the handler returns it. */
-  const planWith = async (
-    llmPlanner: PlannerServiceDeps["llmPlanner"],
-    req: { goalKind: string; input?: Record<string, string> },
-  ) => {
-    const res = await service(llmPlanner).impl.planGoal!(
-      { goalId: "g", tenantId: "acme", ...req } as never,
-      ctx,
-    );
-    return (res as { plan: Plan }).plan;
-  };
-  const llm = () => createHttpLlmPlanner({ endpoint: baseUrl, model: "stand-in", timeoutMs: 2000 });
-
-  it("is off by default: a kind without a playbook is NOT_FOUND", async () => {
-    vi.stubEnv("AGENTMESH_LLM_PLANNER_URL", "");
-    const err = await rejected(planWith(undefined, { goalKind: "brief" }));
-    vi.unstubAllEnvs();
-    expect(err.code).toBe(Code.NotFound);
-    expect(seen).toHaveLength(0);
-  });
-
-  it("plans a kind without a playbook from the llm's strategy", async () => {
-    reply = completion(validPlan);
-    const plan = await planWith(llm(), { goalKind: "brief", input: { text: "hi there" } });
-    expect(plan.strategy).toBe("llm");
-    expect(plan.steps.map((s) => s.capability)).toEqual(["text.keywords", "text.summarize"]);
-    expect(plan.steps[0]!.input).toEqual({ text: "hi there" });
-    const system = (seen[0]!.body.messages as Array<{ content: string }>)[0]!.content;
-    expect(system).toContain("- text.keywords: keywords of a text");
-  });
-
-  it("keeps the playbook for a kind that has one (the llm is not asked)", async () => {
-    reply = completion(validPlan);
-    const plan = await planWith(llm(), { goalKind: "summarize", input: { text: "hi" } });
-    expect(plan.strategy).not.toBe("llm");
-    expect(seen).toHaveLength(0);
-  });
-
-  it("rejects the llm's plan when it names a capability no live agent offers", async () => {
-    reply = completion(JSON.stringify({ steps: [{ id: "x", capability: "shell.exec" }] }));
-    const err = await rejected(planWith(llm(), { goalKind: "brief" }));
-    expect(err.code).toBe(Code.InvalidArgument);
   });
 });

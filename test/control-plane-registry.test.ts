@@ -107,6 +107,31 @@ describe.skipIf(!pg)("registry service over mTLS", () => {
     expect(b.agent?.card?.skills).toHaveLength(2);
   });
 
+  it("refuses another identity's takeover of a live (name, instance), allows it once deregistered", async () => {
+    const instanceId = runId("i");
+    const { agent } = await asText.registerAgent({
+      card: card("contested-agent", ["text.echo"]),
+      instanceId,
+    });
+    const takeover = asUtil.registerAgent({
+      card: card("contested-agent", ["util.echo"]),
+      instanceId,
+    });
+    expect(await codeOf(takeover)).toBe(Code.PermissionDenied);
+    const kept = await asExecutor.getAgent({ agentId: agent!.agentId });
+    expect(kept.agent?.spiffeId).toBe(h.pki.id("agent-text"));
+    expect(kept.agent?.card?.skills.map((s) => s.capability)).toEqual(["text.echo"]);
+
+    await asText.deregisterAgent({ agentId: agent!.agentId });
+    const taken = await asUtil.registerAgent({
+      card: card("contested-agent", ["util.echo"]),
+      instanceId,
+    });
+    expect(taken.agent?.agentId).toBe(agent!.agentId);
+    expect(taken.agent?.spiffeId).toBe(h.pki.id("agent-util"));
+    expect(taken.agent?.state).toBe(AgentState.LIVE);
+  });
+
   it("denies a capability the identity is not granted (policy) and rejects bad cards", async () => {
     expect(
       await codeOf(asText.registerAgent({ card: card("sneaky", ["util.echo"]), instanceId: "x" })),

@@ -58,6 +58,8 @@ export class AgentRepository {
   /**
    * Registers or re-registers an agent instance: the id and `registeredAt` of
    * an existing (name, instanceId) are kept, everything else is replaced.
+   * PERMISSION_DENIED when that instance is live under another SPIFFE ID: an
+   * identity may take over only an expired or deregistered instance.
    */
   async upsert(input: AgentRegistration): Promise<{ agent: AgentRecord; created: boolean }> {
     requireText(input.name, "agent name", 128);
@@ -75,6 +77,7 @@ export class AgentRepository {
            version = excluded.version, card = excluded.card, spiffe_id = excluded.spiffe_id,
            state = excluded.state, capabilities = excluded.capabilities,
            lease_expires_at = excluded.lease_expires_at, last_heartbeat_at = now(), updated_at = now()
+         where agents.spiffe_id = excluded.spiffe_id or agents.state in ('EXPIRED', 'DEREGISTERED')
          returning *, (xmax = 0) as inserted`,
         [
           randomUUID(),
@@ -88,6 +91,13 @@ export class AgentRepository {
           input.leaseExpiresAt,
         ],
       );
+      // No row: the instance is live under another identity, which must not take it over.
+      if (!row) {
+        throw new MeshError(
+          Code.PermissionDenied,
+          `agent ${input.name} instance ${input.instanceId} is registered by another identity; use another instance id or wait until its lease expires`,
+        );
+      }
       const { inserted, ...agentRow } = row as Row & { inserted: boolean };
       const agent = await db.run(
         async (em) => ({ ...em.map(AgentEntity, agentRow) }) as AgentRecord,

@@ -1,9 +1,13 @@
 /**
- * Job fan-out throughput and latency: raw JetStream work-queue
- * publish → consume → ack (the baseline) against the same path through
- * `lib/bus` and the agent SDK — job published with `publishJob`, run by the
- * `util.echo` skill of an `agentmesh agent util` process (the agent SDK with a
- * no-op handler), and the SUCCEEDED result consumed back, as the executor sees it.
+ * Job fan-out throughput and latency, one round trip on both sides: a job
+ * published and awaited (PubAck), taken by a worker in its own process that
+ * publishes a result, awaits its PubAck and acks the job, and the result
+ * consumed and acked back here, as the executor sees it.
+ * - raw: bare JetStream (`openRawRoundTrip`), byte payloads;
+ * - mesh: `publishJob` through `lib/bus`, the `util.echo` skill of an
+ *   `agentmesh agent util` process (the agent SDK with a no-op handler), results
+ *   through `consumeResults`.
+ * `rawOneHop` (publish → consume → ack in one process) is printed for reference.
  *
  * Throughput: a closed loop with a window of publishes in flight. Latency: an
  * open loop at a fixed rate (2,000 jobs/s; 500 under --smoke), end to end.
@@ -19,7 +23,7 @@ import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
 import type { Benchmark } from "./benchmark.js";
 import { runOpenLoop } from "./open-loop.js";
-import { openRawWorkQueue } from "./raw-jetstream.js";
+import { openRawRoundTrip, openRawWorkQueue } from "./raw-jetstream.js";
 
 const natsUrl = process.env.NATS_URL || "nats://127.0.0.1:4222";
 
@@ -46,23 +50,31 @@ async function closedLoop(
   };
 }
 
+/** Untimed jobs first, so JIT and connections are warm in both processes of each side. */
+const warmup = 1_000;
+
+/** Bare JetStream, the same round trip: job → worker process → result (PubAck, then ack) → consumed. */
 async function raw(total: number, rate: number, durationMs: number) {
   const waiters = new Map<string, () => void>();
-  const queue = await openRawWorkQueue(natsUrl, "RAW", (m) => {
-    const id = m.headers?.get("Nats-Msg-Id");
-    if (id) {
-      waiters.get(id)?.();
-      waiters.delete(id);
-    }
+  const queue = await openRawRoundTrip(natsUrl, "RAW", (id) => {
+    waiters.get(id)?.();
+    waiters.delete(id);
   });
-  const { js, subject } = queue;
+  const { js, jobSubject } = queue;
   const body = new Uint8Array(120); // about a StepJob's size
   try {
+    await closedLoop(
+      warmup,
+      128,
+      (i) => js.publish(jobSubject, body, { msgID: `w${i}` }),
+      queue.results,
+    );
+    const before = queue.results();
     const throughput = await closedLoop(
       total,
       128,
-      (i) => js.publish(subject, body, { msgID: `t${i}` }),
-      queue.acked,
+      (i) => js.publish(jobSubject, body, { msgID: `t${i}` }),
+      () => queue.results() - before,
     );
     let n = 0;
     const latency = await runOpenLoop({
@@ -71,10 +83,34 @@ async function raw(total: number, rate: number, durationMs: number) {
       call: () => {
         const id = `l${n++}`;
         const done = new Promise<void>((resolve) => waiters.set(id, resolve));
-        return js.publish(subject, body, { msgID: id }).then(() => done);
+        return js.publish(jobSubject, body, { msgID: id }).then(() => done);
       },
     });
     return { throughput, latencyAtRate: latency };
+  } finally {
+    await queue.close();
+  }
+}
+
+/** For reference: one hop only (publish → consume → ack in this process), throughput. */
+async function rawOneHop(total: number) {
+  const queue = await openRawWorkQueue(natsUrl, "RAW1");
+  const { js, subject } = queue;
+  const body = new Uint8Array(120);
+  try {
+    await closedLoop(
+      warmup,
+      128,
+      (i) => js.publish(subject, body, { msgID: `w${i}` }),
+      queue.acked,
+    );
+    const before = queue.acked();
+    return await closedLoop(
+      total,
+      128,
+      (i) => js.publish(subject, body, { msgID: `t${i}` }),
+      () => queue.acked() - before,
+    );
   } finally {
     await queue.close();
   }
@@ -84,10 +120,18 @@ async function mesh(total: number, rate: number, durationMs: number) {
   const prefix = `benchbus${randomBytes(4).toString("hex")}`;
   const bus = await createJetStreamBus({ servers: natsUrl, prefix, name: "bench-executor" });
   // The agent runs in its own process, as in production: `agentmesh agent util`, whose
-  // util.echo skill is the no-op handler.
+  // util.echo skill is the no-op handler. It inherits node flags such as --cpu-prof.
   const agent = spawn(
     process.execPath,
-    ["bin/agentmesh.js", "agent", "util", "--concurrency", "256", "--no-registry"],
+    [
+      ...process.execArgv,
+      "bin/agentmesh.js",
+      "agent",
+      "util",
+      "--concurrency",
+      "256",
+      "--no-registry",
+    ],
     {
       env: {
         ...process.env,
@@ -127,11 +171,18 @@ async function mesh(total: number, rate: number, durationMs: number) {
       input: { n: 1 },
     });
   try {
+    await closedLoop(
+      warmup,
+      128,
+      (i) => bus.publishJob(job(`w${i}`)),
+      () => succeeded,
+    );
+    const before = succeeded;
     const throughput = await closedLoop(
       total,
       128,
       (i) => bus.publishJob(job(`t${i}`)),
-      () => succeeded,
+      () => succeeded - before,
     );
     let n = 0;
     const latency = await runOpenLoop({
@@ -160,25 +211,34 @@ async function mesh(total: number, rate: number, durationMs: number) {
 export const bus: Benchmark = {
   name: "bus",
   description:
-    "JetStream work queue: raw publish→consume→ack vs lib/bus + agent SDK process (no-op skill, results back)",
+    "JetStream job round trip (job → worker process → result → consumed): raw vs lib/bus + agent SDK process (no-op skill)",
   async run({ smoke }) {
     const total = smoke ? 2_000 : 20_000;
     const rate = smoke ? 500 : 2_000;
     const durationMs = smoke ? 1_000 : 5_000;
-    // Warm both paths (JIT, connections) so the first measured one is not penalised.
-    await raw(500, 200, 200);
     const r = await raw(total, rate, durationMs);
+    const oneHop = await rawOneHop(total);
     const m = await mesh(total, rate, durationMs);
     const ratio = Math.round((m.throughput.rate / r.throughput.rate) * 100) / 100;
     const p99Ms = m.latencyAtRate.latency.p99Us / 1000;
+    const targets = {
+      throughputRatio: { want: ">= 0.5", got: ratio, met: ratio >= 0.5 },
+      meshP99MsAtRate: {
+        rate,
+        want: "<= 5",
+        got: p99Ms,
+        met: p99Ms <= 5 && m.latencyAtRate.achievedRate >= rate * 0.95,
+      },
+    };
     return {
       raw: r,
+      rawOneHop: { throughput: oneHop },
       mesh: m,
       throughputRatio: ratio,
-      targets: {
-        throughputRatio: { want: ">= 0.5", got: ratio, met: ratio >= 0.5 },
-        meshP99MsAtRate: { rate, want: "<= 5", got: p99Ms, met: p99Ms <= 5 },
-      },
+      meshP99MsAtRate: p99Ms,
+      targets,
+      // The latency target is set at 2,000 jobs/s: a smoke run (500/s) cannot meet it.
+      meetsTargets: !smoke && targets.throughputRatio.met && targets.meshP99MsAtRate.met,
     };
   },
 };

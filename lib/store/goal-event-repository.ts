@@ -31,20 +31,29 @@ export class GoalEventRepository {
 
   /** Appends an event with the goal's next sequence. NOT_FOUND if the goal does not exist. */
   async append(goalId: string, event: NewGoalEvent): Promise<GoalEventRecord> {
+    const [row] = await this.appendMany(goalId, [event]);
+    return row!;
+  }
+
+  /**
+   * Appends events with the goal's next sequences, in order, in one statement.
+   * NOT_FOUND if the goal does not exist.
+   */
+  async appendMany(goalId: string, events: readonly NewGoalEvent[]): Promise<GoalEventRecord[]> {
     requireText(goalId, "goal id");
-    requireText(event.type, "event type", 64);
-    const [row] = await this.db.mapped<GoalEventRecord>(
+    if (events.length === 0) return [];
+    const insert = insertEvents("g", events);
+    const rows = await this.db.mapped<GoalEventRecord>(
       GoalEventEntity,
       `with g as (
-         update goals set last_event_seq = last_event_seq + 1
-         where tenant_id = ? and id = ? returning last_event_seq)
-       insert into goal_events (goal_id, sequence, tenant_id, type, data)
-       select ?, last_event_seq, ?, ?, ?::jsonb from g
+         update goals set last_event_seq = last_event_seq + ?
+         where tenant_id = ? and id = ? returning id, tenant_id, last_event_seq)
+       ${insert.sql}
        returning *`,
-      [this.tenantId, goalId, goalId, this.tenantId, event.type, json(event.data)],
+      [events.length, this.tenantId, goalId, ...insert.params],
     );
-    if (!row) throw new MeshError(Code.NotFound, `goal ${goalId} not found`);
-    return row;
+    if (rows.length === 0) throw new MeshError(Code.NotFound, `goal ${goalId} not found`);
+    return rows.sort((a, b) => a.sequence - b.sequence);
   }
 
   /** Events with a sequence above `afterSequence` (default 0), oldest first, at most `limit` (default 1000). */
@@ -61,4 +70,25 @@ export class GoalEventRepository {
       [this.tenantId, goalId, options.afterSequence ?? 0, limit],
     );
   }
+}
+
+/**
+ * `insert into goal_events ... select ... from <goal>`: the events numbered up
+ * to `<goal>.last_event_seq`, the goal row's counter after it was raised by
+ * `events.length` in the same statement (a CTE named `goal` returning `id`,
+ * `tenant_id` and `last_event_seq`). Sharing the statement with the counter
+ * keeps the sequence gapless and costs one round trip for any number of events.
+ * @internal
+ */
+export function insertEvents(
+  goal: string,
+  events: readonly NewGoalEvent[],
+): { sql: string; params: unknown[] } {
+  for (const e of events) requireText(e.type, "event type", 64);
+  return {
+    sql: `insert into goal_events (goal_id, sequence, tenant_id, type, data)
+       select ${goal}.id, ${goal}.last_event_seq - ? + x.n, ${goal}.tenant_id, x.e->>'type', x.e->'data'
+       from ${goal}, jsonb_array_elements(?::jsonb) with ordinality as x(e, n)`,
+    params: [events.length, json(events.map((e) => ({ type: e.type, data: e.data ?? null })))],
+  };
 }

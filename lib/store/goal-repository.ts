@@ -23,6 +23,7 @@ import {
   requireText,
 } from "./db.js";
 import { GoalEntity } from "./entities.js";
+import { insertEvents, type NewGoalEvent } from "./goal-event-repository.js";
 import {
   type ErrorRecord,
   type GoalRecord,
@@ -105,19 +106,28 @@ export class GoalRepository {
     readonly tenantId: string,
   ) {}
 
-  /** Creates a goal, or returns the existing one with the same idempotency key (`created: false`). */
-  async create(input: NewGoal): Promise<{ goal: GoalRecord; created: boolean }> {
+  /**
+   * Creates a goal, or returns the existing one with the same idempotency key
+   * (`created: false`). `events` become the new goal's first events (sequence
+   * 1, 2, ...) in the same statement; nothing is appended to an existing goal.
+   */
+  async create(
+    input: NewGoal,
+    events: readonly NewGoalEvent[] = [],
+  ): Promise<{ goal: GoalRecord; created: boolean }> {
     const goal = validateNewGoal(input);
     const key = input.idempotencyKey || null;
     if (input.parentGoalId) await this.get(input.parentGoalId);
+    const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
+           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, last_event_seq)
+         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?)
+         on conflict (tenant_id, idempotency_key) do nothing
+         returning *`;
+    const withEvents = events.length > 0 ? insertEvents("g", events) : undefined;
     try {
       const [row] = await this.db.mapped<GoalRecord>(
         GoalEntity,
-        `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
-           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id)
-         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)
-         on conflict (tenant_id, idempotency_key) do nothing
-         returning *`,
+        withEvents ? `with g as (${insert}), e as (${withEvents.sql}) select * from g` : insert,
         [
           goal.id,
           this.tenantId,
@@ -132,6 +142,8 @@ export class GoalRepository {
           input.parentStepId || null,
           json(goal.labels),
           input.traceId || null,
+          events.length,
+          ...(withEvents?.params ?? []),
         ],
       );
       if (row) return { goal: row, created: true };
@@ -210,20 +222,35 @@ export class GoalRepository {
   /**
    * Applies `patch` if the goal is still at `expectedVersion`, and returns the
    * goal at its new version. ABORTED if someone else updated it first,
-   * NOT_FOUND if it does not exist.
+   * NOT_FOUND if it does not exist. `events` are appended with the goal's
+   * next sequences in the same statement (so only if the update applies).
    */
-  async update(id: string, expectedVersion: number, patch: GoalPatch): Promise<GoalRecord> {
+  async update(
+    id: string,
+    expectedVersion: number,
+    patch: GoalPatch,
+    events: readonly NewGoalEvent[] = [],
+  ): Promise<GoalRecord> {
     if (patch.status !== undefined) checkStatus(patch.status);
     const effective = { ...patch };
     if (patch.status && terminalGoalStatuses.includes(patch.status) && !patch.finishedAt) {
       effective.finishedAt = new Date();
     }
     const set = assignments(effective, patchColumns);
+    const update = `update goals set ${[...set.sql, "version = version + 1", "updated_at = now()", "last_event_seq = last_event_seq + ?"].join(", ")}
+       where tenant_id = ? and id = ? and version = ? returning *`;
+    const withEvents = events.length > 0 ? insertEvents("g", events) : undefined;
     const [row] = await this.db.mapped<GoalRecord>(
       GoalEntity,
-      `update goals set ${[...set.sql, "version = version + 1", "updated_at = now()"].join(", ")}
-       where tenant_id = ? and id = ? and version = ? returning *`,
-      [...set.params, this.tenantId, id, expectedVersion],
+      withEvents ? `with g as (${update}), e as (${withEvents.sql}) select * from g` : update,
+      [
+        ...set.params,
+        events.length,
+        this.tenantId,
+        id,
+        expectedVersion,
+        ...(withEvents?.params ?? []),
+      ],
     );
     if (row) return row;
     const current = await this.get(id);

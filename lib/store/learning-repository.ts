@@ -37,6 +37,14 @@ export interface StrategyOutcome {
   cost?: number;
   /** Factor applied to the existing success and failure counts first; default 1 (no decay). */
   decay?: number;
+  /**
+   * Instead of `decay`: decay the existing counts by their age (since the
+   * row's `updated_at`) at `at` with this half-life, read and written in the
+   * same statement. 0 means no decay.
+   */
+  decayHalfLifeMs?: number;
+  /** The moment of the outcome, for `decayHalfLifeMs`; default now. */
+  at?: Date;
 }
 
 export interface NewParametersVersion {
@@ -75,14 +83,23 @@ export class LearningRepository {
     const decay = input.decay ?? 1;
     if (!(decay > 0 && decay <= 1))
       throw new MeshError(Code.InvalidArgument, "decay must be in (0, 1]");
+    const halfLife = input.decayHalfLifeMs ?? 0;
+    if (!(halfLife >= 0) || !Number.isFinite(halfLife))
+      throw new MeshError(Code.InvalidArgument, "decay half-life must be finite and not negative");
+    // 2^-(age / half-life), as the learning domain's decayFactor; the exponent is
+    // clamped where a float8 power would underflow (the weight is ~1e-301 by then).
+    const factor = `(case when ?::float8 > 0 then power(2::float8, greatest(-1000::float8,
+         -greatest(0::float8, extract(epoch from (?::timestamptz - s.updated_at))::float8 * 1000) / ?::float8))
+         else ?::float8 end)`;
+    const factorParams = [halfLife, input.at ?? new Date(), halfLife, decay];
     const [row] = await this.db.mapped<StrategyStatsRecord>(
       StrategyStatsEntity,
       `insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, successes, failures,
          outcomes, latency_sum_ms, cost_sum)
        values (?, ?, ?, ?, ?, ?, 1, ?, ?)
        on conflict (bucket, strategy) do update set
-         successes = s.successes * ? + excluded.successes,
-         failures = s.failures * ? + excluded.failures,
+         successes = s.successes * ${factor} + excluded.successes,
+         failures = s.failures * ${factor} + excluded.failures,
          outcomes = s.outcomes + 1,
          latency_sum_ms = s.latency_sum_ms + excluded.latency_sum_ms,
          cost_sum = s.cost_sum + excluded.cost_sum,
@@ -97,8 +114,8 @@ export class LearningRepository {
         input.success ? 0 : 1,
         input.latencyMs,
         input.cost ?? 0,
-        decay,
-        decay,
+        ...factorParams,
+        ...factorParams,
       ],
     );
     return row as StrategyStatsRecord;

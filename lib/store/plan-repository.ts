@@ -153,27 +153,35 @@ export class PlanRepository {
         ],
       );
       if (!plan) throw new MeshError(Code.NotFound, `goal ${input.goalId} not found`);
-      if (steps.length > 0) {
-        await db.run((em) =>
-          em.insertMany(
-            StepEntity,
+      if (steps.length === 0) return { plan, steps: [] };
+      // One multi-row insert returning the rows (versions included) for any number of steps.
+      const rows = await db.mapped<StepRecord>(
+        StepEntity,
+        `insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, status,
+           depends_on, spec, agent_ids, child_goal_id)
+         select ?, x.step_id, ?, ?, x.position, x.capability, x.status, x.depends_on,
+           coalesce(x.spec, '{}'::jsonb), '{}'::text[], x.child_goal_id
+         from jsonb_to_recordset(?::jsonb) as x(step_id text, position int, capability text,
+           status text, depends_on text[], spec jsonb, child_goal_id text)
+         returning *`,
+        [
+          id,
+          this.tenantId,
+          input.goalId,
+          json(
             steps.map((s, position) => ({
-              planId: id,
-              stepId: s.stepId,
-              tenantId: this.tenantId,
-              goalId: input.goalId,
+              step_id: s.stepId,
               position,
               capability: s.capability ?? null,
               status: s.status ?? "PENDING",
-              dependsOn: s.dependsOn ?? [],
+              depends_on: s.dependsOn ?? [],
               spec: s.spec ?? {},
-              agentIds: [],
-              childGoalId: s.childGoalId ?? null,
+              child_goal_id: s.childGoalId ?? null,
             })),
           ),
-        );
-      }
-      return { plan, steps: await this.#steps(db, id) };
+        ],
+      );
+      return { plan, steps: rows.sort((a, b) => a.position - b.position) };
     });
   }
 
@@ -343,6 +351,16 @@ export class PlanRepository {
       `select * from step_attempts where tenant_id = ? and plan_id = ? and step_id = ?
        order by attempt, replica, dispatched_at`,
       [this.tenantId, planId, stepId],
+    );
+  }
+
+  /** Attempts of every step of a plan, by step, attempt number and replica. */
+  async attemptsOfPlan(planId: string): Promise<StepAttemptRecord[]> {
+    return this.db.mapped<StepAttemptRecord>(
+      StepAttemptEntity,
+      `select * from step_attempts where tenant_id = ? and plan_id = ?
+       order by step_id, attempt, replica, dispatched_at`,
+      [this.tenantId, planId],
     );
   }
 

@@ -274,6 +274,52 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       const next = await acme.events.append(goal.id, { type: "c", data: 3 });
       expect(next.sequence).toBe(2);
     });
+
+    it("writes a goal's events with its creation and with a versioned update, or not at all", async () => {
+      const acme = store.tenant("acme");
+      const { goal } = await acme.goals.create({ kind: "events" }, [
+        { type: "submitted", data: { kind: "events" } },
+      ]);
+      expect(goal.lastEventSeq).toBe(1);
+      const updated = await acme.goals.update(goal.id, goal.version, { status: "RUNNING" }, [
+        { type: "planned", data: { n: 1 } },
+        { type: "stepDispatched", data: null },
+      ]);
+      expect(updated.lastEventSeq).toBe(3);
+      // A stale version changes nothing: neither the row nor the events.
+      expect(
+        await codeOf(
+          acme.goals.update(goal.id, goal.version, { status: "FAILED" }, [
+            { type: "finished", data: {} },
+          ]),
+        ),
+      ).toBe(Code.Aborted);
+      const more = await acme.events.appendMany(goal.id, [
+        { type: "a", data: 1 },
+        { type: "b", data: 2 },
+      ]);
+      expect(more.map((e) => [e.sequence, e.type, e.data])).toEqual([
+        [4, "a", 1],
+        [5, "b", 2],
+      ]);
+      const events = await acme.events.list(goal.id);
+      expect(events.map((e) => [e.sequence, e.type])).toEqual([
+        [1, "submitted"],
+        [2, "planned"],
+        [3, "stepDispatched"],
+        [4, "a"],
+        [5, "b"],
+      ]);
+      expect(events[2]!.data).toBeNull();
+      const again = await acme.goals.create({ kind: "events", idempotencyKey: "ev-1" }, [
+        { type: "submitted", data: {} },
+      ]);
+      const repeat = await acme.goals.create({ kind: "events", idempotencyKey: "ev-1" }, [
+        { type: "submitted", data: {} },
+      ]);
+      expect(repeat.created).toBe(false);
+      expect((await acme.events.list(again.goal.id)).length).toBe(1);
+    });
   });
 
   describe("plans, steps and attempts", () => {
@@ -492,6 +538,27 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       );
       const [stats] = await store.learning.strategyStats({ tenantId: "acme", goalKind: "k" });
       expect(stats).toMatchObject({ successes: 15, failures: 5, outcomes: 20, latencySumMs: 200 });
+    });
+
+    it("decays stored counts by their age with a half-life in the upsert", async () => {
+      const outcome = (success: boolean, at?: Date) =>
+        store.learning.recordStrategyOutcome({
+          bucket: "tenant=acme/kind=decay",
+          strategy: "solo",
+          success,
+          latencyMs: 1,
+          decayHalfLifeMs: 60_000,
+          ...(at ? { at } : {}),
+        });
+      const first = await outcome(true);
+      // One half-life after the row was written: the old success counts half.
+      const later = await outcome(false, new Date(first.updatedAt.getTime() + 60_000));
+      expect(later.successes).toBeCloseTo(0.5, 6);
+      expect(later.failures).toBeCloseTo(1, 6);
+      // Far in the future the weight clamps near 0 rather than underflowing.
+      const far = await outcome(true, new Date(later.updatedAt.getTime() + 1e12));
+      expect(far.successes).toBeCloseTo(1, 6);
+      expect(far.failures).toBeCloseTo(0, 6);
     });
 
     it("keeps one current parameter version and locks versions optimistically", async () => {

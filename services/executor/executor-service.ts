@@ -156,7 +156,7 @@ export function createExecutorService(
         if (req.reason.length > 1024) {
           throw new MeshError(Code.InvalidArgument, "reason is longer than 1024 characters");
         }
-        const { changed } = await engine.cancel(tenantId, req.goalId, req.reason);
+        const { changed, after } = await engine.cancel(tenantId, req.goalId, req.reason);
         if (changed) {
           await store.audit.append({
             actor: actorOf(ctx),
@@ -166,7 +166,7 @@ export function createExecutorService(
             details: { reason: req.reason },
           });
         }
-        return { goal: goalWithSteps(await loadGoal(store.tenant(tenantId), req.goalId)) };
+        return { goal: goalWithSteps(after) };
       },
 
       async *watchGoal(req, ctx) {

@@ -45,6 +45,7 @@ import {
   type DueTimes,
   defaultDueTimes,
   defaultGoalDeadlineMs,
+  goalStateOf,
   type LoadedGoal,
   loadGoal,
   saveTransition,
@@ -108,7 +109,10 @@ export interface Submitted {
 
 export interface Applied {
   state: GoalState;
+  /** The goal the transition started from. */
   loaded: LoadedGoal;
+  /** The goal as stored afterwards (`loaded` when nothing changed). */
+  after: LoadedGoal;
   changed: boolean;
 }
 
@@ -222,30 +226,29 @@ export class GoalEngine {
       ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
       ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
     });
-    const id = await this.#store.transaction(async (tx) => {
+    const created = await this.#store.transaction(async (tx) => {
       const tenant = tx.tenant(req.tenantId);
-      const { goal, created } = await tenant.goals.create({
-        id: goalId,
-        kind: req.kind,
-        input: req.input,
-        priority: req.priority ?? 0,
-        deadline: new Date(deadlineMs),
-        ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
-        ...(req.labels ? { labels: req.labels } : {}),
-        ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
-        ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-        ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
-        ...(req.traceId ? { traceId: req.traceId } : {}),
-      });
-      if (!created) return { id: goal.id, created };
-      for (const c of init.commands) {
-        if (c.type === "emitEvent") {
-          await tenant.events.append(goalId, {
-            type: c.event.kind.case ?? "unknown",
-            data: eventJson(c),
-          });
-        }
-      }
+      const { goal, created } = await tenant.goals.create(
+        {
+          id: goalId,
+          kind: req.kind,
+          input: req.input,
+          priority: req.priority ?? 0,
+          deadline: new Date(deadlineMs),
+          ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+          ...(req.labels ? { labels: req.labels } : {}),
+          ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
+          ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+          ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+          ...(req.traceId ? { traceId: req.traceId } : {}),
+        },
+        init.commands.flatMap((c) =>
+          c.type === "emitEvent"
+            ? [{ type: c.event.kind.case ?? "unknown", data: eventJson(c) }]
+            : [],
+        ),
+      );
+      if (!created) return { goal, created };
       await tx.audit.append(
         goalSubmittedEvent({
           actor: req.actor,
@@ -258,26 +261,40 @@ export class GoalEngine {
           },
         }),
       );
-      return { id: goalId, created };
+      return { goal, created };
     });
-    const tenant = this.#store.tenant(req.tenantId);
-    if (!id.created) return { loaded: await loadGoal(tenant, id.id), created: false };
+    if (!created.created) {
+      return {
+        loaded: await loadGoal(this.#store.tenant(req.tenantId), created.goal.id),
+        created: false,
+      };
+    }
     await this.#run(init.state, init.commands, undefined);
-    const rejection = await this.plan(req.tenantId, goalId);
-    return {
-      loaded: await loadGoal(tenant, goalId),
-      created: true,
-      ...(rejection ? { rejection } : {}),
+    // The row just written is the goal as stored: plan from it without loading it again.
+    const fresh: LoadedGoal = {
+      goal: created.goal,
+      state: goalStateOf(created.goal),
+      stepVersions: new Map(),
+      plan: undefined,
     };
+    const { rejection, loaded } = await this.plan(req.tenantId, goalId, fresh);
+    return { loaded, created: true, ...(rejection ? { rejection } : {}) };
   }
 
   /**
    * Plans a goal that has no plan yet. A planner rejection fails the goal and
    * is returned; an unavailable planner leaves the goal PENDING for the ticker.
+   * `known` is the goal as just stored, if the caller has it (saves a load).
+   * Resolves with the goal as stored afterwards.
    */
-  async plan(tenantId: string, goalId: string): Promise<MeshError | undefined> {
-    const { goal, state } = await loadGoal(this.#store.tenant(tenantId), goalId);
-    if (state.plan !== undefined || isTerminal(state.status)) return undefined;
+  async plan(
+    tenantId: string,
+    goalId: string,
+    known?: LoadedGoal,
+  ): Promise<{ rejection?: MeshError; loaded: LoadedGoal }> {
+    const current = known ?? (await loadGoal(this.#store.tenant(tenantId), goalId));
+    const { goal, state } = current;
+    if (state.plan !== undefined || isTerminal(state.status)) return { loaded: current };
     try {
       const res = await this.#clients.planner.planGoal(
         {
@@ -293,27 +310,37 @@ export class GoalEngine {
       if (plan === undefined || plan.steps.length === 0) {
         throw new MeshError(Code.FailedPrecondition, "the planner returned an empty plan");
       }
-      await this.apply(tenantId, goalId, (_s, now) => [{ type: "planned", plan, at: now }]);
-      return undefined;
+      const { after } = await this.apply(
+        tenantId,
+        goalId,
+        (_s, now) => [{ type: "planned", plan, at: now }],
+        current,
+      );
+      return { loaded: after };
     } catch (err) {
       const e = MeshError.from(err);
       if (!rejectionCodes.has(e.code)) {
         this.#log.warn({ goalId, code: e.codeName, err: e.message }, "planning deferred");
-        return undefined;
+        return { loaded: current };
       }
-      await this.apply(tenantId, goalId, (_s, now) => [
-        {
-          type: "planFailed",
-          error: {
-            code: e.codeName,
-            message: e.message,
-            retryable: false,
-            ...(Object.keys(e.details).length > 0 ? { details: jsonDetails(e.details) } : {}),
+      const { after } = await this.apply(
+        tenantId,
+        goalId,
+        (_s, now) => [
+          {
+            type: "planFailed",
+            error: {
+              code: e.codeName,
+              message: e.message,
+              retryable: false,
+              ...(Object.keys(e.details).length > 0 ? { details: jsonDetails(e.details) } : {}),
+            },
+            at: now,
           },
-          at: now,
-        },
-      ]);
-      return e;
+        ],
+        current,
+      );
+      return { rejection: e, loaded: after };
     }
   }
 
@@ -325,18 +352,20 @@ export class GoalEngine {
   }
 
   /**
-   * Loads the goal, reduces `inputs(state, now)`, saves the transition under
-   * the goal's optimistic lock and runs its commands. On ABORTED (another
-   * replica won) it starts over from a fresh load.
+   * Loads the goal (or starts from `known`, the goal as the caller just saw it
+   * stored), reduces `inputs(state, now)`, saves the transition under the
+   * goal's optimistic lock and runs its commands. On ABORTED (another replica
+   * won) it starts over from a fresh load.
    */
   async apply(
     tenantId: string,
     goalId: string,
     inputs: (state: GoalState, now: number) => GoalInput[],
+    known?: LoadedGoal,
   ): Promise<Applied> {
     const tenant = this.#store.tenant(tenantId);
     for (let attempt = 1; ; attempt++) {
-      const loaded = await loadGoal(tenant, goalId);
+      const loaded = attempt === 1 && known ? known : await loadGoal(tenant, goalId);
       const now = Date.now();
       const list = inputs(loaded.state, now);
       const reliability = await this.#reliabilityFor(loaded.state, list);
@@ -347,9 +376,10 @@ export class GoalEngine {
         state = t.state;
         commands.push(...t.commands);
       }
-      if (state === loaded.state) return { state, loaded, changed: false };
+      if (state === loaded.state) return { state, loaded, after: loaded, changed: false };
+      let after: LoadedGoal;
       try {
-        await this.#store.transaction((tx) =>
+        after = await this.#store.transaction((tx) =>
           saveTransition(tx.tenant(tenantId), loaded, state, commands, now, this.#due),
         );
       } catch (err) {
@@ -361,7 +391,7 @@ export class GoalEngine {
       }
       this.stats.transitions++;
       await this.#run(state, commands, loaded);
-      return { state, loaded, changed: true };
+      return { state, loaded, after, changed: true };
     }
   }
 

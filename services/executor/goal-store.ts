@@ -67,8 +67,40 @@ export const defaultGoalDeadlineMs = 10 * 60_000;
 
 export async function loadGoal(tenant: TenantStore, goalId: string): Promise<LoadedGoal> {
   const goal = await tenant.goals.get(goalId);
+  const state = goalStateOf(goal);
+  const stepVersions = new Map<string, number>();
+  if (!goal.planId) return { goal, state, stepVersions, plan: undefined };
+  const [planned, rows, attempts] = await Promise.all([
+    storedPlan(tenant, goal.planId),
+    tenant.plans.steps(goal.planId),
+    tenant.plans.attemptsOfPlan(goal.planId),
+  ]);
+  const { plan } = planned;
+  state.plan = planned.summary;
+  const specs = new Map(plan.steps.map((s) => [s.stepId, s]));
+  const byStep = new Map<string, StepAttemptRecord[]>();
+  for (const a of attempts) {
+    const list = byStep.get(a.stepId);
+    if (list) list.push(a);
+    else byStep.set(a.stepId, [a]);
+  }
+  for (const row of rows) {
+    const planned = specs.get(row.stepId);
+    if (planned === undefined) {
+      throw new MeshError(Code.DataLoss, `step ${row.stepId} is missing from plan ${goal.planId}`);
+    }
+    const spec = stepSpecOf(planned);
+    state.stepOrder.push(row.stepId);
+    state.steps[row.stepId] = stepRuntime(row, spec, byStep.get(row.stepId) ?? []);
+    stepVersions.set(row.stepId, row.version);
+  }
+  return { goal, state, stepVersions, plan };
+}
+
+/** The reducer's state of a goal row, before its plan and steps are added. */
+export function goalStateOf(goal: GoalRecord): GoalState {
   const createdAtMs = goal.createdAt.getTime();
-  const state: GoalState = {
+  return {
     goalId: goal.id,
     tenantId: goal.tenantId,
     kind: goal.kind,
@@ -85,35 +117,43 @@ export async function loadGoal(tenant: TenantStore, goalId: string): Promise<Loa
     ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
     ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
   };
-  const stepVersions = new Map<string, number>();
-  if (!goal.planId) return { goal, state, stepVersions, plan: undefined };
-  const planRow = await tenant.plans.get(goal.planId);
-  const plan = fromJson(PlanSchema, planRow.spec, { ignoreUnknownFields: true });
-  state.plan = {
-    planId: planRow.id,
-    strategy: planRow.strategy,
-    outputStep: planRow.outputStep,
-    collaborative: planRow.collaborative,
-    parametersVersion: planRow.parametersVersion ?? "",
+}
+
+interface StoredPlan {
+  plan: Plan;
+  summary: NonNullable<GoalState["plan"]>;
+}
+
+/**
+ * Parsed plans by tenant and id. A plan row is written once and never
+ * changed, so every replica may keep what it read; this saves a statement and
+ * a JSON parse on every load of a planned goal.
+ */
+const plans = new Map<string, StoredPlan>();
+const maxCachedPlans = 10_000;
+
+async function storedPlan(tenant: TenantStore, planId: string): Promise<StoredPlan> {
+  const key = `${tenant.tenantId}/${planId}`;
+  const cached = plans.get(key);
+  if (cached) return cached;
+  const row = await tenant.plans.get(planId);
+  const stored: StoredPlan = {
+    plan: fromJson(PlanSchema, row.spec, { ignoreUnknownFields: true }),
+    summary: {
+      planId: row.id,
+      strategy: row.strategy,
+      outputStep: row.outputStep,
+      collaborative: row.collaborative,
+      parametersVersion: row.parametersVersion ?? "",
+    },
   };
-  const rows = await tenant.plans.steps(planRow.id);
-  const specs = new Map(plan.steps.map((s) => [s.stepId, s]));
-  const attempts = await Promise.all(
-    rows.map((r) =>
-      r.status === "PENDING" ? Promise.resolve([]) : tenant.plans.attempts(planRow.id, r.stepId),
-    ),
-  );
-  rows.forEach((row, i) => {
-    const planned = specs.get(row.stepId);
-    if (planned === undefined) {
-      throw new MeshError(Code.DataLoss, `step ${row.stepId} is missing from plan ${planRow.id}`);
-    }
-    const spec = stepSpecOf(planned);
-    state.stepOrder.push(row.stepId);
-    state.steps[row.stepId] = stepRuntime(row, spec, attempts[i]!);
-    stepVersions.set(row.stepId, row.version);
-  });
-  return { goal, state, stepVersions, plan };
+  rememberPlan(key, stored);
+  return stored;
+}
+
+function rememberPlan(key: string, stored: StoredPlan): void {
+  if (plans.size >= maxCachedPlans) plans.delete(plans.keys().next().value!);
+  plans.set(key, stored);
 }
 
 function stepRuntime(
@@ -221,8 +261,10 @@ export function stepDueAt(
 
 /**
  * Writes `next` (reached from `loaded.state` by `commands`) in the caller's
- * transaction: goal row first (the optimistic lock every writer of this goal
- * takes), then the plan, changed steps and attempts, then the events.
+ * transaction: the goal row with the transition's events first (one
+ * statement; the optimistic lock every writer of this goal takes), then the
+ * plan, changed steps and attempts. Returns the goal as now stored, so the
+ * caller need not load it again.
  */
 export async function saveTransition(
   tenant: TenantStore,
@@ -231,7 +273,7 @@ export async function saveTransition(
   commands: readonly GoalCommand[],
   now: number,
   due: DueTimes = defaultDueTimes,
-): Promise<void> {
+): Promise<LoadedGoal> {
   const before = loaded.state;
   const goalPatch = {
     status: GoalStatus[next.status] as GoalStatusName,
@@ -242,10 +284,24 @@ export async function saveTransition(
       ? { finishedAt: new Date(next.finishedAtMs) }
       : {}),
   };
-  await tenant.goals.update(loaded.goal.id, loaded.goal.version, goalPatch);
+  const events = commands.flatMap((c) => (c.type === "emitEvent" ? [c.event] : []));
+  const goal = await tenant.goals.update(
+    loaded.goal.id,
+    loaded.goal.version,
+    goalPatch,
+    events.map((e) => ({
+      type: e.kind.case ?? "unknown",
+      data: toJson(GoalEventSchema, e),
+    })),
+  );
+  // The version guards the row, but an append outside a transition (none today) would not bump it.
+  if (goal.lastEventSeq !== next.sequence) {
+    throw new MeshError(Code.Aborted, `goal ${next.goalId}: event sequence moved`);
+  }
   const versions = new Map(loaded.stepVersions);
+  let plan = loaded.plan;
   if (next.plan && !before.plan) {
-    const plan = plannedPlan(commands);
+    plan = plannedPlan(commands);
     if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
     const { steps } = await tenant.plans.create(
       {
@@ -266,25 +322,18 @@ export async function saveTransition(
       })),
     );
     for (const s of steps) versions.set(s.stepId, s.version);
+    rememberPlan(`${tenant.tenantId}/${next.plan.planId}`, { plan, summary: next.plan });
   }
   if (next.plan) {
     for (const id of next.stepOrder) {
       const after = next.steps[id]!;
       const prior = before.steps[id];
       if (prior === after) continue;
-      await saveStep(tenant, next, id, prior, after, versions.get(id) ?? 1, now, due);
+      const row = await saveStep(tenant, next, id, prior, after, versions.get(id) ?? 1, now, due);
+      versions.set(id, row.version);
     }
   }
-  for (const c of commands) {
-    if (c.type !== "emitEvent") continue;
-    const row = await tenant.events.append(next.goalId, {
-      type: c.event.kind.case ?? "unknown",
-      data: toJson(GoalEventSchema, c.event),
-    });
-    if (BigInt(row.sequence) !== c.event.sequence) {
-      throw new MeshError(Code.Aborted, `goal ${next.goalId}: event sequence moved`);
-    }
-  }
+  return { goal, state: next, stepVersions: versions, plan };
 }
 
 async function saveStep(
@@ -296,7 +345,7 @@ async function saveStep(
   version: number,
   now: number,
   due: DueTimes,
-): Promise<void> {
+): Promise<StepRecord> {
   const planId = state.plan!.planId;
   const old = new Map((prior?.attempts ?? []).map((a) => [a.attemptId, a]));
   for (const a of after.attempts) {
@@ -335,7 +384,7 @@ async function saveStep(
       });
     }
   }
-  await tenant.plans.updateStep(planId, id, version, {
+  return tenant.plans.updateStep(planId, id, version, {
     status: StepStatus[after.status] as StepStatusName,
     attempts: after.attempt,
     output: after.status === StepStatus.SUCCEEDED ? (after.output ?? null) : null,

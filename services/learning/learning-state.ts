@@ -32,7 +32,6 @@ import {
   addViews,
   armView,
   CANARY_FRACTION_FLAG,
-  decayFactor,
   emptyParameters,
   type FeatureFlag,
   type ParametersSnapshot,
@@ -186,11 +185,7 @@ export function createLearningState(options: LearningStateOptions) {
       },
     ): Promise<void> {
       const snapshot = await state.snapshot(version);
-      const rows = await state.online(version, input, tx);
-      const row = rows.get(input.bucket)?.[input.strategy];
-      const decay = row
-        ? decayFactor(Math.max(0, input.at - row.updatedAt), snapshot.halfLifeMs)
-        : 1;
+      // The stored row decays by its own age in the upsert: no read of the statistics first.
       await tx.learning.recordStrategyOutcome({
         bucket: onlineKey(version, input.bucket),
         strategy: input.strategy,
@@ -199,7 +194,10 @@ export function createLearningState(options: LearningStateOptions) {
         success: input.success,
         latencyMs: input.latencyMs,
         cost: input.cost,
-        decay: Math.min(1, Math.max(decay, Number.MIN_VALUE)),
+        // Not positive or not finite means no decay, as in decayFactor.
+        decayHalfLifeMs:
+          snapshot.halfLifeMs > 0 && Number.isFinite(snapshot.halfLifeMs) ? snapshot.halfLifeMs : 0,
+        at: new Date(input.at),
       });
     },
 

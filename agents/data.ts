@@ -10,7 +10,7 @@
  * @example
  * await transform("$sum(items.price)", { items: [{ price: 2 }, { price: 3 }] }); // 5
  */
-import jsonata from "jsonata";
+import type jsonata from "jsonata";
 import { nonRetryable } from "../sdk/agent/agent-error.js";
 import { type AgentDefinition, defineAgent } from "../sdk/agent/define-agent.js";
 
@@ -36,10 +36,12 @@ export async function transform(
   const maxDepth = options.maxDepth ?? 500;
   const maxBytes = options.maxBytes ?? 1 << 20;
   const maxSequence = options.maxSequence ?? 100_000;
+  // Loaded on the first transform rather than at start-up (300 KB of JavaScript to compile).
+  const { default: compile } = await import("jsonata");
   let expr: jsonata.Expression;
   try {
     // JSONata's own guardrails bound the evaluation: wall time, recursion depth, sequence length.
-    expr = jsonata(expression, { timeout: timeLimitMs, stack: maxDepth, sequence: maxSequence });
+    expr = compile(expression, { timeout: timeLimitMs, stack: maxDepth, sequence: maxSequence });
   } catch (err) {
     throw nonRetryable(`invalid expression: ${describe(err)}`, {
       code: "INVALID_ARGUMENT",

@@ -5,18 +5,17 @@
  * the public API has no RPC for yet — recent policy denials and queue depth
  * per capability — as authenticated JSON under `/api/v1/`.
  */
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { QueueStats } from "../lib/bus/job-bus.js";
+import { packagePath } from "../lib/config/package-root.js";
 import { MeshError } from "../lib/errors/mesh-error.js";
 import { effectiveRoles } from "./admin-service.js";
 import type { Authenticate } from "./authenticate.js";
 import type { DenialLog } from "./denial-log.js";
 import type { NodeRequest, NodeResponse } from "./http-edge.js";
 
-const webDir = fileURLToPath(new URL("../../gateway/web/", import.meta.url));
-const sourceWebDir = fileURLToPath(new URL("./web/", import.meta.url));
+const webDir = packagePath("gateway", "web");
 
 export interface DashboardOptions {
   authenticate: Authenticate;
@@ -32,7 +31,7 @@ export function dashboardHandler(options: DashboardOptions) {
   const file = (name: string) => {
     let f = files.get(name);
     if (!f) {
-      f = readFile(`${sourceWebDir}${name}`).catch(() => readFile(`${webDir}${name}`));
+      f = readFile(join(webDir, name));
       files.set(name, f);
     }
     return f;
@@ -122,10 +121,8 @@ async function json(
 
 async function buildBundle(): Promise<string> {
   const { build } = await import("esbuild");
-  // From the sources next to this file, or (running from dist/) from the repository's.
-  const entry = existsSync(`${sourceWebDir}app.ts`) ? `${sourceWebDir}app.ts` : `${webDir}app.ts`;
   const result = await build({
-    entryPoints: [entry],
+    entryPoints: [join(webDir, "app.ts")],
     bundle: true,
     write: false,
     format: "esm",

@@ -20,11 +20,7 @@ import {
   openMeshRuntime,
 } from "../../lib/mesh/mesh-runtime.js";
 import { onShutdownSignal } from "../../lib/mesh/shutdown.js";
-import {
-  type ComponentDefinition,
-  type RunningComponent,
-  startComponent,
-} from "../../lib/mesh/start-component.js";
+import { type RunningComponent, startComponent } from "../../lib/mesh/start-component.js";
 import { startTracing } from "../../lib/telemetry/tracing.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import type { Command } from "../command.js";
@@ -49,7 +45,7 @@ export const dev: Command = {
     const log = createLogger({ name: "dev", level: process.env.LOG_LEVEL ?? "warn" });
     console.log("agentmesh dev: starting the embedded mesh ...");
     // Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed last on stop.
-    const tracing = startTracing({ serviceName: "agentmesh-dev" });
+    const tracing = await startTracing({ serviceName: "agentmesh-dev" });
     const runtime = await openMeshRuntime({
       config,
       logger: log,
@@ -66,15 +62,9 @@ export const dev: Command = {
     try {
       // Tenant "default" and a platform-admin API key in <home>/admin.key (0600, never printed).
       const admin = await ensureBootstrapAdmin({ store: runtime.store, home: config.home });
-      const missing: ComponentName[] = [];
       const running: RunningComponent[] = [];
       for (const name of ["registry", "learning", "planner", "executor"] as const) {
-        const definition = await loadComponent(name);
-        if (!definition) {
-          missing.push(name);
-          continue;
-        }
-        const c = await startComponent(definition as ComponentDefinition, { runtime });
+        const c = await startComponent(await loadComponent(name), { runtime });
         running.push(c);
         stops.push(() => c.stop());
       }
@@ -89,7 +79,6 @@ export const dev: Command = {
       printSummary({
         runtime,
         running,
-        missing,
         gateway,
         agents,
         readyMs,
@@ -178,7 +167,6 @@ async function startDevAgents(runtime: Runtime, log: Runtime["log"]): Promise<De
 function printSummary(s: {
   runtime: Runtime;
   running: RunningComponent[];
-  missing: ComponentName[];
   gateway: DevGateway;
   agents: DevAgent[];
   readyMs: number;
@@ -195,9 +183,6 @@ function printSummary(s: {
   ];
   for (const c of s.running) {
     lines.push(`  ${c.name.padEnd(9)} ${c.address.padEnd(16)} mTLS as ${c.spiffeId}`);
-  }
-  for (const m of s.missing) {
-    lines.push(`  ${m.padEnd(9)} not in this build yet (skipped)`);
   }
   lines.push(
     `  ${"gateway".padEnd(9)} ${s.gateway.url.padEnd(16)} Connect/gRPC/gRPC-Web, dashboard at /`,

@@ -29,44 +29,24 @@ issued), AGENTMESH_POLICY, AGENTMESH_HOST, AGENTMESH_<NAME>_PORT,
 AGENTMESH_<NAME>_ADDR (where the other components are), AGENTMESH_METRICS_PORT,
 AGENTMESH_BUS_PREFIX, AGENTMESH_DB_SCHEMA.`;
 
-type AnyDefinition = ComponentDefinition<typeof RegistryService> | ComponentDefinition;
-
-/**
- * How to build each component; undefined when its service is not in this
- * build (the embedded mode then runs without it and says so).
- */
-export async function loadComponent(name: ComponentName): Promise<AnyDefinition | undefined> {
+/** How to build each component, imported on demand so a process loads only what it runs. */
+export async function loadComponent(name: ComponentName): Promise<ComponentDefinition> {
   switch (name) {
     case "executor": {
       const m = await import("../../services/executor/executor-service.js");
       return m.executorComponent as unknown as ComponentDefinition;
     }
     case "registry": {
-      const m = await optional<{
-        createRegistryService: (deps: {
-          store: ComponentDeps["store"];
-          log: ComponentDeps["log"];
-          learning?: ComponentDeps["clients"]["learning"];
-        }) => ReturnType<ComponentDefinition<typeof RegistryService>["create"]>;
-      }>("../../services/registry/registry-service.js");
-      if (!m?.createRegistryService) return undefined;
+      const m = await import("../../services/registry/registry-service.js");
       return {
         name,
         service: RegistryService,
         create: (d: ComponentDeps) =>
           m.createRegistryService({ store: d.store, log: d.log, learning: d.clients.learning }),
-      };
+      } as unknown as ComponentDefinition;
     }
     case "planner": {
-      const m = await optional<{
-        createPlannerService: (deps: {
-          store: ComponentDeps["store"];
-          log: ComponentDeps["log"];
-          registry: ComponentDeps["clients"]["registry"];
-          learning?: ComponentDeps["clients"]["learning"];
-        }) => ReturnType<ComponentDefinition<typeof PlannerService>["create"]>;
-      }>("../../services/planner/planner-service.js");
-      if (!m?.createPlannerService) return undefined;
+      const m = await import("../../services/planner/planner-service.js");
       return {
         name,
         service: PlannerService,
@@ -80,14 +60,7 @@ export async function loadComponent(name: ComponentName): Promise<AnyDefinition 
       } as unknown as ComponentDefinition;
     }
     case "learning": {
-      const m = await optional<{
-        createLearningService: (deps: {
-          store: ComponentDeps["store"];
-          bus: ComponentDeps["bus"];
-          log: ComponentDeps["log"];
-        }) => ReturnType<ComponentDefinition<typeof LearningService>["create"]>;
-      }>("../../services/learning/learning-service.js");
-      if (!m?.createLearningService) return undefined;
+      const m = await import("../../services/learning/learning-service.js");
       return {
         name,
         service: LearningService,
@@ -95,16 +68,6 @@ export async function loadComponent(name: ComponentName): Promise<AnyDefinition 
           m.createLearningService({ store: d.store, bus: d.bus, log: d.log }),
       } as unknown as ComponentDefinition;
     }
-  }
-}
-
-/** Imports a module that may not exist in this build. */
-async function optional<T>(specifier: string): Promise<T | undefined> {
-  try {
-    return (await import(specifier)) as T;
-  } catch (err) {
-    if ((err as { code?: string }).code === "ERR_MODULE_NOT_FOUND") return undefined;
-    throw err;
   }
 }
 
@@ -119,19 +82,13 @@ export const serve: Command = {
     }
     if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);
     const definition = await loadComponent(name as ComponentName);
-    if (!definition) {
-      console.error(`agentmesh serve: the ${name} service is not part of this build yet`);
-      return 1;
-    }
     const started = Date.now();
     // Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed after the component stops.
-    const tracing = startTracing({ serviceName: `agentmesh-${name}` });
-    const running = await startComponent(definition as ComponentDefinition).catch(
-      async (err: unknown) => {
-        await tracing?.shutdown().catch(() => undefined);
-        throw err;
-      },
-    );
+    const tracing = await startTracing({ serviceName: `agentmesh-${name}` });
+    const running = await startComponent(definition).catch(async (err: unknown) => {
+      await tracing?.shutdown().catch(() => undefined);
+      throw err;
+    });
     const http = running.runtime.http;
     console.log(
       JSON.stringify({

@@ -7,7 +7,6 @@
  * authorize({ peer: meshPeer("executor"), principal: undefined, method, request: sampleRequest(method) });
  */
 
-import { fileURLToPath } from "node:url";
 import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import { AdminService } from "../../gen/agentmesh/v1/admin_pb.js";
 import { type Principal, PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
@@ -15,16 +14,13 @@ import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { packagePath } from "../config/package-root.js";
 import type { PeerIdentity } from "../rpc/authorizer.js";
 import { methodPlan } from "./input.js";
 
 /** The committed compiled policy and its data. */
-export const committedWasmPath = fileURLToPath(
-  new URL("../../policies/policy.wasm", import.meta.url),
-);
-export const committedDataPath = fileURLToPath(
-  new URL("../../policies/data.json", import.meta.url),
-);
+export const committedWasmPath = packagePath("policies", "policy.wasm");
+export const committedDataPath = packagePath("policies", "data.json");
 
 /** The mesh's own services. */
 export const meshServices: readonly DescService[] = [

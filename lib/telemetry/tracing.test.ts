@@ -59,10 +59,13 @@ afterAll(async () => {
 });
 
 describe("startTracing", () => {
-  it("registers nothing when no OTLP endpoint is set", () => {
-    expect(startTracing({ serviceName: "agentmesh-test", env: {} })).toBeUndefined();
+  it("registers nothing when no OTLP endpoint is set", async () => {
+    expect(await startTracing({ serviceName: "agentmesh-test", env: {} })).toBeUndefined();
     expect(
-      startTracing({ serviceName: "agentmesh-test", env: { OTEL_EXPORTER_OTLP_ENDPOINT: " " } }),
+      await startTracing({
+        serviceName: "agentmesh-test",
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: " " },
+      }),
     ).toBeUndefined();
     expect(sdkRegistered()).toBe(false);
   });
@@ -80,7 +83,7 @@ describe("startTracing", () => {
   });
 
   it("exports client and server spans of a real mTLS call over OTLP/HTTP JSON", async () => {
-    const tracing = startTracing({
+    const tracing = await startTracing({
       serviceName: "agentmesh-test",
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" },
     });

@@ -12,17 +12,11 @@
  * `shutdown()` when the process stops (it flushes the spans still queued).
  *
  * @example
- * const tracing = startTracing({ serviceName: "agentmesh-registry" });
+ * const tracing = await startTracing({ serviceName: "agentmesh-registry" });
  * // ... serve ...
  * await tracing?.shutdown();
  */
 import { context, propagation, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 
 export interface TracingOptions {
   /** `service.name` of every exported span, e.g. "agentmesh-registry". */
@@ -47,14 +41,30 @@ export function otlpTracesUrl(env: NodeJS.ProcessEnv = process.env): string | un
 
 /**
  * Starts OTLP span export when the environment asks for it; undefined (and
- * nothing registered) otherwise.
+ * nothing registered) otherwise. The SDK is imported only then: it is a fifth
+ * of a second of start-up that a process without a collector need not pay.
  */
-export function startTracing({
+export async function startTracing({
   serviceName,
   env = process.env,
-}: TracingOptions): Tracing | undefined {
+}: TracingOptions): Promise<Tracing | undefined> {
   const url = otlpTracesUrl(env);
   if (!url) return undefined;
+  const [
+    { AsyncLocalStorageContextManager },
+    { W3CTraceContextPropagator },
+    { OTLPTraceExporter },
+    { resourceFromAttributes },
+    { BasicTracerProvider, BatchSpanProcessor },
+    { ATTR_SERVICE_NAME },
+  ] = await Promise.all([
+    import("@opentelemetry/context-async-hooks"),
+    import("@opentelemetry/core"),
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+    import("@opentelemetry/semantic-conventions"),
+  ]);
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }),
     // The URL is passed explicitly so `env` (not only process.env) decides; the

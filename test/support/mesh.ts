@@ -28,11 +28,7 @@ import {
   type MeshRuntime,
   openMeshRuntime,
 } from "../../lib/mesh/mesh-runtime.js";
-import {
-  type ComponentDefinition,
-  type RunningComponent,
-  startComponent,
-} from "../../lib/mesh/start-component.js";
+import { type RunningComponent, startComponent } from "../../lib/mesh/start-component.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { runId } from "../../lib/testing/infra.js";
 import { ensureIdentities } from "../../lib/tls/dev-ca.js";
@@ -215,12 +211,9 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
     const replicas = options.executors ?? (wanted.includes("executor") ? 1 : 0);
     for (const name of wanted) {
       const definition = await loadComponent(name);
-      if (!definition) continue;
       const count = name === "executor" ? replicas : 1;
       for (let i = 0; i < count; i++) {
-        components.push(
-          await startComponent(definition as ComponentDefinition, { runtime, port: 0 }),
-        );
+        components.push(await startComponent(definition, { runtime, port: 0 }));
       }
     }
     const lazy = createLazyClient(

@@ -8,13 +8,13 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Playbook } from "../../../gen/agentmesh/v1/planner_pb.js";
+import { packagePath } from "../../../lib/config/package-root.js";
 import { Code, isMeshError, MeshError } from "../../../lib/errors/mesh-error.js";
 import { parsePlaybookYaml } from "./playbook-file.js";
 
 /** The directory of the built-in playbooks shipped with the planner. */
-export const builtinPlaybookDir = fileURLToPath(new URL("../playbooks/", import.meta.url));
+export const builtinPlaybookDir = packagePath("services", "planner", "playbooks");
 
 /**
  * Parses every playbook file of `dir`, sorted by file name. Throws

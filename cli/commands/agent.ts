@@ -1,6 +1,5 @@
 import { access } from "node:fs/promises";
-import { builtinAgents } from "../../agents/index.js";
-import { createMcpAgent } from "../../agents/mcp.js";
+import { builtinAgents } from "../../agents/builtin.js";
 import { busOptionsFromEnv, connectBus } from "../../lib/bus/index.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
@@ -48,6 +47,7 @@ export const agent: Command = {
       if (!opts.server) throw new UsageError("mcp needs --server NAME");
       const [command, ...rest] = serverCommand;
       if (!command) throw new UsageError("mcp needs the server command after --");
+      const { createMcpAgent } = await import("../../agents/mcp.js");
       const bridge = await createMcpAgent({ server: opts.server, command, args: rest, log });
       definition = bridge.agent;
       close = bridge.close;

@@ -133,7 +133,7 @@ interface DevAgent {
 
 async function startDevAgents(runtime: Runtime, log: Runtime["log"]): Promise<DevAgent[]> {
   const [{ builtinAgents }, { runAgent }] = await Promise.all([
-    import("../../agents/index.js"),
+    import("../../agents/builtin.js"),
     import("../../sdk/agent/run-agent.js"),
   ]);
   const out: DevAgent[] = [];

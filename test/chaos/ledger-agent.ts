@@ -11,7 +11,7 @@
  */
 import { appendFileSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { builtinAgents } from "../../agents/index.js";
+import { builtinAgents } from "../../agents/builtin.js";
 import { utilAgent } from "../../agents/util.js";
 import { agent } from "../../cli/commands/agent.js";
 import { defineAgent } from "../../sdk/agent/define-agent.js";

@@ -11,6 +11,7 @@ export class HandlerPool<T> {
   readonly #handler: DeliveryHandler<T>;
   readonly #backoff: (deliveryCount: number) => number;
   readonly #log: Logger;
+  readonly #onFree: (() => void) | undefined;
   readonly #running = new Map<Delivery<T>, Promise<void>>();
   #waiters: Array<() => void> = [];
   readonly concurrency: number;
@@ -20,8 +21,11 @@ export class HandlerPool<T> {
     concurrency: number,
     backoff: (deliveryCount: number) => number,
     log: Logger,
+    /** Called each time a handler finishes and its slot is free (after `whenFree` waiters). */
+    onFree?: () => void,
   ) {
     this.#handler = handler;
+    this.#onFree = onFree;
     this.concurrency = concurrency;
     this.#backoff = backoff;
     this.#log = log;
@@ -47,6 +51,7 @@ export class HandlerPool<T> {
       this.#running.delete(delivery);
       const next = this.#waiters.shift();
       next?.();
+      this.#onFree?.();
     });
     this.#running.set(delivery, done);
   }

@@ -136,6 +136,11 @@ class InProcessBus implements JobBus {
     if (this.#closed) throw new MeshError(Code.FailedPrecondition, "job bus is closed");
   }
 
+  /** Always available while open: there is no connection to lose. */
+  checkAvailable(): void {
+    this.#open();
+  }
+
   #jobQueue(capability: string): WorkQueue<StepJob> {
     let q = this.#jobQueues.get(capability);
     if (!q) {

@@ -10,10 +10,18 @@
  * process acts) for the `MAX_DELIVERIES` advisory, copies the message to
  * `<prefix>.dlq.<capability>` with the reason and deletes it from the queue.
  *
- * Hot path: a publish awaits only its PubAck; acks are fire-and-forget (no
- * `ackAck`). The connection reconnects forever by itself; pull consumers
- * resume after a reconnect; a publish that times out is retried with the
- * same `Nats-Msg-Id`, which the stream deduplicates.
+ * Hot path: a publish is one PUB whose PubAck is matched on a shared inbox
+ * (`PubAckInbox`); acks are fire-and-forget (no `ackAck`); deliveries arrive
+ * by callback and start their handlers synchronously, so the replies and acks
+ * of a batch of jobs leave in one socket write rather than one each.
+ *
+ * The connection reconnects forever by itself and pull consumers resume after
+ * a reconnect. While it is down a publish fails at once with UNAVAILABLE
+ * (nothing would be stored, and what nats.js buffers meanwhile is dropped when
+ * it dials again) unless the caller allows a wait (`waitForConnectionMs`);
+ * publishes waiting for a PubAck when it drops fail the same way. A publish
+ * that times out while connected is retried with the same `Nats-Msg-Id`,
+ * which the stream deduplicates.
  *
  * @example
  * const bus = await createJetStreamBus({ servers: "nats://127.0.0.1:4222", prefix: "agentmesh" });
@@ -23,6 +31,7 @@ import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerConfig,
   type ConsumerMessages,
   DeliverPolicy,
@@ -58,7 +67,7 @@ import {
   type TrainingJob,
   TrainingJobSchema,
 } from "../../gen/agentmesh/v1/jobs_pb.js";
-import { Code, MeshError } from "../errors/mesh-error.js";
+import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { type BusNames, busNames, checkCapability, jobConsumerName } from "./bus-names.js";
 import { HandlerPool } from "./handler-pool.js";
@@ -88,6 +97,7 @@ import {
   resultMsgId,
   trainingMsgId,
 } from "./message-ids.js";
+import { PubAckInbox } from "./pub-ack-inbox.js";
 import { currentTraceparent } from "./trace-context.js";
 
 export interface JetStreamBusOptions extends BusOptions {
@@ -170,6 +180,10 @@ class JetStreamBus implements JobBus {
   readonly #subscriptions = new Set<JetStreamSubscription<never>>();
   readonly #natsSubs: NatsSubscription[] = [];
   readonly #feeds = new Set<GoalEventFeed>();
+  readonly #acks: PubAckInbox;
+  #connected = true;
+  /** Resolves at the next reconnect; replaced at each disconnect. */
+  #reconnected = openSignal();
   #closed = false;
 
   constructor(nc: NatsConnection, owned: boolean, options: JetStreamBusOptions, log: Logger) {
@@ -182,14 +196,50 @@ class JetStreamBus implements JobBus {
     this.#publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
     this.#publishAttempts = Math.max(1, options.publishAttempts ?? 3);
     this.js = jetstream(nc);
+    this.#acks = new PubAckInbox(nc);
     void this.#watchStatus();
   }
 
   async #watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
-      if (s.type === "disconnect") this.log.warn({ server: s.server }, "NATS disconnected");
-      else if (s.type === "reconnect") this.log.info({ server: s.server }, "NATS reconnected");
+      if (s.type === "disconnect") {
+        this.log.warn({ server: s.server }, "NATS disconnected");
+        this.#connected = false;
+        this.#reconnected = openSignal();
+        this.#acks.failAll(
+          new MeshError(
+            Code.Unavailable,
+            "NATS connection lost before the stream confirmed the publish",
+          ),
+        );
+      } else if (s.type === "reconnect") {
+        this.log.info({ server: s.server }, "NATS reconnected");
+        this.#connected = true;
+        this.#reconnected.resolve();
+      }
     }
+  }
+
+  checkAvailable(): void {
+    this.#open();
+    if (!this.#connected) throw disconnected();
+  }
+
+  /** Resolves once connected, waiting at most `waitMs`; else throws UNAVAILABLE. */
+  async #connection(waitMs: number): Promise<void> {
+    if (this.#connected) return;
+    if (waitMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.#reconnected.promise,
+        new Promise((r) => {
+          timer = setTimeout(r, waitMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#open();
+    if (!this.#connected) throw disconnected();
   }
 
   async provision(): Promise<void> {
@@ -283,41 +333,40 @@ class JetStreamBus implements JobBus {
   ): Promise<PublishAck> {
     this.#open();
     const data = toBinary(schema, message);
+    const h = natsHeaders();
+    h.set("Nats-Msg-Id", msgID);
     const traceparent = options?.traceparent ?? currentTraceparent();
-    let h: ReturnType<typeof natsHeaders> | undefined;
-    if (traceparent) {
-      h = natsHeaders();
-      h.set("traceparent", traceparent);
-    }
+    if (traceparent) h.set("traceparent", traceparent);
+    const giveUpAt = Date.now() + (options?.waitForConnectionMs ?? 0);
     if (options?.awaitAck === false) {
+      if (!this.#connected) await this.#connection(giveUpAt - Date.now());
       // Stored by the stream like any publish on its subjects; nobody waits for the PubAck.
-      h ??= natsHeaders();
-      h.set("Nats-Msg-Id", msgID);
       this.nc.publish(subject, data, { headers: h });
       return { seq: 0, duplicate: false };
     }
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= this.#publishAttempts; attempt++) {
+    for (let timeouts = 0; ; ) {
+      if (!this.#connected) await this.#connection(giveUpAt - Date.now());
       try {
-        const pa = await this.js.publish(subject, data, {
-          msgID,
-          timeout: this.#publishTimeoutMs,
-          ...(h ? { headers: h } : {}),
-        });
-        return { seq: pa.seq, duplicate: pa.duplicate };
+        return await this.#acks.publish(subject, data, h, this.#publishTimeoutMs);
       } catch (err) {
-        lastError = err;
-        if (this.#closed || this.nc.isClosed()) break;
-        this.log.warn(
-          { err, subject, attempt },
-          "publish failed; retrying with the same message id",
-        );
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        if (this.#closed || this.nc.isClosed()) throw MeshError.from(err, Code.Unavailable);
+        // Lost the connection meanwhile: the loop waits for it within the caller's budget.
+        if (!this.#connected) {
+          if (Date.now() < giveUpAt) continue;
+          throw err;
+        }
+        if (!isMeshError(err) || err.code !== Code.DeadlineExceeded) throw err;
+        if (++timeouts >= this.#publishAttempts) {
+          throw new MeshError(
+            Code.Unavailable,
+            `publish to ${subject} failed: no PubAck in ${timeouts} attempts`,
+            { cause: err },
+          );
+        }
+        this.log.warn({ subject, attempt: timeouts }, "publish timed out; retrying, same id");
+        await new Promise((r) => setTimeout(r, 200 * timeouts));
       }
     }
-    throw new MeshError(Code.Unavailable, `publish to ${subject} failed: ${String(lastError)}`, {
-      cause: lastError,
-    });
   }
 
   async publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck> {
@@ -439,8 +488,8 @@ class JetStreamBus implements JobBus {
     const consumer = await this.js.consumers.get(stream, durable);
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? concurrency));
-    const messages = await consumer.consume({ max_messages: prefetch });
-    const sub = new JetStreamSubscription<T>(this, messages, schema, options, concurrency);
+    const sub = new JetStreamSubscription<T>(this, schema, options, concurrency);
+    await sub.start(consumer, prefetch);
     this.#subscriptions.add(sub as unknown as JetStreamSubscription<never>);
     void sub.closed.finally(() =>
       this.#subscriptions.delete(sub as unknown as JetStreamSubscription<never>),
@@ -542,6 +591,7 @@ class JetStreamBus implements JobBus {
     await Promise.all([...this.#subscriptions].map((s) => s.stop(options)));
     await Promise.all([...this.#feeds].map((f) => f.stop()));
     this.#closed = true;
+    this.#acks.close(new MeshError(Code.Unavailable, "job bus closed before the PubAck came"));
     for (const s of this.#natsSubs) s.unsubscribe();
     // Naks and acks are fire-and-forget publishes: flush them before leaving.
     if (this.#owned) await this.nc.drain().catch(() => undefined);
@@ -628,73 +678,95 @@ class JetStreamDelivery<T> implements Delivery<T> {
 
 class JetStreamSubscription<T extends Message> implements Subscription {
   readonly #bus: JetStreamBus;
-  readonly #messages: ConsumerMessages;
   readonly #schema: GenMessage<T>;
   readonly #pool: HandlerPool<T>;
-  readonly closed: Promise<void>;
+  /** Received while every handler slot was busy, oldest first. */
+  readonly #waiting: JsMsg[] = [];
+  #messages!: ConsumerMessages;
+  closed!: Promise<void>;
   #stopping = false;
   #stopped: Promise<StopResult> | undefined;
 
   constructor(
     bus: JetStreamBus,
-    messages: ConsumerMessages,
     schema: GenMessage<T>,
     options: ConsumeOptions<T>,
     concurrency: number,
   ) {
     this.#bus = bus;
-    this.#messages = messages;
     this.#schema = schema;
     this.#pool = new HandlerPool(
       options.handler,
       concurrency,
       options.backoff ?? defaultBackoff,
       bus.log,
+      () => this.#next(),
     );
-    this.closed = this.#loop();
+  }
+
+  async start(consumer: Consumer, prefetch: number): Promise<void> {
+    // A callback, not the iterator: a handler starts in the same tick its message
+    // is parsed, so a batch's replies and acks are written together.
+    this.#messages = await consumer.consume({
+      max_messages: prefetch,
+      callback: (m) => this.#receive(m),
+    });
+    this.closed = this.#messages.closed().then((err) => {
+      if (err && !this.#stopping) this.#bus.log.error({ err }, "consumer stopped");
+    });
   }
 
   get inFlight(): number {
     return this.#pool.inFlight;
   }
 
-  async #loop(): Promise<void> {
+  #receive(m: JsMsg): void {
+    if (this.#stopping) m.nak();
+    else if (this.#pool.free > 0 && this.#waiting.length === 0) this.#run(m);
+    else this.#waiting.push(m);
+  }
+
+  /** A handler slot came free. */
+  #next(): void {
+    const m = this.#waiting.shift();
+    if (m) this.#run(m);
+  }
+
+  #run(m: JsMsg): void {
+    let data: T;
     try {
-      for await (const m of this.#messages) {
-        if (this.#stopping) {
-          m.nak();
-          continue;
-        }
-        await this.#pool.whenFree();
-        if (this.#stopping) {
-          m.nak();
-          continue;
-        }
-        let data: T;
-        try {
-          data = fromBinary(this.#schema, m.data);
-        } catch (err) {
-          this.#bus.log.error({ err, subject: m.subject }, "undecodable message");
-          const d = new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T);
-          await d.deadLetter("undecodable payload").catch(() => m.term());
-          continue;
-        }
-        this.#pool.run(new JetStreamDelivery(this.#bus, m, data));
-      }
+      data = fromBinary(this.#schema, m.data);
     } catch (err) {
-      if (!this.#stopping) this.#bus.log.error({ err }, "consumer stopped");
+      this.#bus.log.error({ err, subject: m.subject }, "undecodable message");
+      const d = new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T);
+      void d.deadLetter("undecodable payload").catch(() => m.term());
+      this.#next();
+      return;
     }
+    this.#pool.run(new JetStreamDelivery(this.#bus, m, data));
   }
 
   stop(options: StopOptions = {}): Promise<StopResult> {
     this.#stopped ??= (async () => {
       this.#stopping = true;
       this.#messages.stop();
-      // The loop may be parked waiting for a slot; drain wakes it once the grace is over.
+      for (const m of this.#waiting.splice(0)) m.nak();
       const result = await this.#pool.drain(options.graceMs ?? 30_000);
       await this.closed;
       return result;
     })();
     return this.#stopped;
   }
+}
+
+function disconnected(): MeshError {
+  return new MeshError(Code.Unavailable, "NATS is disconnected (reconnecting): nothing published");
+}
+
+function openSignal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }

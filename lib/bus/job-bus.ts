@@ -157,6 +157,13 @@ export interface PublishOptions {
    * and returns at once (`seq` 0): for reports whose loss costs nothing, like STARTED.
    */
   awaitAck?: boolean;
+  /**
+   * While the broker connection is down, wait up to this long for it to come back
+   * instead of failing. Default 0: fail at once with UNAVAILABLE, so a caller with
+   * a deadline (an RPC accepting a goal) answers fast. A publish waiting for its
+   * confirmation when the connection drops fails (or waits) the same way.
+   */
+  waitForConnectionMs?: number;
 }
 
 export interface PublishAck {
@@ -189,6 +196,12 @@ export interface ListDeadLettersOptions {
 export interface JobBus {
   readonly kind: BusKind;
   readonly options: ResolvedBusOptions;
+
+  /**
+   * Throws UNAVAILABLE when a publish would fail now (the broker connection is
+   * down): for callers that must not accept work they cannot hand on.
+   */
+  checkAvailable(): void;
 
   /** Publishes a step attempt on `jobs.<capability>`, deduplicated by `attemptId`. */
   publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck>;

@@ -60,25 +60,34 @@ export const dev: Command = {
       for (const s of stops.reverse()) await s().catch(() => undefined);
     };
     try {
-      // Tenant "default" and a platform-admin API key in <home>/admin.key (0600, never printed).
-      const admin = await ensureBootstrapAdmin({ store: runtime.store, home: config.home });
-      const running: RunningComponent[] = [];
-      for (const name of ["registry", "learning", "planner", "executor"] as const) {
-        const c = await startComponent(await loadComponent(name), { runtime });
-        running.push(c);
-        stops.push(() => c.stop());
-      }
-
-      const gateway = await startDevGateway(runtime);
-      stops.push(() => gateway.close());
-
-      const agents = await startDevAgents(runtime, log);
-      for (const a of agents) stops.push(() => a.stop("shutdown"));
+      // Everything starts at once; each start registers its stop as it succeeds.
+      const running = <T>(starting: Promise<T>, stop: (t: T) => Promise<void>) =>
+        starting.then((t) => {
+          stops.push(() => stop(t));
+          return t;
+        });
+      const [admin, components, gateway] = await settled([
+        // Tenant "default" and a platform-admin API key in <home>/admin.key (0600, never printed).
+        ensureBootstrapAdmin({ store: runtime.store, home: config.home }),
+        settled(
+          (["registry", "learning", "planner", "executor"] as const).map((name) =>
+            running(
+              loadComponent(name).then((definition) => startComponent(definition, { runtime })),
+              (c) => c.stop(),
+            ),
+          ),
+        ),
+        running(startDevGateway(runtime), (g) => g.close()),
+      ]);
+      // Agents register with the registry, so they start once it runs.
+      const agents = await settled(
+        devAgents.map((name) => running(startDevAgent(runtime, name, log), (a) => a.stop())),
+      );
 
       const readyMs = Date.now() - started;
       printSummary({
         runtime,
-        running,
+        components,
         gateway,
         agents,
         readyMs,
@@ -128,45 +137,54 @@ interface DevAgent {
   name: string;
   agentId: string;
   capabilities: string[];
-  stop(reason?: string): Promise<void>;
+  stop(): Promise<void>;
 }
 
-async function startDevAgents(runtime: Runtime, log: Runtime["log"]): Promise<DevAgent[]> {
+async function startDevAgent(
+  runtime: Runtime,
+  name: (typeof devAgents)[number],
+  log: Runtime["log"],
+): Promise<DevAgent> {
   const [{ builtinAgents }, { runAgent }] = await Promise.all([
     import("../../agents/builtin.js"),
     import("../../sdk/agent/run-agent.js"),
   ]);
-  const out: DevAgent[] = [];
-  for (const name of devAgents) {
-    const make = builtinAgents[name];
-    if (!make) continue;
-    const registry = createLazyClient(
-      RegistryService,
-      () => runtime.endpoint("registry"),
-      await runtime.certs(`agent-${name}`),
-    );
-    const agent = await runAgent(make(), {
-      bus: runtime.bus,
-      registry: grpcRegistryLink(registry.client),
-      handleSignals: false,
-      log: log.child({ agent: name }),
-    });
-    out.push({
-      name,
-      agentId: agent.agentId,
-      capabilities: agent.card.skills.map((s) => s.capability),
-      stop: async (reason) => {
-        await agent.stop(reason);
-        registry.close();
-      },
-    });
-  }
-  return out;
+  const make = builtinAgents[name];
+  if (!make) throw new Error(`no built-in agent ${name}`);
+  const registry = createLazyClient(
+    RegistryService,
+    () => runtime.endpoint("registry"),
+    await runtime.certs(`agent-${name}`),
+  );
+  const agent = await runAgent(make(), {
+    bus: runtime.bus,
+    registry: grpcRegistryLink(registry.client),
+    handleSignals: false,
+    log: log.child({ agent: name }),
+  });
+  return {
+    name,
+    agentId: agent.agentId,
+    capabilities: agent.card.skills.map((s) => s.capability),
+    stop: async () => {
+      await agent.stop("shutdown");
+      registry.close();
+    },
+  };
+}
+
+/** Like `Promise.all`, but waits for every promise to settle before throwing the first failure. */
+async function settled<T extends readonly unknown[] | []>(
+  values: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const results = await Promise.allSettled(values);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as never;
 }
 
 function printSummary(s: {
   runtime: Runtime;
-  running: RunningComponent[];
+  components: RunningComponent[];
   gateway: DevGateway;
   agents: DevAgent[];
   readyMs: number;
@@ -181,7 +199,7 @@ function printSummary(s: {
     `agentmesh dev: ready in ${(s.readyMs / 1000).toFixed(1)} s (RSS ${rssMb} MB)`,
     "",
   ];
-  for (const c of s.running) {
+  for (const c of s.components) {
     lines.push(`  ${c.name.padEnd(9)} ${c.address.padEnd(16)} mTLS as ${c.spiffeId}`);
   }
   lines.push(

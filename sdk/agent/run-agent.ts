@@ -90,7 +90,8 @@ export interface RunningAgent {
 
 interface Running {
   job: StepJob;
-  controller: AbortController;
+  /** Stops the handler's wait and aborts its signal; the first reason wins. */
+  abort(reason: AbortReason): void;
   delivery: Delivery<StepJob>;
   /** When the bus last heard that this job is alive. */
   lastWorking: number;
@@ -142,7 +143,7 @@ export async function runAgent(
     for (const r of running.values()) {
       if (r.job.goalId !== signal.goalId) continue;
       if (signal.stepId && r.job.stepId !== signal.stepId) continue;
-      r.controller.abort("cancelled" satisfies AbortReason);
+      r.abort("cancelled");
     }
   });
 
@@ -165,6 +166,9 @@ export async function runAgent(
     startedAt: timestampFromMs(startedAt),
   });
 
+  // A result finished while NATS reconnects waits for it rather than rerunning the job,
+  // but not so long that the job's ack wait runs out meanwhile.
+  const publishWaitMs = bus.options.ackWaitMs / 2;
   const finish = async (
     delivery: Delivery<StepJob>,
     result: StepResult,
@@ -172,7 +176,7 @@ export async function runAgent(
   ) => {
     result.finishedAt = timestampFromMs(Date.now());
     try {
-      await bus.publishResult(result);
+      await bus.publishResult(result, { waitForConnectionMs: publishWaitMs });
     } catch (err) {
       // No result, no ack: the job comes back and reports later.
       log.error(
@@ -209,19 +213,14 @@ export async function runAgent(
     const startedAt = Date.now();
     // A child logger costs more than the rest of a no-op job: build it only when used.
     let childLog: Logger | undefined;
-    const jobLog = new Proxy({} as Logger, {
-      get(_, key) {
-        childLog ??= log.child({
-          attemptId: job.attemptId,
-          goalId: job.goalId,
-          stepId: job.stepId,
-          capability,
-          delivery: delivery.deliveryCount,
-        });
-        const v = Reflect.get(childLog, key);
-        return typeof v === "function" ? v.bind(childLog) : v;
-      },
-    });
+    const jobLog = () =>
+      (childLog ??= log.child({
+        attemptId: job.attemptId,
+        goalId: job.goalId,
+        stepId: job.stepId,
+        capability,
+        delivery: delivery.deliveryCount,
+      }));
 
     if (isCancelled(job.goalId)) {
       const r = create(StepResultSchema, {
@@ -238,18 +237,32 @@ export async function runAgent(
     const input: JsonObject = job.input ?? {};
     const violations = validateInput(input);
     if (violations.length > 0) {
-      jobLog.info({ violations }, "input rejected by the skill's schema");
+      jobLog().info({ violations }, "input rejected by the skill's schema");
       const f = failure("INVALID_ARGUMENT", `input does not match the schema of ${capability}`, {
         violations,
       });
       return finish(delivery, failed(job, startedAt, f), "ack");
     }
 
-    const controller = new AbortController();
+    // The AbortController (and its signal) is made only if the handler reads ctx.signal:
+    // most handlers never do, and it is a good part of a short job's cost.
+    let controller: AbortController | undefined;
+    let reason: AbortReason | undefined;
+    let stopWaiting!: (err: Error) => void;
+    const aborted = new Promise<never>((_, reject) => {
+      stopWaiting = reject;
+    });
+    aborted.catch(() => undefined); // a job that finished first leaves it unobserved
+    const abort = (why: AbortReason) => {
+      if (reason !== undefined) return;
+      reason = why;
+      controller?.abort(why);
+      stopWaiting(new AbortedError());
+    };
     const timeoutMs = job.timeout ? durationMs(job.timeout) : defaultTimeoutMs;
     const limitMs = Math.max(1, Math.min(timeoutMs || defaultTimeoutMs, goalDeadline - startedAt));
-    const timer = setTimeout(() => controller.abort("timeout" satisfies AbortReason), limitMs);
-    running.set(job.attemptId, { job, controller, delivery, lastWorking: startedAt });
+    const timer = setTimeout(() => abort("timeout"), limitMs);
+    running.set(job.attemptId, { job, abort, delivery, lastWorking: startedAt });
     const reportStart = () => {
       const started = create(StepResultSchema, {
         ...baseResult(job, startedAt),
@@ -258,7 +271,7 @@ export async function runAgent(
       // No PubAck wait: one connection keeps it ahead of the final result anyway.
       bus
         .publishResult(started, { awaitAck: false })
-        .catch((err) => jobLog.warn({ err }, "STARTED not published"));
+        .catch((err) => jobLog().warn({ err }, "STARTED not published"));
     };
     let startedTimer: NodeJS.Timeout | undefined;
     if (reportStarted && startedDelayMs === 0) reportStart();
@@ -271,13 +284,18 @@ export async function runAgent(
       capability,
       attempt: job.attempt,
       delivery: delivery.deliveryCount,
-      signal: controller.signal,
-      log: jobLog,
+      get signal() {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (reason !== undefined) controller.abort(reason);
+        }
+        return controller.signal;
+      },
+      get log() {
+        return jobLog();
+      },
       working: () => delivery.working(),
     };
-    const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener("abort", () => reject(new AbortedError()), { once: true });
-    });
 
     let output: unknown;
     let error: unknown;
@@ -296,9 +314,6 @@ export async function runAgent(
       running.delete(job.attemptId);
     }
 
-    const reason = controller.signal.aborted
-      ? (controller.signal.reason as AbortReason)
-      : undefined;
     if (delivery.settled) return; // handed back by the drain already
     if (reason === "shutdown") {
       delivery.nak(0); // hand it back: another agent runs it now
@@ -319,7 +334,7 @@ export async function runAgent(
       const value = toJsonValue(output);
       const outViolations = validateOutput(value);
       if (outViolations.length > 0) {
-        jobLog.error({ violations: outViolations }, "handler output does not match its schema");
+        jobLog().error({ violations: outViolations }, "handler output does not match its schema");
         const f = failure("INTERNAL", `output of ${capability} does not match its schema`, {
           violations: outViolations,
         });
@@ -334,12 +349,12 @@ export async function runAgent(
     }
     const f = failureOf(error);
     if (!f.retryable) {
-      jobLog.info({ code: f.code, message: f.message }, "step failed (not retryable)");
+      jobLog().info({ code: f.code, message: f.message }, "step failed (not retryable)");
       return finish(delivery, failed(job, startedAt, f), "ack");
     }
     if (delivery.deliveryCount < delivery.maxDeliver) {
       const delay = backoff(delivery.deliveryCount);
-      jobLog.warn(
+      jobLog().warn(
         { code: f.code, message: f.message, retryInMs: delay },
         "step failed; will retry",
       );
@@ -347,7 +362,7 @@ export async function runAgent(
       return;
     }
     const n = delivery.deliveryCount;
-    jobLog.error(
+    jobLog().error(
       { code: f.code, message: f.message },
       "step failed on its last delivery; dead-lettered",
     );
@@ -416,7 +431,7 @@ export async function runAgent(
       await beat();
       // At the end of the grace period, abort what still runs; the bus hands it back.
       const shutdown = setTimeout(() => {
-        for (const r of running.values()) r.controller.abort("shutdown" satisfies AbortReason);
+        for (const r of running.values()) r.abort("shutdown");
       }, graceMs);
       const results = await Promise.all(subscriptions.map((s) => s.stop({ graceMs })));
       clearTimeout(shutdown);

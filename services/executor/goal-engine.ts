@@ -213,6 +213,9 @@ export class GoalEngine {
 
   /** Accepts a goal: persists it (idempotently), records it, and plans it. */
   async submit(req: NewGoalRequest): Promise<Submitted> {
+    // With the bus down the goal could be stored but not dispatched: refuse it
+    // (UNAVAILABLE, retryable) before writing anything instead of waiting out the deadline.
+    this.#bus.checkAvailable();
     const now = Date.now();
     const goalId = randomUUID();
     const deadlineMs = req.deadlineMs ?? now + this.#defaultDeadlineMs;

@@ -6,8 +6,12 @@
  * check the body first — protobuf against the method's input type (strict
  * UTF-8), JSON for valid UTF-8 — and a bad one is swapped for an empty
  * message and flagged, so the guard answers INVALID_ARGUMENT in whichever
- * protocol the caller speaks.
+ * protocol the caller speaks. Compressed bodies and frames (gzip, br) are
+ * inflated for the check, at most to the size limit: past it the answer is
+ * RESOURCE_EXHAUSTED, so a decompression bomb costs no more than a large body.
  */
+import { promisify } from "node:util";
+import { brotliDecompress, gunzip } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createContextKey } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
@@ -43,6 +47,15 @@ function kindOf(contentType: string): BodyKind {
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** The encodings connect-node accepts by default, each inflating at most `max` bytes. */
+const inflaters: Record<string, (data: Uint8Array, max: number) => Promise<Uint8Array>> = {
+  gzip: (data, max) => promisify(gunzip)(data, { maxOutputLength: max }),
+  br: (data, max) => promisify(brotliDecompress)(data, { maxOutputLength: max }),
+};
+
+/** Why a body is refused: the message and the code to answer with. */
+type Problem = { message: string; code: Code };
+
 /** Wraps every handler of `router` (call at the end of `routes`). */
 export function validateRequests(router: ConnectRouter, maxBytes: number): void {
   const handlers = router.handlers;
@@ -70,12 +83,20 @@ async function check(h: UniversalHandler, req: UniversalServerRequest, maxBytes:
     kind === undefined ||
     req.method !== "POST" ||
     req.contextValues === undefined ||
-    !isAsyncIterable(body) ||
-    // Enveloped frames say each whether they are compressed; validate() skips those.
-    (!kind.enveloped && compressed(req.header))
+    !isAsyncIterable(body)
   ) {
     return h(req);
   }
+  // A unary body is compressed whole (content-encoding); enveloped frames each
+  // say whether they are, in the encoding their protocol's header names.
+  const encoding = (
+    kind.enveloped
+      ? (req.header.get("connect-content-encoding") ?? req.header.get("grpc-encoding"))
+      : req.header.get("content-encoding")
+  )?.trim();
+  const inflate = encoding && encoding !== "identity" ? inflaters[encoding] : identity;
+  // An encoding connect-node does not know: it answers that itself.
+  if (inflate === undefined) return h(req);
   // Buffer the body (connect-node would too), up to a little over the limit.
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -96,43 +117,57 @@ async function check(h: UniversalHandler, req: UniversalServerRequest, maxBytes:
     return h({ ...req, body: replay(chunks, it) });
   }
   const bytes = concat(chunks, size);
-  const problem = validate(h, kind, bytes);
+  const problem = await validate(h, kind, bytes, (data) => inflate(data, maxBytes));
   if (problem === undefined) return h({ ...req, body: replay([bytes]) });
   req.contextValues.set(
     inputErrorKey,
     new ConnectError(
-      `malformed request ${h.method.input.typeName}: ${problem}`,
-      Code.InvalidArgument,
+      `malformed request ${h.method.input.typeName}: ${problem.message}`,
+      problem.code,
     ),
   );
   const empty = kind.json ? new TextEncoder().encode("{}") : new Uint8Array(0);
   return h({ ...req, body: replay([kind.enveloped ? envelope(empty) : empty]) });
 }
 
-function validate(
+async function validate(
   h: UniversalHandler,
   kind: NonNullable<BodyKind>,
   bytes: Uint8Array,
-): string | undefined {
-  const one = (data: Uint8Array): string | undefined => {
+  inflate: (data: Uint8Array) => Promise<Uint8Array>,
+): Promise<Problem | undefined> {
+  const invalid = (message: string): Problem => ({ message, code: Code.InvalidArgument });
+  const one = async (raw: Uint8Array, compressed: boolean): Promise<Problem | undefined> => {
+    let data = raw;
+    if (compressed) {
+      try {
+        data = await inflate(raw);
+      } catch (err) {
+        if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+          return { message: "message too large once decompressed", code: Code.ResourceExhausted };
+        }
+        return invalid(`body does not decompress: ${(err as Error).message}`);
+      }
+    }
     try {
       if (kind.json) strictUtf8.decode(data);
       else fromBinary(h.method.input, data, { readUnknownFields: false });
       return undefined;
     } catch (err) {
-      return kind.json ? "body is not valid UTF-8" : (err as Error).message;
+      return invalid(kind.json ? "body is not valid UTF-8" : (err as Error).message);
     }
   };
-  if (!kind.enveloped) return one(bytes);
+  if (!kind.enveloped) return one(bytes, inflate !== identity);
   let pos = 0;
   while (pos < bytes.length) {
-    if (pos + 5 > bytes.length) return "truncated message envelope";
+    if (pos + 5 > bytes.length) return invalid("truncated message envelope");
     const flags = bytes[pos] as number;
     const length = new DataView(bytes.buffer, bytes.byteOffset + pos + 1, 4).getUint32(0);
-    if (pos + 5 + length > bytes.length) return "truncated message";
-    // Compressed (0x01) or end-of-stream (0x02) frames are left to connect-node.
-    if ((flags & 0x03) === 0) {
-      const problem = one(bytes.subarray(pos + 5, pos + 5 + length));
+    if (pos + 5 + length > bytes.length) return invalid("truncated message");
+    // End-of-stream (0x02) frames, and compressed frames without an encoding, are connect-node's.
+    const compressed = (flags & 0x01) !== 0;
+    if ((flags & 0x02) === 0 && !(compressed && inflate === identity)) {
+      const problem = await one(bytes.subarray(pos + 5, pos + 5 + length), compressed);
       if (problem !== undefined) return problem;
     }
     pos += 5 + length;
@@ -140,13 +175,7 @@ function validate(
   return undefined;
 }
 
-function compressed(header: Headers): boolean {
-  for (const name of ["content-encoding", "connect-content-encoding", "grpc-encoding"]) {
-    const v = header.get(name);
-    if (v && v !== "identity") return true;
-  }
-  return false;
-}
+const identity = async (data: Uint8Array) => data;
 
 function envelope(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(5 + data.length);

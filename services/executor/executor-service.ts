@@ -17,7 +17,7 @@
  * server.add(ExecutorService, executor.impl);
  * await executor.start();
  */
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import type { GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
@@ -99,6 +99,11 @@ export function createExecutorService(
           }
         }
         const input: JsonObject = req.input ?? {};
+        const nonFinite = nonFiniteNumber(input, "input");
+        if (nonFinite) {
+          // Protobuf carries NaN and Infinity; JSON (agents, the store, Connect clients) cannot.
+          throw new MeshError(Code.InvalidArgument, `${nonFinite} is not a finite number`);
+        }
         const submitted = await engine.submit({
           tenantId,
           kind,
@@ -289,4 +294,21 @@ export function executorOptionsFromEnv(
   const redispatch = n("AGENTMESH_EXECUTOR_REDISPATCH_MS");
   if (redispatch) out.due = { redispatchCheckMs: redispatch };
   return out;
+}
+
+/** The path of the first NaN or ±Infinity inside a JSON value, if any. */
+function nonFiniteNumber(value: JsonValue, path: string): string | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : path;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = nonFiniteNumber(value[i] as JsonValue, `${path}[${i}]`);
+      if (found) return found;
+    }
+  } else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      const found = nonFiniteNumber(v as JsonValue, `${path}.${k}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

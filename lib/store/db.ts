@@ -11,6 +11,7 @@ import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { isUnavailable, toStoreError } from "./store-error.js";
 import type { HealthTracker } from "./store-health.js";
+import { storeCounts } from "./store-metrics.js";
 
 export type Row = Record<string, unknown>;
 
@@ -29,8 +30,9 @@ export class Db {
     return this.txEm !== undefined;
   }
 
-  /** Runs `fn` with an EntityManager, mapping errors and recording health. */
+  /** Runs `fn` (one statement) with an EntityManager, mapping errors and recording health. */
   async run<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    storeCounts.statements++;
     const em = this.txEm ?? this.orm.em.fork({ clear: true, useContext: false });
     try {
       const result = await fn(em);
@@ -61,6 +63,9 @@ export class Db {
    */
   transaction<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     if (this.txEm) return fn(this);
+    // BEGIN here, COMMIT or ROLLBACK through run().
+    storeCounts.statements++;
+    storeCounts.transactions++;
     return this.run((em) =>
       em.transactional((tx) => fn(new Db(this.orm, this.health, tx as EntityManager))),
     );

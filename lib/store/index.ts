@@ -57,6 +57,7 @@ export type {
 export { openStore, Store } from "./store.js";
 export { isUnavailable, toStoreError } from "./store-error.js";
 export type { StoreHealth, StoreHealthStatus } from "./store-health.js";
+export { storeCounts, storeMetrics } from "./store-metrics.js";
 export type { NewTenant, TenantPatch } from "./tenant-repository.js";
 export { checkTenantId, TenantRepository, tenantIdPattern } from "./tenant-repository.js";
 export type { ClaimOptions } from "./work-queue.js";

@@ -27,6 +27,7 @@ import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { loadConfig } from "../config/config.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import type { Logger } from "../log/logger.js";
+import { meshMetrics } from "../telemetry/metrics.js";
 import { AgentRepository } from "./agent-repository.js";
 import { ApiKeyRepository } from "./api-key-repository.js";
 import { AuditLog } from "./audit-log.js";
@@ -42,6 +43,7 @@ import { migrations } from "./migrations/index.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
+import { storeMetrics } from "./store-metrics.js";
 import { checkTenantId, TenantRepository } from "./tenant-repository.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -201,6 +203,7 @@ export class Store implements StoreTransaction {
   /** @internal use `openStore()` */
   constructor(options: Options, embedded: EmbeddedPostgres | undefined, open: OpenStoreOptions) {
     this.orm = MikroORM.initSync(options);
+    storeMetrics(meshMetrics().registry);
     this.#embedded = embedded;
     this.#log = open.logger;
     this.#schema = open.schema ?? "public";

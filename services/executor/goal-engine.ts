@@ -506,18 +506,23 @@ export class GoalEngine {
 
   /** Carries out a persisted transition's commands. Failures are logged; due times recover them. */
   async #run(state: GoalState, commands: GoalCommand[], loaded: LoadedGoal | undefined) {
+    const failed = (c: GoalCommand) => (err: unknown) =>
+      this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
+    // Publishes leave in order without waiting for each PubAck in turn, so a
+    // transition's events and jobs share one socket write and one wait.
+    const published: Promise<unknown>[] = [];
     const later: GoalCommand[] = [];
     for (const c of commands) {
       try {
         switch (c.type) {
           case "emitEvent":
-            await this.#bus.publishGoalEvent(c.event);
+            published.push(this.#bus.publishGoalEvent(c.event).catch(failed(c)));
             break;
           case "dispatchJob":
-            await this.#bus.publishJob(c.job);
+            published.push(this.#bus.publishJob(c.job).catch(failed(c)));
             break;
           case "publishCancel":
-            await this.#bus.publishCancel(c.signal);
+            published.push(this.#bus.publishCancel(c.signal).catch(failed(c)));
             break;
           case "scheduleTimeout":
           case "scheduleRetry":
@@ -528,16 +533,17 @@ export class GoalEngine {
             later.push(c);
         }
       } catch (err) {
-        this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
+        failed(c)(err);
       }
     }
+    await Promise.all(published);
     for (const c of later) {
       try {
         if (c.type === "startChildGoal") await this.#startChild(state, c);
         else if (c.type === "cancelChildGoal") await this.#cancelChild(state, c);
         else if (c.type === "finishGoal") await this.#finished(state, loaded);
       } catch (err) {
-        this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
+        failed(c)(err);
       }
     }
   }

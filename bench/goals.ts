@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { utilAgent } from "../agents/util.js";
@@ -8,10 +10,14 @@ import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
 import type { JobBus } from "../lib/bus/job-bus.js";
 import { createLazyClient } from "../lib/mesh/lazy-client.js";
+import type { ComponentName } from "../lib/mesh/mesh-runtime.js";
+import { storeCounts } from "../lib/store/store-metrics.js";
 import { defaultDatabaseUrl, defaultNatsUrl } from "../lib/testing/infra.js";
 import { grpcRegistryLink } from "../sdk/agent/grpc-registry-link.js";
 import { runAgent } from "../sdk/agent/run-agent.js";
-import { startTestMesh } from "../test/support/mesh.js";
+import { freePort } from "../test/chaos/harness.js";
+import { startTestMesh, type TestMesh } from "../test/support/mesh.js";
+import { type ChildComponent, spawnComponent } from "../test/support/processes.js";
 import type { Benchmark } from "./benchmark.js";
 import { LatencyHistogram, type LatencySummary } from "./histogram.js";
 import { runOpenLoop } from "./open-loop.js";
@@ -28,8 +34,17 @@ interface RateResult {
   dropped: number;
   goalLatencyMs: { p50: number; p99: number; max: number };
   queueWaitMs: { p50: number; p99: number; max: number };
-  /** CPU cores the mesh process used during the level (PostgreSQL and NATS not included). */
+  /** CPU cores the mesh's processes used during the level (PostgreSQL and NATS not included). */
   meshCores: number;
+  /** Cores per process: each component, and the bench process (load generator, agent, event watcher). */
+  cores: Record<string, number>;
+  /** Busy cores of the whole machine (PostgreSQL, NATS and anything else running included). */
+  machineCores: number;
+  /** Event-loop utilisation of the bench process (load generator, agent, event watcher). */
+  benchLoopUtilisation: number;
+  /** In-process mode only: the one mesh process's event-loop utilisation and statements per goal. */
+  meshLoopUtilisation?: number;
+  statementsPerGoal?: number;
   held: boolean;
   firstError?: string;
 }
@@ -61,163 +76,271 @@ const ms = (s: LatencySummary) => ({
   max: round(s.maxUs / 1000),
 });
 const round = (n: number) => Math.round(n * 10) / 10;
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** The mesh as the bench drives it: in this process, or `agentmesh serve` children. */
+interface BenchMesh {
+  mesh: TestMesh;
+  /** The component processes (empty in-process). */
+  children: { name: ComponentName; child: ChildComponent }[];
+}
+
+const componentNames: ComponentName[] = ["registry", "learning", "planner", "executor"];
+
+/**
+ * Each component its own process, as production runs them: the test mesh here
+ * holds only the certificates, schema, tenant and bus prefix they share.
+ */
+async function startProcessMesh(databaseUrl: string, natsUrl: string): Promise<BenchMesh> {
+  const mesh = await startTestMesh({ databaseUrl, natsUrl, components: [] });
+  try {
+    const env = mesh.childEnv();
+    const ports = new Map<ComponentName, number>();
+    for (const name of componentNames) {
+      const port = await freePort();
+      ports.set(name, port);
+      env[`AGENTMESH_${name.toUpperCase()}_ADDR`] = `127.0.0.1:${port}`;
+      mesh.runtime.setAddress(name, `127.0.0.1:${port}`);
+    }
+    const children = await Promise.all(
+      componentNames.map(async (name) => ({
+        name,
+        child: await spawnComponent(name, {
+          ...env,
+          [`AGENTMESH_${name.toUpperCase()}_PORT`]: String(ports.get(name)),
+        }),
+      })),
+    );
+    return { mesh, children };
+  } catch (err) {
+    await mesh.stop();
+    throw err;
+  }
+}
+
+/** CPU seconds a process used so far (user + system), from /proc. */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
+}
+
+/** Busy CPU seconds of the whole machine so far, from /proc/stat. */
+function machineBusySeconds(): number {
+  const [, ...ticks] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const n = ticks.slice(0, 8).map(Number); // user nice system idle iowait irq softirq steal
+  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / 100;
+}
 
 export const goals: Benchmark = {
   name: "goals",
   description:
-    "1-step echo goals end to end (submit → plan → dispatch → util.echo → result → finished event) at rising open-loop rates vs raw JetStream publish→consume→ack",
+    "1-step echo goals end to end (submit → plan → dispatch → util.echo → result → finished event) at rising open-loop rates vs raw JetStream publish→consume→ack; the mesh in separate processes (AGENTMESH_BENCH_MESH=in-process: one process)",
   async run({ smoke }) {
     const databaseUrl = process.env.DATABASE_URL || defaultDatabaseUrl;
     const natsUrl = process.env.NATS_URL || defaultNatsUrl;
     process.env.LOG_LEVEL ??= "warn";
+    const inProcess = process.env.AGENTMESH_BENCH_MESH === "in-process";
     const rates = smoke ? [10, 20] : [10, 20, 50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000];
     const durationMs = smoke ? 1_500 : 6_000;
 
     const raw = await rawJetStream(natsUrl, smoke ? 2_000 : 30_000);
-
-    const mesh = await startTestMesh({ databaseUrl, natsUrl });
-    const nc = await connectNats(natsUrl, "bench-goals-events");
-    let agentBus: JobBus | undefined;
-    try {
-      // The agent's bus, tapped: each job's wait from dispatch to its handler starting.
-      let queueWait = new LatencyHistogram();
-      const bus = await createJetStreamBus({
-        servers: natsUrl,
-        prefix: mesh.prefix,
-        ackWaitMs: 5_000,
-        name: "bench-goals-agent",
-      });
-      agentBus = bus;
-      const tapped = new Proxy(bus, {
-        get(target, key) {
-          if (key === "consumeJobs") {
-            const consumeJobs: JobBus["consumeJobs"] = (capability, options) =>
-              target.consumeJobs(capability, {
-                ...options,
-                handler: (d) => {
-                  const at = d.data.dispatchedAt;
-                  if (at) queueWait.recordUs((Date.now() - timestampMs(at)) * 1000);
-                  return options.handler(d);
-                },
-              });
-            return consumeJobs;
-          }
-          const v = Reflect.get(target, key, target) as unknown;
-          return typeof v === "function" ? v.bind(target) : v;
-        },
-      });
-      const registry = createLazyClient(
-        RegistryService,
-        () => mesh.runtime.endpoint("registry"),
-        await mesh.runtime.certs("agent-util"),
-      );
-      const agent = await runAgent(utilAgent, {
-        bus: tapped,
-        registry: grpcRegistryLink(registry.client),
-        handleSignals: false,
-        drainGraceMs: 500,
-        concurrency: 256,
-      });
-
-      // Every goal's finished event, from the events stream the gateway watches too.
-      const finished = new Map<string, GoalStatus>();
-      const waiters = new Map<string, (status: GoalStatus) => void>();
-      const sub = nc.subscribe(`${busNames(mesh.prefix).eventsWildcard}`, {
-        callback: (_err, m) => {
-          const event = fromBinary(GoalEventSchema, m.data);
-          if (event.kind.case !== "finished") return;
-          const w = waiters.get(event.goalId);
-          if (w) {
-            waiters.delete(event.goalId);
-            w(event.kind.value.status);
-          } else finished.set(event.goalId, event.kind.value.status);
-        },
-      });
-      await nc.flush();
-      let n = 0;
-      const oneGoal = async () => {
-        const { goal } = await mesh.executor.submitGoal({
-          tenantId: mesh.tenantId,
-          kind: "echo",
-          input: { message: `m${n++}` },
+    // Statements per goal are a property of the code, not of where it runs: counted in
+    // this process, so with the processes mesh by a short in-process run first.
+    const statements = inProcess
+      ? undefined
+      : await drive(await startInProcessMesh(databaseUrl, natsUrl), {
+          rates: [20],
+          durationMs: smoke ? 1_000 : 3_000,
+          warmUpMs: 500,
         });
-        const goalId = goal!.goalId;
-        const early = finished.get(goalId);
-        finished.delete(goalId);
-        const status =
-          early ??
-          (await new Promise<GoalStatus>((resolve, reject) => {
-            const t = setTimeout(() => {
-              waiters.delete(goalId);
-              reject(new Error(`goal ${goalId} not finished in 30 s`));
-            }, 30_000);
-            waiters.set(goalId, (s) => {
-              clearTimeout(t);
-              resolve(s);
-            });
-          }));
-        if (status !== GoalStatus.SUCCEEDED)
-          throw new Error(`goal ${goalId}: ${GoalStatus[status]}`);
-      };
+    const mesh = inProcess
+      ? await startInProcessMesh(databaseUrl, natsUrl)
+      : await startProcessMesh(databaseUrl, natsUrl);
+    const levels = await drive(mesh, { rates, durationMs, warmUpMs: smoke ? 500 : 2_000 });
 
-      // Warm up (JIT, connections, caches) before measuring.
-      await runOpenLoop({ rate: 20, durationMs: smoke ? 500 : 2_000, call: oneGoal });
-
-      const levels: RateResult[] = [];
-      for (const rate of rates) {
-        queueWait = new LatencyHistogram();
-        const cpu0 = process.cpuUsage();
-        const t0 = process.hrtime.bigint();
-        const r = await runOpenLoop({ rate, durationMs, call: oneGoal, maxInFlight: 5_000 });
-        const cpu = process.cpuUsage(cpu0);
-        // Cores this process (the whole mesh but PostgreSQL and NATS) kept busy: 2 = saturated here.
-        const cores = (cpu.user + cpu.system) / (Number(process.hrtime.bigint() - t0) / 1000);
-        const goalLatency = ms(r.latency);
-        // Open loop: a growing backlog shows in p99 (latency runs from the intended start).
-        const held = r.errors === 0 && r.dropped === 0 && goalLatency.p99 <= p99BudgetMs;
-        levels.push({
-          targetRate: rate,
-          stepsPerSecond: r.achievedRate,
-          completed: r.completed,
-          errors: r.errors,
-          dropped: r.dropped,
-          goalLatencyMs: goalLatency,
-          queueWaitMs: ms(queueWait.summary()),
-          meshCores: round(cores),
-          held,
-          ...(r.firstError ? { firstError: r.firstError } : {}),
-        });
-        if (!held) break;
-        // Let the backlog of this level drain so the next starts clean.
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      sub.unsubscribe();
-      await agent.stop("bench over");
-      registry.close();
-
-      const sustained = levels.filter((l) => l.held);
-      const best = sustained.at(-1);
-      const stepsPerSecond = best?.stepsPerSecond ?? 0;
-      const at500 = levels.find((l) => l.targetRate === 500);
-      return {
-        baseline: { rawJetStream: raw },
-        levels,
-        maxSustainedStepsPerSecond: stepsPerSecond,
-        ratioToRawJetStream: round((stepsPerSecond / raw.messagesPerSecond) * 100) / 100,
-        p99BudgetMs,
-        targets: {
-          stepsPerSecond: { want: ">= 1000", got: stepsPerSecond, met: stepsPerSecond >= 1_000 },
-          queueWaitP99MsAt500: {
-            want: "<= 20",
-            got: at500?.queueWaitMs.p99 ?? null,
-            met: at500?.held === true && at500.queueWaitMs.p99 <= 20,
-          },
+    const sustained = levels.filter((l) => l.held);
+    const best = sustained.at(-1);
+    const stepsPerSecond = best?.stepsPerSecond ?? 0;
+    const at500 = levels.find((l) => l.targetRate === 500);
+    return {
+      mesh: inProcess ? "in-process" : "processes",
+      baseline: { rawJetStream: raw },
+      statementsPerGoal: (inProcess ? levels[0] : statements?.[0])?.statementsPerGoal ?? null,
+      levels,
+      maxSustainedStepsPerSecond: stepsPerSecond,
+      ratioToRawJetStream: round((stepsPerSecond / raw.messagesPerSecond) * 100) / 100,
+      p99BudgetMs,
+      targets: {
+        stepsPerSecond: { want: ">= 1000", got: stepsPerSecond, met: stepsPerSecond >= 1_000 },
+        queueWaitP99MsAt500: {
+          want: "<= 20",
+          got: at500?.queueWaitMs.p99 ?? null,
+          met: at500?.held === true && at500.queueWaitMs.p99 <= 20,
         },
-      };
-    } finally {
-      await agentBus?.close({ graceMs: 0 }).catch(() => undefined);
-      await nc.close().catch(() => undefined);
-      await mesh.stop();
-    }
+      },
+    };
   },
 };
+
+async function startInProcessMesh(databaseUrl: string, natsUrl: string): Promise<BenchMesh> {
+  return { mesh: await startTestMesh({ databaseUrl, natsUrl }), children: [] };
+}
+
+/** Runs the util agent and the load here, level by level, then stops the mesh. */
+async function drive(
+  bench: BenchMesh,
+  options: { rates: number[]; durationMs: number; warmUpMs: number },
+): Promise<RateResult[]> {
+  const { mesh, children } = bench;
+  const natsUrl = mesh.config.natsUrl;
+  const nc = await connectNats(natsUrl, "bench-goals-events");
+  let agentBus: JobBus | undefined;
+  try {
+    // The agent's bus, tapped: each job's wait from dispatch to its handler starting.
+    let queueWait = new LatencyHistogram();
+    const bus = await createJetStreamBus({
+      servers: natsUrl,
+      prefix: mesh.prefix,
+      ackWaitMs: 5_000,
+      name: "bench-goals-agent",
+    });
+    agentBus = bus;
+    const tapped = new Proxy(bus, {
+      get(target, key) {
+        if (key === "consumeJobs") {
+          const consumeJobs: JobBus["consumeJobs"] = (capability, options) =>
+            target.consumeJobs(capability, {
+              ...options,
+              handler: (d) => {
+                const at = d.data.dispatchedAt;
+                if (at) queueWait.recordUs((Date.now() - timestampMs(at)) * 1000);
+                return options.handler(d);
+              },
+            });
+          return consumeJobs;
+        }
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const registry = createLazyClient(
+      RegistryService,
+      () => mesh.runtime.endpoint("registry"),
+      await mesh.runtime.certs("agent-util"),
+    );
+    const agent = await runAgent(utilAgent, {
+      bus: tapped,
+      registry: grpcRegistryLink(registry.client),
+      handleSignals: false,
+      drainGraceMs: 500,
+      concurrency: 256,
+    });
+
+    // Every goal's finished event, from the events stream the gateway watches too.
+    const finished = new Map<string, GoalStatus>();
+    const waiters = new Map<string, (status: GoalStatus) => void>();
+    const sub = nc.subscribe(`${busNames(mesh.prefix).eventsWildcard}`, {
+      callback: (_err, m) => {
+        const event = fromBinary(GoalEventSchema, m.data);
+        if (event.kind.case !== "finished") return;
+        const w = waiters.get(event.goalId);
+        if (w) {
+          waiters.delete(event.goalId);
+          w(event.kind.value.status);
+        } else finished.set(event.goalId, event.kind.value.status);
+      },
+    });
+    await nc.flush();
+    let n = 0;
+    const oneGoal = async () => {
+      const { goal } = await mesh.executor.submitGoal({
+        tenantId: mesh.tenantId,
+        kind: "echo",
+        input: { message: `m${n++}` },
+      });
+      const goalId = goal!.goalId;
+      const early = finished.get(goalId);
+      finished.delete(goalId);
+      const status =
+        early ??
+        (await new Promise<GoalStatus>((resolve, reject) => {
+          const t = setTimeout(() => {
+            waiters.delete(goalId);
+            reject(new Error(`goal ${goalId} not finished in 30 s`));
+          }, 30_000);
+          waiters.set(goalId, (s) => {
+            clearTimeout(t);
+            resolve(s);
+          });
+        }));
+      if (status !== GoalStatus.SUCCEEDED) throw new Error(`goal ${goalId}: ${GoalStatus[status]}`);
+    };
+
+    // Warm up (JIT, connections, caches) before measuring.
+    await runOpenLoop({ rate: 20, durationMs: options.warmUpMs, call: oneGoal });
+
+    const levels: RateResult[] = [];
+    for (const rate of options.rates) {
+      queueWait = new LatencyHistogram();
+      const cpu0 = process.cpuUsage();
+      const children0 = children.map((c) => cpuSecondsOf(c.child.process.pid!));
+      const machine0 = machineBusySeconds();
+      const elu0 = performance.eventLoopUtilization();
+      const statements0 = storeCounts.statements;
+      const t0 = process.hrtime.bigint();
+      const r = await runOpenLoop({
+        rate,
+        durationMs: options.durationMs,
+        call: oneGoal,
+        maxInFlight: 5_000,
+      });
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const cpu = process.cpuUsage(cpu0);
+      const elu = performance.eventLoopUtilization(elu0).utilization;
+      const cores: Record<string, number> = {
+        [children.length > 0 ? "bench" : "mesh"]: round((cpu.user + cpu.system) / 1e6 / seconds),
+      };
+      children.forEach((c, i) => {
+        cores[c.name] = round((cpuSecondsOf(c.child.process.pid!) - children0[i]!) / seconds);
+      });
+      const goalLatency = ms(r.latency);
+      // Open loop: a growing backlog shows in p99 (latency runs from the intended start).
+      const held = r.errors === 0 && r.dropped === 0 && goalLatency.p99 <= p99BudgetMs;
+      levels.push({
+        targetRate: rate,
+        stepsPerSecond: r.achievedRate,
+        completed: r.completed,
+        errors: r.errors,
+        dropped: r.dropped,
+        goalLatencyMs: goalLatency,
+        queueWaitMs: ms(queueWait.summary()),
+        // In-process the bench's own work is part of the one mesh process.
+        meshCores: round(Object.values(cores).reduce((a, b) => a + b, 0) - (cores.bench ?? 0)),
+        cores,
+        machineCores: round((machineBusySeconds() - machine0) / seconds),
+        benchLoopUtilisation: round2(elu),
+        ...(children.length === 0
+          ? {
+              meshLoopUtilisation: round2(elu),
+              statementsPerGoal: round((storeCounts.statements - statements0) / r.completed),
+            }
+          : {}),
+        held,
+        ...(r.firstError ? { firstError: r.firstError } : {}),
+      });
+      if (!held) break;
+      // Let the backlog of this level drain so the next starts clean.
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    sub.unsubscribe();
+    await agent.stop("bench over");
+    registry.close();
+    return levels;
+  } finally {
+    await agentBus?.close({ graceMs: 0 }).catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    await Promise.allSettled(children.map((c) => c.child.kill("SIGTERM")));
+    await mesh.stop();
+  }
+}

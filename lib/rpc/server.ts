@@ -29,16 +29,13 @@ import {
 } from "@bufbuild/protobuf";
 import {
   type ChannelOptions,
-  type handleBidiStreamingCall,
-  type handleClientStreamingCall,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
   Server,
   type ServerDuplexStream,
   type ServerReadableStream,
   type ServerUnaryCall,
   type ServerWritableStream,
   type StatusObject,
+  type sendUnaryData,
 } from "@grpc/grpc-js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
@@ -403,95 +400,84 @@ function registerMethod(
     );
     return statusOf(err);
   };
-  switch (method.methodKind) {
-    case "unary": {
-      const fn: handleUnaryCall<Buffer, Buffer> = (call, callback) => {
-        let request: Message;
-        try {
-          request = decode(input, call.request);
-        } catch (err) {
-          callback(rejectMalformed(call, err) as never);
-          return;
-        }
-        const { mesh, scope, cancellation } = startCall(method, call, request);
-        execute(mesh, scope).then(
-          (res) => {
-            cancellation.dispose();
-            callback(null, encode(output, res as Message));
-          },
-          (err: unknown) => {
-            cancellation.dispose();
-            callback(statusOf(err) as never);
-          },
-        );
-      };
-      grpcServer.register(path, fn, passThrough, passThrough, "unary");
-      return;
+  const kind = method.methodKind;
+  const streamingRequest = kind === "client_streaming" || kind === "bidi_streaming";
+  /**
+   * Starts the call, or answers `fail` and returns undefined when its single
+   * request does not decode. A request stream is decoded as the handler reads it.
+   */
+  const begin = (call: AnyServerCall, fail: (status: Partial<StatusObject>) => void) => {
+    if (streamingRequest) {
+      const started = startCall(method, call, undefined as never);
+      started.mesh.request = readStream(
+        call as ServerReadableStream<Buffer, Buffer>,
+        input,
+        started.mesh.signal,
+      );
+      return started;
     }
-    case "server_streaming": {
-      const fn: handleServerStreamingCall<Buffer, Buffer> = (call) => {
-        let request: Message;
-        try {
-          request = decode(input, call.request);
-        } catch (err) {
-          call.emit("error", rejectMalformed(call, err));
-          return;
-        }
-        const { mesh, scope, cancellation } = startCall(method, call, request);
-        execute(mesh, scope)
-          .then((res) => writeStream(call, output, res as AsyncIterable<Message>, mesh.signal))
-          .then(
-            () => {
-              cancellation.dispose();
-              if (!call.cancelled) call.end();
-            },
-            (err: unknown) => {
-              cancellation.dispose();
-              if (!call.cancelled) call.emit("error", statusOf(err));
-            },
-          );
-      };
-      grpcServer.register(path, fn, passThrough, passThrough, "serverStream");
-      return;
+    try {
+      return startCall(
+        method,
+        call,
+        decode(input, (call as ServerUnaryCall<Buffer, Buffer>).request),
+      );
+    } catch (err) {
+      fail(rejectMalformed(call, err));
+      return undefined;
     }
-    case "client_streaming": {
-      const fn: handleClientStreamingCall<Buffer, Buffer> = (call, callback) => {
-        const { mesh, scope, cancellation } = startCall(method, call, undefined as never);
-        mesh.request = readStream(call, input, mesh.signal);
-        execute(mesh, scope).then(
-          (res) => {
-            cancellation.dispose();
-            callback(null, encode(output, res as Message));
-          },
-          (err: unknown) => {
-            cancellation.dispose();
-            callback(statusOf(err) as never);
-          },
-        );
-      };
-      grpcServer.register(path, fn, passThrough, passThrough, "clientStream");
+  };
+  // One response: the callback answers it.
+  const respondOnce = (
+    call: ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>,
+    callback: sendUnaryData<Buffer>,
+  ) => {
+    const started = begin(call, (status) => callback(status as never));
+    if (!started) return;
+    execute(started.mesh, started.scope).then(
+      (res) => {
+        started.cancellation.dispose();
+        callback(null, encode(output, res as Message));
+      },
+      (err: unknown) => {
+        started.cancellation.dispose();
+        callback(statusOf(err) as never);
+      },
+    );
+  };
+  // A response stream: written with backpressure, then ended or failed with a status.
+  const respondStream = (
+    call: ServerWritableStream<Buffer, Buffer> | ServerDuplexStream<Buffer, Buffer>,
+  ) => {
+    const started = begin(call, (status) => call.emit("error", status));
+    if (!started) return;
+    const { mesh, scope, cancellation } = started;
+    execute(mesh, scope)
+      .then((res) => writeStream(call, output, res as AsyncIterable<Message>, mesh.signal))
+      .then(
+        () => {
+          cancellation.dispose();
+          if (!call.cancelled) call.end();
+        },
+        (err: unknown) => {
+          cancellation.dispose();
+          if (!call.cancelled) call.emit("error", statusOf(err));
+        },
+      );
+  };
+  switch (kind) {
+    case "unary":
+      grpcServer.register(path, respondOnce, passThrough, passThrough, "unary");
       return;
-    }
-    case "bidi_streaming": {
-      const fn: handleBidiStreamingCall<Buffer, Buffer> = (call) => {
-        const { mesh, scope, cancellation } = startCall(method, call, undefined as never);
-        mesh.request = readStream(call, input, mesh.signal);
-        execute(mesh, scope)
-          .then((res) => writeStream(call, output, res as AsyncIterable<Message>, mesh.signal))
-          .then(
-            () => {
-              cancellation.dispose();
-              if (!call.cancelled) call.end();
-            },
-            (err: unknown) => {
-              cancellation.dispose();
-              if (!call.cancelled) call.emit("error", statusOf(err));
-            },
-          );
-      };
-      grpcServer.register(path, fn, passThrough, passThrough, "bidi");
+    case "client_streaming":
+      grpcServer.register(path, respondOnce, passThrough, passThrough, "clientStream");
       return;
-    }
+    case "server_streaming":
+      grpcServer.register(path, respondStream, passThrough, passThrough, "serverStream");
+      return;
+    case "bidi_streaming":
+      grpcServer.register(path, respondStream, passThrough, passThrough, "bidi");
+      return;
   }
   logger.warn({ path }, "unknown method kind");
 }

@@ -66,8 +66,14 @@ export class PubAckInbox {
   ): Promise<{ seq: number; duplicate: boolean }> {
     const id = ++this.#next;
     return new Promise((resolve, reject) => {
+      try {
+        this.#nc.publish(subject, data, { reply: this.#prefix + id, headers });
+      } catch (err) {
+        reject(MeshError.from(err, Code.Unavailable)); // e.g. the connection is closed
+        return;
+      }
+      // The PubAck cannot be parsed before this synchronous code ends.
       this.#waiting.set(id, { resolve, reject, subject, deadline: Date.now() + timeoutMs });
-      this.#nc.publish(subject, data, { reply: this.#prefix + id, headers });
       // Every wait has the same timeout, so the map (insertion order) is sorted by deadline.
       this.#sweep ??= setInterval(() => this.#expire(), Math.min(250, timeoutMs / 4));
       this.#sweep.unref();

@@ -5,8 +5,16 @@
  * service over mTLS as the gateway, carrying the principal, the caller's
  * deadline and cancellation. Server streams are passed through message by
  * message. Internal errors keep their code.
+ *
+ * Responses to binary clients (protobuf over Connect, gRPC or gRPC-Web) are
+ * passed through as bytes: the upstream's answer is split into its top-level
+ * fields without decoding them, and those fields are written back verbatim as
+ * the unknown fields of an otherwise empty response message. Decoding and
+ * re-encoding a message full of `Struct`s costs far more than the rest of the
+ * hop; JSON clients still get a decoded message, which JSON needs.
  */
-import type { DescMethod, Message } from "@bufbuild/protobuf";
+import { create, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import { type CallOptions, createClient, type MeshChannel } from "../lib/rpc/client.js";
@@ -58,13 +66,33 @@ function localImpl(method: DescMethod, options: RoutesOptions) {
   };
 }
 
-function forwardImpl(method: DescMethod, upstream: Upstream, options: RoutesOptions) {
-  const client = createClient(method.parent, options.channels[upstream]) as unknown as Record<
-    string,
-    Forward
-  >;
+/** One client method of `method`, reading the response as `output` (an opaque `Empty` keeps fields undecoded). */
+function forwarder(method: DescMethod, channel: MeshChannel, output = method.output): Forward {
+  const service = { methods: [{ ...method, output }] } as unknown as DescService;
+  const client = createClient(service, channel) as unknown as Record<string, Forward>;
   const call = client[method.localName];
   if (!call) throw new Error(`no client method for ${method.parent.typeName}/${method.name}`);
+  return call;
+}
+
+/** Whether the client reads protobuf (`application/proto`, `application/grpc`, `...+proto`). */
+function wantsBinary(ctx: HandlerContext): boolean {
+  const type = ctx.requestHeader.get("content-type");
+  return type !== null && binaryContentType.test(type);
+}
+const binaryContentType =
+  /^application\/(?:(?:connect\+|grpc-web\+|grpc\+)?proto|grpc|grpc-web)(?:;|$)/i;
+
+/** A response of `method` whose encoding is the upstream's bytes, field for field. */
+function passThrough(method: DescMethod, opaque: Message): Message {
+  const message = create(method.output);
+  if (opaque.$unknown) message.$unknown = opaque.$unknown;
+  return message;
+}
+
+function forwardImpl(method: DescMethod, upstream: Upstream, options: RoutesOptions) {
+  const call = forwarder(method, options.channels[upstream]);
+  const callOpaque = forwarder(method, options.channels[upstream], EmptySchema);
   const callOptions = (ctx: HandlerContext, principal: Principal): CallOptions => ({
     principal,
     signal: ctx.signal,
@@ -76,7 +104,14 @@ function forwardImpl(method: DescMethod, upstream: Upstream, options: RoutesOpti
         const principal = principalOf(ctx);
         await authorize(options.guard, method, request, principal);
         try {
-          return await (call(request, callOptions(ctx, principal)) as Promise<Message>);
+          if (!wantsBinary(ctx)) {
+            return await (call(request, callOptions(ctx, principal)) as Promise<Message>);
+          }
+          const opaque = await (callOpaque(
+            request,
+            callOptions(ctx, principal),
+          ) as Promise<Message>);
+          return passThrough(method, opaque);
         } catch (err) {
           throw toConnectError(err);
         }
@@ -86,7 +121,12 @@ function forwardImpl(method: DescMethod, upstream: Upstream, options: RoutesOpti
         const principal = principalOf(ctx);
         await authorize(options.guard, method, request, principal);
         try {
-          yield* call(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
+          if (!wantsBinary(ctx)) {
+            yield* call(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
+            return;
+          }
+          const opaque = callOpaque(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
+          for await (const m of opaque) yield passThrough(method, m);
         } catch (err) {
           throw toConnectError(err);
         }

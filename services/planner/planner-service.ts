@@ -17,9 +17,20 @@
  * server.add(PlannerService, planner.impl);
  */
 import { randomUUID } from "node:crypto";
-import { create, type JsonObject } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type JsonObject,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import {
+  type ListPlaybooksResponse,
+  ListPlaybooksResponseSchema,
   type PlannerService,
   type Playbook,
   PlaybookSchema,
@@ -76,6 +87,8 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
   const { store, log } = deps;
   const clock = deps.clock ?? Date.now;
   const catalog = createPlaybookCatalog({ store, playbookDir: deps.playbookDir });
+  // A cached list answers ListPlaybooks many times; its few KB of Structs are encoded once.
+  const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
   const llm =
     deps.llmPlanner === undefined
       ? llmPlannerFromEnv(process.env, log.child({ component: "llm-planner" }))
@@ -236,7 +249,13 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     },
 
     async listPlaybooks(req) {
-      return { playbooks: await catalog.list(req.tenantId) };
+      const playbooks = await catalog.list(req.tenantId);
+      let response = encodedLists.get(playbooks);
+      if (response === undefined) {
+        response = preEncoded(ListPlaybooksResponseSchema, { playbooks });
+        encodedLists.set(playbooks, response);
+      }
+      return response;
     },
 
     async getPlaybook(req) {
@@ -262,6 +281,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
           strategies: playbook.strategies.map((s) => s.name).join(","),
         },
       });
+      catalog.forget(req.tenantId);
       playbook.version = stored.version;
       return { playbook };
     },
@@ -277,6 +297,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         );
       }
       await repo.delete(req.goalKind);
+      catalog.forget(req.tenantId);
       await audit({
         actor: actor(ctx),
         action: "playbook.deleted",
@@ -292,4 +313,20 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     start: () => catalog.load(),
     async stop() {},
   };
+}
+
+/**
+ * A message that encodes to `init`'s bytes without walking it again: its
+ * top-level fields are kept, already encoded, as unknown fields (which
+ * `toBinary` writes verbatim). For wire use only; its own fields read empty.
+ */
+function preEncoded<Desc extends DescMessage>(
+  schema: Desc,
+  init: MessageInitShape<Desc>,
+): MessageShape<Desc> {
+  const bytes = toBinary(schema, create(schema, init));
+  const message = create(schema);
+  const fields = fromBinary(EmptySchema, bytes).$unknown;
+  if (fields) message.$unknown = fields;
+  return message;
 }

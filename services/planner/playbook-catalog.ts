@@ -1,8 +1,11 @@
 /**
  * The playbooks a tenant sees: the built-in files (global, loaded once) and
  * the tenant's own from the store, a tenant's playbook hiding a global one of
- * the same goal kind. Tenant playbooks are read on every call (one indexed
- * row), so a PutPlaybook on one replica is seen by every other at once.
+ * the same goal kind. `get` (the planning path) reads the tenant's playbook on
+ * every call (one indexed row), so a PutPlaybook on one replica plans on every
+ * other at once. `list` (ListPlaybooks, a hot read for dashboards and SDKs)
+ * reuses a tenant's list for `listCacheMs`: a write through this replica is
+ * seen at once (`forget`), one through another replica within that time.
  *
  * @example
  * const catalog = createPlaybookCatalog({ store });
@@ -18,6 +21,8 @@ export interface PlaybookCatalogOptions {
   store: Store;
   /** Folder of the global playbook files; default the built-in `playbooks/`. */
   playbookDir?: string;
+  /** How long `list` reuses a tenant's list. Default 1000 ms; 0 reads the store every time. */
+  listCacheMs?: number;
 }
 
 export interface PlaybookCatalog {
@@ -27,12 +32,16 @@ export interface PlaybookCatalog {
   globals(): Promise<ReadonlyMap<string, Playbook>>;
   /** The playbook the tenant sees for a kind, or NOT_FOUND. */
   get(tenantId: string, goalKind: string): Promise<Playbook>;
-  /** Every playbook the tenant sees, by goal kind. */
+  /** Every playbook the tenant sees, by goal kind (the same array while cached: do not modify). */
   list(tenantId: string): Promise<Playbook[]>;
+  /** Drops the cached list of a tenant (after this replica changed one of its playbooks). */
+  forget(tenantId: string): void;
 }
 
 export function createPlaybookCatalog(options: PlaybookCatalogOptions): PlaybookCatalog {
   const { store } = options;
+  const listCacheMs = options.listCacheMs ?? 1000;
+  const lists = new Map<string, { until: number; playbooks: Promise<Playbook[]> }>();
   let loaded: Promise<ReadonlyMap<string, Playbook>> | undefined;
   const globals = () => {
     loaded ??= loadPlaybookDir(options.playbookDir ?? builtinPlaybookDir).then(
@@ -59,16 +68,33 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
       if (!global) throw new MeshError(Code.NotFound, `no playbook for goal kind "${goalKind}"`);
       return global;
     },
-    async list(tenantId) {
-      const byKind = new Map(await globals());
-      if (tenantId) {
-        for (const r of await store.tenant(tenantId).playbooks.list()) {
-          byKind.set(r.goalKind, playbookFromRecord(r));
-        }
+    list(tenantId) {
+      const now = Date.now();
+      const hit = lists.get(tenantId);
+      if (hit && hit.until > now) return hit.playbooks;
+      const playbooks = readList(tenantId);
+      if (listCacheMs > 0) {
+        // Concurrent callers share one read; a failed read is not kept.
+        const entry = { until: now + listCacheMs, playbooks };
+        lists.set(tenantId, entry);
+        playbooks.catch(() => lists.get(tenantId) === entry && lists.delete(tenantId));
       }
-      return [...byKind.values()].sort((a, b) => a.goalKind.localeCompare(b.goalKind));
+      return playbooks;
+    },
+    forget(tenantId) {
+      lists.delete(tenantId);
     },
   };
+
+  async function readList(tenantId: string): Promise<Playbook[]> {
+    const byKind = new Map(await globals());
+    if (tenantId) {
+      for (const r of await store.tenant(tenantId).playbooks.list()) {
+        byKind.set(r.goalKind, playbookFromRecord(r));
+      }
+    }
+    return [...byKind.values()].sort((a, b) => a.goalKind.localeCompare(b.goalKind));
+  }
 }
 
 /** A stored tenant playbook as the message (tenant and version from the row). */

@@ -1,7 +1,8 @@
-import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { type Goal, GoalSchema } from "../../gen/agentmesh/v1/executor_pb.js";
+import { applyGoalEvent } from "../../sdk/client/goal-events.js";
 import type { MeshClient } from "../../sdk/client/index.js";
 import { type Command, UsageError } from "../command.js";
 import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
@@ -91,67 +92,40 @@ const stepMark: Record<number, string> = {
 
 /** Follows WatchGoal, keeping a task list of steps; redraws in place on a terminal. */
 async function watch(mesh: MeshClient, goalId: string): Promise<number> {
-  const steps = new Map<string, { status: StepStatus; capability: string; attempt: number }>();
+  const goal = create(GoalSchema, { goalId });
   const tty = process.stdout.isTTY === true;
   let drawn = 0;
   const draw = () => {
-    if (!tty) return;
     if (drawn) process.stdout.write(`\x1b[${drawn}A`);
-    const done = [...steps.values()].filter((s) => s.status === StepStatus.SUCCEEDED).length;
+    const done = goal.steps.filter((s) => s.status === StepStatus.SUCCEEDED).length;
     const width = 20;
-    const filled = steps.size ? Math.round((done / steps.size) * width) : 0;
+    const filled = goal.steps.length ? Math.round((done / goal.steps.length) * width) : 0;
     const lines = [
-      `[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${done}/${steps.size} steps`,
-      ...[...steps].map(
-        ([id, s]) =>
-          `  ${stepMark[s.status] ?? "?"} ${id.padEnd(16)} ${s.capability}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ""}`,
+      `[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${done}/${goal.steps.length} steps`,
+      ...goal.steps.map(
+        (s) =>
+          `  ${stepMark[s.status] ?? "?"} ${s.stepId.padEnd(16)} ${s.capability}${s.attempts > 1 ? ` (attempt ${s.attempts})` : ""}`,
       ),
     ];
     for (const l of lines) process.stdout.write(`\x1b[2K${l}\n`);
     drawn = lines.length;
   };
-  const set = (id: string, status: StepStatus, attempt?: number, capability?: string) => {
-    const s = steps.get(id) ?? { status, capability: capability ?? "", attempt: 1 };
-    s.status = status;
-    if (attempt) s.attempt = attempt;
-    if (capability) s.capability = capability;
-    steps.set(id, s);
-    if (!tty) console.log(`${stepMark[status] ?? "?"} ${id} ${StepStatus[status]?.toLowerCase()}`);
-  };
-  let final: GoalStatus | undefined;
   for await (const { event } of mesh.executor.watchGoal({ goalId })) {
-    const k = event?.kind;
-    switch (k?.case) {
-      case "planned":
-        for (const s of k.value.plan?.steps ?? [])
-          set(s.stepId, StepStatus.PENDING, 1, s.capability);
-        break;
-      case "stepDispatched":
-        set(k.value.stepId, StepStatus.DISPATCHED, k.value.attempt, k.value.capability);
-        break;
-      case "stepStarted":
-        set(k.value.stepId, StepStatus.RUNNING, k.value.attempt);
-        break;
-      case "stepSucceeded":
-        set(k.value.stepId, StepStatus.SUCCEEDED, k.value.attempt);
-        break;
-      case "stepFailed":
-        set(
-          k.value.stepId,
-          k.value.willRetry ? StepStatus.RETRY_WAIT : StepStatus.FAILED,
-          k.value.attempt,
-        );
-        break;
-      case "finished":
-        final = k.value.status;
-        break;
+    if (!event) continue;
+    const changed = applyGoalEvent(goal, event);
+    if (tty) draw();
+    else if (changed) {
+      console.log(
+        `${stepMark[changed.status] ?? "?"} ${changed.stepId} ${lower(StepStatus, changed.status)}`,
+      );
     }
-    draw();
   }
-  const name = final === undefined ? "unknown" : (GoalStatus[final] ?? "unknown").toLowerCase();
-  console.log(`goal ${goalId} ${name}`);
-  return final === GoalStatus.SUCCEEDED ? 0 : 1;
+  console.log(`goal ${goalId} ${lower(GoalStatus, goal.status)}`);
+  return goal.status === GoalStatus.SUCCEEDED ? 0 : 1;
 }
+
+const lower = (names: Record<number, string>, value: number) =>
+  (names[value] ?? "unknown").toLowerCase();
 
 async function list(args: string[]): Promise<number> {
   const { values } = flags(args, {
@@ -174,7 +148,7 @@ async function list(args: string[]): Promise<number> {
     goals.map((g) => [
       g.goalId,
       g.kind,
-      (GoalStatus[g.status] ?? "").toLowerCase(),
+      lower(GoalStatus, g.status),
       g.createdAt ? timestampDate(g.createdAt).toISOString() : "",
     ]),
   );
@@ -191,13 +165,13 @@ async function get(args: string[]): Promise<number> {
     console.log(JSON.stringify(toJson(GoalSchema, g), null, 2));
     return 0;
   }
-  console.log(`goal ${g.goalId} (${g.kind}) ${(GoalStatus[g.status] ?? "").toLowerCase()}`);
+  console.log(`goal ${g.goalId} (${g.kind}) ${lower(GoalStatus, g.status)}`);
   table(
     ["STEP", "CAPABILITY", "STATUS", "ATTEMPTS", "AFTER"],
     g.steps.map((s) => [
       s.stepId,
       s.capability,
-      (StepStatus[s.status] ?? "").toLowerCase(),
+      lower(StepStatus, s.status),
       String(s.attempts),
       s.dependsOn.join(","),
     ]),
@@ -214,6 +188,6 @@ async function cancel(args: string[]): Promise<number> {
     goalId: id,
     reason: values.reason ?? "",
   });
-  console.log(`goal ${id} ${(GoalStatus[g?.status ?? 0] ?? "").toLowerCase()}`);
+  console.log(`goal ${id} ${lower(GoalStatus, g?.status ?? 0)}`);
   return 0;
 }

@@ -5,16 +5,11 @@
  * WatchAgents; queue depth and denials are refreshed when goals change.
  */
 
-import { create } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
-import {
-  type Goal,
-  type GoalEvent,
-  type StepState,
-  StepStateSchema,
-} from "../../gen/agentmesh/v1/executor_pb.js";
+import type { Goal, StepState } from "../../gen/agentmesh/v1/executor_pb.js";
 import { type Agent, AgentState } from "../../gen/agentmesh/v1/registry_pb.js";
 import { createClient, type MeshClient } from "../../sdk/client/create-client.js";
+import { applyGoalEvent } from "../../sdk/client/goal-events.js";
 import { $, type Elem, element, origin, session } from "./dom.js";
 
 let mesh: MeshClient | undefined;
@@ -123,55 +118,6 @@ function renderDag(): void {
   });
 }
 
-function stepOf(g: Goal, id: string): StepState | undefined {
-  return g.steps.find((s) => s.stepId === id);
-}
-
-/** Applies one event to the goal in memory. */
-function apply(g: Goal, e: GoalEvent): void {
-  const k = e.kind;
-  const set = (id: string, status: StepStatus, attempt?: number) => {
-    const s = stepOf(g, id);
-    if (!s) return;
-    s.status = status;
-    if (attempt) s.attempts = attempt;
-  };
-  switch (k.case) {
-    case "planned":
-      g.status = GoalStatus.RUNNING;
-      if (g.steps.length === 0) {
-        g.steps = (k.value.plan?.steps ?? []).map((s) =>
-          create(StepStateSchema, {
-            stepId: s.stepId,
-            capability: s.capability,
-            dependsOn: s.dependsOn,
-            status: StepStatus.PENDING,
-          }),
-        );
-      }
-      break;
-    case "stepDispatched":
-      set(k.value.stepId, StepStatus.DISPATCHED, k.value.attempt);
-      break;
-    case "stepStarted":
-      set(k.value.stepId, StepStatus.RUNNING, k.value.attempt);
-      break;
-    case "stepSucceeded":
-      set(k.value.stepId, StepStatus.SUCCEEDED, k.value.attempt);
-      break;
-    case "stepFailed":
-      set(
-        k.value.stepId,
-        k.value.willRetry ? StepStatus.RETRY_WAIT : StepStatus.FAILED,
-        k.value.attempt,
-      );
-      break;
-    case "finished":
-      g.status = k.value.status;
-      break;
-  }
-}
-
 /** Follows a goal until it finishes; the server replays its history first. */
 async function watch(goalId: string): Promise<void> {
   if (!mesh || watching.has(goalId) || watching.size >= maxWatches) return;
@@ -188,7 +134,7 @@ async function watch(goalId: string): Promise<void> {
       { signal: controller.signal },
     )) {
       if (!event) continue;
-      apply(g, event);
+      applyGoalEvent(g, event);
       renderGoals();
       if (goalId === selected) renderDag();
       if (event.kind.case === "finished" || event.kind.case === "stepSucceeded") void refreshSide();

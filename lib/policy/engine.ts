@@ -14,13 +14,13 @@
  * const { allow, reason } = engine.decide(buildPolicyInput(call));
  * await engine.close();
  */
-import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { Registry } from "prom-client";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import type { Logger } from "../log/logger.js";
 import type { Decision } from "../rpc/authorizer.js";
+import { type DirectoryWatch, serialReloads, watchDirectories } from "../watch/file-reload.js";
 import { bundleRevision, loadPolicyBundle, type PolicyBundle } from "./bundle.js";
 import { DecisionCache, type DecisionCacheOptions } from "./decision-cache.js";
 import { decisionCacheKey, type PolicyInput } from "./input.js";
@@ -35,6 +35,8 @@ export interface PolicyEngineOptions {
   watch?: boolean;
   /** Quiet period after a file event before reloading (writers touch files twice). Default 100 ms. */
   debounceMs?: number;
+  /** Re-check the files this often too, where file events get lost; default 5000 ms, 0 off. */
+  pollIntervalMs?: number;
   /** Decision cache bounds; `{ maxEntries: 0 }` disables caching. */
   cache?: DecisionCacheOptions;
   /** Where the policy metrics go; default a private registry. */
@@ -75,14 +77,15 @@ export class PolicyEngine {
   readonly metrics: PolicyMetrics;
   readonly #options: PolicyEngineOptions;
   readonly #listeners = new Set<(event: PolicyEvent) => void>();
-  readonly #watchers: FSWatcher[] = [];
   readonly #wakers = new Set<() => void>();
   readonly #count: DecisionCounts;
   #serving: Serving | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #reloading: Promise<boolean> | undefined;
-  #again = false;
+  #watching: DirectoryWatch | undefined;
   #closed = false;
+  readonly #reloads = serialReloads(
+    () => this.#reloadOnce(),
+    () => this.#closed,
+  );
 
   /** An engine with no bundle yet (denies everything); `load` or `reload` gives it one. */
   constructor(options: PolicyEngineOptions = {}) {
@@ -178,18 +181,7 @@ export class PolicyEngine {
    * keeps the last good one and raises `reload_failed`.
    */
   reload(): Promise<boolean> {
-    if (this.#reloading) {
-      this.#again = true;
-      return this.#reloading;
-    }
-    this.#reloading = this.#reloadOnce().finally(() => {
-      this.#reloading = undefined;
-      if (this.#again && !this.#closed) {
-        this.#again = false;
-        void this.reload();
-      }
-    });
-    return this.#reloading;
+    return this.#reloads.run();
   }
 
   async #reloadOnce(): Promise<boolean> {
@@ -217,27 +209,17 @@ export class PolicyEngine {
 
   /** Starts watching the bundle files (idempotent per engine). */
   watch(): void {
-    if (this.#watchers.length > 0 || this.#closed) return;
-    const dirs = new Set([dirname(this.wasmPath), dirname(this.dataPath)]);
-    for (const dir of dirs) {
-      // The whole directory: editors and `kubectl`-mounted ConfigMaps replace
-      // files by rename, which a watch on the file itself would lose.
-      const watcher = watch(dir, { persistent: false }, () => this.#schedule());
-      watcher.on("error", (err) => {
-        this.#options.logger?.error({ err, dir }, "policy watch failed");
-      });
-      this.#watchers.push(watcher);
-    }
-  }
-
-  #schedule(): void {
-    if (this.#closed) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.reload();
-    }, this.#options.debounceMs ?? 100);
-    this.#timer.unref();
+    if (this.#watching || this.#closed) return;
+    this.#watching = watchDirectories(
+      [dirname(this.wasmPath), dirname(this.dataPath)],
+      () => void this.reload(),
+      {
+        debounceMs: this.#options.debounceMs ?? 100,
+        pollMs: this.#options.pollIntervalMs ?? 5000,
+        onError: (err, dir) =>
+          this.#options.logger?.warn({ err, dir }, "policy watch failed; polling continues"),
+      },
+    );
   }
 
   /** Calls `listener` for every event; returns the unsubscribe function. */
@@ -287,10 +269,9 @@ export class PolicyEngine {
   /** Stops watching. Decisions keep working with the bundle loaded last. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    for (const w of this.#watchers) w.close();
-    this.#watchers.length = 0;
-    await this.#reloading;
+    this.#watching?.close();
+    this.#watching = undefined;
+    await this.#reloads.settled();
     for (const wake of this.#wakers) wake();
   }
 }

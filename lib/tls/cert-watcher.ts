@@ -19,7 +19,6 @@
  * certs.close();
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
@@ -28,6 +27,7 @@ import { Code, MeshError } from "../errors/mesh-error.js";
 import { peerFromSubjectAltName } from "../identity/spiffe.js";
 import type { Logger } from "../log/logger.js";
 import type { MeshMetrics } from "../telemetry/metrics.js";
+import { type DirectoryWatch, serialReloads, watchDirectories } from "../watch/file-reload.js";
 
 type CaListener = experimental.CaCertificateUpdateListener;
 type IdentityListener = experimental.IdentityCertificateUpdateListener;
@@ -65,13 +65,13 @@ export class CertWatcher implements experimental.CertificateProvider {
   readonly #caListeners = new Set<CaListener>();
   readonly #identityListeners = new Set<IdentityListener>();
   readonly #updateListeners = new Set<(set: CertificateSet) => void>();
-  #fsWatcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
-  #reloading: Promise<boolean> | undefined;
-  #again = false;
+  #watching: DirectoryWatch | undefined;
   #lastError: string | undefined;
   #closed = false;
+  readonly #reloads = serialReloads(
+    () => this.#reloadOnce(),
+    () => this.#closed,
+  );
 
   /** Use `watchCertificates()`; the constructor takes an already validated first set. */
   constructor(options: WatchCertificatesOptions, first: CertificateSet) {
@@ -103,26 +103,13 @@ export class CertWatcher implements experimental.CertificateProvider {
    * false when nothing changed or the new files were invalid (the old set stays).
    */
   reload(): Promise<boolean> {
-    if (this.#reloading) {
-      this.#again = true;
-      return this.#reloading;
-    }
-    this.#reloading = this.#reloadOnce().finally(() => {
-      this.#reloading = undefined;
-      if (this.#again && !this.#closed) {
-        this.#again = false;
-        void this.reload();
-      }
-    });
-    return this.#reloading;
+    return this.#reloads.run();
   }
 
   /** Stops watching. Credentials built on it keep the last set. */
   close(): void {
     this.#closed = true;
-    this.#fsWatcher?.close();
-    if (this.#timer) clearInterval(this.#timer);
-    if (this.#debounce) clearTimeout(this.#debounce);
+    this.#watching?.close();
   }
 
   // grpc-js CertificateProvider: listeners get the current set at once (synchronously).
@@ -141,30 +128,13 @@ export class CertWatcher implements experimental.CertificateProvider {
     this.#identityListeners.delete(listener);
   }
 
-  /** @internal Starts fs.watch and the poll timer. */
+  /** @internal Starts watching the folder (and polling it). */
   start(): void {
-    const poll = this.#options.pollIntervalMs ?? 5000;
-    if (poll > 0) {
-      this.#timer = setInterval(() => void this.reload(), poll);
-      this.#timer.unref();
-    }
-    try {
-      this.#fsWatcher = watch(this.dir, { persistent: false }, () => this.#scheduleReload());
-      this.#fsWatcher.on("error", () => {
-        // The folder may be replaced (volume remount); polling keeps working.
-        this.#fsWatcher?.close();
-        this.#fsWatcher = undefined;
-      });
-    } catch {
-      // fs.watch is unsupported on some filesystems; polling covers it.
-    }
-  }
-
-  #scheduleReload(): void {
-    // Writers touch three files in a row: wait for the burst to end.
-    if (this.#debounce) clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.reload(), 25);
-    this.#debounce.unref();
+    // Writers touch three files in a row: a short debounce waits for the burst to end.
+    this.#watching = watchDirectories([this.dir], () => void this.reload(), {
+      debounceMs: 25,
+      pollMs: this.#options.pollIntervalMs ?? 5000,
+    });
   }
 
   async #reloadOnce(): Promise<boolean> {

@@ -9,7 +9,9 @@
  * The baseline, in the same run: a bare `node -e 0` start.
  *
  * Ports are all free ones and the bus uses its own prefix (dropped after), so
- * it never collides with a mesh already running. `--smoke` does one start on
+ * it never collides with a mesh already running. The first start also builds
+ * the CLI's start-up bundle (bin/source-bundle.js) into the run's own folder
+ * under node_modules/.cache, as the first `npm start` after `npm install` does. `--smoke` does one start on
  * the shared PostgreSQL (own schema, dropped after) instead of initdb.
  * Targets: first ≤ 5 s, warm ≤ 2 s, RSS ≤ 400 MB.
  */
@@ -22,6 +24,7 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats } from "../lib/bus/jetstream-bus.js";
+import { packagePath } from "../lib/config/package-root.js";
 import { openStore } from "../lib/store/store.js";
 import { defaultDatabaseUrl, defaultNatsUrl } from "../lib/testing/infra.js";
 import type { Benchmark } from "./benchmark.js";
@@ -143,6 +146,11 @@ export const startup: Benchmark = {
     "agentmesh dev (npm start): spawn → ready, first start (initdb) and warm, and whole-mesh RSS/PSS; baseline bare node start",
   async run({ smoke }) {
     const home = await mkdtemp(join(tmpdir(), "bench-startup-"));
+    const bundleDir = packagePath(
+      "node_modules",
+      ".cache",
+      `agentmesh-bench-${randomBytes(4).toString("hex")}`,
+    );
     const prefix = `benchstart${randomBytes(4).toString("hex")}`;
     const schema = `benchstart${randomBytes(4).toString("hex")}`;
     const databaseUrl = process.env.DATABASE_URL || defaultDatabaseUrl;
@@ -155,6 +163,7 @@ export const startup: Benchmark = {
       AGENTMESH_GATEWAY_PORT: "0",
       AGENTMESH_METRICS_PORT: "0",
       LOG_LEVEL: "warn",
+      AGENTMESH_BUNDLE_DIR: bundleDir,
       // The embedded defaults: PostgreSQL under AGENTMESH_HOME, unless smoke.
       DATABASE_URL: smoke ? databaseUrl : "",
       ...(smoke ? { AGENTMESH_DB_SCHEMA: schema } : {}),
@@ -188,6 +197,7 @@ export const startup: Benchmark = {
       };
     } finally {
       await rm(home, { recursive: true, force: true });
+      await rm(bundleDir, { recursive: true, force: true });
       const nc = await connectNats(
         process.env.NATS_URL || defaultNatsUrl,
         "bench-startup",

@@ -1,12 +1,13 @@
 // The checkout's CLI as one esbuild bundle, cached under
-// node_modules/.cache/agentmesh/<fingerprint>/ and rebuilt (~0.3 s) whenever a
-// source file changes. Loading the ~300 source files one by one through tsx's
+// node_modules/.cache/agentmesh/<fingerprint>/ (or AGENTMESH_BUNDLE_DIR, which
+// must lie inside the package so the dependencies resolve) and rebuilt
+// (~0.3 s) whenever a source file changes. Loading the ~300 source files one by one through tsx's
 // loader thread took about as long as starting the whole mesh; the bundle
 // loads in one go. Dependencies stay external (Node loads them as usual), and
 // files shipped beside the code are found from the package root
 // (lib/config/package-root.ts), so the bundle's location does not matter.
 import { createHash } from "node:crypto";
-import { readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 /** Folders whose TypeScript the CLI can import (tests excluded). */
@@ -40,7 +41,8 @@ function fingerprint(root) {
 
 /** The bundle's entry file for the sources under `root`, built if missing. */
 export async function sourceBundle(root) {
-  const cache = join(root, "node_modules", ".cache", "agentmesh");
+  const cache =
+    process.env.AGENTMESH_BUNDLE_DIR || join(root, "node_modules", ".cache", "agentmesh");
   const dir = join(cache, fingerprint(root));
   const entry = join(dir, "main.js");
   try {
@@ -51,6 +53,7 @@ export async function sourceBundle(root) {
   }
   const { build } = await import("esbuild");
   // Built aside and renamed into place, so concurrent first runs never see half a bundle.
+  mkdirSync(cache, { recursive: true });
   const staging = `${dir}.${process.pid}.tmp`;
   await build({
     entryPoints: [join(root, "cli", "main.ts")],

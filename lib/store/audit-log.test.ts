@@ -72,7 +72,8 @@ describe.skipIf(!pg)("audit log on PostgreSQL", () => {
       Array.from({ length: 32 }, (_, i) =>
         t.store.audit.append({
           ...(events[i % events.length] as (typeof events)[number]),
-          details: { i, nested: { b: [1, 2], a: "x" } },
+          // Non-ASCII text and a nested "seq" key: the hash is computed in SQL from text split here.
+          details: { i, nested: { b: [1, 2], a: "x", seq: 0, z: 1 }, text: 'naïve ☃ "q" \\' },
         }),
       ),
     );

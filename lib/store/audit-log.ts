@@ -2,8 +2,11 @@
  * The append-only audit log. Each row carries a gapless sequence and
  * `hash = sha256(prev_hash || canonical(event))`, so editing, deleting or
  * reordering any row breaks the chain at that row; a database trigger rejects
- * UPDATE, DELETE and TRUNCATE outright. Appends serialize on a table lock
- * (readers are not blocked), which also makes the sequence gapless.
+ * UPDATE, DELETE and TRUNCATE outright. Appends serialize on the one row of
+ * `audit_head` (readers are not blocked), which also makes the sequence
+ * gapless: each append is one statement that advances the head (computing
+ * the hash in SQL from the canonical text prepared here) and inserts the row,
+ * so the lock is held for that statement and the caller's commit only.
  *
  * @example
  * await store.audit.append(goalSubmittedEvent({ tenantId, goalId, kind, actor }));
@@ -58,7 +61,12 @@ export interface AuditListOptions {
 
 /** The hash a row must carry, given its predecessor's hash. */
 export function auditHash(prevHash: string, event: Omit<AuditEventRecord, "prevHash" | "hash">) {
-  const body = canonicalJson({
+  return createHash("sha256").update(prevHash).update(auditBody(event)).digest("hex");
+}
+
+/** The canonical text of a row that its hash covers. */
+function auditBody(event: Omit<AuditEventRecord, "prevHash" | "hash">): string {
+  return canonicalJson({
     seq: event.seq,
     time: event.time.toISOString(),
     tenantId: event.tenantId,
@@ -67,7 +75,6 @@ export function auditHash(prevHash: string, event: Omit<AuditEventRecord, "prevH
     resource: event.resource,
     details: event.details,
   });
-  return createHash("sha256").update(prevHash).update(body).digest("hex");
 }
 
 export class AuditLog {
@@ -76,47 +83,13 @@ export class AuditLog {
 
   /** Appends one event and returns the stored row. */
   async append(input: AuditEventInput): Promise<AuditEventRecord> {
-    const actor = requireText(input.actor, "audit actor", 512);
-    const action = requireText(input.action, "audit action", 128);
-    const resource = requireText(input.resource, "audit resource", 1024);
-    // What jsonb gives back: undefined dropped, dates as strings; hashing must see the same.
-    const details = JSON.parse(JSON.stringify(input.details ?? {})) as JsonObject;
-    if (typeof details !== "object" || details === null || Array.isArray(details)) {
-      throw new MeshError(Code.InvalidArgument, "audit details must be an object");
-    }
-    return this.db.transaction(async (db) => {
-      await db.rows("lock table audit_events in share row exclusive mode");
-      const [head] = await db.rows<{ seq: string; hash: string }>(
-        "select seq, hash from audit_events order by seq desc limit 1",
-      );
-      const event = {
-        seq: head ? Number(head.seq) + 1 : 1,
-        time: new Date(),
-        tenantId: input.tenantId ?? null,
-        actor,
-        action,
-        resource,
-        details,
-      };
-      const prevHash = head?.hash ?? genesisHash;
-      const hash = auditHash(prevHash, event);
-      await db.rows(
-        `insert into audit_events (seq, time, tenant_id, actor, action, resource, details, prev_hash, hash)
-         values (?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?)`,
-        [
-          event.seq,
-          event.time,
-          event.tenantId,
-          actor,
-          action,
-          resource,
-          json(details),
-          prevHash,
-          hash,
-        ],
-      );
-      return { ...event, prevHash, hash };
-    });
+    const append = auditAppend(input);
+    const [row] = await this.db.mapped<AuditEventRecord>(
+      AuditEventEntity,
+      `with ${append.sql} select * from audit_row`,
+      append.params,
+    );
+    return row!;
   }
 
   /** Rows in sequence order. */
@@ -160,6 +133,47 @@ export class AuditLog {
     }
     return { ok: true, rows, headSeq: expected - 1, headHash: prevHash };
   }
+}
+
+/**
+ * CTEs appending `input` to the chain: `audit_next` advances the head and
+ * `audit_row` is the inserted row. With `when` (an SQL condition) nothing is
+ * appended unless it holds, e.g. `exists (select 1 from g)` to audit a row
+ * only when another CTE of the same statement created it.
+ * @internal for repositories that audit their own writes in one statement
+ */
+export function auditAppend(
+  input: AuditEventInput,
+  when = "true",
+): { sql: string; params: unknown[] } {
+  const actor = requireText(input.actor, "audit actor", 512);
+  const action = requireText(input.action, "audit action", 128);
+  const resource = requireText(input.resource, "audit resource", 1024);
+  // What jsonb gives back: undefined dropped, dates as strings; hashing must see the same.
+  const details = JSON.parse(JSON.stringify(input.details ?? {})) as JsonObject;
+  if (typeof details !== "object" || details === null || Array.isArray(details)) {
+    throw new MeshError(Code.InvalidArgument, "audit details must be an object");
+  }
+  const time = new Date();
+  const tenantId = input.tenantId ?? null;
+  // The canonical text auditHash() hashes, split around the sequence the head assigns.
+  // Keys are sorted, so the top-level "seq" is the last one (details precede it).
+  const body = auditBody({ seq: 0, time, tenantId, actor, action, resource, details });
+  const at = body.lastIndexOf(',"seq":0,');
+  const before = body.slice(0, at + ',"seq":'.length);
+  const after = body.slice(at + ',"seq":0'.length);
+  return {
+    sql: `audit_next as (
+         update audit_head set seq = seq + 1, prev_hash = hash,
+           hash = encode(sha256(convert_to(hash || ? || (seq + 1)::text || ?, 'UTF8')), 'hex')
+         where ${when}
+         returning seq, prev_hash, hash),
+       audit_row as (
+         insert into audit_events (seq, time, tenant_id, actor, action, resource, details, prev_hash, hash)
+         select seq, ?, ?, ?, ?, ?, ?::jsonb, prev_hash, hash from audit_next
+         returning *)`,
+    params: [before, after, time, tenantId, actor, action, resource, json(details)],
+  };
 }
 
 /** An agent registered, re-registered, deregistered or expired. */

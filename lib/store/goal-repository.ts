@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
+import { type AuditEventInput, auditAppend } from "./audit-log.js";
 import {
   assignments,
   constraintOf,
@@ -109,11 +110,13 @@ export class GoalRepository {
   /**
    * Creates a goal, or returns the existing one with the same idempotency key
    * (`created: false`). `events` become the new goal's first events (sequence
-   * 1, 2, ...) in the same statement; nothing is appended to an existing goal.
+   * 1, 2, ...) and `audit` is appended to the audit log, in the same statement
+   * and only when the goal is created.
    */
   async create(
     input: NewGoal,
     events: readonly NewGoalEvent[] = [],
+    audit?: AuditEventInput,
   ): Promise<{ goal: GoalRecord; created: boolean }> {
     const goal = validateNewGoal(input);
     const key = input.idempotencyKey || null;
@@ -124,10 +127,15 @@ export class GoalRepository {
          on conflict (tenant_id, idempotency_key) do nothing
          returning *`;
     const withEvents = events.length > 0 ? insertEvents("g", events) : undefined;
+    const withAudit = audit ? auditAppend(audit, "exists (select 1 from g)") : undefined;
+    const ctes = [
+      ...(withEvents ? [`e as (${withEvents.sql})`] : []),
+      ...(withAudit ? [withAudit.sql] : []),
+    ];
     try {
       const [row] = await this.db.mapped<GoalRecord>(
         GoalEntity,
-        withEvents ? `with g as (${insert}), e as (${withEvents.sql}) select * from g` : insert,
+        ctes.length > 0 ? `with g as (${insert}), ${ctes.join(", ")} select * from g` : insert,
         [
           goal.id,
           this.tenantId,
@@ -144,6 +152,7 @@ export class GoalRepository {
           input.traceId || null,
           events.length,
           ...(withEvents?.params ?? []),
+          ...(withAudit?.params ?? []),
         ],
       );
       if (row) return { goal: row, created: true };

@@ -41,7 +41,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
   describe("migrations", () => {
     it("creates a column for every entity property and records the migration", async () => {
       expect(await store.migrationStatus()).toEqual({
-        executed: ["0001-initial-schema"],
+        executed: ["0001-initial-schema", "0002-audit-head"],
         pending: [],
       });
       const rows = await store.orm.em
@@ -69,7 +69,10 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         openTestStore({ databaseUrl: pg!.url, schema }),
       ]);
       try {
-        expect((await a.store.migrationStatus()).executed).toEqual(["0001-initial-schema"]);
+        expect((await a.store.migrationStatus()).executed).toEqual([
+          "0001-initial-schema",
+          "0002-audit-head",
+        ]);
       } finally {
         await b.store.close();
         await a.cleanup();
@@ -88,12 +91,15 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
                 [other.schema],
               )
           )[0]?.n;
-        expect(Number(await tables())).toBe(18); // 17 tables + the migrations table
-        expect(await other.store.migrateDown()).toEqual(["0001-initial-schema"]);
+        expect(Number(await tables())).toBe(19); // 18 tables + the migrations table
+        expect(await other.store.migrateDown()).toEqual(["0002-audit-head", "0001-initial-schema"]);
         expect(Number(await tables())).toBe(1);
-        expect((await other.store.migrationStatus()).pending).toEqual(["0001-initial-schema"]);
-        expect(await other.store.migrate()).toEqual(["0001-initial-schema"]);
-        expect(Number(await tables())).toBe(18);
+        expect((await other.store.migrationStatus()).pending).toEqual([
+          "0001-initial-schema",
+          "0002-audit-head",
+        ]);
+        expect(await other.store.migrate()).toEqual(["0001-initial-schema", "0002-audit-head"]);
+        expect(Number(await tables())).toBe(19);
         expect(await other.store.migrate()).toEqual([]);
       } finally {
         await other.cleanup();
@@ -319,6 +325,28 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       ]);
       expect(repeat.created).toBe(false);
       expect((await acme.events.list(again.goal.id)).length).toBe(1);
+    });
+
+    it("audits a created goal in its insert, once, on the same chain as other appends", async () => {
+      const acme = store.tenant("acme");
+      const before = (await store.audit.verify()).rows;
+      const audit = (i: number) => ({
+        actor: "acme/alice",
+        action: "goal.submitted",
+        resource: `goal/${i}`,
+        tenantId: "acme",
+        details: { i },
+      });
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          i % 3 === 0
+            ? store.audit.append(audit(i))
+            : acme.goals.create({ kind: "audited", idempotencyKey: `au-${i % 12}` }, [], audit(i)),
+        ),
+      );
+      // 8 plain appends (i % 3 = 0); 16 creates over 8 distinct keys: 8 goals audited.
+      const verdict = await store.audit.verify();
+      expect(verdict).toMatchObject({ ok: true, rows: before + 8 + 8 });
     });
   });
 

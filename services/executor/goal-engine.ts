@@ -229,43 +229,38 @@ export class GoalEngine {
       ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
       ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
     });
-    const created = await this.#store.transaction(async (tx) => {
-      const tenant = tx.tenant(req.tenantId);
-      const { goal, created } = await tenant.goals.create(
-        {
-          id: goalId,
-          kind: req.kind,
-          input: req.input,
-          priority: req.priority ?? 0,
-          deadline: new Date(deadlineMs),
-          ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
-          ...(req.labels ? { labels: req.labels } : {}),
-          ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
+    // One statement: the goal, its first events and its audit record, or (a
+    // repeated idempotency key) nothing but the existing goal.
+    const created = await this.#store.tenant(req.tenantId).goals.create(
+      {
+        id: goalId,
+        kind: req.kind,
+        input: req.input,
+        priority: req.priority ?? 0,
+        deadline: new Date(deadlineMs),
+        ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+        ...(req.labels ? { labels: req.labels } : {}),
+        ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
+        ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+        ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+        ...(req.traceId ? { traceId: req.traceId } : {}),
+      },
+      init.commands.flatMap((c) =>
+        c.type === "emitEvent"
+          ? [{ type: c.event.kind.case ?? "unknown", data: eventJson(c) }]
+          : [],
+      ),
+      goalSubmittedEvent({
+        actor: req.actor,
+        tenantId: req.tenantId,
+        goalId,
+        kind: req.kind,
+        details: {
           ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-          ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
-          ...(req.traceId ? { traceId: req.traceId } : {}),
+          idempotent: Boolean(req.idempotencyKey),
         },
-        init.commands.flatMap((c) =>
-          c.type === "emitEvent"
-            ? [{ type: c.event.kind.case ?? "unknown", data: eventJson(c) }]
-            : [],
-        ),
-      );
-      if (!created) return { goal, created };
-      await tx.audit.append(
-        goalSubmittedEvent({
-          actor: req.actor,
-          tenantId: req.tenantId,
-          goalId,
-          kind: req.kind,
-          details: {
-            ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-            idempotent: Boolean(req.idempotencyKey),
-          },
-        }),
-      );
-      return { goal, created };
-    });
+      }),
+    );
     if (!created.created) {
       return {
         loaded: await loadGoal(this.#store.tenant(req.tenantId), created.goal.id),

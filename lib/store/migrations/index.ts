@@ -8,7 +8,9 @@
  */
 import type { MigrationObject } from "@mikro-orm/core";
 import { InitialSchema } from "./0001-initial-schema.js";
+import { AuditHead } from "./0002-audit-head.js";
 
 export const migrations: MigrationObject[] = [
   { name: "0001-initial-schema", class: InitialSchema },
+  { name: "0002-audit-head", class: AuditHead },
 ];

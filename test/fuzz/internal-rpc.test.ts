@@ -10,6 +10,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { ClientHttp2Session } from "node:http2";
+import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -116,11 +117,21 @@ describe.skipIf(!pg || !nats)("fuzz: an internal service (registry) over mTLS", 
       ),
       timeout: fc.option(absurdGrpcTimeouts, { freq: 3 }),
       encoding: fc.option(fc.constantFrom("gzip", "snappy", "identity"), { freq: 6 }),
+      // A really gzipped frame: whole, cut short, or a bomb (a few KiB inflating to 64 MiB).
+      gzip: fc.option(fc.constantFrom("whole", "truncated", "bomb"), { freq: 4 }),
     });
+    const bomb = gzipSync(Buffer.alloc(64 << 20), { level: 9 });
     collectGarbage();
     const before = memoryMiB();
     await fuzzFor("internal", input, budgetMs, async (x) => {
       let body = envelope(x.payload, x.flags, x.lie ?? x.payload.byteLength);
+      if (x.gzip) {
+        const zipped = x.gzip === "bomb" ? bomb : gzipSync(x.payload);
+        body = envelope(
+          x.gzip === "truncated" ? zipped.subarray(0, zipped.length >> 1) : zipped,
+          1,
+        );
+      }
       // Two messages on a unary call is a protocol error too.
       if (x.twice) body = Buffer.concat([body, envelope(x.payload)]);
       if (x.cut !== null) body = body.slice(0, x.cut);
@@ -129,6 +140,7 @@ describe.skipIf(!pg || !nats)("fuzz: an internal service (registry) over mTLS", 
         "grpc-timeout": x.timeout ?? "3S",
       };
       if (x.encoding) headers["grpc-encoding"] = x.encoding;
+      if (x.gzip) headers["grpc-encoding"] = "gzip";
       const a = await h2Request(h2, x.path, headers, body, 10_000);
       inputs++;
       // A watch with a valid, long deadline is rightly still streaming. grpc-js sends the
@@ -148,12 +160,12 @@ describe.skipIf(!pg || !nats)("fuzz: an internal service (registry) over mTLS", 
         : a.timedOut
           ? "no answer in 10 s"
           : judgeGrpc(a.status, a.grpcStatus, {
-              flags: x.cut === null || x.cut > 0 ? x.flags : 0,
+              flags: x.gzip ? 1 : x.cut === null || x.cut > 0 ? x.flags : 0,
               message,
             });
       if (verdict && bad.length < 20)
         bad.push(
-          `${verdict}: ${x.path} flags=${x.flags} lie=${x.lie} cut=${x.cut} twice=${x.twice} enc=${x.encoding} timeout=${x.timeout} ${x.payload.byteLength}B ${JSON.stringify(message)}`,
+          `${verdict}: ${x.path} gzip=${x.gzip} flags=${x.flags} lie=${x.lie} cut=${x.cut} twice=${x.twice} enc=${x.encoding} timeout=${x.timeout} ${x.payload.byteLength}B ${JSON.stringify(message)}`,
         );
     });
     expect(bad).toEqual([]);

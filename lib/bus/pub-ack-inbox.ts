@@ -74,7 +74,6 @@ export class PubAckInbox {
       }
       // The PubAck cannot be parsed before this synchronous code ends.
       this.#waiting.set(id, { resolve, reject, subject, deadline: Date.now() + timeoutMs });
-      // Every wait has the same timeout, so the map (insertion order) is sorted by deadline.
       this.#sweep ??= setInterval(() => this.#expire(), Math.min(250, timeoutMs / 4));
       this.#sweep.unref();
     });
@@ -119,8 +118,9 @@ export class PubAckInbox {
 
   #expire(): void {
     const now = Date.now();
+    // A full scan: waits may have different timeouts, and only the in-flight few are here.
     for (const [id, w] of this.#waiting) {
-      if (w.deadline > now) break;
+      if (w.deadline > now) continue;
       this.#waiting.delete(id);
       w.reject(
         new MeshError(Code.DeadlineExceeded, `no PubAck for ${w.subject} within the timeout`),

@@ -6,12 +6,15 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { create } from "@bufbuild/protobuf";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { needPostgres } from "../lib/testing/infra.js";
-import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
+import { StepJobSchema } from "../gen/agentmesh/v1/jobs_pb.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
+import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
 const pg = await needPostgres();
+const nats = await needNats();
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const haveChromium = existsSync(executablePath);
 if (!haveChromium) {
@@ -20,16 +23,27 @@ if (!haveChromium) {
   console.warn(`\n!!! ${message}: SKIPPING the dashboard browser test. !!!\n`);
 }
 
-describe.skipIf(!pg || !haveChromium)("dashboard in Chromium", () => {
+describe.skipIf(!pg || !nats || !haveChromium)("dashboard in Chromium", () => {
   let f: GatewayFixture;
   let browser: Browser;
   beforeAll(async () => {
-    f = await startGatewayFixture(pg!.url, {
-      stepMs: 150,
-      queueStats: async () => [
-        { capability: "text.summarize", depth: 2, lag: 1, ackPending: 1, redelivered: 0 },
-      ],
-    });
+    // Steps long enough that one is still running when a loaded machine's page starts watching.
+    f = await startGatewayFixture({ databaseUrl: pg!.url, natsUrl: nats!.url, stepMs: 2000 });
+    // Two jobs wait for a capability no agent offers: a real queue depth for the dashboard.
+    const { bus } = f.mesh.runtime;
+    await bus.ensureCapability("report.archive");
+    for (const n of [1, 2]) {
+      await bus.publishJob(
+        create(StepJobSchema, {
+          attemptId: `dashboard-test/archive/${n}`,
+          goalId: "dashboard-test",
+          tenantId: "acme",
+          stepId: "archive",
+          capability: "report.archive",
+          attempt: n,
+        }),
+      );
+    }
     browser = await chromium.launch({
       executablePath,
       args: [
@@ -42,7 +56,7 @@ describe.skipIf(!pg || !haveChromium)("dashboard in Chromium", () => {
         "--disable-sync",
       ],
     });
-  });
+  }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await f?.close();
@@ -59,18 +73,18 @@ describe.skipIf(!pg || !haveChromium)("dashboard in Chromium", () => {
     await fetch(`${f.url}/agentmesh.v1.ExecutorService/SubmitGoal`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${f.keys.acmeReader}` },
-      body: '{"kind":"research"}',
+      body: JSON.stringify({ kind: diamondKind }),
     });
     await page.goto(f.url);
     await page.getByLabel("API key").fill(f.keys.acmeWriter);
     await page.getByRole("button", { name: "Connect" }).click();
     await expect.poll(() => page.locator("#status").textContent()).toMatch(/Connected/);
 
-    await page.getByLabel("Kind").fill("research");
+    await page.getByLabel("Kind").fill(diamondKind);
     await page.getByRole("button", { name: "Submit" }).click();
     // Live progress: a step is seen running before the goal finishes.
     await page.locator('#dag .step[data-status="running"]').first().waitFor({ timeout: 10_000 });
-    await page.locator("#goals tbody td.status-succeeded").first().waitFor({ timeout: 15_000 });
+    await page.locator("#goals tbody td.status-succeeded").first().waitFor({ timeout: 20_000 });
     const steps = await page
       .locator("#dag .step")
       .evaluateAll((els) =>
@@ -88,9 +102,12 @@ describe.skipIf(!pg || !haveChromium)("dashboard in Chromium", () => {
     expect(await page.locator("#dag ol").count()).toBe(3); // plan → fetch, analyze → report
 
     await expect.poll(() => page.locator("#agents tbody tr").count()).toBe(3);
-    expect(await page.locator("#agents tbody").textContent()).toContain("agent-http-1");
+    const utilId = f.mesh.agents.find((a) => a.card.name === "util")?.agentId;
+    expect(await page.locator("#agents tbody").textContent()).toContain(utilId);
     await expect.poll(() => page.locator("#denials").textContent()).toMatch(/SubmitGoal/);
-    expect(await page.locator("#queues tbody").textContent()).toMatch(/text\.summarize\s*2/);
+    await expect
+      .poll(() => page.locator("#queues tbody").textContent())
+      .toMatch(/report\.archive\s*2/);
 
     await mkdir("test-results", { recursive: true });
     await page.screenshot({ path: "test-results/dashboard.png", fullPage: true });

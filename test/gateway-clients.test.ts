@@ -11,21 +11,22 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { needPostgres } from "../lib/testing/infra.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { createClient } from "../sdk/client/index.js";
-import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
+import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
 const run = promisify(execFile);
 const pg = await needPostgres();
+const nats = await needNats();
 const buf = join(process.cwd(), "node_modules/.bin/buf");
 const grpcurl =
   [join(homedir(), "go/bin/grpcurl"), "/usr/local/bin/grpcurl"].find(existsSync) ?? "grpcurl";
 
-describe.skipIf(!pg)("gateway with external clients", () => {
+describe.skipIf(!pg || !nats)("gateway with external clients", () => {
   let f: GatewayFixture;
   beforeAll(async () => {
-    f = await startGatewayFixture(pg!.url, { stepMs: 20 });
-  });
+    f = await startGatewayFixture({ databaseUrl: pg!.url, natsUrl: nats!.url, stepMs: 20 });
+  }, 60_000);
   afterAll(() => f?.close());
 
   const auth = () => `Authorization: Bearer ${f.keys.acmeWriter}`;
@@ -44,7 +45,7 @@ describe.skipIf(!pg)("gateway with external clients", () => {
         await bufCurl(
           protocol,
           "ExecutorService/SubmitGoal",
-          '{"kind":"research","input":{"topic":"tides"}}',
+          JSON.stringify({ kind: diamondKind, input: { topic: "tides" } }),
         ),
       ) as { goal: { goalId: string; tenantId: string } };
       expect(submitted.goal.tenantId).toBe("acme");
@@ -88,8 +89,8 @@ describe.skipIf(!pg)("gateway with external clients", () => {
       "{}",
       `${f.url}/agentmesh.v1.RegistryService/ListAgents`,
     ]);
-    const body = JSON.parse(stdout) as { agents: { agentId: string }[] };
-    expect(body.agents.map((a) => a.agentId)).toContain("agent-text-1");
+    const body = JSON.parse(stdout) as { agents: { card: { name: string } }[] };
+    expect(body.agents.map((a) => a.card.name)).toContain("text");
     const { stdout: denied } = await run("curl", [
       "-sS",
       "-X",
@@ -124,7 +125,7 @@ describe.skipIf(!pg)("gateway with external clients", () => {
       target,
       "agentmesh.v1.PlannerService/ListPlaybooks",
     ]);
-    expect(called).toContain('"goalKind": "research"');
+    expect(called).toContain(`"goalKind": "${diamondKind}"`);
     const denied = await run(grpcurl, [
       "-plaintext",
       "-d",
@@ -141,11 +142,17 @@ describe.skipIf(!pg)("gateway with external clients", () => {
   it("the SDK works over gRPC-Web and over gRPC on HTTP/2", async () => {
     const web = createClient({ baseUrl: f.url, apiKey: f.keys.acmeReader, protocol: "grpc-web" });
     expect((await web.registry.listAgents({})).agents).toHaveLength(3);
+    const overJson = await createClient({
+      baseUrl: f.url,
+      apiKey: f.keys.acmeReader,
+    }).planner.listPlaybooks({});
     const grpc = createClient({
       baseUrl: f.url,
       apiKey: f.keys.acmeReader,
       transport: ({ interceptors }) => createGrpcTransport({ baseUrl: f.url, interceptors }),
     });
-    expect((await grpc.planner.listPlaybooks({})).playbooks).toHaveLength(1);
+    const overGrpc = await grpc.planner.listPlaybooks({});
+    expect(overGrpc.playbooks.map((p) => p.goalKind)).toContain(diamondKind);
+    expect(overGrpc.playbooks).toHaveLength(overJson.playbooks.length);
   });
 });

@@ -1,16 +1,21 @@
 /**
  * The gateway end to end over real sockets: SDK (Connect over fetch) → gateway
- * (API key, limits, policy) → mTLS gRPC → stand-in services with the real
- * policy at both ends, PostgreSQL for the keys.
+ * (API key, limits, policy) → mTLS gRPC → the real registry, planner, executor
+ * and learning services with the policy at both ends, PostgreSQL for keys and
+ * goals, NATS JetStream to the agents.
  */
+import { equals } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalStatus, StepStatus } from "../gen/agentmesh/v1/common_pb.js";
-import { needPostgres } from "../lib/testing/infra.js";
+import { WatchGoalResponseSchema } from "../gen/agentmesh/v1/executor_pb.js";
+import { ListPlaybooksResponseSchema } from "../gen/agentmesh/v1/planner_pb.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { createClient } from "../sdk/client/index.js";
-import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
+import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
 const pg = await needPostgres();
+const nats = await needNats();
 
 async function codeOf(p: Promise<unknown> | (() => Promise<unknown>)): Promise<Code | "ok"> {
   try {
@@ -21,11 +26,11 @@ async function codeOf(p: Promise<unknown> | (() => Promise<unknown>)): Promise<C
   }
 }
 
-describe.skipIf(!pg)("gateway core", () => {
+describe.skipIf(!pg || !nats)("gateway core", () => {
   let f: GatewayFixture;
   beforeAll(async () => {
-    f = await startGatewayFixture(pg!.url);
-  });
+    f = await startGatewayFixture({ databaseUrl: pg!.url, natsUrl: nats!.url });
+  }, 60_000);
   afterAll(() => f?.close());
 
   const as = (apiKey: string | undefined) => createClient({ baseUrl: f.url, apiKey });
@@ -33,7 +38,7 @@ describe.skipIf(!pg)("gateway core", () => {
   it("submits a goal, watches it to the end as a server stream, and reads it back", async () => {
     const mesh = as(f.keys.acmeWriter);
     const { goal, created } = await mesh.executor.submitGoal({
-      kind: "research",
+      kind: diamondKind,
       input: { topic: "tides" },
     });
     expect(created).toBe(true);
@@ -72,7 +77,7 @@ describe.skipIf(!pg)("gateway core", () => {
   });
 
   it("checks the policy at the gateway: roles and tenants", async () => {
-    expect(await codeOf(as(f.keys.acmeReader).executor.submitGoal({ kind: "research" }))).toBe(
+    expect(await codeOf(as(f.keys.acmeReader).executor.submitGoal({ kind: diamondKind }))).toBe(
       Code.PermissionDenied,
     );
     expect(await codeOf(as(f.keys.acmeWriter).executor.listGoals({ tenantId: "globex" }))).toBe(
@@ -82,7 +87,7 @@ describe.skipIf(!pg)("gateway core", () => {
       Code.PermissionDenied,
     );
     const err = await as(f.keys.acmeReader)
-      .executor.submitGoal({ kind: "research" })
+      .executor.submitGoal({ kind: diamondKind })
       .catch((e: unknown) => ConnectError.from(e));
     expect((err as ConnectError).rawMessage).toMatch(
       /may not call agentmesh.v1.ExecutorService\/SubmitGoal/,
@@ -90,7 +95,7 @@ describe.skipIf(!pg)("gateway core", () => {
   });
 
   it("hides another tenant's goal (NOT_FOUND from the service, code kept 1:1)", async () => {
-    const { goal } = await as(f.keys.globexWriter).executor.submitGoal({ kind: "research" });
+    const { goal } = await as(f.keys.globexWriter).executor.submitGoal({ kind: diamondKind });
     expect(await codeOf(as(f.keys.acmeWriter).executor.getGoal({ goalId: goal!.goalId }))).toBe(
       Code.NotFound,
     );
@@ -106,13 +111,21 @@ describe.skipIf(!pg)("gateway core", () => {
   });
 
   it("maps internal failures without leaking them", async () => {
-    const err = ConnectError.from(
-      await as(f.keys.acmeWriter)
-        .executor.submitGoal({ kind: "explode" })
-        .catch((e: unknown) => e),
-    );
+    // A real internal failure: the planner's playbook table is gone (in this file's schema only).
+    const sql = (q: string) => f.store.orm.em.fork().execute(q);
+    await sql(`alter table "${f.mesh.schema}".playbooks rename to playbooks_away`);
+    let err: ConnectError;
+    try {
+      err = ConnectError.from(
+        await as(f.keys.acmeWriter)
+          .planner.getPlaybook({ goalKind: diamondKind })
+          .catch((e: unknown) => e),
+      );
+    } finally {
+      await sql(`alter table "${f.mesh.schema}".playbooks_away rename to playbooks`);
+    }
     expect(err.code).toBe(Code.Internal);
-    expect(err.rawMessage).not.toMatch(/exploded/);
+    expect(err.rawMessage).not.toMatch(/playbooks|relation|exist|select/i);
     expect(await codeOf(as(f.keys.acmeWriter).executor.submitGoal({ kind: "" }))).toBe(
       Code.InvalidArgument,
     );
@@ -121,14 +134,48 @@ describe.skipIf(!pg)("gateway core", () => {
   it("forwards the registry, planner and learning read sides", async () => {
     const mesh = as(f.keys.acmeReader);
     const { agents } = await mesh.registry.listAgents({});
-    expect(agents.length).toBe(3);
+    expect(agents.map((a) => a.card?.name).sort()).toEqual(["data", "text", "util"]);
     const { playbooks } = await mesh.planner.listPlaybooks({});
-    expect(playbooks[0]?.goalKind).toBe("research");
-    const stats = await mesh.learning.getStrategyStats({ goalKind: "research" });
+    // The built-in playbooks and acme's own.
+    expect(playbooks.find((p) => p.goalKind === diamondKind)?.tenantId).toBe("acme");
+    expect(playbooks.map((p) => p.goalKind)).toContain("summarize");
+    const stats = await mesh.learning.getStrategyStats({ goalKind: diamondKind });
     expect(stats.selector).toBe("thompson");
+    // WatchAgents opens with a snapshot of every live agent, then stays open for changes.
+    const stop = new AbortController();
     const changes = [];
-    for await (const c of mesh.registry.watchAgents({})) changes.push(c);
-    expect(changes).toHaveLength(3);
+    try {
+      for await (const c of mesh.registry.watchAgents({}, { signal: stop.signal })) {
+        changes.push(c);
+        if (changes.length === 3) stop.abort();
+      }
+    } catch (err) {
+      if (!stop.signal.aborted) throw err;
+    }
+    expect(changes.map((c) => c.agent?.card?.name).sort()).toEqual(["data", "text", "util"]);
+  });
+
+  it("passes binary responses through as the service's bytes: the same answers as over JSON", async () => {
+    const json = as(f.keys.acmeWriter);
+    const binary = createClient({ baseUrl: f.url, apiKey: f.keys.acmeWriter, binary: true });
+    const fromJson = await json.planner.listPlaybooks({});
+    const fromBinary = await binary.planner.listPlaybooks({});
+    expect(fromBinary.playbooks.length).toBeGreaterThan(1);
+    expect(equals(ListPlaybooksResponseSchema, fromBinary, fromJson)).toBe(true);
+    // A server stream too: every event of a finished goal, replayed over both.
+    const { goal } = await binary.executor.submitGoal({ kind: diamondKind });
+    const watch = async (client: typeof json) => {
+      const events = [];
+      for await (const r of client.executor.watchGoal({ goalId: goal!.goalId })) events.push(r);
+      return events;
+    };
+    const overBinary = await watch(binary);
+    const overJson = await watch(json);
+    expect(overBinary.at(-1)?.event?.kind.case).toBe("finished");
+    expect(overBinary).toHaveLength(overJson.length);
+    overBinary.forEach((r, i) => {
+      expect(equals(WatchGoalResponseSchema, r, overJson[i]!)).toBe(true);
+    });
   });
 
   it("serves AdminService over the store: tenants, keys shown once, no privilege escalation", async () => {
@@ -149,8 +196,9 @@ describe.skipIf(!pg)("gateway core", () => {
     const initech = as(secret);
     const { keys } = await initech.admin.listApiKeys({ tenantId: "initech" });
     expect(keys.map((k) => k.keyId)).toContain(key!.keyId);
+    // The 43-character secret part (which may itself contain "_") never comes back.
     expect(JSON.stringify(keys, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(
-      secret.split("_")[2],
+      secret.slice(-43),
     );
     expect(
       await codeOf(initech.admin.createApiKey({ tenantId: "initech", roles: ["platform.admin"] })),

@@ -1,27 +1,42 @@
 /**
- * One gateway for a test file: a fresh test PKI, the committed policy, the
- * stand-in internal services on real mTLS servers (swap for the real ones by
- * address when they land), an isolated PostgreSQL schema with tenants and
- * keys, and the gateway in front on a free loopback port.
+ * One gateway for a test file, in front of the real mesh: registry, planner,
+ * executor and learning on real mTLS with the committed policy, a private
+ * PostgreSQL schema and NATS JetStream prefix (`test/support/mesh.ts`), the
+ * built-in util, text and data agents registered over mTLS, tenants and API
+ * keys in the store, and the gateway on a free loopback port wired as
+ * `agentmesh dev` wires it.
+ *
+ * Goals of kind `diamond` (a tenant playbook of acme and globex) run a
+ * diamond DAG — plan → fetch, analyze → report — whose first three steps
+ * sleep `stepMs` on the util agent, so a test chooses how long a goal runs.
  */
 
+import { createDataAgent } from "../agents/data.js";
+import { textAgent } from "../agents/text.js";
+import { utilAgent } from "../agents/util.js";
 import { type Gateway, type GatewayOptions, startGateway } from "../gateway/start-gateway.js";
-import { type StandInMesh, startStandInMesh } from "../gateway/testing.js";
+import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { createLogger } from "../lib/log/logger.js";
-import { createPolicyAuthorizer } from "../lib/policy/authorizer.js";
-import { openPolicyEngine } from "../lib/policy/engine.js";
-import { committedWasmPath } from "../lib/policy/testing.js";
-import { createTestPki, type TestPki } from "../lib/rpc/testing.js";
+import { componentNames } from "../lib/mesh/mesh-runtime.js";
 import { newApiKey } from "../lib/store/api-key-secret.js";
 import type { Store } from "../lib/store/store.js";
-import { openTestStore } from "../lib/store/testing.js";
+import { startTestMesh, type TestMesh } from "./support/mesh.js";
+
+/** The goal kind the fixture's tenants can run. */
+export const diamondKind = "diamond";
+/** Its steps, by id, with the capability each needs. */
+export const diamondSteps = {
+  plan: "util.sleep",
+  fetch: "util.sleep",
+  analyze: "util.sleep",
+  report: "util.echo",
+} as const;
 
 export interface GatewayFixture {
   gateway: Gateway;
   url: string;
   store: Store;
-  mesh: StandInMesh;
-  pki: TestPki;
+  mesh: TestMesh;
   /** API keys by name: admin (ops, platform.admin), acmeAdmin, acmeWriter, acmeReader, globexWriter. */
   keys: Record<"admin" | "acmeAdmin" | "acmeWriter" | "acmeReader" | "globexWriter", string>;
   /** Makes another key. */
@@ -29,64 +44,116 @@ export interface GatewayFixture {
   close(): Promise<void>;
 }
 
-export async function startGatewayFixture(
-  databaseUrl: string,
-  options: Partial<GatewayOptions> & { stepMs?: number } = {},
-): Promise<GatewayFixture> {
-  const pki = await createTestPki(["gateway", "executor", "registry", "planner", "learning"]);
-  const engine = await openPolicyEngine({ wasmPath: committedWasmPath, watch: false });
-  const authorizer = createPolicyAuthorizer(engine);
-  const mesh = await startStandInMesh({
-    pki,
-    authorizer,
-    ...(options.stepMs === undefined ? {} : { executor: { stepMs: options.stepMs } }),
+export interface GatewayFixtureOptions extends Partial<GatewayOptions> {
+  databaseUrl: string;
+  natsUrl: string;
+  /** How long each sleeping step of a `diamond` goal takes. Default 40 ms. */
+  stepMs?: number;
+}
+
+export async function startGatewayFixture(options: GatewayFixtureOptions): Promise<GatewayFixture> {
+  const { databaseUrl, natsUrl, stepMs = 40, ...gatewayOptions } = options;
+  const mesh = await startTestMesh({
+    databaseUrl,
+    natsUrl,
+    agents: [
+      { definition: utilAgent },
+      { definition: textAgent },
+      { definition: createDataAgent() },
+    ],
   });
-  const t = await openTestStore({ databaseUrl });
-  const { store } = t;
-  for (const id of ["ops", "acme", "globex"]) await store.tenants.create({ id, displayName: id });
-  const key = async (tenantId: string, roles: string[], expiresAt?: Date) => {
-    const k = newApiKey();
-    await store.tenant(tenantId).apiKeys.create({
-      keyId: k.keyId,
-      secretHash: k.secretHash,
-      name: roles.join("+"),
-      roles,
-      ...(expiresAt ? { expiresAt } : {}),
+  try {
+    const { runtime } = mesh;
+    const store = runtime.store;
+    // startTestMesh made acme.
+    for (const id of ["ops", "globex"]) await store.tenants.create({ id, displayName: id });
+    const planner = await mesh.clientAs(PlannerService, "planner", "cli");
+    for (const tenantId of ["acme", "globex"]) {
+      await planner.putPlaybook({ tenantId, playbook: diamondPlaybook(stepMs) });
+    }
+    const key = async (tenantId: string, roles: string[], expiresAt?: Date) => {
+      const k = newApiKey();
+      await store.tenant(tenantId).apiKeys.create({
+        keyId: k.keyId,
+        secretHash: k.secretHash,
+        name: roles.join("+"),
+        roles,
+        ...(expiresAt ? { expiresAt } : {}),
+      });
+      return k.secret;
+    };
+    const keys = {
+      admin: await key("ops", ["platform.admin"]),
+      acmeAdmin: await key("acme", ["tenant.admin"]),
+      acmeWriter: await key("acme", ["goals.write"]),
+      acmeReader: await key("acme", ["goals.read"]),
+      globexWriter: await key("globex", ["goals.write"]),
+    };
+    const upstreams = Object.fromEntries(
+      componentNames.map((name) => [name, runtime.endpoint(name).address]),
+    ) as GatewayOptions["upstreams"];
+    const gateway = await startGateway({
+      store,
+      authorizer: runtime.authorizer,
+      policyReady: () => runtime.policy.ready,
+      certs: await runtime.certs("gateway"),
+      upstreams,
+      trustDomain: runtime.config.trustDomain,
+      namespace: runtime.config.namespace,
+      port: 0,
+      queueStats: () => runtime.bus.stats(),
+      log: createLogger({ name: "gateway", level: process.env.LOG_LEVEL ?? "silent" }),
+      ...gatewayOptions,
     });
-    return k.secret;
-  };
-  const keys = {
-    admin: await key("ops", ["platform.admin"]),
-    acmeAdmin: await key("acme", ["tenant.admin"]),
-    acmeWriter: await key("acme", ["goals.write"]),
-    acmeReader: await key("acme", ["goals.read"]),
-    globexWriter: await key("globex", ["goals.write"]),
-  };
-  const { stepMs: _, ...gatewayOptions } = options;
-  const gateway = await startGateway({
-    store,
-    authorizer,
-    policyReady: () => engine.ready,
-    certs: await pki.watch("gateway"),
-    upstreams: mesh.upstreams,
-    port: 0,
-    log: createLogger({ name: "gateway", level: process.env.LOG_LEVEL ?? "silent" }),
-    ...gatewayOptions,
+    return {
+      gateway,
+      url: gateway.url,
+      store,
+      mesh,
+      keys,
+      key,
+      async close() {
+        await gateway.close();
+        await mesh.stop();
+      },
+    };
+  } catch (err) {
+    await mesh.stop();
+    throw err;
+  }
+}
+
+/** The `diamond` playbook: three sleeping steps of `stepMs` in a diamond, then an echo. */
+function diamondPlaybook(stepMs: number) {
+  const sleep = (stepId: string, dependsOn: string[]) => ({
+    stepId,
+    name: stepId,
+    capability: diamondSteps.plan,
+    input: { ms: stepMs },
+    dependsOn,
+    // Long sleeps (held-open streams in the limits test) must not time out.
+    timeout: { seconds: BigInt(Math.ceil(stepMs / 1000) + 30) },
   });
   return {
-    gateway,
-    url: gateway.url,
-    store,
-    mesh,
-    pki,
-    keys,
-    key,
-    async close() {
-      await gateway.close();
-      await mesh.close();
-      await engine.close();
-      await t.cleanup();
-      await pki.cleanup();
-    },
+    goalKind: diamondKind,
+    description: "a diamond of sleeps, for the gateway tests",
+    strategies: [
+      {
+        name: "diamond",
+        outputStep: "report",
+        steps: [
+          sleep("plan", []),
+          sleep("fetch", ["plan"]),
+          sleep("analyze", ["plan"]),
+          {
+            stepId: "report",
+            name: "report",
+            capability: diamondSteps.report,
+            input: { message: "report done" },
+            dependsOn: ["fetch", "analyze"],
+          },
+        ],
+      },
+    ],
   };
 }

@@ -4,16 +4,19 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { needPostgres } from "../lib/testing/infra.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { createClient } from "../sdk/client/index.js";
-import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
+import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
 const pg = await needPostgres();
+const nats = await needNats();
 
-describe.skipIf(!pg)("gateway limits", () => {
+describe.skipIf(!pg || !nats)("gateway limits", () => {
   let f: GatewayFixture;
   beforeAll(async () => {
-    f = await startGatewayFixture(pg!.url, {
+    f = await startGatewayFixture({
+      databaseUrl: pg!.url,
+      natsUrl: nats!.url,
       // A low rate, so the burst is spent long before a slow (loaded) machine can refill it.
       limits: { defaultRatePerSecond: 4, burstSeconds: 1, defaultMaxStreams: 2 },
       corsOrigins: ["https://app.example.com"],
@@ -21,7 +24,7 @@ describe.skipIf(!pg)("gateway limits", () => {
     });
     // globex pays for more.
     await f.store.tenants.update("globex", { rateLimitPerSecond: 1000 });
-  });
+  }, 60_000);
   afterAll(() => f?.close());
 
   it("answers RESOURCE_EXHAUSTED with retry-after once a tenant's bucket is empty", async () => {
@@ -47,7 +50,7 @@ describe.skipIf(!pg)("gateway limits", () => {
 
   it("limits open streams per tenant and frees a slot when a stream ends", async () => {
     const globex = createClient({ baseUrl: f.url, apiKey: f.keys.globexWriter });
-    const { goal } = await globex.executor.submitGoal({ kind: "research" });
+    const { goal } = await globex.executor.submitGoal({ kind: diamondKind });
     const open = () => {
       const controller = new AbortController();
       const first = (async () => {

@@ -9,6 +9,7 @@
  * (FUZZ_BUDGET_MS per protocol, default 5 s).
  */
 import type { ClientHttp2Session } from "node:http2";
+import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +19,7 @@ import {
   SubmitGoalRequestSchema,
   WatchGoalRequestSchema,
 } from "../../gen/agentmesh/v1/executor_pb.js";
-import { needPostgres } from "../../lib/testing/infra.js";
+import { needNats, needPostgres } from "../../lib/testing/infra.js";
 import { type GatewayFixture, startGatewayFixture } from "../gateway-fixture.js";
 import {
   absurdConnectTimeouts,
@@ -38,6 +39,7 @@ import {
 } from "./inputs.js";
 
 const pg = await needPostgres();
+const nats = await needNats();
 const budgetMs = Number(process.env.FUZZ_BUDGET_MS ?? 5_000);
 
 const unaryPaths = [
@@ -151,7 +153,7 @@ function grpcWebStatus(
   return { message: "" };
 }
 
-describe.skipIf(!pg)("fuzz: the gateway in Connect, gRPC and gRPC-Web", () => {
+describe.skipIf(!pg || !nats)("fuzz: the gateway in Connect, gRPC and gRPC-Web", () => {
   let f: GatewayFixture;
   let h2: ClientHttp2Session;
   let auth: fc.Arbitrary<Record<string, string>>;
@@ -159,7 +161,9 @@ describe.skipIf(!pg)("fuzz: the gateway in Connect, gRPC and gRPC-Web", () => {
   let before: { rss: number; heapUsed: number };
 
   beforeAll(async () => {
-    f = await startGatewayFixture(pg!.url, {
+    f = await startGatewayFixture({
+      databaseUrl: pg!.url,
+      natsUrl: nats!.url,
       limits: { defaultRatePerSecond: 1e6, defaultMaxStreams: 10_000 },
     });
     h2 = await openH2(f.url);
@@ -375,6 +379,91 @@ describe.skipIf(!pg)("fuzz: the gateway in Connect, gRPC and gRPC-Web", () => {
         String(status ?? `http-${res.status}`),
         judgeGrpc(res.status, status, { flags: x.flags, message }),
         `${what} ${JSON.stringify(message)}`,
+      );
+    });
+    expect(result.bad).toEqual([]);
+    expect(result.inputs).toBeGreaterThan(50);
+  });
+
+  it("compressed bodies: gzip of good and broken messages, truncated gzip, decompression bombs", {
+    timeout: budgetMs * 3 + 60_000,
+  }, async () => {
+    // Bombs: a few KiB on the wire, 16 or 64 MiB once inflated; built once, reused.
+    const bombs = [16, 64].map((mib) => gzipSync(Buffer.alloc(mib << 20), { level: 9 }));
+    const input = fc.record({
+      protocol: fc.constantFrom("connect-proto", "connect-json", "connect-stream", "grpc"),
+      proto: protoBytes(validProto),
+      json: jsonBodies(validJson),
+      payload: fc.constantFrom("gzip", "gzip", "truncated", "bomb", "not-gzip"),
+      cut: fc.nat(),
+      bomb: fc.constantFrom(...bombs),
+      path: fc.constantFrom(...unaryPaths),
+    });
+    const result = await fuzz("compressed", input, async (x, t): Promise<void> => {
+      const raw =
+        x.protocol === "connect-json"
+          ? typeof x.json === "string"
+            ? new TextEncoder().encode(x.json)
+            : x.json
+          : x.proto;
+      let body: Uint8Array;
+      switch (x.payload) {
+        case "gzip":
+          body = gzipSync(raw);
+          break;
+        case "truncated": {
+          const whole = gzipSync(raw);
+          body = whole.subarray(0, x.cut % whole.byteLength);
+          break;
+        }
+        case "bomb":
+          body = x.bomb;
+          break;
+        default:
+          body = raw; // labelled gzip, but is not
+      }
+      const auth = { authorization: `Bearer ${f.keys.acmeWriter}` };
+      const what = `${x.protocol} ${x.path} ${x.payload} ${body.byteLength}B`;
+      if (x.protocol === "grpc") {
+        const a = await h2Request(
+          h2,
+          x.path,
+          { ...auth, "content-type": "application/grpc", "grpc-encoding": "gzip" },
+          envelope(body, 0x01),
+          10_000,
+        );
+        if (a.timedOut) return count(t, "no-answer", "no answer in 10 s", what);
+        return count(
+          t,
+          String(a.grpcStatus ?? `http-${a.status}`),
+          judgeGrpc(a.status, a.grpcStatus) ??
+            (x.payload === "bomb" && a.grpcStatus === 0 ? "a bomb was accepted" : undefined),
+          `${what} ${JSON.stringify(a.grpcMessage)}`,
+        );
+      }
+      const stream = x.protocol === "connect-stream";
+      const headers: Record<string, string> = {
+        ...auth,
+        "connect-protocol-version": "1",
+        "content-type": stream
+          ? "application/connect+proto"
+          : x.protocol === "connect-json"
+            ? "application/json"
+            : "application/proto",
+        ...(stream ? { "connect-content-encoding": "gzip" } : { "content-encoding": "gzip" }),
+      };
+      const res = await http1Post(
+        `${f.url}${stream ? streamPath : x.path}`,
+        headers,
+        stream ? envelope(body, 0x01) : body,
+      );
+      const code = connectCode(res.status, res.contentType, res.body);
+      count(
+        t,
+        code,
+        judgeConnect(res.status, code) ??
+          (x.payload === "bomb" && code === "ok" ? "a bomb was accepted" : undefined),
+        `${what} ${res.body.toString().slice(0, 160)}`,
       );
     });
     expect(result.bad).toEqual([]);

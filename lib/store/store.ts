@@ -22,7 +22,6 @@
  */
 import { join } from "node:path";
 import type { Transaction } from "@mikro-orm/core";
-import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { loadConfig } from "../config/config.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
@@ -39,7 +38,7 @@ import { FeatureFlagRepository } from "./feature-flag-repository.js";
 import { GoalEventRepository } from "./goal-event-repository.js";
 import { GoalRepository } from "./goal-repository.js";
 import { LearningRepository } from "./learning-repository.js";
-import { migrations } from "./migrations/index.js";
+import { loadMigrations, migrationNames } from "./migrations/index.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
@@ -146,9 +145,8 @@ function ormOptions(url: string, options: OpenStoreOptions): Options {
     clientUrl: url,
     entities,
     schema: options.schema,
-    extensions: [Migrator],
+    // The migrator is registered on first use (see Store.#migrator).
     migrations: {
-      migrationsList: migrations,
       tableName: "mikro_orm_migrations",
       snapshot: false,
       silent: true,
@@ -244,30 +242,57 @@ export class Store implements StoreTransaction {
    * together take turns on an advisory lock, so each migration runs once.
    */
   async migrate(): Promise<string[]> {
-    const applied = await this.#underMigrationLock((transaction) =>
-      this.orm.getMigrator().up({ transaction }),
-    );
+    if (await this.#upToDate()) return [];
+    const migrator = await this.#migrator();
+    const applied = await this.#underMigrationLock((transaction) => migrator.up({ transaction }));
     if (applied.length > 0) this.#log?.info({ applied: applied.map((m) => m.name) }, "migrated");
     return applied.map((m) => m.name);
   }
 
   /** Reverts migrations down to (not including) `to`, or all of them with 0 (the default). */
   async migrateDown(to: string | 0 = 0): Promise<string[]> {
+    const migrator = await this.#migrator();
     const reverted = await this.#underMigrationLock((transaction) =>
-      this.orm.getMigrator().down({ to, transaction }),
+      migrator.down({ to, transaction }),
     );
     return reverted.map((m) => m.name);
   }
 
   /** Which migrations ran and which are pending. */
   async migrationStatus(): Promise<MigrationStatus> {
+    const migrator = await this.#migrator();
     return this.#db.run(async () => {
-      const migrator = this.orm.getMigrator();
       // One after the other: each creates the migrations table if it is missing.
       const executed = await migrator.getExecutedMigrations();
       const pending = await migrator.getPendingMigrations();
       return { executed: executed.map((m) => m.name), pending: pending.map((m) => m.name) };
     });
+  }
+
+  /** True when every migration has run: one query, and no migrator to load for it. */
+  async #upToDate(): Promise<boolean> {
+    try {
+      const rows = await this.#db.rows("select name from mikro_orm_migrations");
+      const done = new Set(rows.map((r) => r.name));
+      return migrationNames.every((name) => done.has(name));
+    } catch {
+      return false; // no migrations table yet; the migrator creates it
+    }
+  }
+
+  #migratorLoad: Promise<ReturnType<MikroORM["getMigrator"]>> | undefined;
+  /** MikroORM's migrator, loaded and registered on first use. */
+  #migrator(): Promise<ReturnType<MikroORM["getMigrator"]>> {
+    this.#migratorLoad ??= (async () => {
+      const [{ Migrator }, migrationsList] = await Promise.all([
+        import("@mikro-orm/migrations"),
+        loadMigrations(),
+      ]);
+      this.orm.config.set("migrations", { ...this.orm.config.get("migrations"), migrationsList });
+      Migrator.register(this.orm);
+      return this.orm.getMigrator();
+    })();
+    return this.#migratorLoad;
   }
 
   #underMigrationLock<T>(fn: (transaction: Transaction) => Promise<T>): Promise<T> {

@@ -189,6 +189,17 @@ export class GoalRepository {
     return goal;
   }
 
+  /** The goals of `ids` that exist, in no particular order. */
+  async getMany(ids: readonly string[]): Promise<GoalRecord[]> {
+    for (const id of ids) requireText(id, "goal id");
+    if (ids.length === 0) return [];
+    return this.db.mapped<GoalRecord>(
+      GoalEntity,
+      "select * from goals where tenant_id = ? and id = any(?::text[])",
+      [this.tenantId, pgArray(ids)],
+    );
+  }
+
   /** One page of goals, newest first (keyset on `created_at, id`). */
   async list(options: ListGoalsOptions = {}): Promise<GoalPage> {
     const size = pageSize(options.pageSize);

@@ -15,7 +15,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
-import { assignments, type Db, json, requireText } from "./db.js";
+import { assignments, type Db, json, pgArray, requireText } from "./db.js";
 import { PlanEntity, StepAttemptEntity, StepEntity } from "./entities.js";
 import {
   type AttemptOutcome,
@@ -354,13 +354,24 @@ export class PlanRepository {
     );
   }
 
-  /** Attempts of every step of a plan, by step, attempt number and replica. */
-  async attemptsOfPlan(planId: string): Promise<StepAttemptRecord[]> {
+  /** The steps of several plans, by plan and plan order. */
+  async stepsOfPlans(planIds: readonly string[]): Promise<StepRecord[]> {
+    if (planIds.length === 0) return [];
+    return this.db.mapped<StepRecord>(
+      StepEntity,
+      "select * from steps where tenant_id = ? and plan_id = any(?::text[]) order by plan_id, position",
+      [this.tenantId, pgArray(planIds)],
+    );
+  }
+
+  /** Attempts of every step of several plans, by plan, step, attempt number and replica. */
+  async attemptsOfPlans(planIds: readonly string[]): Promise<StepAttemptRecord[]> {
+    if (planIds.length === 0) return [];
     return this.db.mapped<StepAttemptRecord>(
       StepAttemptEntity,
-      `select * from step_attempts where tenant_id = ? and plan_id = ?
-       order by step_id, attempt, replica, dispatched_at`,
-      [this.tenantId, planId],
+      `select * from step_attempts where tenant_id = ? and plan_id = any(?::text[])
+       order by plan_id, step_id, attempt, replica, dispatched_at`,
+      [this.tenantId, pgArray(planIds)],
     );
   }
 

@@ -20,6 +20,7 @@ import { randomUUID } from "node:crypto";
 import { type JsonObject, toJson } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
+import type { StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import type { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
@@ -48,6 +49,7 @@ import {
   goalStateOf,
   type LoadedGoal,
   loadGoal,
+  loadGoals,
   saveTransition,
   stepDueAt,
 } from "./goal-store.js";
@@ -145,8 +147,10 @@ export class GoalEngine {
   #again = false;
   #lastGoalClaim = 0;
   #stopped = false;
+  /** Results waiting for the next group commit (see `#applyResult`). */
+  #pendingResults: PendingResult[] = [];
   /** What this replica did, for tests and load checks. */
-  readonly stats = { resultsApplied: 0, transitions: 0, ticks: 0 };
+  readonly stats = { resultsApplied: 0, transitions: 0, ticks: 0, resultBatches: 0 };
 
   constructor(deps: GoalEngineDeps) {
     const o = deps.options ?? {};
@@ -175,9 +179,7 @@ export class GoalEngine {
           return;
         }
         try {
-          await this.apply(r.tenantId, r.goalId, (_s, now) => [
-            { type: "result", result: r, at: now },
-          ]);
+          await this.#applyResult(r);
           this.stats.resultsApplied++;
         } catch (err) {
           // A result for a goal this mesh does not know can never apply.
@@ -391,6 +393,118 @@ export class GoalEngine {
       await this.#run(state, commands, loaded);
       return { state, loaded, after, changed: true };
     }
+  }
+
+  /**
+   * Applies an agent's result. Results that arrive together (one socket read
+   * of the consumer usually carries several) are applied in one group commit:
+   * their goals loaded in three statements, every transition saved in one
+   * transaction. If that transaction fails for any reason (another replica
+   * moved one of the goals: ABORTED), each result is applied on its own.
+   */
+  #applyResult(result: StepResult): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#pendingResults.length === 0) setImmediate(() => this.#flushResults());
+      this.#pendingResults.push({ result, resolve, reject });
+    });
+  }
+
+  #flushResults(): void {
+    const batch = this.#pendingResults;
+    this.#pendingResults = [];
+    const byTenant = new Map<string, PendingResult[]>();
+    const again: PendingResult[] = [];
+    const seen = new Set<string>();
+    for (const p of batch) {
+      // A goal's second result in one batch waits for the first: applied on its own after.
+      const key = `${p.result.tenantId}/${p.result.goalId}`;
+      if (seen.has(key)) {
+        again.push(p);
+        continue;
+      }
+      seen.add(key);
+      const list = byTenant.get(p.result.tenantId);
+      if (list) list.push(p);
+      else byTenant.set(p.result.tenantId, [p]);
+    }
+    for (const [tenantId, items] of byTenant) {
+      const later = again.filter((a) => a.result.tenantId === tenantId);
+      void this.#applyResults(tenantId, items)
+        // Unexpected (a bug): settle every delivery so none waits forever; settled ones ignore it.
+        .catch((err: unknown) => {
+          for (const p of items) p.reject(err);
+        })
+        .then(async () => {
+          for (const p of later) await this.#applyOne(p);
+        });
+    }
+  }
+
+  async #applyOne(p: PendingResult): Promise<void> {
+    try {
+      await this.apply(p.result.tenantId, p.result.goalId, (_s, now) => [
+        { type: "result", result: p.result, at: now },
+      ]);
+      p.resolve();
+    } catch (err) {
+      p.reject(err);
+    }
+  }
+
+  async #applyResults(tenantId: string, items: PendingResult[]): Promise<void> {
+    if (items.length === 1) return this.#applyOne(items[0]!);
+    let goals: Map<string, LoadedGoal>;
+    try {
+      goals = await loadGoals(
+        this.#store.tenant(tenantId),
+        items.map((p) => p.result.goalId),
+      );
+    } catch {
+      await Promise.all(items.map((p) => this.#applyOne(p)));
+      return;
+    }
+    const now = Date.now();
+    const changes: {
+      p: PendingResult;
+      loaded: LoadedGoal;
+      state: GoalState;
+      commands: GoalCommand[];
+    }[] = [];
+    for (const p of items) {
+      const loaded = goals.get(p.result.goalId);
+      if (loaded === undefined) {
+        p.reject(new MeshError(Code.NotFound, `goal ${p.result.goalId} not found`));
+        continue;
+      }
+      const input: GoalInput = { type: "result", result: p.result, at: now };
+      const reliability = await this.#reliabilityFor(loaded.state, [input]);
+      const t = reduceGoal(loaded.state, input, { reliability });
+      if (t.state === loaded.state) p.resolve();
+      else changes.push({ p, loaded, state: t.state, commands: t.commands });
+    }
+    if (changes.length === 0) return;
+    // One lock order for every batch, so two batches never deadlock.
+    changes.sort((a, b) => (a.loaded.goal.id < b.loaded.goal.id ? -1 : 1));
+    try {
+      await this.#store.transaction(async (tx) => {
+        const tenant = tx.tenant(tenantId);
+        for (const c of changes) {
+          await saveTransition(tenant, c.loaded, c.state, c.commands, now, this.#due);
+        }
+      });
+    } catch {
+      // Nothing of the batch was saved: each result starts over from a fresh load.
+      await Promise.all(changes.map((c) => this.#applyOne(c.p)));
+      return;
+    }
+    this.stats.resultBatches++;
+    this.stats.transitions += changes.length;
+    await Promise.all(
+      changes.map(async (c) => {
+        await this.#run(c.state, c.commands, c.loaded);
+        c.p.resolve();
+      }),
+    );
   }
 
   /** Wakes the ticker now (or as soon as the running tick ends). */
@@ -711,6 +825,13 @@ function eventJson(c: Extract<GoalCommand, { type: "emitEvent" }>) {
 
 function jsonDetails(details: Record<string, unknown>): JsonObject {
   return JSON.parse(JSON.stringify(details)) as JsonObject;
+}
+
+/** A result waiting for its group commit, and its delivery's settlement. */
+interface PendingResult {
+  result: StepResult;
+  resolve(): void;
+  reject(err: unknown): void;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -67,31 +67,75 @@ export const defaultGoalDeadlineMs = 10 * 60_000;
 
 export async function loadGoal(tenant: TenantStore, goalId: string): Promise<LoadedGoal> {
   const goal = await tenant.goals.get(goalId);
-  const state = goalStateOf(goal);
-  const stepVersions = new Map<string, number>();
-  if (!goal.planId) return { goal, state, stepVersions, plan: undefined };
+  if (!goal.planId) return assemble(goal, undefined, [], []);
   const [planned, rows, attempts] = await Promise.all([
     storedPlan(tenant, goal.planId),
     tenant.plans.steps(goal.planId),
-    tenant.plans.attemptsOfPlan(goal.planId),
+    tenant.plans.attemptsOfPlans([goal.planId]),
   ]);
+  return assemble(goal, planned, rows, attempts);
+}
+
+/**
+ * Several goals of one tenant in three statements (goals, their steps, their
+ * attempts), by id; ids that do not exist are absent.
+ */
+export async function loadGoals(
+  tenant: TenantStore,
+  goalIds: readonly string[],
+): Promise<Map<string, LoadedGoal>> {
+  const goals = await tenant.goals.getMany(goalIds);
+  const planIds = goals.flatMap((g) => (g.planId ? [g.planId] : []));
+  const [planned, rows, attempts] = await Promise.all([
+    Promise.all(planIds.map((id) => storedPlan(tenant, id))),
+    tenant.plans.stepsOfPlans(planIds),
+    tenant.plans.attemptsOfPlans(planIds),
+  ]);
+  const plans = new Map(planned.map((p) => [p.summary.planId, p]));
+  const stepsOf = groupBy(rows, (r) => r.planId);
+  const attemptsOf = groupBy(attempts, (a) => a.planId);
+  const out = new Map<string, LoadedGoal>();
+  for (const goal of goals) {
+    const planId = goal.planId ?? "";
+    out.set(
+      goal.id,
+      assemble(goal, plans.get(planId), stepsOf.get(planId) ?? [], attemptsOf.get(planId) ?? []),
+    );
+  }
+  return out;
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const list = out.get(key(item));
+    if (list) list.push(item);
+    else out.set(key(item), [item]);
+  }
+  return out;
+}
+
+/** A goal row with its plan, step rows (in plan order) and their attempts, as the reducer's state. */
+function assemble(
+  goal: GoalRecord,
+  planned: StoredPlan | undefined,
+  rows: readonly StepRecord[],
+  attempts: readonly StepAttemptRecord[],
+): LoadedGoal {
+  const state = goalStateOf(goal);
+  const stepVersions = new Map<string, number>();
+  if (!planned) return { goal, state, stepVersions, plan: undefined };
   const { plan } = planned;
   state.plan = planned.summary;
   const specs = new Map(plan.steps.map((s) => [s.stepId, s]));
-  const byStep = new Map<string, StepAttemptRecord[]>();
-  for (const a of attempts) {
-    const list = byStep.get(a.stepId);
-    if (list) list.push(a);
-    else byStep.set(a.stepId, [a]);
-  }
+  const byStep = groupBy(attempts, (a) => a.stepId);
   for (const row of rows) {
-    const planned = specs.get(row.stepId);
-    if (planned === undefined) {
+    const spec = specs.get(row.stepId);
+    if (spec === undefined) {
       throw new MeshError(Code.DataLoss, `step ${row.stepId} is missing from plan ${goal.planId}`);
     }
-    const spec = stepSpecOf(planned);
     state.stepOrder.push(row.stepId);
-    state.steps[row.stepId] = stepRuntime(row, spec, byStep.get(row.stepId) ?? []);
+    state.steps[row.stepId] = stepRuntime(row, stepSpecOf(spec), byStep.get(row.stepId) ?? []);
     stepVersions.set(row.stepId, row.version);
   }
   return { goal, state, stepVersions, plan };

@@ -4,7 +4,11 @@
  * and HTTP/2 on one port — TLS with ALPN in production, or plain text on
  * loopback for the embedded mode, where the first bytes of a connection tell
  * an HTTP/2 prior-knowledge client (gRPC, `grpcurl -plaintext`) from HTTP/1.1.
+ * A certificate given as files is re-read when they change (cert-manager
+ * renewal), like the internal ones: new connections get the new certificate,
+ * and a broken or mismatched pair is refused while the last good one serves.
  */
+import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttp1Server } from "node:http";
 import {
@@ -14,8 +18,12 @@ import {
   type Http2ServerResponse,
 } from "node:http2";
 import { createServer as createNetServer, isIP, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
+import { createSecureContext } from "node:tls";
 import { cors } from "@connectrpc/connect";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import type { Logger } from "../lib/log/logger.js";
+import { serialReloads, watchDirectories } from "../lib/watch/file-reload.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -85,13 +93,25 @@ function sameOrigin(origin: string, req: NodeRequest): boolean {
   }
 }
 
+/** The public certificate: PEM, or PEM files watched for changes (e.g. a cert-manager secret). */
+export type ListenerTls =
+  | { cert: string | Buffer; key: string | Buffer }
+  | {
+      certFile: string;
+      keyFile: string;
+      /** Re-check besides fs.watch (volumes swapped by symlink). Default 5000 ms. */
+      pollMs?: number;
+    };
+
 export interface ListenOptions {
   host: string;
   port: number;
-  /** PEM certificate chain and key; without them the listener is plain text (loopback only). */
-  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
+  /** Certificate chain and key; without them the listener is plain text (loopback only). */
+  tls?: ListenerTls | undefined;
   /** Allow plain text on a non-loopback address (behind a TLS-terminating proxy). Default false. */
   allowInsecure?: boolean;
+  /** Where certificate reloads are reported. */
+  log?: Logger;
 }
 
 export interface Listener {
@@ -105,12 +125,51 @@ export async function listen(handler: NodeHandler, options: ListenOptions): Prom
   let server: Server;
   let closeAll: () => void;
   if (options.tls) {
+    const tls = options.tls;
+    const files = "certFile" in tls ? tls : undefined;
+    let pair = "certFile" in tls ? await readPair(tls) : { cert: tls.cert, key: tls.key };
     const secure = createSecureServer(
-      { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, minVersion: "TLSv1.2" },
+      { ...pair, allowHTTP1: true, minVersion: "TLSv1.2" },
       handler as never,
     );
     server = secure;
     closeAll = () => undefined;
+    if (files) {
+      let closed = false;
+      const reloads = serialReloads(
+        async () => {
+          let next: { cert: Buffer; key: Buffer };
+          try {
+            next = await readPair(files);
+            createSecureContext(next); // throws when the key does not match the certificate
+          } catch (err) {
+            options.log?.warn(
+              { err, certFile: files.certFile },
+              "public certificate invalid; keeping the last good one",
+            );
+            return false;
+          }
+          if (Buffer.from(pair.cert).equals(next.cert) && Buffer.from(pair.key).equals(next.key)) {
+            return false;
+          }
+          secure.setSecureContext({ ...next, minVersion: "TLSv1.2" });
+          pair = next;
+          options.log?.info({ certFile: files.certFile }, "public certificate reloaded");
+          return true;
+        },
+        () => closed,
+      );
+      // cert-manager writes both files in a burst: a short debounce waits for its end.
+      const watching = watchDirectories(
+        [dirname(files.certFile), dirname(files.keyFile)],
+        () => void reloads.run(),
+        { debounceMs: 25, pollMs: files.pollMs ?? 5000 },
+      );
+      closeAll = () => {
+        closed = true;
+        watching.close();
+      };
+    }
   } else {
     if (!isLoopback(options.host) && !options.allowInsecure) {
       throw new MeshError(
@@ -171,6 +230,11 @@ export async function listen(handler: NodeHandler, options: ListenOptions): Prom
         for (const s of sockets) s.destroy();
       }),
   };
+}
+
+async function readPair(files: { certFile: string; keyFile: string }) {
+  const [cert, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
+  return { cert, key };
 }
 
 function isLoopback(host: string): boolean {

@@ -37,7 +37,13 @@ import { dashboardHandler } from "./dashboard.js";
 import { createDenialLog } from "./denial-log.js";
 import { registerPublicRoutes } from "./forward.js";
 import { type GuardOptions, guardInterceptor } from "./guard.js";
-import { listen, type NodeRequest, type NodeResponse, withEdgeHeaders } from "./http-edge.js";
+import {
+  type ListenerTls,
+  listen,
+  type NodeRequest,
+  type NodeResponse,
+  withEdgeHeaders,
+} from "./http-edge.js";
 import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
 import { publicMethods, publicServices, type Upstream } from "./public-api.js";
 import { validateRequests } from "./request-validation.js";
@@ -61,8 +67,11 @@ export interface GatewayOptions {
   host?: string;
   /** Port. Default 8080; 0 picks a free one (see `Gateway.port`). */
   port?: number;
-  /** PEM certificate and key of the public listener; without them plain HTTP on loopback. */
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Certificate and key of the public listener, as PEM or as files that are
+   * re-read when they change; without them plain HTTP on loopback.
+   */
+  tls?: ListenerTls;
   /** Plain text on a non-loopback address (behind a TLS-terminating proxy). Default false. */
   allowInsecure?: boolean;
   /** Accept JWTs; default API keys only. */
@@ -223,6 +232,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       host,
       port: options.port ?? 8080,
       tls: options.tls,
+      log,
       ...(options.allowInsecure === undefined ? {} : { allowInsecure: options.allowInsecure }),
     },
   );

@@ -2,9 +2,17 @@
  * API key authentication against `lib/store`: the key id in the secret finds
  * the stored record, the secret is checked against its SHA-256 hash in
  * constant time, and revoked or expired keys are refused. Verified keys are
- * cached briefly (by the hash of the secret, never the secret itself) so the
- * hot path is a hash and a map lookup; revocations through this gateway drop
- * the cache entry at once, other replicas notice within `cacheTtlMs`.
+ * cached briefly (by the hash of the secret — which covers the key id — never
+ * the secret itself) so the hot path is a hash and a map lookup.
+ *
+ * Revocation: through this gateway (AdminService) it drops the cache entry at
+ * once. Through another replica it takes effect here within `cacheTtlMs` plus
+ * one store round trip: a key used after `cacheTtlMs` is still accepted while
+ * it is re-verified in the background, so a busy key never makes requests wait
+ * on the store, and the first answer that it is revoked, expired or gone drops
+ * it. A key's own expiry time is checked on every call. If the store cannot be
+ * reached, known keys keep working for `staleMs` past their TTL, then calls
+ * fail UNAVAILABLE until it answers.
  *
  * @example
  * const auth = apiKeyAuthenticator({ store });
@@ -26,6 +34,8 @@ export interface ApiKeyAuthenticatorOptions {
   keys: ApiKeyLookup;
   /** How long a verified key is trusted without a lookup. Default 5000 ms; 0 disables the cache. */
   cacheTtlMs?: number;
+  /** How long after `cacheTtlMs` a key is still accepted while it is re-verified. Default 30,000 ms. */
+  staleMs?: number;
   /** Cache bound (entries). Default 10,000. */
   maxEntries?: number;
   /** Clock (tests). Default `Date.now`. */
@@ -42,12 +52,20 @@ export interface ApiKeyAuthenticator {
 interface Cached {
   principal: Principal;
   keyId: string;
+  /** Fresh until; then accepted while re-verified until `staleUntil`. */
   until: number;
+  staleUntil: number;
   expiresAt: number;
 }
 
 export function apiKeyAuthenticator(options: ApiKeyAuthenticatorOptions): ApiKeyAuthenticator {
-  const { keys, cacheTtlMs = 5000, maxEntries = 10_000, now = Date.now } = options;
+  const {
+    keys,
+    cacheTtlMs = 5000,
+    staleMs = 30_000,
+    maxEntries = 10_000,
+    now = Date.now,
+  } = options;
   const cache = new Map<string, Cached>();
   // Concurrent misses of one key share one lookup, so a cache expiry under load
   // is one query, not a stampede that drains the connection pool.
@@ -75,8 +93,15 @@ export function apiKeyAuthenticator(options: ApiKeyAuthenticatorOptions): ApiKey
       roles: [...record.roles],
     });
     if (cacheTtlMs > 0) {
+      cache.delete(hash); // re-inserted last: the oldest entries go first when full
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-      cache.set(hash, { principal, keyId: record.keyId, until: t + cacheTtlMs, expiresAt });
+      cache.set(hash, {
+        principal,
+        keyId: record.keyId,
+        until: t + cacheTtlMs,
+        staleUntil: t + cacheTtlMs + staleMs,
+        expiresAt,
+      });
     }
     return principal;
   };
@@ -87,14 +112,26 @@ export function apiKeyAuthenticator(options: ApiKeyAuthenticatorOptions): ApiKey
       const hash = hashApiKeySecret(secret);
       const t = now();
       const hit = cache.get(hash);
-      if (hit && hit.until > t && hit.expiresAt > t) return Promise.resolve(hit.principal);
-      if (hit) cache.delete(hash);
-      let pending = inflight.get(hash);
-      if (pending === undefined) {
-        pending = lookup(secret, parsed.keyId, hash).finally(() => inflight.delete(hash));
-        inflight.set(hash, pending);
+      const recheck = () => {
+        let pending = inflight.get(hash);
+        if (pending === undefined) {
+          pending = lookup(secret, parsed.keyId, hash).finally(() => inflight.delete(hash));
+          inflight.set(hash, pending);
+        }
+        return pending;
+      };
+      if (hit && hit.expiresAt > t) {
+        if (hit.until > t) return Promise.resolve(hit.principal);
+        if (hit.staleUntil > t) {
+          // Accepted now, re-verified meanwhile; a refusal drops it, an unreachable store does not.
+          recheck().catch((err: unknown) => {
+            if (MeshError.from(err).code === Code.Unauthenticated) cache.delete(hash);
+          });
+          return Promise.resolve(hit.principal);
+        }
       }
-      return pending;
+      if (hit) cache.delete(hash);
+      return recheck();
     },
     forget(keyId) {
       for (const [hash, entry] of cache) if (entry.keyId === keyId) cache.delete(hash);

@@ -4,8 +4,9 @@
  * the same goal kind. `get` (the planning path) reads the tenant's playbook on
  * every call (one indexed row), so a PutPlaybook on one replica plans on every
  * other at once. `list` (ListPlaybooks, a hot read for dashboards and SDKs)
- * reuses a tenant's list for `listCacheMs`: a write through this replica is
- * seen at once (`forget`), one through another replica within that time.
+ * reuses a tenant's list for `listCacheMs` (then answers from it once more
+ * while re-reading it): a write through this replica is seen at once
+ * (`forget`), one through another replica within that time and a read.
  *
  * @example
  * const catalog = createPlaybookCatalog({ store });
@@ -41,7 +42,10 @@ export interface PlaybookCatalog {
 export function createPlaybookCatalog(options: PlaybookCatalogOptions): PlaybookCatalog {
   const { store } = options;
   const listCacheMs = options.listCacheMs ?? 1000;
-  const lists = new Map<string, { until: number; playbooks: Promise<Playbook[]> }>();
+  const lists = new Map<
+    string,
+    { until: number; playbooks: Promise<Playbook[]>; refreshing: boolean }
+  >();
   let loaded: Promise<ReadonlyMap<string, Playbook>> | undefined;
   const globals = () => {
     loaded ??= loadPlaybookDir(options.playbookDir ?? builtinPlaybookDir).then(
@@ -71,11 +75,25 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     list(tenantId) {
       const now = Date.now();
       const hit = lists.get(tenantId);
-      if (hit && hit.until > now) return hit.playbooks;
+      if (hit && (hit.until > now || hit.refreshing)) return hit.playbooks;
+      if (hit) {
+        // Stale: answered from the old list while one read replaces it (so no call waits on
+        // the store); a failed read drops it. A forget() meanwhile wins over the read.
+        hit.refreshing = true;
+        readList(tenantId).then(
+          (list) => {
+            if (lists.get(tenantId) !== hit) return;
+            const until = Date.now() + listCacheMs;
+            lists.set(tenantId, { until, playbooks: Promise.resolve(list), refreshing: false });
+          },
+          () => lists.get(tenantId) === hit && lists.delete(tenantId),
+        );
+        return hit.playbooks;
+      }
       const playbooks = readList(tenantId);
       if (listCacheMs > 0) {
         // Concurrent callers share one read; a failed read is not kept.
-        const entry = { until: now + listCacheMs, playbooks };
+        const entry = { until: now + listCacheMs, playbooks, refreshing: false };
         lists.set(tenantId, entry);
         playbooks.catch(() => lists.get(tenantId) === entry && lists.delete(tenantId));
       }

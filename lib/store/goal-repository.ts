@@ -69,6 +69,16 @@ export interface GoalPatch {
   traceId?: string | null;
 }
 
+/** What a goal update writes besides the row, in the same statement. */
+export interface GoalUpdateWrites {
+  /** Appended with the goal's next sequences. */
+  events?: readonly NewGoalEvent[];
+  /** Apply only if the goal's last event sequence is still this (nothing appended meanwhile). */
+  afterEventSeq?: number;
+  /** CTEs reading the updated row from `g`, e.g. `PlanRepository.plannedWrites`. */
+  ctes?: { sql: string; params: unknown[] };
+}
+
 export interface ListGoalsOptions {
   /** Only these statuses; empty or absent for all. */
   statuses?: GoalStatusName[];
@@ -242,41 +252,49 @@ export class GoalRepository {
   /**
    * Applies `patch` if the goal is still at `expectedVersion`, and returns the
    * goal at its new version. ABORTED if someone else updated it first,
-   * NOT_FOUND if it does not exist. `events` are appended with the goal's
-   * next sequences in the same statement (so only if the update applies).
+   * NOT_FOUND if it does not exist. The writes of `also` happen in the same
+   * statement, so only if the update applies.
    */
   async update(
     id: string,
     expectedVersion: number,
     patch: GoalPatch,
-    events: readonly NewGoalEvent[] = [],
+    also: GoalUpdateWrites = {},
   ): Promise<GoalRecord> {
     if (patch.status !== undefined) checkStatus(patch.status);
     const effective = { ...patch };
     if (patch.status && terminalGoalStatuses.includes(patch.status) && !patch.finishedAt) {
       effective.finishedAt = new Date();
     }
+    const events = also.events ?? [];
     const set = assignments(effective, patchColumns);
+    const seqGuard = also.afterEventSeq === undefined ? "" : " and last_event_seq = ?";
     const update = `update goals set ${[...set.sql, "version = version + 1", "updated_at = now()", "last_event_seq = last_event_seq + ?"].join(", ")}
-       where tenant_id = ? and id = ? and version = ? returning *`;
+       where tenant_id = ? and id = ? and version = ?${seqGuard} returning *`;
     const withEvents = events.length > 0 ? insertEvents("g", events) : undefined;
+    const ctes = [
+      ...(withEvents ? [`e as (${withEvents.sql})`] : []),
+      ...(also.ctes ? [also.ctes.sql] : []),
+    ];
     const [row] = await this.db.mapped<GoalRecord>(
       GoalEntity,
-      withEvents ? `with g as (${update}), e as (${withEvents.sql}) select * from g` : update,
+      ctes.length > 0 ? `with g as (${update}), ${ctes.join(", ")} select * from g` : update,
       [
         ...set.params,
         events.length,
         this.tenantId,
         id,
         expectedVersion,
+        ...(also.afterEventSeq === undefined ? [] : [also.afterEventSeq]),
         ...(withEvents?.params ?? []),
+        ...(also.ctes?.params ?? []),
       ],
     );
     if (row) return row;
     const current = await this.get(id);
     throw new MeshError(
       Code.Aborted,
-      `goal ${id} was changed concurrently (expected version ${expectedVersion}, found ${current.version})`,
+      `goal ${id} was changed concurrently (expected version ${expectedVersion}, found ${current.version}; last event ${current.lastEventSeq})`,
       { details: { goalId: id, expectedVersion, actualVersion: current.version } },
     );
   }

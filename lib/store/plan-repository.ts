@@ -52,6 +52,20 @@ export interface NewStep {
   /** Default PENDING. */
   status?: StepStatusName;
   childGoalId?: string;
+  /** State at creation, for a step dispatched by the transition that plans it. Default 0. */
+  attempts?: number;
+  /** Default none. */
+  agentIds?: string[];
+  nextAttemptAt?: Date | null;
+  startedAt?: Date | null;
+}
+
+/** A first attempt written with its planned step (see `plannedWrites`). */
+export interface PlannedAttempt {
+  attemptId: string;
+  stepId: string;
+  attempt: number;
+  replica?: number;
 }
 
 /** Fields a step update may change; undefined leaves a field alone, null clears it. */
@@ -119,16 +133,7 @@ export class PlanRepository {
   ): Promise<{ plan: PlanRecord; steps: StepRecord[] }> {
     const id = input.id ?? randomUUID();
     requireText(input.goalId, "goal id");
-    requireText(input.strategy, "strategy", 128);
-    const ids = new Set<string>();
-    for (const step of steps) {
-      requireText(step.stepId, "step id", 128);
-      if (ids.has(step.stepId)) {
-        throw new MeshError(Code.InvalidArgument, `duplicate step id ${step.stepId}`);
-      }
-      ids.add(step.stepId);
-      if (step.status) checkStepStatus(step.status);
-    }
+    checkPlan(input, steps);
     return this.db.transaction(async (db) => {
       const [plan] = await db.mapped<PlanRecord>(
         PlanEntity,
@@ -137,52 +142,65 @@ export class PlanRepository {
          select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb
          where exists (select 1 from goals where tenant_id = ? and id = ?)
          returning *`,
-        [
-          id,
-          this.tenantId,
-          input.goalId,
-          input.goalKind,
-          input.strategy,
-          input.outputStep,
-          input.parametersVersion || null,
-          input.rationale ?? "",
-          input.collaborative ?? false,
-          json(input.spec),
-          this.tenantId,
-          input.goalId,
-        ],
+        [id, this.tenantId, input.goalId, ...planValues(input), this.tenantId, input.goalId],
       );
       if (!plan) throw new MeshError(Code.NotFound, `goal ${input.goalId} not found`);
       if (steps.length === 0) return { plan, steps: [] };
       // One multi-row insert returning the rows (versions included) for any number of steps.
       const rows = await db.mapped<StepRecord>(
         StepEntity,
-        `insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, status,
-           depends_on, spec, agent_ids, child_goal_id)
-         select ?, x.step_id, ?, ?, x.position, x.capability, x.status, x.depends_on,
-           coalesce(x.spec, '{}'::jsonb), '{}'::text[], x.child_goal_id
-         from jsonb_to_recordset(?::jsonb) as x(step_id text, position int, capability text,
-           status text, depends_on text[], spec jsonb, child_goal_id text)
+        `${insertSteps("(select ?::text as id, ?::text as tenant_id, ?::text as goal_id)")}
          returning *`,
-        [
-          id,
-          this.tenantId,
-          input.goalId,
-          json(
-            steps.map((s, position) => ({
-              step_id: s.stepId,
-              position,
-              capability: s.capability ?? null,
-              status: s.status ?? "PENDING",
-              depends_on: s.dependsOn ?? [],
-              spec: s.spec ?? {},
-              child_goal_id: s.childGoalId ?? null,
-            })),
-          ),
-        ],
+        [id, this.tenantId, input.goalId, stepsJson(steps)],
       );
       return { plan, steps: rows.sort((a, b) => a.position - b.position) };
     });
+  }
+
+  /**
+   * CTEs for `GoalRepository.update(..., also)`: the goal's plan, its steps in
+   * their state after the planning transition, and their first attempts, all
+   * written by the goal's versioned update statement (so only if it applies).
+   * Step rows start at version 1.
+   */
+  plannedWrites(
+    input: NewPlan & { id: string },
+    steps: NewStep[],
+    attempts: PlannedAttempt[],
+  ): { sql: string; params: unknown[] } {
+    checkPlan(input, steps);
+    for (const a of attempts) requireText(a.attemptId, "attempt id");
+    return {
+      sql: `plan_row as (
+           insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
+             parameters_version, rationale, collaborative, spec)
+           select ?, g.tenant_id, g.id, ?, ?, ?, ?, ?, ?, ?::jsonb from g
+           returning id, tenant_id, goal_id),
+         step_rows as (
+           ${insertSteps("plan_row")}
+           returning plan_id, step_id, tenant_id, goal_id),
+         attempt_rows as (
+           insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt,
+             replica, outcome)
+           select x.attempt_id, s.tenant_id, s.goal_id, s.plan_id, s.step_id, x.attempt,
+             x.replica, 'DISPATCHED'
+           from step_rows s join jsonb_to_recordset(?::jsonb)
+             as x(attempt_id text, step_id text, attempt int, replica int) on x.step_id = s.step_id
+           on conflict (attempt_id) do nothing)`,
+      params: [
+        input.id,
+        ...planValues(input),
+        stepsJson(steps),
+        json(
+          attempts.map((a) => ({
+            attempt_id: a.attemptId,
+            step_id: a.stepId,
+            attempt: a.attempt,
+            replica: a.replica ?? 0,
+          })),
+        ),
+      ],
+    };
   }
 
   /** The plan, or NOT_FOUND. */
@@ -400,6 +418,62 @@ export class PlanRepository {
       [this.tenantId, planId],
     );
   }
+}
+
+function checkPlan(input: NewPlan, steps: readonly NewStep[]): void {
+  requireText(input.strategy, "strategy", 128);
+  const ids = new Set<string>();
+  for (const step of steps) {
+    requireText(step.stepId, "step id", 128);
+    if (ids.has(step.stepId)) {
+      throw new MeshError(Code.InvalidArgument, `duplicate step id ${step.stepId}`);
+    }
+    ids.add(step.stepId);
+    if (step.status) checkStepStatus(step.status);
+  }
+}
+
+/** The plan's columns after id, tenant and goal, in `insert into plans` order. */
+function planValues(input: NewPlan): unknown[] {
+  return [
+    input.goalKind,
+    input.strategy,
+    input.outputStep,
+    input.parametersVersion || null,
+    input.rationale ?? "",
+    input.collaborative ?? false,
+    json(input.spec),
+  ];
+}
+
+/** `insert into steps ... select` from `plan` (a relation with id, tenant_id, goal_id) and one `?` of `stepsJson`. */
+function insertSteps(plan: string): string {
+  return `insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, status,
+           attempts, depends_on, spec, agent_ids, child_goal_id, next_attempt_at, started_at)
+         select p.id, x.step_id, p.tenant_id, p.goal_id, x.position, x.capability, x.status,
+           x.attempts, x.depends_on, coalesce(x.spec, '{}'::jsonb), x.agent_ids, x.child_goal_id,
+           x.next_attempt_at, x.started_at
+         from ${plan} as p, jsonb_to_recordset(?::jsonb) as x(step_id text, position int,
+           capability text, status text, attempts int, depends_on text[], spec jsonb,
+           agent_ids text[], child_goal_id text, next_attempt_at timestamptz, started_at timestamptz)`;
+}
+
+function stepsJson(steps: readonly NewStep[]): string {
+  return json(
+    steps.map((s, position) => ({
+      step_id: s.stepId,
+      position,
+      capability: s.capability ?? null,
+      status: s.status ?? "PENDING",
+      attempts: s.attempts ?? 0,
+      depends_on: s.dependsOn ?? [],
+      spec: s.spec ?? {},
+      agent_ids: s.agentIds ?? [],
+      child_goal_id: s.childGoalId ?? null,
+      next_attempt_at: s.nextAttemptAt?.toISOString() ?? null,
+      started_at: s.startedAt?.toISOString() ?? null,
+    })),
+  );
 }
 
 function checkStepStatus(status: string): void {

@@ -287,17 +287,38 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         { type: "submitted", data: { kind: "events" } },
       ]);
       expect(goal.lastEventSeq).toBe(1);
-      const updated = await acme.goals.update(goal.id, goal.version, { status: "RUNNING" }, [
-        { type: "planned", data: { n: 1 } },
-        { type: "stepDispatched", data: null },
-      ]);
+      const updated = await acme.goals.update(
+        goal.id,
+        goal.version,
+        { status: "RUNNING" },
+        {
+          events: [
+            { type: "planned", data: { n: 1 } },
+            { type: "stepDispatched", data: null },
+          ],
+          afterEventSeq: 1,
+        },
+      );
       expect(updated.lastEventSeq).toBe(3);
-      // A stale version changes nothing: neither the row nor the events.
+      // A stale version or event sequence changes nothing: neither the row nor the events.
       expect(
         await codeOf(
-          acme.goals.update(goal.id, goal.version, { status: "FAILED" }, [
-            { type: "finished", data: {} },
-          ]),
+          acme.goals.update(
+            goal.id,
+            goal.version,
+            { status: "FAILED" },
+            { events: [{ type: "finished", data: {} }] },
+          ),
+        ),
+      ).toBe(Code.Aborted);
+      expect(
+        await codeOf(
+          acme.goals.update(
+            goal.id,
+            updated.version,
+            { status: "FAILED" },
+            { events: [{ type: "finished", data: {} }], afterEventSeq: 1 },
+          ),
         ),
       ).toBe(Code.Aborted);
       const more = await acme.events.appendMany(goal.id, [

@@ -43,6 +43,7 @@ import {
   reduceGoal,
 } from "./domain/index.js";
 import {
+  commitTransition,
   type DueTimes,
   defaultDueTimes,
   defaultGoalDeadlineMs,
@@ -379,8 +380,14 @@ export class GoalEngine {
       if (state === loaded.state) return { state, loaded, after: loaded, changed: false };
       let after: LoadedGoal;
       try {
-        after = await this.#store.transaction((tx) =>
-          saveTransition(tx.tenant(tenantId), loaded, state, commands, now, this.#due),
+        after = await commitTransition(
+          this.#store,
+          tenantId,
+          loaded,
+          state,
+          commands,
+          now,
+          this.#due,
         );
       } catch (err) {
         if (isMeshError(err) && err.code === Code.Aborted && attempt < 25) {

@@ -22,6 +22,7 @@ import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { type Plan, PlanSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import type { NewStep, PlannedAttempt } from "../../lib/store/plan-repository.js";
 import type {
   AttemptOutcome,
   ErrorRecord,
@@ -31,7 +32,7 @@ import type {
   StepRecord,
   StepStatusName,
 } from "../../lib/store/records.js";
-import type { TenantStore } from "../../lib/store/store.js";
+import type { Store, TenantStore } from "../../lib/store/store.js";
 import {
   type AttemptRecord,
   type ErrorData,
@@ -304,11 +305,36 @@ export function stepDueAt(
 }
 
 /**
- * Writes `next` (reached from `loaded.state` by `commands`) in the caller's
- * transaction: the goal row with the transition's events first (one
- * statement; the optimistic lock every writer of this goal takes), then the
- * plan, changed steps and attempts. Returns the goal as now stored, so the
- * caller need not load it again.
+ * Saves a transition atomically: in one statement when it can be (the goal
+ * row with its events, and for the transition that plans the goal also the
+ * plan, its steps as dispatched and their first attempts), else in one
+ * transaction. See `saveTransition`.
+ */
+export function commitTransition(
+  store: Store,
+  tenantId: string,
+  loaded: LoadedGoal,
+  next: GoalState,
+  commands: readonly GoalCommand[],
+  now: number,
+  due: DueTimes = defaultDueTimes,
+): Promise<LoadedGoal> {
+  if (oneStatement(loaded.state, next, commands, now, due) !== undefined) {
+    return saveTransition(store.tenant(tenantId), loaded, next, commands, now, due);
+  }
+  return store.transaction((tx) =>
+    saveTransition(tx.tenant(tenantId), loaded, next, commands, now, due),
+  );
+}
+
+/**
+ * Writes `next` (reached from `loaded.state` by `commands`): the goal row with
+ * the transition's events first (the optimistic lock every writer of this
+ * goal takes: its version and its last event sequence), then the plan,
+ * changed steps and attempts; all of it in the goal's statement when
+ * `commitTransition` would. Unless it is one statement, call it in a
+ * transaction. Returns the goal as now stored, so the caller need not load
+ * it again.
  */
 export async function saveTransition(
   tenant: TenantStore,
@@ -328,37 +354,37 @@ export async function saveTransition(
       ? { finishedAt: new Date(next.finishedAtMs) }
       : {}),
   };
-  const events = commands.flatMap((c) => (c.type === "emitEvent" ? [c.event] : []));
-  const goal = await tenant.goals.update(
-    loaded.goal.id,
-    loaded.goal.version,
-    goalPatch,
-    events.map((e) => ({
-      type: e.kind.case ?? "unknown",
-      data: toJson(GoalEventSchema, e),
-    })),
+  const events = commands.flatMap((c) =>
+    c.type === "emitEvent"
+      ? [{ type: c.event.kind.case ?? "unknown", data: toJson(GoalEventSchema, c.event) }]
+      : [],
   );
-  // The version guards the row, but an append outside a transition (none today) would not bump it.
-  if (goal.lastEventSeq !== next.sequence) {
-    throw new MeshError(Code.Aborted, `goal ${next.goalId}: event sequence moved`);
-  }
+  const planning = oneStatement(before, next, commands, now, due);
+  const goal = await tenant.goals.update(loaded.goal.id, loaded.goal.version, goalPatch, {
+    events,
+    afterEventSeq: before.sequence,
+    ...(planning?.plan
+      ? {
+          ctes: tenant.plans.plannedWrites(
+            planRow(next, planning.plan),
+            planning.steps,
+            planning.attempts,
+          ),
+        }
+      : {}),
+  });
   const versions = new Map(loaded.stepVersions);
   let plan = loaded.plan;
   if (next.plan && !before.plan) {
     plan = plannedPlan(commands);
     if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
+    rememberPlan(`${tenant.tenantId}/${next.plan.planId}`, { plan, summary: next.plan });
+    if (planning) {
+      for (const id of next.stepOrder) versions.set(id, 1);
+      return { goal, state: next, stepVersions: versions, plan };
+    }
     const { steps } = await tenant.plans.create(
-      {
-        id: next.plan.planId,
-        goalId: next.goalId,
-        goalKind: next.kind,
-        strategy: next.plan.strategy,
-        outputStep: next.plan.outputStep,
-        parametersVersion: next.plan.parametersVersion,
-        rationale: plan.rationale,
-        collaborative: next.plan.collaborative,
-        spec: toJson(PlanSchema, plan) as Record<string, JsonValue>,
-      },
+      planRow(next, plan),
       plan.steps.map((s) => ({
         stepId: s.stepId,
         capability: s.capability || null,
@@ -366,7 +392,6 @@ export async function saveTransition(
       })),
     );
     for (const s of steps) versions.set(s.stepId, s.version);
-    rememberPlan(`${tenant.tenantId}/${next.plan.planId}`, { plan, summary: next.plan });
   }
   if (next.plan) {
     for (const id of next.stepOrder) {
@@ -378,6 +403,79 @@ export async function saveTransition(
     }
   }
   return { goal, state: next, stepVersions: versions, plan };
+}
+
+/** The plan row of a goal's plan. */
+function planRow(next: GoalState, plan: Plan) {
+  return {
+    id: next.plan!.planId,
+    goalId: next.goalId,
+    goalKind: next.kind,
+    strategy: next.plan!.strategy,
+    outputStep: next.plan!.outputStep,
+    parametersVersion: next.plan!.parametersVersion,
+    rationale: plan.rationale,
+    collaborative: next.plan!.collaborative,
+    spec: toJson(PlanSchema, plan) as Record<string, JsonValue>,
+  };
+}
+
+/**
+ * Whether the transition is one statement: nothing but the goal row changes
+ * (no plan, no step), or it plans the goal and every step is at most freshly
+ * dispatched (then the steps are inserted as they end up, with their first
+ * attempts). Undefined when it is not.
+ */
+function oneStatement(
+  before: GoalState,
+  next: GoalState,
+  commands: readonly GoalCommand[],
+  now: number,
+  due: DueTimes,
+): { plan?: Plan; steps: NewStep[]; attempts: PlannedAttempt[] } | undefined {
+  if (
+    !next.plan ||
+    (before.plan && next.stepOrder.every((id) => before.steps[id] === next.steps[id]))
+  ) {
+    return { steps: [], attempts: [] };
+  }
+  if (before.plan) return undefined;
+  const plan = plannedPlan(commands);
+  if (plan === undefined) return undefined;
+  const steps: NewStep[] = [];
+  const attempts: PlannedAttempt[] = [];
+  for (const s of plan.steps) {
+    const step = next.steps[s.stepId];
+    if (
+      step === undefined ||
+      step.output !== undefined ||
+      step.error !== undefined ||
+      step.finishedAtMs !== undefined ||
+      step.attempts.some((a) => a.status !== "dispatched" || a.startedAtMs !== undefined)
+    ) {
+      return undefined;
+    }
+    steps.push({
+      stepId: s.stepId,
+      capability: s.capability || null,
+      dependsOn: [...s.dependsOn],
+      status: StepStatus[step.status] as StepStatusName,
+      attempts: step.attempt,
+      agentIds: [...step.agentIds],
+      ...(step.childGoalId ? { childGoalId: step.childGoalId } : {}),
+      nextAttemptAt: stepDueAt(next, step, now, due),
+      startedAt: step.startedAtMs !== undefined ? new Date(step.startedAtMs) : null,
+    });
+    for (const a of step.attempts) {
+      attempts.push({
+        attemptId: a.attemptId,
+        stepId: s.stepId,
+        attempt: a.attempt,
+        replica: a.replica,
+      });
+    }
+  }
+  return { plan, steps, attempts };
 }
 
 async function saveStep(

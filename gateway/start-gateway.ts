@@ -18,7 +18,6 @@
  * console.log(`dashboard at ${gateway.url}`);
  * await gateway.close();
  */
-import { setMaxListeners } from "node:events";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { QueueStats } from "../lib/bus/job-bus.js";
@@ -170,16 +169,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   }
 
-  const shutdown = new AbortController();
-  // Every call in flight links its signal to this one: that is many listeners by design.
-  setMaxListeners(0, shutdown.signal);
   const reflection = createReflection(() => publicServices());
   const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   const rpc = connectNodeAdapter({
     readMaxBytes: maxRequestBytes,
     compressMinBytes: options.compressMinBytes ?? defaultCompressMinBytes,
     maxTimeoutMs: options.maxTimeoutMs ?? 10 * 60_000,
-    shutdownSignal: shutdown.signal,
+    // No connect-node `shutdownSignal`: every call would add and remove a listener on that one
+    // signal (an EventTarget scans its listeners on each), a cost that grows with the calls in
+    // flight. close() ends calls by closing their connections, which aborts each call's signal.
     // Nothing unknown passes the edge: unknown JSON fields are an error, unknown binary fields are dropped.
     jsonOptions: { ignoreUnknownFields: false },
     binaryOptions: { readUnknownFields: false },
@@ -245,7 +243,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port: listener.port,
     close() {
       closed ??= (async () => {
-        shutdown.abort();
         await listener.close();
         for (const c of Object.values(channels)) c.close();
       })();

@@ -119,6 +119,9 @@ export interface Applied {
   changed: boolean;
 }
 
+/** Unfinished goals `#recent` remembers at most; finished ones are dropped at once. */
+const maxRecentGoals = 2_000;
+
 /** Planner answers that mean "this goal cannot be planned": the goal fails. */
 const rejectionCodes = new Set<Code>([
   Code.InvalidArgument,
@@ -150,6 +153,14 @@ export class GoalEngine {
   #stopped = false;
   /** Results waiting for the next group commit (see `#applyResult`). */
   #pendingResults: PendingResult[] = [];
+  /**
+   * Unfinished goals as this replica last saved them, so the next transition
+   * (usually the agent's result) starts without loading the goal. Safe when
+   * stale: every write checks the goal's version and last event sequence and
+   * each step's version, so another replica's change means ABORTED and a
+   * fresh load.
+   */
+  readonly #recent = new Map<string, LoadedGoal>();
   /** What this replica did, for tests and load checks. */
   readonly stats = { resultsApplied: 0, transitions: 0, ticks: 0, resultBatches: 0 };
 
@@ -377,7 +388,11 @@ export class GoalEngine {
         state = t.state;
         commands.push(...t.commands);
       }
-      if (state === loaded.state) return { state, loaded, after: loaded, changed: false };
+      if (state === loaded.state) {
+        // `known` may be older than the store (another replica moved on): only a fresh load may say "nothing to do".
+        if (loaded === known) continue;
+        return { state, loaded, after: loaded, changed: false };
+      }
       let after: LoadedGoal;
       try {
         after = await commitTransition(
@@ -390,6 +405,7 @@ export class GoalEngine {
           this.#due,
         );
       } catch (err) {
+        this.#forget(tenantId, goalId);
         if (isMeshError(err) && err.code === Code.Aborted && attempt < 25) {
           await sleep(Math.random() * 10 * attempt);
           continue;
@@ -397,6 +413,7 @@ export class GoalEngine {
         throw err;
       }
       this.stats.transitions++;
+      this.#remember(tenantId, after);
       await this.#run(state, commands, loaded);
       return { state, loaded, after, changed: true };
     }
@@ -447,11 +464,15 @@ export class GoalEngine {
     }
   }
 
-  async #applyOne(p: PendingResult): Promise<void> {
+  async #applyOne(p: PendingResult, fresh = false): Promise<void> {
+    const { tenantId, goalId } = p.result;
     try {
-      await this.apply(p.result.tenantId, p.result.goalId, (_s, now) => [
-        { type: "result", result: p.result, at: now },
-      ]);
+      await this.apply(
+        tenantId,
+        goalId,
+        (_s, now) => [{ type: "result", result: p.result, at: now }],
+        fresh ? undefined : this.#recall(tenantId, goalId),
+      );
       p.resolve();
     } catch (err) {
       p.reject(err);
@@ -460,17 +481,28 @@ export class GoalEngine {
 
   async #applyResults(tenantId: string, items: PendingResult[]): Promise<void> {
     if (items.length === 1) return this.#applyOne(items[0]!);
-    let goals: Map<string, LoadedGoal>;
+    const goals = new Map<string, LoadedGoal>();
+    const recalled = new Set<string>();
+    const unknown: string[] = [];
+    for (const p of items) {
+      const recent = this.#recall(tenantId, p.result.goalId);
+      if (recent) {
+        goals.set(p.result.goalId, recent);
+        recalled.add(p.result.goalId);
+      } else unknown.push(p.result.goalId);
+    }
     try {
-      goals = await loadGoals(
-        this.#store.tenant(tenantId),
-        items.map((p) => p.result.goalId),
-      );
+      if (unknown.length > 0) {
+        for (const [id, g] of await loadGoals(this.#store.tenant(tenantId), unknown)) {
+          goals.set(id, g);
+        }
+      }
     } catch {
       await Promise.all(items.map((p) => this.#applyOne(p)));
       return;
     }
     const now = Date.now();
+    const later: Promise<void>[] = [];
     const changes: {
       p: PendingResult;
       loaded: LoadedGoal;
@@ -486,32 +518,61 @@ export class GoalEngine {
       const input: GoalInput = { type: "result", result: p.result, at: now };
       const reliability = await this.#reliabilityFor(loaded.state, [input]);
       const t = reduceGoal(loaded.state, input, { reliability });
-      if (t.state === loaded.state) p.resolve();
-      else changes.push({ p, loaded, state: t.state, commands: t.commands });
+      if (t.state !== loaded.state)
+        changes.push({ p, loaded, state: t.state, commands: t.commands });
+      // A remembered goal may be behind the store: only a fresh load may say "nothing to do".
+      else if (recalled.has(p.result.goalId)) later.push(this.#applyOne(p, true));
+      else p.resolve();
     }
-    if (changes.length === 0) return;
+    if (changes.length === 0) {
+      await Promise.all(later);
+      return;
+    }
     // One lock order for every batch, so two batches never deadlock.
     changes.sort((a, b) => (a.loaded.goal.id < b.loaded.goal.id ? -1 : 1));
+    let saved: LoadedGoal[];
     try {
-      await this.#store.transaction(async (tx) => {
+      saved = await this.#store.transaction(async (tx) => {
         const tenant = tx.tenant(tenantId);
+        const out: LoadedGoal[] = [];
         for (const c of changes) {
-          await saveTransition(tenant, c.loaded, c.state, c.commands, now, this.#due);
+          out.push(await saveTransition(tenant, c.loaded, c.state, c.commands, now, this.#due));
         }
+        return out;
       });
     } catch {
       // Nothing of the batch was saved: each result starts over from a fresh load.
-      await Promise.all(changes.map((c) => this.#applyOne(c.p)));
+      for (const c of changes) this.#forget(tenantId, c.loaded.goal.id);
+      await Promise.all([...later, ...changes.map((c) => this.#applyOne(c.p, true))]);
       return;
     }
     this.stats.resultBatches++;
     this.stats.transitions += changes.length;
-    await Promise.all(
-      changes.map(async (c) => {
+    for (const after of saved) this.#remember(tenantId, after);
+    await Promise.all([
+      ...later,
+      ...changes.map(async (c) => {
         await this.#run(c.state, c.commands, c.loaded);
         c.p.resolve();
       }),
-    );
+    ]);
+  }
+
+  /** The goal as this replica last saved it, if it is still remembered. */
+  #recall(tenantId: string, goalId: string): LoadedGoal | undefined {
+    return this.#recent.get(`${tenantId}/${goalId}`);
+  }
+
+  #remember(tenantId: string, after: LoadedGoal): void {
+    const key = `${tenantId}/${after.goal.id}`;
+    this.#recent.delete(key);
+    if (isTerminal(after.state.status)) return;
+    if (this.#recent.size >= maxRecentGoals) this.#recent.delete(this.#recent.keys().next().value!);
+    this.#recent.set(key, after);
+  }
+
+  #forget(tenantId: string, goalId: string): void {
+    this.#recent.delete(`${tenantId}/${goalId}`);
   }
 
   /** Wakes the ticker now (or as soon as the running tick ends). */

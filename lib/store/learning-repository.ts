@@ -270,25 +270,24 @@ export class LearningRepository {
     if (!(decay > 0 && decay <= 1))
       throw new MeshError(Code.InvalidArgument, "decay must be in (0, 1]");
     const outcome = input.success ? 1 : 0;
-    return this.db.transaction(async (db) => {
-      const [row] = await db.mapped<AgentReliabilityRecord>(
-        AgentReliabilityEntity,
-        `insert into agent_reliability as r (agent_id, capability, score, observations)
+    // One statement: the score, and its copy on the agent's row (read by FindAgents).
+    const [row] = await this.db.mapped<AgentReliabilityRecord>(
+      AgentReliabilityEntity,
+      `with r as (
+         insert into agent_reliability as r (agent_id, capability, score, observations)
          values (?, ?, ?, 1)
          on conflict (agent_id, capability) do update set
            score = (r.score * r.observations * ? + excluded.score) / (r.observations * ? + 1),
            observations = r.observations * ? + 1,
            updated_at = now()
-         returning *`,
-        [input.agentId, input.capability, outcome, decay, decay, decay],
-      );
-      const record = row as AgentReliabilityRecord;
-      await db.rows(
-        `update agents set reliability = jsonb_set(reliability, array[?], to_jsonb(?::float8)) where id = ?`,
-        [input.capability, record.score, input.agentId],
-      );
-      return record;
-    });
+         returning *),
+       a as (
+         update agents set reliability = jsonb_set(reliability, array[r.capability], to_jsonb(r.score))
+         from r where agents.id = r.agent_id)
+       select * from r`,
+      [input.agentId, input.capability, outcome, decay, decay, decay],
+    );
+    return row as AgentReliabilityRecord;
   }
 
   /** Reliability rows, optionally of one capability and/or some agents. */

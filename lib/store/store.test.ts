@@ -537,6 +537,10 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         capability: "text.summarize",
         success: true,
       });
+      // The score is copied onto the agent's row in the same statement.
+      expect((await store.agents.get(other.agent.id)).reliability).toEqual({
+        "text.summarize": 1,
+      });
       const live = await store.agents.findLive("text.summarize");
       expect(live.map((a) => a.id)).toEqual([other.agent.id, first.agent.id]);
       expect(await store.agents.findLive("text.translate")).toEqual([]);

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
@@ -40,6 +40,8 @@ interface RateResult {
   cores: Record<string, number>;
   /** Busy cores of the whole machine (PostgreSQL, NATS and anything else running included). */
   machineCores: number;
+  /** Cores of all PostgreSQL and NATS server processes (shared servers: other clients count too). */
+  serverCores: Record<string, number>;
   /** Event-loop utilisation of the bench process (load generator, agent, event watcher). */
   benchLoopUtilisation: number;
   /** In-process mode only: the one mesh process's event-loop utilisation and statements per goal. */
@@ -124,6 +126,24 @@ function cpuSecondsOf(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
 }
+
+/** CPU seconds so far of every process of these commands (e.g. all PostgreSQL backends), from /proc. */
+function commandCpuSeconds(names: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      if (comm in out) out[comm]! += cpuSecondsOf(Number(pid));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return out;
+}
+
+/** PostgreSQL backends and the NATS server (shared: other clients' work counts too). */
+const serverCommands = ["postgres", "nats-server"];
 
 /** Busy CPU seconds of the whole machine so far, from /proc/stat. */
 function machineBusySeconds(): number {
@@ -288,6 +308,7 @@ async function drive(
       const cpu0 = process.cpuUsage();
       const children0 = children.map((c) => cpuSecondsOf(c.child.process.pid!));
       const machine0 = machineBusySeconds();
+      const servers0 = commandCpuSeconds(serverCommands);
       const elu0 = performance.eventLoopUtilization();
       const statements0 = storeCounts.statements;
       const t0 = process.hrtime.bigint();
@@ -321,6 +342,12 @@ async function drive(
         meshCores: round(Object.values(cores).reduce((a, b) => a + b, 0) - (cores.bench ?? 0)),
         cores,
         machineCores: round((machineBusySeconds() - machine0) / seconds),
+        serverCores: Object.fromEntries(
+          Object.entries(commandCpuSeconds(serverCommands)).map(([n, cpu]) => [
+            n,
+            round((cpu - servers0[n]!) / seconds),
+          ]),
+        ),
         benchLoopUtilisation: round2(elu),
         ...(children.length === 0
           ? {

@@ -163,9 +163,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       certs: options.certs,
       server: spiffeId({ trustDomain, namespace, name }),
       logger: log,
-      // Every public call crosses these channels: grpc-js's per-call channelz
-      // bookkeeping (debug introspection nobody reads here) was a third of the hop.
-      grpcOptions: { "grpc.enable_channelz": 0 },
     });
   }
 

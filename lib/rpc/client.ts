@@ -153,6 +153,7 @@ export function createChannel(options: ChannelOptions_): MeshChannel {
       options.address,
       channelCredentials(options.certs, { expect: expected }),
       {
+        "grpc.enable_channelz": 0, // see createServer
         ...options.grpcOptions,
         "grpc.ssl_target_name_override": sni,
         "grpc.default_authority": sni,

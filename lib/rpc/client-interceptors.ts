@@ -81,14 +81,19 @@ export function clientDeadline(): Interceptor {
 
 /** 4. Sends the principal the caller acts for; the server's policy decides whether to trust it. */
 export function clientPrincipal(): Interceptor {
+  // A principal is a value (never changed once made) and the gateway reuses one per
+  // credential, so its encoding is kept with it rather than redone on every call.
+  const encoded = new WeakMap<object, Buffer>();
   return (next) => (call) => {
     const principal = call.values.get(principalKey);
     if (principal) {
-      const bytes = toBinary(PrincipalSchema, principal);
-      call.metadata.set(
-        principalMetadataKey,
-        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-      );
+      let header = encoded.get(principal);
+      if (header === undefined) {
+        const bytes = toBinary(PrincipalSchema, principal);
+        header = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        encoded.set(principal, header);
+      }
+      call.metadata.set(principalMetadataKey, header);
     }
     return next(call);
   };

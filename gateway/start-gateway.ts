@@ -23,6 +23,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { QueueStats } from "../lib/bus/job-bus.js";
 import { spiffeId } from "../lib/identity/spiffe.js";
 import { createLogger, type Logger } from "../lib/log/logger.js";
+import { componentNames, type MeshRuntime } from "../lib/mesh/mesh-runtime.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { createChannel, type MeshChannel } from "../lib/rpc/client.js";
 import { createReflection } from "../lib/rpc/reflection.js";
@@ -246,4 +247,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return closed;
     },
   };
+}
+
+/**
+ * The options that put a gateway in front of a mesh runtime's components:
+ * its store, policy, certificates (as identity "gateway"), the components'
+ * addresses and the bus's queue figures. Listener, limits and logging are the
+ * caller's.
+ */
+export async function meshGatewayOptions(runtime: MeshRuntime) {
+  return {
+    store: runtime.store,
+    authorizer: runtime.authorizer,
+    policyReady: () => runtime.policy.ready,
+    certs: await runtime.certs("gateway"),
+    upstreams: Object.fromEntries(
+      componentNames.map((name) => [name, runtime.endpoint(name).address]),
+    ) as Record<Upstream, string>,
+    trustDomain: runtime.config.trustDomain,
+    namespace: runtime.config.namespace,
+    queueStats: () => runtime.bus.stats(),
+  } satisfies Partial<GatewayOptions>;
 }

@@ -14,10 +14,14 @@
 import { createDataAgent } from "../agents/data.js";
 import { textAgent } from "../agents/text.js";
 import { utilAgent } from "../agents/util.js";
-import { type Gateway, type GatewayOptions, startGateway } from "../gateway/start-gateway.js";
+import {
+  type Gateway,
+  type GatewayOptions,
+  meshGatewayOptions,
+  startGateway,
+} from "../gateway/start-gateway.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { createLogger } from "../lib/log/logger.js";
-import { componentNames } from "../lib/mesh/mesh-runtime.js";
 import { newApiKey } from "../lib/store/api-key-secret.js";
 import type { Store } from "../lib/store/store.js";
 import { startTestMesh, type TestMesh } from "./support/mesh.js";
@@ -89,19 +93,9 @@ export async function startGatewayFixture(options: GatewayFixtureOptions): Promi
       acmeReader: await key("acme", ["goals.read"]),
       globexWriter: await key("globex", ["goals.write"]),
     };
-    const upstreams = Object.fromEntries(
-      componentNames.map((name) => [name, runtime.endpoint(name).address]),
-    ) as GatewayOptions["upstreams"];
     const gateway = await startGateway({
-      store,
-      authorizer: runtime.authorizer,
-      policyReady: () => runtime.policy.ready,
-      certs: await runtime.certs("gateway"),
-      upstreams,
-      trustDomain: runtime.config.trustDomain,
-      namespace: runtime.config.namespace,
+      ...(await meshGatewayOptions(runtime)),
       port: 0,
-      queueStats: () => runtime.bus.stats(),
       log: createLogger({ name: "gateway", level: process.env.LOG_LEVEL ?? "silent" }),
       ...gatewayOptions,
     });

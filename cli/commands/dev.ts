@@ -9,16 +9,12 @@
  */
 import { relative } from "node:path";
 import { ensureBootstrapAdmin } from "../../gateway/bootstrap.js";
-import { startGateway } from "../../gateway/start-gateway.js";
+import { meshGatewayOptions, startGateway } from "../../gateway/start-gateway.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { createLazyClient } from "../../lib/mesh/lazy-client.js";
-import {
-  type ComponentName,
-  componentNames,
-  openMeshRuntime,
-} from "../../lib/mesh/mesh-runtime.js";
+import { componentNames, openMeshRuntime } from "../../lib/mesh/mesh-runtime.js";
 import { onShutdownSignal } from "../../lib/mesh/shutdown.js";
 import { type RunningComponent, startComponent } from "../../lib/mesh/start-component.js";
 import { startTracing } from "../../lib/telemetry/tracing.js";
@@ -116,19 +112,10 @@ interface DevGateway {
 
 /** The public edge: Connect, gRPC and gRPC-Web with API keys, onto the components above. */
 async function startDevGateway(runtime: Runtime): Promise<DevGateway> {
-  const upstreams = {} as Record<ComponentName, string>;
-  for (const name of componentNames) upstreams[name] = runtime.endpoint(name).address;
   return startGateway({
-    store: runtime.store,
-    authorizer: runtime.authorizer,
-    policyReady: () => runtime.policy.ready,
-    certs: await runtime.certs("gateway"),
-    upstreams,
-    trustDomain: runtime.config.trustDomain,
-    namespace: runtime.config.namespace,
+    ...(await meshGatewayOptions(runtime)),
     host: runtime.config.host,
     port: runtime.config.ports.gateway,
-    queueStats: () => runtime.bus.stats(),
     log: runtime.log.child({ component: "gateway" }),
   });
 }

@@ -31,6 +31,7 @@ import { openPolicyEngine, type PolicyEngine } from "../policy/engine.js";
 import type { Authorizer } from "../rpc/authorizer.js";
 import type { Client } from "../rpc/client.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
+import { storeMetrics } from "../store/store-metrics.js";
 import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
 import { type CertWatcher, watchCertificates } from "../tls/cert-watcher.js";
 import { certPaths, ensureIdentities } from "../tls/dev-ca.js";
@@ -121,6 +122,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     await prepareCertificates(config, options);
     const registry = new Registry();
     const metrics = createMeshMetrics({ registry, processMetrics: true });
+    storeMetrics(registry);
     const policy = await openPolicyEngine({
       wasmPath: config.policyPath,
       registry,

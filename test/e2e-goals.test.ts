@@ -309,15 +309,15 @@ describe.skipIf(!pg || !nats)("e2e: retries, failures, cancel, sub-goals, policy
       .catch((e: unknown) => e as MeshError);
     expect((past as MeshError).code).toBe(Code.InvalidArgument);
     // gRPC carries Infinity in a Struct; JSON cannot: refused, and no goal is created.
-    const before = (await mesh.executor.listGoals({ tenantId: mesh.tenantId, pageSize: 500 }))
-      .goals.length;
+    const before = (await mesh.executor.listGoals({ tenantId: mesh.tenantId, pageSize: 500 })).goals
+      .length;
     const infinite = await mesh.executor
       .submitGoal({ tenantId: mesh.tenantId, kind: "echo", input: { n: [1, Infinity] } })
       .catch((e: unknown) => e as MeshError);
     expect((infinite as MeshError).code).toBe(Code.InvalidArgument);
     expect((infinite as MeshError).message).toMatch(/input\.n\[1\] is not a finite number/);
-    const after = (await mesh.executor.listGoals({ tenantId: mesh.tenantId, pageSize: 500 }))
-      .goals.length;
+    const after = (await mesh.executor.listGoals({ tenantId: mesh.tenantId, pageSize: 500 })).goals
+      .length;
     expect(after).toBe(before);
   });
 

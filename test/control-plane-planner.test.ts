@@ -62,6 +62,8 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
   let llmReply = "";
   let llmCalls = 0;
   let deadChannel: MeshChannel | undefined;
+  /** The registry as the util agent's identity. */
+  let asUtilAgent: Client<typeof RegistryService>;
 
   beforeAll(async () => {
     h = await openHarness(pg!.url, [
@@ -133,6 +135,7 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
     withLlm = await h.client(PlannerService, s3, "planner", "executor");
 
     const agent = await h.client(RegistryService, registryServer, "registry", "agent-util");
+    asUtilAgent = agent;
     await agent.registerAgent({
       card: { name: "util-agent", version: "1", skills: [{ capability: "util.echo" }] },
       instanceId: runId("i"),
@@ -194,6 +197,32 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
     );
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.message).toContain("text.summarize");
+  });
+
+  it("reuses the registry's agents for a moment, but never an answer that found none", async () => {
+    const capability = `util.${runId("cache").replace(/[^a-z0-9]/g, "")}`;
+    await asCli.putPlaybook({
+      tenantId: "acme",
+      playbook: {
+        goalKind: "cached",
+        description: "one step on a capability that comes and goes",
+        strategies: [{ name: "only", steps: [{ stepId: "s", name: "S", capability }] }],
+      },
+    });
+    const plan = (goalId: string) =>
+      failure(offline.planGoal({ goalId, tenantId: "acme", goalKind: "cached" }));
+    expect((await plan("c-1")).code).toBe(Code.FailedPrecondition);
+    // The empty answer was not kept: the agent that registers now is found at once.
+    const { agent } = await asUtilAgent.registerAgent({
+      card: { name: "cache-agent", version: "1", skills: [{ capability }] },
+      instanceId: runId("i"),
+    });
+    expect((await plan("c-2")).code).toBe(Code.Ok);
+    // Gone from the registry, but still in the planner's answer for up to a second.
+    await asUtilAgent.deregisterAgent({ agentId: agent!.agentId });
+    expect((await plan("c-3")).code).toBe(Code.Ok);
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await plan("c-4")).code).toBe(Code.FailedPrecondition);
   });
 
   it("rejects input that does not match the playbook's schema, and unknown kinds", async () => {

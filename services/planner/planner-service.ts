@@ -70,6 +70,11 @@ export interface PlannerServiceDeps {
   /** Deadline of one FindAgents call; default 2000 ms. */
   registryTimeoutMs?: number;
   /**
+   * How long a FindAgents answer that found agents is reused; default 1000 ms, 0 off.
+   * An empty answer is never reused, so an agent that just registered is found at once.
+   */
+  agentsCacheMs?: number;
+  /**
    * Planner for goal kinds without a playbook. Default: `llmPlannerFromEnv(process.env)`,
    * which is off unless `AGENTMESH_LLM_PLANNER_URL` is set; `null` forces it off.
    */
@@ -150,17 +155,34 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     });
   };
 
+  // Planning asks the registry about the same few capabilities for every goal; at tens
+  // of goals a second that was the registry's whole load. An agent that left within the
+  // reuse time may still be planned with, as when it leaves just after planning: its
+  // step's attempt times out and is retried.
+  const agentsCacheMs = deps.agentsCacheMs ?? 1000;
+  const foundAgents = new Map<string, { until: number; agents: Agent[] }>();
+  const findAgents = async (capability: string, limit: number): Promise<Agent[]> => {
+    const key = `${capability} ${limit}`;
+    const hit = foundAgents.get(key);
+    if (hit && hit.until > clock()) return hit.agents;
+    const res = await deps.registry.findAgents(
+      { capability, limit },
+      { timeoutMs: deps.registryTimeoutMs ?? 2000 },
+    );
+    if (res.agents.length > 0 && agentsCacheMs > 0) {
+      if (foundAgents.size >= 10_000) foundAgents.clear(); // bounded: capabilities are few
+      foundAgents.set(key, { until: clock() + agentsCacheMs, agents: res.agents });
+    } else foundAgents.delete(key);
+    return res.agents;
+  };
+
   /** Live agents per capability needed by any strategy of the playbook (one FindAgents each). */
   const liveAgents = async (playbook: Playbook, limit: number): Promise<Map<string, Agent[]>> => {
     const capabilities = new Set(playbook.strategies.flatMap((s) => planCapabilities(s)));
     const entries = await Promise.all(
       [...capabilities].map(async (capability) => {
         try {
-          const res = await deps.registry.findAgents(
-            { capability, limit },
-            { timeoutMs: deps.registryTimeoutMs ?? 2000 },
-          );
-          return [capability, res.agents] as const;
+          return [capability, await findAgents(capability, limit)] as const;
         } catch (err) {
           // Without the registry nothing can be checked: say so, retryably.
           throw new MeshError(

@@ -36,7 +36,7 @@ import {
   SELECTOR_FLAG,
 } from "./domain/index.js";
 import { createLearningEngine, similarityVector } from "./learning-engine.js";
-import { untrainedVersion } from "./learning-state.js";
+import { toVersion, untrainedVersion } from "./learning-state.js";
 import { startTrainingScheduler, type TrainingScheduler } from "./training-scheduler.js";
 import {
   chooseResultToMessage,
@@ -166,18 +166,7 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
           ?.value ?? snapshot.config.selector;
       return {
         strategies: strategyStatsMessages(merged, now, scope),
-        versions: versions.map((r) =>
-          versionToMessage({
-            version: r.version,
-            state: r.state,
-            createdAt: r.createdAt.getTime(),
-            runId: r.runId,
-            trafficFraction: r.trafficFraction,
-            successes: r.successes,
-            failures: r.failures,
-            note: r.note,
-          }),
-        ),
+        versions: versions.map((r) => versionToMessage(toVersion(r))),
         selector,
       };
     },

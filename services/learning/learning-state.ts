@@ -62,22 +62,23 @@ export type LearningState = ReturnType<typeof createLearningState>;
 /** `<version>|<bucket>`: the strategy_stats key of a version's online statistics. */
 export const onlineKey = (version: string, bucket: string) => `${version}|${bucket}`;
 
+/** A stored parameters version as the domain sees it. */
+export const toVersion = (r: ParametersVersionRecord): VersionRecord => ({
+  version: r.version,
+  state: r.state,
+  createdAt: r.createdAt.getTime(),
+  runId: r.runId,
+  trafficFraction: r.trafficFraction,
+  successes: r.successes,
+  failures: r.failures,
+  note: r.note,
+});
+
 export function createLearningState(options: LearningStateOptions) {
   const { store } = options;
   const clock = options.clock ?? Date.now;
   const snapshots = new Map<string, ParametersSnapshot>();
   let flagCache: { at: number; flags: Promise<FeatureFlag[]> } | undefined;
-
-  const toVersion = (r: ParametersVersionRecord): VersionRecord => ({
-    version: r.version,
-    state: r.state,
-    createdAt: r.createdAt.getTime(),
-    runId: r.runId,
-    trafficFraction: r.trafficFraction,
-    successes: r.successes,
-    failures: r.failures,
-    note: r.note,
-  });
 
   const toArm = (r: StrategyStatsRecord): ArmStats => ({
     successes: r.successes,

@@ -319,11 +319,12 @@ export function commitTransition(
   now: number,
   due: DueTimes = defaultDueTimes,
 ): Promise<LoadedGoal> {
-  if (oneStatement(loaded.state, next, commands, now, due) !== undefined) {
-    return saveTransition(store.tenant(tenantId), loaded, next, commands, now, due);
+  const planning = oneStatement(loaded.state, next, commands, now, due);
+  if (planning !== undefined) {
+    return writeTransition(store.tenant(tenantId), loaded, next, commands, now, due, planning);
   }
   return store.transaction((tx) =>
-    saveTransition(tx.tenant(tenantId), loaded, next, commands, now, due),
+    writeTransition(tx.tenant(tenantId), loaded, next, commands, now, due, undefined),
   );
 }
 
@@ -336,13 +337,27 @@ export function commitTransition(
  * transaction. Returns the goal as now stored, so the caller need not load
  * it again.
  */
-export async function saveTransition(
+export function saveTransition(
   tenant: TenantStore,
   loaded: LoadedGoal,
   next: GoalState,
   commands: readonly GoalCommand[],
   now: number,
   due: DueTimes = defaultDueTimes,
+): Promise<LoadedGoal> {
+  const planning = oneStatement(loaded.state, next, commands, now, due);
+  return writeTransition(tenant, loaded, next, commands, now, due, planning);
+}
+
+/** `saveTransition` with `oneStatement`'s answer already at hand. */
+async function writeTransition(
+  tenant: TenantStore,
+  loaded: LoadedGoal,
+  next: GoalState,
+  commands: readonly GoalCommand[],
+  now: number,
+  due: DueTimes,
+  planning: ReturnType<typeof oneStatement>,
 ): Promise<LoadedGoal> {
   const before = loaded.state;
   const goalPatch = {
@@ -359,7 +374,6 @@ export async function saveTransition(
       ? [{ type: c.event.kind.case ?? "unknown", data: toJson(GoalEventSchema, c.event) }]
       : [],
   );
-  const planning = oneStatement(before, next, commands, now, due);
   const goal = await tenant.goals.update(loaded.goal.id, loaded.goal.version, goalPatch, {
     events,
     afterEventSeq: before.sequence,

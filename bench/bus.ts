@@ -11,6 +11,9 @@
  *
  * Throughput: a closed loop with a window of publishes in flight. Latency: an
  * open loop at a fixed rate (2,000 jobs/s; 500 under --smoke), end to end.
+ * Each phase prints the CPU per job of this process (the executor's side), of
+ * the worker process and of a local NATS server, and the machine's busy cores:
+ * a steadier measure than a tail percentile on a shared two-core machine.
  * Targets: mesh throughput ≥ 50% of raw, mesh p99 ≤ 5 ms at 2,000 jobs/s.
  */
 import { spawn } from "node:child_process";
@@ -23,6 +26,7 @@ import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
 import type { Benchmark } from "./benchmark.js";
 import { runOpenLoop } from "./open-loop.js";
+import { commandCpuSeconds, cpuSecondsOf, machineBusySeconds } from "./process-cpu.js";
 import { openRawRoundTrip, openRawWorkQueue } from "./raw-jetstream.js";
 
 const natsUrl = process.env.NATS_URL || "nats://127.0.0.1:4222";
@@ -50,6 +54,30 @@ async function closedLoop(
   };
 }
 
+/**
+ * Starts counting CPU time; the returned function gives µs per job since then of
+ * this process, the worker process and the NATS server (NaN when not local).
+ */
+function cpuPerJob(workerPid: number): (jobs: number) => Record<string, number> {
+  const nats = () => commandCpuSeconds(["nats-server"])["nats-server"]!;
+  const self0 = process.cpuUsage();
+  const worker0 = cpuSecondsOf(workerPid);
+  const nats0 = nats();
+  const machine0 = machineBusySeconds();
+  const t0 = process.hrtime.bigint();
+  return (jobs) => {
+    const self = process.cpuUsage(self0);
+    const perJob = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, jobs));
+    const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    return {
+      executorUs: perJob((self.user + self.system) / 1e6),
+      workerUs: perJob(cpuSecondsOf(workerPid) - worker0),
+      natsServerUs: perJob(nats() - nats0),
+      machineCores: Math.round(((machineBusySeconds() - machine0) / elapsed) * 100) / 100,
+    };
+  };
+}
+
 /** Untimed jobs first, so JIT and connections are warm in both processes of each side. */
 const warmup = 1_000;
 
@@ -70,13 +98,16 @@ async function raw(total: number, rate: number, durationMs: number) {
       queue.results,
     );
     const before = queue.results();
+    let cpu = cpuPerJob(queue.workerPid);
     const throughput = await closedLoop(
       total,
       128,
       (i) => js.publish(jobSubject, body, { msgID: `t${i}` }),
       () => queue.results() - before,
     );
+    const throughputCpu = cpu(throughput.count);
     let n = 0;
+    cpu = cpuPerJob(queue.workerPid);
     const latency = await runOpenLoop({
       rate,
       durationMs,
@@ -86,7 +117,10 @@ async function raw(total: number, rate: number, durationMs: number) {
         return js.publish(jobSubject, body, { msgID: id }).then(() => done);
       },
     });
-    return { throughput, latencyAtRate: latency };
+    return {
+      throughput: { ...throughput, cpu: throughputCpu },
+      latencyAtRate: { ...latency, cpu: cpu(latency.completed) },
+    };
   } finally {
     await queue.close();
   }
@@ -178,13 +212,16 @@ async function mesh(total: number, rate: number, durationMs: number) {
       () => succeeded,
     );
     const before = succeeded;
+    let cpu = cpuPerJob(agent.pid!);
     const throughput = await closedLoop(
       total,
       128,
       (i) => bus.publishJob(job(`t${i}`)),
       () => succeeded - before,
     );
+    const throughputCpu = cpu(throughput.count);
     let n = 0;
+    cpu = cpuPerJob(agent.pid!);
     const latency = await runOpenLoop({
       rate,
       durationMs,
@@ -194,7 +231,10 @@ async function mesh(total: number, rate: number, durationMs: number) {
         return bus.publishJob(job(id)).then(() => done);
       },
     });
-    return { throughput, latencyAtRate: latency };
+    return {
+      throughput: { ...throughput, cpu: throughputCpu },
+      latencyAtRate: { ...latency, cpu: cpu(latency.completed) },
+    };
   } finally {
     agent.kill("SIGTERM");
     await once(agent, "exit");

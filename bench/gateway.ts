@@ -11,7 +11,6 @@
  * (no coordinated omission). Targets (issue 9): ≥ 2,000 rps at p99 ≤ 10 ms
  * through the gateway, and ≥ 40% of the bare echo's maximum rate.
  */
-import { readFileSync } from "node:fs";
 import { createServer, type ServerHttp2Session } from "node:http2";
 import { loadavg } from "node:os";
 import { create, fromBinary, fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
@@ -26,19 +25,9 @@ import { startTestMesh } from "../test/support/mesh.js";
 import { spawnComponent } from "../test/support/processes.js";
 import type { Benchmark } from "./benchmark.js";
 import { startLoadWorker } from "./gateway-load.js";
+import { cpuSecondsOf } from "./process-cpu.js";
 
-/** CPU time (µs) used so far, from a Linux `stat` file of a process or a thread; NaN elsewhere. */
-function cpuUs(statPath: string): number {
-  try {
-    const stat = readFileSync(statPath, "utf8");
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks;
-  } catch {
-    return Number.NaN;
-  }
-}
-const clockTicks = 100; // USER_HZ on Linux
+const cpuUs = (processOrThread: number | string) => cpuSecondsOf(processOrThread) * 1e6;
 
 export const gateway: Benchmark = {
   name: "gateway",

@@ -1,4 +1,3 @@
-import { readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
@@ -21,6 +20,7 @@ import { type ChildComponent, spawnComponent } from "../test/support/processes.j
 import type { Benchmark } from "./benchmark.js";
 import { LatencyHistogram, type LatencySummary } from "./histogram.js";
 import { runOpenLoop } from "./open-loop.js";
+import { commandCpuSeconds, cpuSecondsOf, machineBusySeconds } from "./process-cpu.js";
 import { openRawWorkQueue } from "./raw-jetstream.js";
 
 /** Goal latency p99 above this (or any error or dropped call) ends the ramp. */
@@ -120,37 +120,8 @@ async function startProcessMesh(databaseUrl: string, natsUrl: string): Promise<B
   }
 }
 
-/** CPU seconds a process used so far (user + system), from /proc. */
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
-}
-
-/** CPU seconds so far of every process of these commands (e.g. all PostgreSQL backends), from /proc. */
-function commandCpuSeconds(names: readonly string[]): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-      if (comm in out) out[comm]! += cpuSecondsOf(Number(pid));
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return out;
-}
-
 /** PostgreSQL backends and the NATS server (shared: other clients' work counts too). */
 const serverCommands = ["postgres", "nats-server"];
-
-/** Busy CPU seconds of the whole machine so far, from /proc/stat. */
-function machineBusySeconds(): number {
-  const [, ...ticks] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
-  const n = ticks.slice(0, 8).map(Number); // user nice system idle iowait irq softirq steal
-  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / 100;
-}
 
 export const goals: Benchmark = {
   name: "goals",

@@ -83,6 +83,8 @@ export interface RawRoundTrip {
   jobSubject: string;
   /** Results consumed and acked so far. */
   results(): number;
+  /** The worker process, to read its CPU time. */
+  workerPid: number;
   /** Stops the worker, deletes the streams, closes the connection. */
   close(): Promise<void>;
 }
@@ -154,6 +156,7 @@ export async function openRawRoundTrip(
     js,
     jobSubject: jobs.subject,
     results: () => count,
+    workerPid: worker.pid!,
     async close() {
       worker.kill("SIGTERM");
       if (worker.exitCode === null) await once(worker, "exit");

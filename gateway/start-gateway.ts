@@ -24,6 +24,7 @@ import type { QueueStats } from "../lib/bus/job-bus.js";
 import { spiffeId } from "../lib/identity/spiffe.js";
 import { createLogger, type Logger } from "../lib/log/logger.js";
 import { componentNames, type MeshRuntime } from "../lib/mesh/mesh-runtime.js";
+import { useFastUtf8Encoding } from "../lib/proto/fast-utf8.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { createChannel, type MeshChannel } from "../lib/rpc/client.js";
 import { createReflection } from "../lib/rpc/reflection.js";
@@ -114,6 +115,7 @@ export interface Gateway {
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  useFastUtf8Encoding();
   const log = options.log ?? createLogger({ name: "gateway" });
   const trustDomain = options.trustDomain ?? "agentmesh.local";
   const namespace = options.namespace ?? "agentmesh";

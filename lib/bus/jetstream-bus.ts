@@ -69,6 +69,7 @@ import {
 } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
+import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
 import { type BusNames, busNames, checkCapability, jobConsumerName } from "./bus-names.js";
 import { HandlerPool } from "./handler-pool.js";
 import {
@@ -137,6 +138,7 @@ export function connectNats(
 }
 
 export async function createJetStreamBus(options: JetStreamBusOptions = {}): Promise<JobBus> {
+  useFastUtf8Encoding();
   const log = options.log ?? createLogger({ name: "bus" });
   const nc =
     options.connection ??

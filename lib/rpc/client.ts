@@ -46,6 +46,7 @@ import {
 import type { Principal } from "../../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
+import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
 import { type MeshMetrics, meshMetrics } from "../telemetry/metrics.js";
 import type { CertWatcher } from "../tls/cert-watcher.js";
 import { channelCredentials, type ServerIdentityCheck } from "../tls/credentials.js";
@@ -140,6 +141,7 @@ const identity = (b: Buffer) => b;
 
 /** Opens a channel; it connects lazily on the first call (or `waitForReady`). */
 export function createChannel(options: ChannelOptions_): MeshChannel {
+  useFastUtf8Encoding();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const logger = options.logger ?? createLogger({ name: "rpc-client" });
   const metrics = options.metrics ?? meshMetrics();

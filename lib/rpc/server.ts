@@ -39,6 +39,7 @@ import {
 } from "@grpc/grpc-js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
+import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
 import { type MeshMetrics, meshMetrics } from "../telemetry/metrics.js";
 import type { CertWatcher } from "../tls/cert-watcher.js";
 import { serverCredentials } from "../tls/credentials.js";
@@ -123,6 +124,7 @@ export interface MeshServer {
 const defaultMaxMessageBytes = 4 * 1024 * 1024;
 
 export function createServer(options: ServerOptions): MeshServer {
+  useFastUtf8Encoding();
   if (typeof options.authorizer !== "function") {
     throw new MeshError(
       Code.InvalidArgument,

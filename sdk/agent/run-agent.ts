@@ -283,7 +283,10 @@ export async function runAgent(
       stepId: job.stepId,
       capability,
       attempt: job.attempt,
-      delivery: delivery.deliveryCount,
+      // Parsed from the message's reply subject: only when read.
+      get delivery() {
+        return delivery.deliveryCount;
+      },
       get signal() {
         if (controller === undefined) {
           controller = new AbortController();

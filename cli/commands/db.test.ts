@@ -27,9 +27,17 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
 
   it("migrates, reports status, verifies the audit chain and reverts", async () => {
     expect(await db.run(["status", "--schema", schema])).toBe(0);
-    expect(lastJson().pending).toEqual(["0001-initial-schema", "0002-audit-head"]);
+    expect(lastJson().pending).toEqual([
+      "0001-initial-schema",
+      "0002-audit-head",
+      "0003-require-function",
+    ]);
     expect(await db.run(["migrate", "--schema", schema])).toBe(0);
-    expect(lastJson().applied).toEqual(["0001-initial-schema", "0002-audit-head"]);
+    expect(lastJson().applied).toEqual([
+      "0001-initial-schema",
+      "0002-audit-head",
+      "0003-require-function",
+    ]);
     expect(await audit.run(["verify", "--schema", schema])).toBe(0);
     expect(lastJson()).toMatchObject({ ok: true, rows: 0 });
 
@@ -44,7 +52,11 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
     expect(lastJson()).toMatchObject({ ok: false, seq: 1, reason: "hash mismatch" });
 
     expect(await db.run(["down", "--schema", schema])).toBe(0);
-    expect(lastJson().reverted).toEqual(["0002-audit-head", "0001-initial-schema"]);
+    expect(lastJson().reverted).toEqual([
+      "0003-require-function",
+      "0002-audit-head",
+      "0001-initial-schema",
+    ]);
   });
 
   it("rejects bad arguments with a usage error", async () => {

@@ -32,6 +32,7 @@ import {
   goalStatuses,
   terminalGoalStatuses,
 } from "./records.js";
+import { errorCode } from "./store-error.js";
 
 export interface NewGoal {
   /** Default: a random UUID. */
@@ -75,8 +76,24 @@ export interface GoalUpdateWrites {
   events?: readonly NewGoalEvent[];
   /** Apply only if the goal's last event sequence is still this (nothing appended meanwhile). */
   afterEventSeq?: number;
-  /** CTEs reading the updated row from `g`, e.g. `PlanRepository.plannedWrites`. */
-  ctes?: { sql: string; params: unknown[] };
+  /** More writes chained on the goal's, e.g. `PlanRepository.plannedWrites` or `stepWrites`. */
+  ctes?: ChainedWrites;
+}
+
+/**
+ * Data-modifying CTEs that read the updated goal row from `g`, so they run
+ * only when the goal's update applies, and after it has locked the goal row.
+ */
+export interface ChainedWrites {
+  /** `name as (...)` CTEs, comma-separated. */
+  sql: string;
+  params: unknown[];
+  /**
+   * A condition over the CTEs (e.g. every guarded step row was updated): when
+   * it is false the whole statement, goal row and events included, rolls
+   * back and the update fails with ABORTED.
+   */
+  require?: { sql: string; params: unknown[]; message: string };
 }
 
 export interface ListGoalsOptions {
@@ -251,9 +268,10 @@ export class GoalRepository {
 
   /**
    * Applies `patch` if the goal is still at `expectedVersion`, and returns the
-   * goal at its new version. ABORTED if someone else updated it first,
-   * NOT_FOUND if it does not exist. The writes of `also` happen in the same
-   * statement, so only if the update applies.
+   * goal at its new version. ABORTED if someone else updated it first (or a
+   * condition of `also.ctes` failed), NOT_FOUND if it does not exist. The
+   * writes of `also` happen in the same statement, so only if the update
+   * applies, and all of them or none.
    */
   async update(
     id: string,
@@ -276,20 +294,37 @@ export class GoalRepository {
       ...(withEvents ? [`e as (${withEvents.sql})`] : []),
       ...(also.ctes ? [also.ctes.sql] : []),
     ];
-    const [row] = await this.db.mapped<GoalRecord>(
-      GoalEntity,
-      ctes.length > 0 ? `with g as (${update}), ${ctes.join(", ")} select * from g` : update,
-      [
-        ...set.params,
-        events.length,
-        this.tenantId,
-        id,
-        expectedVersion,
-        ...(also.afterEventSeq === undefined ? [] : [also.afterEventSeq]),
-        ...(withEvents?.params ?? []),
-        ...(also.ctes?.params ?? []),
-      ],
-    );
+    const required = also.ctes?.require;
+    // Evaluated only for the updated goal row: a goal that did not apply is told apart below.
+    const select = required
+      ? `select * from g where agentmesh_require(${required.sql}, ?)`
+      : "select * from g";
+    let row: GoalRecord | undefined;
+    try {
+      [row] = await this.db.mapped<GoalRecord>(
+        GoalEntity,
+        ctes.length > 0 ? `with g as (${update}), ${ctes.join(", ")} ${select}` : update,
+        [
+          ...set.params,
+          events.length,
+          this.tenantId,
+          id,
+          expectedVersion,
+          ...(also.afterEventSeq === undefined ? [] : [also.afterEventSeq]),
+          ...(withEvents?.params ?? []),
+          ...(also.ctes?.params ?? []),
+          ...(required ? [...required.params, `goal ${id}: ${required.message}`] : []),
+        ],
+      );
+    } catch (err) {
+      if (required && isMeshError(err) && errorCode(err.cause) === "40001") {
+        throw new MeshError(Code.Aborted, `goal ${id}: ${required.message}`, {
+          cause: err,
+          details: { goalId: id, expectedVersion },
+        });
+      }
+      throw err;
+    }
     if (row) return row;
     const current = await this.get(id);
     throw new MeshError(

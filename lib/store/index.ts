@@ -44,7 +44,14 @@ export type {
   StrategyOutcome,
 } from "./learning-repository.js";
 export { LearningRepository } from "./learning-repository.js";
-export type { AttemptResult, NewAttempt, NewPlan, NewStep, StepPatch } from "./plan-repository.js";
+export type {
+  AttemptRowState,
+  NewPlan,
+  NewStep,
+  StepChange,
+  StepPatch,
+  StepRowState,
+} from "./plan-repository.js";
 export { PlanRepository } from "./plan-repository.js";
 export { PlaybookRepository } from "./playbook-repository.js";
 export * from "./records.js";

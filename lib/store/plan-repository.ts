@@ -3,20 +3,21 @@
  * an optimistic-lock version; attempts are keyed by `attemptId` (the job's
  * dedup id) so a result delivered twice is applied once.
  *
+ * The executor writes them only chained on its goal's versioned update
+ * (`GoalRepository.update(..., { ctes })`), so a transition is one statement:
+ * `plannedWrites` when it plans the goal, `stepWrites` when it changes steps.
+ *
  * @example
  * const plans = store.tenant(t).plans;
- * const { plan, steps } = await plans.create({ goalId, goalKind, strategy, outputStep, spec }, [
- *   { stepId: "fetch", capability: "http.fetch" },
- *   { stepId: "summarize", capability: "text.summarize", dependsOn: ["fetch"] },
- * ]);
- * await plans.updateStep(plan.id, "fetch", steps[0].version, { status: "DISPATCHED", attempts: 1 });
- * const { applied } = await plans.finishAttempt(attemptId, { outcome: "SUCCEEDED", output });
+ * const ctes = plans.stepWrites(planId, [{ stepId: "fetch", expectedVersion: 2, status: "SUCCEEDED", ... }],
+ *   [], [{ attemptId, stepId: "fetch", attempt: 1, replica: 0, outcome: "SUCCEEDED", output, ... }]);
+ * await store.tenant(t).goals.update(goalId, version, { status: "SUCCEEDED" }, { ctes });
  */
-import { randomUUID } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { assignments, type Db, json, pgArray, requireText } from "./db.js";
 import { PlanEntity, StepAttemptEntity, StepEntity } from "./entities.js";
+import type { ChainedWrites } from "./goal-repository.js";
 import {
   type AttemptOutcome,
   type ErrorRecord,
@@ -29,8 +30,7 @@ import {
 } from "./records.js";
 
 export interface NewPlan {
-  /** Default: a random UUID. */
-  id?: string;
+  id: string;
   goalId: string;
   goalKind: string;
   strategy: string;
@@ -42,30 +42,55 @@ export interface NewPlan {
   spec: JsonObject;
 }
 
-export interface NewStep {
+/** A step's state as a transition leaves it; undefined fields take the defaults. */
+export interface StepRowState {
+  /** Default PENDING. */
+  status?: StepStatusName;
+  /** Number of the latest attempt. Default 0. */
+  attempts?: number;
+  output?: JsonValue | null;
+  error?: ErrorRecord | null;
+  /** Default none. */
+  agentIds?: string[];
+  childGoalId?: string | null;
+  nextAttemptAt?: Date | null;
+  startedAt?: Date | null;
+  finishedAt?: Date | null;
+}
+
+/** A step of a new plan, in its state after the transition that plans it. */
+export interface NewStep extends StepRowState {
   stepId: string;
   /** Null or absent for sub-goal steps. */
   capability?: string | null;
   dependsOn?: string[];
   /** The step as planned; default `{}`. */
   spec?: JsonObject;
-  /** Default PENDING. */
-  status?: StepStatusName;
-  childGoalId?: string;
-  /** State at creation, for a step dispatched by the transition that plans it. Default 0. */
-  attempts?: number;
-  /** Default none. */
-  agentIds?: string[];
-  nextAttemptAt?: Date | null;
-  startedAt?: Date | null;
 }
 
-/** A first attempt written with its planned step (see `plannedWrites`). */
-export interface PlannedAttempt {
+/** A step a transition changes: its whole state replaces the row's. */
+export interface StepChange extends StepRowState {
+  stepId: string;
+  /** The step's version the transition started from; the write needs the row still at it. */
+  expectedVersion: number;
+}
+
+/** An attempt as a transition leaves it; undefined fields are null, a finished attempt's start defaults to its finish. */
+export interface AttemptRowState {
   attemptId: string;
   stepId: string;
+  /** From 1. */
   attempt: number;
+  /** Default 0. */
   replica?: number;
+  /** Default DISPATCHED. */
+  outcome?: AttemptOutcome;
+  agentId?: string | null;
+  output?: JsonValue | null;
+  error?: ErrorRecord | null;
+  cost?: number | null;
+  startedAt?: Date | null;
+  finishedAt?: Date | null;
 }
 
 /** Fields a step update may change; undefined leaves a field alone, null clears it. */
@@ -82,27 +107,6 @@ export interface StepPatch {
   startedAt?: Date | null;
   /** Default: now when `status` becomes terminal. */
   finishedAt?: Date | null;
-}
-
-export interface NewAttempt {
-  attemptId: string;
-  planId: string;
-  stepId: string;
-  /** From 1. */
-  attempt: number;
-  /** Default 0. */
-  replica?: number;
-  agentId?: string;
-}
-
-export interface AttemptResult {
-  outcome: Exclude<AttemptOutcome, "DISPATCHED" | "RUNNING">;
-  output?: JsonValue;
-  error?: ErrorRecord;
-  agentId?: string;
-  cost?: number;
-  /** Default now. */
-  finishedAt?: Date;
 }
 
 const stepColumns = {
@@ -126,50 +130,14 @@ export class PlanRepository {
     readonly tenantId: string,
   ) {}
 
-  /** Stores a plan and its steps in one transaction. NOT_FOUND if the goal is not the tenant's. */
-  async create(
-    input: NewPlan,
-    steps: NewStep[],
-  ): Promise<{ plan: PlanRecord; steps: StepRecord[] }> {
-    const id = input.id ?? randomUUID();
-    requireText(input.goalId, "goal id");
-    checkPlan(input, steps);
-    return this.db.transaction(async (db) => {
-      const [plan] = await db.mapped<PlanRecord>(
-        PlanEntity,
-        `insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
-           parameters_version, rationale, collaborative, spec)
-         select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb
-         where exists (select 1 from goals where tenant_id = ? and id = ?)
-         returning *`,
-        [id, this.tenantId, input.goalId, ...planValues(input), this.tenantId, input.goalId],
-      );
-      if (!plan) throw new MeshError(Code.NotFound, `goal ${input.goalId} not found`);
-      if (steps.length === 0) return { plan, steps: [] };
-      // One multi-row insert returning the rows (versions included) for any number of steps.
-      const rows = await db.mapped<StepRecord>(
-        StepEntity,
-        `${insertSteps("(select ?::text as id, ?::text as tenant_id, ?::text as goal_id)")}
-         returning *`,
-        [id, this.tenantId, input.goalId, stepsJson(steps)],
-      );
-      return { plan, steps: rows.sort((a, b) => a.position - b.position) };
-    });
-  }
-
   /**
-   * CTEs for `GoalRepository.update(..., also)`: the goal's plan, its steps in
-   * their state after the planning transition, and their first attempts, all
-   * written by the goal's versioned update statement (so only if it applies).
-   * Step rows start at version 1.
+   * CTEs for `GoalRepository.update(..., { ctes })`: the goal's plan, its
+   * steps and their attempts in their state after the planning transition,
+   * all written by the goal's versioned update statement (so only if it
+   * applies). Step rows start at version 1.
    */
-  plannedWrites(
-    input: NewPlan & { id: string },
-    steps: NewStep[],
-    attempts: PlannedAttempt[],
-  ): { sql: string; params: unknown[] } {
+  plannedWrites(input: NewPlan, steps: NewStep[], attempts: AttemptRowState[]): ChainedWrites {
     checkPlan(input, steps);
-    for (const a of attempts) requireText(a.attemptId, "attempt id");
     return {
       sql: `plan_row as (
            insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
@@ -178,28 +146,86 @@ export class PlanRepository {
            returning id, tenant_id, goal_id),
          step_rows as (
            ${insertSteps("plan_row")}
-           returning plan_id, step_id, tenant_id, goal_id),
-         attempt_rows as (
-           insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt,
-             replica, outcome)
-           select x.attempt_id, s.tenant_id, s.goal_id, s.plan_id, s.step_id, x.attempt,
-             x.replica, 'DISPATCHED'
-           from step_rows s join jsonb_to_recordset(?::jsonb)
-             as x(attempt_id text, step_id text, attempt int, replica int) on x.step_id = s.step_id
-           on conflict (attempt_id) do nothing)`,
+           returning plan_id, step_id, tenant_id, goal_id)${
+             attempts.length > 0 ? `, attempt_rows as (${insertAttempts("step_rows")})` : ""
+           }`,
       params: [
         input.id,
         ...planValues(input),
-        stepsJson(steps),
-        json(
-          attempts.map((a) => ({
-            attempt_id: a.attemptId,
-            step_id: a.stepId,
-            attempt: a.attempt,
-            replica: a.replica ?? 0,
-          })),
-        ),
+        stepsJson(steps, (s, position) => ({
+          position,
+          capability: s.capability ?? null,
+          depends_on: s.dependsOn ?? [],
+          spec: s.spec ?? {},
+        })),
+        ...(attempts.length > 0 ? [attemptsJson(attempts)] : []),
       ],
+    };
+  }
+
+  /**
+   * CTEs for `GoalRepository.update(..., { ctes })` that write a transition
+   * of a planned goal: each changed step (only if the row is still at its
+   * `expectedVersion`, and then at the next one), the attempts it added
+   * (an attempt id stored already is left alone) and the attempts it moved
+   * on: a started one only if still DISPATCHED, a finished one only if not
+   * finished yet (a redelivered result changes nothing). When any step is
+   * not at its expected version (e.g. a ticker claimed it), nothing at all is
+   * written, the goal row included, and the update fails with ABORTED.
+   */
+  stepWrites(
+    planId: string,
+    steps: StepChange[],
+    added: AttemptRowState[],
+    moved: AttemptRowState[],
+  ): ChainedWrites {
+    requireText(planId, "plan id");
+    if (steps.length === 0) throw new MeshError(Code.InvalidArgument, "no step to write");
+    for (const step of steps) {
+      requireText(step.stepId, "step id", 128);
+      if (step.status) checkStepStatus(step.status);
+    }
+    const ctes = [
+      `step_rows as (
+         update steps s set status = x.status, attempts = x.attempts, output = x.output,
+           error = x.error, agent_ids = x.agent_ids, child_goal_id = x.child_goal_id,
+           next_attempt_at = x.next_attempt_at, started_at = x.started_at,
+           finished_at = x.finished_at, lease_owner = null, lease_expires_at = null,
+           version = s.version + 1, updated_at = now()
+         from g, jsonb_to_recordset(?::jsonb) as x(${stepRecordColumns}, expected_version int)
+         where s.tenant_id = g.tenant_id and s.plan_id = ? and s.step_id = x.step_id
+           and s.version = x.expected_version
+         returning s.plan_id, s.step_id, s.tenant_id, s.goal_id)`,
+    ];
+    const params: unknown[] = [
+      stepsJson(steps, (s) => ({ expected_version: s.expectedVersion })),
+      planId,
+    ];
+    if (added.length > 0) {
+      ctes.push(`attempt_rows as (${insertAttempts("step_rows")})`);
+      params.push(attemptsJson(added));
+    }
+    if (moved.length > 0) {
+      ctes.push(`attempt_moves as (
+         update step_attempts a set outcome = x.outcome, agent_id = coalesce(x.agent_id, a.agent_id),
+           started_at = coalesce(a.started_at, x.started_at, x.finished_at),
+           finished_at = x.finished_at,
+           output = x.output, error = x.error, cost = x.cost
+         from step_rows s join jsonb_to_recordset(?::jsonb) as x(${attemptRecordColumns})
+           on x.step_id = s.step_id
+         where a.tenant_id = s.tenant_id and a.attempt_id = x.attempt_id
+           and case when x.finished_at is null then a.outcome = 'DISPATCHED'
+             else a.finished_at is null end)`);
+      params.push(attemptsJson(moved));
+    }
+    return {
+      sql: ctes.join(", "),
+      params,
+      require: {
+        sql: "(select count(*) from step_rows) = ?",
+        params: [steps.length],
+        message: `step ${steps.map((s) => s.stepId).join(" or ")} of plan ${planId} was changed concurrently`,
+      },
     };
   }
 
@@ -226,7 +252,11 @@ export class PlanRepository {
 
   /** The plan's steps in plan order. */
   async steps(planId: string): Promise<StepRecord[]> {
-    return this.#steps(this.db, planId);
+    return this.db.mapped<StepRecord>(
+      StepEntity,
+      "select * from steps where tenant_id = ? and plan_id = ? order by position",
+      [this.tenantId, planId],
+    );
   }
 
   /** The steps of the goal's current plan (`goals.plan_id`); empty before planning. */
@@ -278,90 +308,6 @@ export class PlanRepository {
     );
   }
 
-  /** Records a dispatched attempt; a repeated `attemptId` returns the stored one with `created: false`. */
-  async addAttempt(input: NewAttempt): Promise<{ attempt: StepAttemptRecord; created: boolean }> {
-    requireText(input.attemptId, "attempt id");
-    if (!Number.isInteger(input.attempt) || input.attempt < 1) {
-      throw new MeshError(Code.InvalidArgument, "attempt must be an integer from 1");
-    }
-    const [row] = await this.db.mapped<StepAttemptRecord>(
-      StepAttemptEntity,
-      `insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt, replica, agent_id, outcome)
-       select ?, s.tenant_id, s.goal_id, s.plan_id, s.step_id, ?, ?, ?, 'DISPATCHED'
-       from steps s where s.tenant_id = ? and s.plan_id = ? and s.step_id = ?
-       on conflict (attempt_id) do nothing
-       returning *`,
-      [
-        input.attemptId,
-        input.attempt,
-        input.replica ?? 0,
-        input.agentId ?? null,
-        this.tenantId,
-        input.planId,
-        input.stepId,
-      ],
-    );
-    if (row) return { attempt: row, created: true };
-    const existing = await this.findAttempt(input.attemptId);
-    if (!existing) {
-      throw new MeshError(Code.NotFound, `step ${input.stepId} of plan ${input.planId} not found`);
-    }
-    return { attempt: existing, created: false };
-  }
-
-  /** The attempt, or undefined. */
-  async findAttempt(attemptId: string): Promise<StepAttemptRecord | undefined> {
-    const [row] = await this.db.mapped<StepAttemptRecord>(
-      StepAttemptEntity,
-      "select * from step_attempts where tenant_id = ? and attempt_id = ?",
-      [this.tenantId, attemptId],
-    );
-    return row;
-  }
-
-  /** Marks an attempt as started by an agent; `applied: false` if it had already started or finished. */
-  async startAttempt(
-    attemptId: string,
-    agentId: string,
-    startedAt: Date = new Date(),
-  ): Promise<{ attempt: StepAttemptRecord; applied: boolean }> {
-    return this.#transitionAttempt(
-      attemptId,
-      "outcome = 'RUNNING', agent_id = ?, started_at = ?",
-      [agentId, startedAt],
-      "outcome = 'DISPATCHED'",
-    );
-  }
-
-  /**
-   * Records an attempt's result once: `applied: false` when a result was
-   * already recorded (a redelivered job), so the caller skips its side effects.
-   */
-  async finishAttempt(
-    attemptId: string,
-    result: AttemptResult,
-  ): Promise<{ attempt: StepAttemptRecord; applied: boolean }> {
-    const outcomes = ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"];
-    if (!outcomes.includes(result.outcome)) {
-      throw new MeshError(Code.InvalidArgument, `invalid attempt outcome ${result.outcome}`);
-    }
-    return this.#transitionAttempt(
-      attemptId,
-      `outcome = ?, output = ?::jsonb, error = ?::jsonb, cost = ?, finished_at = ?,
-       agent_id = coalesce(?, agent_id), started_at = coalesce(started_at, ?)`,
-      [
-        result.outcome,
-        result.output === undefined ? null : json(result.output),
-        result.error === undefined ? null : json(result.error),
-        result.cost ?? null,
-        result.finishedAt ?? new Date(),
-        result.agentId ?? null,
-        result.finishedAt ?? new Date(),
-      ],
-      "finished_at is null",
-    );
-  }
-
   /** Attempts of a step, by attempt number and replica. */
   async attempts(planId: string, stepId: string): Promise<StepAttemptRecord[]> {
     return this.db.mapped<StepAttemptRecord>(
@@ -392,35 +338,11 @@ export class PlanRepository {
       [this.tenantId, pgArray(planIds)],
     );
   }
-
-  async #transitionAttempt(
-    attemptId: string,
-    set: string,
-    params: unknown[],
-    guard: string,
-  ): Promise<{ attempt: StepAttemptRecord; applied: boolean }> {
-    requireText(attemptId, "attempt id");
-    const [row] = await this.db.mapped<StepAttemptRecord>(
-      StepAttemptEntity,
-      `update step_attempts set ${set} where tenant_id = ? and attempt_id = ? and ${guard} returning *`,
-      [...params, this.tenantId, attemptId],
-    );
-    if (row) return { attempt: row, applied: true };
-    const existing = await this.findAttempt(attemptId);
-    if (!existing) throw new MeshError(Code.NotFound, `attempt ${attemptId} not found`);
-    return { attempt: existing, applied: false };
-  }
-
-  #steps(db: Db, planId: string): Promise<StepRecord[]> {
-    return db.mapped<StepRecord>(
-      StepEntity,
-      "select * from steps where tenant_id = ? and plan_id = ? order by position",
-      [this.tenantId, planId],
-    );
-  }
 }
 
 function checkPlan(input: NewPlan, steps: readonly NewStep[]): void {
+  requireText(input.id, "plan id", 128);
+  requireText(input.goalId, "goal id");
   requireText(input.strategy, "strategy", 128);
   const ids = new Set<string>();
   for (const step of steps) {
@@ -446,32 +368,86 @@ function planValues(input: NewPlan): unknown[] {
   ];
 }
 
+/** The `jsonb_to_recordset` columns of `stepsJson`'s state of a step. */
+const stepRecordColumns = `step_id text, status text, attempts int, output jsonb, error jsonb,
+  agent_ids text[], child_goal_id text, next_attempt_at timestamptz, started_at timestamptz,
+  finished_at timestamptz`;
+
 /** `insert into steps ... select` from `plan` (a relation with id, tenant_id, goal_id) and one `?` of `stepsJson`. */
 function insertSteps(plan: string): string {
-  return `insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, status,
-           attempts, depends_on, spec, agent_ids, child_goal_id, next_attempt_at, started_at)
-         select p.id, x.step_id, p.tenant_id, p.goal_id, x.position, x.capability, x.status,
-           x.attempts, x.depends_on, coalesce(x.spec, '{}'::jsonb), x.agent_ids, x.child_goal_id,
-           x.next_attempt_at, x.started_at
-         from ${plan} as p, jsonb_to_recordset(?::jsonb) as x(step_id text, position int,
-           capability text, status text, attempts int, depends_on text[], spec jsonb,
-           agent_ids text[], child_goal_id text, next_attempt_at timestamptz, started_at timestamptz)`;
+  return `insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, depends_on,
+           spec, status, attempts, output, error, agent_ids, child_goal_id, next_attempt_at,
+           started_at, finished_at)
+         select p.id, x.step_id, p.tenant_id, p.goal_id, x.position, x.capability, x.depends_on,
+           coalesce(x.spec, '{}'::jsonb), x.status, x.attempts, x.output, x.error, x.agent_ids,
+           x.child_goal_id, x.next_attempt_at, x.started_at, x.finished_at
+         from ${plan} as p, jsonb_to_recordset(?::jsonb) as x(${stepRecordColumns},
+           position int, capability text, depends_on text[], spec jsonb)`;
 }
 
-function stepsJson(steps: readonly NewStep[]): string {
+/**
+ * Steps as one JSON parameter for `jsonb_to_recordset`: their state (a JSON
+ * null output reads back as null, like the SQL NULL it becomes) and the
+ * columns `more` adds.
+ */
+function stepsJson<T extends StepRowState & { stepId: string }>(
+  steps: readonly T[],
+  more: (step: T, position: number) => Record<string, unknown>,
+): string {
   return json(
     steps.map((s, position) => ({
       step_id: s.stepId,
-      position,
-      capability: s.capability ?? null,
       status: s.status ?? "PENDING",
       attempts: s.attempts ?? 0,
-      depends_on: s.dependsOn ?? [],
-      spec: s.spec ?? {},
+      output: s.output ?? null,
+      error: s.error ?? null,
       agent_ids: s.agentIds ?? [],
       child_goal_id: s.childGoalId ?? null,
       next_attempt_at: s.nextAttemptAt?.toISOString() ?? null,
       started_at: s.startedAt?.toISOString() ?? null,
+      finished_at: s.finishedAt?.toISOString() ?? null,
+      ...more(s, position),
+    })),
+  );
+}
+
+/** The `jsonb_to_recordset` columns of `attemptsJson`. */
+const attemptRecordColumns = `attempt_id text, step_id text, attempt int, replica int,
+  outcome text, agent_id text, output jsonb, error jsonb, cost double precision,
+  started_at timestamptz, finished_at timestamptz`;
+
+/** `insert into step_attempts ... select` the attempts of one `?` of `attemptsJson` whose step is in `steps` (plan_id, step_id, tenant_id, goal_id). */
+function insertAttempts(steps: string): string {
+  return `insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt,
+           replica, outcome, agent_id, output, error, cost, started_at, finished_at)
+         select x.attempt_id, s.tenant_id, s.goal_id, s.plan_id, s.step_id, x.attempt, x.replica,
+           x.outcome, x.agent_id, x.output, x.error, x.cost,
+           coalesce(x.started_at, x.finished_at), x.finished_at
+         from ${steps} s join jsonb_to_recordset(?::jsonb) as x(${attemptRecordColumns})
+           on x.step_id = s.step_id
+         on conflict (attempt_id) do nothing`;
+}
+
+function attemptsJson(attempts: readonly AttemptRowState[]): string {
+  for (const a of attempts) {
+    requireText(a.attemptId, "attempt id");
+    if (!Number.isInteger(a.attempt) || a.attempt < 1) {
+      throw new MeshError(Code.InvalidArgument, "attempt must be an integer from 1");
+    }
+  }
+  return json(
+    attempts.map((a) => ({
+      attempt_id: a.attemptId,
+      step_id: a.stepId,
+      attempt: a.attempt,
+      replica: a.replica ?? 0,
+      outcome: a.outcome ?? "DISPATCHED",
+      agent_id: a.agentId || null,
+      output: a.output ?? null,
+      error: a.error ?? null,
+      cost: a.cost ?? null,
+      started_at: a.startedAt?.toISOString() ?? null,
+      finished_at: a.finishedAt?.toISOString() ?? null,
     })),
   );
 }

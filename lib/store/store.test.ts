@@ -3,6 +3,7 @@ import { Code, type MeshError } from "../errors/mesh-error.js";
 import { needPostgres, runId } from "../testing/infra.js";
 import { newApiKey, parseApiKey, verifyApiKeySecret } from "./api-key-secret.js";
 import { entities } from "./entities.js";
+import { migrationNames } from "./migrations/index.js";
 import type { Store } from "./store.js";
 import { openTestStore, type TestStore } from "./testing.js";
 
@@ -40,8 +41,13 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
 
   describe("migrations", () => {
     it("creates a column for every entity property and records the migration", async () => {
+      expect(migrationNames).toEqual([
+        "0001-initial-schema",
+        "0002-audit-head",
+        "0003-require-function",
+      ]);
       expect(await store.migrationStatus()).toEqual({
-        executed: ["0001-initial-schema", "0002-audit-head"],
+        executed: [...migrationNames],
         pending: [],
       });
       const rows = await store.orm.em
@@ -69,10 +75,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         openTestStore({ databaseUrl: pg!.url, schema }),
       ]);
       try {
-        expect((await a.store.migrationStatus()).executed).toEqual([
-          "0001-initial-schema",
-          "0002-audit-head",
-        ]);
+        expect((await a.store.migrationStatus()).executed).toEqual(migrationNames);
       } finally {
         await b.store.close();
         await a.cleanup();
@@ -91,15 +94,24 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
                 [other.schema],
               )
           )[0]?.n;
+        const functions = async () =>
+          (
+            await other.store.orm.em
+              .fork()
+              .execute<{ name: string }[]>(
+                "select routine_name as name from information_schema.routines where routine_schema = ? order by 1",
+                [other.schema],
+              )
+          ).map((r) => r.name);
         expect(Number(await tables())).toBe(19); // 18 tables + the migrations table
-        expect(await other.store.migrateDown()).toEqual(["0002-audit-head", "0001-initial-schema"]);
+        expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
+        expect(await other.store.migrateDown()).toEqual([...migrationNames].reverse());
         expect(Number(await tables())).toBe(1);
-        expect((await other.store.migrationStatus()).pending).toEqual([
-          "0001-initial-schema",
-          "0002-audit-head",
-        ]);
-        expect(await other.store.migrate()).toEqual(["0001-initial-schema", "0002-audit-head"]);
+        expect(await functions()).toEqual([]);
+        expect((await other.store.migrationStatus()).pending).toEqual(migrationNames);
+        expect(await other.store.migrate()).toEqual(migrationNames);
         expect(Number(await tables())).toBe(19);
+        expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
         expect(await other.store.migrate()).toEqual([]);
       } finally {
         await other.cleanup();
@@ -371,73 +383,6 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
     });
   });
 
-  describe("plans, steps and attempts", () => {
-    it("stores a plan with its steps, locks steps optimistically and applies results once", async () => {
-      const acme = store.tenant("acme");
-      const { goal } = await acme.goals.create({ kind: "planned" });
-      const { plan, steps } = await acme.plans.create(
-        { goalId: goal.id, goalKind: "planned", strategy: "solo", outputStep: "b", spec: { s: 1 } },
-        [
-          { stepId: "a", capability: "text.fetch" },
-          { stepId: "b", capability: "text.summarize", dependsOn: ["a"] },
-        ],
-      );
-      expect(steps.map((s) => [s.stepId, s.position, s.dependsOn])).toEqual([
-        ["a", 0, []],
-        ["b", 1, ["a"]],
-      ]);
-      await acme.goals.update(goal.id, goal.version, { planId: plan.id, status: "RUNNING" });
-      expect((await acme.plans.stepsOfGoal(goal.id)).map((s) => s.stepId)).toEqual(["a", "b"]);
-      expect((await acme.plans.latestForGoal(goal.id))?.id).toBe(plan.id);
-
-      const a = steps[0]!;
-      const dispatched = await acme.plans.updateStep(plan.id, "a", a.version, {
-        status: "DISPATCHED",
-        attempts: 1,
-        agentIds: ["agent-1"],
-      });
-      expect(dispatched.version).toBe(a.version + 1);
-      expect(
-        await codeOf(acme.plans.updateStep(plan.id, "a", a.version, { status: "FAILED" })),
-      ).toBe(Code.Aborted);
-
-      const first = await acme.plans.addAttempt({
-        attemptId: "att-1",
-        planId: plan.id,
-        stepId: "a",
-        attempt: 1,
-      });
-      const again = await acme.plans.addAttempt({
-        attemptId: "att-1",
-        planId: plan.id,
-        stepId: "a",
-        attempt: 1,
-      });
-      expect([first.created, again.created]).toEqual([true, false]);
-      expect((await acme.plans.startAttempt("att-1", "agent-1")).applied).toBe(true);
-      const results = await Promise.all([
-        acme.plans.finishAttempt("att-1", { outcome: "SUCCEEDED", output: { text: "x" } }),
-        acme.plans.finishAttempt("att-1", { outcome: "SUCCEEDED", output: { text: "x" } }),
-      ]);
-      expect(results.map((r) => r.applied).sort()).toEqual([false, true]);
-      expect(results[0]?.attempt.outcome).toBe("SUCCEEDED");
-      expect(await codeOf(acme.plans.finishAttempt("nope", { outcome: "FAILED" }))).toBe(
-        Code.NotFound,
-      );
-      expect(await codeOf(store.tenant("beta").plans.get(plan.id))).toBe(Code.NotFound);
-      expect(
-        await codeOf(
-          store
-            .tenant("beta")
-            .plans.create(
-              { goalId: goal.id, goalKind: "x", strategy: "s", outputStep: "a", spec: {} },
-              [],
-            ),
-        ),
-      ).toBe(Code.NotFound);
-    });
-  });
-
   describe("claiming work with SKIP LOCKED", () => {
     it("never gives one pending goal to two concurrent workers", async () => {
       const goals = store.tenant("beta").goals;
@@ -473,19 +418,25 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       const acme = store.tenant("acme");
       const { goal } = await acme.goals.create({ kind: "retry" });
       const stepIds = Array.from({ length: 20 }, (_, i) => `s${i}`);
-      const { plan, steps } = await acme.plans.create(
-        { goalId: goal.id, goalKind: "retry", strategy: "solo", outputStep: "s0", spec: {} },
-        stepIds.map((stepId) => ({ stepId, capability: "c" })),
-      );
+      const plan = { id: `plan-${goal.id}`, goalId: goal.id, goalKind: "retry", strategy: "solo" };
       const past = new Date(Date.now() - 1000);
       const future = new Date(Date.now() + 60_000);
-      await Promise.all(
-        steps.map((s, i) =>
-          acme.plans.updateStep(plan.id, s.stepId, s.version, {
-            status: "RETRY_WAIT",
-            nextAttemptAt: i < 15 ? past : future,
-          }),
-        ),
+      await acme.goals.update(
+        goal.id,
+        goal.version,
+        { planId: plan.id, status: "RUNNING" },
+        {
+          ctes: acme.plans.plannedWrites(
+            { ...plan, outputStep: "s0", spec: {} },
+            stepIds.map((stepId, i) => ({
+              stepId,
+              capability: "c",
+              status: "RETRY_WAIT",
+              nextAttemptAt: i < 15 ? past : future,
+            })),
+            [],
+          ),
+        },
       );
       const claimed: string[] = [];
       await Promise.all(

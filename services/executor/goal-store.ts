@@ -3,9 +3,9 @@
  * output, event counter, optimistic-lock version), the plan row (the planned
  * steps), one row per step (status, attempt number, due time) and one per
  * attempt (keyed by attempt id). `loadGoal` rebuilds the reducer's
- * `GoalState` from them; `saveTransition` writes a transition's changes and
- * events in the caller's transaction, failing with ABORTED when another
- * replica changed the goal first.
+ * `GoalState` from them; `commitTransition` writes a transition's changes and
+ * events in one statement, failing with ABORTED (and writing nothing) when
+ * another replica changed the goal or one of the changed steps first.
  *
  * Each non-terminal step carries `next_attempt_at`, the earliest moment
  * something is due for it (a retry, an attempt timeout, a re-dispatch check,
@@ -15,14 +15,20 @@
  * @example
  * const loaded = await loadGoal(store.tenant(t), goalId);
  * const { state, commands } = reduceGoal(loaded.state, input);
- * await store.transaction((tx) => saveTransition(tx.tenant(t), loaded, state, commands, Date.now()));
+ * const saved = await commitTransition(store, t, loaded, state, commands, Date.now());
  */
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { type Plan, PlanSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
-import type { NewStep, PlannedAttempt } from "../../lib/store/plan-repository.js";
+import type { ChainedWrites } from "../../lib/store/goal-repository.js";
+import type {
+  AttemptRowState,
+  NewStep,
+  StepChange,
+  StepRowState,
+} from "../../lib/store/plan-repository.js";
 import type {
   AttemptOutcome,
   ErrorRecord,
@@ -305,10 +311,9 @@ export function stepDueAt(
 }
 
 /**
- * Saves a transition atomically: in one statement when it can be (the goal
- * row with its events, and for the transition that plans the goal also the
- * plan, its steps as dispatched and their first attempts), else in one
- * transaction. See `saveTransition`.
+ * Saves a transition atomically, in one statement: see `saveTransition`.
+ * ABORTED when another replica changed the goal or one of its changed steps
+ * first; then nothing was written.
  */
 export function commitTransition(
   store: Store,
@@ -319,45 +324,25 @@ export function commitTransition(
   now: number,
   due: DueTimes = defaultDueTimes,
 ): Promise<LoadedGoal> {
-  const planning = oneStatement(loaded.state, next, commands, now, due);
-  if (planning !== undefined) {
-    return writeTransition(store.tenant(tenantId), loaded, next, commands, now, due, planning);
-  }
-  return store.transaction((tx) =>
-    writeTransition(tx.tenant(tenantId), loaded, next, commands, now, due, undefined),
-  );
+  return saveTransition(store.tenant(tenantId), loaded, next, commands, now, due);
 }
 
 /**
- * Writes `next` (reached from `loaded.state` by `commands`): the goal row with
- * the transition's events first (the optimistic lock every writer of this
- * goal takes: its version and its last event sequence), then the plan,
- * changed steps and attempts; all of it in the goal's statement when
- * `commitTransition` would. Unless it is one statement, call it in a
- * transaction. Returns the goal as now stored, so the caller need not load
- * it again.
+ * Writes `next` (reached from `loaded.state` by `commands`) in one statement:
+ * the goal row with the transition's events (the optimistic lock every writer
+ * of this goal takes: its version and its last event sequence), and chained
+ * on it the plan, steps and attempts the transition planned, or the steps it
+ * changed (each under its own version) with their attempts. All of it or
+ * nothing, so it may run on its own or in a caller's transaction. Returns the
+ * goal as now stored, so the caller need not load it again.
  */
-export function saveTransition(
+export async function saveTransition(
   tenant: TenantStore,
   loaded: LoadedGoal,
   next: GoalState,
   commands: readonly GoalCommand[],
   now: number,
   due: DueTimes = defaultDueTimes,
-): Promise<LoadedGoal> {
-  const planning = oneStatement(loaded.state, next, commands, now, due);
-  return writeTransition(tenant, loaded, next, commands, now, due, planning);
-}
-
-/** `saveTransition` with `oneStatement`'s answer already at hand. */
-async function writeTransition(
-  tenant: TenantStore,
-  loaded: LoadedGoal,
-  next: GoalState,
-  commands: readonly GoalCommand[],
-  now: number,
-  due: DueTimes,
-  planning: ReturnType<typeof oneStatement>,
 ): Promise<LoadedGoal> {
   const before = loaded.state;
   const goalPatch = {
@@ -374,185 +359,153 @@ async function writeTransition(
       ? [{ type: c.event.kind.case ?? "unknown", data: toJson(GoalEventSchema, c.event) }]
       : [],
   );
+  const versions = new Map(loaded.stepVersions);
+  const planning = next.plan !== undefined && before.plan === undefined;
+  let plan = loaded.plan;
+  let ctes: ChainedWrites | undefined;
+  if (planning) {
+    plan = plannedPlan(commands);
+    if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
+    ctes = plannedWrites(tenant, next, plan, now, due);
+    for (const id of next.stepOrder) versions.set(id, 1);
+  } else if (next.plan) {
+    const changed = next.stepOrder.filter((id) => before.steps[id] !== next.steps[id]);
+    if (changed.length > 0) {
+      ctes = stepWrites(tenant, loaded, next, changed, now, due);
+      for (const id of changed) versions.set(id, (versions.get(id) ?? 1) + 1);
+    }
+  }
   const goal = await tenant.goals.update(loaded.goal.id, loaded.goal.version, goalPatch, {
     events,
     afterEventSeq: before.sequence,
-    ...(planning?.plan
-      ? {
-          ctes: tenant.plans.plannedWrites(
-            planRow(next, planning.plan),
-            planning.steps,
-            planning.attempts,
-          ),
-        }
-      : {}),
+    ...(ctes ? { ctes } : {}),
   });
-  const versions = new Map(loaded.stepVersions);
-  let plan = loaded.plan;
-  if (next.plan && !before.plan) {
-    plan = plannedPlan(commands);
-    if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
-    rememberPlan(`${tenant.tenantId}/${next.plan.planId}`, { plan, summary: next.plan });
-    if (planning) {
-      for (const id of next.stepOrder) versions.set(id, 1);
-      return { goal, state: next, stepVersions: versions, plan };
-    }
-    const { steps } = await tenant.plans.create(
-      planRow(next, plan),
-      plan.steps.map((s) => ({
-        stepId: s.stepId,
-        capability: s.capability || null,
-        dependsOn: [...s.dependsOn],
-      })),
-    );
-    for (const s of steps) versions.set(s.stepId, s.version);
-  }
-  if (next.plan) {
-    for (const id of next.stepOrder) {
-      const after = next.steps[id]!;
-      const prior = before.steps[id];
-      if (prior === after) continue;
-      const row = await saveStep(tenant, next, id, prior, after, versions.get(id) ?? 1, now, due);
-      versions.set(id, row.version);
-    }
-  }
+  if (planning)
+    rememberPlan(`${tenant.tenantId}/${next.plan!.planId}`, { plan: plan!, summary: next.plan! });
   return { goal, state: next, stepVersions: versions, plan };
 }
 
-/** The plan row of a goal's plan. */
-function planRow(next: GoalState, plan: Plan) {
-  return {
-    id: next.plan!.planId,
-    goalId: next.goalId,
-    goalKind: next.kind,
-    strategy: next.plan!.strategy,
-    outputStep: next.plan!.outputStep,
-    parametersVersion: next.plan!.parametersVersion,
-    rationale: plan.rationale,
-    collaborative: next.plan!.collaborative,
-    spec: toJson(PlanSchema, plan) as Record<string, JsonValue>,
-  };
+/** The plan row, every step and every attempt of a goal the transition planned. */
+function plannedWrites(
+  tenant: TenantStore,
+  next: GoalState,
+  plan: Plan,
+  now: number,
+  due: DueTimes,
+): ChainedWrites {
+  const steps: NewStep[] = plan.steps.map((s) => ({
+    stepId: s.stepId,
+    capability: s.capability || null,
+    dependsOn: [...s.dependsOn],
+    ...stepRow(next, next.steps[s.stepId]!, now, due),
+  }));
+  const attempts = plan.steps.flatMap((s) =>
+    next.steps[s.stepId]!.attempts.map((a) => attemptRow(s.stepId, a, now)),
+  );
+  return tenant.plans.plannedWrites(
+    {
+      id: next.plan!.planId,
+      goalId: next.goalId,
+      goalKind: next.kind,
+      strategy: next.plan!.strategy,
+      outputStep: next.plan!.outputStep,
+      parametersVersion: next.plan!.parametersVersion,
+      rationale: plan.rationale,
+      collaborative: next.plan!.collaborative,
+      spec: toJson(PlanSchema, plan) as Record<string, JsonValue>,
+    },
+    steps,
+    attempts,
+  );
 }
 
 /**
- * Whether the transition is one statement: nothing but the goal row changes
- * (no plan, no step), or it plans the goal and every step is at most freshly
- * dispatched (then the steps are inserted as they end up, with their first
- * attempts). Undefined when it is not.
+ * The `changed` steps of a planned goal, each against the version it was
+ * loaded at, with the attempts the transition added, started or finished.
  */
-function oneStatement(
-  before: GoalState,
+function stepWrites(
+  tenant: TenantStore,
+  loaded: LoadedGoal,
   next: GoalState,
-  commands: readonly GoalCommand[],
+  changed: readonly string[],
   now: number,
   due: DueTimes,
-): { plan?: Plan; steps: NewStep[]; attempts: PlannedAttempt[] } | undefined {
-  if (
-    !next.plan ||
-    (before.plan && next.stepOrder.every((id) => before.steps[id] === next.steps[id]))
-  ) {
-    return { steps: [], attempts: [] };
-  }
-  if (before.plan) return undefined;
-  const plan = plannedPlan(commands);
-  if (plan === undefined) return undefined;
-  const steps: NewStep[] = [];
-  const attempts: PlannedAttempt[] = [];
-  for (const s of plan.steps) {
-    const step = next.steps[s.stepId];
-    if (
-      step === undefined ||
-      step.output !== undefined ||
-      step.error !== undefined ||
-      step.finishedAtMs !== undefined ||
-      step.attempts.some((a) => a.status !== "dispatched" || a.startedAtMs !== undefined)
-    ) {
-      return undefined;
-    }
+): ChainedWrites {
+  const steps: StepChange[] = [];
+  const added: AttemptRowState[] = [];
+  const moved: AttemptRowState[] = [];
+  for (const id of changed) {
+    const after = next.steps[id]!;
     steps.push({
-      stepId: s.stepId,
-      capability: s.capability || null,
-      dependsOn: [...s.dependsOn],
-      status: StepStatus[step.status] as StepStatusName,
-      attempts: step.attempt,
-      agentIds: [...step.agentIds],
-      ...(step.childGoalId ? { childGoalId: step.childGoalId } : {}),
-      nextAttemptAt: stepDueAt(next, step, now, due),
-      startedAt: step.startedAtMs !== undefined ? new Date(step.startedAtMs) : null,
+      stepId: id,
+      expectedVersion: loaded.stepVersions.get(id) ?? 1,
+      ...stepRow(next, after, now, due),
     });
-    for (const a of step.attempts) {
-      attempts.push({
-        attemptId: a.attemptId,
-        stepId: s.stepId,
-        attempt: a.attempt,
-        replica: a.replica,
-      });
+    // A changed step's attempts are copies: compare their status, not their identity.
+    const old = new Map((loaded.state.steps[id]?.attempts ?? []).map((a) => [a.attemptId, a]));
+    for (const a of after.attempts) {
+      const was = old.get(a.attemptId);
+      if (was === undefined) added.push(attemptRow(id, a, now));
+      else if (
+        (isAttemptOver(a) && !isAttemptOver(was)) ||
+        (a.status === "running" && was.status === "dispatched")
+      ) {
+        moved.push(attemptRow(id, a, now));
+      }
     }
   }
-  return { plan, steps, attempts };
+  return tenant.plans.stepWrites(next.plan!.planId, steps, added, moved);
 }
 
-async function saveStep(
-  tenant: TenantStore,
-  state: GoalState,
-  id: string,
-  prior: StepRuntime | undefined,
-  after: StepRuntime,
-  version: number,
-  now: number,
-  due: DueTimes,
-): Promise<StepRecord> {
-  const planId = state.plan!.planId;
-  const old = new Map((prior?.attempts ?? []).map((a) => [a.attemptId, a]));
-  for (const a of after.attempts) {
-    const was = old.get(a.attemptId);
-    if (was === a) continue;
-    if (was === undefined) {
-      await tenant.plans.addAttempt({
-        attemptId: a.attemptId,
-        planId,
-        stepId: id,
-        attempt: a.attempt,
-        replica: a.replica,
-      });
-    }
-    if (a.status === "running" && (was === undefined || was.status === "dispatched")) {
-      await tenant.plans.startAttempt(a.attemptId, a.agentId, new Date(a.startedAtMs ?? now));
-    }
-    const terminal = a.status !== "dispatched" && a.status !== "running";
-    const wasTerminal =
-      was !== undefined && was.status !== "dispatched" && was.status !== "running";
-    if (terminal && !wasTerminal) {
-      await tenant.plans.finishAttempt(a.attemptId, {
-        outcome:
-          a.status === "succeeded"
-            ? "SUCCEEDED"
-            : a.status === "cancelled"
-              ? "CANCELLED"
-              : a.error?.code === "TIMEOUT"
-                ? "TIMED_OUT"
-                : "FAILED",
-        ...(a.output !== undefined ? { output: a.output } : {}),
-        ...(a.error ? { error: errorRecord(a.error)! } : {}),
-        ...(a.agentId ? { agentId: a.agentId } : {}),
-        ...(a.cost !== undefined ? { cost: a.cost } : {}),
-        finishedAt: new Date(a.finishedAtMs ?? now),
-      });
-    }
+/** A step's row as `next` leaves it. */
+function stepRow(next: GoalState, step: StepRuntime, now: number, due: DueTimes): StepRowState {
+  return {
+    status: StepStatus[step.status] as StepStatusName,
+    attempts: step.attempt,
+    output: step.status === StepStatus.SUCCEEDED ? (step.output ?? null) : null,
+    error: errorRecord(step.error),
+    agentIds: [...step.agentIds],
+    childGoalId: step.childGoalId ?? null,
+    nextAttemptAt: stepDueAt(next, step, now, due),
+    startedAt: step.startedAtMs !== undefined ? new Date(step.startedAtMs) : null,
+    finishedAt: step.finishedAtMs !== undefined ? new Date(step.finishedAtMs) : null,
+  };
+}
+
+function isAttemptOver(a: AttemptRecord): boolean {
+  return a.status !== "dispatched" && a.status !== "running";
+}
+
+/** An attempt's row as the transition leaves it. */
+function attemptRow(stepId: string, a: AttemptRecord, now: number): AttemptRowState {
+  return {
+    attemptId: a.attemptId,
+    stepId,
+    attempt: a.attempt,
+    replica: a.replica,
+    outcome: attemptOutcome(a),
+    agentId: a.agentId || null,
+    output: a.output ?? null,
+    error: errorRecord(a.error),
+    cost: a.cost ?? null,
+    startedAt: a.startedAtMs !== undefined ? new Date(a.startedAtMs) : null,
+    finishedAt: isAttemptOver(a) ? new Date(a.finishedAtMs ?? now) : null,
+  };
+}
+
+function attemptOutcome(a: AttemptRecord): AttemptOutcome {
+  switch (a.status) {
+    case "dispatched":
+      return "DISPATCHED";
+    case "running":
+      return "RUNNING";
+    case "succeeded":
+      return "SUCCEEDED";
+    case "cancelled":
+      return "CANCELLED";
+    case "failed":
+      return a.error?.code === "TIMEOUT" ? "TIMED_OUT" : "FAILED";
   }
-  return tenant.plans.updateStep(planId, id, version, {
-    status: StepStatus[after.status] as StepStatusName,
-    attempts: after.attempt,
-    output: after.status === StepStatus.SUCCEEDED ? (after.output ?? null) : null,
-    error: errorRecord(after.error),
-    agentIds: after.agentIds,
-    childGoalId: after.childGoalId ?? null,
-    nextAttemptAt: stepDueAt(state, after, now, due),
-    leaseOwner: null,
-    leaseExpiresAt: null,
-    startedAt: after.startedAtMs !== undefined ? new Date(after.startedAtMs) : null,
-    ...(after.finishedAtMs !== undefined ? { finishedAt: new Date(after.finishedAtMs) } : {}),
-  });
 }
 
 /** A stored event as the wire message. */

@@ -17,6 +17,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     load: async () => (await import("./0001-initial-schema.js")).InitialSchema,
   },
   { name: "0002-audit-head", load: async () => (await import("./0002-audit-head.js")).AuditHead },
+  {
+    name: "0003-require-function",
+    load: async () => (await import("./0003-require-function.js")).RequireFunction,
+  },
 ];
 
 /** The names of every migration, in order. */

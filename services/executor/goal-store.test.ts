@@ -1,0 +1,318 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: step templates
+/**
+ * Transitions of real goals (the reducer's) saved to PostgreSQL: each is one
+ * statement, and a transition that raced another writer writes nothing.
+ */
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
+import { StepResultSchema, StepResultStatus } from "../../gen/agentmesh/v1/jobs_pb.js";
+import { type Plan, PlanSchema, StepSchema } from "../../gen/agentmesh/v1/planner_pb.js";
+import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
+import type { Store, TenantStore } from "../../lib/store/store.js";
+import { storeCounts } from "../../lib/store/store-metrics.js";
+import { openTestStore, type TestStore } from "../../lib/store/testing.js";
+import { needPostgres } from "../../lib/testing/infra.js";
+import { type GoalInput, reduceGoal } from "./domain/index.js";
+import {
+  commitTransition,
+  type DueTimes,
+  defaultDueTimes,
+  goalStateOf,
+  type LoadedGoal,
+  loadGoal,
+} from "./goal-store.js";
+
+const pg = await needPostgres();
+
+/** Every dispatched step is due for a re-dispatch check at once, so a ticker may claim it. */
+const dueNow: DueTimes = { ...defaultDueTimes, redispatchCheckMs: 0 };
+
+function plan(planId: string, steps: { id: string; dependsOn?: string[]; input?: object }[]): Plan {
+  return create(PlanSchema, {
+    planId,
+    strategy: "solo",
+    steps: steps.map((s) =>
+      create(StepSchema, {
+        stepId: s.id,
+        capability: "util.echo",
+        dependsOn: s.dependsOn ?? [],
+        input: (s.input ?? {}) as Record<string, JsonValue>,
+        replicas: 1,
+      }),
+    ),
+  });
+}
+
+describe.skipIf(!pg)("goal store on PostgreSQL", () => {
+  let t: TestStore;
+  let store: Store;
+  let tenant: TenantStore;
+  let n = 0;
+
+  beforeAll(async () => {
+    t = await openTestStore({ databaseUrl: pg!.url });
+    store = t.store;
+    await store.tenants.create({ id: "acme", displayName: "Acme" });
+    tenant = store.tenant("acme");
+  });
+  afterAll(() => t?.cleanup());
+
+  /** Submits a goal and saves the transition that plans it with `steps`. */
+  async function plannedGoal(steps: Parameters<typeof plan>[1]): Promise<LoadedGoal> {
+    const goalId = `goal-${++n}`;
+    const now = Date.now();
+    const { goal } = await tenant.goals.create(
+      { id: goalId, kind: "k", deadline: new Date(now + 60_000) },
+      [{ type: "submitted", data: {} }],
+    );
+    const loaded = { goal, state: goalStateOf(goal), stepVersions: new Map(), plan: undefined };
+    return transition(loaded, { type: "planned", plan: plan(`plan-${goalId}`, steps), at: now });
+  }
+
+  /** Reduces `input` from `loaded` and commits it, checking it took exactly one statement. */
+  async function transition(loaded: LoadedGoal, input: GoalInput): Promise<LoadedGoal> {
+    const { state, commands } = reduceGoal(loaded.state, input);
+    expect(state).not.toBe(loaded.state);
+    const before = storeCounts.statements;
+    const saved = await commitTransition(store, "acme", loaded, state, commands, input.at, dueNow);
+    expect(storeCounts.statements - before).toBe(1);
+    return saved;
+  }
+
+  function result(
+    loaded: LoadedGoal,
+    stepId: string,
+    status: StepResultStatus,
+    output?: JsonValue,
+  ): GoalInput {
+    const attempt = loaded.state.steps[stepId]!.attempts.at(-1)!;
+    return {
+      type: "result",
+      at: Date.now(),
+      result: create(StepResultSchema, {
+        attemptId: attempt.attemptId,
+        goalId: loaded.goal.id,
+        tenantId: "acme",
+        stepId,
+        attempt: attempt.attempt,
+        agentId: "agent-1",
+        status,
+        ...(output !== undefined ? { output: fromJson(ValueSchema, output) } : {}),
+      }),
+    };
+  }
+
+  /** The goal as stored, in the terms a transition writes. */
+  async function stored(goalId: string) {
+    const loaded = await loadGoal(tenant, goalId);
+    const { goal, state } = loaded;
+    const planId = state.plan?.planId ?? "";
+    return {
+      goal: [goal.version, goal.lastEventSeq, goal.status],
+      events: (await tenant.events.list(goalId)).map((e) => e.type),
+      steps: (await tenant.plans.steps(planId)).map((s) => ({
+        id: s.stepId,
+        version: s.version,
+        status: s.status,
+        output: s.output,
+        lease: s.leaseOwner,
+      })),
+      attempts: (await tenant.plans.attemptsOfPlans([planId])).map((a) => ({
+        id: a.attemptId,
+        outcome: a.outcome,
+        output: a.output,
+        agentId: a.agentId,
+      })),
+    };
+  }
+
+  /** What the saved goal says next to what a fresh load finds. */
+  async function expectStoredAsSaved(saved: LoadedGoal): Promise<LoadedGoal> {
+    const fresh = await loadGoal(tenant, saved.goal.id);
+    expect(fresh.goal).toEqual(saved.goal);
+    expect(fresh.stepVersions).toEqual(saved.stepVersions);
+    const view = (l: LoadedGoal) => ({
+      status: l.state.status,
+      sequence: l.state.sequence,
+      output: l.state.output,
+      steps: l.state.stepOrder.map((id) => {
+        const s = l.state.steps[id]!;
+        return {
+          id,
+          status: s.status,
+          attempt: s.attempt,
+          output: s.output,
+          error: s.error?.code,
+          agentIds: s.agentIds,
+          finished: s.finishedAtMs,
+          attempts: s.attempts.map((a) => [
+            a.attemptId,
+            a.status,
+            a.agentId,
+            a.output,
+            a.finishedAtMs,
+          ]),
+        };
+      }),
+    });
+    expect(view(fresh)).toEqual(view(saved));
+    return fresh;
+  }
+
+  it("finishes a step and dispatches the one depending on it in one statement", async () => {
+    const planned = await plannedGoal([
+      { id: "a" },
+      { id: "b", dependsOn: ["a"], input: { t: "${steps.a.output}" } },
+    ]);
+    await expectStoredAsSaved(planned);
+    const saved = await transition(planned, result(planned, "a", StepResultStatus.SUCCEEDED, "hi"));
+    expect(saved.state.steps.a!.status).toBe(StepStatus.SUCCEEDED);
+    expect(saved.state.steps.b!.status).toBe(StepStatus.DISPATCHED);
+    await expectStoredAsSaved(saved);
+    expect(await stored(saved.goal.id)).toMatchObject({
+      goal: [planned.goal.version + 1, saved.state.sequence, "RUNNING"],
+      steps: [
+        { id: "a", version: 2, status: "SUCCEEDED", output: "hi" },
+        { id: "b", version: 2, status: "DISPATCHED" },
+      ],
+      attempts: [
+        { id: `${saved.goal.id}:a:1:0`, outcome: "SUCCEEDED", output: "hi", agentId: "agent-1" },
+        { id: `${saved.goal.id}:b:1:0`, outcome: "DISPATCHED", output: null },
+      ],
+    });
+    const done = await transition(saved, result(saved, "b", StepResultStatus.SUCCEEDED, "bye"));
+    expect((await expectStoredAsSaved(done)).goal.status).toBe("SUCCEEDED");
+  });
+
+  it("writes nothing for a result that lost a race with a ticker's claim, and applies it from a fresh load", async () => {
+    const planned = await plannedGoal([{ id: "a" }, { id: "b", dependsOn: ["a"] }]);
+    const input = result(planned, "a", StepResultStatus.SUCCEEDED, "hi");
+    const { state, commands } = reduceGoal(planned.state, input);
+    const commit = () =>
+      commitTransition(store, "acme", planned, state, commands, input.at, dueNow);
+
+    // The ticker claims step a while the result is being saved: the save waits for the step's
+    // lock. (Started outside the claim's transaction, whose async context would otherwise take it in.)
+    let startSaving!: () => void;
+    const saving = new Promise<void>((resolve) => {
+      startSaving = resolve;
+    })
+      .then(commit)
+      .catch((err: unknown) => err);
+    let claimed = false;
+    await store.transaction(async (tx) => {
+      const steps = await tx.work.claimDueSteps({ owner: "ticker", statuses: ["DISPATCHED"] });
+      claimed = steps.some((s) => s.goalId === planned.goal.id && s.stepId === "a");
+      startSaving();
+      expect(await waitForLockWait()).toBe(true);
+    });
+    expect(claimed).toBe(true);
+    const claimedState = await stored(planned.goal.id);
+    const err = await saving;
+    expect(isMeshError(err) && err.code).toBe(Code.Aborted);
+    expect(await stored(planned.goal.id)).toEqual(claimedState);
+    expect(claimedState).toMatchObject({
+      goal: [planned.goal.version, planned.state.sequence, "RUNNING"],
+      steps: [
+        { id: "a", version: 2, status: "DISPATCHED", lease: "ticker" },
+        { id: "b", version: 1, status: "PENDING" },
+      ],
+      attempts: [{ id: `${planned.goal.id}:a:1:0`, outcome: "DISPATCHED", output: null }],
+    });
+    expect(claimedState.events).toEqual(["submitted", "planned", "stepDispatched"]);
+
+    // The same stale goal after the claim committed: ABORTED again, still nothing written.
+    expect(await commit().catch((e: unknown) => isMeshError(e) && e.code)).toBe(Code.Aborted);
+    expect(await stored(planned.goal.id)).toEqual(claimedState);
+
+    // What GoalEngine.apply does next: a fresh load, the same result, saved.
+    const fresh = await loadGoal(tenant, planned.goal.id);
+    const saved = await transition(fresh, { ...input, at: Date.now() });
+    await expectStoredAsSaved(saved);
+    expect(await stored(planned.goal.id)).toMatchObject({
+      steps: [
+        { id: "a", version: 3, status: "SUCCEEDED", output: "hi", lease: null },
+        { id: "b", version: 2, status: "DISPATCHED" },
+      ],
+    });
+  });
+
+  it("changes nothing for a redelivered result", async () => {
+    const planned = await plannedGoal([{ id: "a" }]);
+    const input = result(planned, "a", StepResultStatus.SUCCEEDED, "once");
+    const saved = await transition(planned, input);
+    const after = await stored(saved.goal.id);
+    expect(after.goal[2]).toBe("SUCCEEDED");
+    // From the goal as it now is: the reducer has nothing to do.
+    const fresh = await loadGoal(tenant, saved.goal.id);
+    expect(reduceGoal(fresh.state, { ...input, at: Date.now() }).state).toBe(fresh.state);
+    // From a replica's stale copy of the goal: the write is refused as a whole.
+    const again = { ...input, at: Date.now() };
+    const { state, commands } = reduceGoal(planned.state, again);
+    const err = await commitTransition(store, "acme", planned, state, commands, again.at).catch(
+      (e: unknown) => e,
+    );
+    expect(isMeshError(err) && err.code).toBe(Code.Aborted);
+    expect(await stored(saved.goal.id)).toEqual(after);
+  });
+
+  it("starts, then cancels, several steps and their attempts in one statement each", async () => {
+    const planned = await plannedGoal([{ id: "a" }, { id: "b" }]);
+    const running = await transition(planned, result(planned, "a", StepResultStatus.STARTED));
+    expect((await expectStoredAsSaved(running)).state.steps.a!.status).toBe(StepStatus.RUNNING);
+    const cancelled = await transition(running, {
+      type: "cancelRequested",
+      reason: "enough",
+      at: Date.now(),
+    });
+    expect(cancelled.state.status).toBe(GoalStatus.CANCELLED);
+    await expectStoredAsSaved(cancelled);
+    expect(await stored(cancelled.goal.id)).toMatchObject({
+      goal: [planned.goal.version + 2, cancelled.state.sequence, "CANCELLED"],
+      steps: [
+        { id: "a", version: 3, status: "CANCELLED" },
+        { id: "b", version: 2, status: "CANCELLED" },
+      ],
+      attempts: [
+        { id: `${planned.goal.id}:a:1:0`, outcome: "CANCELLED", agentId: "agent-1" },
+        { id: `${planned.goal.id}:b:1:0`, outcome: "CANCELLED", agentId: null },
+      ],
+    });
+  });
+
+  it("saves a plan that fails at once (and the attempt it cancels) in one statement", async () => {
+    const failed = await plannedGoal([
+      { id: "a" },
+      { id: "b", input: { t: "${steps.a.output.x}" } },
+    ]);
+    expect(failed.state.status).toBe(GoalStatus.FAILED);
+    await expectStoredAsSaved(failed);
+    expect(await stored(failed.goal.id)).toMatchObject({
+      goal: [2, failed.state.sequence, "FAILED"],
+      steps: [
+        { id: "a", version: 1, status: "CANCELLED" },
+        { id: "b", version: 1, status: "FAILED" },
+      ],
+      attempts: [{ id: `${failed.goal.id}:a:1:0`, outcome: "CANCELLED" }],
+    });
+  });
+
+  /** Whether a goal update of this database waits for a row lock (polled up to 5 s). */
+  async function waitForLockWait(): Promise<boolean> {
+    const em = store.orm.em.fork();
+    for (let i = 0; i < 100; i++) {
+      // Within a transaction pg_stat_activity answers from a snapshot: take a new one.
+      await em.execute("select pg_stat_clear_snapshot()");
+      const [row] = await em.execute<{ n: string }[]>(
+        `select count(*) as n from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'
+           and query like 'with g as (update goals %'`,
+      );
+      if (Number(row?.n) > 0) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  }
+});

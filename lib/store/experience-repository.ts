@@ -3,8 +3,15 @@
  * per goal: recording the same goal twice is a no-op reported as
  * `recorded: false`, which makes outcome delivery over the bus idempotent.
  *
+ * `recordOutcome` also folds the outcome into the learning statistics, in the
+ * same statement as the insert and only when the insert recorded it: one
+ * round trip, atomic without a transaction.
+ *
  * @example
  * const { recorded } = await store.tenant(t).experiences.record({ goalId, goalKind, bucket, ... });
+ * const answer = await store.tenant(t).experiences.recordOutcome(experience, {
+ *   servingVersions: ["v3"], strategy: [{ bucket: "v3|...", ... }], reliability: [...] });
+ * if (answer.status === "stale") retryWith(answer.servingVersions);
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
@@ -19,6 +26,14 @@ import {
   requireText,
 } from "./db.js";
 import { ExperienceEntity } from "./entities.js";
+import {
+  parametersOutcomeCte,
+  type ReliabilityOutcome,
+  reliabilityOutcomesCte,
+  type StrategyOutcome,
+  servingParametersCte,
+  strategyOutcomesCte,
+} from "./learning-repository.js";
 import type { ExperienceRecord } from "./records.js";
 
 export interface NewExperience {
@@ -39,6 +54,36 @@ export interface NewExperience {
   createdAt?: Date;
 }
 
+/** What a recorded outcome changes in the learning statistics (`recordOutcome`). */
+export interface OutcomeLearning {
+  /**
+   * The parameters versions the caller takes to be CURRENT or CANARY (none
+   * before training). Nothing is written unless exactly these serve.
+   */
+  servingVersions: readonly string[];
+  /** One outcome per statistics row: a row per serving version. */
+  strategy: readonly StrategyOutcome[];
+  /** The choosing version's serving count, when that version serves. */
+  parameters?: { version: string; success: boolean };
+  /** Every agent result, in order. */
+  reliability: readonly ReliabilityOutcome[];
+}
+
+/**
+ * How `recordOutcome` went: recorded; already recorded for this goal (nothing
+ * changed); or not attempted because other versions serve than the caller
+ * said (nothing changed; redo it with these).
+ */
+export type OutcomeRecording =
+  | { status: "recorded" }
+  | { status: "duplicate" }
+  | { status: "stale"; servingVersions: string[] };
+
+const experienceColumns = `goal_id, tenant_id, goal_kind, bucket, strategy, parameters_version,
+  success, latency_ms, cost, features, outcome, created_at`;
+const experienceValues = `?::text, ?::text, ?::text, ?::text, ?::text, ?::text,
+  ?::boolean, ?::float8, ?::float8, ?::real[], ?::jsonb, ?::timestamptz`;
+
 export class ExperienceRepository {
   /** @internal */
   constructor(
@@ -48,55 +93,70 @@ export class ExperienceRepository {
 
   /** Records an outcome once per goal. */
   async record(input: NewExperience): Promise<{ experience: ExperienceRecord; recorded: boolean }> {
-    requireText(input.goalId, "goal id");
-    requireText(input.strategy, "strategy", 128);
-    const features = input.features ?? [];
-    if (!features.every(Number.isFinite)) {
-      throw new MeshError(Code.InvalidArgument, "features must be finite numbers");
-    }
-    if (!Number.isFinite(input.latencyMs) || !Number.isFinite(input.cost ?? 0)) {
-      throw new MeshError(Code.InvalidArgument, "latency and cost must be finite numbers");
-    }
-    let row: ExperienceRecord | undefined;
-    try {
-      [row] = await this.db.mapped<ExperienceRecord>(
+    const [row] = await this.#insert(() =>
+      this.db.mapped<ExperienceRecord>(
         ExperienceEntity,
-        `insert into experiences (goal_id, tenant_id, goal_kind, bucket, strategy, parameters_version,
-           success, latency_ms, cost, features, outcome, created_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::real[], ?::jsonb, ?)
+        `insert into experiences (${experienceColumns}) values (${experienceValues})
          on conflict (goal_id) do nothing returning *`,
-        [
-          input.goalId,
-          this.tenantId,
-          input.goalKind,
-          input.bucket,
-          input.strategy,
-          input.parametersVersion || null,
-          input.success,
-          input.latencyMs,
-          input.cost ?? 0,
-          pgArray(features),
-          json(input.outcome),
-          input.createdAt ?? new Date(),
-        ],
-      );
-    } catch (err) {
-      if (constraintOf(isMeshError(err) ? err.cause : err).includes("tenant_id_fkey")) {
-        throw new MeshError(Code.NotFound, `tenant ${this.tenantId} not found`, { cause: err });
-      }
-      throw err;
-    }
+        this.#values(input),
+      ),
+    );
     if (row) return { experience: row, recorded: true };
     const [existing] = await this.db.mapped<ExperienceRecord>(
       ExperienceEntity,
       "select * from experiences where tenant_id = ? and goal_id = ?",
       [this.tenantId, input.goalId],
     );
-    if (!existing) {
-      // The goal id is taken by another tenant's experience: do not reveal it.
-      throw new MeshError(Code.AlreadyExists, `an outcome for goal ${input.goalId} exists`);
-    }
+    if (!existing) throw this.#takenByAnotherTenant(input.goalId);
     return { experience: existing, recorded: false };
+  }
+
+  /**
+   * Records an outcome once per goal and, only when it did, applies
+   * `learning` to the statistics in the same statement. Nothing at all is
+   * written (`stale`) unless exactly `learning.servingVersions` serve when
+   * the statement runs. NOT_FOUND for an unknown tenant; ALREADY_EXISTS when
+   * the goal id is taken by another tenant's experience.
+   */
+  async recordOutcome(input: NewExperience, learning: OutcomeLearning): Promise<OutcomeRecording> {
+    const gate = "experience";
+    const parts = [
+      { sql: servingParametersCte, params: [] as unknown[] },
+      {
+        sql: `experience as (
+          insert into experiences (${experienceColumns})
+          select ${experienceValues} from serving_parameters
+          where versions @> ?::text[] and versions <@ ?::text[]
+          on conflict (goal_id) do nothing returning goal_id)`,
+        params: [
+          ...this.#values(input),
+          pgArray(learning.servingVersions),
+          pgArray(learning.servingVersions),
+        ],
+      },
+      ...(learning.strategy.length > 0 ? [strategyOutcomesCte(learning.strategy, gate)] : []),
+      ...(learning.parameters ? [parametersOutcomeCte(learning.parameters, gate)] : []),
+      ...(learning.reliability.length > 0
+        ? [reliabilityOutcomesCte(learning.reliability, gate)]
+        : []),
+    ];
+    const [answer] = await this.#insert(() =>
+      this.db.rows<{ recorded: boolean; versions: string[] }>(
+        `with ${parts.map((p) => p.sql).join(",\n")}
+         select exists (select from experience) as recorded, versions from serving_parameters`,
+        parts.flatMap((p) => p.params),
+      ),
+    );
+    if (answer!.recorded) return { status: "recorded" };
+    if (!sameSet(answer!.versions, learning.servingVersions)) {
+      return { status: "stale", servingVersions: answer!.versions };
+    }
+    const [existing] = await this.db.rows(
+      "select 1 from experiences where tenant_id = ? and goal_id = ?",
+      [this.tenantId, input.goalId],
+    );
+    if (!existing) throw this.#takenByAnotherTenant(input.goalId);
+    return { status: "duplicate" };
   }
 
   /** One page of experiences, newest first, optionally of one goal kind. */
@@ -130,4 +190,53 @@ export class ExperienceRepository {
         rows.length > size && last ? encodeToken([last.createdAt.getTime(), last.goalId]) : "",
     };
   }
+
+  /** The parameters of `experienceValues`, validated. */
+  #values(input: NewExperience): unknown[] {
+    requireText(input.goalId, "goal id");
+    requireText(input.strategy, "strategy", 128);
+    const features = input.features ?? [];
+    if (!features.every(Number.isFinite)) {
+      throw new MeshError(Code.InvalidArgument, "features must be finite numbers");
+    }
+    if (!Number.isFinite(input.latencyMs) || !Number.isFinite(input.cost ?? 0)) {
+      throw new MeshError(Code.InvalidArgument, "latency and cost must be finite numbers");
+    }
+    return [
+      input.goalId,
+      this.tenantId,
+      input.goalKind,
+      input.bucket,
+      input.strategy,
+      input.parametersVersion || null,
+      input.success,
+      input.latencyMs,
+      input.cost ?? 0,
+      pgArray(features),
+      json(input.outcome),
+      input.createdAt ?? new Date(),
+    ];
+  }
+
+  /** Runs an experience insert; NOT_FOUND when the tenant does not exist. */
+  async #insert<T>(statement: () => Promise<T>): Promise<T> {
+    try {
+      return await statement();
+    } catch (err) {
+      if (constraintOf(isMeshError(err) ? err.cause : err).includes("tenant_id_fkey")) {
+        throw new MeshError(Code.NotFound, `tenant ${this.tenantId} not found`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** The goal id is taken by another tenant's experience: do not reveal it. */
+  #takenByAnotherTenant(goalId: string): MeshError {
+    return new MeshError(Code.AlreadyExists, `an outcome for goal ${goalId} exists`);
+  }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((x) => set.has(x));
 }

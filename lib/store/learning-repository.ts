@@ -7,8 +7,11 @@
  *
  * @example
  * await store.learning.recordStrategyOutcome({ bucket, strategy: "solo", success: true,
- *   latencyMs: 840, cost: 0.2, decay: 0.999 });
+ *   latencyMs: 840, cost: 0.2, decayHalfLifeMs: 7 * 86_400_000 });
  * await store.learning.recordReliabilityOutcome({ agentId, capability, success: false });
+ *
+ * The same upserts are CTE builders (`strategyOutcomesCte`, ...), so an
+ * experience statement can apply them together with its insert.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
@@ -35,16 +38,29 @@ export interface StrategyOutcome {
   success: boolean;
   latencyMs: number;
   cost?: number;
-  /** Factor applied to the existing success and failure counts first; default 1 (no decay). */
-  decay?: number;
   /**
-   * Instead of `decay`: decay the existing counts by their age (since the
-   * row's `updated_at`) at `at` with this half-life, read and written in the
-   * same statement. 0 means no decay.
+   * Decay the existing counts by their age (since the row's `updated_at`) at
+   * `at` with this half-life, read and written in the same statement. 0 (the
+   * default) means no decay.
    */
   decayHalfLifeMs?: number;
   /** The moment of the outcome, for `decayHalfLifeMs`; default now. */
   at?: Date;
+}
+
+/** One agent's result for a capability. */
+export interface ReliabilityOutcome {
+  agentId: string;
+  capability: string;
+  success: boolean;
+  /** Weight of the history; default 0.98. */
+  decay?: number;
+}
+
+/** @internal Common table expressions and their parameters, to chain into one statement. */
+export interface SqlCtes {
+  sql: string;
+  params: unknown[];
 }
 
 export interface NewParametersVersion {
@@ -76,47 +92,13 @@ export class LearningRepository {
   /** @internal */
   constructor(private readonly db: Db) {}
 
-  /** Adds one outcome to a strategy's statistics (decaying the old counts by `decay`). */
+  /** Adds one outcome to a strategy's statistics (decaying the old counts by their age). */
   async recordStrategyOutcome(input: StrategyOutcome): Promise<StrategyStatsRecord> {
-    requireText(input.bucket, "bucket", 512);
-    requireText(input.strategy, "strategy", 128);
-    const decay = input.decay ?? 1;
-    if (!(decay > 0 && decay <= 1))
-      throw new MeshError(Code.InvalidArgument, "decay must be in (0, 1]");
-    const halfLife = input.decayHalfLifeMs ?? 0;
-    if (!(halfLife >= 0) || !Number.isFinite(halfLife))
-      throw new MeshError(Code.InvalidArgument, "decay half-life must be finite and not negative");
-    // 2^-(age / half-life), as the learning domain's decayFactor; the exponent is
-    // clamped where a float8 power would underflow (the weight is ~1e-301 by then).
-    const factor = `(case when ?::float8 > 0 then power(2::float8, greatest(-1000::float8,
-         -greatest(0::float8, extract(epoch from (?::timestamptz - s.updated_at))::float8 * 1000) / ?::float8))
-         else ?::float8 end)`;
-    const factorParams = [halfLife, input.at ?? new Date(), halfLife, decay];
+    const ctes = strategyOutcomesCte([input]);
     const [row] = await this.db.mapped<StrategyStatsRecord>(
       StrategyStatsEntity,
-      `insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, successes, failures,
-         outcomes, latency_sum_ms, cost_sum)
-       values (?, ?, ?, ?, ?, ?, 1, ?, ?)
-       on conflict (bucket, strategy) do update set
-         successes = s.successes * ${factor} + excluded.successes,
-         failures = s.failures * ${factor} + excluded.failures,
-         outcomes = s.outcomes + 1,
-         latency_sum_ms = s.latency_sum_ms + excluded.latency_sum_ms,
-         cost_sum = s.cost_sum + excluded.cost_sum,
-         updated_at = now()
-       returning *`,
-      [
-        input.bucket,
-        input.strategy,
-        input.tenantId ?? null,
-        input.goalKind ?? null,
-        input.success ? 1 : 0,
-        input.success ? 0 : 1,
-        input.latencyMs,
-        input.cost ?? 0,
-        ...factorParams,
-        ...factorParams,
-      ],
+      `with ${ctes.sql} select * from strategy_outcomes`,
+      ctes.params,
     );
     return row as StrategyStatsRecord;
   }
@@ -253,39 +235,15 @@ export class LearningRepository {
   }
 
   /**
-   * Folds one outcome into an agent's reliability for a capability: a decayed
-   * mean, `score' = (score·n·decay + outcome) / (n·decay + 1)`, mirrored into
-   * the agent's `reliability` map for discovery.
+   * Folds one outcome into an agent's reliability for a capability (see
+   * `reliabilityOutcomesCte`), mirrored into the agent's `reliability` map.
    */
-  async recordReliabilityOutcome(input: {
-    agentId: string;
-    capability: string;
-    success: boolean;
-    /** Weight of the history; default 0.98. */
-    decay?: number;
-  }): Promise<AgentReliabilityRecord> {
-    requireText(input.agentId, "agent id");
-    requireText(input.capability, "capability", 128);
-    const decay = input.decay ?? 0.98;
-    if (!(decay > 0 && decay <= 1))
-      throw new MeshError(Code.InvalidArgument, "decay must be in (0, 1]");
-    const outcome = input.success ? 1 : 0;
-    // One statement: the score, and its copy on the agent's row (read by FindAgents).
+  async recordReliabilityOutcome(input: ReliabilityOutcome): Promise<AgentReliabilityRecord> {
+    const ctes = reliabilityOutcomesCte([input]);
     const [row] = await this.db.mapped<AgentReliabilityRecord>(
       AgentReliabilityEntity,
-      `with r as (
-         insert into agent_reliability as r (agent_id, capability, score, observations)
-         values (?, ?, ?, 1)
-         on conflict (agent_id, capability) do update set
-           score = (r.score * r.observations * ? + excluded.score) / (r.observations * ? + 1),
-           observations = r.observations * ? + 1,
-           updated_at = now()
-         returning *),
-       a as (
-         update agents set reliability = jsonb_set(reliability, array[r.capability], to_jsonb(r.score))
-         from r where agents.id = r.agent_id)
-       select * from r`,
-      [input.agentId, input.capability, outcome, decay, decay, decay],
+      `with ${ctes.sql} select * from reliability_outcomes`,
+      ctes.params,
     );
     return row as AgentReliabilityRecord;
   }
@@ -326,6 +284,157 @@ export class LearningRepository {
       [since, options.afterGoalId ?? "", options.limit ?? 1000],
     );
   }
+}
+
+/** @internal `serving_parameters`: one row whose `versions` are the CURRENT and CANARY versions (maybe none). */
+export const servingParametersCte = `serving_parameters as (
+  select coalesce(array_agg(version), '{}') as versions
+  from parameter_versions where state in ('CURRENT', 'CANARY'))`;
+
+/** `from` list of an upsert: its input, behind `gate` (a CTE that must return a row) when given. */
+const gated = (input: string, gate?: string) => (gate ? `${gate}, ${input}` : input);
+
+/**
+ * @internal `strategy_outcomes`: the outcomes added to their statistics rows in
+ * one upsert (one outcome per row), each row's old counts decayed by their age
+ * at the outcome with the outcome's half-life. With `gate` nothing is written
+ * unless that CTE returns a row.
+ */
+export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?: string): SqlCtes {
+  const keys = new Set<string>();
+  const rows = outcomes.map((o) => {
+    requireText(o.bucket, "bucket", 512);
+    requireText(o.strategy, "strategy", 128);
+    const halfLife = o.decayHalfLifeMs ?? 0;
+    if (!(halfLife >= 0) || !Number.isFinite(halfLife))
+      throw new MeshError(Code.InvalidArgument, "decay half-life must be finite and not negative");
+    // An upsert may touch a row once.
+    const key = `${o.bucket}\u0000${o.strategy}`;
+    if (keys.has(key))
+      throw new MeshError(Code.InvalidArgument, `two outcomes for ${o.bucket} ${o.strategy}`);
+    keys.add(key);
+    return {
+      bucket: o.bucket,
+      strategy: o.strategy,
+      tenant_id: o.tenantId ?? null,
+      goal_kind: o.goalKind ?? null,
+      successes: o.success ? 1 : 0,
+      failures: o.success ? 0 : 1,
+      latency_ms: o.latencyMs,
+      cost: o.cost ?? 0,
+      half_life_ms: halfLife,
+      at: o.at ?? new Date(),
+    };
+  });
+  // 2^-(age / half-life), as the learning domain's decayFactor; the exponent is
+  // clamped where a float8 power would underflow (the weight is ~1e-301 by then).
+  const factor = `case when i.half_life_ms > 0 then power(2::float8, greatest(-1000::float8,
+    -greatest(0::float8, extract(epoch from (i.at - s.updated_at))::float8 * 1000) / i.half_life_ms))
+    else 1::float8 end`;
+  return {
+    sql: `strategy_input as (
+      select * from json_to_recordset(?::json) as i(bucket text, strategy text, tenant_id text,
+        goal_kind text, successes float8, failures float8, latency_ms float8, cost float8,
+        half_life_ms float8, at timestamptz)),
+    strategy_outcomes as (
+      insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, successes, failures,
+        outcomes, latency_sum_ms, cost_sum)
+      select i.bucket, i.strategy, i.tenant_id, i.goal_kind, i.successes, i.failures, 1,
+        i.latency_ms, i.cost
+      from ${gated("strategy_input i", gate)}
+      order by i.bucket, i.strategy
+      on conflict (bucket, strategy) do update set
+        (successes, failures) = (
+          select s.successes * d.factor + excluded.successes, s.failures * d.factor + excluded.failures
+          from (select ${factor} as factor from strategy_input i
+                where i.bucket = s.bucket and i.strategy = s.strategy) d),
+        outcomes = s.outcomes + 1,
+        latency_sum_ms = s.latency_sum_ms + excluded.latency_sum_ms,
+        cost_sum = s.cost_sum + excluded.cost_sum,
+        updated_at = now()
+      returning *)`,
+    params: [json(rows)],
+  };
+}
+
+/**
+ * @internal `reliability_outcomes`: agents' results folded into their
+ * reliability per capability, each a decayed mean
+ * `score' = (score·n·decay + outcome) / (n·decay + 1)`, `n' = n·decay + 1`,
+ * and mirrored into the agents' `reliability` maps (read by FindAgents). An
+ * agent may answer a capability twice (a retry): its results fold in order,
+ * as one row update (an upsert may touch a row once). With `gate` nothing is
+ * written unless that CTE returns a row.
+ */
+export function reliabilityOutcomesCte(
+  outcomes: readonly ReliabilityOutcome[],
+  gate?: string,
+): SqlCtes {
+  // Folding results o1..ok into (score, n) is n' = n·decayK + weight and
+  // score'·n' = score·n·decayK + weighted, with these three accumulated in order.
+  const rows = new Map<
+    string,
+    { agent_id: string; capability: string; decay: number; weight: number; weighted: number }
+  >();
+  for (const o of outcomes) {
+    requireText(o.agentId, "agent id");
+    requireText(o.capability, "capability", 128);
+    const decay = o.decay ?? 0.98;
+    if (!(decay > 0 && decay <= 1))
+      throw new MeshError(Code.InvalidArgument, "decay must be in (0, 1]");
+    const key = `${o.agentId}\u0000${o.capability}`;
+    const row = rows.get(key) ?? {
+      agent_id: o.agentId,
+      capability: o.capability,
+      decay: 1,
+      weight: 0,
+      weighted: 0,
+    };
+    row.decay *= decay;
+    row.weight = row.weight * decay + 1;
+    row.weighted = row.weighted * decay + (o.success ? 1 : 0);
+    rows.set(key, row);
+  }
+  return {
+    sql: `reliability_input as (
+      select * from json_to_recordset(?::json) as i(agent_id text, capability text, decay float8,
+        weight float8, weighted float8)),
+    reliability_outcomes as (
+      insert into agent_reliability as r (agent_id, capability, score, observations)
+      select i.agent_id, i.capability, i.weighted / i.weight, i.weight
+      from ${gated("reliability_input i", gate)}
+      order by i.agent_id, i.capability
+      on conflict (agent_id, capability) do update set
+        (score, observations) = (
+          select (r.score * r.observations * i.decay + i.weighted) / (r.observations * i.decay + i.weight),
+            r.observations * i.decay + i.weight
+          from reliability_input i where i.agent_id = r.agent_id and i.capability = r.capability),
+        updated_at = now()
+      returning *),
+    reliability_on_agents as (
+      update agents set reliability = agents.reliability || (
+        select jsonb_object_agg(r.capability, r.score) from reliability_outcomes r
+        where r.agent_id = agents.id)
+      where agents.id in (select agent_id from reliability_outcomes))`,
+    params: [json([...rows.values()])],
+  };
+}
+
+/**
+ * @internal `parameters_outcome`: counts one outcome observed while a version
+ * served. With `gate` nothing is written unless that CTE returns a row.
+ */
+export function parametersOutcomeCte(
+  outcome: { version: string; success: boolean },
+  gate?: string,
+): SqlCtes {
+  return {
+    sql: `parameters_outcome as (
+      update parameter_versions p
+      set successes = p.successes + ?, failures = p.failures + ?, updated_at = now()
+      ${gate ? `from ${gate} ` : ""}where p.version = ?)`,
+    params: [outcome.success ? 1 : 0, outcome.success ? 0 : 1, outcome.version],
+  };
 }
 
 function parametersError(err: unknown, version: string): unknown {

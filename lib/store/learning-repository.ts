@@ -223,17 +223,6 @@ export class LearningRepository {
     );
   }
 
-  /** Counts one outcome observed while a version served. */
-  async recordParametersOutcome(version: string, success: boolean): Promise<void> {
-    const rows = await this.db.rows(
-      `update parameter_versions set successes = successes + ?, failures = failures + ?, updated_at = now()
-       where version = ? returning version`,
-      [success ? 1 : 0, success ? 0 : 1, version],
-    );
-    if (rows.length === 0)
-      throw new MeshError(Code.NotFound, `parameters version ${version} not found`);
-  }
-
   /**
    * Folds one outcome into an agent's reliability for a capability (see
    * `reliabilityOutcomesCte`), mirrored into the agent's `reliability` map.

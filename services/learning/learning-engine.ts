@@ -165,7 +165,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
 
     /**
      * RecordOutcome: stores the experience (once per goal) and, in the same
-     * transaction, updates the statistics of every serving version, the
+     * statement, updates the statistics of every serving version, the
      * serving counts of the version that chose, and agent reliability.
      * Resolves false when the goal's outcome was already recorded.
      */
@@ -175,48 +175,56 @@ export function createLearningEngine(options: LearningEngineOptions) {
       const ctx = o.context;
       if (!ctx.tenantId) throw new MeshError(Code.InvalidArgument, "context.tenant_id is required");
       const bucket = bucketKey(ctx);
-      const recorded = await store.transaction(async (tx) => {
-        const { recorded } = await tx.tenant(ctx.tenantId).experiences.record({
-          goalId: o.goalId,
-          goalKind: ctx.goalKind,
-          bucket,
-          strategy: o.strategy,
-          parametersVersion: o.parametersVersion,
-          success: o.success,
-          latencyMs: o.latencyMs,
-          cost: o.cost,
-          features: similarityVector(ctx),
-          outcome: toJson(OutcomeSchema, message!) as JsonObject,
-          createdAt: new Date(o.finishedAt),
+      const experience = {
+        goalId: o.goalId,
+        goalKind: ctx.goalKind,
+        bucket,
+        strategy: o.strategy,
+        parametersVersion: o.parametersVersion,
+        success: o.success,
+        latencyMs: o.latencyMs,
+        cost: o.cost,
+        features: similarityVector(ctx),
+        outcome: toJson(OutcomeSchema, message!) as JsonObject,
+        createdAt: new Date(o.finishedAt),
+      };
+      const observation = {
+        bucket,
+        strategy: o.strategy,
+        tenantId: ctx.tenantId,
+        goalKind: ctx.goalKind,
+        success: o.success,
+        latencyMs: o.latencyMs,
+        cost: o.cost,
+        at: new Date(o.finishedAt),
+      };
+      const reliability = o.agentResults.map((r) => ({
+        agentId: r.agentId,
+        capability: r.capability,
+        success: r.success,
+      }));
+      const experiences = store.tenant(ctx.tenantId).experiences;
+      // Another statement only when the serving versions changed since this
+      // process last saw them (the store checks): normally none.
+      let answer: Awaited<ReturnType<typeof experiences.recordOutcome>>;
+      for (let attempt = 1; ; attempt++) {
+        const serving = state.servingVersions();
+        const versions = serving.length > 0 ? serving : [untrainedVersion];
+        answer = await experiences.recordOutcome(experience, {
+          servingVersions: serving,
+          strategy: await state.strategyOutcomes(versions, observation),
+          parameters: serving.includes(o.parametersVersion)
+            ? { version: o.parametersVersion, success: o.success }
+            : undefined,
+          reliability,
         });
-        if (!recorded) return false;
-        const { records } = await state.versions(tx);
-        const serving = records.filter((v) => v.state === "CURRENT" || v.state === "CANARY");
-        const versions = serving.length > 0 ? serving.map((v) => v.version) : [untrainedVersion];
-        for (const version of versions) {
-          await state.observe(tx, version, {
-            bucket,
-            strategy: o.strategy,
-            tenantId: ctx.tenantId,
-            goalKind: ctx.goalKind,
-            success: o.success,
-            latencyMs: o.latencyMs,
-            cost: o.cost,
-            at: o.finishedAt,
-          });
+        if (answer.status !== "stale") break;
+        state.servedBy(answer.servingVersions);
+        if (attempt === 3) {
+          throw new MeshError(Code.Aborted, "parameter versions kept changing; retry the outcome");
         }
-        if (serving.some((v) => v.version === o.parametersVersion)) {
-          await tx.learning.recordParametersOutcome(o.parametersVersion, o.success);
-        }
-        for (const r of o.agentResults) {
-          await tx.learning.recordReliabilityOutcome({
-            agentId: r.agentId,
-            capability: r.capability,
-            success: r.success,
-          });
-        }
-        return true;
-      });
+      }
+      const recorded = answer.status === "recorded";
       if (recorded && ++recordedSinceDrift >= driftEvery) {
         recordedSinceDrift = 0;
         await engine.guard().catch((err: unknown) => log.warn({ err }, "drift guard failed"));

@@ -5,9 +5,11 @@
  *   version's trained `ParametersSnapshot` is its `params` JSON (immutable,
  *   cached in memory);
  * - online statistics: outcomes after training are folded into
- *   `strategy_stats` rows keyed by `<version>|<bucket>` (one atomic upsert per
- *   outcome, so replicas never race on a read-modify-write); a selector sees
- *   snapshot + online counts;
+ *   `strategy_stats` rows keyed by `<version>|<bucket>` (atomic upserts, so
+ *   replicas never race on a read-modify-write); a selector sees snapshot +
+ *   online counts;
+ * - the serving versions: which trained versions are CURRENT or CANARY, as
+ *   last seen; recording an outcome assumes them and the store checks;
  * - feature flags: `learning.*` rows of `feature_flags`, cached briefly.
  *
  * Known approximation: `recordPull` touches a row's `updated_at` without
@@ -25,6 +27,7 @@ import type {
   ParametersVersionRecord,
   Store,
   StoreTransaction,
+  StrategyOutcome,
   StrategyStatsRecord,
 } from "../../lib/store/index.js";
 import {
@@ -79,6 +82,10 @@ export function createLearningState(options: LearningStateOptions) {
   const clock = options.clock ?? Date.now;
   const snapshots = new Map<string, ParametersSnapshot>();
   let flagCache: { at: number; flags: Promise<FeatureFlag[]> } | undefined;
+  // Trained versions last seen CURRENT or CANARY (none before training). Only a
+  // guess: the statement recording an outcome checks it (see servingVersions).
+  let serving: readonly string[] = [];
+  const isServing = (s: string) => s === "CURRENT" || s === "CANARY";
 
   const toArm = (r: StrategyStatsRecord): ArmStats => ({
     successes: r.successes,
@@ -105,8 +112,9 @@ export function createLearningState(options: LearningStateOptions) {
   const state = {
     store,
 
-    async versions(tx: StoreTransaction = store): Promise<Versions> {
-      const rows = await tx.learning.listParameters({ limit: 200 });
+    async versions(): Promise<Versions> {
+      const rows = await store.learning.listParameters({ limit: 200 });
+      serving = rows.filter((r) => isServing(r.state)).map((r) => r.version);
       return {
         records: rows.map(toVersion),
         revisions: new Map(rows.map((r) => [r.version, r.revision])),
@@ -170,36 +178,41 @@ export function createLearningState(options: LearningStateOptions) {
       return { ...snapshot, buckets: { ...snapshot.buckets, [bucket]: merged } };
     },
 
-    /** Folds one outcome into a version's online row (decaying the old counts first). */
-    async observe(
-      tx: StoreTransaction,
-      version: string,
-      input: {
-        bucket: string;
-        strategy: string;
-        tenantId: string;
-        goalKind: string;
-        success: boolean;
-        latencyMs: number;
-        cost: number;
-        at: number;
-      },
-    ): Promise<void> {
-      const snapshot = await state.snapshot(version);
-      // The stored row decays by its own age in the upsert: no read of the statistics first.
-      await tx.learning.recordStrategyOutcome({
-        bucket: onlineKey(version, input.bucket),
-        strategy: input.strategy,
-        tenantId: input.tenantId,
-        goalKind: input.goalKind,
-        success: input.success,
-        latencyMs: input.latencyMs,
-        cost: input.cost,
-        // Not positive or not finite means no decay, as in decayFactor.
-        decayHalfLifeMs:
-          snapshot.halfLifeMs > 0 && Number.isFinite(snapshot.halfLifeMs) ? snapshot.halfLifeMs : 0,
-        at: new Date(input.at),
-      });
+    /**
+     * The trained versions CURRENT or CANARY as last seen: by `versions()`, by
+     * this process's own `saveVersions`, or as told by `servedBy` when a
+     * recorded outcome found others serving. Recording an outcome assumes
+     * them and the store checks in the same statement, so a stale answer
+     * costs that statement again, never a wrong count.
+     */
+    servingVersions(): readonly string[] {
+      return serving;
+    },
+
+    /** Notes the serving versions a store statement saw. */
+    servedBy(versions: readonly string[]): void {
+      serving = versions;
+    },
+
+    /**
+     * One outcome as a statistics row of each version: keyed
+     * `<version>|<bucket>`, old counts decaying with the version's half-life.
+     */
+    async strategyOutcomes(
+      versions: readonly string[],
+      input: Omit<StrategyOutcome, "decayHalfLifeMs">,
+    ): Promise<StrategyOutcome[]> {
+      return Promise.all(
+        versions.map(async (version) => {
+          const { halfLifeMs } = await state.snapshot(version);
+          return {
+            ...input,
+            bucket: onlineKey(version, input.bucket),
+            // Not positive or not finite means no decay, as in decayFactor.
+            decayHalfLifeMs: halfLifeMs > 0 && Number.isFinite(halfLifeMs) ? halfLifeMs : 0,
+          };
+        }),
+      );
     },
 
     async recordPull(
@@ -221,7 +234,6 @@ export function createLearningState(options: LearningStateOptions) {
       fresh?: { version: string; params: ParametersSnapshot },
     ): Promise<void> {
       const old = new Map(before.records.map((v) => [v.version, v]));
-      const active = (s: string) => s === "CURRENT" || s === "CANARY";
       const changed = after.filter((v) => {
         const o = old.get(v.version);
         return (
@@ -234,7 +246,7 @@ export function createLearningState(options: LearningStateOptions) {
         );
       });
       const leaving = changed.filter(
-        (v) => !active(v.state) || old.get(v.version)!.state === v.state,
+        (v) => !isServing(v.state) || old.get(v.version)!.state === v.state,
       );
       const entering = changed.filter((v) => !leaving.includes(v));
       const created = after.filter((v) => !old.has(v.version));
@@ -263,6 +275,7 @@ export function createLearningState(options: LearningStateOptions) {
         }
         for (const v of entering) await update(v);
       });
+      serving = after.filter((v) => isServing(v.state)).map((v) => v.version);
     },
 
     /** Flags of the learning service (`learning.selector`, `learning.canary_fraction`). */

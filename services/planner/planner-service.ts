@@ -91,7 +91,7 @@ export interface PlannerServiceHandle {
 export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHandle {
   const { store, log } = deps;
   const clock = deps.clock ?? Date.now;
-  const catalog = createPlaybookCatalog({ store, playbookDir: deps.playbookDir });
+  const catalog = createPlaybookCatalog({ store, playbookDir: deps.playbookDir, clock });
   // A cached list answers ListPlaybooks many times; its few KB of Structs are encoded once.
   const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
   const llm =

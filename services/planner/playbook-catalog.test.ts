@@ -25,13 +25,16 @@ describe.skipIf(!pg)("playbook catalog: the cached tenant list", () => {
     (await list).map((p) => p.goalKind);
 
   it("reuses a list for listCacheMs, then answers once from it while re-reading it", async () => {
-    const catalog = createPlaybookCatalog({ store, listCacheMs: 200 });
+    // A clock the test moves, so a slow store under load cannot age the list early.
+    let now = 1_000_000;
+    const catalog = createPlaybookCatalog({ store, listCacheMs: 200, clock: () => now });
     await store.tenant("acme").playbooks.put("first", playbook("first"));
     expect(await kinds(catalog.list("acme"))).toContain("first");
     // Written through another replica: not seen while the list is fresh.
     await store.tenant("acme").playbooks.put("second", playbook("second"));
+    now += 199;
     expect(await kinds(catalog.list("acme"))).not.toContain("second");
-    await new Promise((r) => setTimeout(r, 250));
+    now += 2;
     // Stale: the old list once, without waiting on the store...
     expect(await kinds(catalog.list("acme"))).not.toContain("second");
     // ...and the re-read one soon after.

@@ -24,6 +24,8 @@ export interface PlaybookCatalogOptions {
   playbookDir?: string;
   /** How long `list` reuses a tenant's list. Default 1000 ms; 0 reads the store every time. */
   listCacheMs?: number;
+  /** Milliseconds now; default `Date.now`. */
+  clock?: () => number;
 }
 
 export interface PlaybookCatalog {
@@ -42,6 +44,7 @@ export interface PlaybookCatalog {
 export function createPlaybookCatalog(options: PlaybookCatalogOptions): PlaybookCatalog {
   const { store } = options;
   const listCacheMs = options.listCacheMs ?? 1000;
+  const clock = options.clock ?? Date.now;
   const lists = new Map<
     string,
     { until: number; playbooks: Promise<Playbook[]>; refreshing: boolean }
@@ -73,7 +76,7 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
       return global;
     },
     list(tenantId) {
-      const now = Date.now();
+      const now = clock();
       const hit = lists.get(tenantId);
       if (hit && (hit.until > now || hit.refreshing)) return hit.playbooks;
       if (hit) {
@@ -83,7 +86,7 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
         readList(tenantId).then(
           (list) => {
             if (lists.get(tenantId) !== hit) return;
-            const until = Date.now() + listCacheMs;
+            const until = clock() + listCacheMs;
             lists.set(tenantId, { until, playbooks: Promise.resolve(list), refreshing: false });
           },
           () => lists.get(tenantId) === hit && lists.delete(tenantId),

@@ -75,16 +75,19 @@ export interface NewParametersVersion {
 export interface ParametersPatch {
   state?: ParametersStateName;
   trafficFraction?: number;
-  successes?: number;
-  failures?: number;
+  /**
+   * Added to the served counts (negative to lower them). Increments, not
+   * values: outcomes keep being counted without a revision change, and a
+   * value read before them would overwrite them.
+   */
+  addSuccesses?: number;
+  addFailures?: number;
   note?: string;
 }
 
 const parametersColumns = {
   state: "state",
   trafficFraction: "traffic_fraction",
-  successes: "successes",
-  failures: "failures",
   note: "note",
 };
 
@@ -203,6 +206,17 @@ export class LearningRepository {
     patch: ParametersPatch,
   ): Promise<ParametersVersionRecord> {
     const set = assignments(patch, parametersColumns);
+    for (const [field, column] of [
+      ["addSuccesses", "successes"],
+      ["addFailures", "failures"],
+    ] as const) {
+      const add = patch[field];
+      if (add === undefined || add === 0) continue;
+      if (!Number.isInteger(add))
+        throw new MeshError(Code.InvalidArgument, `${field} must be an integer`);
+      set.sql.push(`${column} = ${column} + ?`);
+      set.params.push(add);
+    }
     let row: ParametersVersionRecord | undefined;
     try {
       [row] = await this.db.mapped<ParametersVersionRecord>(

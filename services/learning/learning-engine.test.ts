@@ -335,4 +335,19 @@ describe.skipIf(!pg)("learning engine: recording an outcome", () => {
     expect([again, count]).toEqual([true, 1]);
     expect((await store.learning.getParameters("v1")).successes).toBe(1);
   });
+
+  it("a version change keeps the outcomes counted since it read the versions", async () => {
+    const e = engine();
+    const before = await e.state.versions();
+    const v1 = before.records.find((v) => v.version === "v1")!;
+    // Another replica counts an outcome chosen by v1 after this one read the versions.
+    expect(await engine().record(outcome({ parametersVersion: "v1" }))).toBe(true);
+    // This one then changes v1 (here its note; a drift verdict writes the same way).
+    await e.state.saveVersions(
+      before,
+      before.records.map((v) => (v.version === "v1" ? { ...v, note: "checked" } : v)),
+    );
+    const stored = await store.learning.getParameters("v1");
+    expect([stored.note, stored.successes]).toEqual(["checked", v1.successes + 1]);
+  });
 });

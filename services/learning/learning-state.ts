@@ -251,12 +251,13 @@ export function createLearningState(options: LearningStateOptions) {
       const entering = changed.filter((v) => !leaving.includes(v));
       const created = after.filter((v) => !old.has(v.version));
       await store.transaction(async (tx) => {
+        // Counts as increments: outcomes recorded since `before` was read stay counted.
         const update = (v: VersionRecord) =>
           tx.learning.updateParameters(v.version, before.revisions.get(v.version) ?? 0, {
             state: v.state,
             trafficFraction: v.trafficFraction,
-            successes: v.successes,
-            failures: v.failures,
+            addSuccesses: v.successes - old.get(v.version)!.successes,
+            addFailures: v.failures - old.get(v.version)!.failures,
             note: v.note.slice(0, 1000),
           });
         for (const v of leaving) await update(v);

@@ -51,7 +51,6 @@ import {
   type LoadedGoal,
   loadGoal,
   loadGoals,
-  saveTransition,
   stepDueAt,
 } from "./goal-store.js";
 
@@ -151,7 +150,7 @@ export class GoalEngine {
   #again = false;
   #lastGoalClaim = 0;
   #stopped = false;
-  /** Results waiting for the next group commit (see `#applyResult`). */
+  /** Results waiting to be applied with the others that arrived with them (see `#applyResult`). */
   #pendingResults: PendingResult[] = [];
   /**
    * Unfinished goals as this replica last saved them, so the next transition
@@ -161,7 +160,7 @@ export class GoalEngine {
    * fresh load.
    */
   readonly #recent = new Map<string, LoadedGoal>();
-  /** What this replica did, for tests and load checks. */
+  /** What this replica did, for tests and load checks; `resultBatches`: results applied together. */
   readonly stats = { resultsApplied: 0, transitions: 0, ticks: 0, resultBatches: 0 };
 
   constructor(deps: GoalEngineDeps) {
@@ -421,10 +420,11 @@ export class GoalEngine {
 
   /**
    * Applies an agent's result. Results that arrive together (one socket read
-   * of the consumer usually carries several) are applied in one group commit:
-   * their goals loaded in three statements, every transition saved in one
-   * transaction. If that transaction fails for any reason (another replica
-   * moved one of the goals: ABORTED), each result is applied on its own.
+   * of the consumer usually carries several) share one load of the goals this
+   * replica does not remember (three statements for all of them). Each
+   * transition is then its own statement: a transaction around them would
+   * only add BEGIN and COMMIT, and a goal another replica moved on (ABORTED)
+   * starts over alone from a fresh load while the others are saved.
    */
   #applyResult(result: StepResult): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -464,14 +464,15 @@ export class GoalEngine {
     }
   }
 
-  async #applyOne(p: PendingResult, fresh = false): Promise<void> {
+  /** Applies one result, starting from `known` or the goal as this replica last saved it. */
+  async #applyOne(p: PendingResult, known?: LoadedGoal): Promise<void> {
     const { tenantId, goalId } = p.result;
     try {
       await this.apply(
         tenantId,
         goalId,
         (_s, now) => [{ type: "result", result: p.result, at: now }],
-        fresh ? undefined : this.#recall(tenantId, goalId),
+        known ?? this.#recall(tenantId, goalId),
       );
       p.resolve();
     } catch (err) {
@@ -481,81 +482,19 @@ export class GoalEngine {
 
   async #applyResults(tenantId: string, items: PendingResult[]): Promise<void> {
     if (items.length === 1) return this.#applyOne(items[0]!);
-    const goals = new Map<string, LoadedGoal>();
-    const recalled = new Set<string>();
-    const unknown: string[] = [];
-    for (const p of items) {
-      const recent = this.#recall(tenantId, p.result.goalId);
-      if (recent) {
-        goals.set(p.result.goalId, recent);
-        recalled.add(p.result.goalId);
-      } else unknown.push(p.result.goalId);
-    }
-    try {
-      if (unknown.length > 0) {
-        for (const [id, g] of await loadGoals(this.#store.tenant(tenantId), unknown)) {
-          goals.set(id, g);
-        }
-      }
-    } catch {
-      await Promise.all(items.map((p) => this.#applyOne(p)));
-      return;
-    }
-    const now = Date.now();
-    const later: Promise<void>[] = [];
-    const changes: {
-      p: PendingResult;
-      loaded: LoadedGoal;
-      state: GoalState;
-      commands: GoalCommand[];
-    }[] = [];
-    for (const p of items) {
-      const loaded = goals.get(p.result.goalId);
-      if (loaded === undefined) {
-        p.reject(new MeshError(Code.NotFound, `goal ${p.result.goalId} not found`));
-        continue;
-      }
-      const input: GoalInput = { type: "result", result: p.result, at: now };
-      const reliability = await this.#reliabilityFor(loaded.state, [input]);
-      const t = reduceGoal(loaded.state, input, { reliability });
-      if (t.state !== loaded.state)
-        changes.push({ p, loaded, state: t.state, commands: t.commands });
-      // A remembered goal may be behind the store: only a fresh load may say "nothing to do".
-      else if (recalled.has(p.result.goalId)) later.push(this.#applyOne(p, true));
-      else p.resolve();
-    }
-    if (changes.length === 0) {
-      await Promise.all(later);
-      return;
-    }
-    // One lock order for every batch, so two batches never deadlock.
-    changes.sort((a, b) => (a.loaded.goal.id < b.loaded.goal.id ? -1 : 1));
-    let saved: LoadedGoal[];
-    try {
-      saved = await this.#store.transaction(async (tx) => {
-        const tenant = tx.tenant(tenantId);
-        const out: LoadedGoal[] = [];
-        for (const c of changes) {
-          out.push(await saveTransition(tenant, c.loaded, c.state, c.commands, now, this.#due));
-        }
-        return out;
-      });
-    } catch {
-      // Nothing of the batch was saved: each result starts over from a fresh load.
-      for (const c of changes) this.#forget(tenantId, c.loaded.goal.id);
-      await Promise.all([...later, ...changes.map((c) => this.#applyOne(c.p, true))]);
-      return;
-    }
     this.stats.resultBatches++;
-    this.stats.transitions += changes.length;
-    for (const after of saved) this.#remember(tenantId, after);
-    await Promise.all([
-      ...later,
-      ...changes.map(async (c) => {
-        await this.#run(c.state, c.commands, c.loaded);
-        c.p.resolve();
-      }),
-    ]);
+    const unknown = items
+      .map((p) => p.result.goalId)
+      .filter((id) => this.#recall(tenantId, id) === undefined);
+    let loaded = new Map<string, LoadedGoal>();
+    if (unknown.length > 1) {
+      try {
+        loaded = await loadGoals(this.#store.tenant(tenantId), unknown);
+      } catch {
+        // Each result loads its goal on its own.
+      }
+    }
+    await Promise.all(items.map((p) => this.#applyOne(p, loaded.get(p.result.goalId))));
   }
 
   /** The goal as this replica last saved it, if it is still remembered. */
@@ -895,7 +834,7 @@ function jsonDetails(details: Record<string, unknown>): JsonObject {
   return JSON.parse(JSON.stringify(details)) as JsonObject;
 }
 
-/** A result waiting for its group commit, and its delivery's settlement. */
+/** A result waiting to be applied, and its delivery's settlement. */
 interface PendingResult {
   result: StepResult;
   resolve(): void;

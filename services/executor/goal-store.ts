@@ -311,11 +311,16 @@ export function stepDueAt(
 }
 
 /**
- * Saves a transition atomically, in one statement: see `saveTransition`.
- * ABORTED when another replica changed the goal or one of its changed steps
- * first; then nothing was written.
+ * Writes `next` (reached from `loaded.state` by `commands`) in one statement:
+ * the goal row with the transition's events (the optimistic lock every writer
+ * of this goal takes: its version and its last event sequence), and chained
+ * on it the plan, steps and attempts the transition planned, or the steps it
+ * changed (each under its own version) with their attempts. All of it or
+ * nothing: ABORTED when another replica changed the goal or one of those
+ * steps first. Returns the goal as now stored, so the caller need not load it
+ * again.
  */
-export function commitTransition(
+export async function commitTransition(
   store: Store,
   tenantId: string,
   loaded: LoadedGoal,
@@ -324,26 +329,7 @@ export function commitTransition(
   now: number,
   due: DueTimes = defaultDueTimes,
 ): Promise<LoadedGoal> {
-  return saveTransition(store.tenant(tenantId), loaded, next, commands, now, due);
-}
-
-/**
- * Writes `next` (reached from `loaded.state` by `commands`) in one statement:
- * the goal row with the transition's events (the optimistic lock every writer
- * of this goal takes: its version and its last event sequence), and chained
- * on it the plan, steps and attempts the transition planned, or the steps it
- * changed (each under its own version) with their attempts. All of it or
- * nothing, so it may run on its own or in a caller's transaction. Returns the
- * goal as now stored, so the caller need not load it again.
- */
-export async function saveTransition(
-  tenant: TenantStore,
-  loaded: LoadedGoal,
-  next: GoalState,
-  commands: readonly GoalCommand[],
-  now: number,
-  due: DueTimes = defaultDueTimes,
-): Promise<LoadedGoal> {
+  const tenant = store.tenant(tenantId);
   const before = loaded.state;
   const goalPatch = {
     status: GoalStatus[next.status] as GoalStatusName,

@@ -193,19 +193,13 @@ describe.skipIf(!pg)("goal store on PostgreSQL", () => {
     const commit = () =>
       commitTransition(store, "acme", planned, state, commands, input.at, dueNow);
 
-    // The ticker claims step a while the result is being saved: the save waits for the step's
-    // lock. (Started outside the claim's transaction, whose async context would otherwise take it in.)
-    let startSaving!: () => void;
-    const saving = new Promise<void>((resolve) => {
-      startSaving = resolve;
-    })
-      .then(commit)
-      .catch((err: unknown) => err);
+    // The ticker claims step a while the result is being saved: the save waits for the step's lock.
+    let saving: Promise<unknown> = Promise.resolve();
     let claimed = false;
     await store.transaction(async (tx) => {
       const steps = await tx.work.claimDueSteps({ owner: "ticker", statuses: ["DISPATCHED"] });
       claimed = steps.some((s) => s.goalId === planned.goal.id && s.stepId === "a");
-      startSaving();
+      saving = commit().catch((err: unknown) => err);
       expect(await waitForLockWait()).toBe(true);
     });
     expect(claimed).toBe(true);

@@ -533,6 +533,7 @@ export class GoalEngine {
   }
 
   async #tick(): Promise<void> {
+    this.stats.ticks++;
     const steps = await this.#store.work.claimDueSteps({
       owner: this.#owner,
       statuses: ["RETRY_WAIT", "DISPATCHED", "RUNNING"],

@@ -73,6 +73,12 @@ export interface OpenStoreOptions {
   healthProbeMs?: number;
   /** `application_name` of the connections, as `pg_stat_activity` shows it. Default `agentmesh`. */
   applicationName?: string;
+  /**
+   * Send statements outside transactions as named prepared statements, so
+   * PostgreSQL plans each text once per connection. Default true; false for a
+   * connection pooler in transaction mode, which cannot keep them.
+   */
+  preparedStatements?: boolean;
   /** Logger for migrations and the embedded server. Default: silent. */
   logger?: Logger;
 }
@@ -209,7 +215,7 @@ export class Store implements StoreTransaction {
       await this.orm.em.fork().execute("select 1");
     }, open.healthProbeMs);
     this.health = this.#health;
-    this.#db = new Db(this.orm, this.#health);
+    this.#db = new Db(this.orm, this.#health, undefined, open.preparedStatements ?? true);
     const parts = bind(this.#db);
     this.tenants = parts.tenants;
     this.agents = parts.agents;

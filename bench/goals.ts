@@ -134,7 +134,7 @@ export const goals: Benchmark = {
     const inProcess = process.env.AGENTMESH_BENCH_MESH === "in-process";
     const rates = smoke
       ? [10, 20]
-      : [10, 20, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000];
+      : [10, 20, 50, 75, 100, 125, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000];
     const durationMs = smoke ? 1_500 : 6_000;
 
     const raw = await rawJetStream(natsUrl, smoke ? 2_000 : 30_000);

@@ -277,6 +277,8 @@ async function openOrShareStore(
     home: config.home,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     ...(schema ? { schema } : {}),
+    // Off behind a pooler in transaction mode (PgBouncer before 1.21), which cannot keep them.
+    preparedStatements: process.env.AGENTMESH_DB_PREPARED_STATEMENTS !== "false",
     logger: log.child({ component: "store" }),
     ...option,
   });

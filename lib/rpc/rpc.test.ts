@@ -387,7 +387,10 @@ describe("mTLS RPC spine", () => {
     // Same deadline one hop further (give or take transport and event-loop delay).
     expect(Math.abs((inner.deadline ?? 0) - (outer.deadline ?? 0))).toBeLessThan(200);
     expect(inner.traceId).toBe(outer.traceId);
-    await expect.poll(() => inner.aborted).toBe(Code.DeadlineExceeded);
+    // Stopped by its own deadline (the same instant) or by the caller's cancellation,
+    // whichever lands first: both are right, and a loaded machine picks either.
+    await expect.poll(() => inner.aborted).toBeDefined();
+    expect([Code.DeadlineExceeded, Code.Canceled]).toContain(inner.aborted);
   });
 
   it("cancels the server handler when the client aborts", async () => {

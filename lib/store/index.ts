@@ -49,7 +49,6 @@ export type {
   NewPlan,
   NewStep,
   StepChange,
-  StepPatch,
   StepRowState,
 } from "./plan-repository.js";
 export { PlanRepository } from "./plan-repository.js";

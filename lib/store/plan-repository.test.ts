@@ -168,8 +168,12 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
       );
 
     // Step b moved on (a claim bumps its version): the goal, a, its attempt and the events stay as they were.
-    const b = await acme.plans.getStep(planId, "b");
-    await acme.plans.updateStep(planId, "b", b.version, { leaseOwner: "ticker" });
+    await store.orm.em
+      .fork()
+      .execute(
+        `update "${t.schema}".steps set lease_owner = 'ticker', version = version + 1 where plan_id = ? and step_id = 'b'`,
+        [planId],
+      );
     const untouched = await snapshot(goal.id, planId);
     const err = await save().catch((e: unknown) => e);
     expect(isMeshError(err) && err.code).toBe(Code.Aborted);
@@ -277,5 +281,41 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
         [],
       ),
     ).toThrow(/invalid step status/);
+  });
+
+  it("releases a claimed step with its next due time only while the lease is the owner's", async () => {
+    const { goal, planId } = await plannedGoal();
+    const due = new Date(Date.now() - 1_000);
+    const claim = (owner: string) =>
+      store.orm.em
+        .fork()
+        .execute(
+          `update "${t.schema}".steps set lease_owner = ?, lease_expires_at = now() + interval '1 minute', next_attempt_at = ?, version = version + 1 where plan_id = ? and step_id = 'a'`,
+          [owner, due, planId],
+        );
+    await claim("replica-1");
+    const claimed = await acme.plans.getStep(planId, "a");
+    const next = new Date(Date.now() + 30_000);
+    // Another replica's lease: not this one's to give back.
+    expect(await acme.plans.releaseStep(planId, "a", "replica-2", next)).toBe(false);
+    expect(await acme.plans.getStep(planId, "a")).toEqual(claimed);
+    // The owner's: due at the new time, lease cleared, version bumped.
+    expect(await acme.plans.releaseStep(planId, "a", "replica-1", next)).toBe(true);
+    const released = await acme.plans.getStep(planId, "a");
+    expect([released.leaseOwner, released.leaseExpiresAt, released.nextAttemptAt]).toEqual([
+      null,
+      null,
+      next,
+    ]);
+    expect(released.version).toBe(claimed.version + 1);
+    // Released once: a second release (or one after a transition cleared the lease) does nothing.
+    expect(await acme.plans.releaseStep(planId, "a", "replica-1", due)).toBe(false);
+    expect((await acme.plans.getStep(planId, "a")).nextAttemptAt).toEqual(next);
+    // Another tenant cannot release it.
+    await claim("replica-1");
+    expect(await store.tenant("beta").plans.releaseStep(planId, "a", "replica-1", next)).toBe(
+      false,
+    );
+    expect(goal.tenantId).toBe("acme");
   });
 });

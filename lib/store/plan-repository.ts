@@ -15,7 +15,7 @@
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
-import { assignments, type Db, json, pgArray, requireText } from "./db.js";
+import { type Db, json, pgArray, requireText } from "./db.js";
 import { PlanEntity, StepAttemptEntity, StepEntity } from "./entities.js";
 import type { ChainedWrites } from "./goal-repository.js";
 import {
@@ -26,7 +26,6 @@ import {
   type StepRecord,
   type StepStatusName,
   stepStatuses,
-  terminalStepStatuses,
 } from "./records.js";
 
 export interface NewPlan {
@@ -92,36 +91,6 @@ export interface AttemptRowState {
   startedAt?: Date | null;
   finishedAt?: Date | null;
 }
-
-/** Fields a step update may change; undefined leaves a field alone, null clears it. */
-export interface StepPatch {
-  status?: StepStatusName;
-  attempts?: number;
-  output?: JsonValue | null;
-  error?: ErrorRecord | null;
-  agentIds?: string[];
-  childGoalId?: string | null;
-  nextAttemptAt?: Date | null;
-  leaseOwner?: string | null;
-  leaseExpiresAt?: Date | null;
-  startedAt?: Date | null;
-  /** Default: now when `status` becomes terminal. */
-  finishedAt?: Date | null;
-}
-
-const stepColumns = {
-  status: "status",
-  attempts: "attempts",
-  output: "output:jsonb",
-  error: "error:jsonb",
-  agentIds: "agent_ids:text[]",
-  childGoalId: "child_goal_id",
-  nextAttemptAt: "next_attempt_at",
-  leaseOwner: "lease_owner",
-  leaseExpiresAt: "lease_expires_at",
-  startedAt: "started_at",
-  finishedAt: "finished_at",
-};
 
 export class PlanRepository {
   /** @internal */
@@ -280,32 +249,26 @@ export class PlanRepository {
     return step;
   }
 
-  /** Applies `patch` if the step is still at `expectedVersion`; ABORTED otherwise. */
-  async updateStep(
+  /**
+   * Gives back a step this owner claimed (`WorkQueue.claimDueSteps`), due next
+   * at `nextAttemptAt`. False when the lease is no longer this owner's: a
+   * transition (which clears the lease and sets the due time) or another
+   * replica got to the step meanwhile.
+   */
+  async releaseStep(
     planId: string,
     stepId: string,
-    expectedVersion: number,
-    patch: StepPatch,
-  ): Promise<StepRecord> {
-    if (patch.status !== undefined) checkStepStatus(patch.status);
-    const effective = { ...patch };
-    if (patch.status && terminalStepStatuses.includes(patch.status) && !patch.finishedAt) {
-      effective.finishedAt = new Date();
-    }
-    const set = assignments(effective, stepColumns);
-    const [row] = await this.db.mapped<StepRecord>(
-      StepEntity,
-      `update steps set ${[...set.sql, "version = version + 1", "updated_at = now()"].join(", ")}
-       where tenant_id = ? and plan_id = ? and step_id = ? and version = ? returning *`,
-      [...set.params, this.tenantId, planId, stepId, expectedVersion],
+    owner: string,
+    nextAttemptAt: Date | null,
+  ): Promise<boolean> {
+    const rows = await this.db.rows(
+      `update steps set next_attempt_at = ?, lease_owner = null, lease_expires_at = null,
+         version = version + 1, updated_at = now()
+       where tenant_id = ? and plan_id = ? and step_id = ? and lease_owner = ?
+       returning step_id`,
+      [nextAttemptAt, this.tenantId, planId, stepId, owner],
     );
-    if (row) return row;
-    const current = await this.getStep(planId, stepId);
-    throw new MeshError(
-      Code.Aborted,
-      `step ${stepId} was changed concurrently (expected version ${expectedVersion}, found ${current.version})`,
-      { details: { planId, stepId, expectedVersion, actualVersion: current.version } },
-    );
+    return rows.length > 0;
   }
 
   /** Attempts of a step, by attempt number and replica. */

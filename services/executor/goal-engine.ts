@@ -610,14 +610,13 @@ export class GoalEngine {
           undefined,
         );
       }
-      const fresh = await tenant.plans.getStep(state.plan.planId, stepId);
-      await tenant.plans
-        .updateStep(state.plan.planId, stepId, fresh.version, {
-          nextAttemptAt: stepDueAt(state, step, now, this.#due, false),
-          leaseOwner: null,
-          leaseExpiresAt: null,
-        })
-        .catch(() => undefined); // changed meanwhile: whoever changed it set the due time
+      // Not released when changed meanwhile: whoever changed it set the due time.
+      await tenant.plans.releaseStep(
+        state.plan.planId,
+        stepId,
+        this.#owner,
+        stepDueAt(state, step, now, this.#due, false),
+      );
     }
   }
 

@@ -14,6 +14,9 @@
  * Each phase prints the CPU per job of this process (the executor's side), of
  * the worker process and of a local NATS server, and the machine's busy cores:
  * a steadier measure than a tail percentile on a shared two-core machine.
+ * The latency phases also say how late a sleeping thread woke meanwhile
+ * (`schedulerLateness`, with the idle machine's figure first): the part of a
+ * tail that the scheduler, not the code under test, adds.
  * Targets: mesh throughput ≥ 50% of raw, mesh p99 ≤ 5 ms at 2,000 jobs/s.
  */
 import { spawn } from "node:child_process";
@@ -28,6 +31,7 @@ import type { Benchmark } from "./benchmark.js";
 import { runOpenLoop } from "./open-loop.js";
 import { commandCpuSeconds, cpuSecondsOf, machineBusySeconds } from "./process-cpu.js";
 import { openRawRoundTrip, openRawWorkQueue } from "./raw-jetstream.js";
+import { startSchedulerProbe } from "./scheduler-probe.js";
 
 const natsUrl = process.env.NATS_URL || "nats://127.0.0.1:4222";
 
@@ -108,6 +112,7 @@ async function raw(total: number, rate: number, durationMs: number) {
     const throughputCpu = cpu(throughput.count);
     let n = 0;
     cpu = cpuPerJob(queue.workerPid);
+    const probe = startSchedulerProbe();
     const latency = await runOpenLoop({
       rate,
       durationMs,
@@ -119,7 +124,11 @@ async function raw(total: number, rate: number, durationMs: number) {
     });
     return {
       throughput: { ...throughput, cpu: throughputCpu },
-      latencyAtRate: { ...latency, cpu: cpu(latency.completed) },
+      latencyAtRate: {
+        ...latency,
+        cpu: cpu(latency.completed),
+        schedulerLateness: await probe.stop(),
+      },
     };
   } finally {
     await queue.close();
@@ -222,6 +231,7 @@ async function mesh(total: number, rate: number, durationMs: number) {
     const throughputCpu = cpu(throughput.count);
     let n = 0;
     cpu = cpuPerJob(agent.pid!);
+    const probe = startSchedulerProbe();
     const latency = await runOpenLoop({
       rate,
       durationMs,
@@ -233,7 +243,11 @@ async function mesh(total: number, rate: number, durationMs: number) {
     });
     return {
       throughput: { ...throughput, cpu: throughputCpu },
-      latencyAtRate: { ...latency, cpu: cpu(latency.completed) },
+      latencyAtRate: {
+        ...latency,
+        cpu: cpu(latency.completed),
+        schedulerLateness: await probe.stop(),
+      },
     };
   } finally {
     agent.kill("SIGTERM");
@@ -256,6 +270,9 @@ export const bus: Benchmark = {
     const total = smoke ? 2_000 : 20_000;
     const rate = smoke ? 500 : 2_000;
     const durationMs = smoke ? 1_000 : 5_000;
+    const idleProbe = startSchedulerProbe();
+    await new Promise((r) => setTimeout(r, smoke ? 300 : 2_000));
+    const idleSchedulerLateness = await idleProbe.stop();
     const r = await raw(total, rate, durationMs);
     const oneHop = await rawOneHop(total);
     const m = await mesh(total, rate, durationMs);
@@ -273,6 +290,7 @@ export const bus: Benchmark = {
     return {
       raw: r,
       rawOneHop: { throughput: oneHop },
+      idleSchedulerLateness,
       mesh: m,
       throughputRatio: ratio,
       meshP99MsAtRate: p99Ms,

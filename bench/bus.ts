@@ -85,51 +85,86 @@ function cpuPerJob(workerPid: number): (jobs: number) => Record<string, number> 
 /** Untimed jobs first, so JIT and connections are warm in both processes of each side. */
 const warmup = 1_000;
 
+/** Promises for results by job id, resolved as the consumer sees them. */
+function resultWaiters() {
+  const waiters = new Map<string, () => void>();
+  return {
+    seen(id: string): void {
+      waiters.get(id)?.();
+      waiters.delete(id);
+    },
+    wait(id: string): Promise<void> {
+      return new Promise((resolve) => waiters.set(id, resolve));
+    },
+  };
+}
+
+/** One side of the comparison. */
+interface RoundTripSide {
+  /** Publishes job `id`; resolves on its PubAck. */
+  publish(id: string): Promise<unknown>;
+  /** Results consumed so far. */
+  results(): number;
+  /** The process that runs the jobs, for its CPU time. */
+  workerPid: number;
+}
+
+/**
+ * Warm-up, then throughput (a closed loop of `total` jobs) and latency at
+ * `rate` (an open loop for `durationMs`), each with the CPU it cost per job.
+ */
+async function roundTrips(
+  side: RoundTripSide,
+  waiters: ReturnType<typeof resultWaiters>,
+  total: number,
+  rate: number,
+  durationMs: number,
+) {
+  await closedLoop(warmup, 128, (i) => side.publish(`w${i}`), side.results);
+  const before = side.results();
+  let cpu = cpuPerJob(side.workerPid);
+  const throughput = await closedLoop(
+    total,
+    128,
+    (i) => side.publish(`t${i}`),
+    () => side.results() - before,
+  );
+  const throughputCpu = cpu(throughput.count);
+  let n = 0;
+  cpu = cpuPerJob(side.workerPid);
+  const probe = startSchedulerProbe();
+  const latency = await runOpenLoop({
+    rate,
+    durationMs,
+    call: () => {
+      const id = `l${n++}`;
+      const done = waiters.wait(id);
+      return side.publish(id).then(() => done);
+    },
+  });
+  return {
+    throughput: { ...throughput, cpu: throughputCpu },
+    latencyAtRate: {
+      ...latency,
+      cpu: cpu(latency.completed),
+      schedulerLateness: await probe.stop(),
+    },
+  };
+}
+
 /** Bare JetStream, the same round trip: job → worker process → result (PubAck, then ack) → consumed. */
 async function raw(total: number, rate: number, durationMs: number) {
-  const waiters = new Map<string, () => void>();
-  const queue = await openRawRoundTrip(natsUrl, "RAW", (id) => {
-    waiters.get(id)?.();
-    waiters.delete(id);
-  });
+  const waiters = resultWaiters();
+  const queue = await openRawRoundTrip(natsUrl, "RAW", waiters.seen);
   const { js, jobSubject } = queue;
   const body = new Uint8Array(120); // about a StepJob's size
   try {
-    await closedLoop(
-      warmup,
-      128,
-      (i) => js.publish(jobSubject, body, { msgID: `w${i}` }),
-      queue.results,
-    );
-    const before = queue.results();
-    let cpu = cpuPerJob(queue.workerPid);
-    const throughput = await closedLoop(
-      total,
-      128,
-      (i) => js.publish(jobSubject, body, { msgID: `t${i}` }),
-      () => queue.results() - before,
-    );
-    const throughputCpu = cpu(throughput.count);
-    let n = 0;
-    cpu = cpuPerJob(queue.workerPid);
-    const probe = startSchedulerProbe();
-    const latency = await runOpenLoop({
-      rate,
-      durationMs,
-      call: () => {
-        const id = `l${n++}`;
-        const done = new Promise<void>((resolve) => waiters.set(id, resolve));
-        return js.publish(jobSubject, body, { msgID: id }).then(() => done);
-      },
-    });
-    return {
-      throughput: { ...throughput, cpu: throughputCpu },
-      latencyAtRate: {
-        ...latency,
-        cpu: cpu(latency.completed),
-        schedulerLateness: await probe.stop(),
-      },
+    const side = {
+      publish: (id: string) => js.publish(jobSubject, body, { msgID: id }),
+      results: queue.results,
+      workerPid: queue.workerPid,
     };
+    return await roundTrips(side, waiters, total, rate, durationMs);
   } finally {
     await queue.close();
   }
@@ -192,15 +227,14 @@ async function mesh(total: number, rate: number, durationMs: number) {
     agent.once("exit", (code) => reject(new Error(`bench agent exited with ${code}`)));
   });
   let succeeded = 0;
-  const waiters = new Map<string, () => void>();
+  const waiters = resultWaiters();
   const results = await bus.consumeResults({
     concurrency: 256,
     prefetch: 512,
     handler: (d) => {
       if (d.data.status !== StepResultStatus.SUCCEEDED) return;
       succeeded++;
-      waiters.get(d.data.attemptId)?.();
-      waiters.delete(d.data.attemptId);
+      waiters.seen(d.data.attemptId);
     },
   });
   const job = (attemptId: string) =>
@@ -214,41 +248,12 @@ async function mesh(total: number, rate: number, durationMs: number) {
       input: { n: 1 },
     });
   try {
-    await closedLoop(
-      warmup,
-      128,
-      (i) => bus.publishJob(job(`w${i}`)),
-      () => succeeded,
-    );
-    const before = succeeded;
-    let cpu = cpuPerJob(agent.pid!);
-    const throughput = await closedLoop(
-      total,
-      128,
-      (i) => bus.publishJob(job(`t${i}`)),
-      () => succeeded - before,
-    );
-    const throughputCpu = cpu(throughput.count);
-    let n = 0;
-    cpu = cpuPerJob(agent.pid!);
-    const probe = startSchedulerProbe();
-    const latency = await runOpenLoop({
-      rate,
-      durationMs,
-      call: () => {
-        const id = `l${n++}`;
-        const done = new Promise<void>((resolve) => waiters.set(id, resolve));
-        return bus.publishJob(job(id)).then(() => done);
-      },
-    });
-    return {
-      throughput: { ...throughput, cpu: throughputCpu },
-      latencyAtRate: {
-        ...latency,
-        cpu: cpu(latency.completed),
-        schedulerLateness: await probe.stop(),
-      },
+    const side = {
+      publish: (id: string) => bus.publishJob(job(id)),
+      results: () => succeeded,
+      workerPid: agent.pid!,
     };
+    return await roundTrips(side, waiters, total, rate, durationMs);
   } finally {
     agent.kill("SIGTERM");
     await once(agent, "exit");

@@ -36,21 +36,24 @@ interface PgPool {
 }
 interface PgConnection {
   query(query: { text: string; values: unknown[]; name?: string }): Promise<{ rows: Row[] }>;
+  /** pg's record of what this connection prepared (name → text). */
+  connection: { parsedStatements: Record<string, string> };
 }
+type Statement = { text: string; name: string | undefined };
 
 /** Distinct statement texts prepared at most (each connection keeps what it prepared). */
 const maxPrepared = 1_000;
 
 export class Db {
   /** Statement text (with `?`) → the text pg gets (with `$n`) and its prepared name. */
-  readonly #statements: Map<string, { text: string; name: string | undefined }>;
+  readonly #statements: Map<string, Statement>;
 
   constructor(
     readonly orm: MikroORM,
     private readonly health: HealthTracker,
     private readonly txEm?: EntityManager,
     private readonly prepare = true,
-    statements?: Map<string, { text: string; name: string | undefined }>,
+    statements?: Map<string, Statement>,
   ) {
     this.#statements = statements ?? new Map();
   }
@@ -111,7 +114,7 @@ export class Db {
     let connection: PgConnection | undefined;
     try {
       connection = await pool.acquireConnection();
-      const { rows } = await connection.query({ ...statement, values: params });
+      const { rows } = await query(connection, statement, params);
       this.health.succeeded();
       return rows;
     } catch (err) {
@@ -136,6 +139,25 @@ export class Db {
         fn(new Db(this.orm, this.health, tx as EntityManager, this.prepare, this.#statements)),
       ),
     );
+  }
+}
+
+/**
+ * Runs a statement on a connection. A prepared `select *` whose table gained
+ * a column since (a migration by a newer replica) fails with "cached plan
+ * must not change result type" without running: prepare it again, once.
+ */
+async function query(connection: PgConnection, statement: Statement, values: unknown[]) {
+  try {
+    return await connection.query({ ...statement, values });
+  } catch (err) {
+    const { name } = statement;
+    if (name === undefined || !/cached plan must not change result type/.test(String(err))) {
+      throw err;
+    }
+    await connection.query({ text: `deallocate "${name}"`, values: [] });
+    delete connection.connection.parsedStatements[name];
+    return connection.query({ ...statement, values });
   }
 }
 

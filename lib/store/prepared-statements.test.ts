@@ -61,6 +61,15 @@ describe.skipIf(!pg)("store: prepared statements", () => {
     expect(afterFirst.some((p) => p.statement.includes("$1"))).toBe(true);
   });
 
+  it("prepares a statement again when its table changed shape since (a newer replica migrated)", async () => {
+    const store = await openSingle();
+    await store.tenants.create({ id: "acme", displayName: "Acme" });
+    expect((await store.tenants.get("acme")).displayName).toBe("Acme"); // prepared: select *
+    await t!.store.orm.em.fork().execute(`alter table "${t!.schema}".tenants add column extra int`);
+    expect((await store.tenants.get("acme")).displayName).toBe("Acme");
+    expect((await store.tenants.get("acme")).displayName).toBe("Acme");
+  });
+
   it("with preparedStatements: false sends unnamed statements that behave the same", async () => {
     const store = await openSingle(false);
     await store.tenants.create({ id: "acme", displayName: "Acme" });

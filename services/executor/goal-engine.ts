@@ -11,6 +11,10 @@
  * its deterministic attempt id (the bus drops the duplicate if the first one
  * made it), a sub-goal step re-checks its child, a timeout or retry fires.
  *
+ * Helpers with one job each: `ResultBatcher` (results that arrive together),
+ * `DueTicker` (claims due steps and unplanned goals), `ChildGoals` (goals run
+ * as a step of another). All time comes from the injected `Clock`.
+ *
  * @example
  * const engine = new GoalEngine({ store, bus, clients, log, instanceId });
  * await engine.start(); // results consumer + ticker
@@ -30,7 +34,10 @@ import type { Logger } from "../../lib/log/logger.js";
 import { decisionContext } from "../../lib/plan/decision-context.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
+import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
+import { ChildGoals } from "./child-goals.js";
+import { type Clock, sleep, systemClock } from "./clock.js";
 import {
   type GoalCommand,
   type GoalInput,
@@ -42,6 +49,7 @@ import {
   recoverGoal,
   reduceGoal,
 } from "./domain/index.js";
+import { DueTicker } from "./due-ticker.js";
 import {
   commitTransition,
   type DueTimes,
@@ -53,6 +61,7 @@ import {
   loadGoals,
   stepDueAt,
 } from "./goal-store.js";
+import { ResultBatcher } from "./result-batcher.js";
 
 export interface GoalEngineOptions {
   /** How often each replica claims due steps and unplanned goals. Default 200 ms. */
@@ -83,6 +92,8 @@ export interface GoalEngineDeps {
   /** Lease owner name of this replica. */
   instanceId: string;
   options?: GoalEngineOptions;
+  /** Time and timers. Default the wall clock. */
+  clock?: Clock;
 }
 
 /** A validated goal to create. */
@@ -109,6 +120,18 @@ export interface Submitted {
   rejection?: MeshError;
 }
 
+/** What the engine's helpers (child goals) may do with goals. */
+export interface GoalOperations {
+  submit(req: NewGoalRequest): Promise<Submitted>;
+  apply(
+    tenantId: string,
+    goalId: string,
+    inputs: (state: GoalState, now: number) => GoalInput[],
+    known?: LoadedGoal,
+  ): Promise<Applied>;
+  cancel(tenantId: string, goalId: string, reason: string): Promise<Applied>;
+}
+
 export interface Applied {
   state: GoalState;
   /** The goal the transition started from. */
@@ -130,28 +153,21 @@ const rejectionCodes = new Set<Code>([
   Code.PermissionDenied,
 ]);
 
-export class GoalEngine {
+export class GoalEngine implements GoalOperations {
   readonly #store: Store;
   readonly #bus: JobBus;
   readonly #clients: GoalEngineDeps["clients"];
   readonly #log: Logger;
   readonly #owner: string;
-  readonly #tickMs: number;
-  readonly #planGraceMs: number;
-  readonly #leaseMs: number;
+  readonly #clock: Clock;
   readonly #resultConcurrency: number;
   readonly #planTimeoutMs: number;
   readonly #due: DueTimes;
   readonly #defaultDeadlineMs: number;
-  readonly #timers = new Set<NodeJS.Timeout>();
-  #interval: NodeJS.Timeout | undefined;
+  readonly #batcher: ResultBatcher;
+  readonly #ticker: DueTicker;
+  readonly #children: ChildGoals;
   #results: Subscription | undefined;
-  #ticking: Promise<void> | undefined;
-  #again = false;
-  #lastGoalClaim = 0;
-  #stopped = false;
-  /** Results waiting to be applied with the others that arrived with them (see `#applyResult`). */
-  #pendingResults: PendingResult[] = [];
   /**
    * Unfinished goals as this replica last saved them, so the next transition
    * (usually the agent's result) starts without loading the goal. Safe when
@@ -170,13 +186,30 @@ export class GoalEngine {
     this.#clients = deps.clients;
     this.#log = deps.log;
     this.#owner = deps.instanceId;
-    this.#tickMs = o.tickMs ?? 200;
-    this.#planGraceMs = o.planGraceMs ?? 5_000;
-    this.#leaseMs = o.leaseMs ?? 15_000;
+    this.#clock = deps.clock ?? systemClock;
     this.#resultConcurrency = o.resultConcurrency ?? 16;
     this.#planTimeoutMs = o.planTimeoutMs ?? 10_000;
     this.#due = { ...defaultDueTimes, ...o.due };
     this.#defaultDeadlineMs = o.defaultDeadlineMs ?? defaultGoalDeadlineMs;
+    this.#batcher = new ResultBatcher({
+      applyOne: (result, known) => this.#applyResult(result, known),
+      recall: (tenantId, goalId) => this.#recall(tenantId, goalId),
+      loadGoals: (tenantId, ids) => loadGoals(this.#store.tenant(tenantId), ids),
+      stats: this.stats,
+    });
+    this.#ticker = new DueTicker({
+      store: this.#store,
+      owner: this.#owner,
+      clock: this.#clock,
+      log: this.#log,
+      tickMs: o.tickMs ?? 200,
+      leaseMs: o.leaseMs ?? 15_000,
+      planGraceMs: o.planGraceMs ?? 5_000,
+      fireDue: (tenantId, goalId, steps) => this.#fireDue(tenantId, goalId, steps),
+      planPending: (goal) => this.#planPending(goal),
+      stats: this.stats,
+    });
+    this.#children = new ChildGoals({ store: this.#store, log: this.#log, goals: this });
   }
 
   /** Starts consuming results and ticking. */
@@ -190,7 +223,7 @@ export class GoalEngine {
           return;
         }
         try {
-          await this.#applyResult(r);
+          await this.#batcher.add(r);
           this.stats.resultsApplied++;
         } catch (err) {
           // A result for a goal this mesh does not know can never apply.
@@ -210,18 +243,19 @@ export class GoalEngine {
         }
       },
     });
-    this.#interval = setInterval(() => this.kick(), this.#tickMs);
-    this.#interval.unref();
+    this.#ticker.start();
   }
 
   /** Stops the consumer (in-flight results finish or go back) and the ticker. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#interval) clearInterval(this.#interval);
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    const ticker = this.#ticker.stop();
     await this.#results?.stop({ graceMs: 5_000 });
-    await this.#ticking;
+    await ticker;
+  }
+
+  /** Wakes the ticker now (or as soon as the running tick ends). */
+  kick(): void {
+    this.#ticker.kick();
   }
 
   /** Accepts a goal: persists it (idempotently), records it, and plans it. */
@@ -229,7 +263,7 @@ export class GoalEngine {
     // With the bus down the goal could be stored but not dispatched: refuse it
     // (UNAVAILABLE, retryable) before writing anything instead of waiting out the deadline.
     this.#bus.checkAvailable();
-    const now = Date.now();
+    const now = this.#clock.now();
     const goalId = randomUUID();
     const deadlineMs = req.deadlineMs ?? now + this.#defaultDeadlineMs;
     const init = initGoal({
@@ -377,7 +411,7 @@ export class GoalEngine {
     const tenant = this.#store.tenant(tenantId);
     for (let attempt = 1; ; attempt++) {
       const loaded = attempt === 1 && known ? known : await loadGoal(tenant, goalId);
-      const now = Date.now();
+      const now = this.#clock.now();
       const list = inputs(loaded.state, now);
       const reliability = await this.#reliabilityFor(loaded.state, list);
       let state = loaded.state;
@@ -406,7 +440,7 @@ export class GoalEngine {
       } catch (err) {
         this.#forget(tenantId, goalId);
         if (isMeshError(err) && err.code === Code.Aborted && attempt < 25) {
-          await sleep(Math.random() * 10 * attempt);
+          await sleep(this.#clock, Math.random() * 10 * attempt);
           continue;
         }
         throw err;
@@ -418,83 +452,15 @@ export class GoalEngine {
     }
   }
 
-  /**
-   * Applies an agent's result. Results that arrive together (one socket read
-   * of the consumer usually carries several) share one load of the goals this
-   * replica does not remember (three statements for all of them). Each
-   * transition is then its own statement: a transaction around them would
-   * only add BEGIN and COMMIT, and a goal another replica moved on (ABORTED)
-   * starts over alone from a fresh load while the others are saved.
-   */
-  #applyResult(result: StepResult): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.#pendingResults.length === 0) setImmediate(() => this.#flushResults());
-      this.#pendingResults.push({ result, resolve, reject });
-    });
-  }
-
-  #flushResults(): void {
-    const batch = this.#pendingResults;
-    this.#pendingResults = [];
-    const byTenant = new Map<string, PendingResult[]>();
-    const again: PendingResult[] = [];
-    const seen = new Set<string>();
-    for (const p of batch) {
-      // A goal's second result in one batch waits for the first: applied on its own after.
-      const key = `${p.result.tenantId}/${p.result.goalId}`;
-      if (seen.has(key)) {
-        again.push(p);
-        continue;
-      }
-      seen.add(key);
-      const list = byTenant.get(p.result.tenantId);
-      if (list) list.push(p);
-      else byTenant.set(p.result.tenantId, [p]);
-    }
-    for (const [tenantId, items] of byTenant) {
-      const later = again.filter((a) => a.result.tenantId === tenantId);
-      void this.#applyResults(tenantId, items)
-        // Unexpected (a bug): settle every delivery so none waits forever; settled ones ignore it.
-        .catch((err: unknown) => {
-          for (const p of items) p.reject(err);
-        })
-        .then(async () => {
-          for (const p of later) await this.#applyOne(p);
-        });
-    }
-  }
-
-  /** Applies one result, starting from `known` or the goal as this replica last saved it. */
-  async #applyOne(p: PendingResult, known?: LoadedGoal): Promise<void> {
-    const { tenantId, goalId } = p.result;
-    try {
-      await this.apply(
-        tenantId,
-        goalId,
-        (_s, now) => [{ type: "result", result: p.result, at: now }],
-        known ?? this.#recall(tenantId, goalId),
-      );
-      p.resolve();
-    } catch (err) {
-      p.reject(err);
-    }
-  }
-
-  async #applyResults(tenantId: string, items: PendingResult[]): Promise<void> {
-    if (items.length === 1) return this.#applyOne(items[0]!);
-    this.stats.resultBatches++;
-    const unknown = items
-      .map((p) => p.result.goalId)
-      .filter((id) => this.#recall(tenantId, id) === undefined);
-    let loaded = new Map<string, LoadedGoal>();
-    if (unknown.length > 1) {
-      try {
-        loaded = await loadGoals(this.#store.tenant(tenantId), unknown);
-      } catch {
-        // Each result loads its goal on its own.
-      }
-    }
-    await Promise.all(items.map((p) => this.#applyOne(p, loaded.get(p.result.goalId))));
+  /** Applies one agent's result, starting from `known` or the goal as this replica last saved it. */
+  async #applyResult(result: StepResult, known?: LoadedGoal): Promise<void> {
+    const { tenantId, goalId } = result;
+    await this.apply(
+      tenantId,
+      goalId,
+      (_s, now) => [{ type: "result", result, at: now }],
+      known ?? this.#recall(tenantId, goalId),
+    );
   }
 
   /** The goal as this replica last saved it, if it is still remembered. */
@@ -514,64 +480,12 @@ export class GoalEngine {
     this.#recent.delete(`${tenantId}/${goalId}`);
   }
 
-  /** Wakes the ticker now (or as soon as the running tick ends). */
-  kick(): void {
-    if (this.#stopped) return;
-    if (this.#ticking) {
-      this.#again = true;
-      return;
-    }
-    this.#ticking = this.#tick()
-      .catch((err: unknown) => this.#log.warn({ err }, "tick failed"))
-      .finally(() => {
-        this.#ticking = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.kick();
-        }
-      });
-  }
-
-  async #tick(): Promise<void> {
-    this.stats.ticks++;
-    const steps = await this.#store.work.claimDueSteps({
-      owner: this.#owner,
-      statuses: ["RETRY_WAIT", "DISPATCHED", "RUNNING"],
-      leaseMs: this.#leaseMs,
-      limit: 100,
-    });
-    const byGoal = new Map<string, { tenantId: string; goalId: string; steps: string[] }>();
-    for (const s of steps) {
-      const g = byGoal.get(s.goalId) ?? { tenantId: s.tenantId, goalId: s.goalId, steps: [] };
-      g.steps.push(s.stepId);
-      byGoal.set(s.goalId, g);
-    }
-    await Promise.all(
-      [...byGoal.values()].map((g) =>
-        this.#fireDue(g.tenantId, g.goalId, g.steps).catch((err: unknown) =>
-          this.#log.warn({ err, goalId: g.goalId }, "due work failed; retried after the lease"),
-        ),
-      ),
-    );
-    if (Date.now() - this.#lastGoalClaim < 1_000) return;
-    this.#lastGoalClaim = Date.now();
-    const goals = await this.#store.work.claimGoals({
-      owner: this.#owner,
-      statuses: ["PENDING", "PLANNING"],
-      leaseMs: this.#planGraceMs,
-      limit: 20,
-    });
-    for (const g of goals) {
-      if (Date.now() - g.createdAt.getTime() < this.#planGraceMs) continue;
-      try {
-        if (g.deadline && g.deadline.getTime() <= Date.now()) {
-          await this.apply(g.tenantId, g.id, (_s, now) => [{ type: "deadlinePassed", at: now }]);
-        } else {
-          await this.plan(g.tenantId, g.id);
-        }
-      } catch (err) {
-        this.#log.warn({ err, goalId: g.id }, "planning retry failed");
-      }
+  /** A goal the ticker found unplanned: planned now, or ended when past its deadline. */
+  async #planPending(g: GoalRecord): Promise<void> {
+    if (g.deadline && g.deadline.getTime() <= this.#clock.now()) {
+      await this.apply(g.tenantId, g.id, (_s, now) => [{ type: "deadlinePassed", at: now }]);
+    } else {
+      await this.plan(g.tenantId, g.id);
     }
   }
 
@@ -581,26 +495,14 @@ export class GoalEngine {
     if (isTerminal(state.status) || state.plan === undefined) return;
     const tenant = this.#store.tenant(tenantId);
     const recovery = recoverGoal(state);
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const stepId of claimed) {
       const step = state.steps[stepId];
       if (step === undefined || isStepTerminal(step.status)) continue;
       // Rewritten by the transition above: its due time is fresh.
       if (state !== loaded.state && loaded.state.steps[stepId] !== step) continue;
       if (step.spec.subGoal !== undefined && step.status === StepStatus.RUNNING) {
-        if (step.childGoalId) {
-          const child = await tenant.goals.find(step.childGoalId);
-          if (child && ["SUCCEEDED", "FAILED", "CANCELLED"].includes(child.status)) {
-            await this.#notifyParent(await loadGoal(tenant, child.id));
-            continue;
-          }
-        } else {
-          await this.#run(
-            state,
-            recovery.filter((c) => c.type === "startChildGoal" && c.stepId === stepId),
-            undefined,
-          );
-        }
+        if (await this.#children.recheck(state, stepId, step.childGoalId, recovery)) continue;
       } else if (step.status === StepStatus.DISPATCHED) {
         // The job may never have left (a crash after commit): publish it again
         // under the same attempt id; the bus drops it if it did.
@@ -643,7 +545,7 @@ export class GoalEngine {
           case "scheduleTimeout":
           case "scheduleRetry":
           case "scheduleDeadline":
-            this.#kickAt(c.at);
+            this.#ticker.kickAt(c.at);
             break;
           default:
             later.push(c);
@@ -655,88 +557,13 @@ export class GoalEngine {
     await Promise.all(published);
     for (const c of later) {
       try {
-        if (c.type === "startChildGoal") await this.#startChild(state, c);
-        else if (c.type === "cancelChildGoal") await this.#cancelChild(state, c);
+        if (c.type === "startChildGoal") await this.#children.start(state, c);
+        else if (c.type === "cancelChildGoal") await this.#children.cancel(state, c);
         else if (c.type === "finishGoal") await this.#finished(state, loaded);
       } catch (err) {
         failed(c)(err);
       }
     }
-  }
-
-  /** A local fast path for a persisted due time within the next minute. */
-  #kickAt(at: number): void {
-    const wait = at - Date.now();
-    if (this.#stopped || wait > 60_000) return;
-    const t = setTimeout(() => {
-      this.#timers.delete(t);
-      this.kick();
-    }, Math.max(0, wait) + 2);
-    t.unref();
-    this.#timers.add(t);
-  }
-
-  async #startChild(
-    parent: GoalState,
-    c: Extract<GoalCommand, { type: "startChildGoal" }>,
-  ): Promise<void> {
-    let submitted: Submitted;
-    try {
-      submitted = await this.submit({
-        tenantId: parent.tenantId,
-        kind: c.kind,
-        input: c.input,
-        idempotencyKey: c.idempotencyKey,
-        deadlineMs: c.deadlineMs,
-        parentGoalId: parent.goalId,
-        parentStepId: c.stepId,
-        actor: "executor",
-      });
-    } catch (err) {
-      const e = MeshError.from(err);
-      if (e.retryable) throw e;
-      await this.apply(parent.tenantId, parent.goalId, (_s, now) => [
-        {
-          type: "childGoalFinished",
-          stepId: c.stepId,
-          attempt: c.attempt,
-          status: GoalStatus.FAILED,
-          error: { code: e.codeName, message: e.message, retryable: false },
-          at: now,
-        },
-      ]);
-      return;
-    }
-    const child = submitted.loaded;
-    const { state: after } = await this.apply(parent.tenantId, parent.goalId, (_s, now) => [
-      {
-        type: "childGoalStarted",
-        stepId: c.stepId,
-        attempt: c.attempt,
-        childGoalId: child.goal.id,
-        at: now,
-      },
-    ]);
-    // The parent stopped meanwhile: the child has no one to report to.
-    if (isTerminal(after.status) && !isTerminal(child.state.status)) {
-      await this.cancel(parent.tenantId, child.goal.id, "the parent goal finished");
-    } else if (!submitted.created && isTerminal(child.state.status)) {
-      await this.#notifyParent(child);
-    }
-  }
-
-  async #cancelChild(
-    parent: GoalState,
-    c: Extract<GoalCommand, { type: "cancelChildGoal" }>,
-  ): Promise<void> {
-    let childId = c.childGoalId;
-    if (!childId) {
-      const page = await this.#store
-        .tenant(parent.tenantId)
-        .goals.list({ parentGoalId: parent.goalId, pageSize: 500 });
-      childId = page.goals.find((g) => g.idempotencyKey === c.idempotencyKey)?.id ?? "";
-    }
-    if (childId) await this.cancel(parent.tenantId, childId, c.reason);
   }
 
   async #finished(state: GoalState, loaded: LoadedGoal | undefined): Promise<void> {
@@ -753,27 +580,8 @@ export class GoalEngine {
       "goal finished",
     );
     if (state.parentGoalId && loaded) {
-      await this.#notifyParent({ ...loaded, state });
+      await this.#children.notifyParent({ ...loaded, state });
     }
-  }
-
-  /** Tells a parent goal that its child finished. */
-  async #notifyParent(child: LoadedGoal): Promise<void> {
-    const { goal, state } = child;
-    if (!goal.parentGoalId || !goal.parentStepId) return;
-    const attempt = Number(goal.idempotencyKey?.split(":").pop());
-    if (!Number.isInteger(attempt)) return;
-    await this.apply(goal.tenantId, goal.parentGoalId, (_s, now) => [
-      {
-        type: "childGoalFinished",
-        stepId: goal.parentStepId!,
-        attempt,
-        status: state.status,
-        ...(state.output !== undefined ? { output: state.output } : {}),
-        ...(state.error ? { error: state.error } : {}),
-        at: now,
-      },
-    ]);
   }
 
   /** Reliability scores for arbitrated steps a result may decide, from the registry. */
@@ -832,15 +640,4 @@ function eventJson(c: Extract<GoalCommand, { type: "emitEvent" }>) {
 
 function jsonDetails(details: Record<string, unknown>): JsonObject {
   return JSON.parse(JSON.stringify(details)) as JsonObject;
-}
-
-/** A result waiting to be applied, and its delivery's settlement. */
-interface PendingResult {
-  result: StepResult;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

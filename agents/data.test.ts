@@ -34,6 +34,51 @@ describe("data agent", () => {
     expect(Date.now() - start).toBeLessThan(2_000);
   });
 
+  it("ends an evaluation that kills its sandbox process as a terminal failure, and recovers", async () => {
+    // A long time limit: filling the heap can take more than the default second on a busy machine.
+    const err = await transform(
+      '$length($pad("", 200000000))',
+      null,
+      {},
+      { timeLimitMs: 20_000 },
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "RESOURCE_EXHAUSTED", retryable: false });
+    expect(err).toMatchObject({ message: expect.stringMatching(/out of memory/) });
+    expect(await transform("$sum(x)", { x: [1, 2] })).toBe(3);
+  });
+
+  it("kills a backtracking regex at the time limit; this process's event loop stays free", async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const start = Date.now();
+    const err = await transform(
+      "$match(s, /(a+)+$/)",
+      { s: `${"a".repeat(40)}!` },
+      {},
+      { timeLimitMs: 300 },
+    ).catch((e: unknown) => e);
+    clearInterval(timer);
+    expect(err).toMatchObject({ code: "DEADLINE_EXCEEDED", retryable: false });
+    expect(Date.now() - start).toBeLessThan(3_000);
+    expect(ticks).toBeGreaterThan(5);
+  });
+
+  it("runs evaluations in parallel processes and cancels on the step's signal", async () => {
+    const agent = createDataAgent({ timeLimitMs: 5_000 });
+    const handler = agent.skills["data.transform"]!.handler;
+    const controller = new AbortController();
+    const slow = Promise.resolve(
+      handler(
+        { expression: "$match(s, /(a+)+$/)", data: { s: `${"a".repeat(40)}!` } },
+        testSkillContext({ signal: controller.signal }),
+      ),
+    ).catch((e: unknown) => e);
+    // The stuck evaluation does not hold up the next one.
+    expect(await handler({ expression: "1 + 1" }, testSkillContext())).toEqual({ result: 2 });
+    controller.abort();
+    expect(await slow).toMatchObject({ code: "CANCELLED", retryable: false });
+  });
+
   it("refuses inputs and results over the size cap", async () => {
     const agent = createDataAgent({ maxBytes: 100 });
     const handler = agent.skills["data.transform"]!.handler;

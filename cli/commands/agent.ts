@@ -1,16 +1,20 @@
 import { access } from "node:fs/promises";
+import { Gauge } from "prom-client";
 import { builtinAgents } from "../../agents/builtin.js";
 import { busOptionsFromEnv, connectBus } from "../../lib/bus/index.js";
 import { loadConfig } from "../../lib/config/config.js";
+import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { spiffeId } from "../../lib/identity/spiffe.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
+import { serveHealthHttp } from "../../lib/mesh/health-http.js";
 import { createChannel, type MeshChannel } from "../../lib/rpc/index.js";
+import { meshMetrics } from "../../lib/telemetry/metrics.js";
 import { certPaths, ensureIdentities, watchCertificates } from "../../lib/tls/index.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import { noopRegistryLink, type RegistryLink } from "../../sdk/agent/registry-link.js";
-import { runAgent } from "../../sdk/agent/run-agent.js";
+import { type RunningAgent, runAgent } from "../../sdk/agent/run-agent.js";
 import { type Command, UsageError } from "../command.js";
 
 const usage = `agentmesh agent <name> [--concurrency N] [--instance ID] [--grace-ms MS]
@@ -21,6 +25,8 @@ It registers with the registry over mTLS as identity agent-<name> (certificate
 under AGENTMESH_CERT_DIR/agent-<name>; issued by the dev CA when one is there)
 at AGENTMESH_REGISTRY_ADDR (default 127.0.0.1:<registry port>);
 --no-registry runs it unregistered (jobs still flow, the planner cannot see it).
+/healthz, /readyz (registered and consuming) and /metrics on AGENTMESH_HOST:
+AGENTMESH_METRICS_PORT (default a free port, printed when ready).
 Agents: ${Object.keys(builtinAgents).join(", ")}, mcp.
 Bus: NATS_URL (JetStream; falls back to in-process only when unset),
 AGENTMESH_BUS_PREFIX, AGENTMESH_BUS_ACK_WAIT_MS, AGENTMESH_BUS_MAX_DELIVER.
@@ -57,31 +63,77 @@ export const agent: Command = {
       definition = make();
     }
 
-    const bus = await connectBus({
-      ...busOptionsFromEnv(),
-      natsUrl: config.natsUrl,
-      explicit: config.natsExplicit,
-      name: `agent-${definition.name}`,
-      log,
+    // Probes answer from the start: alive while waiting for the registry, ready once
+    // registered and consuming, not ready again from the moment it drains.
+    let running: RunningAgent | undefined;
+    let draining = false;
+    const ready = () => running !== undefined && !draining;
+    const metrics = meshMetrics();
+    new Gauge({
+      name: "agentmesh_agent_ready",
+      help: "1 while the agent is registered and consuming jobs.",
+      registers: [metrics.registry],
+      collect() {
+        this.set(ready() ? 1 : 0);
+      },
     });
-    const identity = `agent-${name === "mcp" ? `mcp-${opts.server}` : name}`;
-    const channel = opts.noRegistry ? undefined : await registryChannel(config, identity);
-    const running = await runAgent(definition, {
-      bus,
-      log,
-      registry: channel ? patientRegistration(grpcRegistryLink(channel), log) : noopRegistryLink(),
-      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-      ...(opts.instance ? { instanceId: opts.instance } : {}),
-      ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
+    new Gauge({
+      name: "agentmesh_agent_jobs_in_flight",
+      help: "Jobs this agent process is running now.",
+      registers: [metrics.registry],
+      collect() {
+        this.set(running?.inFlight ?? 0);
+      },
     });
-    console.log(
-      `agent ${running.agentId} ready: ${running.card.skills.map((s) => s.capability).join(", ")}`,
-    );
-    await running.stopped;
-    channel?.close();
-    await bus.close({ graceMs: 0 });
-    await close();
+    const http = await serveHealthHttp({
+      port: config.ports.metrics ?? defaultMetricsPorts.agent,
+      host: config.host,
+      registry: metrics.registry,
+      ready,
+    });
+    const onSignal = () => {
+      draining = true;
+      // Before the agent runs (still waiting for the registry) there is nothing to drain.
+      if (running === undefined) process.exit(143);
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    try {
+      await runUntilStopped();
+    } finally {
+      draining = true;
+      await http.close();
+    }
     return 0;
+
+    async function runUntilStopped() {
+      const bus = await connectBus({
+        ...busOptionsFromEnv(),
+        natsUrl: config.natsUrl,
+        explicit: config.natsExplicit,
+        name: `agent-${definition.name}`,
+        log,
+      });
+      const identity = `agent-${name === "mcp" ? `mcp-${opts.server}` : name}`;
+      const channel = opts.noRegistry ? undefined : await registryChannel(config, identity);
+      running = await runAgent(definition, {
+        bus,
+        log,
+        registry: channel
+          ? patientRegistration(grpcRegistryLink(channel), log)
+          : noopRegistryLink(),
+        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+        ...(opts.instance ? { instanceId: opts.instance } : {}),
+        ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
+      });
+      console.log(
+        `agent ${running.agentId} ready: ${running.card.skills.map((s) => s.capability).join(", ")} (health ${http.url})`,
+      );
+      await running.stopped;
+      channel?.close();
+      await bus.close({ graceMs: 0 });
+      await close();
+    }
   },
 };
 
@@ -130,7 +182,7 @@ async function registryChannel(
   }
   const certs = await watchCertificates({ dir: certPaths(config.certDir, identity).dir });
   return createChannel({
-    address: process.env.AGENTMESH_REGISTRY_ADDR ?? `127.0.0.1:${config.ports.registry}`,
+    address: settings.registryAddr.read() ?? `127.0.0.1:${config.ports.registry}`,
     certs,
     server: spiffeId({
       name: "registry",

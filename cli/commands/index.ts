@@ -17,6 +17,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   certs: async () => (await import("./certs.js")).certs,
   policy: async () => (await import("./policy.js")).policy,
   db: async () => (await import("./db.js")).db,
+  config: async () => (await import("./config.js")).config,
   audit: async () => (await import("./audit.js")).audit,
   bench: async () => (await import("./bench.js")).bench,
 };

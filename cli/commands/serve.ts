@@ -1,7 +1,8 @@
 /**
- * `agentmesh serve <registry|planner|executor|learning>`: one control-plane
- * component per process, configured by the environment, any number of
- * replicas sharing PostgreSQL (`DATABASE_URL`) and NATS (`NATS_URL`).
+ * `agentmesh serve <registry|planner|executor|learning|gateway>`: one
+ * control-plane component (or the public gateway) per process, configured by
+ * the environment (docs/configuration.md), any number of replicas sharing
+ * PostgreSQL (`DATABASE_URL`) and NATS (`NATS_URL`).
  *
  * Also the table of components (`loadComponent`) the embedded mode and the
  * end-to-end tests start from. Components are loaded on demand so a process
@@ -10,7 +11,11 @@
 import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
-import { type ComponentName, componentNames } from "../../lib/mesh/mesh-runtime.js";
+import {
+  type ComponentName,
+  componentNames,
+  openMeshRuntime,
+} from "../../lib/mesh/mesh-runtime.js";
 import { onShutdownSignal } from "../../lib/mesh/shutdown.js";
 import {
   type ComponentDefinition,
@@ -20,14 +25,18 @@ import {
 import { startTracing } from "../../lib/telemetry/tracing.js";
 import { type Command, UsageError } from "../command.js";
 
-const usage = `agentmesh serve <${componentNames.join("|")}>
+const processNames = [...componentNames, "gateway"] as const;
 
-Runs one mesh component as its own process until SIGTERM/SIGINT.
-Environment: DATABASE_URL (required in production; unset = embedded PostgreSQL),
-NATS_URL (JetStream), AGENTMESH_CERT_DIR (mounted certificates, or dev ones are
-issued), AGENTMESH_POLICY, AGENTMESH_HOST, AGENTMESH_<NAME>_PORT,
-AGENTMESH_<NAME>_ADDR (where the other components are), AGENTMESH_METRICS_PORT,
-AGENTMESH_BUS_PREFIX, AGENTMESH_DB_SCHEMA.`;
+const usage = `agentmesh serve <${processNames.join("|")}>
+
+Runs one mesh component, or the public gateway, as its own process until
+SIGTERM/SIGINT. Configured by the environment: DATABASE_URL (required in
+production; unset = embedded PostgreSQL), NATS_URL (JetStream),
+AGENTMESH_CERT_DIR (mounted certificates, or dev ones are issued),
+AGENTMESH_POLICY, AGENTMESH_HOST, AGENTMESH_<NAME>_PORT, AGENTMESH_<NAME>_ADDR
+(where the other components are), AGENTMESH_METRICS_PORT; the gateway also
+AGENTMESH_GATEWAY_TLS_CERT/_KEY, AGENTMESH_JWT_*, AGENTMESH_CORS_ORIGINS and
+its limits. Every variable: docs/configuration.md (agentmesh config reference).`;
 
 /** How to build each component, imported on demand so a process loads only what it runs. */
 export async function loadComponent(name: ComponentName): Promise<ComponentDefinition> {
@@ -73,19 +82,22 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
 
 export const serve: Command = {
   name: "serve",
-  summary: "run one component (registry, planner, executor, learning) as its own process",
+  summary: "run one component (registry, planner, executor, learning, gateway) as its own process",
   usage,
   async run(args) {
     const [name, ...rest] = args;
-    if (!name || !(componentNames as readonly string[]).includes(name)) {
-      throw new UsageError(`which component? one of ${componentNames.join(", ")}`);
+    if (!name || !(processNames as readonly string[]).includes(name)) {
+      throw new UsageError(`which component? one of ${processNames.join(", ")}`);
     }
     if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(" ")}`);
+    if (name === "gateway") return serveGateway();
     const definition = await loadComponent(name as ComponentName);
     const started = Date.now();
     // Spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed after the component stops.
     const tracing = await startTracing({ serviceName: `agentmesh-${name}` });
-    const running = await startComponent(definition).catch(async (err: unknown) => {
+    const running = await startComponent(definition, {
+      runtimeOptions: { kind: name as ComponentName },
+    }).catch(async (err: unknown) => {
       await tracing?.shutdown().catch(() => undefined);
       throw err;
     });
@@ -110,3 +122,49 @@ export const serve: Command = {
     return 0;
   },
 };
+
+/** The public gateway in front of the components at `AGENTMESH_<NAME>_ADDR`. */
+async function serveGateway(): Promise<number> {
+  const started = Date.now();
+  const [{ meshGatewayOptions, startGateway }, { gatewayOptionsFromEnv }] = await Promise.all([
+    import("../../gateway/start-gateway.js"),
+    import("./serve-gateway.js"),
+  ]);
+  // Bad settings fail here, before anything connects.
+  const edge = gatewayOptionsFromEnv();
+  const tracing = await startTracing({ serviceName: "agentmesh-gateway" });
+  const stops: (() => Promise<void>)[] = [async () => tracing?.shutdown()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    const runtime = await openMeshRuntime({ identities: ["gateway"], kind: "gateway" });
+    stops.push(() => runtime.close());
+    const mesh = await meshGatewayOptions(runtime);
+    const gateway = await startGateway({
+      ...mesh,
+      ...edge,
+      host: runtime.config.host,
+      port: runtime.config.ports.gateway,
+      log: runtime.log.child({ component: "gateway" }),
+    });
+    stops.push(() => gateway.close());
+    console.log(
+      JSON.stringify({
+        event: "ready",
+        component: "gateway",
+        url: gateway.url,
+        tls: Boolean(edge.tls),
+        jwt: Boolean(edge.jwt),
+        upstreams: mesh.upstreams,
+        http: runtime.http?.url,
+        readyMs: Date.now() - started,
+      }),
+    );
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  await onShutdownSignal(stopAll);
+  return 0;
+}

@@ -8,6 +8,7 @@
  * const config = loadConfig();
  * const bus = await connectBus({ natsUrl: config.natsUrl, explicit: config.natsExplicit });
  */
+import { settings } from "../config/settings.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createInProcessBus } from "./in-process-bus.js";
@@ -53,36 +54,18 @@ export async function connectBus(options: ConnectBusOptions = {}): Promise<JobBu
 }
 
 /**
- * Bus settings from the environment, for processes started from the CLI.
- *
- * | variable | meaning |
- * | --- | --- |
- * | `AGENTMESH_BUS_PREFIX` | subject/stream prefix (default `agentmesh`) |
- * | `AGENTMESH_BUS_ACK_WAIT_MS` | ack wait (default 30000) |
- * | `AGENTMESH_BUS_MAX_DELIVER` | deliveries before dead letter (default 5) |
- * | `AGENTMESH_BUS_MAX_ACK_PENDING` | per-consumer in-flight limit (default 1000) |
+ * Bus settings from the environment (`AGENTMESH_BUS_*`, see
+ * docs/configuration.md), for processes started from the CLI.
  */
 export function busOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): BusOptions {
   const out: BusOptions = {};
-  if (env.AGENTMESH_BUS_PREFIX) out.prefix = env.AGENTMESH_BUS_PREFIX;
-  const ackWait = positiveInt(env, "AGENTMESH_BUS_ACK_WAIT_MS");
+  const prefix = settings.busPrefix.read(env);
+  if (prefix) out.prefix = prefix;
+  const ackWait = settings.busAckWaitMs.read(env);
   if (ackWait !== undefined) out.ackWaitMs = ackWait;
-  const maxDeliver = positiveInt(env, "AGENTMESH_BUS_MAX_DELIVER");
+  const maxDeliver = settings.busMaxDeliver.read(env);
   if (maxDeliver !== undefined) out.maxDeliver = maxDeliver;
-  const maxAckPending = positiveInt(env, "AGENTMESH_BUS_MAX_ACK_PENDING");
+  const maxAckPending = settings.busMaxAckPending.read(env);
   if (maxAckPending !== undefined) out.maxAckPending = maxAckPending;
   return out;
-}
-
-function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const v = env[name];
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new MeshError(
-      Code.InvalidArgument,
-      `${name}=${JSON.stringify(v)}: expected a positive integer`,
-    );
-  }
-  return n;
 }

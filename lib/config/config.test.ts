@@ -16,6 +16,8 @@ describe("loadConfig", () => {
     const config = loadConfig({ DATABASE_URL: "postgres://x/y", AGENTMESH_EXECUTOR_PORT: "0" });
     expect(config.databaseUrl).toBe("postgres://x/y");
     expect(config.ports.executor).toBe(0);
-    expect(() => loadConfig({ AGENTMESH_GATEWAY_PORT: "http" })).toThrow(/invalid port/);
+    expect(() => loadConfig({ AGENTMESH_GATEWAY_PORT: "http" })).toThrow(
+      /AGENTMESH_GATEWAY_PORT="http": expected a port/,
+    );
   });
 });

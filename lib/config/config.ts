@@ -1,26 +1,19 @@
 /**
- * Process configuration, read once from the environment with documented
- * defaults so `npm start` works with nothing set.
- *
- * | variable | default | meaning |
- * | --- | --- | --- |
- * | `AGENTMESH_HOME` | `.agentmesh` | state directory: dev certificates, embedded PostgreSQL data |
- * | `AGENTMESH_TRUST_DOMAIN` | `agentmesh.local` | SPIFFE trust domain |
- * | `AGENTMESH_NAMESPACE` | `agentmesh` | SPIFFE namespace of this process's identity |
- * | `AGENTMESH_CERT_DIR` | `$AGENTMESH_HOME/certs` | certificate files (cert-manager layout) |
- * | `DATABASE_URL` | unset → embedded PostgreSQL | PostgreSQL connection string |
- * | `NATS_URL` | `nats://127.0.0.1:4222` | NATS server; embedded mode falls back to an in-process bus |
- * | `AGENTMESH_POLICY` | `policies/policy.wasm` | compiled policy bundle |
- * | `AGENTMESH_HOST` | `127.0.0.1` | address internal servers bind to |
- * | `LOG_LEVEL` | `info` | pino level |
+ * Process configuration, read once from the environment through the
+ * settings registry (`settings.ts`, documented in `docs/configuration.md`)
+ * with defaults that let `npm start` work with nothing set.
  */
 import { join, resolve } from "node:path";
+import { packagePath } from "./package-root.js";
+import { settings } from "./settings.js";
 
 export interface MeshConfig {
   home: string;
   trustDomain: string;
   namespace: string;
   certDir: string;
+  /** Directory of the decision log (must be writable when the log is a file). */
+  logDir: string;
   databaseUrl: string | undefined;
   natsUrl: string;
   /** True when NATS_URL was set explicitly (then it must answer). */
@@ -34,38 +27,31 @@ export interface MeshConfig {
     executor: number;
     learning: number;
     gateway: number;
-    metrics: number;
+    /** `AGENTMESH_METRICS_PORT`; undefined means the process kind's own default (`defaultMetricsPorts`). */
+    metrics: number | undefined;
   };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): MeshConfig {
-  const home = resolve(env.AGENTMESH_HOME ?? ".agentmesh");
+  const home = resolve(settings.home.read(env));
   return {
     home,
-    trustDomain: env.AGENTMESH_TRUST_DOMAIN ?? "agentmesh.local",
-    namespace: env.AGENTMESH_NAMESPACE ?? "agentmesh",
-    certDir: resolve(env.AGENTMESH_CERT_DIR ?? join(home, "certs")),
-    databaseUrl: env.DATABASE_URL || undefined,
-    natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
-    natsExplicit: Boolean(env.NATS_URL),
-    policyPath: resolve(env.AGENTMESH_POLICY ?? "policies/policy.wasm"),
-    host: env.AGENTMESH_HOST ?? "127.0.0.1",
+    trustDomain: settings.trustDomain.read(env),
+    namespace: settings.namespace.read(env),
+    certDir: resolve(settings.certDir.read(env) ?? join(home, "certs")),
+    logDir: resolve(settings.logDir.read(env) ?? join(home, "logs")),
+    databaseUrl: settings.databaseUrl.read(env),
+    natsUrl: settings.natsUrl.read(env),
+    natsExplicit: Boolean(env[settings.natsUrl.name]?.trim()),
+    policyPath: resolve(settings.policy.read(env) ?? packagePath("policies", "policy.wasm")),
+    host: settings.host.read(env),
     ports: {
-      registry: port(env.AGENTMESH_REGISTRY_PORT, 7101),
-      planner: port(env.AGENTMESH_PLANNER_PORT, 7102),
-      executor: port(env.AGENTMESH_EXECUTOR_PORT, 7103),
-      learning: port(env.AGENTMESH_LEARNING_PORT, 7104),
-      gateway: port(env.AGENTMESH_GATEWAY_PORT, 8080),
-      metrics: port(env.AGENTMESH_METRICS_PORT, 9464),
+      registry: settings.registryPort.read(env),
+      planner: settings.plannerPort.read(env),
+      executor: settings.executorPort.read(env),
+      learning: settings.learningPort.read(env),
+      gateway: settings.gatewayPort.read(env),
+      metrics: settings.metricsPort.read(env),
     },
   };
-}
-
-function port(value: string | undefined, fallback: number): number {
-  if (value === undefined || value === "") return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new Error(`invalid port ${JSON.stringify(value)}: expected an integer 0-65535`);
-  }
-  return n;
 }

@@ -9,6 +9,7 @@
  * log.info({ agentId }, "agent registered");
  */
 import { type Logger, type LoggerOptions, pino } from "pino";
+import { settings } from "../config/settings.js";
 
 export type { Logger } from "pino";
 
@@ -50,7 +51,8 @@ export interface CreateLoggerOptions {
 }
 
 export function createLogger(options: CreateLoggerOptions): Logger {
-  const level = options.level ?? process.env.LOG_LEVEL ?? (process.env.VITEST ? "silent" : "info");
+  const level =
+    options.level ?? settings.logLevel.read() ?? (process.env.VITEST ? "silent" : "info");
   const config: LoggerOptions = {
     name: options.name,
     level,

@@ -12,7 +12,8 @@
  * await executor.stop();
  * await runtime.close();
  */
-import { access } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { Registry } from "prom-client";
@@ -23,6 +24,8 @@ import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { busOptionsFromEnv, type ConnectBusOptions, connectBus } from "../bus/connect-bus.js";
 import type { JobBus } from "../bus/job-bus.js";
 import { loadConfig, type MeshConfig } from "../config/config.js";
+import { addrSettings, defaultMetricsPorts, settings } from "../config/settings.js";
+import { Code, MeshError } from "../errors/mesh-error.js";
 import { spiffeId } from "../identity/spiffe.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createPolicyAuthorizer } from "../policy/authorizer.js";
@@ -73,9 +76,14 @@ export interface MeshRuntimeOptions {
   store?: Store | OpenStoreOptions;
   /** A bus to share (not closed by the runtime), or options to connect one. Default: from config and env. */
   bus?: JobBus | ConnectBusOptions;
-  /** Decision log file, or false for none. Default `<home>/logs/decisions.log`. */
+  /**
+   * Decision log file, `"stdout"`, `"stderr"`, or false for none. Default from
+   * `AGENTMESH_DECISION_LOG`: `<logDir>/decisions.log`, whose directory must be writable.
+   */
   decisionLog?: string | false;
-  /** Port of `/metrics`, `/healthz`, `/readyz`; false for none. Default `config.ports.metrics`. */
+  /** What kind of process this is, for its default metrics port (`defaultMetricsPorts`). Default "dev". */
+  kind?: keyof typeof defaultMetricsPorts;
+  /** Port of `/metrics`, `/healthz`, `/readyz`; false for none. Default `AGENTMESH_METRICS_PORT`, else the kind's. */
   httpPort?: number | false;
   /** Where components listen, for clients; overrides `AGENTMESH_<NAME>_ADDR` and the config ports. */
   endpoints?: Partial<Record<ComponentName, string>>;
@@ -130,10 +138,9 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     });
     cleanups.push(() => policy.close());
     let decisionLog: DecisionLog | undefined;
-    if (options.decisionLog !== false) {
-      decisionLog = createDecisionLog({
-        destination: options.decisionLog ?? join(config.home, "logs", "decisions.log"),
-      });
+    const destination = await decisionLogDestination(options.decisionLog, config);
+    if (destination !== false) {
+      decisionLog = createDecisionLog({ destination });
       cleanups.push(() => decisionLog?.close());
     }
     const authorizer = createPolicyAuthorizer(policy, decisionLog ? { decisionLog } : {});
@@ -183,7 +190,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
         const address =
           options.endpoints?.[name] ??
           addresses.get(name) ??
-          process.env[`AGENTMESH_${name.toUpperCase()}_ADDR`] ??
+          addrSettings[name].read() ??
           `127.0.0.1:${config.ports[name]}`;
         return { address, spiffeId: idOf(name) };
       },
@@ -214,7 +221,8 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       },
       close,
     };
-    const port = options.httpPort ?? config.ports.metrics;
+    const port =
+      options.httpPort ?? config.ports.metrics ?? defaultMetricsPorts[options.kind ?? "dev"];
     if (port !== false) {
       const http = await serveHealthHttp({
         port,
@@ -236,8 +244,7 @@ async function prepareCertificates(config: MeshConfig, options: MeshRuntimeOptio
   const names = options.identities ?? [];
   if (names.length === 0) return;
   const explicit = options.devCertificates;
-  if (explicit === false || (explicit === undefined && process.env.AGENTMESH_DEV_CERTS === "false"))
-    return;
+  if (explicit === false || (explicit === undefined && !settings.devCerts.read())) return;
   let wanted = [...names];
   if (explicit === undefined) {
     // Mounted certificates (cert-manager) without a dev CA beside them are left alone.
@@ -258,6 +265,46 @@ async function prepareCertificates(config: MeshConfig, options: MeshRuntimeOptio
   });
 }
 
+/**
+ * Where the decision log goes. A file's directory is created and checked for
+ * writing here, so a read-only filesystem is a clear error at start (pino's
+ * asynchronous file stream would only fail at exit).
+ */
+async function decisionLogDestination(
+  option: string | false | undefined,
+  config: MeshConfig,
+): Promise<string | false> {
+  let destination: string | false;
+  if (option !== undefined) destination = option;
+  else {
+    const mode = settings.decisionLog.read();
+    if (mode === "off") destination = false;
+    else if (mode === "stdout" || mode === "stderr") destination = mode;
+    else if (mode === "file") destination = join(config.logDir, "decisions.log");
+    else {
+      throw new MeshError(
+        Code.InvalidArgument,
+        `${settings.decisionLog.name}=${JSON.stringify(mode)}: expected file, stdout, stderr or off`,
+      );
+    }
+  }
+  if (destination === false || destination === "stdout" || destination === "stderr") {
+    return destination;
+  }
+  const dir = join(destination, "..");
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    throw new MeshError(
+      Code.FailedPrecondition,
+      `the decision log directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? err}): ` +
+        `mount a writable volume there, set ${settings.logDir.name}, or set ${settings.decisionLog.name}=stdout`,
+    );
+  }
+  return destination;
+}
+
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
@@ -272,13 +319,13 @@ async function openOrShareStore(
   cleanups: (() => Promise<void> | void)[],
 ): Promise<Store> {
   if (option !== undefined && "tenant" in option) return option;
-  const schema = process.env.AGENTMESH_DB_SCHEMA || undefined;
+  const schema = settings.dbSchema.read();
   const store = await openStore({
     home: config.home,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     ...(schema ? { schema } : {}),
     // Off behind a pooler in transaction mode (PgBouncer before 1.21), which cannot keep them.
-    preparedStatements: process.env.AGENTMESH_DB_PREPARED_STATEMENTS !== "false",
+    preparedStatements: settings.dbPreparedStatements.read(),
     logger: log.child({ component: "store" }),
     ...option,
   });

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { gatewayOptionsFromEnv } from "./serve-gateway.js";
+
+describe("gatewayOptionsFromEnv", () => {
+  it("ships API keys only, plain loopback HTTP, no CORS origin and the gateway's own limits", () => {
+    const options = gatewayOptionsFromEnv({});
+    expect(options).toEqual({
+      allowInsecure: false,
+      corsOrigins: [],
+      limits: {},
+      dashboard: true,
+    });
+  });
+
+  it("reads the listener's certificate files, JWT, CORS origins and limits", () => {
+    const options = gatewayOptionsFromEnv({
+      AGENTMESH_GATEWAY_TLS_CERT: "/tls/tls.crt",
+      AGENTMESH_GATEWAY_TLS_KEY: "/tls/tls.key",
+      AGENTMESH_JWT_JWKS_URL: "https://idp.example/.well-known/jwks.json",
+      AGENTMESH_JWT_ISSUER: "https://idp.example/",
+      AGENTMESH_JWT_AUDIENCE: "agentmesh",
+      AGENTMESH_CORS_ORIGINS: "https://app.example, https://ops.example",
+      AGENTMESH_GATEWAY_RATE_PER_SECOND: "50",
+      AGENTMESH_GATEWAY_MAX_STREAMS: "10",
+      AGENTMESH_GATEWAY_MAX_REQUEST_BYTES: "65536",
+      AGENTMESH_GATEWAY_DASHBOARD: "false",
+    });
+    expect(options).toEqual({
+      tls: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key" },
+      allowInsecure: false,
+      jwt: {
+        jwksUrl: "https://idp.example/.well-known/jwks.json",
+        issuer: "https://idp.example/",
+        audience: "agentmesh",
+        tenantClaim: "tenant_id",
+        rolesClaim: "roles",
+      },
+      corsOrigins: ["https://app.example", "https://ops.example"],
+      limits: { defaultRatePerSecond: 50, defaultMaxStreams: 10 },
+      maxRequestBytes: 65536,
+      dashboard: false,
+    });
+  });
+
+  it("refuses half a configuration with the variables' names", () => {
+    expect(() => gatewayOptionsFromEnv({ AGENTMESH_GATEWAY_TLS_CERT: "/tls/tls.crt" })).toThrow(
+      /AGENTMESH_GATEWAY_TLS_CERT and AGENTMESH_GATEWAY_TLS_KEY/,
+    );
+    expect(() => gatewayOptionsFromEnv({ AGENTMESH_JWT_ISSUER: "https://idp.example/" })).toThrow(
+      /need AGENTMESH_JWT_JWKS_URL or AGENTMESH_JWT_JWKS_FILE/,
+    );
+    expect(() =>
+      gatewayOptionsFromEnv({
+        AGENTMESH_JWT_JWKS_URL: "https://x/",
+        AGENTMESH_JWT_JWKS_FILE: "/j",
+      }),
+    ).toThrow(/not both/);
+    expect(() => gatewayOptionsFromEnv({ AGENTMESH_GATEWAY_RATE_PER_SECOND: "fast" })).toThrow(
+      /AGENTMESH_GATEWAY_RATE_PER_SECOND="fast": expected a positive integer/,
+    );
+  });
+});

@@ -1,0 +1,611 @@
+/**
+ * Every environment variable agentmesh reads, in one registry: its name,
+ * default, meaning and the processes that read it. Code reads a variable
+ * through its entry here (`settings.natsUrl.read(env)`), and
+ * `docs/configuration.md` is generated from this list
+ * (`agentmesh config reference`), so the reference cannot drift from the code:
+ * `settings.test.ts` fails when the document is stale or when source code
+ * names a variable that is not registered.
+ *
+ * @example
+ * const prefix = settings.busPrefix.read(process.env); // string | undefined
+ * const port = settings.gatewayPort.read(process.env); // 8080 unless set
+ */
+import { Code, MeshError } from "../errors/mesh-error.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Which processes read a variable (a column of the reference). */
+export type Reader =
+  | "all"
+  | "serve"
+  | "gateway"
+  | "registry"
+  | "planner"
+  | "executor"
+  | "learning"
+  | "agent"
+  | "cli"
+  | "dev";
+
+/** Where a variable sits in the reference. */
+export type Section =
+  | "Process"
+  | "Identity and certificates"
+  | "Addresses and ports"
+  | "Store"
+  | "Bus"
+  | "Policy and logs"
+  | "Gateway"
+  | "Executor"
+  | "Planner"
+  | "Agents"
+  | "Telemetry"
+  | "Command line";
+
+export interface Setting<T> {
+  readonly name: string;
+  readonly section: Section;
+  readonly readers: readonly Reader[];
+  /** The default as the reference shows it. */
+  readonly defaultText: string;
+  readonly description: string;
+  /** The value from `env` (unset or empty means the default). Throws INVALID_ARGUMENT for a bad value. */
+  read(env?: Env): T;
+}
+
+interface Meta {
+  section: Section;
+  readers: readonly Reader[];
+  description: string;
+}
+
+function define<T>(
+  name: string,
+  meta: Meta,
+  defaultText: string,
+  parse: (raw: string | undefined) => T,
+): Setting<T> {
+  return {
+    name,
+    ...meta,
+    defaultText,
+    read(env = process.env) {
+      const raw = env[name];
+      return parse(raw === "" ? undefined : raw);
+    },
+  };
+}
+
+function invalid(name: string, raw: string, expected: string): MeshError {
+  return new MeshError(
+    Code.InvalidArgument,
+    `${name}=${JSON.stringify(raw)}: expected ${expected}`,
+  );
+}
+
+/** A string; `fallback` when unset. */
+function text(name: string, meta: Meta, fallback: string): Setting<string>;
+function text(
+  name: string,
+  meta: Meta,
+  fallback?: undefined,
+  defaultText?: string,
+): Setting<string | undefined>;
+function text(name: string, meta: Meta, fallback?: string, defaultText?: string) {
+  return define(
+    name,
+    meta,
+    fallback !== undefined ? `\`${fallback}\`` : (defaultText ?? "unset"),
+    (raw) => (raw === undefined ? fallback : raw.trim()),
+  );
+}
+
+/** A port 0-65535 (0 picks a free one). */
+function port(name: string, meta: Meta, fallback: number): Setting<number> {
+  return define(name, meta, `\`${fallback}\``, (raw) => parsePort(name, raw) ?? fallback);
+}
+
+function parsePort(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n > 65535) throw invalid(name, raw, "a port 0-65535");
+  return n;
+}
+
+/** A port, or undefined (each reader has its own default, described in `description`). */
+function optionalPort(name: string, meta: Meta): Setting<number | undefined> {
+  return define(name, meta, "per process", (raw) => parsePort(name, raw));
+}
+
+/** A positive integer, or undefined (the reader's own default, named in `defaultText`). */
+function positive(name: string, meta: Meta, defaultText: string): Setting<number | undefined> {
+  return define(name, meta, defaultText, (raw) => {
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n <= 0) throw invalid(name, raw, "a positive integer");
+    return n;
+  });
+}
+
+/** `true`/`false` (also `1`/`0`). */
+function flag(name: string, meta: Meta, fallback: boolean): Setting<boolean> {
+  return define(name, meta, `\`${fallback}\``, (raw) => {
+    if (raw === undefined) return fallback;
+    const v = raw.trim().toLowerCase();
+    if (v === "true" || v === "1") return true;
+    if (v === "false" || v === "0") return false;
+    throw invalid(name, raw, "true or false");
+  });
+}
+
+/** A comma-separated list (spaces around items ignored). */
+function list(name: string, meta: Meta, defaultText = "empty"): Setting<string[]> {
+  return define(name, meta, defaultText, (raw) =>
+    (raw ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
+const m = (section: Section, readers: readonly Reader[], description: string): Meta => ({
+  section,
+  readers,
+  description,
+});
+
+/** The four internal components, whose address and port variables follow one pattern. */
+const components = ["registry", "planner", "executor", "learning"] as const;
+type Component = (typeof components)[number];
+const grpcPorts: Record<Component, number> = {
+  registry: 7101,
+  planner: 7102,
+  executor: 7103,
+  learning: 7104,
+};
+
+function componentPort(name: Component) {
+  return port(
+    `AGENTMESH_${name.toUpperCase()}_PORT`,
+    m("Addresses and ports", [name, "dev"], `port of the ${name}'s mTLS gRPC server`),
+    grpcPorts[name],
+  );
+}
+
+function componentAddr(name: Component) {
+  return text(
+    `AGENTMESH_${name.toUpperCase()}_ADDR`,
+    m(
+      "Addresses and ports",
+      ["serve", "gateway", "agent"],
+      `where the ${name} is reached (\`host:port\`, e.g. \`${name}.agentmesh.svc.cluster.local:${grpcPorts[name]}\`)`,
+    ),
+    undefined,
+    `\`127.0.0.1:$AGENTMESH_${name.toUpperCase()}_PORT\``,
+  );
+}
+
+/**
+ * Default `/metrics` `/healthz` `/readyz` port of each kind of process, all
+ * different so one host can run one of each without setting anything; agents
+ * pick a free port (several replicas of one agent share a host) and print it.
+ */
+export const defaultMetricsPorts = {
+  dev: 9464,
+  registry: 9465,
+  planner: 9466,
+  executor: 9467,
+  learning: 9468,
+  gateway: 9469,
+  agent: 0,
+} as const;
+
+export const settings = {
+  home: text(
+    "AGENTMESH_HOME",
+    m(
+      "Process",
+      ["all"],
+      "state directory: dev certificates, embedded PostgreSQL data, `admin.key`",
+    ),
+    ".agentmesh",
+  ),
+  host: text(
+    "AGENTMESH_HOST",
+    m(
+      "Addresses and ports",
+      ["serve", "gateway", "agent", "dev"],
+      "address every server of the process binds (`0.0.0.0` in a container)",
+    ),
+    "127.0.0.1",
+  ),
+  fromDist: text(
+    "AGENTMESH_FROM_DIST",
+    m(
+      "Process",
+      ["all"],
+      "`1` runs the compiled `dist/` even in a checkout (an installed package or the image has only `dist/` and always runs it)",
+    ),
+    undefined,
+    "unset",
+  ),
+  bundleDir: text(
+    "AGENTMESH_BUNDLE_DIR",
+    m("Process", ["all"], "where a checkout caches the bundle of its sources (inside the package)"),
+    undefined,
+    "`node_modules/.cache/agentmesh`",
+  ),
+  logLevel: text(
+    "LOG_LEVEL",
+    m("Process", ["all"], "pino level of the process log on stdout (`agentmesh dev`: `warn`)"),
+    undefined,
+    "`info`",
+  ),
+  logDir: text(
+    "AGENTMESH_LOG_DIR",
+    m(
+      "Policy and logs",
+      ["serve", "gateway", "dev"],
+      "directory of the decision log; must be writable (checked at start)",
+    ),
+    undefined,
+    "`$AGENTMESH_HOME/logs`",
+  ),
+  decisionLog: text(
+    "AGENTMESH_DECISION_LOG",
+    m(
+      "Policy and logs",
+      ["serve", "gateway", "dev"],
+      "where policy decisions go: `file` (`$AGENTMESH_LOG_DIR/decisions.log`), `stdout`, `stderr` or `off`",
+    ),
+    "file",
+  ),
+  trustDomain: text(
+    "AGENTMESH_TRUST_DOMAIN",
+    m("Identity and certificates", ["all"], "SPIFFE trust domain"),
+    "agentmesh.local",
+  ),
+  namespace: text(
+    "AGENTMESH_NAMESPACE",
+    m(
+      "Identity and certificates",
+      ["all"],
+      "SPIFFE namespace of the identities (`spiffe://<domain>/ns/<namespace>/sa/<name>`)",
+    ),
+    "agentmesh",
+  ),
+  certDir: text(
+    "AGENTMESH_CERT_DIR",
+    m(
+      "Identity and certificates",
+      ["all"],
+      "certificate files, one directory per identity in cert-manager's layout (`tls.crt`, `tls.key`, `ca.crt`)",
+    ),
+    undefined,
+    "`$AGENTMESH_HOME/certs`",
+  ),
+  devCerts: flag(
+    "AGENTMESH_DEV_CERTS",
+    m(
+      "Identity and certificates",
+      ["serve", "gateway"],
+      "issue missing certificates from a dev CA under `$AGENTMESH_CERT_DIR/ca`; mounted certificates without a CA beside them are never replaced",
+    ),
+    true,
+  ),
+  policy: text(
+    "AGENTMESH_POLICY",
+    m(
+      "Policy and logs",
+      ["serve", "gateway", "dev"],
+      "the compiled policy bundle, re-read when it changes (mount a ConfigMap here for hot reload)",
+    ),
+    undefined,
+    "`policies/policy.wasm` of the package",
+  ),
+  metricsPort: optionalPort(
+    "AGENTMESH_METRICS_PORT",
+    m(
+      "Addresses and ports",
+      ["all"],
+      `port of \`/metrics\`, \`/healthz\`, \`/readyz\`; when unset each kind of process has its own default (${Object.entries(
+        defaultMetricsPorts,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}; 0 picks a free port, printed in the ready line)`,
+    ),
+  ),
+  gatewayPort: port(
+    "AGENTMESH_GATEWAY_PORT",
+    m(
+      "Addresses and ports",
+      ["gateway", "dev", "cli"],
+      "port of the public gateway (Connect, gRPC, gRPC-Web, dashboard)",
+    ),
+    8080,
+  ),
+  registryPort: componentPort("registry"),
+  plannerPort: componentPort("planner"),
+  executorPort: componentPort("executor"),
+  learningPort: componentPort("learning"),
+  registryAddr: componentAddr("registry"),
+  plannerAddr: componentAddr("planner"),
+  executorAddr: componentAddr("executor"),
+  learningAddr: componentAddr("learning"),
+
+  databaseUrl: text(
+    "DATABASE_URL",
+    m(
+      "Store",
+      ["serve", "gateway", "dev", "cli"],
+      "PostgreSQL connection string (agents never need it)",
+    ),
+    undefined,
+    "unset: embedded PostgreSQL under `$AGENTMESH_HOME/data`",
+  ),
+  dbSchema: text(
+    "AGENTMESH_DB_SCHEMA",
+    m("Store", ["serve", "gateway"], "PostgreSQL schema of every table"),
+    undefined,
+    "`public`",
+  ),
+  dbPreparedStatements: flag(
+    "AGENTMESH_DB_PREPARED_STATEMENTS",
+    m(
+      "Store",
+      ["serve", "gateway"],
+      "send hot statements as named prepared statements; `false` behind a pooler in transaction mode",
+    ),
+    true,
+  ),
+  pgUser: text(
+    "AGENTMESH_PG_USER",
+    m(
+      "Store",
+      ["dev", "serve"],
+      "operating-system user that runs the embedded PostgreSQL when started as root",
+    ),
+    undefined,
+    "`postgres`, else `nobody`",
+  ),
+
+  natsUrl: text(
+    "NATS_URL",
+    m(
+      "Bus",
+      ["serve", "gateway", "agent", "dev"],
+      "NATS server with JetStream; when unset and nothing answers, an in-process bus (one process only)",
+    ),
+    "nats://127.0.0.1:4222",
+  ),
+  busPrefix: text(
+    "AGENTMESH_BUS_PREFIX",
+    m("Bus", ["serve", "agent"], "subject and stream prefix"),
+    undefined,
+    "`agentmesh`",
+  ),
+  busAckWaitMs: positive(
+    "AGENTMESH_BUS_ACK_WAIT_MS",
+    m("Bus", ["serve", "agent"], "JetStream ack wait of job consumers"),
+    "`30000`",
+  ),
+  busMaxDeliver: positive(
+    "AGENTMESH_BUS_MAX_DELIVER",
+    m("Bus", ["serve", "agent"], "deliveries of a job before it is dead-lettered"),
+    "`5`",
+  ),
+  busMaxAckPending: positive(
+    "AGENTMESH_BUS_MAX_ACK_PENDING",
+    m("Bus", ["serve", "agent"], "jobs in flight per consumer"),
+    "`1000`",
+  ),
+
+  gatewayTlsCert: text(
+    "AGENTMESH_GATEWAY_TLS_CERT",
+    m(
+      "Gateway",
+      ["gateway"],
+      "certificate chain file of the public listener (re-read on change); with `AGENTMESH_GATEWAY_TLS_KEY`",
+    ),
+    undefined,
+    "unset: plain HTTP",
+  ),
+  gatewayTlsKey: text(
+    "AGENTMESH_GATEWAY_TLS_KEY",
+    m("Gateway", ["gateway"], "private key file of the public listener"),
+    undefined,
+  ),
+  gatewayAllowInsecure: flag(
+    "AGENTMESH_GATEWAY_ALLOW_INSECURE",
+    m(
+      "Gateway",
+      ["gateway"],
+      "serve plain HTTP on a non-loopback address (only behind a TLS-terminating Ingress or Gateway)",
+    ),
+    false,
+  ),
+  corsOrigins: list(
+    "AGENTMESH_CORS_ORIGINS",
+    m(
+      "Gateway",
+      ["gateway"],
+      "origins browsers may call from (comma-separated, e.g. `https://app.example.com`)",
+    ),
+    "none",
+  ),
+  jwtJwksUrl: text(
+    "AGENTMESH_JWT_JWKS_URL",
+    m("Gateway", ["gateway"], "accept JWTs signed by keys of this JWKS URL (fetched and cached)"),
+    undefined,
+    "unset: API keys only",
+  ),
+  jwtJwksFile: text(
+    "AGENTMESH_JWT_JWKS_FILE",
+    m("Gateway", ["gateway"], "accept JWTs signed by keys of this JWKS file"),
+    undefined,
+    "unset: API keys only",
+  ),
+  jwtIssuer: text(
+    "AGENTMESH_JWT_ISSUER",
+    m("Gateway", ["gateway"], "required `iss` of JWTs"),
+    undefined,
+    "not checked",
+  ),
+  jwtAudience: text(
+    "AGENTMESH_JWT_AUDIENCE",
+    m("Gateway", ["gateway"], "required `aud` of JWTs"),
+    undefined,
+    "not checked",
+  ),
+  jwtTenantClaim: text(
+    "AGENTMESH_JWT_TENANT_CLAIM",
+    m("Gateway", ["gateway"], "claim naming the tenant"),
+    "tenant_id",
+  ),
+  jwtRolesClaim: text(
+    "AGENTMESH_JWT_ROLES_CLAIM",
+    m("Gateway", ["gateway"], "claim carrying roles (array or space-separated)"),
+    "roles",
+  ),
+  gatewayRatePerSecond: positive(
+    "AGENTMESH_GATEWAY_RATE_PER_SECOND",
+    m("Gateway", ["gateway"], "requests per second per tenant that sets no limit of its own"),
+    "`200`",
+  ),
+  gatewayMaxStreams: positive(
+    "AGENTMESH_GATEWAY_MAX_STREAMS",
+    m("Gateway", ["gateway"], "open streams per tenant that sets no limit of its own"),
+    "`100`",
+  ),
+  gatewayMaxRequestBytes: positive(
+    "AGENTMESH_GATEWAY_MAX_REQUEST_BYTES",
+    m("Gateway", ["gateway"], "largest request message"),
+    "`1048576`",
+  ),
+  gatewayMaxTimeoutMs: positive(
+    "AGENTMESH_GATEWAY_MAX_TIMEOUT_MS",
+    m("Gateway", ["gateway"], "largest deadline a client may ask for"),
+    "`600000`",
+  ),
+  gatewayDefaultTimeoutMs: positive(
+    "AGENTMESH_GATEWAY_DEFAULT_TIMEOUT_MS",
+    m("Gateway", ["gateway"], "deadline of a forwarded unary call without one"),
+    "`30000`",
+  ),
+  gatewayDashboard: flag(
+    "AGENTMESH_GATEWAY_DASHBOARD",
+    m("Gateway", ["gateway"], "serve the dashboard at `/`"),
+    true,
+  ),
+  executorTickMs: positive(
+    "AGENTMESH_EXECUTOR_TICK_MS",
+    m("Executor", ["executor"], "how often the executor looks for due work"),
+    "the executor's default",
+  ),
+  executorLeaseMs: positive(
+    "AGENTMESH_EXECUTOR_LEASE_MS",
+    m("Executor", ["executor"], "lease of a goal held by one replica"),
+    "the executor's default",
+  ),
+  executorPlanGraceMs: positive(
+    "AGENTMESH_EXECUTOR_PLAN_GRACE_MS",
+    m("Executor", ["executor"], "how long a goal may wait for its plan"),
+    "the executor's default",
+  ),
+  executorRedispatchMs: positive(
+    "AGENTMESH_EXECUTOR_REDISPATCH_MS",
+    m("Executor", ["executor"], "how often dispatched steps without a report are checked"),
+    "the executor's default",
+  ),
+
+  llmPlannerUrl: text(
+    "AGENTMESH_LLM_PLANNER_URL",
+    m(
+      "Planner",
+      ["planner", "dev"],
+      "OpenAI-compatible chat completions URL for goal kinds without a playbook",
+    ),
+    undefined,
+    "unset: off",
+  ),
+  llmPlannerModel: text(
+    "AGENTMESH_LLM_PLANNER_MODEL",
+    m("Planner", ["planner", "dev"], "model name (required with the URL)"),
+    undefined,
+  ),
+  llmPlannerTimeoutMs: text(
+    "AGENTMESH_LLM_PLANNER_TIMEOUT_MS",
+    m("Planner", ["planner", "dev"], "timeout of one completion"),
+    undefined,
+    "the planner's default",
+  ),
+  llmPlannerJsonMode: text(
+    "AGENTMESH_LLM_PLANNER_JSON_MODE",
+    m("Planner", ["planner", "dev"], "`0` to not ask for JSON mode"),
+    undefined,
+    "on",
+  ),
+  llmPlannerApiKey: text(
+    "AGENTMESH_LLM_PLANNER_API_KEY",
+    m("Planner", ["planner", "dev"], "bearer token of the LLM endpoint (never logged)"),
+    undefined,
+  ),
+
+  httpAllowHosts: list(
+    "AGENTMESH_HTTP_ALLOW_HOSTS",
+    m("Agents", ["agent"], "hosts the `http` agent may call"),
+    "none",
+  ),
+  shellAllow: list(
+    "AGENTMESH_SHELL_ALLOW",
+    m("Agents", ["agent"], "commands the `shell` agent may run"),
+    "none",
+  ),
+
+  otlpEndpoint: text(
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    m(
+      "Telemetry",
+      ["serve", "gateway", "dev"],
+      "OTLP/HTTP base URL; spans go to `<url>/v1/traces`",
+    ),
+    undefined,
+    "unset: no export",
+  ),
+  otlpTracesEndpoint: text(
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    m("Telemetry", ["serve", "gateway", "dev"], "OTLP/HTTP traces URL (wins over the base URL)"),
+    undefined,
+    "unset",
+  ),
+
+  url: text(
+    "AGENTMESH_URL",
+    m("Command line", ["cli"], "gateway the CLI talks to"),
+    undefined,
+    "`http://127.0.0.1:$AGENTMESH_GATEWAY_PORT`",
+  ),
+  apiKey: text(
+    "AGENTMESH_API_KEY",
+    m("Command line", ["cli"], "API key of the CLI"),
+    undefined,
+    "`$AGENTMESH_HOME/admin.key`",
+  ),
+  opa: text(
+    "OPA",
+    m("Command line", ["cli"], "the `opa` binary `agentmesh policy build|test` runs"),
+    "opa",
+  ),
+} as const;
+
+/** Every registered setting, in reference order. */
+export const allSettings: readonly Setting<unknown>[] = Object.values(settings);
+
+/** Names of the variables `AGENTMESH_<NAME>_ADDR`, by component. */
+export const addrSettings: Record<Component, Setting<string | undefined>> = {
+  registry: settings.registryAddr,
+  planner: settings.plannerAddr,
+  executor: settings.executorAddr,
+  learning: settings.learningAddr,
+};

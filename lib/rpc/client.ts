@@ -156,6 +156,9 @@ export function createChannel(options: ChannelOptions_): MeshChannel {
       channelCredentials(options.certs, { expect: expected }),
       {
         "grpc.enable_channelz": 0, // see createServer
+        // Redial a lost peer at least every 2 s (grpc-js backs off up to 120 s), so a
+        // restarted service is reached again within seconds, not minutes.
+        "grpc.max_reconnect_backoff_ms": 2_000,
         ...options.grpcOptions,
         "grpc.ssl_target_name_override": sni,
         "grpc.default_authority": sni,

@@ -34,6 +34,7 @@ export {
   type SkillDefinition,
 } from "./define-agent.js";
 export { type GrpcRegistryLinkOptions, grpcRegistryLink } from "./grpc-registry-link.js";
+export type { AgentStatus, LeasePhase } from "./lease-lifecycle.js";
 export {
   type AgentLiveness,
   noopRegistryLink,

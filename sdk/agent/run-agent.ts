@@ -42,6 +42,8 @@ import {
   type SkillContext,
   type SkillDefinition,
 } from "./define-agent.js";
+import { keepLease } from "./lease-keeper.js";
+import type { AgentStatus } from "./lease-lifecycle.js";
 import { noopRegistryLink, type RegistryLink } from "./registry-link.js";
 import { compileSchema, type Validator } from "./schema.js";
 
@@ -72,6 +74,10 @@ export interface RunAgentOptions {
    * new and costs a third of the bus traffic. Default 100 ms; 0 reports every start.
    */
   startedReportDelayMs?: number;
+  /** Lease length to ask the registry for. Default: the registry's (15 s). */
+  leaseTtlMs?: number;
+  /** Called when the agent's status changes (registered, lease lost, draining...). */
+  onStatus?: (status: AgentStatus) => void;
   /** Logger; default one named `agent-<name>`. */
   log?: Logger;
 }
@@ -80,6 +86,10 @@ export interface RunningAgent {
   /** Id the registry assigned (or a local one without a registry). */
   readonly agentId: string;
   readonly card: AgentCard;
+  /** Registration and readiness now, e.g. for the process's `/readyz`. */
+  status(): AgentStatus;
+  /** Live and holding its registry lease (`status().ready`). */
+  readonly ready: boolean;
   /** Jobs running now. */
   readonly inFlight: number;
   /** Drains: stops pulling, lets running jobs finish within the grace period, hands back the rest, deregisters. */
@@ -127,11 +137,21 @@ export async function runAgent(
     validateOutput: compileSchema(skill.outputSchema, `${capability} output schema`),
   }));
 
-  const { agentId, leaseTtlMs } = await registry.register(card, { instanceId });
+  const subscriptions: Subscription[] = [];
+  const inFlight = () => subscriptions.reduce((n, s) => n + s.inFlight, 0);
+  // Registered (retrying while the registry is unreachable) before any job is taken.
+  const lease = keepLease({
+    registry,
+    card,
+    instanceId,
+    inFlight,
+    log,
+    ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
+    ...(options.onStatus ? { onStatus: options.onStatus } : {}),
+  });
+  await lease.registered;
   const running = new Map<string, Running>();
   const cancelledGoals = new Map<string, number>();
-  let state: "live" | "draining" = "live";
-
   const cancel: Unsubscribe = bus.subscribeCancel((signal) => {
     // Only a whole-goal cancel refuses the goal's later jobs. A step-level signal
     // (an attempt timed out, a replicated step already decided) stops the attempts
@@ -162,7 +182,7 @@ export async function runAgent(
     stepId: job.stepId,
     attempt: job.attempt,
     replica: job.replica,
-    agentId,
+    agentId: lease.agentId,
     startedAt: timestampFromMs(startedAt),
   });
 
@@ -375,7 +395,6 @@ export async function runAgent(
     });
   }
 
-  const subscriptions: Subscription[] = [];
   try {
     for (const { capability, skill, validateInput, validateOutput } of skills) {
       const limit = Math.max(1, skill.maxConcurrency ?? concurrency);
@@ -391,7 +410,8 @@ export async function runAgent(
   } catch (err) {
     await Promise.all(subscriptions.map((s) => s.stop({ graceMs: 0 })));
     cancel.unsubscribe();
-    await registry.deregister(agentId, "start-up failed").catch(() => undefined);
+    lease.stop();
+    await registry.deregister(lease.agentId, "start-up failed").catch(() => undefined);
     throw err;
   }
 
@@ -409,13 +429,6 @@ export async function runAgent(
     Math.max(50, ackWaitMs / 6),
   );
   keepAlive.unref();
-  const inFlight = () => subscriptions.reduce((n, s) => n + s.inFlight, 0);
-  const beat = () =>
-    registry
-      .heartbeat(agentId, inFlight(), state)
-      .catch((err) => log.warn({ err }, "registry heartbeat failed"));
-  const heartbeat = setInterval(beat, Math.max(1_000, leaseTtlMs / 3));
-  heartbeat.unref();
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {
@@ -428,20 +441,20 @@ export async function runAgent(
   };
   const stop = (why = "stopped") => {
     stopping ??= (async () => {
-      state = "draining";
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
-      await beat();
+      await lease.drain();
       // At the end of the grace period, abort what still runs; the bus hands it back.
       const shutdown = setTimeout(() => {
         for (const r of running.values()) r.abort("shutdown");
       }, graceMs);
       const results = await Promise.all(subscriptions.map((s) => s.stop({ graceMs })));
       clearTimeout(shutdown);
-      clearInterval(heartbeat);
       clearInterval(keepAlive);
       cancel.unsubscribe();
+      lease.stop();
       const handedBack = results.reduce((n, r) => n + r.handedBack, 0);
+      const agentId = lease.agentId;
       await registry
         .deregister(agentId, why)
         .catch((err) => log.warn({ err }, "deregistration failed"));
@@ -455,13 +468,19 @@ export async function runAgent(
     process.once("SIGINT", onSignal);
   }
   log.info(
-    { agentId, capabilities: skills.map((s) => s.capability), bus: bus.kind },
+    { agentId: lease.agentId, capabilities: skills.map((s) => s.capability), bus: bus.kind },
     "agent running",
   );
 
   return {
-    agentId,
+    get agentId() {
+      return lease.agentId;
+    },
     card,
+    status: () => lease.status(),
+    get ready() {
+      return lease.status().ready;
+    },
     get inFlight() {
       return inFlight();
     },

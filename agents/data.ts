@@ -83,6 +83,8 @@ export function createDataAgent(options: DataAgentOptions = {}): AgentDefinition
         },
         outputSchema: { type: "object", properties: { result: {} }, required: ["result"] },
         tags: ["data", "fast"],
+        // Pull no more jobs than there are sandbox processes: the rest wait on the bus, not here.
+        maxConcurrency: sandbox.size,
         handler: async (
           input: {
             expression: string;

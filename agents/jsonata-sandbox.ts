@@ -15,7 +15,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import type { Socket } from "node:net";
-import { availableParallelism } from "node:os";
+import { availableParallelism, setPriority } from "node:os";
 import { AgentError, nonRetryable } from "../sdk/agent/agent-error.js";
 import { jsonataChildSource } from "./jsonata-child.js";
 
@@ -227,6 +227,12 @@ export class JsonataSandbox {
       { stdio: ["ignore", "ignore", "pipe", "ipc"], env: {}, serialization: "json" },
     );
     track(child);
+    // Below the agent and the mesh in the CPU scheduler: a spinning evaluation must not starve them.
+    if (child.pid) {
+      try {
+        setPriority(child.pid, 10);
+      } catch {}
+    }
     const slot: Slot = { child, ready: Promise.resolve(), started: false, stderrHead: "" };
     slot.ready = new Promise<void>((resolve, reject) => {
       const onReady = (m: { ready?: boolean }) => {

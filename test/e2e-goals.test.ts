@@ -13,7 +13,7 @@ import { GoalStatus, StepStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { ExecutorService } from "../gen/agentmesh/v1/executor_pb.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
-import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import { Code, type MeshError } from "../lib/errors/mesh-error.js";
 import type { Client } from "../lib/rpc/client.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { eventsOf, kinds, watchToEnd } from "./support/goals.js";
@@ -251,22 +251,19 @@ describe.skipIf(!pg || !nats)("e2e: retries, failures, cancel, sub-goals, policy
     expect(JSON.stringify(done!.output)).toContain("mesh");
   });
 
-  it("fails with FAILED_PRECONDITION when no agent offers a capability", async () => {
-    const err = await mesh.executor
-      .submitGoal({ tenantId: mesh.tenantId, kind: "unservable", idempotencyKey: "unservable-1" })
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(MeshError);
-    expect((err as MeshError).code).toBe(Code.FailedPrecondition);
-    expect((err as MeshError).message).toContain("test.nobody-offers-this");
-    // The goal is recorded as failed with the same reason; resubmitting returns it.
+  it("accepts a goal no live agent can serve yet and lets it wait (see agent-wait.test.ts)", async () => {
     const { goal, created } = await mesh.executor.submitGoal({
       tenantId: mesh.tenantId,
       kind: "unservable",
       idempotencyKey: "unservable-1",
     });
-    expect(created).toBe(false);
-    expect(goal!.status).toBe(GoalStatus.FAILED);
-    expect(goal!.error?.code).toBe("FAILED_PRECONDITION");
+    expect(created).toBe(true);
+    expect(goal!.status).toBe(GoalStatus.PENDING);
+    await mesh.executor.cancelGoal({
+      tenantId: mesh.tenantId,
+      goalId: goal!.goalId,
+      reason: "done",
+    });
   });
 
   it("returns the same goal for the same idempotency key", async () => {

@@ -186,11 +186,7 @@ export class GoalRepository {
     } catch (err) {
       throw this.#createError(err);
     }
-    const [existing] = await this.db.mapped<GoalRecord>(
-      GoalEntity,
-      "select * from goals where tenant_id = ? and idempotency_key = ?",
-      [this.tenantId, key],
-    );
+    const existing = key === null ? undefined : await this.findByIdempotencyKey(key);
     if (!existing) {
       // The conflicting insert rolled back between our insert and select: try again.
       return this.create(input);
@@ -212,6 +208,17 @@ export class GoalRepository {
       GoalEntity,
       "select * from goals where tenant_id = ? and id = ?",
       [this.tenantId, id],
+    );
+    return goal;
+  }
+
+  /** The goal submitted with this idempotency key, or undefined. */
+  async findByIdempotencyKey(key: string): Promise<GoalRecord | undefined> {
+    requireText(key, "idempotency key", 256);
+    const [goal] = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      "select * from goals where tenant_id = ? and idempotency_key = ?",
+      [this.tenantId, key],
     );
     return goal;
   }

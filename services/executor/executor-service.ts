@@ -4,13 +4,14 @@
  * GetGoal / ListGoals read; CancelGoal feeds the reducer; WatchGoal streams
  * the stored history and then live events from the bus.
  *
- * Planning decision: when the planner refuses a goal (INVALID_ARGUMENT,
- * FAILED_PRECONDITION such as a missing capability, NOT_FOUND for an unknown
- * kind), the goal is stored FAILED with that error — visible to GetGoal,
- * ListGoals and WatchGoal — and SubmitGoal fails with the planner's code and
- * message. Resubmitting with the same idempotency key then returns the failed
- * goal (`created=false`) rather than planning again. When the planner is
- * unavailable, the goal is accepted PENDING and any replica's ticker plans it.
+ * Acceptance: a goal is planned before anything is stored. When the planner
+ * refuses it (INVALID_ARGUMENT, NOT_FOUND for an unknown kind), SubmitGoal
+ * fails with the planner's code and stores nothing; when the bus, planner or
+ * registry is unreachable it fails with UNAVAILABLE and stores nothing, so
+ * the same request (same idempotency key) can be sent again. A goal needing a
+ * capability no live agent offers right now is accepted PENDING and waits for
+ * the agents (a `waitingForAgents` event) for `agentWaitMs` (default 2 min,
+ * `AGENTMESH_EXECUTOR_AGENT_WAIT_MS`), then fails with that reason.
  *
  * @example
  * const executor = createExecutorService(deps);
@@ -116,12 +117,6 @@ export function createExecutorService(
           ...(req.strategy ? { strategy: req.strategy } : {}),
           ...(ctx.traceId ? { traceId: ctx.traceId } : {}),
         });
-        if (submitted.rejection) {
-          const e = submitted.rejection;
-          throw new MeshError(e.code, e.message, {
-            details: { ...e.details, goalId: submitted.loaded.goal.id },
-          });
-        }
         return { goal: goalWithSteps(submitted.loaded), created: submitted.created };
       },
 
@@ -275,7 +270,7 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
 /**
  * Tuning from the environment: `AGENTMESH_EXECUTOR_TICK_MS`,
  * `AGENTMESH_EXECUTOR_LEASE_MS`, `AGENTMESH_EXECUTOR_PLAN_GRACE_MS`,
- * `AGENTMESH_EXECUTOR_REDISPATCH_MS`.
+ * `AGENTMESH_EXECUTOR_REDISPATCH_MS`, `AGENTMESH_EXECUTOR_AGENT_WAIT_MS`.
  */
 export function executorOptionsFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -291,6 +286,8 @@ export function executorOptionsFromEnv(
   if (lease) out.leaseMs = lease;
   const grace = n("AGENTMESH_EXECUTOR_PLAN_GRACE_MS");
   if (grace) out.planGraceMs = grace;
+  const agentWait = n("AGENTMESH_EXECUTOR_AGENT_WAIT_MS");
+  if (agentWait) out.agentWaitMs = agentWait;
   const redispatch = n("AGENTMESH_EXECUTOR_REDISPATCH_MS");
   if (redispatch) out.due = { redispatchCheckMs: redispatch };
   return out;

@@ -18,15 +18,15 @@
  * @example
  * const engine = new GoalEngine({ store, bus, clients, log, instanceId });
  * await engine.start(); // results consumer + ticker
- * const { loaded, created, rejection } = await engine.submit({ tenantId, kind, input, actor });
+ * const { loaded, created } = await engine.submit({ tenantId, kind, input, actor });
  */
 import { randomUUID } from "node:crypto";
-import { type JsonObject, toJson } from "@bufbuild/protobuf";
+import { type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import type { StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
-import type { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
+import type { Plan, PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import type { JobBus, Subscription } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
@@ -36,9 +36,16 @@ import type { Client } from "../../lib/rpc/client.js";
 import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
 import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
+import {
+  defaultAgentWaitMs,
+  missingCapabilitiesOf,
+  waitingTransition,
+  waitUntil,
+} from "./agent-wait.js";
 import { ChildGoals } from "./child-goals.js";
 import { type Clock, sleep, systemClock } from "./clock.js";
 import {
+  type ErrorData,
   type GoalCommand,
   type GoalInput,
   type GoalState,
@@ -78,6 +85,11 @@ export interface GoalEngineOptions {
   due?: Partial<DueTimes>;
   /** Deadline of a goal submitted without one. Default 10 min. */
   defaultDeadlineMs?: number;
+  /**
+   * How long an accepted goal waits for agents when no live agent offers a
+   * capability it needs, before it fails with that reason. Default 2 min.
+   */
+  agentWaitMs?: number;
 }
 
 export interface GoalEngineDeps {
@@ -116,8 +128,6 @@ export interface NewGoalRequest {
 export interface Submitted {
   loaded: LoadedGoal;
   created: boolean;
-  /** Why the planner refused the goal (the goal is then FAILED with it). */
-  rejection?: MeshError;
 }
 
 /** What the engine's helpers (child goals) may do with goals. */
@@ -144,7 +154,7 @@ export interface Applied {
 /** Unfinished goals `#recent` remembers at most; finished ones are dropped at once. */
 const maxRecentGoals = 2_000;
 
-/** Planner answers that mean "this goal cannot be planned": the goal fails. */
+/** Planner answers that mean "this goal cannot be planned": refused, or (accepted) failed. */
 const rejectionCodes = new Set<Code>([
   Code.InvalidArgument,
   Code.FailedPrecondition,
@@ -164,6 +174,7 @@ export class GoalEngine implements GoalOperations {
   readonly #planTimeoutMs: number;
   readonly #due: DueTimes;
   readonly #defaultDeadlineMs: number;
+  readonly #agentWaitMs: number;
   readonly #batcher: ResultBatcher;
   readonly #ticker: DueTicker;
   readonly #children: ChildGoals;
@@ -191,6 +202,7 @@ export class GoalEngine implements GoalOperations {
     this.#planTimeoutMs = o.planTimeoutMs ?? 10_000;
     this.#due = { ...defaultDueTimes, ...o.due };
     this.#defaultDeadlineMs = o.defaultDeadlineMs ?? defaultGoalDeadlineMs;
+    this.#agentWaitMs = o.agentWaitMs ?? defaultAgentWaitMs;
     this.#batcher = new ResultBatcher({
       applyOne: (result, known) => this.#applyResult(result, known),
       recall: (tenantId, goalId) => this.#recall(tenantId, goalId),
@@ -258,13 +270,27 @@ export class GoalEngine implements GoalOperations {
     this.#ticker.kick();
   }
 
-  /** Accepts a goal: persists it (idempotently), records it, and plans it. */
+  /**
+   * Accepts a goal: plans it, then persists it (idempotently) with its plan,
+   * records it and dispatches it. Nothing is stored for a goal that is not
+   * accepted: the planner refusing it (unknown kind, invalid input) answers
+   * with the planner's code, and a passing cause (the bus, the planner or the
+   * registry unreachable) answers UNAVAILABLE, so the same request with the
+   * same idempotency key may simply be sent again. A goal whose capabilities
+   * no live agent offers right now is accepted and waits for them.
+   */
   async submit(req: NewGoalRequest): Promise<Submitted> {
     // With the bus down the goal could be stored but not dispatched: refuse it
     // (UNAVAILABLE, retryable) before writing anything instead of waiting out the deadline.
     this.#bus.checkAvailable();
-    const now = this.#clock.now();
+    const tenant = this.#store.tenant(req.tenantId);
+    if (req.idempotencyKey) {
+      const existing = await tenant.goals.findByIdempotencyKey(req.idempotencyKey);
+      if (existing) return { loaded: await loadGoal(tenant, existing.id), created: false };
+    }
     const goalId = randomUUID();
+    const planning = await this.#planNew(goalId, req);
+    const now = this.#clock.now();
     const deadlineMs = req.deadlineMs ?? now + this.#defaultDeadlineMs;
     const init = initGoal({
       goalId,
@@ -278,7 +304,7 @@ export class GoalEngine implements GoalOperations {
     });
     // One statement: the goal, its first events and its audit record, or (a
     // repeated idempotency key) nothing but the existing goal.
-    const created = await this.#store.tenant(req.tenantId).goals.create(
+    const created = await tenant.goals.create(
       {
         id: goalId,
         kind: req.kind,
@@ -309,83 +335,166 @@ export class GoalEngine implements GoalOperations {
       }),
     );
     if (!created.created) {
-      return {
-        loaded: await loadGoal(this.#store.tenant(req.tenantId), created.goal.id),
-        created: false,
-      };
+      return { loaded: await loadGoal(tenant, created.goal.id), created: false };
     }
     await this.#run(init.state, init.commands, undefined);
-    // The row just written is the goal as stored: plan from it without loading it again.
+    // The row just written is the goal as stored: go on from it without loading it again.
     const fresh: LoadedGoal = {
       goal: created.goal,
       state: goalStateOf(created.goal),
       stepVersions: new Map(),
       plan: undefined,
     };
-    const { rejection, loaded } = await this.plan(req.tenantId, goalId, fresh);
-    return { loaded, created: true, ...(rejection ? { rejection } : {}) };
+    if (planning.plan) {
+      const plan = planning.plan;
+      const { after } = await this.apply(
+        req.tenantId,
+        goalId,
+        (_s, at) => [{ type: "planned", plan, at }],
+        fresh,
+      );
+      return { loaded: after, created: true };
+    }
+    return { loaded: await this.#waitForAgents(fresh, planning.missing), created: true };
   }
 
   /**
-   * Plans a goal that has no plan yet. A planner rejection fails the goal and
-   * is returned; an unavailable planner leaves the goal PENDING for the ticker.
-   * `known` is the goal as just stored, if the caller has it (saves a load).
-   * Resolves with the goal as stored afterwards.
+   * Plans a goal not yet stored. Resolves with its plan, or with the
+   * capabilities no live agent offers; throws the planner's refusal, or
+   * UNAVAILABLE for anything passing.
    */
-  async plan(
-    tenantId: string,
+  async #planNew(
     goalId: string,
-    known?: LoadedGoal,
-  ): Promise<{ rejection?: MeshError; loaded: LoadedGoal }> {
+    req: NewGoalRequest,
+  ): Promise<{ plan: Plan; missing?: never } | { plan?: never; missing: MeshError }> {
+    try {
+      return {
+        plan: await this.#callPlanner(goalId, {
+          tenantId: req.tenantId,
+          kind: req.kind,
+          input: req.input,
+          strategy: req.strategy ?? "",
+        }),
+      };
+    } catch (err) {
+      const e = MeshError.from(err);
+      if (missingCapabilitiesOf(e)) return { missing: e };
+      if (rejectionCodes.has(e.code)) throw e;
+      throw new MeshError(Code.Unavailable, `the goal was not accepted: ${e.message}`, {
+        cause: e,
+        retryable: true,
+      });
+    }
+  }
+
+  async #callPlanner(
+    goalId: string,
+    goal: { tenantId: string; kind: string; input: JsonObject; strategy: string },
+  ): Promise<Plan> {
+    const res = await this.#clients.planner.planGoal(
+      {
+        goalId,
+        tenantId: goal.tenantId,
+        goalKind: goal.kind,
+        input: goal.input,
+        strategy: goal.strategy,
+      },
+      { timeoutMs: this.#planTimeoutMs },
+    );
+    const plan = res.plan;
+    if (plan === undefined || plan.steps.length === 0) {
+      throw new MeshError(Code.FailedPrecondition, "the planner returned an empty plan");
+    }
+    return plan;
+  }
+
+  /**
+   * Plans a stored goal that has no plan yet (the ticker's retry). A planner
+   * refusal fails the goal; missing agents make it wait (see `agent-wait.ts`);
+   * an unavailable planner leaves it PENDING for the next tick. `known` is the
+   * goal as just stored, if the caller has it (saves a load). Resolves with
+   * the goal as stored afterwards.
+   */
+  async plan(tenantId: string, goalId: string, known?: LoadedGoal): Promise<LoadedGoal> {
     const current = known ?? (await loadGoal(this.#store.tenant(tenantId), goalId));
     const { goal, state } = current;
-    if (state.plan !== undefined || isTerminal(state.status)) return { loaded: current };
+    if (state.plan !== undefined || isTerminal(state.status)) return current;
     try {
-      const res = await this.#clients.planner.planGoal(
-        {
-          goalId,
-          tenantId,
-          goalKind: goal.kind,
-          input: goal.input,
-          strategy: goal.requestedStrategy ?? "",
-        },
-        { timeoutMs: this.#planTimeoutMs },
-      );
-      const plan = res.plan;
-      if (plan === undefined || plan.steps.length === 0) {
-        throw new MeshError(Code.FailedPrecondition, "the planner returned an empty plan");
-      }
+      const plan = await this.#callPlanner(goalId, {
+        tenantId,
+        kind: goal.kind,
+        input: goal.input as JsonObject,
+        strategy: goal.requestedStrategy ?? "",
+      });
       const { after } = await this.apply(
         tenantId,
         goalId,
         (_s, now) => [{ type: "planned", plan, at: now }],
         current,
       );
-      return { loaded: after };
+      return after;
     } catch (err) {
       const e = MeshError.from(err);
+      if (missingCapabilitiesOf(e)) return this.#waitForAgents(current, e);
       if (!rejectionCodes.has(e.code)) {
         this.#log.warn({ goalId, code: e.codeName, err: e.message }, "planning deferred");
-        return { loaded: current };
+        return current;
       }
-      const { after } = await this.apply(
-        tenantId,
-        goalId,
-        (_s, now) => [
-          {
-            type: "planFailed",
-            error: {
-              code: e.codeName,
-              message: e.message,
-              retryable: false,
-              ...(Object.keys(e.details).length > 0 ? { details: jsonDetails(e.details) } : {}),
-            },
-            at: now,
-          },
-        ],
+      return this.#planFailed(current, e);
+    }
+  }
+
+  /** Fails an unplanned goal with the planner's reason. */
+  async #planFailed(current: LoadedGoal, e: MeshError): Promise<LoadedGoal> {
+    const { tenantId, goalId } = current.state;
+    const { after } = await this.apply(
+      tenantId,
+      goalId,
+      (_s, now) => [{ type: "planFailed", error: errorData(e), at: now }],
+      current,
+    );
+    return after;
+  }
+
+  /**
+   * No live agent offers a capability the goal needs: it waits (one
+   * `waitingForAgents` event; the ticker plans it again) until its wait is
+   * over, then fails with the planner's reason.
+   */
+  async #waitForAgents(current: LoadedGoal, e: MeshError): Promise<LoadedGoal> {
+    const { state } = current;
+    const now = this.#clock.now();
+    const until = waitUntil(state, this.#agentWaitMs);
+    if (now >= until) return this.#planFailed(current, e);
+    const tenant = this.#store.tenant(state.tenantId);
+    const [last] = await tenant.events.list(state.goalId, {
+      afterSequence: state.sequence - 1,
+      limit: 1,
+    });
+    const capabilities = missingCapabilitiesOf(e) ?? [];
+    const t = waitingTransition(
+      state,
+      { capabilities, until, reason: errorData(e), at: now },
+      last && { type: last.type, capabilities: waitingCapabilities(last.data) },
+    );
+    if (t === undefined) return current;
+    this.#log.info({ goalId: state.goalId, capabilities, until }, "goal waits for agents");
+    try {
+      const after = await commitTransition(
+        this.#store,
+        state.tenantId,
         current,
+        t.state,
+        t.commands,
+        now,
+        this.#due,
       );
-      return { rejection: e, loaded: after };
+      await this.#run(t.state, t.commands, current);
+      return after;
+    } catch (err) {
+      // Another replica moved the goal on (planned or recorded the wait): it is theirs.
+      if (isMeshError(err) && err.code === Code.Aborted) return current;
+      throw err;
     }
   }
 
@@ -640,4 +749,21 @@ function eventJson(c: Extract<GoalCommand, { type: "emitEvent" }>) {
 
 function jsonDetails(details: Record<string, unknown>): JsonObject {
   return JSON.parse(JSON.stringify(details)) as JsonObject;
+}
+
+/** A planner refusal as the goal's error. */
+function errorData(e: MeshError): ErrorData {
+  return {
+    code: e.codeName,
+    message: e.message,
+    retryable: false,
+    ...(Object.keys(e.details).length > 0 ? { details: jsonDetails(e.details) } : {}),
+  };
+}
+
+/** The capabilities of a stored `waitingForAgents` event (empty for any other). */
+function waitingCapabilities(data: JsonValue): string[] {
+  const value = (data as { waitingForAgents?: { capabilities?: unknown } } | null)?.waitingForAgents
+    ?.capabilities;
+  return Array.isArray(value) ? value.filter((c): c is string => typeof c === "string") : [];
 }

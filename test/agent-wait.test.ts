@@ -1,0 +1,171 @@
+/**
+ * A passing cause is not a failure (issue 15), through the in-process mesh
+ * on real mTLS, PostgreSQL and JetStream with the shipped defaults:
+ *
+ * - a goal needing a capability no live agent offers is accepted, says it
+ *   waits (a `waitingForAgents` event), and runs once an agent offering it
+ *   registers;
+ * - a refusal (unknown kind, invalid input) stores nothing, and neither does
+ *   a passing cause before acceptance (the planner away: UNAVAILABLE), so the
+ *   same request with the same idempotency key goes through later;
+ * - the wait is bounded (`AGENTMESH_EXECUTOR_AGENT_WAIT_MS`, the subject of
+ *   its own mesh): then the goal fails with the planner's reason.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { utilAgent } from "../agents/util.js";
+import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
+import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
+import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import { needNats, needPostgres, runId } from "../lib/testing/infra.js";
+import { defineAgent } from "../sdk/agent/define-agent.js";
+import { eventsOf, kinds, watchToEnd } from "./support/goals.js";
+import { startTestMesh, type TestMesh } from "./support/mesh.js";
+
+const pg = await needPostgres();
+const nats = await needNats();
+
+/** A tenant playbook with one step on `capability`. */
+async function putOneStepPlaybook(mesh: TestMesh, kind: string, capability: string) {
+  const planner = await mesh.clientAs(PlannerService, "planner", "cli");
+  await planner.putPlaybook({
+    tenantId: mesh.tenantId,
+    playbook: {
+      goalKind: kind,
+      description: "One step on a capability that may have no agent.",
+      strategies: [{ name: "only", steps: [{ stepId: "x", capability }] }],
+    },
+  });
+}
+
+async function goalsWithKey(mesh: TestMesh, kind: string, key: string) {
+  const { goals } = await mesh.executor.listGoals({ tenantId: mesh.tenantId, kind });
+  return goals.filter((g) => g.idempotencyKey === key);
+}
+
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => Code.Ok,
+    (e: unknown) => MeshError.from(e).code,
+  );
+
+describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing", () => {
+  let mesh: TestMesh;
+  beforeAll(async () => {
+    mesh = await startTestMesh({
+      databaseUrl: pg!.url,
+      natsUrl: nats!.url,
+      agents: [{ definition: utilAgent }],
+    });
+    await putOneStepPlaybook(mesh, "late", "test.late");
+  });
+  afterAll(() => mesh?.stop());
+
+  it("a goal waits for its agent and runs once one registers", async () => {
+    const { goal, created } = await mesh.executor.submitGoal({
+      tenantId: mesh.tenantId,
+      kind: "late",
+      input: { n: 1 },
+      idempotencyKey: runId("late"),
+    });
+    expect(created).toBe(true);
+    expect(goal!.status).toBe(GoalStatus.PENDING);
+    const watching = watchToEnd(mesh.executor, mesh.tenantId, goal!.goalId, 60_000);
+    // Well past the planner's first answer and a few ticker re-plans.
+    await new Promise((r) => setTimeout(r, 7_000));
+    const { goal: still } = await mesh.executor.getGoal({
+      tenantId: mesh.tenantId,
+      goalId: goal!.goalId,
+    });
+    expect(still!.status).toBe(GoalStatus.PENDING);
+
+    await mesh.startAgent(
+      defineAgent({
+        name: "test",
+        version: "1.0.0",
+        skills: { "test.late": { description: "Comes late", handler: async (i) => ({ got: i }) } },
+      }),
+    );
+    const events = await watching;
+    expect(eventsOf(events, "finished")[0]?.status).toBe(GoalStatus.SUCCEEDED);
+    // One waiting event however many times the ticker re-planned, then the normal course.
+    const waiting = eventsOf(events, "waitingForAgents");
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]!.capabilities).toEqual(["test.late"]);
+    expect(waiting[0]!.reason?.code).toBe("FAILED_PRECONDITION");
+    expect(kinds(events).slice(0, 3)).toEqual(["submitted", "waitingForAgents", "planned"]);
+    expect(events.map((e) => Number(e.sequence))).toEqual(events.map((_, i) => i + 1));
+  });
+
+  it("refuses an unknown kind or invalid input without storing a goal", async () => {
+    const key = runId("refused");
+    const unknown = { tenantId: mesh.tenantId, kind: "no-such-kind", idempotencyKey: key };
+    expect(await codeOf(mesh.executor.submitGoal(unknown))).toBe(Code.NotFound);
+    expect(await codeOf(mesh.executor.submitGoal(unknown))).toBe(Code.NotFound);
+    expect(await goalsWithKey(mesh, "no-such-kind", key)).toEqual([]);
+
+    const invalid = { tenantId: mesh.tenantId, kind: "echo", input: {}, idempotencyKey: key };
+    expect(await codeOf(mesh.executor.submitGoal(invalid))).toBe(Code.InvalidArgument);
+    expect(await goalsWithKey(mesh, "echo", key)).toEqual([]);
+    // The same key is still free for a valid request.
+    const ok = await mesh.executor.submitGoal({ ...invalid, input: { message: "now valid" } });
+    expect(ok.created).toBe(true);
+  });
+
+  it("with the planner away answers UNAVAILABLE and stores nothing", async () => {
+    const planner = mesh.components.find((c) => c.name === "planner")!;
+    await planner.stop();
+    const request = {
+      tenantId: mesh.tenantId,
+      kind: "echo",
+      input: { message: "later" },
+      idempotencyKey: runId("away"),
+    };
+    const err = await mesh.executor.submitGoal(request).catch((e: unknown) => MeshError.from(e));
+    expect(err).toBeInstanceOf(MeshError);
+    expect((err as MeshError).code).toBe(Code.Unavailable);
+    expect((err as MeshError).retryable).toBe(true);
+    expect(await goalsWithKey(mesh, "echo", request.idempotencyKey)).toEqual([]);
+  });
+});
+
+describe.skipIf(!pg || !nats)("the wait for agents is bounded", () => {
+  let mesh: TestMesh;
+  const saved = process.env.AGENTMESH_EXECUTOR_AGENT_WAIT_MS;
+  beforeAll(async () => {
+    process.env.AGENTMESH_EXECUTOR_AGENT_WAIT_MS = "2000";
+    mesh = await startTestMesh({ databaseUrl: pg!.url, natsUrl: nats!.url });
+    await putOneStepPlaybook(mesh, "never", "test.never");
+  });
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.AGENTMESH_EXECUTOR_AGENT_WAIT_MS;
+    else process.env.AGENTMESH_EXECUTOR_AGENT_WAIT_MS = saved;
+    await mesh?.stop();
+  });
+
+  it("fails the goal with the planner's reason once the wait is over", async () => {
+    const key = runId("never");
+    const started = Date.now();
+    const { goal } = await mesh.executor.submitGoal({
+      tenantId: mesh.tenantId,
+      kind: "never",
+      idempotencyKey: key,
+    });
+    const events = await watchToEnd(mesh.executor, mesh.tenantId, goal!.goalId, 30_000);
+    const finished = eventsOf(events, "finished")[0]!;
+    expect(finished.status).toBe(GoalStatus.FAILED);
+    expect(finished.error?.code).toBe("FAILED_PRECONDITION");
+    expect(finished.error?.message).toContain("test.never");
+    // Not before the wait was over; within the ticker's re-plan interval after it.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(kinds(events)).toEqual(["submitted", "waitingForAgents", "finished"]);
+    // Resubmitting returns the failed goal: it was accepted, then failed for a stated reason.
+    const again = await mesh.executor.submitGoal({
+      tenantId: mesh.tenantId,
+      kind: "never",
+      idempotencyKey: key,
+    });
+    expect(again.created).toBe(false);
+    expect(again.goal!.status).toBe(GoalStatus.FAILED);
+  });
+});

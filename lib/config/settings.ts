@@ -513,6 +513,15 @@ export const settings = {
     m("Executor", ["executor"], "how long a goal may wait for its plan"),
     "the executor's default",
   ),
+  executorAgentWaitMs: positive(
+    "AGENTMESH_EXECUTOR_AGENT_WAIT_MS",
+    m(
+      "Executor",
+      ["executor"],
+      "how long a goal waits for agents offering a capability it needs before it fails",
+    ),
+    "`120000`",
+  ),
   executorRedispatchMs: positive(
     "AGENTMESH_EXECUTOR_REDISPATCH_MS",
     m("Executor", ["executor"], "how often dispatched steps without a report are checked"),

@@ -3,22 +3,35 @@
  * script bundled on first request with esbuild (the generated client and
  * `@connectrpc/connect-web` included) and kept in memory. Also the two views
  * the public API has no RPC for yet — recent policy denials and queue depth
- * per capability — as authenticated JSON under `/api/v1/`.
+ * per capability — as JSON under `/api/v1/`, admitted like any call
+ * (credentials and the tenant's rate). Queue figures are mesh-wide, so they
+ * need the operator role (`platform.admin`); denials are the caller's tenant's.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import type { QueueStats } from "../lib/bus/job-bus.js";
 import { packagePath } from "../lib/config/package-root.js";
-import { MeshError } from "../lib/errors/mesh-error.js";
+import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { effectiveRoles } from "./admin-service.js";
-import type { Authenticate } from "./authenticate.js";
 import type { DenialLog } from "./denial-log.js";
 import type { NodeRequest, NodeResponse } from "./http-edge.js";
 
 const webDir = packagePath("gateway", "web");
 
+/** The role that may read mesh-wide figures. */
+export const operatorRole = "platform.admin";
+
+/** HTTP status of each refusal. */
+const httpStatus: Partial<Record<Code, number>> = {
+  [Code.Unauthenticated]: 401,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+};
+
 export interface DashboardOptions {
-  authenticate: Authenticate;
+  /** Authenticates the caller and takes a token of its tenant's rate (`admitCaller`). */
+  admit: (headers: Headers) => Promise<Principal>;
   denials: DenialLog;
   /** Queue figures per capability (the job bus's `stats`); absent means not available here. */
   queueStats?: (() => Promise<QueueStats[]>) | undefined;
@@ -92,8 +105,12 @@ async function json(
   path: string,
   options: DashboardOptions,
 ): Promise<void> {
-  const reply = (status: number, body: unknown) => {
-    res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+  const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, {
+      "Content-Type": "application/json",
+      "Cache-Control": "no-store",
+      ...headers,
+    });
     res.end(JSON.stringify(body));
   };
   try {
@@ -101,12 +118,15 @@ async function json(
     for (const [k, v] of Object.entries(req.headers)) {
       if (typeof v === "string" && !k.startsWith(":")) headers.set(k, v);
     }
-    const principal = await options.authenticate(headers);
+    const principal = await options.admit(headers);
+    const operator = effectiveRoles(principal.roles).has(operatorRole);
     if (path === "/api/v1/denials") {
-      // A platform admin sees every tenant's denials, anyone else only their own.
-      const all = effectiveRoles(principal.roles).has("platform.admin");
-      reply(200, { denials: options.denials.list(all ? undefined : principal.tenantId) });
+      // An operator sees every tenant's denials, anyone else only their own.
+      reply(200, { denials: options.denials.list(operator ? undefined : principal.tenantId) });
       return;
+    }
+    if (!operator) {
+      throw new MeshError(Code.PermissionDenied, `queue statistics need the ${operatorRole} role`);
     }
     if (!options.queueStats) {
       reply(200, { available: false, queues: [] });
@@ -115,7 +135,14 @@ async function json(
     reply(200, { available: true, queues: await options.queueStats() });
   } catch (err) {
     const e = MeshError.from(err);
-    reply(e.code === 16 ? 401 : 503, { code: e.codeName.toLowerCase(), message: e.message });
+    const retryAfterMs = e.details.retryAfterMs;
+    reply(
+      httpStatus[e.code] ?? 503,
+      { code: e.codeName.toLowerCase(), message: e.message },
+      typeof retryAfterMs === "number"
+        ? { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) }
+        : {},
+    );
   }
 }
 

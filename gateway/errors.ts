@@ -1,14 +1,38 @@
 /**
- * The gateway's edge for errors: whatever a handler, the policy or an internal
- * service throws leaves as a `ConnectError` with the same code (gRPC and
- * Connect share the numbering), the message, and the structured details as a
- * `google.protobuf.Struct` error detail. Unknown failures become INTERNAL with
- * a generic message; the cause stays in the log.
+ * The gateway's edge for errors, in one place: whatever the guard, a handler,
+ * the policy or an internal service throws leaves through `errorInterceptor`
+ * (the outermost interceptor, streams included) as a `ConnectError` with the
+ * same code (gRPC and Connect share the numbering), the message, and the
+ * structured details plus `retryable` as a `google.protobuf.Struct` error
+ * detail. Unknown failures become INTERNAL with a generic message; the cause
+ * stays in the log. Everything inside the gateway throws plain `MeshError`s.
  */
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { type Struct, StructSchema } from "@bufbuild/protobuf/wkt";
-import { ConnectError } from "@connectrpc/connect";
+import { ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
+
+/** Maps everything a call throws, before or while it streams, with `toConnectError`. */
+export function errorInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+    if (!res.stream) return res;
+    return { ...res, message: mapping((res as StreamResponse).message) } as typeof res;
+  };
+}
+
+async function* mapping<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}
 
 /** A ConnectError for anything thrown; ConnectErrors pass through. */
 export function toConnectError(err: unknown): ConnectError {

@@ -4,7 +4,7 @@
  * the gateway as peer and the caller as principal), then made on the internal
  * service over mTLS as the gateway, carrying the principal, the caller's
  * deadline and cancellation. Server streams are passed through message by
- * message. Internal errors keep their code.
+ * message. Internal errors keep their code (`errorInterceptor` maps them).
  *
  * Responses to binary clients (protobuf over Connect, gRPC or gRPC-Web) are
  * passed through as bytes: the upstream's answer is split into its top-level
@@ -18,7 +18,6 @@ import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import { type CallOptions, createClient, type MeshChannel } from "../lib/rpc/client.js";
-import { toConnectError } from "./errors.js";
 import { authorize, type GuardOptions, principalOf } from "./guard.js";
 import type { PublicMethod, Upstream } from "./public-api.js";
 
@@ -58,11 +57,7 @@ function localImpl(method: DescMethod, options: RoutesOptions) {
   return async (request: Message, ctx: HandlerContext) => {
     const principal = principalOf(ctx);
     await authorize(options.guard, method, request, principal);
-    try {
-      return await handler(request, ctx, principal);
-    } catch (err) {
-      throw toConnectError(err);
-    }
+    return handler(request, ctx, principal);
   };
 }
 
@@ -103,33 +98,22 @@ function forwardImpl(method: DescMethod, upstream: Upstream, options: RoutesOpti
       return async (request: Message, ctx: HandlerContext) => {
         const principal = principalOf(ctx);
         await authorize(options.guard, method, request, principal);
-        try {
-          if (!wantsBinary(ctx)) {
-            return await (call(request, callOptions(ctx, principal)) as Promise<Message>);
-          }
-          const opaque = await (callOpaque(
-            request,
-            callOptions(ctx, principal),
-          ) as Promise<Message>);
-          return passThrough(method, opaque);
-        } catch (err) {
-          throw toConnectError(err);
+        if (!wantsBinary(ctx)) {
+          return (await call(request, callOptions(ctx, principal))) as Message;
         }
+        const opaque = (await callOpaque(request, callOptions(ctx, principal))) as Message;
+        return passThrough(method, opaque);
       };
     case "server_streaming":
       return async function* (request: Message, ctx: HandlerContext) {
         const principal = principalOf(ctx);
         await authorize(options.guard, method, request, principal);
-        try {
-          if (!wantsBinary(ctx)) {
-            yield* call(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
-            return;
-          }
-          const opaque = callOpaque(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
-          for await (const m of opaque) yield passThrough(method, m);
-        } catch (err) {
-          throw toConnectError(err);
+        if (!wantsBinary(ctx)) {
+          yield* call(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
+          return;
         }
+        const opaque = callOpaque(request, callOptions(ctx, principal)) as AsyncIterable<Message>;
+        for await (const m of opaque) yield passThrough(method, m);
       };
     default:
       // The policy needs the request, which a client stream does not have up front.

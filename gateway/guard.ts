@@ -1,8 +1,10 @@
 /**
  * What stands between a public request and a handler: authentication and
- * admission (an interceptor, so it covers every public method, streams
- * included) and the policy check (in `guarded`, which wraps every handler
- * because the policy needs the decoded request).
+ * admission (`admitCaller`: run by the request check at the edge before the
+ * body is decoded, else by the interceptor, so it covers every public method,
+ * streams included) and the policy check (`authorize`, in every handler,
+ * because the policy needs the decoded request). Failures are thrown as
+ * `MeshError`s; `errorInterceptor` maps them for the wire.
  *
  * The policy is asked exactly as an internal service would ask it, with the
  * gateway as the peer and the caller as the principal, so a call the
@@ -10,7 +12,6 @@
  */
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import {
-  type ConnectError,
   createContextKey,
   type HandlerContext,
   type Interceptor,
@@ -22,7 +23,6 @@ import type { Logger } from "../lib/log/logger.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import type { Authenticate } from "./authenticate.js";
 import type { DenialLog } from "./denial-log.js";
-import { toConnectError } from "./errors.js";
 import { inputErrorKey } from "./request-validation.js";
 import type { TenantLimits } from "./tenant-limits.js";
 
@@ -43,32 +43,33 @@ export interface GuardOptions {
   log: Logger;
 }
 
-/** Authenticates, rate-limits and counts streams; puts the principal into the call's values. */
+/** Authenticates the caller of a request and takes one token of its tenant's rate. */
+export async function admitCaller(options: GuardOptions, headers: Headers): Promise<Principal> {
+  const principal = await options.authenticate(headers);
+  await options.limits.admit(principal.tenantId);
+  return principal;
+}
+
+/**
+ * Admits the caller unless the edge did (see `request-validation.ts`), throws
+ * what the edge refused, counts streams; puts the principal into the call's values.
+ */
 export function guardInterceptor(options: GuardOptions): Interceptor {
-  const { authenticate, limits } = options;
+  const { limits } = options;
   return (next) => async (req) => {
     const inputError = req.contextValues.get(inputErrorKey);
     if (inputError) throw inputError;
-    let principal: Principal;
-    try {
-      principal = await authenticate(req.header);
-      await limits.admit(principal.tenantId);
-    } catch (err) {
-      throw toConnectError(err);
+    if (req.contextValues.get(principalContextKey) === undefined) {
+      req.contextValues.set(principalContextKey, await admitCaller(options, req.header));
     }
-    req.contextValues.set(principalContextKey, principal);
+    const principal = req.contextValues.get(principalContextKey) as Principal;
     if (
       req.method.methodKind !== "server_streaming" &&
       req.method.methodKind !== "bidi_streaming"
     ) {
       return next(req);
     }
-    let release: () => void;
-    try {
-      release = limits.openStream(principal.tenantId);
-    } catch (err) {
-      throw toConnectError(err);
-    }
+    const release = limits.openStream(principal.tenantId);
     try {
       const res = (await next(req)) as StreamResponse;
       return { ...res, message: releasing(res.message, release) };
@@ -90,7 +91,7 @@ async function* releasing<T>(messages: AsyncIterable<T>, release: () => void): A
 /** The principal of the current call (set by the interceptor); UNAUTHENTICATED if missing. */
 export function principalOf(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(principalContextKey);
-  if (!principal) throw toConnectError(new MeshError(Code.Unauthenticated, "not authenticated"));
+  if (!principal) throw new MeshError(Code.Unauthenticated, "not authenticated");
   return principal;
 }
 
@@ -127,7 +128,7 @@ export async function authorize(
   options.denials?.record(denial);
   options.onDenied?.({ principal, method, reason: decision.reason });
   options.log.info(denial, "policy denied a public call");
-  throw toConnectError(new MeshError(Code.PermissionDenied, decision.reason)) as ConnectError;
+  throw new MeshError(Code.PermissionDenied, decision.reason);
 }
 
 const tenantFields = new WeakMap<DescMethod, string | null>();

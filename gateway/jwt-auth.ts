@@ -1,7 +1,9 @@
 /**
  * JWT authentication with `jose`: signature against a JWKS (a file, read
- * once, or a URL, fetched and cached by jose), `iss`/`aud` when configured,
- * `exp`/`nbf` always, then claims → principal: the tenant claim, `sub`, and
+ * once, or a URL, fetched and cached by jose), `iss`, `aud`, `exp` and `nbf`
+ * always (a gateway without an issuer and an audience refuses to start: a
+ * token the same identity provider issued for another application must not
+ * pass), then claims → principal: the tenant claim, `sub`, and
  * the roles claim (an array or a space-separated string, as in OAuth `scope`).
  *
  * @example
@@ -29,10 +31,10 @@ export interface JwtOptions {
   jwksUrl?: string;
   /** An in-memory JWKS (tests). */
   jwks?: JSONWebKeySet;
-  /** Required `iss`; default not checked. */
-  issuer?: string;
-  /** Required `aud`; default not checked. */
-  audience?: string;
+  /** The `iss` every token must carry. Required. */
+  issuer: string;
+  /** The `aud` every token must name (this gateway). Required. */
+  audience: string;
   /** Claim naming the tenant. Default `tenant_id`. */
   tenantClaim?: string;
   /** Claim carrying roles (array or space-separated). Default `roles`. */
@@ -50,6 +52,15 @@ export interface JwtAuthenticator {
 const tenantPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenticator> {
+  const missing = (["issuer", "audience"] as const).filter(
+    (k) => typeof options[k] !== "string" || options[k].trim() === "",
+  );
+  if (missing.length > 0) {
+    throw new MeshError(
+      Code.FailedPrecondition,
+      `JWT auth needs ${missing.join(" and ")}: set the issuer (iss) and the audience (aud) the gateway's tokens carry`,
+    );
+  }
   let keys: ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
   if (options.jwks) keys = createLocalJWKSet(options.jwks);
   else if (options.jwksFile) {
@@ -62,8 +73,9 @@ export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenti
   const verifyOptions = {
     algorithms: options.algorithms ?? ["RS256", "ES256", "EdDSA"],
     clockTolerance: options.clockToleranceS ?? 5,
-    ...(options.issuer ? { issuer: options.issuer } : {}),
-    ...(options.audience ? { audience: options.audience } : {}),
+    issuer: options.issuer,
+    audience: options.audience,
+    requiredClaims: ["iss", "aud", "exp"],
   };
   return {
     async verify(token) {

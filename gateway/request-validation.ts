@@ -1,25 +1,45 @@
 /**
- * Strict request decoding at the edge. connect-es reports a protobuf body
- * that does not parse as INTERNAL (it cannot tell a broken client from a
- * broken server) and decodes JSON leniently (invalid UTF-8 becomes U+FFFD).
- * At the gateway both are the caller's fault, so each handler is wrapped to
- * check the body first — protobuf against the method's input type (strict
- * UTF-8), JSON for valid UTF-8 — and a bad one is swapped for an empty
- * message and flagged, so the guard answers INVALID_ARGUMENT in whichever
- * protocol the caller speaks. Compressed bodies and frames (gzip, br) are
- * inflated for the check, at most to the size limit: past it the answer is
- * RESOURCE_EXHAUSTED, so a decompression bomb costs no more than a large body.
+ * The edge check of a request, before connect-node decodes anything. Each
+ * handler is wrapped so that a single-message request is first admitted
+ * (caller authenticated, tenant's rate taken: nobody unknown makes the
+ * gateway read a body), then read up to its tenant's byte limit, then measured
+ * on its bytes against the tenant's limits on nesting, list length and values
+ * (`request-shape.ts`) — decoding a large `Struct` is what costs — and only
+ * then decoded strictly: protobuf against the method's input type (strict
+ * UTF-8), JSON for valid UTF-8. connect-es would report a protobuf body that
+ * does not parse as INTERNAL and decode JSON leniently (invalid UTF-8 becomes
+ * U+FFFD); at the gateway both are the caller's fault.
+ *
+ * A refused request is swapped for an empty message (its length header
+ * dropped) and flagged, so the guard throws the reason in whichever protocol
+ * the caller speaks: INVALID_ARGUMENT for a malformed body or one past a shape
+ * limit, RESOURCE_EXHAUSTED (not retryable) for one past the byte limit.
+ * Compressed bodies and frames (gzip, br) are inflated for the check, at most
+ * to the byte limit, so a decompression bomb costs no more than a large body.
  */
 import { promisify } from "node:util";
 import { brotliDecompress, gunzip } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, createContextKey } from "@connectrpc/connect";
+import { type ConnectRouter, type ContextValues, createContextKey } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import { jsonShapeProblem, protoShapeProblem } from "./request-shape.js";
+import type { RequestLimits } from "./tenant-limits.js";
 
-/** Set when the body was refused; the guard throws it. */
-export const inputErrorKey = createContextKey<ConnectError | undefined>(undefined, {
+/** Set when the request was refused at the edge; the guard throws it. */
+export const inputErrorKey = createContextKey<Error | undefined>(undefined, {
   description: "input error",
 });
+
+export interface RequestCheckOptions {
+  /** The transport's limit (connect-node's `readMaxBytes`): no body is read past it. */
+  maxBytes: number;
+  /**
+   * Admits the caller of a request (puts its principal into `values`) and
+   * returns what the request may cost; throws to refuse it.
+   */
+  admit: (header: Headers, values: ContextValues) => Promise<RequestLimits>;
+}
 
 type BodyKind = { json: boolean; enveloped: boolean } | undefined;
 
@@ -53,15 +73,12 @@ const inflaters: Record<string, (data: Uint8Array, max: number) => Promise<Uint8
   br: (data, max) => promisify(brotliDecompress)(data, { maxOutputLength: max }),
 };
 
-/** Why a body is refused: the message and the code to answer with. */
-type Problem = { message: string; code: Code };
-
 /** Wraps every handler of `router` (call at the end of `routes`). */
-export function validateRequests(router: ConnectRouter, maxBytes: number): void {
+export function validateRequests(router: ConnectRouter, options: RequestCheckOptions): void {
   const handlers = router.handlers;
   for (let i = 0; i < handlers.length; i++) {
     const h = handlers[i] as UniversalHandler;
-    const wrapped = Object.assign((req: UniversalServerRequest) => check(h, req, maxBytes), {
+    const wrapped = Object.assign((req: UniversalServerRequest) => check(h, req, options), {
       protocolNames: h.protocolNames,
       service: h.service,
       method: h.method,
@@ -73,16 +90,21 @@ export function validateRequests(router: ConnectRouter, maxBytes: number): void 
   }
 }
 
-async function check(h: UniversalHandler, req: UniversalServerRequest, maxBytes: number) {
+async function check(
+  h: UniversalHandler,
+  req: UniversalServerRequest,
+  options: RequestCheckOptions,
+) {
   const kind = kindOf(req.header.get("content-type") ?? "");
   const body = req.body;
+  const values = req.contextValues;
   // Only single-message requests are buffered: a client stream stays a stream.
   const single = h.method.methodKind === "unary" || h.method.methodKind === "server_streaming";
   if (
     !single ||
     kind === undefined ||
     req.method !== "POST" ||
-    req.contextValues === undefined ||
+    values === undefined ||
     !isAsyncIterable(body)
   ) {
     return h(req);
@@ -97,58 +119,69 @@ async function check(h: UniversalHandler, req: UniversalServerRequest, maxBytes:
   const inflate = encoding && encoding !== "identity" ? inflaters[encoding] : identity;
   // An encoding connect-node does not know: it answers that itself.
   if (inflate === undefined) return h(req);
-  // Buffer the body (connect-node would too), up to a little over the limit.
+  const refuse = (error: Error) => {
+    values.set(inputErrorKey, error);
+    // The length header promised the body replaced here.
+    const header = new Headers(req.header);
+    header.delete("content-length");
+    const empty = kind.json ? new TextEncoder().encode("{}") : new Uint8Array(0);
+    return h({ ...req, header, body: replay([kind.enveloped ? envelope(empty) : empty]) });
+  };
+  let limits: RequestLimits;
+  try {
+    const tenant = await options.admit(req.header, values);
+    limits = { ...tenant, maxBytes: Math.min(tenant.maxBytes, options.maxBytes) };
+  } catch (err) {
+    return refuse(err as Error);
+  }
+  const { maxBytes } = limits;
+  const tooLarge = () =>
+    new MeshError(
+      Code.ResourceExhausted,
+      `request ${h.method.input.typeName} is larger than ${maxBytes} bytes, the most this tenant may send`,
+      { retryable: false },
+    );
+  // Buffer the body (connect-node would too), up to a little over the limit (envelope headers).
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const it = body[Symbol.asyncIterator]();
-  let over = false;
-  for (;;) {
-    const r = await it.next();
-    if (r.done) break;
-    chunks.push(r.value);
-    size += r.value.byteLength;
-    if (size > maxBytes + 64) {
-      over = true;
-      break;
-    }
-  }
-  if (over) {
-    // Let connect-node refuse it with RESOURCE_EXHAUSTED, reading on from where we stopped.
-    return h({ ...req, body: replay(chunks, it) });
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.byteLength;
+    if (size > maxBytes + 64) return refuse(tooLarge());
   }
   const bytes = concat(chunks, size);
-  const problem = await validate(h, kind, bytes, (data) => inflate(data, maxBytes));
-  if (problem === undefined) return h({ ...req, body: replay([bytes]) });
-  req.contextValues.set(
-    inputErrorKey,
-    new ConnectError(
-      `malformed request ${h.method.input.typeName}: ${problem.message}`,
-      problem.code,
-    ),
+  const problem = await validate(h, kind, bytes, limits, tooLarge, (data) =>
+    inflate(data, maxBytes),
   );
-  const empty = kind.json ? new TextEncoder().encode("{}") : new Uint8Array(0);
-  return h({ ...req, body: replay([kind.enveloped ? envelope(empty) : empty]) });
+  return problem ? refuse(problem) : h({ ...req, body: replay([bytes]) });
 }
 
 async function validate(
   h: UniversalHandler,
   kind: NonNullable<BodyKind>,
   bytes: Uint8Array,
+  limits: RequestLimits,
+  tooLarge: () => MeshError,
   inflate: (data: Uint8Array) => Promise<Uint8Array>,
-): Promise<Problem | undefined> {
-  const invalid = (message: string): Problem => ({ message, code: Code.InvalidArgument });
-  const one = async (raw: Uint8Array, compressed: boolean): Promise<Problem | undefined> => {
+): Promise<MeshError | undefined> {
+  const type = h.method.input.typeName;
+  const invalid = (message: string) =>
+    new MeshError(Code.InvalidArgument, `malformed request ${type}: ${message}`);
+  const one = async (raw: Uint8Array, compressed: boolean) => {
     let data = raw;
     if (compressed) {
       try {
         data = await inflate(raw);
       } catch (err) {
-        if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
-          return { message: "message too large once decompressed", code: Code.ResourceExhausted };
-        }
+        if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return tooLarge();
         return invalid(`body does not decompress: ${(err as Error).message}`);
       }
     }
+    if (data.byteLength > limits.maxBytes) return tooLarge();
+    const shape = kind.json
+      ? jsonShapeProblem(data, limits)
+      : protoShapeProblem(h.method.input, data, limits);
+    if (shape !== undefined) return new MeshError(Code.InvalidArgument, `${type}: ${shape}`);
     try {
       if (kind.json) strictUtf8.decode(data);
       else fromBinary(h.method.input, data, { readUnknownFields: false });
@@ -195,17 +228,8 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-async function* replay(
-  chunks: Uint8Array[],
-  rest?: AsyncIterator<Uint8Array>,
-): AsyncIterable<Uint8Array> {
+async function* replay(chunks: Uint8Array[]): AsyncIterable<Uint8Array> {
   yield* chunks;
-  if (!rest) return;
-  for (;;) {
-    const r = await rest.next();
-    if (r.done) return;
-    yield r.value;
-  }
 }
 
 function isAsyncIterable(x: unknown): x is AsyncIterable<Uint8Array> {

@@ -36,8 +36,9 @@ import { apiKeyAuthenticator } from "./api-key-auth.js";
 import { createAuthenticator } from "./authenticate.js";
 import { dashboardHandler } from "./dashboard.js";
 import { createDenialLog } from "./denial-log.js";
+import { errorInterceptor } from "./errors.js";
 import { registerPublicRoutes } from "./forward.js";
-import { type GuardOptions, guardInterceptor } from "./guard.js";
+import { admitCaller, type GuardOptions, guardInterceptor, principalContextKey } from "./guard.js";
 import {
   type ListenerTls,
   listen,
@@ -49,6 +50,7 @@ import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
 import { publicMethods, publicServices, type Upstream } from "./public-api.js";
 import { validateRequests } from "./request-validation.js";
 import { createTenantLimits, type TenantLimitsOptions } from "./tenant-limits.js";
+import { unknownRoute } from "./unknown-route.js";
 
 export interface GatewayOptions {
   /** Authentication data (API keys), tenants' limits and the audit log. */
@@ -75,13 +77,20 @@ export interface GatewayOptions {
   tls?: ListenerTls;
   /** Plain text on a non-loopback address (behind a TLS-terminating proxy). Default false. */
   allowInsecure?: boolean;
-  /** Accept JWTs; default API keys only. */
+  /** Accept JWTs (an issuer and an audience are required); default API keys only. */
   jwt?: JwtOptions;
   /** How long a verified API key is trusted without a store lookup. Default 5000 ms. */
   apiKeyCacheTtlMs?: number;
-  /** Default per-tenant limits (a tenant's own record overrides them). */
+  /**
+   * Default per-tenant limits (a tenant's own record overrides them): rate,
+   * streams, and what one request may cost (`defaultRequest`: nesting, list
+   * length, values; see `defaultRequestLimits`).
+   */
   limits?: Omit<TenantLimitsOptions, "lookup">;
-  /** Largest request message in bytes; larger is RESOURCE_EXHAUSTED. Default 1 MiB. */
+  /**
+   * Largest request message in bytes; larger is RESOURCE_EXHAUSTED (not
+   * retryable). The most any tenant may send, and the default. Default 1 MiB.
+   */
   maxRequestBytes?: number;
   /**
    * Smallest response compressed for clients that accept gzip or brotli.
@@ -132,8 +141,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const jwt = options.jwt ? await jwtAuthenticator(options.jwt) : undefined;
   const authenticate = createAuthenticator({ apiKeys, ...(jwt ? { jwt } : {}) });
+  const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   const limits = createTenantLimits({
     ...options.limits,
+    defaultRequest: { maxBytes: maxRequestBytes, ...options.limits?.defaultRequest },
     lookup: async (tenantId) => store.tenants.find(tenantId),
   });
   const denials = createDenialLog();
@@ -170,7 +181,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const reflection = createReflection(() => publicServices());
-  const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   const rpc = connectNodeAdapter({
     readMaxBytes: maxRequestBytes,
     compressMinBytes: options.compressMinBytes ?? defaultCompressMinBytes,
@@ -181,7 +191,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Nothing unknown passes the edge: unknown JSON fields are an error, unknown binary fields are dropped.
     jsonOptions: { ignoreUnknownFields: false },
     binaryOptions: { readUnknownFields: false },
-    interceptors: [guardInterceptor(guard)],
+    // Outermost first: every error leaves through one mapping.
+    interceptors: [errorInterceptor(), guardInterceptor(guard)],
     // A fresh set per call, so request validation can flag a refused body for the guard.
     contextValues: () => createContextValues(),
     routes(router) {
@@ -195,13 +206,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // The schema is public (it is the SDK), so reflection needs no credentials.
       router.service(reflection.v1, reflection.v1Impl as never, { interceptors: [] });
       router.service(reflection.v1alpha, reflection.v1alphaImpl as never, { interceptors: [] });
-      validateRequests(router, maxRequestBytes);
+      validateRequests(router, {
+        maxBytes: maxRequestBytes,
+        admit: async (header, values) => {
+          const principal = await admitCaller(guard, header);
+          values.set(principalContextKey, principal);
+          return limits.request(principal.tenantId);
+        },
+      });
     },
+    fallback: unknownRoute as never,
   });
   const dashboard =
     options.dashboard === false
       ? undefined
-      : dashboardHandler({ authenticate, denials, queueStats: options.queueStats });
+      : dashboardHandler({
+          admit: (headers) => admitCaller(guard, headers),
+          denials,
+          queueStats: options.queueStats,
+        });
   const policyReady = options.policyReady ?? (() => true);
 
   const handler = (req: NodeRequest, res: NodeResponse) => {

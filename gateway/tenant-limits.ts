@@ -1,8 +1,11 @@
 /**
- * Per-tenant admission at the gateway: a token bucket for the request rate
- * and a counter of open server streams. Each tenant's limits come from its
- * record (`rate_limit_per_second`, `max_concurrent_streams`; 0 means the
- * gateway default) and are re-read every `refreshMs`. Over a limit the call is
+ * Per-tenant admission at the gateway: a token bucket for the request rate,
+ * a counter of open server streams, and the limits on what one request may
+ * cost (its bytes, nesting, longest list and values; see `request-shape.ts`).
+ * Each tenant's limits come from its record (`rate_limit_per_second`,
+ * `max_concurrent_streams`, 0 meaning the gateway default; `limits` keys
+ * `maxRequestBytes`, `maxRequestDepth`, `maxListLength`, `maxRequestValues`)
+ * and are re-read every `refreshMs`. Over the rate or the streams the call is
  * RESOURCE_EXHAUSTED with `retryAfterMs` (sent as `retry-after`).
  *
  * The state is in memory, per gateway replica: with N replicas behind a load
@@ -15,14 +18,56 @@
  * const release = limits.openStream("acme"); // throws when too many streams
  * release();
  */
+import type { JsonObject } from "@bufbuild/protobuf";
 import type { MeshError } from "../lib/errors/mesh-error.js";
 import { exhausted } from "./errors.js";
+import type { ShapeLimits } from "./request-shape.js";
+
+/** What one request may cost. */
+export interface RequestLimits extends ShapeLimits {
+  /** Largest request message in bytes (after decompression). */
+  maxBytes: number;
+}
+
+/**
+ * The shipped defaults. A goal input at these limits costs the mesh well under
+ * a second end to end; tenants that need more get it in their record.
+ */
+export const defaultRequestLimits: RequestLimits = {
+  maxBytes: 1024 * 1024,
+  maxDepth: 32,
+  maxListLength: 10_000,
+  maxValues: 20_000,
+};
+
+/** The keys of a tenant record's `limits` that override each request limit. */
+const requestLimitKeys = {
+  maxBytes: "maxRequestBytes",
+  maxDepth: "maxRequestDepth",
+  maxListLength: "maxListLength",
+  maxValues: "maxRequestValues",
+} as const satisfies Record<keyof RequestLimits, string>;
+
+/** `defaults` with a tenant's overrides (positive integers) applied. */
+export function requestLimitsOf(
+  overrides: JsonObject | undefined,
+  defaults: RequestLimits,
+): RequestLimits {
+  const out = { ...defaults };
+  for (const [field, key] of Object.entries(requestLimitKeys) as [keyof RequestLimits, string][]) {
+    const value = overrides?.[key];
+    if (typeof value === "number" && Number.isSafeInteger(value) && value > 0) out[field] = value;
+  }
+  return out;
+}
 
 export interface TenantLimitValues {
   /** Sustained requests per second; 0 means the default. */
   rateLimitPerSecond: number;
   /** Open server streams; 0 means the default. */
   maxConcurrentStreams: number;
+  /** Further limits of the tenant's record; see `requestLimitsOf`. */
+  limits?: JsonObject;
 }
 
 export interface TenantLimitsOptions {
@@ -32,6 +77,8 @@ export interface TenantLimitsOptions {
   burstSeconds?: number;
   /** Open streams per tenant when the tenant sets none. Default 100. */
   defaultMaxStreams?: number;
+  /** What one request may cost when the tenant sets nothing. Default `defaultRequestLimits`. */
+  defaultRequest?: Partial<RequestLimits>;
   /** The tenant's own limits; undefined for the defaults. Errors fall back to the defaults. */
   lookup?: (tenantId: string) => Promise<TenantLimitValues | undefined>;
   /** How long a looked-up limit is used before looking again. Default 30 s. */
@@ -47,12 +94,15 @@ export interface TenantLimits {
   openStream(tenantId: string): () => void;
   /** Open streams of a tenant (metrics, tests). */
   streams(tenantId: string): number;
+  /** What one request of the tenant may cost (its record's, once `admit` has run; else the defaults). */
+  request(tenantId: string): RequestLimits;
 }
 
 interface TenantState {
   rate: number;
   burst: number;
   maxStreams: number;
+  request: RequestLimits;
   tokens: number;
   last: number;
   streams: number;
@@ -64,6 +114,7 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
   const defaultRate = options.defaultRatePerSecond ?? 200;
   const burstSeconds = options.burstSeconds ?? 2;
   const defaultStreams = options.defaultMaxStreams ?? 100;
+  const defaultRequest = { ...defaultRequestLimits, ...options.defaultRequest };
   const refreshMs = options.refreshMs ?? 30_000;
   const now = options.now ?? (() => performance.now());
   const lookup = options.lookup;
@@ -74,6 +125,7 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     state.burst = Math.max(1, state.rate * burstSeconds);
     state.maxStreams =
       values && values.maxConcurrentStreams > 0 ? values.maxConcurrentStreams : defaultStreams;
+    state.request = requestLimitsOf(values?.limits, defaultRequest);
     state.tokens = Math.min(state.tokens, state.burst);
   };
 
@@ -96,6 +148,7 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     rate: defaultRate,
     burst: Math.max(1, defaultRate * burstSeconds),
     maxStreams: defaultStreams,
+    request: defaultRequest,
     tokens: Math.max(1, defaultRate * burstSeconds),
     last: now(),
     streams: 0,
@@ -160,6 +213,9 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     },
     streams(tenantId) {
       return tenants.get(tenantId)?.streams ?? 0;
+    },
+    request(tenantId) {
+      return tenants.get(tenantId)?.request ?? defaultRequest;
     },
   };
 }

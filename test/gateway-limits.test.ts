@@ -85,6 +85,27 @@ describe.skipIf(!pg || !nats)("gateway limits", () => {
     d!.controller.abort();
   });
 
+  it("gives queue statistics to operators only, within their tenant's rate", async () => {
+    const get = (key: string) =>
+      fetch(`${f.url}/api/v1/queues`, { headers: { authorization: `Bearer ${key}` } });
+    const tenantAdmin = await get(f.keys.acmeAdmin);
+    expect(tenantAdmin.status).toBe(403);
+    expect(await tenantAdmin.json()).toMatchObject({
+      code: "permission_denied",
+      message: "queue statistics need the platform.admin role",
+    });
+    expect((await get("am_nope_nope")).status).toBe(401);
+    const operator = await get(f.keys.admin);
+    expect(operator.status).toBe(200);
+    expect(await operator.json()).toMatchObject({ available: true });
+    // Each read takes a token of the tenant's rate (4/s here).
+    const statuses = await Promise.all(Array.from({ length: 25 }, () => get(f.keys.admin)));
+    const refused = statuses.filter((r) => r.status === 429);
+    expect(refused.length).toBeGreaterThanOrEqual(10);
+    expect(refused[0]?.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(await refused[0]?.json()).toMatchObject({ code: "resource_exhausted" });
+  });
+
   it("allows CORS only from configured origins", async () => {
     const preflight = (origin: string) =>
       fetch(`${f.url}/agentmesh.v1.ExecutorService/ListGoals`, {

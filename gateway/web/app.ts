@@ -190,6 +190,18 @@ async function getJson<T>(path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+/** Queue figures are mesh-wide: only an operator (platform.admin) key may read them. */
+function showQueuesRefused(err: unknown): void {
+  const body = $("#queues tbody");
+  body.replaceChildren();
+  const forbidden = String(err).includes("HTTP 403");
+  cell(
+    body.insertRow(),
+    forbidden ? "queue figures need the platform.admin role" : "queue figures unavailable",
+    "muted",
+  );
+}
+
 let sideTimer: ReturnType<typeof setTimeout> | undefined;
 /** Queue depth and denials, refreshed when something changes (at most every 500 ms). */
 function refreshSide(): Promise<void> {
@@ -215,7 +227,7 @@ function refreshSide(): Promise<void> {
         cell(row, String(x.lag));
         cell(row, String(x.ackPending));
       }
-    }),
+    }, showQueuesRefused),
     getJson<{
       denials: {
         time: number;

@@ -3,7 +3,8 @@
  * is direct; structured `details` and `retryable` ride in a binary trailer so
  * a MeshError thrown by a handler arrives as the same MeshError at the client.
  * Anything that is not a MeshError becomes INTERNAL with a generic message:
- * stack traces and internal messages stay in the server's log.
+ * stack traces and internal messages stay in the server's log. A message over
+ * grpc-js's size limit is RESOURCE_EXHAUSTED that no retry can fix: it says so.
  */
 import { Metadata, type StatusObject } from "@grpc/grpc-js";
 import { Code, MeshError } from "../errors/mesh-error.js";
@@ -52,10 +53,28 @@ export function fromStatus(status: {
       // A garbled trailer only loses the details.
     }
   }
+  if (retryable === undefined && isSizeLimit(code, status.details)) {
+    return new MeshError(
+      code,
+      `message too large for the mesh's internal calls (${status.details}); send less data`,
+      { retryable: false },
+    );
+  }
   return new MeshError(code, status.details || codeMessage(code), {
     ...(details ? { details } : {}),
     ...(retryable === undefined ? {} : { retryable }),
   });
+}
+
+/**
+ * grpc-js's own refusal of a message over `max_send/receive_message_length`,
+ * at either end ("Received message larger than max (N vs. M)", "Sent message
+ * larger than max", "Attempted to send message with a size larger than M").
+ */
+function isSizeLimit(code: Code, details: string | undefined): boolean {
+  return (
+    code === Code.ResourceExhausted && /message (with a size )?larger than/i.test(details ?? "")
+  );
 }
 
 // Mirrors MeshError's defaults, so the trailer is only sent when it says something new.

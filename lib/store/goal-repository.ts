@@ -105,7 +105,21 @@ export interface ListGoalsOptions {
   /** 0 or absent means 50; at most 500. */
   pageSize?: number;
   pageToken?: string;
+  /**
+   * Bytes of input, output and error (as JSON text) a page holds at most; a
+   * page always holds at least one goal. Default `listGoalsMaxBytes`.
+   */
+  maxBytes?: number;
 }
+
+/**
+ * A page's default byte budget. A goal's `Struct`s are at most about 4.5 times
+ * their JSON text as PostgreSQL renders it ("1, " is 3 bytes, 13 as a protobuf
+ * `Value` in a list), so a page of this many bytes stays far under gRPC's
+ * 4 MiB message limit however its goals are shaped, and a tenant with large
+ * goals can still list them.
+ */
+export const listGoalsMaxBytes = 256 * 1024;
 
 export interface GoalPage {
   /** Newest first. */
@@ -260,16 +274,29 @@ export class GoalRepository {
       where.push("(created_at, id) < (?, ?)");
       params.push(new Date(ms), id);
     }
-    params.push(size + 1);
-    const rows = await this.db.mapped<GoalRecord>(
+    // The first `size + 1` goals, then as many as fit the byte budget (at least one):
+    // large goals are measured in PostgreSQL and only a page's worth leaves it.
+    const maxBytes = options.maxBytes ?? listGoalsMaxBytes;
+    const rows = await this.db.mapped<GoalRecord & { candidates?: number }>(
       GoalEntity,
-      `select * from goals where ${where.join(" and ")} order by created_at desc, id desc limit ?`,
-      params,
+      `with candidates as (
+         select id, created_at, octet_length(input::text) + coalesce(octet_length(output::text), 0)
+           + coalesce(octet_length(error::text), 0) as bytes
+         from goals where ${where.join(" and ")} order by created_at desc, id desc limit ?),
+       page as (
+         select id, row_number() over w as n, sum(bytes) over w as running
+         from candidates window w as (order by created_at desc, id desc))
+       select g.*, (select count(*) from candidates)::int as candidates
+       from goals g join page p on p.id = g.id
+       where g.tenant_id = ? and p.n <= ? and (p.n = 1 or p.running <= ?)
+       order by g.created_at desc, g.id desc`,
+      [...params, size + 1, this.tenantId, size, maxBytes],
     );
-    const goals = rows.slice(0, size);
+    const candidates = rows[0]?.candidates ?? 0;
+    const goals: GoalRecord[] = rows.map(({ candidates: _, ...goal }) => goal);
     const last = goals[goals.length - 1];
     const nextPageToken =
-      rows.length > size && last ? encodeToken([last.createdAt.getTime(), last.id]) : "";
+      candidates > goals.length && last ? encodeToken([last.createdAt.getTime(), last.id]) : "";
     return { goals, nextPageToken };
   }
 

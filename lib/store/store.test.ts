@@ -221,6 +221,26 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       expect(await codeOf(goals.list({ pageToken: "garbage" }))).toBe(Code.InvalidArgument);
     });
 
+    it("pages goals by a byte budget as well as by count, always at least one", async () => {
+      const goals = store.tenant("beta").goals;
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const input = { blob: "x".repeat(i === 2 ? 50_000 : 10_000) };
+        ids.unshift((await goals.create({ kind: "budget", input })).goal.id);
+      }
+      const pages: string[][] = [];
+      let token = "";
+      do {
+        const page = await goals.list({ kind: "budget", maxBytes: 25_000, pageToken: token });
+        pages.push(page.goals.map((g) => g.id));
+        token = page.nextPageToken;
+      } while (token);
+      // Newest first: 10 k + 10 k fit; the 50 k goal alone (a page is never empty); 10 k + 10 k.
+      expect(pages.map((p) => p.length)).toEqual([2, 1, 2]);
+      expect(pages.flat().sort()).toEqual([...ids].sort());
+      expect((await goals.list({ kind: "budget" })).goals).toHaveLength(5);
+    });
+
     it("links sub-goals to their parent in the same tenant only", async () => {
       const acme = store.tenant("acme").goals;
       const { goal: parent } = await acme.create({ kind: "parent" });

@@ -46,6 +46,12 @@ describe("gatewayOptionsFromEnv", () => {
     expect(() => gatewayOptionsFromEnv({ AGENTMESH_GATEWAY_TLS_CERT: "/tls/tls.crt" })).toThrow(
       /AGENTMESH_GATEWAY_TLS_CERT and AGENTMESH_GATEWAY_TLS_KEY/,
     );
+    expect(() =>
+      gatewayOptionsFromEnv({
+        AGENTMESH_JWT_JWKS_URL: "https://idp.example/.well-known/jwks.json",
+        AGENTMESH_JWT_ISSUER: "https://idp.example/",
+      }),
+    ).toThrow(/JWT auth needs AGENTMESH_JWT_ISSUER and AGENTMESH_JWT_AUDIENCE/);
     expect(() => gatewayOptionsFromEnv({ AGENTMESH_JWT_ISSUER: "https://idp.example/" })).toThrow(
       /need AGENTMESH_JWT_JWKS_URL or AGENTMESH_JWT_JWKS_FILE/,
     );

@@ -52,6 +52,12 @@ export function gatewayOptionsFromEnv(
       `${settings.jwtIssuer.name}/${settings.jwtAudience.name} need ${settings.jwtJwksUrl.name} or ${settings.jwtJwksFile.name}`,
     );
   }
+  if ((jwksUrl || jwksFile) && (!issuer || !audience)) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `JWT auth needs ${settings.jwtIssuer.name} and ${settings.jwtAudience.name}: a token issued for another application must not pass`,
+    );
+  }
   const rate = settings.gatewayRatePerSecond.read(env);
   const streams = settings.gatewayMaxStreams.read(env);
   const maxRequestBytes = settings.gatewayMaxRequestBytes.read(env);
@@ -64,8 +70,8 @@ export function gatewayOptionsFromEnv(
       ? {
           jwt: {
             ...(jwksUrl ? { jwksUrl } : { jwksFile: jwksFile as string }),
-            ...(issuer ? { issuer } : {}),
-            ...(audience ? { audience } : {}),
+            issuer: issuer as string,
+            audience: audience as string,
             tenantClaim: settings.jwtTenantClaim.read(env),
             rolesClaim: settings.jwtRolesClaim.read(env),
           },

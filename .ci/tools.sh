@@ -5,6 +5,9 @@ set -euo pipefail
 export PATH="$HOME/go/bin:$PATH"
 OPA_VERSION=v1.22.3
 GRPCURL_VERSION=v1.9.4
+# The project's NATS: CI serves it on 127.0.0.1:4222 (.ci/nats.sh) and tests
+# start private instances of it (lib/testing/nats-server.ts). README states the minimum.
+NATS_SERVER_VERSION=v2.15.3
 
 # Read versions into variables: piping into `head`/`grep -q` under pipefail
 # would fail on SIGPIPE.
@@ -16,5 +19,12 @@ fi
 if ! command -v grpcurl >/dev/null 2>&1; then
   go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}"
 fi
+# Not `command -v`: Debian's older nats-server sits in /usr/sbin.
+nats_version="$("$HOME/go/bin/nats-server" --version 2>/dev/null || true)"
+if [[ "$nats_version" != "nats-server: ${NATS_SERVER_VERSION}" ]]; then
+  go install "github.com/nats-io/nats-server/v2@${NATS_SERVER_VERSION}"
+  nats_version="$("$HOME/go/bin/nats-server" --version)"
+fi
 echo "${opa_version%%$'\n'*}"
 echo "grpcurl: $(command -v grpcurl)"
+echo "${nats_version} ($HOME/go/bin/nats-server)"

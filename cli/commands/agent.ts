@@ -2,6 +2,7 @@ import { access } from "node:fs/promises";
 import { Gauge } from "prom-client";
 import { builtinAgents } from "../../agents/builtin.js";
 import { busOptionsFromEnv, connectBus } from "../../lib/bus/index.js";
+import { isTlsUrl } from "../../lib/bus/nats-tls.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
@@ -10,7 +11,12 @@ import { createLogger, type Logger } from "../../lib/log/logger.js";
 import { serveHealthHttp } from "../../lib/mesh/health-http.js";
 import { createChannel, type MeshChannel } from "../../lib/rpc/index.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
-import { certPaths, ensureIdentities, watchCertificates } from "../../lib/tls/index.js";
+import {
+  type CertWatcher,
+  certPaths,
+  ensureIdentities,
+  watchCertificates,
+} from "../../lib/tls/index.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import { noopRegistryLink, type RegistryLink } from "../../sdk/agent/registry-link.js";
@@ -28,7 +34,9 @@ at AGENTMESH_REGISTRY_ADDR (default 127.0.0.1:<registry port>);
 /healthz, /readyz (registered and consuming) and /metrics on AGENTMESH_HOST:
 AGENTMESH_METRICS_PORT (default a free port, printed when ready).
 Agents: ${Object.keys(builtinAgents).join(", ")}, mcp.
-Bus: NATS_URL (JetStream; falls back to in-process only when unset),
+Bus: NATS_URL (JetStream; falls back to in-process only when unset; tls://
+means mutual TLS with the agent's certificate; plaintext only to loopback or
+with AGENTMESH_NATS_PLAINTEXT=true),
 AGENTMESH_BUS_PREFIX, AGENTMESH_BUS_ACK_WAIT_MS, AGENTMESH_BUS_MAX_DELIVER.
 http: AGENTMESH_HTTP_ALLOW_HOSTS; shell: AGENTMESH_SHELL_ALLOW.`;
 
@@ -107,15 +115,21 @@ export const agent: Command = {
     return 0;
 
     async function runUntilStopped() {
+      const identity = `agent-${name === "mcp" ? `mcp-${opts.server}` : name}`;
+      const certs =
+        isTlsUrl(config.natsUrl) || !opts.noRegistry
+          ? await agentCertificates(config, identity)
+          : undefined;
       const bus = await connectBus({
         ...busOptionsFromEnv(),
         natsUrl: config.natsUrl,
         explicit: config.natsExplicit,
         name: `agent-${definition.name}`,
+        // Mutual TLS on a tls:// NATS with the same certificate as gRPC; results bound to this identity.
+        identity: { name: identity, ...(certs ? { certs } : {}) },
         log,
       });
-      const identity = `agent-${name === "mcp" ? `mcp-${opts.server}` : name}`;
-      const channel = opts.noRegistry ? undefined : await registryChannel(config, identity);
+      const channel = certs && !opts.noRegistry ? registryChannel(config, certs) : undefined;
       running = await runAgent(definition, {
         bus,
         log,
@@ -131,6 +145,7 @@ export const agent: Command = {
       );
       await running.stopped;
       channel?.close();
+      certs?.close();
       await bus.close({ graceMs: 0 });
       await close();
     }
@@ -162,13 +177,11 @@ function patientRegistration(link: RegistryLink, log: Logger): RegistryLink {
   };
 }
 
-/** The mTLS channel to the registry, proving `identity` with its certificate. */
-async function registryChannel(
+/** The agent's certificate files, issued by the dev CA when one is there (else mounted ones). */
+async function agentCertificates(
   config: ReturnType<typeof loadConfig>,
   identity: string,
-): Promise<MeshChannel> {
-  // With a dev CA beside the certificates (embedded/dev setups), issue the identity on demand;
-  // mounted cert-manager certificates are used as they are.
+): Promise<CertWatcher> {
   try {
     await access(certPaths(config.certDir, "ca").key);
     await ensureIdentities({
@@ -180,7 +193,11 @@ async function registryChannel(
   } catch {
     // no dev CA: the certificate must already be mounted
   }
-  const certs = await watchCertificates({ dir: certPaths(config.certDir, identity).dir });
+  return watchCertificates({ dir: certPaths(config.certDir, identity).dir });
+}
+
+/** The mTLS channel to the registry, proving the agent's identity with its certificate. */
+function registryChannel(config: ReturnType<typeof loadConfig>, certs: CertWatcher): MeshChannel {
   return createChannel({
     address: settings.registryAddr.read() ?? `127.0.0.1:${config.ports.registry}`,
     certs,

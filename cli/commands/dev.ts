@@ -197,7 +197,9 @@ function printSummary(s: {
   }
   const bus =
     runtime.bus.kind === "jetstream"
-      ? `NATS JetStream at ${config.natsUrl} (prefix ${runtime.bus.options.prefix})`
+      ? `NATS JetStream at ${config.natsUrl} (prefix ${runtime.bus.options.prefix}${
+          runtime.bus.identity === undefined ? "; plaintext, dev only" : ""
+        })`
       : `in-process (NATS did not answer at ${config.natsUrl})`;
   lines.push(
     `  bus       ${bus}`,

@@ -16,6 +16,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   learning: async () => (await import("./learning.js")).learning,
   certs: async () => (await import("./certs.js")).certs,
   policy: async () => (await import("./policy.js")).policy,
+  nats: async () => (await import("./nats.js")).nats,
   db: async () => (await import("./db.js")).db,
   config: async () => (await import("./config.js")).config,
   audit: async () => (await import("./audit.js")).audit,

@@ -16,7 +16,12 @@ describe("bus names", () => {
       dlq: "AGENTMESH_DLQ",
     });
     expect(n.jobSubject("text.summarize")).toBe("agentmesh.jobs.text.summarize");
-    expect(n.resultSubject("g1")).toBe("agentmesh.results.g1");
+    expect(n.resultSubject("g1")).toBe("agentmesh.results.anonymous.g1");
+    expect(n.resultSubject("g1", "agent-text")).toBe("agentmesh.results.agent-text.g1");
+    expect(n.resultPublisherOf("agentmesh.results.agent-text.g1")).toBe("agent-text");
+    expect(n.resultPublisherOf("agentmesh.results.g1")).toBeUndefined();
+    expect(n.resultPublisherOf("agentmesh.jobs.agent-text.g1")).toBeUndefined();
+    expect(() => n.resultSubject("g1", "a.b")).toThrow(/invalid publisher/);
     expect(n.eventSubject("acme", "g1")).toBe("agentmesh.events.acme.g1");
     expect(n.dlqSubject("text.summarize")).toBe("agentmesh.dlq.text.summarize");
     expect(n.cancelSubject("g1")).toBe("agentmesh.control.cancel.g1");

@@ -16,8 +16,11 @@ export interface BusNames {
   jobSubject(capability: string): string;
   /** Every job subject, for the jobs stream. */
   jobsWildcard: string;
-  resultSubject(goalId: string): string;
+  /** Where `publisher` (an identity name; default `anonymous`) reports on a goal. */
+  resultSubject(goalId: string, publisher?: string): string;
   resultsWildcard: string;
+  /** The publisher token of a result subject, or undefined if it is not one. */
+  resultPublisherOf(subject: string): string | undefined;
   eventSubject(tenantId: string, goalId: string): string;
   eventsWildcard: string;
   outcomesSubject: string;
@@ -44,6 +47,7 @@ export function busNames(prefix = "agentmesh"): BusNames {
   }
   const s = prefix.toUpperCase().replace(/-/g, "_");
   const jobsRoot = `${prefix}.jobs.`;
+  const resultsRoot = `${prefix}.results.`;
   return {
     prefix,
     streams: {
@@ -55,8 +59,14 @@ export function busNames(prefix = "agentmesh"): BusNames {
     },
     jobSubject: (capability) => jobsRoot + checkCapability(capability),
     jobsWildcard: `${prefix}.jobs.>`,
-    resultSubject: (goalId) => `${prefix}.results.${checkToken("goal id", goalId)}`,
+    resultSubject: (goalId, publisher = "anonymous") =>
+      `${resultsRoot}${checkToken("publisher", publisher)}.${checkToken("goal id", goalId)}`,
     resultsWildcard: `${prefix}.results.>`,
+    resultPublisherOf: (subject) => {
+      if (!subject.startsWith(resultsRoot)) return undefined;
+      const tokens = subject.slice(resultsRoot.length).split(".");
+      return tokens.length === 2 ? tokens[0] : undefined;
+    },
     eventSubject: (tenantId, goalId) =>
       `${prefix}.events.${checkToken("tenant id", tenantId)}.${checkToken("goal id", goalId)}`,
     eventsWildcard: `${prefix}.events.>`,

@@ -98,6 +98,8 @@ import {
   resultMsgId,
   trainingMsgId,
 } from "./message-ids.js";
+import { inboxPrefixOf } from "./nats-permissions.js";
+import type { NatsTlsConnectOptions } from "./nats-tls.js";
 import { PubAckInbox } from "./pub-ack-inbox.js";
 import { currentTraceparent } from "./trace-context.js";
 
@@ -114,7 +116,28 @@ export interface JetStreamBusOptions extends BusOptions {
   publishTimeoutMs?: number;
   /** Publish attempts on timeout or lost connection, same message id each time. Default 3. */
   publishAttempts?: number;
+  /**
+   * Create or update the streams at start. Default true. False for clients whose
+   * permissions do not allow it (agents on a mutual-TLS NATS): the executor provisions.
+   */
+  provision?: boolean;
+  /**
+   * The identity this client is on the bus (its SPIFFE service-account name): its
+   * results go out on `<prefix>.results.<identity>.<goal>`, its inboxes are
+   * `_INBOX.<identity>.*`. Default none (results on `<prefix>.results.anonymous.<goal>`).
+   */
+  identity?: string;
+  /** Mutual TLS with the identity's certificate (see `nats-tls.ts`); the server then vouches for `identity`. */
+  tls?: NatsTlsConnectOptions;
   log?: Logger;
+}
+
+/** Connection settings beyond the servers. */
+export interface NatsConnectOptions {
+  /** Mutual TLS options (`natsTlsOptions(...).options`). */
+  tls?: NatsTlsConnectOptions;
+  /** Prefix of this client's inboxes; a NATS with per-identity permissions allows only its own. */
+  inboxPrefix?: string;
 }
 
 /** Opens a NATS connection with the mesh's reconnect settings (forever, 1 s apart, jittered). */
@@ -122,10 +145,13 @@ export function connectNats(
   servers: string | string[],
   name = "agentmesh",
   timeoutMs = 2_000,
+  options: NatsConnectOptions = {},
 ): Promise<NatsConnection> {
   return connect({
     servers,
     name,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
     timeout: timeoutMs,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1_000,
@@ -142,7 +168,10 @@ export async function createJetStreamBus(options: JetStreamBusOptions = {}): Pro
   const log = options.log ?? createLogger({ name: "bus" });
   const nc =
     options.connection ??
-    (await connectNats(options.servers ?? "nats://127.0.0.1:4222", options.name).catch((err) => {
+    (await connectNats(options.servers ?? "nats://127.0.0.1:4222", options.name, 2_000, {
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.identity ? { inboxPrefix: inboxPrefixOf(options.identity) } : {}),
+    }).catch((err) => {
       throw new MeshError(Code.Unavailable, `NATS is not reachable: ${String(err)}`, {
         cause: err,
       });
@@ -176,6 +205,10 @@ class JetStreamBus implements JobBus {
   readonly log: Logger;
   readonly #owned: boolean;
   readonly #moveDeadLetters: boolean;
+  readonly #provision: boolean;
+  /** The identity the server authenticated (mutual TLS); undefined on a plaintext connection. */
+  readonly identity: string | undefined;
+  readonly #publisher: string | undefined;
   readonly #publishTimeoutMs: number;
   readonly #publishAttempts: number;
   readonly #consumers = new Map<string, Promise<void>>();
@@ -195,10 +228,13 @@ class JetStreamBus implements JobBus {
     this.names = busNames(this.options.prefix);
     this.log = log;
     this.#moveDeadLetters = options.deadLetterMover ?? true;
+    this.#provision = options.provision ?? true;
+    this.#publisher = options.identity;
+    this.identity = options.tls ? options.identity : undefined;
     this.#publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
     this.#publishAttempts = Math.max(1, options.publishAttempts ?? 3);
     this.js = jetstream(nc);
-    this.#acks = new PubAckInbox(nc);
+    this.#acks = new PubAckInbox(nc, options.identity && inboxPrefixOf(options.identity));
     void this.#watchStatus();
   }
 
@@ -246,6 +282,8 @@ class JetStreamBus implements JobBus {
 
   async provision(): Promise<void> {
     this.jsm = await jetstreamManager(this.nc);
+    if (this.#moveDeadLetters) this.#listenForMaxDeliveries();
+    if (!this.#provision) return;
     const o = this.options;
     const n = this.names;
     const base = { storage: StorageType.File, duplicate_window: nanos(o.duplicateWindowMs) };
@@ -269,7 +307,6 @@ class JetStreamBus implements JobBus {
         max_age: nanos(o.deadLetterMaxAgeMs),
       }),
     ]);
-    if (this.#moveDeadLetters) this.#listenForMaxDeliveries();
   }
 
   /** Creates the stream, or brings an existing one to this configuration. */
@@ -394,7 +431,7 @@ class JetStreamBus implements JobBus {
   }
 
   async publishResult(result: StepResult, options?: PublishOptions): Promise<PublishAck> {
-    const subject = this.names.resultSubject(result.goalId);
+    const subject = this.names.resultSubject(result.goalId, this.#publisher);
     return this.#publish(subject, StepResultSchema, result, resultMsgId(result), options);
   }
 

@@ -196,6 +196,11 @@ export interface ListDeadLettersOptions {
 export interface JobBus {
   readonly kind: BusKind;
   readonly options: ResolvedBusOptions;
+  /**
+   * The identity the broker authenticated this client as (NATS over mutual TLS,
+   * whose permissions bind result subjects to identities); undefined otherwise.
+   */
+  readonly identity?: string | undefined;
 
   /**
    * Throws UNAVAILABLE when a publish would fail now (the broker connection is

@@ -42,9 +42,10 @@ export class PubAckInbox {
   #next = 0;
   #sweep: NodeJS.Timeout | undefined;
 
-  constructor(nc: NatsConnection) {
+  /** `inboxPrefix`: the connection's, where a NATS with per-identity permissions lets it subscribe. */
+  constructor(nc: NatsConnection, inboxPrefix?: string) {
     this.#nc = nc;
-    this.#prefix = `${createInbox()}.`;
+    this.#prefix = `${createInbox(inboxPrefix)}.`;
     this.#sub = nc.subscribe(`${this.#prefix}*`, {
       callback: (err, msg) => {
         if (!err) this.#reply(msg);

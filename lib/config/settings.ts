@@ -385,6 +385,21 @@ export const settings = {
     undefined,
     "`agentmesh`",
   ),
+  natsPlaintext: flag(
+    "AGENTMESH_NATS_PLAINTEXT",
+    m(
+      "Bus",
+      ["serve", "gateway", "agent"],
+      "accept plaintext NATS beyond loopback (development only; otherwise NATS_URL must be `tls://`, mutual TLS with the workload certificate)",
+    ),
+    false,
+  ),
+  natsServerId: text(
+    "AGENTMESH_NATS_SERVER_ID",
+    m("Bus", ["serve", "gateway", "agent"], "SPIFFE ID the NATS server's certificate must carry"),
+    undefined,
+    "`spiffe://<trust domain>/ns/<namespace>/sa/nats`",
+  ),
   busAckWaitMs: positive(
     "AGENTMESH_BUS_ACK_WAIT_MS",
     m("Bus", ["serve", "agent"], "JetStream ack wait of job consumers"),

@@ -23,6 +23,7 @@ import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { busOptionsFromEnv, type ConnectBusOptions, connectBus } from "../bus/connect-bus.js";
 import type { JobBus } from "../bus/job-bus.js";
+import { isTlsUrl } from "../bus/nats-tls.js";
 import { loadConfig, type MeshConfig } from "../config/config.js";
 import { addrSettings, defaultMetricsPorts, settings } from "../config/settings.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
@@ -147,7 +148,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
 
     const [store, bus] = await Promise.all([
       openOrShareStore(options.store, config, log, cleanups),
-      openOrShareBus(options.bus, config, log, cleanups),
+      openOrShareBus(options.bus, config, log, cleanups, busIdentityOf(options)),
     ]);
 
     const addresses = new Map<ComponentName, string>();
@@ -333,17 +334,35 @@ async function openOrShareStore(
   return store;
 }
 
+/** A process serving one component is that identity on the bus; an embedded mesh is none. */
+function busIdentityOf(options: MeshRuntimeOptions): string | undefined {
+  const ids = options.identities ?? [];
+  return ids.length === 1 ? ids[0] : undefined;
+}
+
 async function openOrShareBus(
   option: JobBus | ConnectBusOptions | undefined,
   config: MeshConfig,
   log: Logger,
   cleanups: (() => Promise<void> | void)[],
+  identity: string | undefined,
 ): Promise<JobBus> {
   if (option !== undefined && "publishJob" in option) return option;
+  const natsUrl = option?.natsUrl ?? config.natsUrl;
+  let certs: CertWatcher | undefined;
+  if (identity && [natsUrl].flat().some(isTlsUrl)) {
+    // Mutual TLS on the bus with the same certificate files the RPC spine uses.
+    certs = await watchCertificates({
+      dir: certPaths(config.certDir, identity).dir,
+      name: identity,
+    });
+    cleanups.push(() => certs?.close());
+  }
   const bus = await connectBus({
-    natsUrl: config.natsUrl,
+    natsUrl,
     explicit: config.natsExplicit,
     ...busOptionsFromEnv(),
+    ...(identity ? { identity: { name: identity, ...(certs ? { certs } : {}) } } : {}),
     log: log.child({ component: "bus" }),
     ...option,
   });

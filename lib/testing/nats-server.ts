@@ -20,9 +20,8 @@ import { join } from "node:path";
 /** The version CI pins (`.ci/tools.sh`); README states the minimum. */
 export const pinnedNatsVersion = "2.15.3";
 
-/** The pinned nats-server: `$NATS_SERVER_BIN`, else `$HOME/go/bin/nats-server`, else `nats-server` on PATH. */
+/** The pinned nats-server: `$HOME/go/bin/nats-server` (not Debian's older one), else `nats-server` on PATH. */
 export function natsServerBinary(): string {
-  if (process.env.NATS_SERVER_BIN) return process.env.NATS_SERVER_BIN;
   const pinned = join(homedir(), "go", "bin", "nats-server");
   return existsSync(pinned) ? pinned : "nats-server";
 }

@@ -1,29 +1,34 @@
 /**
- * The shell agent (`agent-shell`): runs allowlisted commands in a child
- * process — never through a shell's parser — with a timeout, an output cap
- * and resource limits (CPU time, address space, file size, open files), and
- * records every call, allowed or refused, as an audit event.
+ * The shell agent (`agent-shell`): runs allowlisted commands — never through
+ * a shell's parser — contained by `shell-sandbox.ts` (own working directory,
+ * clean environment, `nobody` when running as root, new session and, where
+ * the kernel allows, PID/user/network namespaces, resource limits including
+ * RLIMIT_NPROC, the whole process tree killed at the deadline), and records
+ * every call, allowed or refused, as an audit event.
  *
  * | capability | input | output |
  * | --- | --- | --- |
  * | `shell.exec` | `{ command, args? = [], stdin?, timeoutMs? }` | `{ exitCode, signal, stdout, stderr, truncated, timedOut, durationMs }` |
  *
  * The allowlist comes from `AGENTMESH_SHELL_ALLOW` (comma-separated command
- * names); default `echo,date,uname`. Commands are looked up on a fixed PATH
- * and run with an empty environment apart from PATH, LANG and HOME.
+ * names); by default it holds the commands of `shell-policy.ts`, each with an
+ * argument policy that lets no flag read or write a file by name, run a
+ * program or change the system, and confines path operands to the job's
+ * working directory. A command allowlisted without a policy takes any
+ * arguments (still contained), and the skill's description says so.
  *
  * @example
  * const agent = createShellAgent({ allowCommands: ["echo", "wc"], onAudit: (e) => audit.write(e) });
  */
-import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nonRetryable } from "../sdk/agent/agent-error.js";
 import { type AgentDefinition, defineAgent, type SkillContext } from "../sdk/agent/define-agent.js";
+import { checkArgs, commandPolicies, defaultAllowCommands } from "./shell-policy.js";
+import { runSandboxed, type SandboxLimits } from "./shell-sandbox.js";
 
 export interface ShellAgentOptions {
-  /** Command names that may run. Default: `AGENTMESH_SHELL_ALLOW`, else `echo,date,uname`. */
+  /** Command names that may run. Default: `AGENTMESH_SHELL_ALLOW`, else the commands with an argument policy. */
   allowCommands?: string[];
   /** Default and largest timeout. Default 10 s. */
   timeoutMs?: number;
@@ -37,8 +42,10 @@ export interface ShellAgentOptions {
   maxFileMb?: number;
   /** Open file descriptors (`ulimit -n`). Default 64. */
   openFiles?: number;
-  /** Working directory. Default the OS temp directory. */
-  cwd?: string;
+  /** Processes of the command's user (`ulimit -u`). Default 64. */
+  processes?: number;
+  /** Let commands use the network (no network namespace). Default false. */
+  network?: boolean;
   /** Where commands are looked up. Default `/usr/local/bin:/usr/bin:/bin`. */
   path?: string;
   /** Receives every audit event (they are also logged with `audit: true`). */
@@ -64,7 +71,7 @@ export interface ShellAuditEvent {
 
 export function allowCommandsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
   const list = env.AGENTMESH_SHELL_ALLOW;
-  if (list === undefined) return ["echo", "date", "uname"];
+  if (list === undefined) return defaultAllowCommands;
   return list
     .split(",")
     .map((s) => s.trim())
@@ -78,24 +85,20 @@ interface ExecInput {
   timeoutMs?: number;
 }
 
-// Applies the limits, then replaces itself with the command; arguments pass as
-// positional parameters, so nothing the job sends is ever parsed by the shell.
-const limitScript =
-  'ulimit -t "$1" && ulimit -v "$2" && ulimit -f "$3" && ulimit -n "$4" && shift 4 && exec "$@"';
-
 export function createShellAgent(options: ShellAgentOptions = {}): AgentDefinition {
   const allow = new Set(options.allowCommands ?? allowCommandsFromEnv());
   const maxTimeoutMs = options.timeoutMs ?? 10_000;
   const maxOutput = options.maxOutputBytes ?? 64 * 1024;
   const searchPath = options.path ?? "/usr/local/bin:/usr/bin:/bin";
-  const cwd = options.cwd ?? tmpdir();
-  const limits = [
-    String(options.cpuSeconds ?? 10),
-    String((options.memoryMb ?? 1024) * 1024),
-    // sh counts file size in 512-byte blocks.
-    String((options.maxFileMb ?? 10) * 2048),
-    String(options.openFiles ?? 64),
-  ];
+  const network = options.network ?? false;
+  const limits: SandboxLimits = {
+    cpuSeconds: options.cpuSeconds ?? 10,
+    memoryMb: options.memoryMb ?? 1024,
+    maxFileMb: options.maxFileMb ?? 10,
+    openFiles: options.openFiles ?? 64,
+    processes: options.processes ?? 64,
+  };
+  const unchecked = [...allow].filter((c) => !commandPolicies[c]);
 
   const audit = (ctx: SkillContext, e: Omit<ShellAuditEvent, "event" | keyof Ids>) => {
     const event: ShellAuditEvent = { event: "shell.exec", ...ids(ctx), ...e };
@@ -120,10 +123,10 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentDefiniti
     owner: "agentmesh",
     description:
       "Runs allowlisted commands in a resource-limited child process; every call audited.",
-    labels: { sandbox: "ulimit" },
+    labels: { sandbox: "namespaces,ulimit" },
     skills: {
       "shell.exec": {
-        description: `Runs one allowlisted command (${[...allow].join(", ") || "none allowed"}) with arguments and optional stdin.`,
+        description: `Runs one allowlisted command (${[...allow].join(", ") || "none allowed"}) with arguments and optional stdin, in a fresh working directory${unchecked.length ? `; ${unchecked.join(", ")} take any arguments (no argument policy)` : ""}.`,
         inputSchema: {
           type: "object",
           properties: {
@@ -145,23 +148,31 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentDefiniti
               code: "PERMISSION_DENIED",
             });
           }
+          const refused = checkArgs(command, args);
+          if (refused) {
+            audit(ctx, { outcome: "denied", command, args, reason: refused });
+            throw nonRetryable(`arguments refused: ${refused}`, {
+              code: "PERMISSION_DENIED",
+              details: { command },
+            });
+          }
           const file = resolve(command);
           if (!file) {
             audit(ctx, { outcome: "failed", command, args, reason: "not found" });
             throw nonRetryable(`command ${command} not found`, { code: "NOT_FOUND" });
           }
           const timeoutMs = Math.min(input.timeoutMs ?? maxTimeoutMs, maxTimeoutMs);
-          const r = await run(
+          const r = await runSandboxed({
             file,
             args,
-            input.stdin,
+            ...(input.stdin !== undefined ? { stdin: input.stdin } : {}),
             timeoutMs,
-            maxOutput,
-            cwd,
+            maxOutputBytes: maxOutput,
             searchPath,
             limits,
-            ctx.signal,
-          );
+            network,
+            signal: ctx.signal,
+          });
           audit(ctx, {
             outcome: "ran",
             command,
@@ -188,94 +199,6 @@ function ids(ctx: SkillContext): Ids {
     tenantId: ctx.tenantId,
     stepId: ctx.stepId,
   };
-}
-
-interface RunResult {
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
-  timedOut: boolean;
-  durationMs: number;
-}
-
-function run(
-  file: string,
-  args: string[],
-  stdin: string | undefined,
-  timeoutMs: number,
-  maxOutput: number,
-  cwd: string,
-  searchPath: string,
-  limits: string[],
-  signal: AbortSignal,
-): Promise<RunResult> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "/bin/sh",
-      ["-c", limitScript, "agentmesh-shell", ...limits, file, ...args],
-      {
-        cwd,
-        env: { PATH: searchPath, LANG: "C.UTF-8", HOME: cwd },
-        stdio: ["pipe", "pipe", "pipe"],
-        // Own process group, so a timeout kills the command and anything it started.
-        detached: true,
-      },
-    );
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let size = 0;
-    let truncated = false;
-    let timedOut = false;
-    const killGroup = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, "SIGKILL");
-      } catch {}
-    };
-    const collect = (into: Buffer[]) => (chunk: Buffer) => {
-      const room = maxOutput - size;
-      if (room <= 0) return;
-      if (chunk.length > room) {
-        into.push(chunk.subarray(0, room));
-        size = maxOutput;
-        truncated = true;
-        killGroup();
-        return;
-      }
-      into.push(chunk);
-      size += chunk.length;
-    };
-    child.stdout.on("data", collect(out));
-    child.stderr.on("data", collect(err));
-    child.stdin.on("error", () => {}); // the command may exit without reading stdin
-    child.stdin.end(stdin ?? "");
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup();
-    }, timeoutMs);
-    const onAbort = () => killGroup();
-    signal.addEventListener("abort", onAbort, { once: true });
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      reject(e);
-    });
-    child.on("close", (code, sig) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      resolve({
-        exitCode: code,
-        signal: sig,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        truncated,
-        timedOut,
-        durationMs: Date.now() - start,
-      });
-    });
-  });
 }
 
 export const shellAgent = (): AgentDefinition => createShellAgent();

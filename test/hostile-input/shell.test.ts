@@ -142,7 +142,7 @@ describe.skipIf(!nats)("hostile shell.exec through the agent runtime on JetStrea
       batch: 1,
       timeoutMs: 20_000,
     });
-    const [read, env, escape, bomb] = outcomes.map((o) => ({
+    const [read, env, escaped, bomb] = outcomes.map((o) => ({
       ...o,
       out: JSON.parse(o.output ?? "{}"),
     }));
@@ -152,8 +152,8 @@ describe.skipIf(!nats)("hostile shell.exec through the agent runtime on JetStrea
     });
     expect(env!.out.stdout).not.toMatch(/HOSTILE_TEST_SECRET|NATS_URL|DATABASE_URL/);
     if (process.getuid?.() === 0) expect(env!.out.stdout).toMatch(/^65534$/m);
-    expect(escape!.out).toMatchObject({ stdout: "started\n" });
-    expect(escape!.tookMs).toBeLessThan(5_000);
+    expect(escaped!.out).toMatchObject({ stdout: "started\n" });
+    expect(escaped!.tookMs).toBeLessThan(5_000);
     // Nothing the job started outlives it.
     const ps = execFileSync("ps", ["-eo", "args"]).toString();
     expect(ps).not.toContain(`sleep ${marker}`);

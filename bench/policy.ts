@@ -11,8 +11,7 @@ import { readPolicyBundle } from "../lib/policy/bundle.js";
 import { openPolicyEngine } from "../lib/policy/engine.js";
 import { buildPolicyInput } from "../lib/policy/input.js";
 import {
-  committedDataPath,
-  committedWasmPath,
+  committedBundlePath,
   meshMethods,
   meshPeer,
   principal,
@@ -56,8 +55,8 @@ export const policy: Benchmark = {
     "authorizer decision latency (µs) with the compiled policy, uncached and cached, vs bare opa-wasm evaluate",
   async run({ smoke }) {
     const n = smoke ? 3_000 : 100_000;
-    const engine = await openPolicyEngine({ wasmPath: committedWasmPath, watch: false });
-    const bundle = await readPolicyBundle(committedWasmPath, committedDataPath);
+    const engine = await openPolicyEngine({ path: committedBundlePath, watch: false });
+    const bundle = await readPolicyBundle(committedBundlePath);
     const uncached = createPolicyAuthorizer(engine, { cache: false });
     const cached = createPolicyAuthorizer(engine);
     const mix = calls();

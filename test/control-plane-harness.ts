@@ -14,7 +14,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createLogger, type Logger } from "../lib/log/logger.js";
 import { createPolicyAuthorizer } from "../lib/policy/authorizer.js";
 import { openPolicyEngine, type PolicyEngine } from "../lib/policy/engine.js";
-import { committedWasmPath } from "../lib/policy/testing.js";
+import { committedBundlePath } from "../lib/policy/testing.js";
 import {
   type Client,
   createChannel,
@@ -48,7 +48,7 @@ export interface Harness {
 
 export async function openHarness(databaseUrl: string, names: readonly string[]): Promise<Harness> {
   const pki = await createTestPki(names);
-  const engine = await openPolicyEngine({ wasmPath: committedWasmPath, watch: false });
+  const engine = await openPolicyEngine({ path: committedBundlePath, watch: false });
   let test: TestStore;
   try {
     test = await openTestStore({ databaseUrl, poolSize: 12 });

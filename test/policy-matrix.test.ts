@@ -16,7 +16,7 @@ import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
 import { Code, isMeshError } from "../lib/errors/mesh-error.js";
 import { createPolicyAuthorizer } from "../lib/policy/authorizer.js";
 import { openPolicyEngine, type PolicyEngine } from "../lib/policy/engine.js";
-import { committedWasmPath, principal, sampleRequest } from "../lib/policy/testing.js";
+import { committedBundlePath, principal, sampleRequest } from "../lib/policy/testing.js";
 import {
   type CallOptions,
   createChannel,
@@ -71,7 +71,7 @@ const channels: MeshChannel[] = [];
 
 beforeAll(async () => {
   pki = await createTestPki(["registry", ...new Set(matrix.map((r) => r.name))]);
-  engine = await openPolicyEngine({ wasmPath: committedWasmPath, watch: false });
+  engine = await openPolicyEngine({ path: committedBundlePath, watch: false });
   server = createServer({
     certs: await pki.watch("registry"),
     authorizer: createPolicyAuthorizer(engine),

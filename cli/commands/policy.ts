@@ -1,20 +1,32 @@
-import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { copyFile, readFile, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { loadConfig } from "../../lib/config/config.js";
 import { buildPolicy, run } from "../../lib/policy/build.js";
 import { parseDecision, readPolicyBundle } from "../../lib/policy/bundle.js";
+import { builtinCorpus, checkCorpus } from "../../lib/policy/corpus.js";
+import { shadowReport } from "../../lib/policy/shadow-log.js";
 import { type Command, UsageError } from "../command.js";
 
-const usage = `agentmesh policy <build|eval|test> [options]
+const usage = `agentmesh policy <build|eval|test|shadow> [options]
 
-  build [--dir policies]            compile the Rego sources to <dir>/policy.wasm with opa
-                                    (only builtins in <dir>/capabilities.json are allowed)
-  eval --input file.json [--wasm policies/policy.wasm] [--data <beside wasm>/data.json]
+  build [--dir policies] [--out bundles/agentmesh.tar.gz]
+                                    run the Rego tests (refuses on a failure), compile the
+                                    sources and data.json into one OPA bundle with opa (only
+                                    builtins in <dir>/capabilities.json), check it against the
+                                    reload corpus, and write it atomically
+  eval --input file.json [--bundle <AGENTMESH_POLICY>]
                                     decide one input document and print the decision
                                     (exit 0 allowed, 3 denied); '-' reads stdin
   test [--dir policies] [opa test flags ...]
                                     run the Rego tests with coverage (opa test <dir> --coverage
-                                    --threshold 95 unless flags are given)`;
+                                    --threshold 95 unless flags are given)
+  shadow start <candidate.tar.gz>   run a candidate bundle beside the live one: every process
+                                    decides with both and logs each decision that would change
+  shadow [report] [--log $AGENTMESH_LOG_DIR/policy-shadow.log] [--json]
+                                    every decision the candidate would change, most frequent
+                                    first (exit 0 none, 3 some)
+  shadow promote                    make the candidate the live bundle (one rename)
+  shadow stop                       drop the candidate`;
 
 /** `agentmesh policy build|eval|test`: author, compile and debug the mesh policy. */
 export const policy: Command = {
@@ -30,6 +42,8 @@ export const policy: Command = {
         return evaluate(rest);
       case "test":
         return test(rest);
+      case "shadow":
+        return shadow(rest);
       default:
         throw new UsageError(
           sub ? `unknown sub-command ${JSON.stringify(sub)}` : "missing sub-command",
@@ -51,25 +65,31 @@ function flag(args: string[], name: string): string | undefined {
 
 async function build(args: string[]): Promise<number> {
   const dir = flag(args, "--dir") ?? "policies";
+  const out = flag(args, "--out");
   if (args.length > 0) throw new UsageError(`unexpected arguments: ${args.join(" ")}`);
-  const result = await buildPolicy({ dir });
-  // Prove the module loads and decides before anyone commits it.
-  const bundle = await readPolicyBundle(result.wasmPath, join(resolve(dir), "data.json"));
-  console.log(
-    JSON.stringify({
-      wasm: result.wasmPath,
-      bytes: result.size,
-      sources: result.sources,
-      revision: bundle.revision,
-    }),
-  );
-  return 0;
+  try {
+    const result = await buildPolicy({ dir, ...(out ? { out } : {}) });
+    console.log(
+      JSON.stringify({
+        bundle: result.bundlePath,
+        bytes: result.size,
+        revision: result.revision,
+        sources: result.sources,
+        tests: result.tests,
+        corpus: result.corpus,
+      }),
+    );
+    return 0;
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  }
 }
 
 async function evaluate(args: string[]): Promise<number> {
   const inputPath = flag(args, "--input");
-  const wasm = flag(args, "--wasm") ?? loadConfig().policyPath;
-  const data = flag(args, "--data") ?? join(resolve(wasm, ".."), "data.json");
+  const bundlePath = flag(args, "--bundle") ?? flag(args, "--wasm") ?? loadConfig().policyPath;
+  const data = flag(args, "--data");
   if (inputPath === undefined) throw new UsageError("--input is required");
   if (args.length > 0) throw new UsageError(`unexpected arguments: ${args.join(" ")}`);
   const text = inputPath === "-" ? await readStdin() : await readFile(inputPath, "utf8");
@@ -79,7 +99,7 @@ async function evaluate(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`${inputPath} is not JSON: ${(err as Error).message}`);
   }
-  const bundle = await readPolicyBundle(wasm, data);
+  const bundle = await readPolicyBundle(bundlePath, data);
   const result = bundle.evaluate(input);
   console.log(JSON.stringify({ revision: bundle.revision, result }, null, 2));
   const decision = parseDecision(result);
@@ -96,6 +116,68 @@ async function test(args: string[]): Promise<number> {
   } catch (err) {
     console.error((err as Error).message);
     return 1;
+  }
+}
+
+async function shadow(args: string[]): Promise<number> {
+  const config = loadConfig();
+  const live = config.policyPath;
+  const candidate = join(dirname(live), "candidate.tar.gz");
+  const [sub = "report", ...rest] = args;
+  switch (sub) {
+    case "start": {
+      const [source, ...extra] = rest;
+      if (source === undefined || extra.length > 0) {
+        throw new UsageError("shadow start needs exactly one candidate bundle");
+      }
+      // Refuse here what every process would refuse on reload.
+      const bundle = await readPolicyBundle(source);
+      checkCorpus(bundle, builtinCorpus(bundle.data));
+      const staged = `${candidate}.${process.pid}.tmp`;
+      await copyFile(source, staged);
+      await rename(staged, candidate);
+      console.log(JSON.stringify({ candidate: bundle.revision, path: candidate }));
+      return 0;
+    }
+    case "promote": {
+      const bundle = await readPolicyBundle(candidate);
+      await rename(candidate, live);
+      console.log(JSON.stringify({ live: bundle.revision, path: live }));
+      return 0;
+    }
+    case "stop":
+      await rm(candidate, { force: true });
+      return 0;
+    case "report": {
+      const json = rest.includes("--json");
+      const opts = rest.filter((a) => a !== "--json");
+      const log = flag(opts, "--log") ?? join(config.logDir, "policy-shadow.log");
+      if (opts.length > 0) throw new UsageError(`unexpected arguments: ${opts.join(" ")}`);
+      const revision = await readPolicyBundle(candidate).then(
+        (b) => b.revision,
+        () => undefined,
+      );
+      const text = await readFile(log, "utf8").catch(() => "");
+      const changes = shadowReport(text, revision);
+      if (json) {
+        console.log(JSON.stringify({ candidate: revision ?? null, changes }, null, 2));
+      } else {
+        console.log(
+          `candidate ${revision ?? "(none installed)"}: ${changes.length} decision(s) would change`,
+        );
+        for (const c of changes) {
+          const verdict = (d: { allow: boolean; reason: string }) =>
+            `${d.allow ? "ALLOW" : "DENY"} (${d.reason})`;
+          console.log(
+            `  ${c.count}× ${c.method} by ${c.caller} on ${JSON.stringify(c.resource)}\n` +
+              `     live:      ${verdict(c.live)}\n     candidate: ${verdict(c.candidate)}`,
+          );
+        }
+      }
+      return changes.length === 0 ? 0 : 3;
+    }
+    default:
+      throw new UsageError(`unknown shadow sub-command ${JSON.stringify(sub)}`);
   }
 }
 

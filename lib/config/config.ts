@@ -43,7 +43,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MeshConfig {
     databaseUrl: settings.databaseUrl.read(env),
     natsUrl: settings.natsUrl.read(env),
     natsExplicit: Boolean(env[settings.natsUrl.name]?.trim()),
-    policyPath: resolve(settings.policy.read(env) ?? packagePath("policies", "policy.wasm")),
+    policyPath: resolve(settings.policy.read(env) ?? packagePath("bundles", "agentmesh.tar.gz")),
     host: settings.host.read(env),
     ports: {
       registry: settings.registryPort.read(env),

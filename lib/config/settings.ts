@@ -299,10 +299,10 @@ export const settings = {
     m(
       "Policy and logs",
       ["serve", "gateway", "dev"],
-      "the compiled policy bundle, re-read when it changes (mount a ConfigMap here for hot reload)",
+      "the OPA policy bundle (`agentmesh policy build`; a bare `policy.wasm` with `data.json` beside it also loads), re-read when it changes (mount a ConfigMap here for hot reload); a `candidate.tar.gz` beside it runs in shadow mode",
     ),
     undefined,
-    "`policies/policy.wasm` of the package",
+    "`bundles/agentmesh.tar.gz` of the package",
   ),
   metricsPort: optionalPort(
     "AGENTMESH_METRICS_PORT",

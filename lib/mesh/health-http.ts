@@ -15,6 +15,8 @@ import type { Registry } from "prom-client";
 export interface HealthHttpOptions {
   registry: Registry;
   ready: () => boolean;
+  /** Lines after the verdict in `/readyz` (e.g. why the last policy reload was rejected). */
+  detail?: () => string[];
   /** Default 9464; 0 picks a free port. */
   port?: number;
   /** Default 127.0.0.1. */
@@ -42,9 +44,10 @@ export async function serveHealthHttp(options: HealthHttpOptions): Promise<Healt
         return;
       case "/readyz": {
         const ok = ready();
+        const detail = options.detail?.() ?? [];
         res
           .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
-          .end(ok ? "ready\n" : "not ready\n");
+          .end([ok ? "ready" : "not ready", ...detail, ""].join("\n"));
         return;
       }
       case "/metrics":

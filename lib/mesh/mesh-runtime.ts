@@ -14,6 +14,7 @@
  */
 import { constants } from "node:fs";
 import { access, mkdir } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { Registry } from "prom-client";
@@ -29,9 +30,12 @@ import { addrSettings, defaultMetricsPorts, settings } from "../config/settings.
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { spiffeId } from "../identity/spiffe.js";
 import { createLogger, type Logger } from "../log/logger.js";
-import { createPolicyAuthorizer } from "../policy/authorizer.js";
+import { createPolicyAuthorizer, createPolicyCheck } from "../policy/authorizer.js";
+import { readRecordedInputs } from "../policy/corpus.js";
 import { createDecisionLog, type DecisionLog } from "../policy/decision-log.js";
-import { openPolicyEngine, type PolicyEngine } from "../policy/engine.js";
+import { type EngineDecision, openPolicyEngine, type PolicyEngine } from "../policy/engine.js";
+import type { PolicyInput } from "../policy/input.js";
+import { createShadowLog } from "../policy/shadow-log.js";
 import type { Authorizer } from "../rpc/authorizer.js";
 import type { Client } from "../rpc/client.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
@@ -82,6 +86,8 @@ export interface MeshRuntimeOptions {
    * `AGENTMESH_DECISION_LOG`: `<logDir>/decisions.log`, whose directory must be writable.
    */
   decisionLog?: string | false;
+  /** Where a shadow candidate's changed decisions go. Default `<logDir>/policy-shadow.log`. */
+  shadowLog?: string;
   /** What kind of process this is, for its default metrics port (`defaultMetricsPorts`). Default "dev". */
   kind?: keyof typeof defaultMetricsPorts;
   /** Port of `/metrics`, `/healthz`, `/readyz`; false for none. Default `AGENTMESH_METRICS_PORT`, else the kind's. */
@@ -97,7 +103,12 @@ export interface MeshRuntime {
   readonly store: Store;
   readonly bus: JobBus;
   readonly policy: PolicyEngine;
+  /** The authorizer for calls this process serves, labelled with the process's identities. */
   readonly authorizer: Authorizer;
+  /** An authorizer whose decision-log lines say which component and replica decided. */
+  authorizerFor(component: string, instance: string): Authorizer;
+  /** A decision-logged policy check for questions that are not calls (the dispatch action). */
+  policyCheck(component: string, instance: string): (input: PolicyInput) => EngineDecision;
   readonly metrics: MeshMetrics;
   readonly log: Logger;
   /** The health endpoint, when one is served. */
@@ -132,19 +143,38 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     const registry = new Registry();
     const metrics = createMeshMetrics({ registry, processMetrics: true });
     storeMetrics(registry);
+    const processLabels = {
+      component: options.identities?.join(",") || "mesh",
+      instance: `${hostname()}-${process.pid}`,
+    };
+    const destination = await decisionLogDestination(options.decisionLog, config);
+    const shadowLog = createShadowLog({
+      destination: options.shadowLog ?? join(config.logDir, "policy-shadow.log"),
+      labels: { instance: processLabels.instance },
+    });
+    cleanups.push(() => shadowLog.close());
     const policy = await openPolicyEngine({
-      wasmPath: config.policyPath,
+      path: config.policyPath,
       registry,
       logger: log.child({ component: "policy" }),
+      onShadow: (d) => shadowLog.record(d),
+      // A new bundle must also answer what this process decided lately.
+      ...(destination !== false && destination !== "stdout" && destination !== "stderr"
+        ? { recordedInputs: () => readRecordedInputs(destination) }
+        : {}),
     });
     cleanups.push(() => policy.close());
     let decisionLog: DecisionLog | undefined;
-    const destination = await decisionLogDestination(options.decisionLog, config);
     if (destination !== false) {
       decisionLog = createDecisionLog({ destination });
       cleanups.push(() => decisionLog?.close());
     }
-    const authorizer = createPolicyAuthorizer(policy, decisionLog ? { decisionLog } : {});
+    const authorizerFor = (component: string, instance: string) =>
+      createPolicyAuthorizer(policy, {
+        ...(decisionLog ? { decisionLog } : {}),
+        labels: { component, instance },
+      });
+    const authorizer = authorizerFor(processLabels.component, processLabels.instance);
 
     const [store, bus] = await Promise.all([
       openOrShareStore(options.store, config, log, cleanups),
@@ -170,6 +200,12 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       bus,
       policy,
       authorizer,
+      authorizerFor,
+      policyCheck: (component, instance) =>
+        createPolicyCheck(policy, {
+          ...(decisionLog ? { decisionLog } : {}),
+          labels: { component, instance },
+        }),
       metrics,
       log,
       http: undefined,
@@ -230,6 +266,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
         host: config.host,
         registry,
         ready: () => runtime.ready(),
+        detail: () => policyDetail(policy),
       });
       cleanups.push(() => http.close());
       (runtime as { http: HealthHttpServer | undefined }).http = http;
@@ -239,6 +276,16 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     await close();
     throw err;
   }
+}
+
+/** The policy lines of `/readyz`: the revisions loaded and why the last reload was rejected. */
+function policyDetail(policy: PolicyEngine): string[] {
+  const s = policy.status();
+  const lines = [`policy: ${s.ready ? `serving ${s.revision}` : "NOT LOADED (denying every call)"}`];
+  if (s.lastError) lines.push(`policy: last reload rejected: ${s.lastError}`);
+  if (s.candidate) lines.push(`policy: shadow candidate ${s.candidate}`);
+  if (s.candidateError) lines.push(`policy: shadow candidate rejected: ${s.candidateError}`);
+  return lines;
 }
 
 async function prepareCertificates(config: MeshConfig, options: MeshRuntimeOptions) {

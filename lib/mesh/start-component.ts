@@ -121,7 +121,7 @@ export async function startComponent<S extends DescService>(
     });
     server = createServer({
       certs,
-      authorizer: runtime.authorizer,
+      authorizer: runtime.authorizerFor(name, instanceId),
       host: options.host ?? runtime.config.host,
       port: options.port ?? runtime.config.ports[name],
       logger: log,

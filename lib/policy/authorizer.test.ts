@@ -11,7 +11,7 @@ import type { Authorizer, Decision, PeerIdentity } from "../rpc/authorizer.js";
 import { createPolicyAuthorizer } from "./authorizer.js";
 import { openPolicyEngine, type PolicyEngine } from "./engine.js";
 import {
-  committedWasmPath,
+  committedBundlePath,
   foreignMethod,
   meshMethods,
   meshPeer,
@@ -148,7 +148,7 @@ let engine: PolicyEngine;
 let authorize: Authorizer;
 
 beforeAll(async () => {
-  engine = await openPolicyEngine({ wasmPath: committedWasmPath, watch: false });
+  engine = await openPolicyEngine({ path: committedBundlePath, watch: false });
   expect(engine.ready).toBe(true);
   authorize = createPolicyAuthorizer(engine);
 });
@@ -159,7 +159,7 @@ const decideRaw = (caller: Caller, method: DescMethod, request: Message | undefi
 const decide = (caller: Caller, method: DescMethod, request = sampleRequest(method)) =>
   decideRaw(caller, method, request);
 
-describe("authorization matrix (committed policy.wasm)", () => {
+describe("authorization matrix (committed bundle)", () => {
   it("covers every method of the five services", () => {
     expect(meshMethods.length).toBe(33);
   });

@@ -13,8 +13,8 @@
  */
 import type { AuthorizationRequest, Authorizer, Decision } from "../rpc/authorizer.js";
 import type { DecisionLog } from "./decision-log.js";
-import type { PolicyEngine } from "./engine.js";
-import { buildFromPlan, methodPlan } from "./input.js";
+import type { EngineDecision, PolicyEngine } from "./engine.js";
+import { buildFromPlan, methodPlan, type PolicyInput } from "./input.js";
 
 export interface PolicyAuthorizerOptions {
   /** Where decisions are written; default none. */
@@ -23,6 +23,8 @@ export interface PolicyAuthorizerOptions {
   cache?: boolean;
   /** Clock for `input.time` (tests). Default `Date.now`. */
   now?: () => number;
+  /** Who decides, on every decision-log line: `{ component: "executor", instance: "executor-host-42" }`. */
+  labels?: Record<string, string>;
 }
 
 /** An `Authorizer` that asks `engine`; it never throws (any failure is a denial). */
@@ -30,7 +32,7 @@ export function createPolicyAuthorizer(
   engine: PolicyEngine,
   options: PolicyAuthorizerOptions = {},
 ): Authorizer {
-  const { decisionLog, cache = true, now = Date.now } = options;
+  const { decisionLog, cache = true, now = Date.now, labels } = options;
   return (request: AuthorizationRequest): Decision => {
     const start = decisionLog ? process.hrtime.bigint() : 0n;
     let input: ReturnType<typeof buildFromPlan>;
@@ -45,9 +47,26 @@ export function createPolicyAuthorizer(
     }
     const decision = engine.decide(input, cache);
     if (decisionLog) {
-      decisionLog.record(input, decision, Number(process.hrtime.bigint() - start));
+      decisionLog.record(input, decision, Number(process.hrtime.bigint() - start), labels);
     }
     // The engine's answer as is (a Decision plus revision and cached): no copy per call.
+    return decision;
+  };
+}
+
+/**
+ * A policy check for questions that are not calls (the dispatch action):
+ * decides `input` and writes it to the decision log like a call's.
+ */
+export function createPolicyCheck(
+  engine: PolicyEngine,
+  options: Pick<PolicyAuthorizerOptions, "decisionLog" | "labels"> = {},
+): (input: PolicyInput) => EngineDecision {
+  const { decisionLog, labels } = options;
+  return (input) => {
+    const start = decisionLog ? process.hrtime.bigint() : 0n;
+    const decision = engine.decide(input);
+    decisionLog?.record(input, decision, Number(process.hrtime.bigint() - start), labels);
     return decision;
   };
 }

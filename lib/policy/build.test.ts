@@ -3,33 +3,18 @@
  * compile, and the committed module is what the sources build to. Needs the
  * `opa` CLI (`.ci/tools.sh`); fails under CI without it, skips loudly elsewhere.
  */
-import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { access, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildPolicy } from "./build.js";
-import { readPolicyBundle } from "./bundle.js";
-import { committedDataPath, committedWasmPath } from "./testing.js";
+import { buildPolicy, compileBundle } from "./build.js";
+import { loadBundleArchive } from "./bundle.js";
+import { untar } from "./tar.js";
+import { committedBundlePath, committedDataPath, findOpa, scratchPolicies } from "./testing.js";
 
 const opa = findOpa();
-const policiesDir = join(committedWasmPath, "..");
-
-function findOpa(): string | undefined {
-  for (const candidate of [process.env.OPA, "opa", join(homedir(), "go/bin/opa")]) {
-    if (!candidate) continue;
-    try {
-      execFileSync(candidate, ["version"], { stdio: "ignore" });
-      return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  if (process.env.CI === "true")
-    throw new Error("opa CLI not found; CI installs it with .ci/tools.sh");
-  console.warn("\n!!! opa CLI not found: SKIPPING the policy build tests. Run .ci/tools.sh. !!!\n");
-  return undefined;
-}
+const policiesDir = join(committedDataPath, "..");
 
 describe("policies/capabilities.json", () => {
   it("allows only builtins the opa-wasm npm runtime implements", async () => {
@@ -75,18 +60,74 @@ describe.skipIf(!opa)("agentmesh policy build (opa)", () => {
         builtin.replaceAll(".", "-"),
         `package agentmesh.authz\n\ndecision := {"allow": true, "reason": "x", "principal_trusted": false} if ${expr}\n`,
       );
-      await expect(buildPolicy({ dir: root, opa })).rejects.toThrow(
+      await expect(compileBundle({ dir: root, opa })).rejects.toThrow(
         new RegExp(`undefined function ${builtin.replaceAll(".", "\\.")}`),
       );
     });
   }
 
-  it("rebuilds the committed policy.wasm byte for byte", async () => {
-    const out = join(dir, "rebuilt.wasm");
-    await buildPolicy({ dir: policiesDir, out, opa });
-    const [rebuilt, committed] = await Promise.all([readFile(out), readFile(committedWasmPath)]);
+  it("rebuilds the committed bundle byte for byte: code, data and revision in one archive, no tests or examples", async () => {
+    const out = join(dir, "rebuilt.tar.gz");
+    const result = await buildPolicy({ dir: policiesDir, out, opa });
+    const [rebuilt, committed] = await Promise.all([readFile(out), readFile(committedBundlePath)]);
     expect(rebuilt.equals(committed)).toBe(true);
-    const bundle = await readPolicyBundle(out, committedDataPath);
+    expect(result.tests).toBeGreaterThan(40);
+    expect(result.corpus).toBeGreaterThan(1000);
+    const files = untar(gunzipSync(rebuilt));
+    expect([...files.keys()].sort()).toEqual([
+      ".manifest",
+      "data.json",
+      "policies/authz/authz.rego",
+      "policy.wasm",
+    ]);
+    expect(JSON.parse(files.get(".manifest")!.toString())).toMatchObject({
+      revision: result.revision,
+      wasm: [{ entrypoint: "agentmesh/authz/decision", module: "/policy.wasm" }],
+    });
+    const bundle = await loadBundleArchive(rebuilt);
+    expect(bundle.revision).toBe(result.revision);
     expect(bundle.decide({}).allow).toBe(false);
+  });
+
+  it("refuses to build when a Rego test fails (a second decision rule), and writes nothing", async () => {
+    const root = await scratchPolicies(join(dir, "second-decision"), {
+      "authz/frozen.rego": `package agentmesh.authz
+
+decision := {"allow": false, "reason": "acme is frozen", "principal_trusted": false} if {
+	input.resource.tenant_id == "acme"
+}
+`,
+    });
+    const out = join(dir, "second-decision", "out.tar.gz");
+    const err = await buildPolicy({ dir: root, out, opa }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/^Rego tests failed; no bundle was built:\n/);
+    expect((err as Error).message).toMatch(
+      /rule data\.agentmesh\.authz\.decision produced conflicting values[\s\S]*frozen\.rego:3/,
+    );
+    await expect(access(out)).rejects.toThrow();
+  });
+
+  it("compiles an extension package from ext/ into the bundle", async () => {
+    const root = await scratchPolicies(join(dir, "ext"), {
+      "ext/no_shell.rego": `package agentmesh.ext.no_shell
+
+deny contains "no shell here" if input.resource.capability == "shell.exec"
+`,
+    });
+    const out = join(dir, "ext", "out.tar.gz");
+    await buildPolicy({ dir: root, out, opa });
+    const bundle = await loadBundleArchive(await readFile(out));
+    const input = (capability: string) => ({
+      peer: { spiffe_id: "spiffe://agentmesh.local/ns/agentmesh/sa/executor" },
+      method: { full: "agentmesh.v1.ExecutorService/DispatchStep" },
+      resource: { tenant_id: "acme", capability },
+    });
+    expect(bundle.decide(input("shell.exec"))).toEqual({
+      allow: false,
+      reason: "no shell here",
+      principalTrusted: false,
+    });
+    expect(bundle.decide(input("util.echo")).allow).toBe(true);
   });
 });

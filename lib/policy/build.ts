@@ -1,92 +1,196 @@
 /**
- * Compiles the Rego sources to the committed `policy.wasm` with the `opa` CLI.
+ * Builds the policy bundle (`bundles/agentmesh.tar.gz`) with the `opa` CLI,
+ * refusing anything that would fail in production:
  *
- * Only the builtins in `policies/capabilities.json` (those the JavaScript
- * opa-wasm runtime implements) are allowed, so a policy using `http.send` or
- * `io.jwt.*` fails here rather than at run time. The output is
- * byte-reproducible: same sources and same `opa` version, same bytes.
+ * 1. `opa test <dir>`: every Rego test, the examples' included, must pass;
+ * 2. `opa build -t wasm` of the sources (not tests, not `examples/`) and
+ *    `data.json`, allowing only the builtins in `capabilities.json` (those the
+ *    JavaScript opa-wasm runtime implements), with the content hash of module
+ *    and data as the manifest's revision;
+ * 3. the bundle must load and answer the reload corpus (`corpus.ts`);
+ * 4. it is written to a temporary file and renamed into place, so a watching
+ *    process never reads half a bundle.
+ *
+ * The output is byte-reproducible: same sources and `opa` version, same bytes.
  *
  * @example
- * const { wasmPath } = await buildPolicy({ dir: "policies" });
+ * const { bundlePath, revision } = await buildPolicy({ dir: "policies" });
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
-import { gunzipSync } from "node:zlib";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { Code, MeshError } from "../errors/mesh-error.js";
-import { decisionEntrypoint } from "./bundle.js";
+import {
+  bundleRevision,
+  decisionEntrypoint,
+  loadBundleArchive,
+  unpackBundleArchive,
+} from "./bundle.js";
+import { builtinCorpus, checkCorpus } from "./corpus.js";
 
 export interface BuildPolicyOptions {
   /** The policy directory. Default `policies`. */
   dir?: string;
-  /** Where `policy.wasm` goes. Default `<dir>/policy.wasm`. */
+  /**
+   * Where the bundle goes. Default `bundles/agentmesh.tar.gz` beside `dir`
+   * (outside it: `opa test <dir>` would load a bundle inside as data).
+   */
   out?: string;
   /** The `opa` binary. Default `$OPA` or `opa` on PATH (CI installs it in `~/go/bin`). */
   opa?: string;
 }
 
 export interface BuildPolicyResult {
-  wasmPath: string;
+  bundlePath: string;
   /** Bytes written. */
   size: number;
+  /** The manifest's revision. */
+  revision: string;
   /** Rego files compiled, relative to the directory above `dir`. */
   sources: string[];
+  /** Rego tests that passed. */
+  tests: number;
+  /** Corpus inputs the bundle answered. */
+  corpus: number;
+}
+
+/** Test files and the guide's examples stay out of the bundle. */
+function isSource(dir: string, file: string): boolean {
+  return (
+    file.endsWith(".rego") &&
+    !file.endsWith("_test.rego") &&
+    !relative(dir, file).split(sep).includes("examples")
+  );
 }
 
 /**
- * Runs `opa build -t wasm -e agentmesh/authz/decision --capabilities
- * <dir>/capabilities.json <rego files> <dir>/data.json` and writes the
- * module. Test files (`*_test.rego`) are left out. Throws FAILED_PRECONDITION
- * with opa's message when the policy does not compile.
+ * Tests, builds, checks and writes the bundle. Throws FAILED_PRECONDITION
+ * with opa's message when a test fails or the policy does not compile, and
+ * with the failing input when the bundle errors on the corpus; nothing is
+ * written then.
  */
 export async function buildPolicy(options: BuildPolicyOptions = {}): Promise<BuildPolicyResult> {
   const dir = resolve(options.dir ?? "policies");
-  const out = resolve(options.out ?? join(dir, "policy.wasm"));
+  const out = resolve(options.out ?? join(dirname(dir), "bundles", "agentmesh.tar.gz"));
+  const opa = options.opa ?? process.env.OPA ?? "opa";
+  const tests = await runTests(opa, basename(dir), dirname(dir));
+  const { archive, revision, sources } = await compileBundle({ dir, opa });
+  const bundle = await loadBundleArchive(archive);
+  const corpus = checkCorpus(bundle, builtinCorpus(bundle.data));
+  await mkdir(dirname(out), { recursive: true });
+  const staged = `${out}.${process.pid}.tmp`;
+  await writeFile(staged, archive);
+  await rename(staged, out);
+  return { bundlePath: out, size: archive.length, revision, sources, tests, corpus };
+}
+
+/**
+ * Only the compile step of `buildPolicy`: `opa build` of the sources and
+ * data into a bundle archive stamped with its revision. No tests, no corpus:
+ * for tests that need a bundle the build would refuse.
+ */
+export async function compileBundle(options: {
+  dir: string;
+  opa?: string;
+}): Promise<{ archive: Buffer; revision: string; sources: string[] }> {
+  const dir = resolve(options.dir);
   const opa = options.opa ?? process.env.OPA ?? "opa";
   // opa records source locations in the module: run it from the directory
   // above the policies with relative paths, so the bytes do not depend on
   // where the checkout lives or where the command was started.
   const cwd = dirname(dir);
-  const sources = (await regoFiles(dir)).map((f) => relative(cwd, f)).sort();
+  const sources = (await regoFiles(dir))
+    .filter((f) => isSource(dir, f))
+    .map((f) => relative(cwd, f))
+    .sort();
   if (sources.length === 0) {
     throw new MeshError(Code.FailedPrecondition, `no .rego files under ${dir}`);
   }
   const tmp = await mkdtemp(join(tmpdir(), "agentmesh-policy-"));
   try {
-    const bundlePath = join(tmp, "bundle.tar.gz");
-    await run(
-      opa,
-      [
-        "build",
-        "-t",
-        "wasm",
-        "-e",
-        decisionEntrypoint,
-        "--capabilities",
-        relative(cwd, join(dir, "capabilities.json")),
-        "-o",
-        bundlePath,
-        ...sources,
-        relative(cwd, join(dir, "data.json")),
-      ],
-      cwd,
-    );
-    const files = untar(gunzipSync(await readFile(bundlePath)));
-    const wasm = files.get("policy.wasm");
-    if (!wasm) throw new MeshError(Code.Internal, "opa build produced no policy.wasm");
-    await writeFile(out, wasm);
-    return { wasmPath: out, size: wasm.length, sources };
+    const build = async (output: string, revision?: string) => {
+      await run(
+        opa,
+        [
+          "build",
+          "-t",
+          "wasm",
+          "-e",
+          decisionEntrypoint,
+          "--capabilities",
+          relative(cwd, join(dir, "capabilities.json")),
+          ...(revision ? ["--revision", revision] : []),
+          "-o",
+          output,
+          ...sources,
+          relative(cwd, join(dir, "data.json")),
+        ],
+        cwd,
+      );
+      return readFile(output);
+    };
+    // The revision is the content hash of what runs: build once to learn it, then stamp it.
+    const first = unpackBundleArchive(await build(join(tmp, "unstamped.tar.gz")));
+    const revision = bundleRevision(first.wasm, first.data);
+    const archive = await build(join(tmp, "bundle.tar.gz"), revision);
+    return { archive, revision, sources };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
 }
 
+/** Runs `opa test` on the directory; resolves with the number of tests, rejects with the failures. */
+async function runTests(opa: string, dir: string, cwd: string): Promise<number> {
+  let report: string;
+  try {
+    report = await run(opa, ["test", dir, "--format", "json"], cwd);
+  } catch (err) {
+    const e = err as MeshError;
+    throw new MeshError(
+      Code.FailedPrecondition,
+      `Rego tests failed; no bundle was built:\n${summarizeFailures(e.message)}`,
+      { cause: err },
+    );
+  }
+  try {
+    return (JSON.parse(report) as unknown[]).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** From `opa test --format json` output, the failing tests and their errors, one line each. */
+function summarizeFailures(message: string): string {
+  const start = message.indexOf("[");
+  if (start === -1) return message;
+  try {
+    const results = JSON.parse(message.slice(start)) as {
+      package: string;
+      name: string;
+      fail?: boolean;
+      error?: { message?: string; location?: { file?: string; row?: number } };
+    }[];
+    const lines = results
+      .filter((r) => r.fail || r.error)
+      .map((r) => {
+        const where = r.error?.location
+          ? ` (${r.error.location.file}:${r.error.location.row})`
+          : "";
+        return `${r.package}.${r.name}: ${r.error?.message ?? "FAIL"}${where}`;
+      });
+    if (lines.length === 0) return message;
+    const shown = lines.slice(0, 10);
+    if (lines.length > shown.length) shown.push(`... and ${lines.length - shown.length} more`);
+    return shown.join("\n");
+  } catch {
+    return message;
+  }
+}
+
 async function regoFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && e.name.endsWith(".rego") && !e.name.endsWith("_test.rego"))
-    .map((e) => join(e.parentPath, e.name));
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
 /** Runs a command; rejects with FAILED_PRECONDITION carrying its stderr. */
@@ -106,29 +210,4 @@ export function run(command: string, args: string[], cwd?: string): Promise<stri
       );
     });
   });
-}
-
-/** The regular files of a (ustar) tar archive, by name without a leading slash. */
-export function untar(archive: Uint8Array): Map<string, Buffer> {
-  const buf = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
-  const files = new Map<string, Buffer>();
-  let offset = 0;
-  while (offset + 512 <= buf.length) {
-    const header = buf.subarray(offset, offset + 512);
-    if (header.every((b) => b === 0)) break;
-    const field = (start: number, length: number) =>
-      header
-        .subarray(start, start + length)
-        .toString("utf8")
-        .replace(/\0.*$/s, "");
-    const prefix = field(345, 155);
-    const name = (prefix ? `${prefix}/` : "") + field(0, 100);
-    const size = Number.parseInt(field(124, 12).trim() || "0", 8);
-    const type = field(156, 1);
-    const body = offset + 512;
-    if (type === "0" || type === "")
-      files.set(name.replace(/^\/+/, ""), buf.subarray(body, body + size));
-    offset = body + Math.ceil(size / 512) * 512;
-  }
-  return files;
 }

@@ -20,7 +20,8 @@ const input: PolicyInput = {
     full: "agentmesh.v1.ExecutorService/SubmitGoal",
     kind: "unary",
   },
-  resource: { tenant_id: "acme" },
+  resource: { tenant_id: "acme", goal_kind: "summarize" },
+  request: { tenant_id: "acme", kind: "summarize" },
   time: { unix_ms: Date.UTC(2026, 0, 2, 3, 4, 5) },
 };
 const deny: EngineDecision = {
@@ -91,6 +92,39 @@ describe("decision log", () => {
       expect(first.decision_id).toMatch(/^[0-9a-f-]{36}$/);
       expect(second.decision_id).not.toBe(first.decision_id);
       expect(second.result.allow).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says which component and replica decided, and why an evaluation failed", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "agentmesh-decisions-"));
+    try {
+      const path = join(dir, "decisions.log");
+      const log = createDecisionLog({ destination: path, labels: { cluster: "eu-1" } });
+      const failed: EngineDecision = {
+        ...deny,
+        reason: "policy evaluation failed",
+        principalTrusted: false,
+        error: "policies/authz/frozen.rego:3:1: var assignment conflict",
+      };
+      log.record(input, failed, 0, { component: "executor", instance: "executor-a-1" });
+      await log.close();
+      const entry = JSON.parse(await readFile(path, "utf8")) as DecisionLogEntry;
+      expect(entry.labels).toEqual({
+        cluster: "eu-1",
+        component: "executor",
+        instance: "executor-a-1",
+      });
+      expect(entry.error).toEqual({
+        code: "evaluation_error",
+        message: "policies/authz/frozen.rego:3:1: var assignment conflict",
+      });
+      expect(entry.result).toEqual({
+        allow: false,
+        reason: "policy evaluation failed",
+        principal_trusted: false,
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

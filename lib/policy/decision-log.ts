@@ -1,7 +1,8 @@
 /**
  * The decision log: one JSON line per decision in OPA's decision-log shape
  * (`decision_id`, `path`, `input`, `result`, `bundles.<name>.revision`,
- * `timestamp`, `metrics`, `labels`), written through its own pino
+ * `timestamp`, `metrics`, `labels`, and `error` when the evaluation failed),
+ * written through its own pino
  * destination so it can be shipped to a SIEM apart from the process log.
  * Every denial is written; allows are sampled. Secret-looking fields of the
  * input are redacted before the line is written.
@@ -24,7 +25,7 @@ export interface DecisionLogOptions {
   destination?: pino.DestinationStream | string;
   /** Fraction of allows written, 0..1. Denials are always written. Default 0.01. */
   sampleAllows?: number;
-  /** Labels on every line (OPA's `labels`), e.g. `{ id: instanceId, service: "executor" }`. */
+  /** Labels on every line (OPA's `labels`), merged under each record's own (`component`, `instance`). */
   labels?: Record<string, string>;
   /** Bundle name under `bundles` in each line. Default `"agentmesh"`. */
   bundleName?: string;
@@ -41,14 +42,25 @@ export interface DecisionLogEntry {
   bundles: Record<string, { revision: string }>;
   timestamp: string;
   metrics: { timer_rego_query_eval_ns: number };
+  /** Who decided: `component` (executor, gateway, ...) and `instance` (the replica), plus the log's own labels. */
   labels: Record<string, string>;
+  /** Why the evaluation failed (the call was denied); absent when the policy answered. */
+  error?: { code: "evaluation_error"; message: string };
   /** Whether the decision cache answered (not in OPA's shape; ignored by OPA tooling). */
   cached: boolean;
 }
 
 export interface DecisionLog {
-  /** Writes the decision if it is a denial or sampled; returns whether it was written. */
-  record(input: PolicyInput, decision: EngineDecision, evalNs?: number): boolean;
+  /**
+   * Writes the decision if it is a denial or sampled; returns whether it was
+   * written. `labels` say who decided (`{ component, instance }`).
+   */
+  record(
+    input: PolicyInput,
+    decision: EngineDecision,
+    evalNs?: number,
+    labels?: Record<string, string>,
+  ): boolean;
   /** Flushes and closes the destination (when the log opened it). */
   close(): Promise<void>;
 }
@@ -91,7 +103,7 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
           : pino.destination({ dest: destination, mkdir: true, append: true, sync: false });
 
   return {
-    record(input, decision, evalNs = 0) {
+    record(input, decision, evalNs = 0, own) {
       if (decision.allow && !(sampleAllows > 0 && random() < sampleAllows)) return false;
       const entry: DecisionLogEntry = {
         decision_id: randomUUID(),
@@ -105,9 +117,12 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
         bundles: { [bundleName]: { revision: decision.revision ?? "" } },
         timestamp: new Date(input.time.unix_ms).toISOString(),
         metrics: { timer_rego_query_eval_ns: Math.round(evalNs) },
-        labels,
+        labels: own ? { ...labels, ...own } : labels,
         cached: decision.cached,
       };
+      if (decision.error !== undefined) {
+        entry.error = { code: "evaluation_error", message: decision.error };
+      }
       // Exactly the OPA shape, so no pino logger (it adds level, time, pid):
       // the line goes straight to pino's destination stream.
       stream.write(`${JSON.stringify(entry)}\n`);

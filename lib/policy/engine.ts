@@ -1,37 +1,71 @@
 /**
- * The policy engine: one loaded bundle, a decision cache, and hot reload.
+ * The policy engine: one loaded bundle, a decision cache, hot reload, and an
+ * optional shadow candidate.
  *
- * `openPolicyEngine` loads `policy.wasm` and `data.json` and watches their
- * directories. A changed bundle is validated first and then swapped in one
- * assignment (evaluation is synchronous, so no call ever sees half a bundle);
- * a bad one is rejected, the last good one keeps serving, and a
- * `reload_failed` event and metric say so. With no bundle at all every call is
- * denied and `ready` is false (fail closed), until a good bundle appears.
+ * `openPolicyEngine` loads the bundle archive (`bundles/agentmesh.tar.gz`: code
+ * and data in one file, read in one go) and watches its directory. A changed
+ * bundle is validated first — it must load and answer the reload corpus
+ * (`corpus.ts`: an input per method and identity plus recently recorded
+ * decisions) without an error — and then swapped in one assignment
+ * (evaluation is synchronous, so no call ever sees half a bundle). A bad one
+ * is rejected with its error text in the log, the `reload_failed` event,
+ * `agentmesh_policy_last_reload_error` and `status()` (the `/readyz`
+ * detail); the last good one keeps serving. With no bundle at all every call
+ * is denied and `ready` is false (fail closed), until a good bundle appears.
+ *
+ * **Shadow mode**: while a candidate bundle exists beside the live one
+ * (`candidatePath`, default `<dir>/candidate.tar.gz`), every decision is
+ * also made by the candidate, and each one whose answer differs is handed to
+ * `onShadow` (the runtime writes them to the shadow log that
+ * `agentmesh policy shadow` reports), before anyone swaps it in.
  *
  * @example
- * const engine = await openPolicyEngine({ wasmPath: "policies/policy.wasm" });
+ * const engine = await openPolicyEngine({ path: "bundles/agentmesh.tar.gz" });
  * engine.onEvent((e) => log.info(e, "policy"));
  * const { allow, reason } = engine.decide(buildPolicyInput(call));
  * await engine.close();
  */
 import { readFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Registry } from "prom-client";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import type { Logger } from "../log/logger.js";
 import type { Decision } from "../rpc/authorizer.js";
 import { type DirectoryWatch, serialReloads, watchDirectories } from "../watch/file-reload.js";
-import { bundleRevision, loadPolicyBundle, type PolicyBundle } from "./bundle.js";
+import {
+  bundleRevision,
+  errorText,
+  isBundleArchive,
+  loadBundleArchive,
+  loadPolicyBundle,
+  type PolicyBundle,
+  unpackBundleArchive,
+} from "./bundle.js";
+import { builtinCorpus, checkCorpus } from "./corpus.js";
 import { DecisionCache, type DecisionCacheOptions } from "./decision-cache.js";
 import { decisionCacheKey, type PolicyInput } from "./input.js";
 import { type DecisionCounts, type PolicyMetrics, policyMetrics } from "./metrics.js";
 
 export interface PolicyEngineOptions {
-  /** The compiled policy. Default `policies/policy.wasm` (see `AGENTMESH_POLICY`). */
-  wasmPath?: string;
-  /** The data the policy decides with. Default `data.json` beside the wasm. */
+  /**
+   * The bundle: an OPA bundle archive (`.tar.gz`), or (older deployments) a
+   * bare `policy.wasm` with `dataPath` beside it. Default
+   * `bundles/agentmesh.tar.gz` (see `AGENTMESH_POLICY`).
+   */
+  path?: string;
+  /** With a bare `policy.wasm` only: its data. Default `data.json` beside it. */
   dataPath?: string;
-  /** Watch both files and hot-reload on change. Default true. */
+  /**
+   * A candidate bundle evaluated beside the live one (shadow mode) while the
+   * file exists. Default `candidate.tar.gz` beside an archive `path`; none
+   * for a bare wasm.
+   */
+  candidatePath?: string;
+  /** Called with every decision the candidate would answer differently. */
+  onShadow?: (difference: ShadowDifference) => void;
+  /** Recorded inputs a new bundle must also answer (e.g. the decision log's tail). */
+  recordedInputs?: () => Promise<unknown[]>;
+  /** Watch the files and hot-reload on change. Default true. */
   watch?: boolean;
   /** Quiet period after a file event before reloading (writers touch files twice). Default 100 ms. */
   debounceMs?: number;
@@ -45,10 +79,13 @@ export interface PolicyEngineOptions {
   logger?: Logger;
 }
 
-/** What the engine reports about its bundle, as it happens. */
+/** What the engine reports about its bundles, as it happens. */
 export type PolicyEvent =
   | { type: "loaded"; revision: string; previous: string | undefined }
-  | { type: "reload_failed"; error: MeshError; serving: string | undefined };
+  | { type: "reload_failed"; error: MeshError; serving: string | undefined }
+  | { type: "candidate_loaded"; revision: string }
+  | { type: "candidate_rejected"; error: MeshError }
+  | { type: "candidate_removed"; revision: string };
 
 /** A decision with where it came from. */
 export interface EngineDecision extends Decision {
@@ -56,6 +93,27 @@ export interface EngineDecision extends Decision {
   revision: string | undefined;
   /** Whether the decision cache answered. */
   cached: boolean;
+  /** Why the evaluation failed (the call is then denied); undefined when the policy answered. */
+  error?: string;
+}
+
+/** A decision the shadow candidate makes differently from the live bundle. */
+export interface ShadowDifference {
+  input: PolicyInput;
+  live: EngineDecision;
+  candidate: EngineDecision;
+}
+
+/** What an operator needs to know about the engine (the `/readyz` detail). */
+export interface PolicyStatus {
+  ready: boolean;
+  revision: string | undefined;
+  /** The shadow candidate's revision, while one is loaded. */
+  candidate: string | undefined;
+  /** Why the last reload of the live bundle was rejected; cleared by the next good load. */
+  lastError: string | undefined;
+  /** Why the candidate was rejected; cleared when a good candidate loads or it is removed. */
+  candidateError: string | undefined;
 }
 
 interface Serving {
@@ -72,14 +130,21 @@ const notReady: EngineDecision = Object.freeze({
 });
 
 export class PolicyEngine {
-  readonly wasmPath: string;
-  readonly dataPath: string;
+  readonly path: string;
+  readonly dataPath: string | undefined;
+  readonly candidatePath: string | undefined;
   readonly metrics: PolicyMetrics;
   readonly #options: PolicyEngineOptions;
   readonly #listeners = new Set<(event: PolicyEvent) => void>();
   readonly #wakers = new Set<() => void>();
   readonly #count: DecisionCounts;
   #serving: Serving | undefined;
+  #candidate: Serving | undefined;
+  #lastError: string | undefined;
+  #candidateError: string | undefined;
+  /** The candidate file's content hash last rejected, so a bad file is not re-checked every poll. */
+  #rejectedCandidate: string | undefined;
+  #rejectedLive: string | undefined;
   #watching: DirectoryWatch | undefined;
   #closed = false;
   readonly #reloads = serialReloads(
@@ -90,8 +155,17 @@ export class PolicyEngine {
   /** An engine with no bundle yet (denies everything); `load` or `reload` gives it one. */
   constructor(options: PolicyEngineOptions = {}) {
     this.#options = options;
-    this.wasmPath = resolve(options.wasmPath ?? "policies/policy.wasm");
-    this.dataPath = resolve(options.dataPath ?? join(dirname(this.wasmPath), "data.json"));
+    this.path = resolve(options.path ?? "bundles/agentmesh.tar.gz");
+    const archive = isBundleArchive(this.path);
+    this.dataPath = archive
+      ? undefined
+      : resolve(options.dataPath ?? join(dirname(this.path), "data.json"));
+    this.candidatePath =
+      options.candidatePath !== undefined
+        ? resolve(options.candidatePath)
+        : archive
+          ? join(dirname(this.path), "candidate.tar.gz")
+          : undefined;
     this.metrics = policyMetrics(options.registry);
     this.#count = this.metrics.counts;
     this.metrics.ready.set(0);
@@ -107,10 +181,26 @@ export class PolicyEngine {
     return this.#serving?.bundle.revision;
   }
 
+  /** Revision of the shadow candidate, while one is loaded. */
+  get candidateRevision(): string | undefined {
+    return this.#candidate?.bundle.revision;
+  }
+
+  status(): PolicyStatus {
+    return {
+      ready: this.ready,
+      revision: this.revision,
+      candidate: this.candidateRevision,
+      lastError: this.#lastError,
+      candidateError: this.#candidateError,
+    };
+  }
+
   /**
    * Decides one input. Synchronous; a cache hit is one map lookup. The cache
    * key is every part of the input except `time` (see `decisionCacheKey`);
-   * `useCache: false` always evaluates.
+   * `useCache: false` always evaluates. With a shadow candidate loaded, the
+   * candidate decides too and a different answer goes to `onShadow`.
    */
   decide(input: PolicyInput, useCache = true): EngineDecision {
     const serving = this.#serving;
@@ -118,39 +208,82 @@ export class PolicyEngine {
       this.#count.denyFresh++;
       return notReady;
     }
-    const now = input.time.unix_ms;
     const key = useCache ? decisionCacheKey(input) : undefined;
+    const decision = this.#decideWith(serving, input, key, true);
+    if (this.#candidate !== undefined) this.#shadow(this.#candidate, input, key, decision);
+    return decision;
+  }
+
+  #decideWith(
+    serving: Serving,
+    input: PolicyInput,
+    key: string | undefined,
+    live: boolean,
+  ): EngineDecision {
+    const now = input.time.unix_ms;
     if (key !== undefined) {
       // The cache holds finished answers (cached: true), so a hit allocates nothing.
       const hit = serving.cache.get(key, now) as EngineDecision | undefined;
       if (hit !== undefined) {
-        if (hit.allow) this.#count.allowCached++;
-        else this.#count.denyCached++;
+        if (live) {
+          if (hit.allow) this.#count.allowCached++;
+          else this.#count.denyCached++;
+        }
         return hit;
       }
     }
+    const revision = serving.bundle.revision;
     let decision: Decision;
     try {
       decision = serving.bundle.decide(input);
     } catch (err) {
-      // A trap (e.g. out of memory on an absurd input) denies this call only; not cached.
-      this.#options.logger?.error({ err }, "policy evaluation failed");
-      this.#count.denyFresh++;
+      // An evaluation error (a rule conflict, a trap) denies this call only; not cached.
+      const error = errorText(err);
+      if (live) {
+        this.metrics.evaluationErrors.inc();
+        this.#count.denyFresh++;
+        this.#options.logger?.error(
+          { err: error, revision, method: input.method.full },
+          "policy evaluation failed",
+        );
+      }
       return {
         allow: false,
         reason: "policy evaluation failed",
         principalTrusted: false,
-        revision: serving.bundle.revision,
+        revision,
         cached: false,
+        error,
       };
     }
-    const revision = serving.bundle.revision;
     if (key !== undefined) {
       serving.cache.set(key, Object.freeze({ ...decision, revision, cached: true }), now);
     }
-    if (decision.allow) this.#count.allowFresh++;
-    else this.#count.denyFresh++;
+    if (live) {
+      if (decision.allow) this.#count.allowFresh++;
+      else this.#count.denyFresh++;
+    }
     return { ...decision, revision, cached: false };
+  }
+
+  #shadow(
+    candidate: Serving,
+    input: PolicyInput,
+    key: string | undefined,
+    live: EngineDecision,
+  ): void {
+    const other = this.#decideWith(candidate, input, key, false);
+    const changed =
+      other.allow !== live.allow ||
+      other.reason !== live.reason ||
+      other.principalTrusted !== live.principalTrusted;
+    this.metrics.shadow.inc({ changed: changed ? "true" : "false" });
+    if (!changed) return;
+    try {
+      this.#options.onShadow?.({ input, live, candidate: other });
+    } catch (err) {
+      this.#options.logger?.error({ err }, "shadow listener threw");
+    }
   }
 
   /** Evaluates any input document against the serving bundle, uncached (CLI `policy eval`). */
@@ -164,42 +297,96 @@ export class PolicyEngine {
   load(bundle: PolicyBundle): void {
     const previous = this.#serving?.bundle.revision;
     this.#serving = { bundle, cache: new DecisionCache(this.#options.cache) };
+    this.#lastError = undefined;
+    this.#rejectedLive = undefined;
     const m = this.metrics;
     m.reloads.inc({ result: "ok" });
     m.ready.set(1);
-    m.bundleInfo.reset();
-    m.bundleInfo.set({ revision: bundle.revision }, 1);
+    m.lastReloadError.set(0);
+    this.#publishRevisions();
     if (previous !== bundle.revision) {
       this.#options.logger?.info({ revision: bundle.revision, previous }, "policy bundle loaded");
     }
     this.#emit({ type: "loaded", revision: bundle.revision, previous });
   }
 
+  /** Evaluates `bundle` beside the live one from now on (shadow mode); undefined stops it. */
+  shadowWith(bundle: PolicyBundle | undefined): void {
+    const previous = this.#candidate?.bundle.revision;
+    this.#candidate = bundle && { bundle, cache: new DecisionCache(this.#options.cache) };
+    this.#candidateError = undefined;
+    this.#publishRevisions();
+    if (bundle) {
+      this.#options.logger?.info({ candidate: bundle.revision }, "policy candidate in shadow mode");
+      this.#emit({ type: "candidate_loaded", revision: bundle.revision });
+    } else if (previous) {
+      this.#options.logger?.info({ candidate: previous }, "policy candidate removed");
+      this.#emit({ type: "candidate_removed", revision: previous });
+    }
+  }
+
+  #publishRevisions(): void {
+    const info = this.metrics.bundleInfo;
+    info.reset();
+    if (this.#serving) info.set({ revision: this.#serving.bundle.revision, role: "live" }, 1);
+    if (this.#candidate)
+      info.set({ revision: this.#candidate.bundle.revision, role: "candidate" }, 1);
+  }
+
   /**
-   * Reads both files and swaps the bundle in if it is valid and changed.
-   * Resolves true when a new bundle now serves; never rejects: a bad bundle
-   * keeps the last good one and raises `reload_failed`.
+   * Reads the bundle (and the candidate) and swaps in what is valid and
+   * changed. Resolves true when a new live bundle now serves; never rejects:
+   * a bad bundle keeps the last good one and raises `reload_failed`.
    */
   reload(): Promise<boolean> {
     return this.#reloads.run();
   }
 
   async #reloadOnce(): Promise<boolean> {
+    const changed = await this.#reloadLive();
+    await this.#reloadCandidate();
+    return changed;
+  }
+
+  /** Loads a bundle from bytes and checks it against the corpus; throws FAILED_PRECONDITION. */
+  async #validate(load: () => Promise<PolicyBundle>): Promise<PolicyBundle> {
+    const bundle = await load();
+    const recorded = (await this.#options.recordedInputs?.().catch(() => [])) ?? [];
+    checkCorpus(bundle, [...builtinCorpus(bundle.data), ...recorded]);
+    return bundle;
+  }
+
+  async #reloadLive(): Promise<boolean> {
+    let fingerprint: string | undefined;
     try {
-      const [wasm, data] = await Promise.all([readFile(this.wasmPath), readFile(this.dataPath)]);
-      if (this.#serving && bundleRevision(wasm, data) === this.#serving.bundle.revision) {
+      let load: () => Promise<PolicyBundle>;
+      if (this.dataPath === undefined) {
+        // One read: code and data of the same bundle, never a mix.
+        const archive = await readFile(this.path);
+        const { wasm, data, revision } = unpackBundleArchive(archive);
+        fingerprint = revision || bundleRevision(wasm, data);
+        load = () => loadBundleArchive(archive);
+      } else {
+        const [wasm, data] = await Promise.all([readFile(this.path), readFile(this.dataPath)]);
+        fingerprint = bundleRevision(wasm, data);
+        load = () => loadPolicyBundle(wasm, data);
+      }
+      if (fingerprint === this.#serving?.bundle.revision || fingerprint === this.#rejectedLive) {
         return false;
       }
-      const bundle = await loadPolicyBundle(wasm, data);
+      const bundle = await this.#validate(load);
       if (this.#closed) return false;
       this.load(bundle);
       return true;
     } catch (err) {
       const error = MeshError.from(err);
+      if (fingerprint !== undefined) this.#rejectedLive = fingerprint;
       const serving = this.#serving?.bundle.revision;
+      this.#lastError = error.message;
       this.metrics.reloads.inc({ result: "error" });
+      this.metrics.lastReloadError.set(1);
       this.#options.logger?.error(
-        { err: error.message, serving },
+        { err: error.message, serving, path: this.path },
         serving ? "policy bundle rejected; keeping the last good one" : "no policy bundle loaded",
       );
       this.#emit({ type: "reload_failed", error, serving });
@@ -207,19 +394,58 @@ export class PolicyEngine {
     }
   }
 
+  async #reloadCandidate(): Promise<void> {
+    const path = this.candidatePath;
+    if (path === undefined) return;
+    let archive: Buffer;
+    try {
+      archive = await readFile(path);
+    } catch {
+      // No candidate file: shadow mode is off.
+      this.#rejectedCandidate = undefined;
+      if (this.#candidate || this.#candidateError) this.shadowWith(undefined);
+      return;
+    }
+    let fingerprint: string | undefined;
+    try {
+      const { wasm, data, revision } = unpackBundleArchive(archive);
+      fingerprint = revision || bundleRevision(wasm, data);
+      if (
+        fingerprint === this.#candidate?.bundle.revision ||
+        fingerprint === this.#rejectedCandidate
+      ) {
+        return;
+      }
+      const bundle = await this.#validate(() => loadBundleArchive(archive));
+      if (this.#closed) return;
+      this.#rejectedCandidate = undefined;
+      this.shadowWith(bundle);
+    } catch (err) {
+      const error = MeshError.from(err);
+      this.#rejectedCandidate = fingerprint ?? "unreadable";
+      this.#candidate = undefined;
+      this.#publishRevisions();
+      this.#candidateError = error.message;
+      this.#options.logger?.error(
+        { err: error.message, path: basename(path) },
+        "policy candidate rejected",
+      );
+      this.#emit({ type: "candidate_rejected", error });
+    }
+  }
+
   /** Starts watching the bundle files (idempotent per engine). */
   watch(): void {
     if (this.#watching || this.#closed) return;
-    this.#watching = watchDirectories(
-      [dirname(this.wasmPath), dirname(this.dataPath)],
-      () => void this.reload(),
-      {
-        debounceMs: this.#options.debounceMs ?? 100,
-        pollMs: this.#options.pollIntervalMs ?? 5000,
-        onError: (err, dir) =>
-          this.#options.logger?.warn({ err, dir }, "policy watch failed; polling continues"),
-      },
-    );
+    const dirs = [dirname(this.path)];
+    if (this.dataPath) dirs.push(dirname(this.dataPath));
+    if (this.candidatePath) dirs.push(dirname(this.candidatePath));
+    this.#watching = watchDirectories(dirs, () => void this.reload(), {
+      debounceMs: this.#options.debounceMs ?? 100,
+      pollMs: this.#options.pollIntervalMs ?? 5000,
+      onError: (err, dir) =>
+        this.#options.logger?.warn({ err, dir }, "policy watch failed; polling continues"),
+    });
   }
 
   /** Calls `listener` for every event; returns the unsubscribe function. */

@@ -1,22 +1,31 @@
 /**
- * Policy on every call: the compiled OPA policy (`policies/policy.wasm` +
- * `policies/data.json`) evaluated in-process, hot-reloaded, with a decision
- * cache and an OPA-shaped decision log. See `policies/README.md` for authors.
+ * Policy on every call: the OPA bundle (`bundles/agentmesh.tar.gz`, built
+ * from `policies/`) evaluated in-process, hot-reloaded after a corpus check,
+ * with a decision cache, an OPA-shaped decision log and a shadow candidate.
+ * See `policies/README.md` for authors.
  *
  * @example
  * import { createDecisionLog, createPolicyAuthorizer, openPolicyEngine } from "../policy/index.js";
- * const engine = await openPolicyEngine({ wasmPath: config.policyPath, registry: metrics.registry });
+ * const engine = await openPolicyEngine({ path: config.policyPath, registry: metrics.registry });
  * const authorizer = createPolicyAuthorizer(engine, { decisionLog: createDecisionLog({ destination: "decisions.log" }) });
  */
-export { createPolicyAuthorizer, type PolicyAuthorizerOptions } from "./authorizer.js";
+export { type DispatchQuestion, dispatchAction, dispatchInput } from "./actions.js";
+export {
+  createPolicyAuthorizer,
+  createPolicyCheck,
+  type PolicyAuthorizerOptions,
+} from "./authorizer.js";
 export {
   bundleRevision,
   decisionEntrypoint,
+  errorText,
+  loadBundleArchive,
   loadPolicyBundle,
   type PolicyBundle,
   parseDecision,
   readPolicyBundle,
 } from "./bundle.js";
+export { builtinCorpus, checkCorpus, readRecordedInputs } from "./corpus.js";
 export { DecisionCache, type DecisionCacheOptions } from "./decision-cache.js";
 export {
   createDecisionLog,
@@ -30,6 +39,8 @@ export {
   PolicyEngine,
   type PolicyEngineOptions,
   type PolicyEvent,
+  type PolicyStatus,
+  type ShadowDifference,
 } from "./engine.js";
 export {
   buildPolicyInput,
@@ -39,3 +50,5 @@ export {
   type PolicyResource,
 } from "./input.js";
 export { type PolicyMetrics, policyMetrics } from "./metrics.js";
+export { type RequestView, requestView } from "./request-view.js";
+export { createShadowLog, type ShadowChange, shadowReport } from "./shadow-log.js";

@@ -1,6 +1,10 @@
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { SubmitGoalRequestSchema } from "../../gen/agentmesh/v1/executor_pb.js";
+import { PutPlaybookRequestSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { DecisionCache } from "./decision-cache.js";
 import { buildPolicyInput, decisionCacheKey, methodPlan, type PolicyInput } from "./input.js";
+import { requestView } from "./request-view.js";
 import { meshMethods, meshPeer, principal, sampleRequest } from "./testing.js";
 
 const method = (name: string) => meshMethods.find((m) => m.name === name)!;
@@ -10,17 +14,28 @@ describe("methodPlan", () => {
     const paths = (name: string) =>
       Object.fromEntries(methodPlan(method(name)).fields.map((f) => [f.key, f.path.join(".")]));
     expect(paths("GetGoal")).toEqual({ tenant_id: "tenantId", goal_id: "goalId" });
-    expect(paths("ChooseStrategy")).toEqual({ tenant_id: "context.tenantId", goal_id: "goalId" });
+    expect(paths("ChooseStrategy")).toEqual({
+      tenant_id: "context.tenantId",
+      goal_id: "goalId",
+      goal_kind: "context.goalKind",
+    });
+    // The request's own `kind` is the goal kind; a nested `kind` (SubGoal's) is not.
+    expect(paths("SubmitGoal")).toEqual({ tenant_id: "tenantId", goal_kind: "kind" });
+    expect(paths("PutPlaybook")).toEqual({ tenant_id: "tenantId", goal_kind: "playbook.goalKind" });
     expect(paths("RecordOutcome")).toEqual({
       tenant_id: "outcome.context.tenantId",
       goal_id: "outcome.goalId",
+      goal_kind: "outcome.context.goalKind",
     });
     expect(paths("CreateTenant")).toEqual({ tenant_id: "tenant.tenantId" });
     expect(paths("ListTenants")).toEqual({});
-    expect(methodPlan(method("RegisterAgent")).capabilities).toEqual({
-      path: ["card", "skills"],
-      element: "capability",
-    });
+    const capabilityPaths = (name: string) =>
+      methodPlan(method(name)).capabilities.map((c) =>
+        c.steps.map((s) => s.key + (s.list ? "[]" : "")).join("."),
+      );
+    expect(capabilityPaths("RegisterAgent")).toEqual(["card.skills[].capability"]);
+    expect(capabilityPaths("PutPlaybook")).toEqual(["playbook.strategies[].steps[].capability"]);
+    expect(capabilityPaths("GetGoal")).toEqual([]);
     expect(methodPlan(method("GetGoal"))).toBe(methodPlan(method("GetGoal")));
   });
 
@@ -49,8 +64,60 @@ describe("methodPlan", () => {
         kind: "unary",
       },
       resource: { capabilities: ["text.a", "text.b"] },
+      request: {
+        card: { skills: [{ capability: "text.a" }, { capability: "text.b" }] },
+      },
       time: { unix_ms: 1000 },
     });
+  });
+
+  it("collects every step capability of a playbook, and the goal kind", () => {
+    const put = method("PutPlaybook");
+    const request = create(PutPlaybookRequestSchema, {
+      tenantId: "acme",
+      playbook: {
+        goalKind: "ops",
+        strategies: [
+          { name: "a", steps: [{ stepId: "x", capability: "util.echo" }] },
+          {
+            name: "b",
+            steps: [
+              { stepId: "y", capability: "shell.exec", input: { cmd: "rm -rf /" } },
+              { stepId: "z", subGoal: { kind: "child" } },
+            ],
+          },
+        ],
+      },
+    });
+    const input = buildPolicyInput({
+      peer: meshPeer("cli"),
+      principal: undefined,
+      method: put,
+      request,
+    });
+    expect(input.resource).toEqual({
+      tenant_id: "acme",
+      goal_kind: "ops",
+      capabilities: ["util.echo", "shell.exec", ""],
+    });
+    // Free-form step input (a Struct) stays out of the policy's view.
+    expect(input.request).toEqual({
+      tenant_id: "acme",
+      playbook: {
+        goal_kind: "ops",
+        strategies: [
+          { name: "a", steps: [{ step_id: "x", capability: "util.echo" }] },
+          {
+            name: "b",
+            steps: [
+              { step_id: "y", capability: "shell.exec" },
+              { step_id: "z", sub_goal: { kind: "child" } },
+            ],
+          },
+        ],
+      },
+    });
+    expect(input.request_truncated).toBeUndefined();
   });
 
   it("keeps tenant-scoped keys present (empty) when the request is absent or unset", () => {
@@ -60,6 +127,57 @@ describe("methodPlan", () => {
       tenant_id: "",
       goal_id: "",
     });
+  });
+});
+
+describe("input.request", () => {
+  it("holds set fields with wire names, enums by name, times in ms; no secrets, no free-form input", () => {
+    const request = create(SubmitGoalRequestSchema, {
+      tenantId: "acme",
+      kind: "summarize",
+      input: { text: "a private document" },
+      priority: 3,
+      deadline: { seconds: 1767225600n, nanos: 5_000_000 },
+      labels: { team: "blue", token: "s3cret" },
+    });
+    expect(requestView(SubmitGoalRequestSchema, request)).toEqual({
+      value: {
+        tenant_id: "acme",
+        kind: "summarize",
+        priority: 3,
+        deadline: 1767225600005,
+        labels: { team: "blue" },
+      },
+      truncated: false,
+    });
+  });
+
+  it("is bounded: long strings, long lists and deep or wide requests are cut and say so", () => {
+    const long = create(SubmitGoalRequestSchema, { tenantId: "x".repeat(10_000), kind: "k" });
+    const v = requestView(SubmitGoalRequestSchema, long);
+    expect(v.truncated).toBe(true);
+    expect((v.value.tenant_id as string).length).toBe(256);
+    const wide = create(PutPlaybookRequestSchema, {
+      tenantId: "acme",
+      playbook: {
+        strategies: Array.from({ length: 100 }, (_, i) => ({
+          name: `s${i}`,
+          steps: Array.from({ length: 100 }, (_, j) => ({ stepId: `${j}`, capability: "c" })),
+        })),
+      },
+    });
+    const w = requestView(PutPlaybookRequestSchema, wide);
+    expect(w.truncated).toBe(true);
+    expect(JSON.stringify(w.value).length).toBeLessThan(64 * 1024);
+    // A truncated input is never served from the cache.
+    const input = buildPolicyInput({
+      peer: meshPeer("cli"),
+      principal: undefined,
+      method: method("PutPlaybook"),
+      request: wide,
+    });
+    expect(input.request_truncated).toBe(true);
+    expect(decisionCacheKey(input)).toBeUndefined();
   });
 });
 
@@ -93,6 +211,8 @@ describe("decisionCacheKey", () => {
       variant((i) => (i.method.full = "x")),
       variant((i) => (i.resource.capabilities = [])),
       variant((i) => (i.resource.capabilities = [""])),
+      variant((i) => (i.resource.goal_kind = "other")),
+      variant((i) => (i.request = { ...i.request, priority: 9 })),
     ];
     expect(new Set([key, ...others]).size).toBe(others.length + 1);
   });

@@ -2,13 +2,14 @@
  * The OPA input document for one call, built generically from the method's
  * protobuf-es descriptor and the request message, so a new RPC needs no
  * policy plumbing: resource fields are found by *name* (`tenant_id`,
- * `goal_id`, `agent_id`, `capability`) at the top of the request or a few
- * singular message fields down, and a repeated message whose elements carry a
- * `capability` (RegisterAgent's `card.skills[]`) becomes
- * `resource.capabilities`.
+ * `goal_id`, `goal_kind`, `agent_id`, `capability`; the request's own `kind`
+ * is its goal kind) at the top of the request or a few singular message
+ * fields down; every `capability` inside repeated messages
+ * (RegisterAgent's `card.skills[]`, PutPlaybook's
+ * `playbook.strategies[].steps[]`) becomes `resource.capabilities`; and
+ * `request` is the bounded view of the whole message (`request-view.ts`).
  *
- * Field paths are resolved once per method and cached, so building an input
- * costs a handful of property reads.
+ * Field paths are resolved once per method and cached.
  *
  * @example
  * const input = buildPolicyInput({ peer, principal, method: ExecutorService.method.submitGoal, request });
@@ -17,6 +18,7 @@
  */
 import type { DescField, DescMessage, DescMethod, Message } from "@bufbuild/protobuf";
 import type { AuthorizationRequest } from "../rpc/authorizer.js";
+import { type JsonLike, requestView } from "./request-view.js";
 
 /** The document the policy decides on; wire (snake_case) names, as Rego authors see them. */
 export interface PolicyInput {
@@ -37,7 +39,8 @@ export interface PolicyInput {
     name: string;
     /** e.g. `agentmesh.v1.ExecutorService/SubmitGoal` */
     full: string;
-    kind: DescMethod["methodKind"];
+    /** The RPC kind, or `action` for questions that are not calls (see `actions.ts`). */
+    kind: DescMethod["methodKind"] | "action";
   };
   /**
    * What the request names. A key is present exactly when the request type has
@@ -45,6 +48,10 @@ export interface PolicyInput {
    * method is tenant-scoped.
    */
   resource: PolicyResource;
+  /** The request's fields, bounded (see `request-view.ts`); `{}` for streamed requests and actions without one. */
+  request: { [key: string]: JsonLike };
+  /** Present (true) when a bound cut something out of `request`. */
+  request_truncated?: true;
   /** Evaluation time. */
   time: { unix_ms: number };
 }
@@ -52,18 +59,31 @@ export interface PolicyInput {
 export interface PolicyResource {
   tenant_id?: string;
   goal_id?: string;
+  /** The goal kind: a `goal_kind` field, or the request's own `kind` (SubmitGoal, ListGoals). */
+  goal_kind?: string;
   agent_id?: string;
   capability?: string;
-  /** Every `capability` of a repeated message field, e.g. RegisterAgent's `card.skills[]`. */
+  /**
+   * Every `capability` inside repeated message fields, in order: RegisterAgent's
+   * `card.skills[]`, PutPlaybook's `playbook.strategies[].steps[]`.
+   */
   capabilities?: string[];
 }
 
 /** Resource fields looked up by proto field name. */
-export const resourceFieldNames = ["tenant_id", "goal_id", "agent_id", "capability"] as const;
+export const resourceFieldNames = [
+  "tenant_id",
+  "goal_id",
+  "goal_kind",
+  "agent_id",
+  "capability",
+] as const;
 type ResourceFieldName = (typeof resourceFieldNames)[number];
 
 /** How deep (in singular message fields) resource fields are searched; 0 is the request itself. */
 const maxDepth = 2;
+/** How deep (in message and list fields) capabilities are collected. */
+const maxCapabilityDepth = 4;
 
 interface FieldPath {
   key: ResourceFieldName;
@@ -71,11 +91,9 @@ interface FieldPath {
   path: string[];
 }
 
-interface ListPath {
-  /** localNames down to the repeated message field. */
-  path: string[];
-  /** localName of the `capability` field in each element. */
-  element: string;
+/** Where capabilities live: localNames from the request, each marked when it is a list. */
+export interface CapabilityPath {
+  steps: { key: string; list: boolean }[];
 }
 
 /** Per-method facts computed once: names and where each resource field lives. */
@@ -84,8 +102,11 @@ export interface MethodPlan {
   name: string;
   full: string;
   kind: DescMethod["methodKind"];
+  /** The request message type (for `input.request`). */
+  input: DescMessage;
   fields: FieldPath[];
-  capabilities: ListPath | undefined;
+  /** Paths to `capability` fields below a list; empty when the request has none. */
+  capabilities: CapabilityPath[];
 }
 
 const plans = new WeakMap<DescMethod, MethodPlan>();
@@ -103,7 +124,6 @@ export function methodPlan(method: DescMethod): MethodPlan {
 function compilePlan(method: DescMethod): MethodPlan {
   const service = method.parent.typeName;
   const fields: FieldPath[] = [];
-  let capabilities: ListPath | undefined;
   const found = new Set<string>();
   // Breadth first, so the shallowest field of a name wins (CreateTenant's
   // `tenant.tenant_id`, ChooseStrategy's `context.tenant_id`).
@@ -114,20 +134,12 @@ function compilePlan(method: DescMethod): MethodPlan {
       for (const field of message.fields) {
         if (field.oneof !== undefined) continue; // oneof members live under the oneof's name
         const here = [...path, field.localName];
-        if (isStringScalar(field) && isResourceName(field.name) && !found.has(field.name)) {
-          found.add(field.name);
-          fields.push({ key: field.name, path: here });
+        const key = depth === 0 && field.name === "kind" ? "goal_kind" : field.name;
+        if (isStringScalar(field) && isResourceName(key) && !found.has(key)) {
+          found.add(key);
+          fields.push({ key, path: here });
         } else if (field.fieldKind === "message" && !isWellKnown(field.message)) {
           next.push({ message: field.message, path: here });
-        } else if (
-          capabilities === undefined &&
-          field.fieldKind === "list" &&
-          field.listKind === "message"
-        ) {
-          const cap = field.message.fields.find(
-            (f) => f.name === "capability" && isStringScalar(f),
-          );
-          if (cap) capabilities = { path: here, element: cap.localName };
         }
       }
     }
@@ -140,9 +152,55 @@ function compilePlan(method: DescMethod): MethodPlan {
     name: method.name,
     full: `${service}/${method.name}`,
     kind: method.methodKind,
+    input: method.input,
     fields,
-    capabilities,
+    capabilities: capabilityPaths(method.input, [], false, 0),
   };
+}
+
+/** Paths to every string `capability` field that sits below at least one list. */
+function capabilityPaths(
+  message: DescMessage,
+  steps: CapabilityPath["steps"],
+  inList: boolean,
+  depth: number,
+): CapabilityPath[] {
+  const out: CapabilityPath[] = [];
+  for (const field of message.fields) {
+    if (field.oneof !== undefined) continue;
+    if (inList && field.name === "capability" && isStringScalar(field)) {
+      out.push({ steps: [...steps, { key: field.localName, list: false }] });
+    } else if (depth < maxCapabilityDepth && !isWellKnownField(field)) {
+      if (field.fieldKind === "message") {
+        out.push(
+          ...capabilityPaths(
+            field.message,
+            [...steps, { key: field.localName, list: false }],
+            inList,
+            depth + 1,
+          ),
+        );
+      } else if (field.fieldKind === "list" && field.listKind === "message") {
+        out.push(
+          ...capabilityPaths(
+            field.message,
+            [...steps, { key: field.localName, list: true }],
+            true,
+            depth + 1,
+          ),
+        );
+      }
+    }
+  }
+  return out;
+}
+
+function isWellKnownField(field: DescField): boolean {
+  return (
+    (field.fieldKind === "message" ||
+      (field.fieldKind === "list" && field.listKind === "message")) &&
+    isWellKnown(field.message)
+  );
 }
 
 function isStringScalar(field: DescField): boolean {
@@ -173,18 +231,32 @@ export function readResource(plan: MethodPlan, request: Message | undefined): Po
     const value = request === undefined ? undefined : read(request, path);
     resource[key] = typeof value === "string" ? value : "";
   }
-  if (plan.capabilities) {
-    const list = request === undefined ? undefined : read(request, plan.capabilities.path);
+  if (plan.capabilities.length > 0) {
     const caps: string[] = [];
-    if (Array.isArray(list)) {
-      for (const item of list) {
-        const cap = (item as Record<string, unknown>)[plan.capabilities.element];
-        if (typeof cap === "string") caps.push(cap);
-      }
+    if (request !== undefined) {
+      for (const path of plan.capabilities) collect(request, path.steps, 0, caps);
     }
     resource.capabilities = caps;
   }
   return resource;
+}
+
+/** At most this many capabilities are collected from one request. */
+const maxCapabilities = 256;
+
+function collect(value: unknown, steps: CapabilityPath["steps"], i: number, out: string[]): void {
+  if (value === undefined || value === null || out.length >= maxCapabilities) return;
+  const step = steps[i];
+  if (step === undefined) {
+    if (typeof value === "string") out.push(value);
+    return;
+  }
+  const next = (value as Record<string, unknown>)[step.key];
+  if (!step.list) {
+    collect(next, steps, i + 1, out);
+  } else if (Array.isArray(next)) {
+    for (const item of next) collect(item, steps, i + 1, out);
+  }
 }
 
 /** Builds the input document for one call. `now` defaults to `Date.now()`. */
@@ -199,11 +271,14 @@ export function buildFromPlan(
   request: AuthorizationRequest,
   now: number,
 ): PolicyInput {
+  const view = requestView(plan.input, request.request);
   const input: PolicyInput = {
     method: { service: plan.service, name: plan.name, full: plan.full, kind: plan.kind },
     resource: readResource(plan, request.request),
+    request: view.value,
     time: { unix_ms: now },
   };
+  if (view.truncated) input.request_truncated = true;
   const { peer, principal } = request;
   if (peer) {
     input.peer = {
@@ -267,5 +342,9 @@ export function decisionCacheKey(input: PolicyInput): string | undefined {
       key += sep + cap;
     }
   }
+  // The policy may read any request field; a cut view is never cached (it could hide a difference).
+  if (input.request_truncated) return undefined;
+  // JSON escapes the separator, so the request part cannot shift the others.
+  key += sep + JSON.stringify(input.request);
   return key.length > maxKeyLength ? undefined : key;
 }

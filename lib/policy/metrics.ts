@@ -6,9 +6,12 @@
  * | metric | labels | what |
  * | --- | --- | --- |
  * | `agentmesh_policy_decisions_total` | result (`allow`, `deny`), cached (`true`, `false`) | decisions made |
- * | `agentmesh_policy_reloads_total` | result (`ok`, `error`) | bundle loads and reloads |
+ * | `agentmesh_policy_evaluation_errors_total` | | evaluations that failed (the call was denied; the decision log has the error) |
+ * | `agentmesh_policy_reloads_total` | result (`ok`, `error`) | bundle loads and reloads (an error keeps the last good bundle) |
+ * | `agentmesh_policy_last_reload_error` | | 1 while the last reload was rejected (the error is in `/readyz` and the log) |
+ * | `agentmesh_policy_shadow_decisions_total` | changed (`true`, `false`) | decisions a shadow candidate bundle also made, and whether its answer differed |
  * | `agentmesh_policy_ready` | | 1 while a bundle is loaded, 0 when failing closed |
- * | `agentmesh_policy_bundle_info` | revision | 1 for the revision serving now |
+ * | `agentmesh_policy_bundle_info` | revision, role (`live`, `candidate`) | 1 for each revision loaded now |
  *
  * @example
  * const metrics = policyMetrics(registry);
@@ -29,9 +32,12 @@ export interface PolicyMetrics {
   /** Incremented directly by engines (a prom-client label lookup costs more than a cached decision). */
   counts: DecisionCounts;
   decisions: Counter<"result" | "cached">;
+  evaluationErrors: Counter;
   reloads: Counter<"result">;
+  lastReloadError: Gauge;
+  shadow: Counter<"changed">;
   ready: Gauge;
-  bundleInfo: Gauge<"revision">;
+  bundleInfo: Gauge<"revision" | "role">;
 }
 
 const byRegistry = new WeakMap<Registry, PolicyMetrics>();
@@ -58,6 +64,22 @@ export function policyMetrics(registry: Registry = new Registry()): PolicyMetric
         this.inc({ result: "deny", cached: "true" }, counts.denyCached);
       },
     }),
+    evaluationErrors: new Counter({
+      name: "agentmesh_policy_evaluation_errors_total",
+      help: "Policy evaluations that failed (the call was denied); the decision log line carries the error.",
+      registers,
+    }),
+    lastReloadError: new Gauge({
+      name: "agentmesh_policy_last_reload_error",
+      help: "1 while the last policy bundle reload was rejected (the last good bundle keeps serving).",
+      registers,
+    }),
+    shadow: new Counter({
+      name: "agentmesh_policy_shadow_decisions_total",
+      help: "Decisions the shadow candidate bundle also made, by whether its answer differed from the live one.",
+      labelNames: ["changed"],
+      registers,
+    }),
     reloads: new Counter({
       name: "agentmesh_policy_reloads_total",
       help: "Policy bundle loads and hot reloads, by result; an error keeps the last good bundle.",
@@ -71,8 +93,8 @@ export function policyMetrics(registry: Registry = new Registry()): PolicyMetric
     }),
     bundleInfo: new Gauge({
       name: "agentmesh_policy_bundle_info",
-      help: "1 for the policy bundle revision currently serving.",
-      labelNames: ["revision"],
+      help: "1 for each policy bundle revision loaded: the live one and a shadow candidate.",
+      labelNames: ["revision", "role"],
       registers,
     }),
   };

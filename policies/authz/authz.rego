@@ -6,13 +6,34 @@
 #   method on this resource? Who may call what lives in data.agentmesh.config
 #   (policies/data.json); this file only says how grants combine.
 #   Entrypoint: agentmesh/authz/decision. Default deny.
+#
+#   Extension point: any package agentmesh.ext.<name> may define
+#   `deny contains msg` rules; a call the built-in rules allow is denied when
+#   any of them yields a message (the reason lists every message, sorted).
+#   Extensions can only take permissions away, never grant them.
 package agentmesh.authz
 
 cfg := data.agentmesh.config
 
-# The answer for one input document, first matching line wins. Every branch
-# yields {allow, reason, principal_trusted}; the last one denies.
-decision := deny("caller has no valid mesh SPIFFE ID") if {
+# The decision: the built-in chain, then the authors' extension rules.
+decision := builtin_decision if {
+	not builtin_decision.allow
+} else := builtin_decision if {
+	count(extension_denials) == 0
+} else := deny(concat("; ", sort(extension_denials)))
+
+# Every message of every `deny` rule under data.agentmesh.ext (one package per file of policies/ext/).
+extension_denials contains text(msg) if {
+	some msg in data.agentmesh.ext[_].deny
+}
+
+text(x) := x if is_string(x)
+
+text(x) := json.marshal(x) if not is_string(x)
+
+# The built-in answer for one input document, first matching line wins. Every
+# branch yields {allow, reason, principal_trusted}; the last one denies.
+builtin_decision := deny("caller has no valid mesh SPIFFE ID") if {
 	not peer_well_formed
 } else := deny(concat("", ["peer ", input.peer.spiffe_id, " is not in trust domain ", cfg.trust_domain])) if {
 	peer_trust_domain != cfg.trust_domain
@@ -181,3 +202,35 @@ tenant_allowed if {
 tenant_label("") := "all tenants"
 
 tenant_label(t) := concat("", ["tenant ", t]) if t != ""
+
+# --- Helpers for extension rules (stable names; see policies/README.md).
+
+# The tenant a call acts in: the resource's tenant, else a trusted principal's tenant, else "".
+default acting_tenant := ""
+
+acting_tenant := input.resource.tenant_id if {
+	is_string(input.resource.tenant_id)
+	input.resource.tenant_id != ""
+} else := input.principal.tenant_id if {
+	principal_trusted
+	is_string(input.principal.tenant_id)
+}
+
+# Every capability a call names: FindAgents' capability, RegisterAgent's skills,
+# PutPlaybook's step capabilities, the capability a dispatched step needs.
+capabilities_used contains c if {
+	c := input.resource.capability
+	is_string(c)
+	c != ""
+}
+
+capabilities_used contains c if {
+	some c in input.resource.capabilities
+	c != ""
+}
+
+# Whether a capability pattern ("*", "shell.*", "shell.exec") matches any capability the call names.
+uses_capability(pattern) if {
+	some c in capabilities_used
+	capability_matches(pattern, c)
+}

@@ -284,3 +284,68 @@ test_principal_from_foreign_gateway_ignored if {
 	not d.allow
 	d.principal_trusted == false
 }
+
+# --- Extension rules (packages agentmesh.ext.*)
+
+dispatch := "agentmesh.v1.ExecutorService/DispatchStep"
+
+dispatch_input(tenant, kind, capability) := call("executor", dispatch, {"tenant_id": tenant, "goal_id": "g1", "goal_kind": kind, "capability": capability})
+
+test_extension_denial_overrides_an_allow if {
+	d := authz.decision with input as dispatch_input("acme", "echo", "shell.exec")
+		with data.agentmesh.ext.no_shell.deny as {"tenant acme may not use shell.exec"}
+	not d.allow
+	d.reason == "tenant acme may not use shell.exec"
+	d.principal_trusted == false
+}
+
+test_extension_denials_are_listed_sorted if {
+	d := authz.decision with input as via_gateway(acme_writer, submit, {"tenant_id": "acme"})
+		with data.agentmesh.ext.b.deny as {"zeta", "alpha"}
+		with data.agentmesh.ext.a.deny as {{"code": 7}}
+	not d.allow
+	d.reason == `alpha; zeta; {"code":7}`
+	d.principal_trusted
+}
+
+test_builtin_denial_wins_over_extensions if {
+	d := authz.decision with input as via_gateway(acme_reader, submit, {"tenant_id": "acme"})
+		with data.agentmesh.ext.x.deny as {"extension says no"}
+	d.reason == "principal acme/rita (roles: goals.read) may not call agentmesh.v1.ExecutorService/SubmitGoal"
+}
+
+test_no_extension_messages_keeps_the_builtin_allow if {
+	d := authz.decision with input as dispatch_input("acme", "echo", "util.echo")
+		with data.agentmesh.ext.x.deny as set()
+	d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/executor may call agentmesh.v1.ExecutorService/DispatchStep"
+}
+
+test_executor_may_dispatch_and_no_one_else if {
+	d := authz.decision with input as dispatch_input("acme", "echo", "util.echo")
+	d.allow
+	d2 := authz.decision with input as call("planner", dispatch, {"tenant_id": "acme", "capability": "util.echo"})
+	not d2.allow
+}
+
+# --- Helpers for extension rules
+
+test_acting_tenant if {
+	authz.acting_tenant == "acme" with input as call("executor", dispatch, {"tenant_id": "acme"})
+	authz.acting_tenant == "acme" with input as via_gateway(acme_reader, "agentmesh.v1.RegistryService/FindAgents", {"capability": "x"})
+	authz.acting_tenant == "" with input as object.union(call("executor", submit, {}), {"principal": acme_reader})
+	authz.acting_tenant == "" with input as call("cli", "agentmesh.v1.RegistryService/ListAgents", {"capability": ""})
+	authz.acting_tenant == "acme" with input as via_gateway(acme_admin, "agentmesh.v1.LearningService/GetStrategyStats", {"tenant_id": ""})
+}
+
+test_capabilities_used if {
+	authz.capabilities_used == {"shell.exec"} with input as call("cli", "agentmesh.v1.RegistryService/FindAgents", {"capability": "shell.exec"})
+	authz.capabilities_used == {"text.summarize", "shell.exec"} with input as call("cli", "agentmesh.v1.PlannerService/PutPlaybook", {"tenant_id": "acme", "capabilities": ["text.summarize", "shell.exec", ""]})
+	authz.capabilities_used == set() with input as call("cli", "agentmesh.v1.RegistryService/FindAgents", {"capability": ""})
+}
+
+test_uses_capability if {
+	authz.uses_capability("shell.*") with input as dispatch_input("acme", "echo", "shell.exec")
+	not authz.uses_capability("shell.*") with input as dispatch_input("acme", "echo", "util.echo")
+	authz.uses_capability("*") with input as dispatch_input("acme", "echo", "util.echo")
+}

@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import { bundleWithData } from "../../lib/policy/testing.js";
 import { needPostgres } from "../../lib/testing/infra.js";
 import { certPaths, issueCertificate } from "../../lib/tls/dev-ca.js";
 import {
@@ -66,14 +67,13 @@ describe.skipIf(!pg)("chaos: rotating certificates and swapping the policy under
   beforeAll(async () => {
     // A copy of the committed bundle the scenario may swap.
     policyDir = await mkdtemp(join(tmpdir(), "chaos-policy-"));
-    await copyFile(resolve("policies/policy.wasm"), join(policyDir, "policy.wasm"));
-    await copyFile(resolve("policies/data.json"), join(policyDir, "data.json"));
+    await copyFile(resolve("bundles/agentmesh.tar.gz"), join(policyDir, "agentmesh.tar.gz"));
     nats = await startPrivateNats();
     mesh = await startChaosMesh({
       databaseUrl: pg!.url,
       natsUrl: nats.url,
       agents: 2,
-      policyPath: join(policyDir, "policy.wasm"),
+      policyPath: join(policyDir, "agentmesh.tar.gz"),
     });
   });
   afterAll(async () => {
@@ -126,7 +126,7 @@ describe.skipIf(!pg)("chaos: rotating certificates and swapping the policy under
     const load = startGoalStream(mesh, { rate: 10 });
     await sleep(2_000);
     // The new bundle: cli keeps everything but CancelGoal. Written whole, then renamed in.
-    const data = JSON.parse(await readFile(join(policyDir, "data.json"), "utf8")) as {
+    const data = JSON.parse(await readFile(resolve("policies/data.json"), "utf8")) as {
       agentmesh: { config: { service_grants: Record<string, string[]> } };
     };
     data.agentmesh.config.service_grants.cli = [
@@ -138,8 +138,8 @@ describe.skipIf(!pg)("chaos: rotating certificates and swapping the policy under
       "agentmesh.v1.PlannerService/*",
       "agentmesh.v1.LearningService/*",
     ];
-    await writeFile(join(policyDir, "data.json.next"), JSON.stringify(data));
-    await rename(join(policyDir, "data.json.next"), join(policyDir, "data.json"));
+    await writeFile(join(policyDir, "bundle.next"), await bundleWithData(data));
+    await rename(join(policyDir, "bundle.next"), join(policyDir, "agentmesh.tar.gz"));
     await waitFor(
       "the new policy to deny CancelGoal",
       async () => (await cancel()) === Code.PermissionDenied,

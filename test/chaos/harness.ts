@@ -180,7 +180,7 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
     HOME: process.env.HOME ?? home,
     AGENTMESH_HOME: home,
     AGENTMESH_CERT_DIR: certDir,
-    AGENTMESH_POLICY: options.policyPath ?? resolve("policies/policy.wasm"),
+    AGENTMESH_POLICY: options.policyPath ?? resolve("bundles/agentmesh.tar.gz"),
     DATABASE_URL: options.databaseUrl,
     AGENTMESH_DB_SCHEMA: schema,
     NATS_URL: options.natsUrl,

@@ -93,7 +93,7 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
   const prefix = runId("e2e");
   const env: Record<string, string> = {
     AGENTMESH_HOME: home,
-    AGENTMESH_POLICY: resolve("policies/policy.wasm"),
+    AGENTMESH_POLICY: resolve("bundles/agentmesh.tar.gz"),
     DATABASE_URL: options.databaseUrl,
     NATS_URL: options.natsUrl,
     AGENTMESH_REGISTRY_PORT: "0",

@@ -151,6 +151,9 @@ export interface Applied {
   changed: boolean;
 }
 
+/** How long a finished goal's outcome waits for a lost NATS connection to come back. */
+const outcomePublishWaitMs = 5 * 60_000;
+
 /** Unfinished goals `#recent` remembers at most; finished ones are dropped at once. */
 const maxRecentGoals = 2_000;
 
@@ -678,8 +681,10 @@ export class GoalEngine implements GoalOperations {
   async #finished(state: GoalState, loaded: LoadedGoal | undefined): Promise<void> {
     const outcome = goalOutcome(state, decisionContext(state.tenantId, state.kind, state.input));
     if (outcome) {
-      await this.#bus
-        .publishOutcome(outcome)
+      // Not awaited: with NATS away it waits for the connection (a goal can finish
+      // then, by cancel or deadline) without holding up the ticker or the caller.
+      void this.#bus
+        .publishOutcome(outcome, { waitForConnectionMs: outcomePublishWaitMs })
         .catch((err: unknown) =>
           this.#log.warn({ err, goalId: state.goalId }, "outcome not published"),
         );

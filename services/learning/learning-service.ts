@@ -38,6 +38,7 @@ import {
 import { createLearningEngine, similarityVector } from "./learning-engine.js";
 import { toVersion, untrainedVersion } from "./learning-state.js";
 import { startTrainingScheduler, type TrainingScheduler } from "./training-scheduler.js";
+import { untilStored } from "./until-stored.js";
 import {
   chooseResultToMessage,
   reliabilityToMessage,
@@ -87,6 +88,8 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
     drift: deps.drift,
   });
   const subscriptions: Subscription[] = [];
+  /** Aborted at stop: outcomes waiting for the database go back to the stream. */
+  const stopping = new AbortController();
   const inline = new Set<Promise<unknown>>();
   let scheduler: TrainingScheduler | undefined;
 
@@ -253,7 +256,13 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
             concurrency: deps.outcomeConcurrency ?? 4,
             handler: async (d) => {
               try {
-                await engine.record(d.data);
+                // A database outage is waited out here, not spent on redeliveries
+                // that would end in the dead letters (kept for poison messages).
+                await untilStored(() => engine.record(d.data), {
+                  working: () => d.working(),
+                  signal: stopping.signal,
+                  log,
+                });
                 d.ack();
               } catch (err) {
                 // A malformed outcome never becomes valid: drop it to the dead letters.
@@ -285,6 +294,7 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
       }
     },
     async stop() {
+      stopping.abort();
       scheduler?.stop();
       await Promise.all(subscriptions.splice(0).map((s) => s.stop({ graceMs: 5000 })));
       await Promise.all([...inline]);

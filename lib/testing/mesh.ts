@@ -18,23 +18,19 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { loadComponent } from "../../cli/commands/serve.js";
 import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
-import { busNames } from "../../lib/bus/bus-names.js";
-import { connectNats, createJetStreamBus } from "../../lib/bus/jetstream-bus.js";
-import { loadConfig, type MeshConfig } from "../../lib/config/config.js";
-import { createLogger } from "../../lib/log/logger.js";
-import { createLazyClient } from "../../lib/mesh/lazy-client.js";
-import {
-  type ComponentName,
-  type MeshRuntime,
-  openMeshRuntime,
-} from "../../lib/mesh/mesh-runtime.js";
-import { type RunningComponent, startComponent } from "../../lib/mesh/start-component.js";
-import type { Client } from "../../lib/rpc/client.js";
-import { runId } from "../../lib/testing/infra.js";
-import { ensureIdentities } from "../../lib/tls/dev-ca.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import { type RunningAgent, runAgent } from "../../sdk/agent/run-agent.js";
+import { busNames } from "../bus/bus-names.js";
+import { connectNats, createJetStreamBus } from "../bus/jetstream-bus.js";
+import { loadConfig, type MeshConfig } from "../config/config.js";
+import { createLogger } from "../log/logger.js";
+import { createLazyClient } from "../mesh/lazy-client.js";
+import { type ComponentName, type MeshRuntime, openMeshRuntime } from "../mesh/mesh-runtime.js";
+import { type RunningComponent, startComponent } from "../mesh/start-component.js";
+import type { Client } from "../rpc/client.js";
+import { runId } from "../testing/infra.js";
+import { ensureIdentities } from "../tls/dev-ca.js";
 
 /** Identities every test mesh has certificates for. */
 export const testIdentities = [

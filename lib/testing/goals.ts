@@ -3,7 +3,7 @@
  * its events.
  */
 import type { ExecutorService, GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
-import type { Client } from "../../lib/rpc/client.js";
+import type { Client } from "../rpc/client.js";
 
 /** Every event of a goal until GoalFinished (WatchGoal), or throws after `timeoutMs`. */
 export async function watchToEnd(

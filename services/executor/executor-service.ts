@@ -34,6 +34,7 @@ import { checkTenantId } from "../../lib/store/tenant-repository.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
+import { policyResultAuthority, resultsRefusedCounter } from "./result-authority.js";
 
 export interface ExecutorServiceDeps {
   store: Store;
@@ -42,6 +43,8 @@ export interface ExecutorServiceDeps {
   log: Logger;
   instanceId: string;
   options?: ExecutorServiceOptions;
+  /** Results bound to identity on an authenticated bus; default none. */
+  resultBinding?: GoalEngineDeps["resultBinding"];
 }
 
 export interface ExecutorServiceOptions extends GoalEngineOptions {
@@ -63,6 +66,7 @@ export function createExecutorService(
     log,
     instanceId: deps.instanceId,
     ...(deps.options ? { options: deps.options } : {}),
+    ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
 
@@ -264,6 +268,11 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
       log: deps.log,
       instanceId: deps.instanceId,
       options: executorOptionsFromEnv(),
+      resultBinding: {
+        mayServe: policyResultAuthority(deps.runtime.authorizer, deps.runtime.spiffeId),
+        spiffeIdOf: deps.runtime.spiffeId,
+        onRefused: resultsRefusedCounter(deps.metrics.registry),
+      },
     }),
 };
 

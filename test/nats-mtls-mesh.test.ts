@@ -87,7 +87,7 @@ describe.skipIf(!pg)("the mesh over NATS with mutual TLS and per-identity permis
     });
     const config = loadConfig({
       AGENTMESH_HOME: home,
-      AGENTMESH_POLICY: resolve("policies/policy.wasm"),
+      AGENTMESH_POLICY: resolve("bundles/agentmesh.tar.gz"),
       DATABASE_URL: pg!.url,
       NATS_URL: nats.url,
       AGENTMESH_METRICS_PORT: "0",

@@ -4,7 +4,7 @@ import { StepResultSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { spiffeId } from "../../lib/identity/spiffe.js";
 import { createPolicyAuthorizer } from "../../lib/policy/authorizer.js";
 import { openPolicyEngine, type PolicyEngine } from "../../lib/policy/engine.js";
-import { committedWasmPath } from "../../lib/policy/testing.js";
+import { committedBundlePath } from "../../lib/policy/testing.js";
 import type { GoalState } from "./domain/goal-state.js";
 import { policyResultAuthority, type ResultAuthority, resultRefusal } from "./result-authority.js";
 
@@ -12,7 +12,7 @@ describe("results bound to identity", () => {
   let engine: PolicyEngine;
   let mayServe: ResultAuthority;
   beforeAll(async () => {
-    engine = await openPolicyEngine({ wasmPath: committedWasmPath });
+    engine = await openPolicyEngine({ path: committedBundlePath, watch: false });
     mayServe = policyResultAuthority(createPolicyAuthorizer(engine), (name) => spiffeId({ name }));
   });
   afterAll(() => engine?.close());

@@ -20,5 +20,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   db: async () => (await import("./db.js")).db,
   config: async () => (await import("./config.js")).config,
   audit: async () => (await import("./audit.js")).audit,
+  dlq: async () => (await import("./dlq.js")).dlq,
   bench: async () => (await import("./bench.js")).bench,
 };

@@ -18,9 +18,10 @@ import type { JobBus } from "../lib/bus/job-bus.js";
 import { createLogger } from "../lib/log/logger.js";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../lib/store/embedded-postgres.js";
 import { openStore, type Store } from "../lib/store/store.js";
+import { freePort } from "../lib/testing/free-port.js";
 import { needNats, runId } from "../lib/testing/infra.js";
 import { createLearningService, type LearningServiceHandle } from "../services/learning/index.js";
-import { freePort, waitFor } from "./chaos/harness.js";
+import { waitFor } from "./chaos/harness.js";
 
 const nats = await needNats();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

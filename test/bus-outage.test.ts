@@ -15,8 +15,8 @@ import type { JobBus } from "../lib/bus/job-bus.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { needPostgres, runId } from "../lib/testing/infra.js";
 import { type PrivateNats, startPrivateNats, waitFor } from "./chaos/harness.js";
-import { eventsOf, watchToEnd } from "../lib/testing/goals.js";
-import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
+import { eventsOf, watchToEnd } from "./support/goals.js";
+import { startTestMesh, type TestMesh } from "./support/mesh.js";
 
 const pg = await needPostgres();
 

@@ -24,7 +24,7 @@ import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { createLogger } from "../lib/log/logger.js";
 import { newApiKey } from "../lib/store/api-key-secret.js";
 import type { Store } from "../lib/store/store.js";
-import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
+import { startTestMesh, type TestMesh } from "./support/mesh.js";
 
 /** The goal kind the fixture's tenants can run. */
 export const diamondKind = "diamond";
@@ -53,13 +53,16 @@ export interface GatewayFixtureOptions extends Partial<GatewayOptions> {
   natsUrl: string;
   /** How long each sleeping step of a `diamond` goal takes. Default 40 ms. */
   stepMs?: number;
+  /** Extra environment of the mesh's config (e.g. `AGENTMESH_POLICY`). */
+  meshEnv?: Record<string, string>;
 }
 
 export async function startGatewayFixture(options: GatewayFixtureOptions): Promise<GatewayFixture> {
-  const { databaseUrl, natsUrl, stepMs = 40, ...gatewayOptions } = options;
+  const { databaseUrl, natsUrl, stepMs = 40, meshEnv, ...gatewayOptions } = options;
   const mesh = await startTestMesh({
     databaseUrl,
     natsUrl,
+    ...(meshEnv ? { env: meshEnv } : {}),
     agents: [
       { definition: utilAgent },
       { definition: textAgent },

@@ -123,7 +123,9 @@ async function shadow(args: string[]): Promise<number> {
   const config = loadConfig();
   const live = config.policyPath;
   const candidate = join(dirname(live), "candidate.tar.gz");
-  const [sub = "report", ...rest] = args;
+  const named = args[0] !== undefined && !args[0].startsWith("--");
+  const sub = named ? args[0]! : "report";
+  const rest = named ? args.slice(1) : args;
   switch (sub) {
     case "start": {
       const [source, ...extra] = rest;

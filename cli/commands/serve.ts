@@ -11,6 +11,7 @@
 import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { parseSpiffeId } from "../../lib/identity/spiffe.js";
 import {
   type ComponentName,
   componentNames,
@@ -56,6 +57,7 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
     }
     case "planner": {
       const m = await import("../../services/planner/planner-service.js");
+      const { playbookPolicy } = await import("../../services/planner/playbook-policy.js");
       return {
         name,
         service: PlannerService,
@@ -65,6 +67,10 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
             log: d.log,
             registry: d.clients.registry,
             learning: d.clients.learning,
+            playbookPolicy: playbookPolicy({
+              check: d.runtime.policyCheck("planner", d.instanceId),
+              executor: parseSpiffeId(d.runtime.spiffeId("executor")),
+            }),
           }),
       } as unknown as ComponentDefinition;
     }

@@ -38,7 +38,6 @@ import type { PolicyInput } from "../policy/input.js";
 import { createShadowLog } from "../policy/shadow-log.js";
 import type { Authorizer } from "../rpc/authorizer.js";
 import type { Client } from "../rpc/client.js";
-import { auditCheckpointSettings, startAuditCheckpoints } from "../store/audit-checkpoint.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
 import { storeMetrics } from "../store/store-metrics.js";
 import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
@@ -282,7 +281,9 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
 /** The policy lines of `/readyz`: the revisions loaded and why the last reload was rejected. */
 function policyDetail(policy: PolicyEngine): string[] {
   const s = policy.status();
-  const lines = [`policy: ${s.ready ? `serving ${s.revision}` : "NOT LOADED (denying every call)"}`];
+  const lines = [
+    `policy: ${s.ready ? `serving ${s.revision}` : "NOT LOADED (denying every call)"}`,
+  ];
   if (s.lastError) lines.push(`policy: last reload rejected: ${s.lastError}`);
   if (s.candidate) lines.push(`policy: shadow candidate ${s.candidate}`);
   if (s.candidateError) lines.push(`policy: shadow candidate rejected: ${s.candidateError}`);
@@ -379,17 +380,6 @@ async function openOrShareStore(
     ...option,
   });
   cleanups.push(() => store.close());
-  // The process that owns a store signs checkpoints of its audit chain, outside the database.
-  try {
-    const checkpoints = await startAuditCheckpoints({
-      audit: store.audit,
-      ...auditCheckpointSettings(config.home),
-      log: log.child({ component: "audit" }),
-    });
-    cleanups.push(() => checkpoints.close());
-  } catch (err) {
-    log.error({ err }, "audit checkpoints are off: truncation and rewrites will not be detected");
-  }
   return store;
 }
 

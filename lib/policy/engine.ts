@@ -5,8 +5,8 @@
  * `openPolicyEngine` loads the bundle archive (`bundles/agentmesh.tar.gz`: code
  * and data in one file, read in one go) and watches its directory. A changed
  * bundle is validated first — it must load and answer the reload corpus
- * (`corpus.ts`: an input per method and identity plus recently recorded
- * decisions) without an error — and then swapped in one assignment
+ * (`corpus.ts`: an input per method and identity, the last 512 inputs this
+ * engine evaluated, and recently logged decisions) without an error — and then swapped in one assignment
  * (evaluation is synchronous, so no call ever sees half a bundle). A bad one
  * is rejected with its error text in the log, the `reload_failed` event,
  * `agentmesh_policy_last_reload_error` and `status()` (the `/readyz`
@@ -121,6 +121,9 @@ interface Serving {
   cache: DecisionCache;
 }
 
+/** How many recently evaluated inputs a new bundle is checked against. */
+const recentInputs = 512;
+
 const notReady: EngineDecision = Object.freeze({
   allow: false,
   reason: "no policy loaded: denying every call (fail closed)",
@@ -142,6 +145,12 @@ export class PolicyEngine {
   #candidate: Serving | undefined;
   #lastError: string | undefined;
   #candidateError: string | undefined;
+  /**
+   * Inputs this engine evaluated lately (cache misses, a ring): recorded
+   * traffic a new bundle must answer too, even with no decision log.
+   */
+  readonly #recent: PolicyInput[] = [];
+  #recentNext = 0;
   /** The candidate file's content hash last rejected, so a bad file is not re-checked every poll. */
   #rejectedCandidate: string | undefined;
   #rejectedLive: string | undefined;
@@ -260,6 +269,8 @@ export class PolicyEngine {
       serving.cache.set(key, Object.freeze({ ...decision, revision, cached: true }), now);
     }
     if (live) {
+      this.#recent[this.#recentNext] = input;
+      this.#recentNext = (this.#recentNext + 1) % recentInputs;
       if (decision.allow) this.#count.allowFresh++;
       else this.#count.denyFresh++;
     }
@@ -352,7 +363,7 @@ export class PolicyEngine {
   async #validate(load: () => Promise<PolicyBundle>): Promise<PolicyBundle> {
     const bundle = await load();
     const recorded = (await this.#options.recordedInputs?.().catch(() => [])) ?? [];
-    checkCorpus(bundle, [...builtinCorpus(bundle.data), ...recorded]);
+    checkCorpus(bundle, [...builtinCorpus(bundle.data), ...this.#recent, ...recorded]);
     return bundle;
   }
 

@@ -25,16 +25,17 @@ import type { GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
 import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import type { JobBus } from "../../lib/bus/job-bus.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import { parseSpiffeId } from "../../lib/identity/spiffe.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { ComponentDefinition, ServiceHandle } from "../../lib/mesh/start-component.js";
 import type { HandlerContext } from "../../lib/rpc/handler.js";
 import type { GoalStatusName } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
 import { checkTenantId } from "../../lib/store/tenant-repository.js";
+import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
-import { policyResultAuthority, resultsRefusedCounter } from "./result-authority.js";
 
 export interface ExecutorServiceDeps {
   store: Store;
@@ -43,8 +44,8 @@ export interface ExecutorServiceDeps {
   log: Logger;
   instanceId: string;
   options?: ExecutorServiceOptions;
-  /** Results bound to identity on an authenticated bus; default none. */
-  resultBinding?: GoalEngineDeps["resultBinding"];
+  /** Policy at dispatch (see `dispatch-policy.ts`); none: every job is published. */
+  dispatchPolicy?: DispatchPolicy;
 }
 
 export interface ExecutorServiceOptions extends GoalEngineOptions {
@@ -66,7 +67,7 @@ export function createExecutorService(
     log,
     instanceId: deps.instanceId,
     ...(deps.options ? { options: deps.options } : {}),
-    ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
+    ...(deps.dispatchPolicy ? { dispatchPolicy: deps.dispatchPolicy } : {}),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
 
@@ -268,11 +269,10 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
       log: deps.log,
       instanceId: deps.instanceId,
       options: executorOptionsFromEnv(),
-      resultBinding: {
-        mayServe: policyResultAuthority(deps.runtime.authorizer, deps.runtime.spiffeId),
-        spiffeIdOf: deps.runtime.spiffeId,
-        onRefused: resultsRefusedCounter(deps.metrics.registry),
-      },
+      dispatchPolicy: dispatchPolicy({
+        check: deps.runtime.policyCheck("executor", deps.instanceId),
+        executor: parseSpiffeId(deps.spiffeId),
+      }),
     }),
 };
 

@@ -24,11 +24,10 @@ import { randomUUID } from "node:crypto";
 import { type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
-import type { StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
+import type { StepJob, StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import type { Plan, PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
-import { busNames } from "../../lib/bus/bus-names.js";
 import type { JobBus, Subscription } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
@@ -45,6 +44,7 @@ import {
 } from "./agent-wait.js";
 import { ChildGoals } from "./child-goals.js";
 import { type Clock, sleep, systemClock } from "./clock.js";
+import { type DispatchPolicy, deniedResult } from "./dispatch-policy.js";
 import {
   type ErrorData,
   type GoalCommand,
@@ -69,7 +69,6 @@ import {
   loadGoals,
   stepDueAt,
 } from "./goal-store.js";
-import { type ResultAuthority, resultRefusal } from "./result-authority.js";
 import { ResultBatcher } from "./result-batcher.js";
 
 export interface GoalEngineOptions {
@@ -108,17 +107,8 @@ export interface GoalEngineDeps {
   options?: GoalEngineOptions;
   /** Time and timers. Default the wall clock. */
   clock?: Clock;
-  /** Results bound to identity (see `result-authority.ts`); enforced when the bus is authenticated. */
-  resultBinding?: ResultBinding;
-}
-
-export interface ResultBinding {
-  /** Whether an identity may report results of a capability (the policy's grant). */
-  mayServe: ResultAuthority;
-  /** The SPIFFE ID of an identity name, for the audit record. */
-  spiffeIdOf(name: string): string;
-  /** Called once per refused result (a metric). */
-  onRefused?(reason: string): void;
+  /** Asked before each job is published (policy at dispatch); none: every job is published. */
+  dispatchPolicy?: DispatchPolicy;
 }
 
 /** A validated goal to create. */
@@ -181,7 +171,6 @@ const rejectionCodes = new Set<Code>([
 
 export class GoalEngine implements GoalOperations {
   readonly #store: Store;
-  readonly #resultBinding: ResultBinding | undefined;
   readonly #bus: JobBus;
   readonly #clients: GoalEngineDeps["clients"];
   readonly #log: Logger;
@@ -195,6 +184,7 @@ export class GoalEngine implements GoalOperations {
   readonly #batcher: ResultBatcher;
   readonly #ticker: DueTicker;
   readonly #children: ChildGoals;
+  readonly #dispatchPolicy: DispatchPolicy | undefined;
   #results: Subscription | undefined;
   /**
    * Unfinished goals as this replica last saved them, so the next transition
@@ -210,7 +200,6 @@ export class GoalEngine implements GoalOperations {
   constructor(deps: GoalEngineDeps) {
     const o = deps.options ?? {};
     this.#store = deps.store;
-    this.#resultBinding = deps.resultBinding;
     this.#bus = deps.bus;
     this.#clients = deps.clients;
     this.#log = deps.log;
@@ -240,6 +229,7 @@ export class GoalEngine implements GoalOperations {
       stats: this.stats,
     });
     this.#children = new ChildGoals({ store: this.#store, log: this.#log, goals: this });
+    this.#dispatchPolicy = deps.dispatchPolicy;
   }
 
   /** Starts consuming results and ticking. */
@@ -253,10 +243,6 @@ export class GoalEngine implements GoalOperations {
           return;
         }
         try {
-          if (await this.#refusedPublisher(r, d.subject)) {
-            d.term();
-            return;
-          }
           await this.#batcher.add(r);
           this.stats.resultsApplied++;
         } catch (err) {
@@ -278,34 +264,6 @@ export class GoalEngine implements GoalOperations {
       },
     });
     this.#ticker.start();
-  }
-
-  /**
-   * On a bus whose server vouches for publishers, refuses (audits and counts)
-   * a result whose publisher the policy does not grant the step's capability.
-   */
-  async #refusedPublisher(result: StepResult, subject: string): Promise<boolean> {
-    const binding = this.#resultBinding;
-    if (!binding || this.#bus.identity === undefined) return false;
-    const publisher = busNames(this.#bus.options.prefix).resultPublisherOf(subject);
-    const { tenantId, goalId } = result;
-    // A step's capability never changes, so any saved version of the goal answers.
-    const loaded =
-      this.#recall(tenantId, goalId) ?? (await loadGoal(this.#store.tenant(tenantId), goalId));
-    const reason = await resultRefusal(loaded.state, result, publisher, binding.mayServe);
-    if (reason === undefined) return false;
-    this.#log.warn({ goalId, attemptId: result.attemptId, publisher, reason }, "result refused");
-    binding.onRefused?.(reason);
-    await this.#store.audit
-      .append({
-        actor: publisher ? binding.spiffeIdOf(publisher) : "unknown",
-        action: "result.refused",
-        resource: `goal/${goalId}/step/${result.stepId}`,
-        tenantId,
-        details: { attemptId: result.attemptId, subject, reason },
-      })
-      .catch((err: unknown) => this.#log.warn({ err }, "audit append failed"));
-    return true;
   }
 
   /** Stops the consumer (in-flight results finish or go back) and the ticker. */
@@ -689,15 +647,19 @@ export class GoalEngine implements GoalOperations {
     // transition's events and jobs share one socket write and one wait.
     const published: Promise<unknown>[] = [];
     const later: GoalCommand[] = [];
+    const refused: { job: StepJob; reason: string }[] = [];
     for (const c of commands) {
       try {
         switch (c.type) {
           case "emitEvent":
             published.push(this.#bus.publishGoalEvent(c.event).catch(failed(c)));
             break;
-          case "dispatchJob":
-            published.push(this.#bus.publishJob(c.job).catch(failed(c)));
+          case "dispatchJob": {
+            const decision = this.#dispatchPolicy?.authorize(c.job, state.kind);
+            if (decision && !decision.allow) refused.push({ job: c.job, reason: decision.reason });
+            else published.push(this.#bus.publishJob(c.job).catch(failed(c)));
             break;
+          }
           case "publishCancel":
             published.push(this.#bus.publishCancel(c.signal).catch(failed(c)));
             break;
@@ -714,6 +676,7 @@ export class GoalEngine implements GoalOperations {
       }
     }
     await Promise.all(published);
+    for (const { job, reason } of refused) await this.#refuseDispatch(job, reason);
     for (const c of later) {
       try {
         if (c.type === "startChildGoal") await this.#children.start(state, c);
@@ -723,6 +686,28 @@ export class GoalEngine implements GoalOperations {
         failed(c)(err);
       }
     }
+  }
+
+  /**
+   * A job the policy refused: audited, and its attempt failed at once with
+   * PERMISSION_DENIED (not retryable), as if an agent had reported it.
+   */
+  async #refuseDispatch(job: StepJob, reason: string): Promise<void> {
+    this.#log.warn(
+      { goalId: job.goalId, stepId: job.stepId, capability: job.capability, reason },
+      "policy denied a dispatch",
+    );
+    await this.#store.audit
+      .append(this.#dispatchPolicy!.denialEvent(job, reason))
+      .catch((err: unknown) => this.#log.warn({ err }, "could not audit a dispatch denial"));
+    await this.#batcher
+      .add(deniedResult(job, reason))
+      .catch((err: unknown) =>
+        this.#log.warn(
+          { err, goalId: job.goalId },
+          "denied dispatch not applied; the step times out",
+        ),
+      );
   }
 
   async #finished(state: GoalState, loaded: LoadedGoal | undefined): Promise<void> {

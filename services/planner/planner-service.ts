@@ -53,6 +53,7 @@ import {
 import { learningChooser } from "./learning-chooser.js";
 import { llmPlannerFromEnv } from "./llm-planner-http.js";
 import { createPlaybookCatalog, playbookToJson } from "./playbook-catalog.js";
+import type { PlaybookPolicy } from "./playbook-policy.js";
 
 export interface PlannerServiceDeps {
   store: Store;
@@ -79,6 +80,8 @@ export interface PlannerServiceDeps {
    * which is off unless `AGENTMESH_LLM_PLANNER_URL` is set; `null` forces it off.
    */
   llmPlanner?: LlmPlanner | null;
+  /** PutPlaybook refuses steps the policy would not let the executor dispatch (`playbook-policy.ts`); none: no check. */
+  playbookPolicy?: PlaybookPolicy;
 }
 
 export interface PlannerServiceHandle {
@@ -290,6 +293,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
       const playbook = req.playbook;
       playbook.tenantId = req.tenantId;
       assertValidPlaybook(playbook);
+      deps.playbookPolicy?.(req.tenantId, playbook);
       const stored = await store
         .tenant(req.tenantId)
         .playbooks.put(playbook.goalKind, playbookToJson(playbook));

@@ -30,6 +30,7 @@ import type { ApiKeyRecord, TenantRecord } from "../lib/store/records.js";
 import type { Store } from "../lib/store/store.js";
 import { checkTenantId } from "../lib/store/tenant-repository.js";
 import type { LocalHandler } from "./forward.js";
+import { requestLimitsMessage, requestLimitsRecord } from "./tenant-limits.js";
 
 /** Roles and the roles each includes (mirrors `policies/data.json`). */
 export const roleIncludes: Readonly<Record<string, readonly string[]>> = {
@@ -73,6 +74,7 @@ export function adminHandlers(options: AdminHandlersOptions): Record<string, Loc
         displayName: t.displayName || t.tenantId,
         rateLimitPerSecond: t.rateLimitPerSecond,
         maxConcurrentStreams: t.maxConcurrentStreams,
+        limits: requestLimitsRecord(t.requestLimits),
       });
       audit(principal, "tenant.created", `tenant/${record.id}`, record.id);
       return { tenant: tenantMessage(record) };
@@ -167,6 +169,7 @@ export function tenantMessage(r: TenantRecord): Tenant {
     createdAt: ts(r.createdAt),
     rateLimitPerSecond: r.rateLimitPerSecond,
     maxConcurrentStreams: r.maxConcurrentStreams,
+    requestLimits: requestLimitsMessage(r.limits),
   });
 }
 

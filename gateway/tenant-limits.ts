@@ -18,7 +18,11 @@
  * const release = limits.openStream("acme"); // throws when too many streams
  * release();
  */
-import type { JsonObject } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import {
+  type RequestLimits as RequestLimitsMessage,
+  RequestLimitsSchema,
+} from "../gen/agentmesh/v1/admin_pb.js";
 import type { MeshError } from "../lib/errors/mesh-error.js";
 import { exhausted } from "./errors.js";
 import type { ShapeLimits } from "./request-shape.js";
@@ -40,13 +44,37 @@ export const defaultRequestLimits: RequestLimits = {
   maxValues: 20_000,
 };
 
-/** The keys of a tenant record's `limits` that override each request limit. */
+/**
+ * The keys of a tenant record's `limits` that override each request limit:
+ * the field names of the API's `RequestLimits`, so the record stores the
+ * message's non-zero fields as they are.
+ */
 const requestLimitKeys = {
   maxBytes: "maxRequestBytes",
   maxDepth: "maxRequestDepth",
   maxListLength: "maxListLength",
   maxValues: "maxRequestValues",
-} as const satisfies Record<keyof RequestLimits, string>;
+} as const satisfies Record<keyof RequestLimits, keyof RequestLimitsMessage>;
+
+/** A tenant record's `limits` entries for an API `RequestLimits` (its non-zero fields). */
+export function requestLimitsRecord(message: RequestLimitsMessage | undefined): JsonObject {
+  const out: JsonObject = {};
+  for (const key of Object.values(requestLimitKeys)) {
+    const value = message?.[key] ?? 0;
+    if (value > 0) out[key] = value;
+  }
+  return out;
+}
+
+/** The API `RequestLimits` of a tenant record's `limits` (0 where the default applies). */
+export function requestLimitsMessage(limits: JsonObject | undefined): RequestLimitsMessage {
+  const own = requestLimitsOf(limits, { maxBytes: 0, maxDepth: 0, maxListLength: 0, maxValues: 0 });
+  const out = create(RequestLimitsSchema);
+  for (const [field, key] of Object.entries(requestLimitKeys) as [keyof RequestLimits, string][]) {
+    (out as unknown as Record<string, number>)[key] = own[field];
+  }
+  return out;
+}
 
 /** `defaults` with a tenant's overrides (positive integers) applied. */
 export function requestLimitsOf(

@@ -17,6 +17,7 @@ import {
 } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SubmitGoalRequestSchema } from "../gen/agentmesh/v1/executor_pb.js";
+import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { createClient } from "../sdk/client/index.js";
@@ -31,8 +32,7 @@ describe.skipIf(!pg || !nats)("gateway request cost", () => {
   let f: GatewayFixture;
   beforeAll(async () => {
     f = await startGatewayFixture({ databaseUrl: pg!.url, natsUrl: nats!.url });
-    // globex's own limits: short lists only. ops may send what the mesh cannot carry.
-    await f.store.tenants.update("globex", { limits: { maxListLength: 100 } });
+    // ops may send what the mesh cannot carry.
     await f.store.tenants.update("ops", {
       limits: { maxListLength: 1_000_000, maxRequestValues: 1_000_000 },
     });
@@ -146,12 +146,41 @@ describe.skipIf(!pg || !nats)("gateway request cost", () => {
     }
   });
 
-  it("applies a tenant's own limits to that tenant only", async () => {
-    const input = JSON.stringify({ kind: diamondKind, input: { nums: ones(101) } });
-    const globex = await post("ExecutorService/SubmitGoal", input, f.keys.globexWriter);
-    expect(globex.code).toBe("invalid_argument");
-    expect(globex.message).toMatch(/more than 100 elements/);
-    expect((await post("ExecutorService/SubmitGoal", input)).code).toBe("ok");
+  it("applies a tenant's own limits, set through AdminService, to that tenant only", async () => {
+    const admin = createClient({ baseUrl: f.url, apiKey: f.keys.admin });
+    await admin.admin.createTenant({
+      tenant: {
+        tenantId: "initech",
+        displayName: "Initech",
+        requestLimits: { maxListLength: 100 },
+      },
+    });
+    const { tenant } = await admin.admin.getTenant({ tenantId: "initech" });
+    expect(tenant?.requestLimits).toMatchObject({ maxListLength: 100, maxRequestValues: 0 });
+    await f.mesh.clientAs(PlannerService, "planner", "cli").then((planner) =>
+      planner.putPlaybook({
+        tenantId: "initech",
+        playbook: {
+          goalKind: "noop",
+          strategies: [
+            {
+              name: "s",
+              outputStep: "e",
+              steps: [{ stepId: "e", name: "e", capability: "util.echo" }],
+            },
+          ],
+        },
+      }),
+    );
+    const initechKey = await f.key("initech", ["goals.write"]);
+    const input = JSON.stringify({ kind: "noop", input: { nums: ones(101) } });
+    const initech = await post("ExecutorService/SubmitGoal", input, initechKey);
+    expect(initech.code).toBe("invalid_argument");
+    expect(initech.message).toMatch(/more than 100 elements/);
+    const fits = JSON.stringify({ kind: "noop", input: { nums: ones(100) } });
+    expect((await post("ExecutorService/SubmitGoal", fits, initechKey)).code).toBe("ok");
+    const acme = JSON.stringify({ kind: diamondKind, input: { nums: ones(101) } });
+    expect((await post("ExecutorService/SubmitGoal", acme)).code).toBe("ok");
   });
 
   it("answers a message past the mesh's internal limit as RESOURCE_EXHAUSTED, not retryable", async () => {

@@ -5,6 +5,8 @@ import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
 const usage = `agentmesh tenants <create|ls> [options]   (AGENTMESH_URL, AGENTMESH_API_KEY: a platform admin)
 
   create TENANT_ID [--name "Display Name"] [--rate REQ_PER_S] [--streams N]
+         [--max-request-bytes N] [--max-depth N] [--max-list-length N] [--max-values N]
+         (what one request may cost at the gateway; unset: the gateway's defaults)
   ls`;
 
 /** `agentmesh tenants`: create and list tenants through the gateway (platform admins). */
@@ -21,7 +23,20 @@ export const tenants: Command = {
           name: { type: "string" },
           rate: { type: "string" },
           streams: { type: "string" },
+          "max-request-bytes": { type: "string" },
+          "max-depth": { type: "string" },
+          "max-list-length": { type: "string" },
+          "max-values": { type: "string" },
         });
+        const count = (flag: keyof typeof values) => {
+          const raw = values[flag];
+          if (raw === undefined) return 0;
+          const n = Number(raw);
+          if (!Number.isInteger(n) || n <= 0 || n > 0xffffffff) {
+            throw new UsageError(`--${flag} must be a positive integer`);
+          }
+          return n;
+        };
         const tenantId = positionals[0];
         if (!tenantId) throw new UsageError("create needs a tenant id");
         const { tenant } = await mesh.admin.createTenant({
@@ -30,6 +45,12 @@ export const tenants: Command = {
             displayName: values.name ?? tenantId,
             rateLimitPerSecond: values.rate ? Number(values.rate) : 0,
             maxConcurrentStreams: values.streams ? Number.parseInt(values.streams, 10) : 0,
+            requestLimits: {
+              maxRequestBytes: count("max-request-bytes"),
+              maxRequestDepth: count("max-depth"),
+              maxListLength: count("max-list-length"),
+              maxRequestValues: count("max-values"),
+            },
           },
         });
         console.log(`created tenant ${tenant?.tenantId}`);

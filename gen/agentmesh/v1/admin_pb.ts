@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentmesh/v1/admin.proto.
  */
 export const file_agentmesh_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZ2VudG1lc2gvdjEvYWRtaW4ucHJvdG8SDGFnZW50bWVzaC52MSKgAQoGVGVuYW50EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAQgASgBEh4KFm1heF9jb25jdXJyZW50X3N0cmVhbXMYBSABKA0i2AEKBkFwaUtleRIOCgZrZXlfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFcm9sZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoTQ3JlYXRlVGVuYW50UmVxdWVzdBIkCgZ0ZW5hbnQYASABKAsyFC5hZ2VudG1lc2gudjEuVGVuYW50IjwKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiQKBnRlbmFudBgBIAEoCzIULmFnZW50bWVzaC52MS5UZW5hbnQiJQoQR2V0VGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiOQoRR2V0VGVuYW50UmVzcG9uc2USJAoGdGVuYW50GAEgASgLMhQuYWdlbnRtZXNoLnYxLlRlbmFudCI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdFRlbmFudHNSZXNwb25zZRIlCgd0ZW5hbnRzGAEgAygLMhQuYWdlbnRtZXNoLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkidQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVyb2xlcxgDIAMoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChRDcmVhdGVBcGlLZXlSZXNwb25zZRIhCgNrZXkYASABKAsyFC5hZ2VudG1lc2gudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSInChJMaXN0QXBpS2V5c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjkKE0xpc3RBcGlLZXlzUmVzcG9uc2USIgoEa2V5cxgBIAMoCzIULmFnZW50bWVzaC52MS5BcGlLZXkiOAoTUmV2b2tlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIjkKFFJldm9rZUFwaUtleVJlc3BvbnNlEiEKA2tleRgBIAEoCzIULmFnZW50bWVzaC52MS5BcGlLZXkyiQQKDEFkbWluU2VydmljZRJVCgxDcmVhdGVUZW5hbnQSIS5hZ2VudG1lc2gudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBoiLmFnZW50bWVzaC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJMCglHZXRUZW5hbnQSHi5hZ2VudG1lc2gudjEuR2V0VGVuYW50UmVxdWVzdBofLmFnZW50bWVzaC52MS5HZXRUZW5hbnRSZXNwb25zZRJSCgtMaXN0VGVuYW50cxIgLmFnZW50bWVzaC52MS5MaXN0VGVuYW50c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuTGlzdFRlbmFudHNSZXNwb25zZRJVCgxDcmVhdGVBcGlLZXkSIS5hZ2VudG1lc2gudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoiLmFnZW50bWVzaC52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJSCgtMaXN0QXBpS2V5cxIgLmFnZW50bWVzaC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuTGlzdEFwaUtleXNSZXNwb25zZRJVCgxSZXZva2VBcGlLZXkSIS5hZ2VudG1lc2gudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBoiLmFnZW50bWVzaC52MS5SZXZva2VBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChhhZ2VudG1lc2gvdjEvYWRtaW4ucHJvdG8SDGFnZW50bWVzaC52MSLVAQoGVGVuYW50EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAQgASgBEh4KFm1heF9jb25jdXJyZW50X3N0cmVhbXMYBSABKA0SMwoOcmVxdWVzdF9saW1pdHMYBiABKAsyGy5hZ2VudG1lc2gudjEuUmVxdWVzdExpbWl0cyJ6Cg1SZXF1ZXN0TGltaXRzEhkKEW1heF9yZXF1ZXN0X2J5dGVzGAEgASgNEhkKEW1heF9yZXF1ZXN0X2RlcHRoGAIgASgNEhcKD21heF9saXN0X2xlbmd0aBgDIAEoDRIaChJtYXhfcmVxdWVzdF92YWx1ZXMYBCABKA0i2AEKBkFwaUtleRIOCgZrZXlfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDQoFcm9sZXMYBCADKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoTQ3JlYXRlVGVuYW50UmVxdWVzdBIkCgZ0ZW5hbnQYASABKAsyFC5hZ2VudG1lc2gudjEuVGVuYW50IjwKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiQKBnRlbmFudBgBIAEoCzIULmFnZW50bWVzaC52MS5UZW5hbnQiJQoQR2V0VGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiOQoRR2V0VGVuYW50UmVzcG9uc2USJAoGdGVuYW50GAEgASgLMhQuYWdlbnRtZXNoLnYxLlRlbmFudCI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdFRlbmFudHNSZXNwb25zZRIlCgd0ZW5hbnRzGAEgAygLMhQuYWdlbnRtZXNoLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkidQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVyb2xlcxgDIAMoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChRDcmVhdGVBcGlLZXlSZXNwb25zZRIhCgNrZXkYASABKAsyFC5hZ2VudG1lc2gudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSInChJMaXN0QXBpS2V5c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjkKE0xpc3RBcGlLZXlzUmVzcG9uc2USIgoEa2V5cxgBIAMoCzIULmFnZW50bWVzaC52MS5BcGlLZXkiOAoTUmV2b2tlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIjkKFFJldm9rZUFwaUtleVJlc3BvbnNlEiEKA2tleRgBIAEoCzIULmFnZW50bWVzaC52MS5BcGlLZXkyiQQKDEFkbWluU2VydmljZRJVCgxDcmVhdGVUZW5hbnQSIS5hZ2VudG1lc2gudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBoiLmFnZW50bWVzaC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJMCglHZXRUZW5hbnQSHi5hZ2VudG1lc2gudjEuR2V0VGVuYW50UmVxdWVzdBofLmFnZW50bWVzaC52MS5HZXRUZW5hbnRSZXNwb25zZRJSCgtMaXN0VGVuYW50cxIgLmFnZW50bWVzaC52MS5MaXN0VGVuYW50c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuTGlzdFRlbmFudHNSZXNwb25zZRJVCgxDcmVhdGVBcGlLZXkSIS5hZ2VudG1lc2gudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoiLmFnZW50bWVzaC52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJSCgtMaXN0QXBpS2V5cxIgLmFnZW50bWVzaC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuTGlzdEFwaUtleXNSZXNwb25zZRJVCgxSZXZva2VBcGlLZXkSIS5hZ2VudG1lc2gudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBoiLmFnZW50bWVzaC52MS5SZXZva2VBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A tenant: the unit of isolation for goals, playbooks, keys and limits.
@@ -54,6 +54,13 @@ export type Tenant = Message<"agentmesh.v1.Tenant"> & {
    * @generated from field: uint32 max_concurrent_streams = 5;
    */
   maxConcurrentStreams: number;
+
+  /**
+   * What one request may cost at the gateway; unset fields mean the gateway defaults.
+   *
+   * @generated from field: agentmesh.v1.RequestLimits request_limits = 6;
+   */
+  requestLimits?: RequestLimits | undefined;
 };
 
 /**
@@ -62,6 +69,49 @@ export type Tenant = Message<"agentmesh.v1.Tenant"> & {
  */
 export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
   messageDesc(file_agentmesh_v1_admin, 0);
+
+/**
+ * What one request of a tenant may cost at the gateway, checked on the
+ * request's bytes before it is decoded; 0 means the gateway default.
+ *
+ * @generated from message agentmesh.v1.RequestLimits
+ */
+export type RequestLimits = Message<"agentmesh.v1.RequestLimits"> & {
+  /**
+   * Largest request message in bytes (at most the gateway's own limit).
+   *
+   * @generated from field: uint32 max_request_bytes = 1;
+   */
+  maxRequestBytes: number;
+
+  /**
+   * Deepest nesting of objects and lists; the request itself is level 1.
+   *
+   * @generated from field: uint32 max_request_depth = 2;
+   */
+  maxRequestDepth: number;
+
+  /**
+   * Most elements in one list, or entries in one object or map.
+   *
+   * @generated from field: uint32 max_list_length = 3;
+   */
+  maxListLength: number;
+
+  /**
+   * Most values (list elements, object and map entries) in one request.
+   *
+   * @generated from field: uint32 max_request_values = 4;
+   */
+  maxRequestValues: number;
+};
+
+/**
+ * Describes the message agentmesh.v1.RequestLimits.
+ * Use `create(RequestLimitsSchema)` to create a new message.
+ */
+export const RequestLimitsSchema: GenMessage<RequestLimits> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 1);
 
 /**
  * An API key's metadata; the secret is never stored.
@@ -124,7 +174,7 @@ export type ApiKey = Message<"agentmesh.v1.ApiKey"> & {
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 1);
+  messageDesc(file_agentmesh_v1_admin, 2);
 
 /**
  * Request of AdminService.CreateTenant.
@@ -145,7 +195,7 @@ export type CreateTenantRequest = Message<"agentmesh.v1.CreateTenantRequest"> & 
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema: GenMessage<CreateTenantRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 2);
+  messageDesc(file_agentmesh_v1_admin, 3);
 
 /**
  * Response of AdminService.CreateTenant.
@@ -166,7 +216,7 @@ export type CreateTenantResponse = Message<"agentmesh.v1.CreateTenantResponse"> 
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 3);
+  messageDesc(file_agentmesh_v1_admin, 4);
 
 /**
  * Request of AdminService.GetTenant.
@@ -187,7 +237,7 @@ export type GetTenantRequest = Message<"agentmesh.v1.GetTenantRequest"> & {
  * Use `create(GetTenantRequestSchema)` to create a new message.
  */
 export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 4);
+  messageDesc(file_agentmesh_v1_admin, 5);
 
 /**
  * Response of AdminService.GetTenant.
@@ -208,7 +258,7 @@ export type GetTenantResponse = Message<"agentmesh.v1.GetTenantResponse"> & {
  * Use `create(GetTenantResponseSchema)` to create a new message.
  */
 export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 5);
+  messageDesc(file_agentmesh_v1_admin, 6);
 
 /**
  * Request of AdminService.ListTenants.
@@ -236,7 +286,7 @@ export type ListTenantsRequest = Message<"agentmesh.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 6);
+  messageDesc(file_agentmesh_v1_admin, 7);
 
 /**
  * Response of AdminService.ListTenants.
@@ -264,7 +314,7 @@ export type ListTenantsResponse = Message<"agentmesh.v1.ListTenantsResponse"> & 
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 7);
+  messageDesc(file_agentmesh_v1_admin, 8);
 
 /**
  * Request of AdminService.CreateApiKey.
@@ -306,7 +356,7 @@ export type CreateApiKeyRequest = Message<"agentmesh.v1.CreateApiKeyRequest"> & 
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 8);
+  messageDesc(file_agentmesh_v1_admin, 9);
 
 /**
  * Response of AdminService.CreateApiKey.
@@ -334,7 +384,7 @@ export type CreateApiKeyResponse = Message<"agentmesh.v1.CreateApiKeyResponse"> 
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 9);
+  messageDesc(file_agentmesh_v1_admin, 10);
 
 /**
  * Request of AdminService.ListApiKeys.
@@ -355,7 +405,7 @@ export type ListApiKeysRequest = Message<"agentmesh.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 10);
+  messageDesc(file_agentmesh_v1_admin, 11);
 
 /**
  * Response of AdminService.ListApiKeys.
@@ -376,7 +426,7 @@ export type ListApiKeysResponse = Message<"agentmesh.v1.ListApiKeysResponse"> & 
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 11);
+  messageDesc(file_agentmesh_v1_admin, 12);
 
 /**
  * Request of AdminService.RevokeApiKey.
@@ -404,7 +454,7 @@ export type RevokeApiKeyRequest = Message<"agentmesh.v1.RevokeApiKeyRequest"> & 
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 12);
+  messageDesc(file_agentmesh_v1_admin, 13);
 
 /**
  * Response of AdminService.RevokeApiKey.
@@ -425,7 +475,7 @@ export type RevokeApiKeyResponse = Message<"agentmesh.v1.RevokeApiKeyResponse"> 
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 13);
+  messageDesc(file_agentmesh_v1_admin, 14);
 
 /**
  * AdminService manages tenants and their API keys. Platform administrators

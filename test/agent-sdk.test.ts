@@ -1,10 +1,11 @@
 /**
  * The agent SDK against both buses: results reported, schema-invalid input
- * failing terminally, retries through redelivery, dead letters with the last
- * error, timeouts, cancellation and draining.
+ * failing terminally, handler errors reported at once with their code, attempt
+ * fencing (a job past its attempt's deadline never runs), results too large for
+ * the bus, timeouts, cancellation and draining.
  */
 import { create, toJson } from "@bufbuild/protobuf";
-import { durationFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { utilAgent } from "../agents/util.js";
@@ -40,8 +41,24 @@ const failing = defineAgent({
       outputSchema: { type: "object", required: ["ok"] },
       handler: () => ({ nope: true }),
     },
+    "test.count": {
+      description: "Counts its runs per attempt.",
+      handler: (_input: unknown, ctx) => {
+        runs.set(ctx.attemptId, (runs.get(ctx.attemptId) ?? 0) + 1);
+        return { key: ctx.idempotencyKey };
+      },
+    },
+    "test.big": {
+      description: "Returns more than the bus carries.",
+      handler: (_input: unknown, ctx) => {
+        runs.set(ctx.attemptId, (runs.get(ctx.attemptId) ?? 0) + 1);
+        return { text: "x".repeat(2 * 1024 * 1024) };
+      },
+    },
   },
 });
+/** Handler runs per attempt id of the `failing` agent's counting skills. */
+const runs = new Map<string, number>();
 
 interface Harness {
   bus: JobBus;
@@ -63,7 +80,6 @@ async function harness(bus: JobBus, cleanupBus: () => Promise<void>): Promise<Ha
     bus,
     concurrency: 4,
     handleSignals: false,
-    retryBackoff: () => 50,
     drainGraceMs: 100,
     startedReportDelayMs: 0,
   });
@@ -146,33 +162,63 @@ for (const [name, setup] of setups) {
       expect(of(job.attemptId)).toHaveLength(1); // no STARTED, no redelivery
     });
 
-    it("retries a failing handler through redelivery until it succeeds", async () => {
-      const job = stepJob("util.flaky", { input: { failTimes: 2 } });
-      await h.bus.publishJob(job);
-      await waitFor(() => final(job.attemptId) !== undefined);
-      const r = final(job.attemptId)!;
-      expect(r.status).toBe(StepResultStatus.SUCCEEDED);
-      expect(toJson(ValueSchema, r.output!)).toEqual({ tries: 3 });
-    });
-
-    it("dead-letters a handler that keeps failing, with its last error", async () => {
+    it("reports a failing handler's error at once, retryable, and does not run it again", async () => {
       const job = stepJob("util.flaky", { input: { failTimes: 99, message: "disk on fire" } });
       await h.bus.publishJob(job);
       await waitFor(() => final(job.attemptId) !== undefined);
       const r = final(job.attemptId)!;
       expect(r.status).toBe(StepResultStatus.FAILED);
-      expect(r.error?.code).toBe("FLAKY");
-      expect(r.error?.details).toMatchObject({ deadLettered: true, deliveries: 3 });
-      let letters: Awaited<ReturnType<JobBus["listDeadLetters"]>> = [];
-      for (let i = 0; i < 50 && letters.length === 0; i++) {
-        letters = (await h.bus.listDeadLetters({ capability: "util.flaky" })).filter((l) =>
-          l.reason.includes("disk on fire"),
-        );
-        if (letters.length === 0) await sleep(100);
-      }
-      expect(letters).toHaveLength(1);
-      expect(letters[0]!.reason).toMatch(/failed 3 times; last error FLAKY: disk on fire/);
-      expect(letters[0]!.deliveries).toBe(3);
+      expect(r.error).toMatchObject({ code: "FLAKY", retryable: true });
+      expect(r.error?.message).toContain("disk on fire (try 1 of 99 failing)");
+      // The executor's retry policy makes the next attempt; the bus does not redeliver.
+      await sleep(busOptions.ackWaitMs + 300);
+      expect(of(job.attemptId).filter((x) => x.status !== StepResultStatus.STARTED)).toHaveLength(
+        1,
+      );
+      expect(await h.bus.listDeadLetters({ capability: "util.flaky" })).toEqual([]);
+    });
+
+    it("never starts a job at or past its attempt's deadline: the handler does not run", async () => {
+      const other = await runAgent(failing, { bus: h.bus, handleSignals: false });
+      const late = stepJob("test.count", { attemptDeadline: timestampFromMs(Date.now() - 1) });
+      const onTime = stepJob("test.count", {
+        attemptDeadline: timestampFromMs(Date.now() + 60_000),
+      });
+      await h.bus.publishJob(late);
+      await h.bus.publishJob(onTime);
+      await waitFor(
+        () => final(late.attemptId) !== undefined && final(onTime.attemptId) !== undefined,
+      );
+      expect(final(late.attemptId)!.error).toMatchObject({
+        code: "DEADLINE_EXCEEDED",
+        retryable: true,
+      });
+      expect(final(late.attemptId)!.error?.message).toMatch(/reached its deadline .* not run/);
+      expect(of(late.attemptId).some((r) => r.status === StepResultStatus.STARTED)).toBe(false);
+      expect(runs.get(late.attemptId)).toBeUndefined();
+      expect(runs.get(onTime.attemptId)).toBe(1);
+      expect(toJson(ValueSchema, final(onTime.attemptId)!.output!)).toEqual({
+        key: `${onTime.goalId}/${onTime.stepId}/0`,
+      });
+      await sleep(busOptions.ackWaitMs + 300);
+      expect(of(late.attemptId)).toHaveLength(1); // terminated: never delivered again
+      await other.stop();
+    });
+
+    it("fails a result too large for the bus as RESOURCE_EXHAUSTED naming its size, once", async () => {
+      const other = await runAgent(failing, { bus: h.bus, handleSignals: false });
+      const job = stepJob("test.big");
+      await h.bus.publishJob(job);
+      await waitFor(() => final(job.attemptId) !== undefined);
+      const r = final(job.attemptId)!;
+      expect(r.status).toBe(StepResultStatus.FAILED);
+      expect(r.error).toMatchObject({ code: "RESOURCE_EXHAUSTED", retryable: false });
+      expect(r.error?.message).toMatch(
+        /result is too large: .* of \d{7} bytes .* max payload of \d+ bytes/,
+      );
+      await sleep(busOptions.ackWaitMs + 300);
+      expect(runs.get(job.attemptId)).toBe(1);
+      await other.stop();
     });
 
     it("fails a step that runs past its timeout as DEADLINE_EXCEEDED (retryable)", async () => {

@@ -14,6 +14,7 @@ describe("bus names", () => {
       events: "AGENTMESH_EVENTS",
       learning: "AGENTMESH_LEARNING",
       dlq: "AGENTMESH_DLQ",
+      handBacks: "AGENTMESH_HANDBACKS",
     });
     expect(n.jobSubject("text.summarize")).toBe("agentmesh.jobs.text.summarize");
     expect(n.resultSubject("g1")).toBe("agentmesh.results.anonymous.g1");
@@ -25,6 +26,7 @@ describe("bus names", () => {
     expect(n.eventSubject("acme", "g1")).toBe("agentmesh.events.acme.g1");
     expect(n.dlqSubject("text.summarize")).toBe("agentmesh.dlq.text.summarize");
     expect(n.cancelSubject("g1")).toBe("agentmesh.control.cancel.g1");
+    expect(n.handBackSubject(42)).toBe("agentmesh.handbacks.42");
     expect(n.capabilityOf("agentmesh.jobs.mcp.everything.echo")).toBe("mcp.everything.echo");
     expect(() => busNames("bad.prefix")).toThrow(/invalid bus prefix/);
   });

@@ -12,7 +12,14 @@ import { Code, MeshError } from "../errors/mesh-error.js";
 
 export interface BusNames {
   prefix: string;
-  streams: { jobs: string; results: string; events: string; learning: string; dlq: string };
+  streams: {
+    jobs: string;
+    results: string;
+    events: string;
+    learning: string;
+    dlq: string;
+    handBacks: string;
+  };
   jobSubject(capability: string): string;
   /** Every job subject, for the jobs stream. */
   jobsWildcard: string;
@@ -31,6 +38,9 @@ export interface BusNames {
   dlqWildcard: string;
   cancelSubject(goalId: string): string;
   cancelWildcard: string;
+  /** Where the hand-back of the job stored at `seq` is recorded (see `Delivery.previousDelivery`). */
+  handBackSubject(seq: number): string;
+  handBacksWildcard: string;
   /** Capability of a job subject, or undefined if the subject is not a job subject. */
   capabilityOf(subject: string): string | undefined;
 }
@@ -56,6 +66,7 @@ export function busNames(prefix = "agentmesh"): BusNames {
       events: `${s}_EVENTS`,
       learning: `${s}_LEARNING`,
       dlq: `${s}_DLQ`,
+      handBacks: `${s}_HANDBACKS`,
     },
     jobSubject: (capability) => jobsRoot + checkCapability(capability),
     jobsWildcard: `${prefix}.jobs.>`,
@@ -77,6 +88,8 @@ export function busNames(prefix = "agentmesh"): BusNames {
     dlqWildcard: `${prefix}.dlq.>`,
     cancelSubject: (goalId) => `${prefix}.control.cancel.${checkToken("goal id", goalId)}`,
     cancelWildcard: `${prefix}.control.cancel.*`,
+    handBackSubject: (seq) => `${prefix}.handbacks.${Math.trunc(seq)}`,
+    handBacksWildcard: `${prefix}.handbacks.*`,
     capabilityOf: (subject) =>
       subject.startsWith(jobsRoot) ? subject.slice(jobsRoot.length) : undefined,
   };

@@ -41,8 +41,10 @@ import {
   type GoalEventFeed,
   type JobBus,
   type ListDeadLettersOptions,
+  type PreviousDelivery,
   type PublishAck,
   type PublishOptions,
+  payloadTooLarge,
   type QueueStats,
   type ResolvedBusOptions,
   resolveBusOptions,
@@ -62,6 +64,9 @@ export function createInProcessBus(options: InProcessBusOptions = {}): JobBus {
   return new InProcessBus(options);
 }
 
+/** Largest message the in-process bus takes (NATS's default `max_payload`). */
+const inProcessMaxPayload = 1024 * 1024;
+
 interface Stored {
   seq: number;
   subject: string;
@@ -71,6 +76,8 @@ interface Stored {
   deliveries: number;
   /** The delivery currently allowed to settle it; undefined while waiting. */
   current: InProcessDelivery<never> | undefined;
+  /** The delivery number last handed back with `nak` (0: none). */
+  handedBack: number;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -160,6 +167,10 @@ class InProcessBus implements JobBus {
     options: PublishOptions | undefined,
   ): PublishAck {
     this.#open();
+    const data = toBinary(schema, message);
+    // NATS's default max payload, so a result too big for JetStream is too big here too.
+    if (data.length > inProcessMaxPayload)
+      throw payloadTooLarge(subject, data.length, inProcessMaxPayload);
     const dup = dedup.check(msgId);
     if (dup !== undefined) return { seq: dup, duplicate: true };
     const seq = this.nextSeq();
@@ -167,11 +178,12 @@ class InProcessBus implements JobBus {
     queue.enqueue({
       seq,
       subject,
-      data: toBinary(schema, message),
+      data,
       msgId,
       traceparent: options?.traceparent ?? currentTraceparent(),
       deliveries: 0,
       current: undefined,
+      handedBack: 0,
       timer: undefined,
     });
     return { seq, duplicate: false };
@@ -569,10 +581,16 @@ class InProcessDelivery<T extends Message> implements Delivery<T> {
     this.#settled = true;
     this.#queue.ack(this.#stored);
   }
+  async previousDelivery(): Promise<PreviousDelivery> {
+    if (this.deliveryCount <= 1) return "none";
+    return this.#stored.handedBack === this.deliveryCount - 1 ? "handed-back" : "lost";
+  }
   nak(delayMs = 0): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (this.#isCurrent()) this.#queue.nak(this.#stored, delayMs);
+    if (!this.#isCurrent()) return;
+    this.#stored.handedBack = this.deliveryCount;
+    this.#queue.nak(this.#stored, delayMs);
   }
   working(): void {
     if (!this.#settled && this.#isCurrent()) this.#queue.working(this.#stored);

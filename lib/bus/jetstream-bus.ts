@@ -80,8 +80,10 @@ import {
   type GoalEventFeed,
   type JobBus,
   type ListDeadLettersOptions,
+  type PreviousDelivery,
   type PublishAck,
   type PublishOptions,
+  payloadTooLarge,
   type QueueStats,
   type ResolvedBusOptions,
   resolveBusOptions,
@@ -186,6 +188,9 @@ export async function createJetStreamBus(options: JetStreamBusOptions = {}): Pro
   return bus;
 }
 
+/** How long a hand-back record is kept: far longer than a handed-back job waits for an agent. */
+const handBackMaxAgeMs = 24 * 3_600_000;
+
 /** Where a message of a queue goes when it is dead-lettered. */
 function dlqNameFor(names: BusNames, subject: string): string {
   const capability = names.capabilityOf(subject);
@@ -216,6 +221,8 @@ class JetStreamBus implements JobBus {
   readonly #natsSubs: NatsSubscription[] = [];
   readonly #feeds = new Set<GoalEventFeed>();
   readonly #acks: PubAckInbox;
+  /** Hand-back records being written; close waits for them. */
+  readonly #handBacks = new Set<Promise<void>>();
   #connected = true;
   /** Resolves at the next reconnect; replaced at each disconnect. */
   #reconnected = openSignal();
@@ -306,6 +313,15 @@ class JetStreamBus implements JobBus {
         retention: RetentionPolicy.Limits,
         max_age: nanos(o.deadLetterMaxAgeMs),
       }),
+      // The last hand-back of each stored job; a job is redelivered soon after one.
+      this.#ensureStream({
+        ...base,
+        name: n.streams.handBacks,
+        subjects: [n.handBacksWildcard],
+        retention: RetentionPolicy.Limits,
+        max_msgs_per_subject: 1,
+        max_age: nanos(handBackMaxAgeMs),
+      }),
     ]);
   }
 
@@ -371,11 +387,26 @@ class JetStreamBus implements JobBus {
     options?: PublishOptions,
   ): Promise<PublishAck> {
     this.#open();
-    const data = toBinary(schema, message);
+    return this.#publishBytes(subject, toBinary(schema, message), msgID, options);
+  }
+
+  async #publishBytes(
+    subject: string,
+    data: Uint8Array,
+    msgID: string,
+    options?: PublishOptions,
+  ): Promise<PublishAck> {
     const h = natsHeaders();
     h.set("Nats-Msg-Id", msgID);
     const traceparent = options?.traceparent ?? currentTraceparent();
     if (traceparent) h.set("traceparent", traceparent);
+    // Refused by the broker anyway: say so with the size, not a generic invalid argument.
+    const maxPayload = this.nc.info?.max_payload ?? Infinity;
+    if (data.length + 4_096 > maxPayload) {
+      let size = data.length + 12; // "NATS/1.0\r\n" and the closing "\r\n"
+      for (const [k, vs] of h) for (const v of vs) size += k.length + v.length + 4;
+      if (size > maxPayload) throw payloadTooLarge(subject, size, maxPayload);
+    }
     const giveUpAt = Date.now() + (options?.waitForConnectionMs ?? 0);
     if (options?.awaitAck === false) {
       if (!this.#connected) await this.#connection(giveUpAt - Date.now());
@@ -527,13 +558,41 @@ class JetStreamBus implements JobBus {
     const consumer = await this.js.consumers.get(stream, durable);
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? concurrency));
-    const sub = new JetStreamSubscription<T>(this, schema, options, concurrency);
+    const job = stream === this.names.streams.jobs;
+    const sub = new JetStreamSubscription<T>(this, schema, options, concurrency, job);
     await sub.start(consumer, prefetch);
     this.#subscriptions.add(sub as unknown as JetStreamSubscription<never>);
     void sub.closed.finally(() =>
       this.#subscriptions.delete(sub as unknown as JetStreamSubscription<never>),
     );
     return sub;
+  }
+
+  /**
+   * Records that delivery `delivery` of the job stored at `seq` was handed back,
+   * so its redelivery knows it may run (see `Delivery.previousDelivery`). Never
+   * throws: without the record the redelivery counts as lost and is not run.
+   */
+  recordHandBack(seq: number, delivery: number): Promise<void> {
+    const p = this.#publishBytes(
+      this.names.handBackSubject(seq),
+      new TextEncoder().encode(String(delivery)),
+      `handback.${seq}.${delivery}`,
+    ).then(
+      () => undefined,
+      (err) => this.log.warn({ err, seq }, "hand-back not recorded; its redelivery will not run"),
+    );
+    this.#handBacks.add(p);
+    void p.finally(() => this.#handBacks.delete(p));
+    return p;
+  }
+
+  /** The delivery number of the last recorded hand-back of the job stored at `seq` (0: none). */
+  async lastHandBack(seq: number): Promise<number> {
+    const m = await this.jsm.streams
+      .getMessage(this.names.streams.handBacks, { last_by_subj: this.names.handBackSubject(seq) })
+      .catch(() => null);
+    return m ? Number(new TextDecoder().decode(m.data)) || 0 : 0;
   }
 
   /** Copies a stored message to its dead-letter subject (deduplicated per stream sequence). */
@@ -629,6 +688,7 @@ class JetStreamBus implements JobBus {
     if (this.#closed) return;
     await Promise.all([...this.#subscriptions].map((s) => s.stop(options)));
     await Promise.all([...this.#feeds].map((f) => f.stop()));
+    await Promise.all([...this.#handBacks]);
     this.#closed = true;
     this.#acks.close(new MeshError(Code.Unavailable, "job bus closed before the PubAck came"));
     for (const s of this.#natsSubs) s.unsubscribe();
@@ -648,14 +708,17 @@ interface MaxDeliveriesAdvisory {
 class JetStreamDelivery<T> implements Delivery<T> {
   readonly #bus: JetStreamBus;
   readonly #msg: JsMsg;
+  /** A step job: its hand-backs are recorded. */
+  readonly #job: boolean;
   readonly data: T;
   readonly maxDeliver: number;
   readonly ackWaitMs: number;
   #settled = false;
 
-  constructor(bus: JetStreamBus, msg: JsMsg, data: T) {
+  constructor(bus: JetStreamBus, msg: JsMsg, data: T, job: boolean) {
     this.#bus = bus;
     this.#msg = msg;
+    this.#job = job;
     this.data = data;
     this.maxDeliver = bus.options.maxDeliver;
     this.ackWaitMs = bus.options.ackWaitMs;
@@ -685,10 +748,19 @@ class JetStreamDelivery<T> implements Delivery<T> {
     this.#settled = true;
     this.#msg.ack();
   }
+  async previousDelivery(): Promise<PreviousDelivery> {
+    const n = this.deliveryCount;
+    if (n <= 1) return "none";
+    if (!this.#job) return "lost";
+    return (await this.#bus.lastHandBack(this.#msg.seq)) === n - 1 ? "handed-back" : "lost";
+  }
   nak(delayMs?: number): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#msg.nak(delayMs && delayMs > 0 ? delayMs : undefined);
+    const nak = () => this.#msg.nak(delayMs && delayMs > 0 ? delayMs : undefined);
+    // The record is stored before the nak, so the redelivery finds it.
+    if (this.#job) void this.#bus.recordHandBack(this.#msg.seq, this.deliveryCount).finally(nak);
+    else nak();
   }
   working(): void {
     if (!this.#settled) this.#msg.working();
@@ -718,6 +790,7 @@ class JetStreamDelivery<T> implements Delivery<T> {
 class JetStreamSubscription<T extends Message> implements Subscription {
   readonly #bus: JetStreamBus;
   readonly #schema: GenMessage<T>;
+  readonly #job: boolean;
   readonly #pool: HandlerPool<T>;
   /** Received while every handler slot was busy, oldest first. */
   readonly #waiting: JsMsg[] = [];
@@ -731,9 +804,11 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     schema: GenMessage<T>,
     options: ConsumeOptions<T>,
     concurrency: number,
+    job: boolean,
   ) {
     this.#bus = bus;
     this.#schema = schema;
+    this.#job = job;
     this.#pool = new HandlerPool(
       options.handler,
       concurrency,
@@ -759,8 +834,13 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     return this.#pool.inFlight;
   }
 
+  /** Gives back a message no handler started. */
+  #handBack(m: JsMsg): void {
+    new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T, this.#job).nak();
+  }
+
   #receive(m: JsMsg): void {
-    if (this.#stopping) m.nak();
+    if (this.#stopping) this.#handBack(m);
     else if (this.#pool.free > 0 && this.#waiting.length === 0) this.#run(m);
     else this.#waiting.push(m);
   }
@@ -777,19 +857,19 @@ class JetStreamSubscription<T extends Message> implements Subscription {
       data = fromBinary(this.#schema, m.data);
     } catch (err) {
       this.#bus.log.error({ err, subject: m.subject }, "undecodable message");
-      const d = new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T);
+      const d = new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T, this.#job);
       void d.deadLetter("undecodable payload").catch(() => m.term());
       this.#next();
       return;
     }
-    this.#pool.run(new JetStreamDelivery(this.#bus, m, data));
+    this.#pool.run(new JetStreamDelivery(this.#bus, m, data, this.#job));
   }
 
   stop(options: StopOptions = {}): Promise<StopResult> {
     this.#stopped ??= (async () => {
       this.#stopping = true;
       this.#messages.stop();
-      for (const m of this.#waiting.splice(0)) m.nak();
+      for (const m of this.#waiting.splice(0)) this.#handBack(m);
       const result = await this.#pool.drain(options.graceMs ?? 30_000);
       await this.closed;
       return result;

@@ -3,8 +3,8 @@
  * test file calls `describeJobBusContract` with a factory for a fresh, isolated bus
  * (short ack wait, few deliveries) and a cleanup.
  */
-import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { create, fromJson, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import {
@@ -183,6 +183,35 @@ export function describeJobBusContract(
       await waitFor(() => at.length === 2);
       expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(250);
       await sub.stop();
+    });
+
+    it("tells a redelivery whether its previous delivery was handed back or lost", async () => {
+      const c = cap();
+      const seen: string[] = [];
+      const sub = await bus().consumeJobs(c, {
+        concurrency: 2,
+        handler: async (d) => {
+          seen.push(`${d.deliveryCount}:${await d.previousDelivery()}`);
+          if (d.deliveryCount === 1) return d.nak(0); // a clean hand-back
+          if (d.deliveryCount === 2) await new Promise(() => {}); // silent: lost after the ack wait
+          d.ack();
+        },
+      });
+      await bus().publishJob(stepJob(c));
+      await waitFor(() => seen.length === 3, 10_000, "three deliveries");
+      expect(seen).toEqual(["1:none", "2:handed-back", "3:lost"]);
+      await sub.stop({ graceMs: 10 });
+    });
+
+    it("refuses a message above the max payload with RESOURCE_EXHAUSTED naming its size", async () => {
+      const big = stepResult(runId("a"));
+      big.output = fromJson(ValueSchema, { text: "x".repeat(9 * 1024 * 1024) });
+      const err = await bus()
+        .publishResult(big)
+        .catch((e: unknown) => e);
+      expect(isMeshError(err) && err.code === Code.ResourceExhausted).toBe(true);
+      expect(isMeshError(err) && err.retryable).toBe(false);
+      expect(String((err as Error).message)).toMatch(/of \d{7,} bytes .* max payload of \d+ bytes/);
     });
 
     it("term() removes a message for good", async () => {

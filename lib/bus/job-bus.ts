@@ -32,6 +32,7 @@ import type {
   StepResult,
   TrainingJob,
 } from "../../gen/agentmesh/v1/jobs_pb.js";
+import { Code, MeshError } from "../errors/mesh-error.js";
 
 /** Which implementation a bus is. */
 export type BusKind = "jetstream" | "in-process";
@@ -73,6 +74,14 @@ export function resolveBusOptions(options: BusOptions = {}): ResolvedBusOptions 
 }
 
 /**
+ * How the previous delivery of a message ended: `none` (this is the first
+ * delivery), `handed-back` (its holder gave it back with `nak`, e.g. when it
+ * drained), or `lost` (it was not settled within the ack wait: its holder
+ * crashed, was killed, stalled or lost its connection, possibly mid-job).
+ */
+export type PreviousDelivery = "none" | "handed-back" | "lost";
+
+/**
  * One delivery of one message. Settle it exactly once; later calls are no-ops.
  * A handler that returns without settling acks; one that throws naks with backoff.
  */
@@ -95,6 +104,11 @@ export interface Delivery<T> {
   readonly traceparent: string | undefined;
   /** Whether ack/nak/term/deadLetter was called. */
   readonly settled: boolean;
+  /**
+   * How the previous delivery of this message ended. Step job queues record every
+   * hand-back (`nak`) for this; other queues do not, so their redeliveries read `lost`.
+   */
+  previousDelivery(): Promise<PreviousDelivery>;
   /** Done: remove the message from the queue. */
   ack(): void;
   /** Not done: deliver again after `delayMs` (default immediately). */
@@ -252,4 +266,16 @@ export interface JobBus {
 /** The default automatic-nak backoff: 1 s, 2 s, 4 s, ... capped at 30 s. */
 export function defaultBackoff(deliveryCount: number): number {
   return Math.min(1_000 * 2 ** Math.max(0, deliveryCount - 1), 30_000);
+}
+
+/**
+ * What a publish above the broker's max payload throws: RESOURCE_EXHAUSTED naming
+ * the size, not retryable (the same message would be refused again).
+ */
+export function payloadTooLarge(subject: string, bytes: number, maxPayload: number): MeshError {
+  return new MeshError(
+    Code.ResourceExhausted,
+    `a message of ${bytes} bytes on ${subject} exceeds the bus's max payload of ${maxPayload} bytes`,
+    { retryable: false, details: { bytes, maxPayload } },
+  );
 }

@@ -26,23 +26,31 @@ import type { Logger } from "../../lib/log/logger.js";
 /** A JSON Schema (draft 2020-12 or 07, as ajv reads it). */
 export type JsonSchema = JsonObject;
 
-/** What a handler knows about the job it runs. */
+/** What a handler knows about the job it runs (the handler contract: `sdk/README.md`). */
 export interface SkillContext {
-  /** Unique id of this attempt; handlers must be idempotent by it. */
+  /** Unique id of this attempt of the step (and replica). */
   attemptId: string;
+  /**
+   * Key external side effects on this: `<goal>/<step>/<replica>`, the same for every
+   * attempt and delivery of the step, so an effect done by an attempt that then
+   * crashed or timed out is not done again by the next attempt.
+   */
+  idempotencyKey: string;
   goalId: string;
   tenantId: string;
   stepId: string;
   capability: string;
   /** Executor attempt number, from 1. */
   attempt: number;
-  /** Bus delivery number of this attempt, from 1 (above 1 after a crash or a retry). */
+  /** Bus delivery number of this attempt, from 1 (above 1 only after a clean hand-back). */
   delivery: number;
-  /** Aborted when the step times out, the goal is cancelled or the agent stops. */
+  /** When the handler is aborted: the earliest of the step timeout, the attempt's and the goal's deadline. */
+  deadline: Date;
+  /** Aborted at `deadline`, when the goal or the attempt is cancelled, or when the agent stops. */
   signal: AbortSignal;
   /** Logger bound to the job's ids. */
   log: Logger;
-  /** Tells the bus the job is alive (the SDK also does this on its own while the handler runs). */
+  /** Tells the bus the job is alive (the SDK does this on its own while the handler runs). */
   working(): void;
 }
 

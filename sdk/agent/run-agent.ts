@@ -1,18 +1,24 @@
 /**
- * Runs an agent: registers its card, consumes its capabilities' jobs from the
- * bus with a concurrency limit, validates each input against the skill's
- * schema, runs the handler with an AbortSignal (step timeout, goal deadline,
- * goal cancellation, shutdown), reports STARTED then SUCCEEDED / FAILED /
- * CANCELLED on the results subject, and drains on SIGTERM.
+ * Runs an agent: keeps its card registered (`lease-keeper.ts`), consumes its
+ * capabilities' jobs from the bus with a concurrency limit, validates each input
+ * against the skill's schema, runs the handler with an AbortSignal (attempt
+ * deadline, goal deadline, cancellation, shutdown), reports STARTED then
+ * SUCCEEDED / FAILED / CANCELLED on the results subject, and drains on SIGTERM.
  *
- * Failure rules, so no job is lost and none loops forever:
- * - input fails the schema, `nonRetryable` error, goal deadline passed → FAILED
- *   (not retryable), job acked;
- * - step timeout → FAILED `DEADLINE_EXCEEDED` (retryable: the executor decides), acked;
- * - any other error → the job is handed back with backoff and tried again, up to
- *   the bus's `maxDeliver`; the last failure reports FAILED with the last error
- *   and moves the job to the dead-letter subject;
- * - the process dies → the bus redelivers after the ack wait to another agent.
+ * The handler contract (`sdk/README.md`, ADR-010), so no job is lost, none runs
+ * after its attempt was given up and none loops forever:
+ * - a job starts only before its attempt's and its goal's deadline, and only on
+ *   its first delivery or after a clean hand-back; a redelivery after its agent
+ *   was lost (crash, kill, OOM, stall) is refused as `AGENT_LOST` (`attempt-fence.ts`);
+ * - the handler is aborted at the earliest of the step timeout and those deadlines
+ *   → FAILED `DEADLINE_EXCEEDED` (retryable: the executor decides);
+ * - every error is reported at once with its code and retryability, and the job
+ *   acked: the executor's retry policy makes the next attempt (ADR-004);
+ * - a result too large for the bus → FAILED `RESOURCE_EXHAUSTED` (not retryable);
+ * - on stop, a job still running after the grace period is handed back cleanly
+ *   and another agent runs it at once.
+ * While a handler runs the SDK tells the bus it is alive (`working()`), so the
+ * ack wait only needs to outlast that heartbeat, whatever the step's timeout.
  * The result is written before the job is acked, and results are deduplicated
  * by attempt id and status, so a crash in between cannot report twice.
  *
@@ -24,7 +30,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampFromMs, timestampMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   type StepJob,
   type StepResult,
@@ -32,8 +38,10 @@ import {
   StepResultStatus,
 } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { AgentCard } from "../../gen/agentmesh/v1/registry_pb.js";
+import { admitJob } from "../../lib/bus/attempt-fence.js";
 import type { Delivery, JobBus, Subscription, Unsubscribe } from "../../lib/bus/job-bus.js";
 import { defaultBackoff } from "../../lib/bus/job-bus.js";
+import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
 import { type FailureInfo, failureOf } from "./agent-error.js";
 import {
@@ -64,8 +72,6 @@ export interface RunAgentOptions {
   drainGraceMs?: number;
   /** Stop (drain) on SIGTERM and SIGINT. Default true. */
   handleSignals?: boolean;
-  /** Delay before a failed job is tried again, by delivery number. Default 1 s × 2^(n-1), max 30 s. */
-  retryBackoff?: (delivery: number) => number;
   /** Publish STARTED results. Default true. */
   reportStarted?: boolean;
   /**
@@ -125,7 +131,6 @@ export async function runAgent(
   const concurrency = Math.max(1, options.concurrency ?? 8);
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 300_000;
   const graceMs = options.drainGraceMs ?? 10_000;
-  const backoff = options.retryBackoff ?? defaultBackoff;
   const reportStarted = options.reportStarted ?? true;
   const startedDelayMs = Math.max(0, options.startedReportDelayMs ?? 100);
 
@@ -192,22 +197,32 @@ export async function runAgent(
   const finish = async (
     delivery: Delivery<StepJob>,
     result: StepResult,
-    settle: "ack" | { deadLetter: string },
-  ) => {
+    settle: "ack" | "term" = "ack",
+  ): Promise<void> => {
     result.finishedAt = timestampFromMs(Date.now());
     try {
       await bus.publishResult(result, { waitForConnectionMs: publishWaitMs });
     } catch (err) {
-      // No result, no ack: the job comes back and reports later.
+      if (isMeshError(err) && err.code === Code.ResourceExhausted && !err.retryable) {
+        // Too big for the bus: it would be refused on every try, so the attempt fails.
+        log.warn({ attemptId: result.attemptId, ...err.details }, "result too large for the bus");
+        const f = failure(
+          "RESOURCE_EXHAUSTED",
+          `the step's result is too large: ${err.message}`,
+          err.details,
+        );
+        return finish(delivery, failed(delivery.data, Date.now(), f), settle);
+      }
+      // No result, no ack: handed back, the job runs again (within its attempt's deadline).
       log.error(
         { err, attemptId: result.attemptId },
         "could not publish the result; job handed back",
       );
-      delivery.nak(backoff(delivery.deliveryCount));
+      delivery.nak(defaultBackoff(delivery.deliveryCount));
       return;
     }
     if (settle === "ack") delivery.ack();
-    else await delivery.deadLetter(settle.deadLetter);
+    else delivery.term();
   };
 
   const failed = (job: StepJob, startedAt: number, f: FailureInfo) =>
@@ -247,13 +262,25 @@ export async function runAgent(
         ...baseResult(job, startedAt),
         status: StepResultStatus.CANCELLED,
       });
-      return finish(delivery, r, "ack");
+      return finish(delivery, r);
     }
-    const goalDeadline = job.deadline ? timestampDate(job.deadline).getTime() : Infinity;
-    if (goalDeadline <= startedAt) {
-      const f = failure("DEADLINE_EXCEEDED", "the goal's deadline passed before the step started");
-      return finish(delivery, failed(job, startedAt, f), "ack");
+    // Fencing: never past the attempt's or the goal's deadline, never after a lost delivery.
+    const admission = admitJob({
+      nowMs: startedAt,
+      attemptDeadlineMs: job.attemptDeadline ? timestampMs(job.attemptDeadline) : undefined,
+      goalDeadlineMs: job.deadline ? timestampMs(job.deadline) : undefined,
+      timeoutMs: (job.timeout ? durationMs(job.timeout) : 0) || defaultTimeoutMs,
+      previous: delivery.deliveryCount > 1 ? await delivery.previousDelivery() : "none",
+    });
+    if (!admission.run) {
+      jobLog().warn({ code: admission.failure.code }, admission.failure.message);
+      return finish(
+        delivery,
+        failed(job, startedAt, { ...admission.failure, details: {} }),
+        "term",
+      );
     }
+    const limitMs = admission.limitMs;
     const input: JsonObject = job.input ?? {};
     const violations = validateInput(input);
     if (violations.length > 0) {
@@ -261,7 +288,7 @@ export async function runAgent(
       const f = failure("INVALID_ARGUMENT", `input does not match the schema of ${capability}`, {
         violations,
       });
-      return finish(delivery, failed(job, startedAt, f), "ack");
+      return finish(delivery, failed(job, startedAt, f));
     }
 
     // The AbortController (and its signal) is made only if the handler reads ctx.signal:
@@ -279,8 +306,6 @@ export async function runAgent(
       controller?.abort(why);
       stopWaiting(new AbortedError());
     };
-    const timeoutMs = job.timeout ? durationMs(job.timeout) : defaultTimeoutMs;
-    const limitMs = Math.max(1, Math.min(timeoutMs || defaultTimeoutMs, goalDeadline - startedAt));
     const timer = setTimeout(() => abort("timeout"), limitMs);
     running.set(job.attemptId, { job, abort, delivery, lastWorking: startedAt });
     const reportStart = () => {
@@ -298,11 +323,13 @@ export async function runAgent(
     else if (reportStarted) startedTimer = setTimeout(reportStart, startedDelayMs);
     const ctx: SkillContext = {
       attemptId: job.attemptId,
+      idempotencyKey: `${job.goalId}/${job.stepId}/${job.replica}`,
       goalId: job.goalId,
       tenantId: job.tenantId,
       stepId: job.stepId,
       capability,
       attempt: job.attempt,
+      deadline: new Date(startedAt + limitMs),
       // Parsed from the message's reply subject: only when read.
       get delivery() {
         return delivery.deliveryCount;
@@ -339,7 +366,7 @@ export async function runAgent(
 
     if (delivery.settled) return; // handed back by the drain already
     if (reason === "shutdown") {
-      delivery.nak(0); // hand it back: another agent runs it now
+      delivery.nak(0); // a clean hand-back: another agent runs it now
       return;
     }
     if (reason === "cancelled") {
@@ -347,11 +374,11 @@ export async function runAgent(
         ...baseResult(job, startedAt),
         status: StepResultStatus.CANCELLED,
       });
-      return finish(delivery, r, "ack");
+      return finish(delivery, r);
     }
     if (reason === "timeout") {
       const f = failure("DEADLINE_EXCEEDED", `step timed out after ${limitMs} ms`, {}, true);
-      return finish(delivery, failed(job, startedAt, f), "ack");
+      return finish(delivery, failed(job, startedAt, f));
     }
     if (ok) {
       const value = toJsonValue(output);
@@ -361,38 +388,19 @@ export async function runAgent(
         const f = failure("INTERNAL", `output of ${capability} does not match its schema`, {
           violations: outViolations,
         });
-        return finish(delivery, failed(job, startedAt, f), "ack");
+        return finish(delivery, failed(job, startedAt, f));
       }
       const r = create(StepResultSchema, {
         ...baseResult(job, startedAt),
         status: StepResultStatus.SUCCEEDED,
         output: fromJson(ValueSchema, value),
       });
-      return finish(delivery, r, "ack");
+      return finish(delivery, r);
     }
+    // Reported at once, retryable or not: the executor's retry policy decides (ADR-004).
     const f = failureOf(error);
-    if (!f.retryable) {
-      jobLog().info({ code: f.code, message: f.message }, "step failed (not retryable)");
-      return finish(delivery, failed(job, startedAt, f), "ack");
-    }
-    if (delivery.deliveryCount < delivery.maxDeliver) {
-      const delay = backoff(delivery.deliveryCount);
-      jobLog().warn(
-        { code: f.code, message: f.message, retryInMs: delay },
-        "step failed; will retry",
-      );
-      delivery.nak(delay);
-      return;
-    }
-    const n = delivery.deliveryCount;
-    jobLog().error(
-      { code: f.code, message: f.message },
-      "step failed on its last delivery; dead-lettered",
-    );
-    const last = { ...f, details: { ...f.details, deadLettered: true, deliveries: n } };
-    return finish(delivery, failed(job, startedAt, last), {
-      deadLetter: `failed ${n} times; last error ${f.code}: ${f.message}`,
-    });
+    jobLog().info({ code: f.code, message: f.message, retryable: f.retryable }, "step failed");
+    return finish(delivery, failed(job, startedAt, f));
   }
 
   try {
@@ -402,7 +410,6 @@ export async function runAgent(
         await bus.consumeJobs(capability, {
           concurrency: limit,
           ...(options.prefetch ? { prefetch: options.prefetch } : {}),
-          backoff,
           handler: (d) => handle(capability, skill, validateInput, validateOutput, d),
         }),
       );
@@ -500,10 +507,6 @@ function failure(
   retryable = false,
 ): FailureInfo {
   return { code, message, retryable, details };
-}
-
-function durationMs(d: { seconds: bigint; nanos: number }): number {
-  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
 }
 
 /** A handler's return value as JSON (`undefined` becomes null; non-JSON values are dropped). */

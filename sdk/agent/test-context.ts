@@ -11,12 +11,14 @@ import type { SkillContext } from "./define-agent.js";
 export function testSkillContext(overrides: Partial<SkillContext> = {}): SkillContext {
   return {
     attemptId: `a${randomBytes(5).toString("hex")}`,
+    idempotencyKey: "g-test/s-test/0",
     goalId: "g-test",
     tenantId: "t-test",
     stepId: "s-test",
     capability: "test",
     attempt: 1,
     delivery: 1,
+    deadline: new Date(Date.now() + 300_000),
     signal: new AbortController().signal,
     log: createLogger({ name: "skill-test" }),
     working: () => {},

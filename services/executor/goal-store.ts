@@ -41,6 +41,7 @@ import type {
 import type { Store, TenantStore } from "../../lib/store/store.js";
 import {
   type AttemptRecord,
+  attemptTimeoutAtMs,
   type ErrorData,
   type GoalCommand,
   type GoalState,
@@ -247,7 +248,7 @@ function attemptRecord(a: StepAttemptRecord, timeoutMs: number): AttemptRecord {
     status: attemptStatus[a.outcome],
     agentId: a.agentId ?? "",
     dispatchedAtMs,
-    timeoutAtMs: dispatchedAtMs + timeoutMs,
+    timeoutAtMs: attemptTimeoutAtMs(dispatchedAtMs, timeoutMs),
     ...(a.startedAt ? { startedAtMs: a.startedAt.getTime() } : {}),
     ...(a.finishedAt ? { finishedAtMs: a.finishedAt.getTime() } : {}),
     ...(a.outcome === "SUCCEEDED" ? { output: a.output } : {}),

@@ -126,12 +126,11 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
   const agents: RunningAgent[] = [];
   const lazies: { close(): void }[] = [];
 
-  // Agents report a failed attempt at once (max_deliver 1 on their job consumers), so
-  // what the tests see is the executor's retry policy, not bus redelivery inside one attempt.
+  // Agents report a failed attempt at once on the shipped max deliveries: what the tests
+  // see is the executor's retry policy (ADR-004).
   const agentBus = await createJetStreamBus({
     servers: options.natsUrl,
     prefix,
-    maxDeliver: 1,
     ackWaitMs: 5_000,
   });
   const startAgent = async (definition: AgentDefinition, instanceId?: string) => {

@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: step templates
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { durationFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GoalStatus, RetryPolicySchema, StepStatus } from "../../../gen/agentmesh/v1/common_pb.js";
@@ -15,6 +15,7 @@ import {
   StepSchema,
   SubGoalSchema,
 } from "../../../gen/agentmesh/v1/planner_pb.js";
+import { agentLostCode, attemptFenceGraceMs } from "../../../lib/bus/attempt-fence.js";
 import { arbitrate, canonicalJson } from "./arbitrate.js";
 import {
   type GoalCommand,
@@ -258,13 +259,17 @@ describe("goal reducer", () => {
     const d = new Driver();
     d.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000 }]) });
     const job = d.jobs()[0]!;
+    // The executor gives up a grace after the deadline the job carries.
+    expect(timestampMs(job.attemptDeadline!)).toBe(1000);
     expect(d.commands).toContainEqual({
       type: "scheduleTimeout",
       attemptId: job.attemptId,
-      at: 1000,
+      at: 1000 + attemptFenceGraceMs,
     });
-    expect(d.send({ type: "attemptTimedOut", attemptId: job.attemptId, at: 999 })).toEqual([]);
-    d.send({ type: "attemptTimedOut", attemptId: job.attemptId, at: 1000 });
+    expect(
+      d.send({ type: "attemptTimedOut", attemptId: job.attemptId, at: 999 + attemptFenceGraceMs }),
+    ).toEqual([]);
+    d.send({ type: "attemptTimedOut", attemptId: job.attemptId, at: 1000 + attemptFenceGraceMs });
     expect(d.state.steps.a!.status).toBe(StepStatus.RETRY_WAIT);
     expect(d.state.steps.a!.error?.code).toBe("TIMEOUT");
     expect(d.commands.some((c) => c.type === "publishCancel" && c.signal.stepId === "a")).toBe(
@@ -272,6 +277,103 @@ describe("goal reducer", () => {
     );
     // The late answer of the timed-out attempt is ignored.
     expect(d.send(ok(job, "late", 1001))).toEqual([]);
+  });
+
+  it("fences attempts: the next one is dispatched only after the previous one's deadline", () => {
+    // Whatever happens to attempt n, attempt n+1 goes out either after attempt n's agent
+    // reported its end or after its deadline (plus the grace): never while it may still run.
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            kind: fc.constantFrom("timeout", "handlerError", "lost", "refusedLate"),
+            after: fc.integer({ min: 0, max: 3_000 }),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (fates) => {
+          const d = new Driver();
+          d.send({
+            type: "planned",
+            at: 0,
+            plan: plan([{ id: "a", timeoutMs: 2_000, maxAttempts: fates.length + 1 }]),
+          });
+          let at = 0;
+          for (const fate of fates) {
+            const job = d.jobs().at(-1)!;
+            const deadline = timestampMs(job.attemptDeadline!);
+            const dispatched = timestampMs(job.dispatchedAt!);
+            expect(deadline).toBe(dispatched + 2_000);
+            let endedByRunner = false;
+            switch (fate.kind) {
+              case "timeout":
+                at = deadline + attemptFenceGraceMs;
+                d.send({ type: "attemptTimedOut", attemptId: job.attemptId, at });
+                break;
+              case "handlerError":
+                // The agent that ran it says it is over: no need to wait.
+                at = dispatched + Math.min(fate.after, 1_999);
+                d.send(fail(job, at, "FLAKY"));
+                endedByRunner = true;
+                break;
+              case "lost":
+                // Another agent refused the redelivery: the first may be stalled, not dead.
+                at = dispatched + Math.min(fate.after, 1_999);
+                d.send(fail(job, at, agentLostCode));
+                break;
+              case "refusedLate":
+                at = deadline + Math.min(fate.after, attemptFenceGraceMs - 1);
+                d.send(fail(job, at, "DEADLINE_EXCEEDED"));
+                break;
+            }
+            const step = d.state.steps.a!;
+            expect(step.status).toBe(StepStatus.RETRY_WAIT);
+            if (!endedByRunner) expect(step.retryAtMs!).toBeGreaterThanOrEqual(deadline);
+            if (fate.kind === "lost") {
+              expect(step.retryAtMs!).toBeGreaterThanOrEqual(deadline + attemptFenceGraceMs);
+            }
+            const before = d.jobs().length;
+            // An early retry timer changes nothing; the due one dispatches the next attempt.
+            d.send({
+              type: "retryDue",
+              stepId: "a",
+              attempt: step.attempt + 1,
+              at: step.retryAtMs!,
+            });
+            expect(d.jobs()).toHaveLength(before + 1);
+            at = step.retryAtMs!;
+            // The superseded attempt's late answers are ignored.
+            expect(d.send(ok(job, "late", at + 1))).toEqual([]);
+          }
+          expect(d.state.steps.a!.error?.code).toBeDefined();
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("ends a step whose handler keeps failing with the handler's error, not a timeout", () => {
+    const d = new Driver();
+    d.send({
+      type: "planned",
+      at: 0,
+      plan: plan([{ id: "a", timeoutMs: 10_000, maxAttempts: 4 }]),
+    });
+    let at = 0;
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const job = d.jobs().at(-1)!;
+      at += 5;
+      d.send(fail(job, at, "FLAKY"));
+      const step = d.state.steps.a!;
+      if (attempt < 4) {
+        at = step.retryAtMs!;
+        d.send({ type: "retryDue", stepId: "a", attempt: attempt + 1, at });
+      }
+    }
+    expect(d.state.status).toBe(GoalStatus.FAILED);
+    expect(d.state.error?.code).toBe("FLAKY");
+    expect(d.jobs()).toHaveLength(4);
+    expect(at).toBeLessThan(10_000); // backoffs only, far inside attempts × timeout
   });
 
   it("cancels: pending steps never run, running ones are signalled", () => {

@@ -36,6 +36,7 @@ import {
   StepResultStatus,
 } from "../../../gen/agentmesh/v1/jobs_pb.js";
 import type { Plan } from "../../../gen/agentmesh/v1/planner_pb.js";
+import { agentLostCode, attemptFenceGraceMs } from "../../../lib/bus/attempt-fence.js";
 import { resolveTemplates } from "../../../lib/plan/template.js";
 import { arbitrate } from "./arbitrate.js";
 import {
@@ -54,6 +55,21 @@ import { backoffMs, retrySpec, shouldRetry } from "./retry.js";
 
 /** Time limit of one attempt when the step sets none. */
 export const defaultStepTimeoutMs = 60_000;
+
+/** The deadline an attempt's job carries: no agent runs it at or after this. */
+export function attemptDeadlineMs(dispatchedAtMs: number, timeoutMs: number): number {
+  return dispatchedAtMs + timeoutMs;
+}
+
+/**
+ * When the executor gives up on an attempt no agent answered for (TIMEOUT): its
+ * deadline plus a grace for clock skew, when no agent can still be running it.
+ * The step's next attempt is dispatched only after this (or after the agent
+ * reported the attempt's end).
+ */
+export function attemptTimeoutAtMs(dispatchedAtMs: number, timeoutMs: number): number {
+  return attemptDeadlineMs(dispatchedAtMs, timeoutMs) + attemptFenceGraceMs;
+}
 
 /** What happened to a goal. `at` is the time it happened, epoch milliseconds. */
 export type GoalInput =
@@ -413,6 +429,9 @@ class Tx {
       timeout: durationFromMs(step.spec.timeoutMs),
       deadline: timestampFromMs(this.state.deadlineMs),
       dispatchedAt: timestampFromMs(at),
+      attemptDeadline: timestampFromMs(
+        attemptDeadlineMs(record.dispatchedAtMs, step.spec.timeoutMs),
+      ),
     });
   }
 
@@ -461,7 +480,7 @@ class Tx {
         status: "dispatched",
         agentId: "",
         dispatchedAtMs: at,
-        timeoutAtMs: at + step.spec.timeoutMs,
+        timeoutAtMs: attemptTimeoutAtMs(at, step.spec.timeoutMs),
       };
       step.attempts.push(record);
       this.commands.push({ type: "dispatchJob", job: this.job(step, record, input, at) });
@@ -601,10 +620,14 @@ class Tx {
     const error =
       errors.find((e) => !e.retryable || step.spec.retry.nonRetryableCodes.includes(e.code)) ??
       errors[errors.length - 1]!;
-    this.attemptFailed(id, at, error);
+    // Fencing: an agent that lost a job may be stalled, not dead, and run on until the
+    // attempt's deadline; the next attempt starts after it, so the two never overlap.
+    const lost = records.filter((r) => r.error?.code === agentLostCode);
+    const notBefore = Math.max(0, ...lost.map((r) => r.timeoutAtMs));
+    this.attemptFailed(id, at, error, notBefore);
   }
 
-  private attemptFailed(id: string, at: number, error: ErrorData): void {
+  private attemptFailed(id: string, at: number, error: ErrorData, notBeforeMs = 0): void {
     const step = this.state.steps[id]!;
     const retry = shouldRetry(step.spec.retry, step.attempt, error);
     this.emit(at, {
@@ -615,7 +638,7 @@ class Tx {
       this.failStep(id, at, error, false);
       return;
     }
-    const wait = backoffMs(step.spec.retry, step.attempt);
+    const wait = Math.max(backoffMs(step.spec.retry, step.attempt), notBeforeMs - at);
     const w = this.step(id);
     w.status = StepStatus.RETRY_WAIT;
     w.error = error;

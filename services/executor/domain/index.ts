@@ -13,6 +13,8 @@ export type { Arbitration, ReplicaAnswer } from "./arbitrate.js";
 export { arbitrate, canonicalJson } from "./arbitrate.js";
 export type { GoalCommand, GoalInput, NewGoal, ReduceOptions, Transition } from "./goal-reducer.js";
 export {
+  attemptDeadlineMs,
+  attemptTimeoutAtMs,
   childKey,
   defaultStepTimeoutMs,
   initGoal,

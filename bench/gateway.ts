@@ -21,8 +21,8 @@ import { ListPlaybooksResponseSchema, PlannerService } from "../gen/agentmesh/v1
 import { createLogger } from "../lib/log/logger.js";
 import { newApiKey } from "../lib/store/api-key-secret.js";
 import { defaultDatabaseUrl, defaultNatsUrl } from "../lib/testing/infra.js";
-import { startTestMesh } from "../test/support/mesh.js";
-import { spawnComponent } from "../test/support/processes.js";
+import { startTestMesh } from "../lib/testing/mesh.js";
+import { spawnComponent } from "../lib/testing/processes.js";
 import type { Benchmark } from "./benchmark.js";
 import { startLoadWorker } from "./gateway-load.js";
 import { cpuSecondsOf } from "./process-cpu.js";

@@ -8,7 +8,8 @@
  * need the operator role (`platform.admin`); denials are the caller's tenant's.
  */
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import type { QueueStats } from "../lib/bus/job-bus.js";
 import { packagePath } from "../lib/config/package-root.js";
@@ -61,7 +62,7 @@ export function dashboardHandler(options: DashboardOptions) {
         void send(res, file("style.css"), "text/css; charset=utf-8");
         return true;
       case "/app.js":
-        bundle ??= buildBundle().catch((err: unknown) => {
+        bundle ??= dashboardScript().catch((err: unknown) => {
           bundle = undefined;
           throw err;
         });
@@ -146,7 +147,18 @@ async function json(
   }
 }
 
-async function buildBundle(): Promise<string> {
+/**
+ * The script `npm run build` bundled into `dist/gateway/web/app.js` beside
+ * this module (so an installed package or the image needs no compiler), or,
+ * in a checkout, the sources bundled now.
+ */
+async function dashboardScript(): Promise<string> {
+  const prebuilt = join(dirname(fileURLToPath(import.meta.url)), "web", "app.js");
+  return readFile(prebuilt, "utf8").catch(() => bundleDashboardScript());
+}
+
+/** Bundles `gateway/web/app.ts` (and what it imports) into one browser script. */
+export async function bundleDashboardScript(): Promise<string> {
   const { build } = await import("esbuild");
   const result = await build({
     entryPoints: [join(webDir, "app.ts")],

@@ -75,11 +75,11 @@ export const agent: Command = {
     // registered and consuming, not ready again from the moment it drains.
     let running: RunningAgent | undefined;
     let draining = false;
-    const ready = () => running !== undefined && !draining;
+    const ready = () => running !== undefined && !draining && running.ready;
     const metrics = meshMetrics();
     new Gauge({
       name: "agentmesh_agent_ready",
-      help: "1 while the agent is registered and consuming jobs.",
+      help: "1 while the agent holds its registry lease and consumes jobs.",
       registers: [metrics.registry],
       collect() {
         this.set(ready() ? 1 : 0);

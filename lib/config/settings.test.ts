@@ -33,8 +33,11 @@ function namesIn(text: string): string[] {
 
 /** Read by Node.js or the test runner, not by agentmesh. */
 const notOurs = new Set(["PATH", "VITEST", "CI", "HOME", "NODE_ENV"]);
-/** Names that look like variables but are not: the default job stream's name. */
-const notVariables = new Set(["AGENTMESH_JOBS"]);
+/**
+ * Names that look like settings but are not: the default job stream's name, and
+ * the marker the shell agent puts in its children's environment to find them.
+ */
+const notVariables = new Set(["AGENTMESH_JOBS", "AGENTMESH_SHELL_JOB"]);
 
 describe("settings registry", () => {
   it("docs/configuration.md is the reference generated from the registry", () => {

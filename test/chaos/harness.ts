@@ -21,7 +21,6 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -33,6 +32,7 @@ import { spiffeId } from "../../lib/identity/spiffe.js";
 import { createLazyClient, type LazyClient } from "../../lib/mesh/lazy-client.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { openStore, type Store } from "../../lib/store/store.js";
+import { freePort } from "../../lib/testing/free-port.js";
 import { runId } from "../../lib/testing/infra.js";
 import { type CertWatcher, watchCertificates } from "../../lib/tls/cert-watcher.js";
 import { certPaths, ensureIdentities } from "../../lib/tls/dev-ca.js";
@@ -43,15 +43,6 @@ export type ServeName = "registry" | "planner" | "executor" | "learning";
 export const chaosIdentities = ["registry", "planner", "executor", "learning", "cli", "agent-util"];
 
 /** A free TCP port on 127.0.0.1 (closed again, so a child can bind it). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address() as { port: number };
-  srv.close();
-  await once(srv, "close");
-  return port;
-}
 
 export async function waitFor(
   what: string,

@@ -11,11 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../lib/store/embedded-postgres.js";
+import { freePort } from "../../lib/testing/free-port.js";
 import {
   type Audit,
   auditGoals,
   type ChaosMesh,
-  freePort,
   type PrivateNats,
   startChaosMesh,
   startGoalStream,

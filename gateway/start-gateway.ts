@@ -18,6 +18,7 @@
  * console.log(`dashboard at ${gateway.url}`);
  * await gateway.close();
  */
+import { hostname } from "node:os";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { QueueStats } from "../lib/bus/job-bus.js";
@@ -283,7 +284,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 export async function meshGatewayOptions(runtime: MeshRuntime) {
   return {
     store: runtime.store,
-    authorizer: runtime.authorizer,
+    // Decision-log lines name the gateway as the deciding component, even in `agentmesh dev`.
+    authorizer: runtime.authorizerFor("gateway", `gateway-${hostname()}-${process.pid}`),
     policyReady: () => runtime.policy.ready,
     certs: await runtime.certs("gateway"),
     upstreams: Object.fromEntries(

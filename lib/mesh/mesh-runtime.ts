@@ -143,8 +143,9 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     const registry = new Registry();
     const metrics = createMeshMetrics({ registry, processMetrics: true });
     storeMetrics(registry);
+    // Components and the gateway label their own decisions (`authorizerFor`); this is for the rest.
     const processLabels = {
-      component: options.identities?.join(",") || "mesh",
+      component: options.identities?.length === 1 ? options.identities[0]! : "mesh",
       instance: `${hostname()}-${process.pid}`,
     };
     const destination = await decisionLogDestination(options.decisionLog, config);

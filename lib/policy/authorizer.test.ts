@@ -4,11 +4,16 @@
  * the mesh's grants say. The expectations below are written from the spec
  * (issue 4), not read from policies/data.json, so a data mistake fails here.
  */
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Principal } from "../../gen/agentmesh/v1/common_pb.js";
 import type { Authorizer, Decision, PeerIdentity } from "../rpc/authorizer.js";
-import { createPolicyAuthorizer } from "./authorizer.js";
+import { dispatchInput } from "./actions.js";
+import { createPolicyAuthorizer, createPolicyCheck } from "./authorizer.js";
+import { createDecisionLog, type DecisionLogEntry } from "./decision-log.js";
 import { openPolicyEngine, type PolicyEngine } from "./engine.js";
 import {
   committedBundlePath,
@@ -279,5 +284,56 @@ describe("decisions in detail", () => {
     }
     expect(decide(reader, getGoal, req("acme"))).toMatchObject({ allow: true, cached: true });
     expect(decide(reader, getGoal, req("acme\u0000"))).toMatchObject({ cached: false });
+  });
+});
+
+describe("the dispatch action", () => {
+  it("is allowed to the executor, decision-logged with who decided", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "agentmesh-dispatch-"));
+    try {
+      const decisionLog = createDecisionLog({
+        destination: join(dir, "decisions.log"),
+        sampleAllows: 1,
+      });
+      const check = createPolicyCheck(engine, {
+        decisionLog,
+        labels: { component: "executor", instance: "executor-1" },
+      });
+      const ask = (name: string) =>
+        check(
+          dispatchInput({
+            executor: meshPeer(name),
+            tenantId: "acme",
+            goalId: "g-1",
+            goalKind: "summarize",
+            capability: "text.summarize",
+            stepId: "s",
+            attempt: 1,
+          }),
+        );
+      expect(ask("executor")).toMatchObject({ allow: true });
+      expect(ask("planner")).toMatchObject({
+        allow: false,
+        reason:
+          "peer spiffe://agentmesh.local/ns/agentmesh/sa/planner may not call agentmesh.v1.ExecutorService/DispatchStep",
+      });
+      await decisionLog.close();
+      const lines = (await readFile(join(dir, "decisions.log"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as DecisionLogEntry);
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatchObject({
+        input: {
+          method: { full: "agentmesh.v1.ExecutorService/DispatchStep", kind: "action" },
+          resource: { tenant_id: "acme", goal_kind: "summarize", capability: "text.summarize" },
+          request: { step_id: "s", capability: "text.summarize", attempt: 1 },
+        },
+        result: { allow: true },
+        labels: { component: "executor", instance: "executor-1" },
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -179,7 +179,7 @@ function componentAddr(name: Component) {
     m(
       "Addresses and ports",
       ["serve", "gateway", "agent"],
-      `where the ${name} is reached (\`host:port\`, e.g. \`${name}.agentmesh.svc.cluster.local:${grpcPorts[name]}\`)`,
+      `where the ${name} is reached: \`host:port\` (every address DNS gives is used, round robin), \`dns:///name:port\`, or replicas as \`ip:port,ip:port\``,
     ),
     undefined,
     `\`127.0.0.1:$AGENTMESH_${name.toUpperCase()}_PORT\``,

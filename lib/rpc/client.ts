@@ -68,9 +68,10 @@ import {
   type Next,
 } from "./interceptor.js";
 import { fromStatus } from "./status.js";
+import { grpcTarget, roundRobinServiceConfig } from "./target.js";
 
 export interface ChannelOptions_ {
-  /** `host:port` of the server. */
+  /** `host:port` of the server, or several replicas (see `target.ts`). */
   address: string;
   /** This process's certificate files, watched for rotation. */
   certs: CertWatcher;
@@ -149,23 +150,22 @@ export function createChannel(options: ChannelOptions_): MeshChannel {
   // SNI must be a host name, not an IP; the identity check ignores it anyway.
   const sni =
     typeof expected === "string" ? (expected.split("/").pop() ?? "agentmesh") : "agentmesh";
+  const target = grpcTarget(options.address);
   let grpcClient: GrpcClient;
   try {
-    grpcClient = new GrpcClient(
-      options.address,
-      channelCredentials(options.certs, { expect: expected }),
-      {
-        "grpc.enable_channelz": 0, // see createServer
-        // Redial a lost peer at least every 2 s (grpc-js backs off up to 120 s), so a
-        // restarted service is reached again within seconds, not minutes.
-        "grpc.max_reconnect_backoff_ms": 2_000,
-        ...options.grpcOptions,
-        "grpc.ssl_target_name_override": sni,
-        "grpc.default_authority": sni,
-        "grpc.max_receive_message_length": maxMessageBytes,
-        "grpc.max_send_message_length": maxMessageBytes,
-      },
-    );
+    grpcClient = new GrpcClient(target, channelCredentials(options.certs, { expect: expected }), {
+      "grpc.enable_channelz": 0, // see createServer
+      // Several replicas behind one address (a list or a DNS name): spread and fail over.
+      "grpc.service_config": roundRobinServiceConfig,
+      // Redial a lost peer at least every 2 s (grpc-js backs off up to 120 s), so a
+      // restarted service is reached again within seconds, not minutes.
+      "grpc.max_reconnect_backoff_ms": 2_000,
+      ...options.grpcOptions,
+      "grpc.ssl_target_name_override": sni,
+      "grpc.default_authority": sni,
+      "grpc.max_receive_message_length": maxMessageBytes,
+      "grpc.max_send_message_length": maxMessageBytes,
+    });
   } catch (err) {
     throw new MeshError(
       Code.InvalidArgument,

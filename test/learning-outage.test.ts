@@ -18,8 +18,8 @@ import type { JobBus } from "../lib/bus/job-bus.js";
 import { createLogger } from "../lib/log/logger.js";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../lib/store/embedded-postgres.js";
 import { openStore, type Store } from "../lib/store/store.js";
-import { freePort } from "../lib/testing/free-port.js";
 import { needNats, runId } from "../lib/testing/infra.js";
+import { freePort } from "../lib/testing/nats-server.js";
 import { createLearningService, type LearningServiceHandle } from "../services/learning/index.js";
 import { waitFor } from "./chaos/harness.js";
 

@@ -715,13 +715,13 @@ class JetStreamDelivery<T> implements Delivery<T> {
   readonly ackWaitMs: number;
   #settled = false;
 
-  constructor(bus: JetStreamBus, msg: JsMsg, data: T, job: boolean) {
+  constructor(bus: JetStreamBus, msg: JsMsg, data: T, job: boolean, ackWaitMs: number) {
     this.#bus = bus;
     this.#msg = msg;
     this.#job = job;
     this.data = data;
     this.maxDeliver = bus.options.maxDeliver;
-    this.ackWaitMs = bus.options.ackWaitMs;
+    this.ackWaitMs = ackWaitMs;
   }
 
   get subject(): string {
@@ -791,6 +791,8 @@ class JetStreamSubscription<T extends Message> implements Subscription {
   readonly #bus: JetStreamBus;
   readonly #schema: GenMessage<T>;
   readonly #job: boolean;
+  /** The consumer's ack wait as the server has it (another process may have set it). */
+  #ackWaitMs: number;
   readonly #pool: HandlerPool<T>;
   /** Received while every handler slot was busy, oldest first. */
   readonly #waiting: JsMsg[] = [];
@@ -809,6 +811,7 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     this.#bus = bus;
     this.#schema = schema;
     this.#job = job;
+    this.#ackWaitMs = bus.options.ackWaitMs;
     this.#pool = new HandlerPool(
       options.handler,
       concurrency,
@@ -819,6 +822,8 @@ class JetStreamSubscription<T extends Message> implements Subscription {
   }
 
   async start(consumer: Consumer, prefetch: number): Promise<void> {
+    const ackWait = (await consumer.info(true).catch(() => undefined))?.config.ack_wait;
+    if (ackWait) this.#ackWaitMs = Math.min(this.#ackWaitMs, Math.floor(ackWait / 1e6));
     // A callback, not the iterator: a handler starts in the same tick its message
     // is parsed, so a batch's replies and acks are written together.
     this.#messages = await consumer.consume({
@@ -836,7 +841,13 @@ class JetStreamSubscription<T extends Message> implements Subscription {
 
   /** Gives back a message no handler started. */
   #handBack(m: JsMsg): void {
-    new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T, this.#job).nak();
+    new JetStreamDelivery<T>(
+      this.#bus,
+      m,
+      undefined as unknown as T,
+      this.#job,
+      this.#ackWaitMs,
+    ).nak();
   }
 
   #receive(m: JsMsg): void {
@@ -857,12 +868,18 @@ class JetStreamSubscription<T extends Message> implements Subscription {
       data = fromBinary(this.#schema, m.data);
     } catch (err) {
       this.#bus.log.error({ err, subject: m.subject }, "undecodable message");
-      const d = new JetStreamDelivery<T>(this.#bus, m, undefined as unknown as T, this.#job);
+      const d = new JetStreamDelivery<T>(
+        this.#bus,
+        m,
+        undefined as unknown as T,
+        this.#job,
+        this.#ackWaitMs,
+      );
       void d.deadLetter("undecodable payload").catch(() => m.term());
       this.#next();
       return;
     }
-    this.#pool.run(new JetStreamDelivery(this.#bus, m, data, this.#job));
+    this.#pool.run(new JetStreamDelivery(this.#bus, m, data, this.#job, this.#ackWaitMs));
   }
 
   stop(options: StopOptions = {}): Promise<StopResult> {

@@ -424,16 +424,18 @@ export async function runAgent(
 
   // One sweep keeps every long job alive, so the bus redelivers only when this process is gone.
   const ackWaitMs = bus.options.ackWaitMs;
+  // Each job by its consumer's own ack wait, which another process may have set shorter:
+  // a running job must never look lost.
   const keepAlive = setInterval(
     () => {
-      const due = Date.now() - ackWaitMs / 3;
+      const now = Date.now();
       for (const r of running.values()) {
-        if (r.lastWorking > due) continue;
-        r.lastWorking = Date.now();
+        if (r.lastWorking > now - r.delivery.ackWaitMs / 3) continue;
+        r.lastWorking = now;
         r.delivery.working();
       }
     },
-    Math.max(50, ackWaitMs / 6),
+    Math.max(50, Math.min(1_000, ackWaitMs / 6)),
   );
   keepAlive.unref();
 

@@ -40,6 +40,7 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./package.json
 COPY bin/agentmesh.js ./bin/agentmesh.js
 COPY policies ./policies
+COPY bundles ./bundles
 COPY services/planner/playbooks ./services/planner/playbooks
 COPY gateway/web/index.html gateway/web/style.css ./gateway/web/
 # The only writable places (emptyDir volumes under a read-only root filesystem).

@@ -274,8 +274,22 @@ describe.skipIf(!pg || !nats || !opa)("policy rollout through the gateway", () =
       "candidate: DENY (goals of kind diamond are frozen for tenant globex)",
     );
 
+    // Promote: the candidate becomes the live bundle in one rename, and now decides.
+    const promoted = await cli("policy", "shadow", "promote");
+    expect(JSON.parse(promoted.stdout)).toEqual({ live: candidate, path: live });
+    expect(await engine().reload()).toBe(true);
+    expect(engine().status()).toMatchObject({ revision: candidate, candidate: undefined });
+    const err = await as(f.keys.globexWriter)
+      .executor.submitGoal({ kind: diamondKind })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.PermissionDenied);
+
+    // Stop drops a candidate without touching the live bundle.
+    await cli("policy", "shadow", "start", committedBundlePath);
+    await engine().reload();
+    expect(engine().candidateRevision).toBeDefined();
     await cli("policy", "shadow", "stop");
     await engine().reload();
-    expect(engine().candidateRevision).toBeUndefined();
+    expect(engine().status()).toMatchObject({ revision: candidate, candidate: undefined });
   });
 });

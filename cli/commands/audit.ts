@@ -1,33 +1,57 @@
+import { loadConfig } from "../../lib/config/config.js";
+import { auditCheckpointSettings, verifyAuditLog } from "../../lib/store/audit-checkpoint.js";
 import { openStore } from "../../lib/store/store.js";
 import { type Command, UsageError } from "../command.js";
 
-const usage = `agentmesh audit verify [--schema S]
+const usage = `agentmesh audit verify [--schema S] [--checkpoints FILE] [--key FILE]
 
-Walks the audit log's hash chain and prints the result as JSON. Exits 0 when
-the chain is intact, 3 with the first tampered row when it is not.
+Walks the audit log's hash chain and checks it against every signed checkpoint
+in the checkpoint file (AGENTMESH_AUDIT_CHECKPOINT_FILE, default
+$AGENTMESH_HOME/audit-checkpoints.jsonl), verified with the checkpoint key
+(AGENTMESH_AUDIT_CHECKPOINT_KEY or its .pub). Prints the result as JSON.
+Exits 0 when the chain is intact, 3 naming the first problem when it is not:
+a tampered row, a chain truncated before a checkpoint, a chain rewritten
+since one, or a checkpoint whose signature does not verify.
 The database is DATABASE_URL, else the embedded PostgreSQL under $AGENTMESH_HOME/data.`;
 
-/** `agentmesh audit verify`: check the audit log's hash chain. */
+const flags = { "--schema": "schema", "--checkpoints": "filePath", "--key": "keyPath" } as const;
+
+/** `agentmesh audit verify`: check the audit log's hash chain and its checkpoints. */
 export const audit: Command = {
   name: "audit",
-  summary: "verify the audit log's hash chain",
+  summary: "verify the audit log's hash chain against its signed checkpoints",
   usage,
   async run(args) {
     const [action, ...rest] = args;
     if (action !== "verify") {
       throw new UsageError(action ? `unknown action ${JSON.stringify(action)}` : "missing action");
     }
-    let schema: string | undefined;
-    if (rest[0] === "--schema" && rest[1] && rest.length === 2) schema = rest[1];
-    else if (rest.length > 0)
-      throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
-    const store = await openStore({ schema });
+    const given: Partial<Record<(typeof flags)[keyof typeof flags], string>> = {};
+    for (let i = 0; i < rest.length; i += 2) {
+      const flag = rest[i] as string;
+      const value = rest[i + 1];
+      if (!(flag in flags) || value === undefined) {
+        throw new UsageError(`unexpected argument ${JSON.stringify(flag)}`);
+      }
+      given[flags[flag as keyof typeof flags]] = value;
+    }
+    const defaults = auditCheckpointSettings(loadConfig().home);
+    const store = await openStore({ schema: given.schema });
     try {
-      const result = await store.audit.verify();
-      console.log(JSON.stringify(result));
-      if (!result.ok) {
-        console.error(`audit log tampered: row ${result.seq}: ${result.reason}`);
+      const report = await verifyAuditLog(store.audit, {
+        filePath: given.filePath ?? defaults.filePath,
+        keyPath: given.keyPath ?? defaults.keyPath,
+      });
+      console.log(JSON.stringify(report));
+      if (!report.ok) {
+        const detail = "detail" in report && report.detail ? `: ${report.detail}` : "";
+        console.error(`audit log tampered: ${report.reason} at row ${report.seq}${detail}`);
         return 3;
+      }
+      if (report.checkpoint === null) {
+        console.error(
+          "warning: no audit checkpoints: the chain is intact, but truncation and rewrites cannot be detected",
+        );
       }
       return 0;
     } finally {

@@ -350,6 +350,35 @@ export const settings = {
     undefined,
     "`public`",
   ),
+  auditCheckpointKey: text(
+    "AGENTMESH_AUDIT_CHECKPOINT_KEY",
+    m(
+      "Store",
+      ["serve", "gateway", "dev", "cli"],
+      "Ed25519 key that signs checkpoints of the audit chain's head (created with mode 0600 when missing; its public half beside it as `.pub`); keep it where the database's owner cannot read it",
+    ),
+    undefined,
+    "`$AGENTMESH_HOME/audit-checkpoint.key`",
+  ),
+  auditCheckpointFile: text(
+    "AGENTMESH_AUDIT_CHECKPOINT_FILE",
+    m(
+      "Store",
+      ["serve", "gateway", "dev", "cli"],
+      "append-only file of signed audit checkpoints (one JSON line each, one file per database), outside the database; `agentmesh audit verify` checks the chain against it",
+    ),
+    undefined,
+    "`$AGENTMESH_HOME/audit-checkpoints.jsonl`",
+  ),
+  auditCheckpointIntervalMs: positive(
+    "AGENTMESH_AUDIT_CHECKPOINT_INTERVAL_MS",
+    m(
+      "Store",
+      ["serve", "gateway", "dev"],
+      "how often the audit chain's head is checkpointed when it moved (and always at shutdown)",
+    ),
+    "`10000`",
+  ),
   dbPreparedStatements: flag(
     "AGENTMESH_DB_PREPARED_STATEMENTS",
     m(

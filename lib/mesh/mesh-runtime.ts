@@ -38,6 +38,7 @@ import type { PolicyInput } from "../policy/input.js";
 import { createShadowLog } from "../policy/shadow-log.js";
 import type { Authorizer } from "../rpc/authorizer.js";
 import type { Client } from "../rpc/client.js";
+import { auditCheckpointSettings, startAuditCheckpoints } from "../store/audit-checkpoint.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
 import { storeMetrics } from "../store/store-metrics.js";
 import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
@@ -381,6 +382,17 @@ async function openOrShareStore(
     ...option,
   });
   cleanups.push(() => store.close());
+  // The process that owns a store signs checkpoints of its audit chain, outside the database.
+  try {
+    const checkpoints = await startAuditCheckpoints({
+      audit: store.audit,
+      ...auditCheckpointSettings(config.home),
+      log: log.child({ component: "audit" }),
+    });
+    cleanups.push(() => checkpoints.close());
+  } catch (err) {
+    log.error({ err }, "audit checkpoints are off: truncation and rewrites will not be detected");
+  }
   return store;
 }
 

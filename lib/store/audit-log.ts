@@ -109,8 +109,23 @@ export class AuditLog {
     );
   }
 
-  /** Walks the whole chain and reports the first row that does not fit. */
-  async verify(options: { batchSize?: number } = {}): Promise<AuditVerification> {
+  /** The chain's head: the newest row's sequence and hash (0 and the genesis hash when empty). */
+  async head(): Promise<{ seq: number; hash: string }> {
+    const [row] = await this.db.rows<{ seq: string | number; hash: string }>(
+      "select seq, hash from audit_head",
+    );
+    if (!row) throw new MeshError(Code.FailedPrecondition, "the audit head is missing");
+    return { seq: Number(row.seq), hash: row.hash };
+  }
+
+  /**
+   * Walks the whole chain and reports the first row that does not fit.
+   * `onRow` sees each row that fits; returning false stops the walk there
+   * (the result then describes the chain up to that row).
+   */
+  async verify(
+    options: { batchSize?: number; onRow?: (row: AuditEventRecord) => boolean } = {},
+  ): Promise<AuditVerification> {
     const batch = options.batchSize ?? 1000;
     let prevHash = genesisHash;
     let expected = 1;
@@ -125,6 +140,8 @@ export class AuditLog {
         if (auditHash(row.prevHash, row) !== row.hash) {
           return { ok: false, seq: row.seq, reason: "hash mismatch", rows };
         }
+        if (options.onRow && !options.onRow(row))
+          return { ok: true, rows, headSeq: row.seq, headHash: row.hash };
         prevHash = row.hash;
         expected++;
         rows++;

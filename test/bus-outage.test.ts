@@ -14,7 +14,8 @@ import { stepJob } from "../lib/bus/job-bus.contract.js";
 import type { JobBus } from "../lib/bus/job-bus.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { needPostgres, runId } from "../lib/testing/infra.js";
-import { type PrivateNats, startPrivateNats, waitFor } from "./chaos/harness.js";
+import { type PrivateNatsServer, startNatsServer } from "../lib/testing/nats-server.js";
+import { waitFor } from "../lib/testing/wait-for.js";
 import { eventsOf, watchToEnd } from "./support/goals.js";
 import { startTestMesh, type TestMesh } from "./support/mesh.js";
 
@@ -30,11 +31,11 @@ const down = (bus: JobBus) => {
 };
 
 describe.skipIf(!pg)("NATS outage: fail fast, store nothing, recover", () => {
-  let nats: PrivateNats;
+  let nats: PrivateNatsServer;
   let mesh: TestMesh;
   let bus: JobBus;
   beforeAll(async () => {
-    nats = await startPrivateNats();
+    nats = await startNatsServer();
     mesh = await startTestMesh({
       databaseUrl: pg!.url,
       natsUrl: nats.url,

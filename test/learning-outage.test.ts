@@ -20,8 +20,8 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from "../lib/store/embed
 import { openStore, type Store } from "../lib/store/store.js";
 import { needNats, runId } from "../lib/testing/infra.js";
 import { freePort } from "../lib/testing/nats-server.js";
+import { waitFor } from "../lib/testing/wait-for.js";
 import { createLearningService, type LearningServiceHandle } from "../services/learning/index.js";
-import { waitFor } from "./chaos/harness.js";
 
 const nats = await needNats();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -14,7 +14,7 @@ import { stepJob } from "../../lib/bus/job-bus.contract.js";
 import type { JobBus, Subscription } from "../../lib/bus/job-bus.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { needNats, runId } from "../../lib/testing/infra.js";
-import { waitFor } from "../../test/chaos/harness.js";
+import { waitFor } from "../../lib/testing/wait-for.js";
 import { UsageError } from "../command.js";
 import { dlq } from "./dlq.js";
 

@@ -1,52 +1,79 @@
 /**
- * `agentmesh agent util` with a side-effect ledger, for the chaos suite: the
- * same command, registry link and SDK, but `util.echo` performs one visible
- * effect per step attempt — it creates `<CHAOS_LEDGER>/<goal>.<step>.<attempt>`
- * exclusively, so a redelivered attempt finds its effect done and skips it
- * (idempotent by attempt id, as the design asks of every handler). Two files
- * for one step mean the step's effect happened twice. Every execution,
- * skipped or not, is appended to `<CHAOS_LEDGER>.log` for the report.
+ * A built-in agent (`agentmesh agent <util|text|data>`: the same command,
+ * registry link and SDK) whose every skill leaves a side-effect ledger, for
+ * the chaos suite's audit. Each handler run appends `start` to
+ * `<CHAOS_LEDGER>.log`; a run that completes (and was not aborted) performs
+ * its one visible effect — it creates `<CHAOS_LEDGER>/<goal>.<step>.<attempt>`
+ * exclusively, holding the agent's pid — as the last thing before it returns.
+ * A redelivered attempt finds its own effect done and skips it (idempotent by
+ * attempt id, as the handler contract asks). Effects of two attempts of one
+ * step are the step's effect twice: the audit (`audit.ts`) forgives that only
+ * for an attempt whose process the scenario killed before it could report.
  *
- * Run: `node --import tsx test/chaos/ledger-agent.ts [--concurrency N]`.
+ * Log lines: `<event> <goal> <step> <attempt> <delivery> <pid> <epoch ms>`
+ * with event `start`, `effect` or `skip`.
+ *
+ * Run: `node --import tsx test/chaos/ledger-agent.ts <util|text|data> [agent flags]`.
  */
-import { appendFileSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { appendFileSync, closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { builtinAgents } from "../../agents/builtin.js";
-import { utilAgent } from "../../agents/util.js";
 import { agent } from "../../cli/commands/agent.js";
-import { defineAgent } from "../../sdk/agent/define-agent.js";
+import {
+  type AgentDefinition,
+  defineAgent,
+  type SkillContext,
+  type SkillDefinition,
+} from "../../sdk/agent/define-agent.js";
 
 const ledger = process.env.CHAOS_LEDGER;
 if (!ledger) throw new Error("CHAOS_LEDGER is not set");
 mkdirSync(ledger, { recursive: true });
-const effectMs = Number(process.env.CHAOS_EFFECT_MS ?? 0);
 
-const echo = utilAgent.skills["util.echo"]!;
-const ledgerUtil = defineAgent({
-  ...utilAgent,
-  skills: {
-    ...utilAgent.skills,
-    "util.echo": {
-      ...echo,
-      handler: async (input: Record<string, unknown>, ctx) => {
-        let skipped = false;
-        try {
-          closeSync(openSync(join(ledger, `${ctx.goalId}.${ctx.stepId}.${ctx.attemptId}`), "wx"));
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-          skipped = true; // this attempt's effect is already done
-        }
-        appendFileSync(
-          `${ledger}.log`,
-          `${ctx.goalId} ${ctx.stepId} ${ctx.attemptId} ${ctx.delivery} ${process.pid} ${skipped ? "skip" : "done"}\n`,
-        );
-        // Hold the result back a little: a kill now finds the effect done and the job unacked.
-        await new Promise((r) => setTimeout(r, effectMs));
-        return input;
-      },
+const [name, ...flags] = process.argv.slice(2);
+const make = name ? builtinAgents[name] : undefined;
+if (!make) throw new Error(`usage: ledger-agent.ts <${Object.keys(builtinAgents).join("|")}>`);
+
+const note = (event: string, ctx: SkillContext) =>
+  appendFileSync(
+    `${ledger}.log`,
+    `${event} ${ctx.goalId} ${ctx.stepId} ${ctx.attemptId} ${ctx.delivery} ${process.pid} ${Date.now()}\n`,
+  );
+
+/** Performs the step's effect once per attempt; false when this attempt's effect was already done. */
+function effect(ctx: SkillContext): boolean {
+  try {
+    const fd = openSync(join(ledger!, `${ctx.goalId}.${ctx.stepId}.${ctx.attemptId}`), "wx");
+    writeSync(fd, String(process.pid));
+    closeSync(fd);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    return false;
+  }
+}
+
+function withLedger(skill: SkillDefinition<never, unknown>): SkillDefinition<never, unknown> {
+  return {
+    ...skill,
+    handler: async (input: never, ctx: SkillContext) => {
+      note("start", ctx);
+      const output = await skill.handler(input, ctx);
+      // An aborted run (timeout, cancel, shutdown) must not commit its effect.
+      ctx.signal.throwIfAborted();
+      note(effect(ctx) ? "effect" : "skip", ctx);
+      return output;
     },
-  },
-});
-builtinAgents.util = () => ledgerUtil;
+  };
+}
 
-process.exitCode = await agent.run(["util", ...process.argv.slice(2)]);
+const original: AgentDefinition = make();
+const ledgered = defineAgent({
+  ...original,
+  skills: Object.fromEntries(
+    Object.entries(original.skills).map(([capability, skill]) => [capability, withLedger(skill)]),
+  ),
+});
+builtinAgents[name!] = () => ledgered;
+
+process.exitCode = await agent.run([name!, ...flags]);

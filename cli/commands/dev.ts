@@ -1,11 +1,16 @@
 /**
- * `agentmesh dev` (what `npm start` runs): the whole mesh in one process —
+ * `agentmesh dev` (what `npm start` runs): the whole mesh from one command —
  * registry, planner, executor and learning (each its own mTLS gRPC server
- * with the policy checked on every call), the gateway, and the built-in
- * util, text and data agents registered with the registry over mTLS. Dev
- * certificates are issued under `.agentmesh/certs`; PostgreSQL is embedded
- * under `.agentmesh/data` unless DATABASE_URL is set; the bus is NATS
- * JetStream when NATS answers at NATS_URL, else in-process.
+ * with the policy checked on every call) and the gateway in this process,
+ * and the built-in util, text and data agents registered with the registry
+ * over mTLS. Dev certificates are issued under `.agentmesh/certs`; PostgreSQL
+ * is embedded under `.agentmesh/data` unless DATABASE_URL is set; the bus is
+ * NATS JetStream when NATS answers at NATS_URL, else in-process.
+ *
+ * On NATS, each agent is its own supervised process (`dev-agents.ts`), so no
+ * agent failure can take the mesh down. On the in-process bus the agents
+ * must share this process; the untrusted code they run (JSONata) still runs
+ * in the data agent's sandbox processes.
  */
 import { relative } from "node:path";
 import { ensureBootstrapAdmin } from "../../gateway/bootstrap.js";
@@ -20,6 +25,7 @@ import { type RunningComponent, startComponent } from "../../lib/mesh/start-comp
 import { startTracing } from "../../lib/telemetry/tracing.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
 import type { Command } from "../command.js";
+import { type SupervisedAgent, superviseAgent } from "./dev-agents.js";
 import { loadComponent } from "./serve.js";
 
 /** Built-in agents the embedded mesh runs. */
@@ -77,7 +83,14 @@ export const dev: Command = {
       ]);
       // Agents register with the registry, so they start once it runs.
       const agents = await settled(
-        devAgents.map((name) => running(startDevAgent(runtime, name, log), (a) => a.stop())),
+        devAgents.map((name) =>
+          running(
+            runtime.bus.kind === "jetstream"
+              ? startAgentProcess(runtime, name)
+              : startDevAgent(runtime, name, log),
+            (a) => a.stop(),
+          ),
+        ),
       );
 
       const readyMs = Date.now() - started;
@@ -124,7 +137,46 @@ interface DevAgent {
   name: string;
   agentId: string;
   capabilities: string[];
+  /** Set when the agent runs as its own process. */
+  pid?: number;
+  /** Its process's health endpoint. */
+  health?: string;
   stop(): Promise<void>;
+}
+
+/** One built-in agent as a supervised child process on the same NATS and registry. */
+async function startAgentProcess(
+  runtime: Runtime,
+  name: (typeof devAgents)[number],
+): Promise<DevAgent> {
+  const { config } = runtime;
+  const supervised: SupervisedAgent = superviseAgent({
+    name,
+    env: {
+      NATS_URL: config.natsUrl,
+      AGENTMESH_BUS_PREFIX: runtime.bus.options.prefix,
+      AGENTMESH_REGISTRY_ADDR: runtime.endpoint("registry").address,
+      AGENTMESH_CERT_DIR: config.certDir,
+      // Each agent's own metrics and health port, wherever one is free.
+      AGENTMESH_METRICS_PORT: "0",
+      // Quieter than dev itself: dev reports exits and restarts; LOG_LEVEL shows everything.
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
+    },
+  });
+  try {
+    const { agentId, capabilities, health } = await supervised.ready;
+    return {
+      name,
+      agentId,
+      capabilities,
+      ...(supervised.pid ? { pid: supervised.pid } : {}),
+      ...(health ? { health } : {}),
+      stop: () => supervised.stop(),
+    };
+  } catch (err) {
+    await supervised.stop();
+    throw err;
+  }
 }
 
 async function startDevAgent(
@@ -193,7 +245,8 @@ function printSummary(s: {
     `  ${"gateway".padEnd(9)} ${s.gateway.url.padEnd(16)} Connect/gRPC/gRPC-Web, dashboard at /`,
   );
   for (const a of s.agents) {
-    lines.push(`  agent     ${a.name.padEnd(16)} ${a.capabilities.join(", ")}`);
+    const where = a.pid ? `  (pid ${a.pid}${a.health ? `, health ${a.health}` : ""})` : "";
+    lines.push(`  agent     ${a.name.padEnd(16)} ${a.capabilities.join(", ")}${where}`);
   }
   const bus =
     runtime.bus.kind === "jetstream"

@@ -71,14 +71,18 @@ export async function startHealthProbe(url?: string): Promise<HealthProbe> {
       worker.once("message", resolve);
       worker.postMessage(message);
     });
+  let stopped: Promise<ProbeReport> | undefined;
   return {
     url,
-    report: () => ask("report"),
-    async stop() {
-      const report = await ask("stop");
-      await worker.terminate();
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-      return report;
+    report: () => stopped ?? ask("report"),
+    stop() {
+      stopped ??= (async () => {
+        const report = await ask("stop");
+        await worker.terminate();
+        await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+        return report;
+      })();
+      return stopped;
     },
   };
 }

@@ -61,6 +61,7 @@ export const dev: Command = {
     const stopAll = async () => {
       for (const s of stops.reverse()) await s().catch(() => undefined);
     };
+    let early: Promise<DevAgent[]> | undefined;
     try {
       // Everything starts at once; each start registers its stop as it succeeds.
       const running = <T>(starting: Promise<T>, stop: (t: T) => Promise<void>) =>
@@ -68,6 +69,17 @@ export const dev: Command = {
           stops.push(() => stop(t));
           return t;
         });
+      const agentProcesses = () =>
+        settled(
+          devAgents.map((name) => running(startAgentProcess(runtime, name), (a) => a.stop())),
+        );
+      // Agent processes boot (load the CLI, connect to NATS) while the components start, and
+      // register once the registry answers; only a registry port picked at start (0) makes them wait.
+      early =
+        runtime.bus.kind === "jetstream" && config.ports.registry !== 0
+          ? agentProcesses()
+          : undefined;
+      early?.catch(() => undefined);
       const [admin, components, gateway] = await settled([
         // Tenant "default" and a platform-admin API key in <home>/admin.key (0600, never printed).
         ensureBootstrapAdmin({ store: runtime.store, home: config.home }),
@@ -81,17 +93,13 @@ export const dev: Command = {
         ),
         running(startDevGateway(runtime), (g) => g.close()),
       ]);
-      // Agents register with the registry, so they start once it runs.
-      const agents = await settled(
-        devAgents.map((name) =>
-          running(
-            runtime.bus.kind === "jetstream"
-              ? startAgentProcess(runtime, name)
-              : startDevAgent(runtime, name, log),
-            (a) => a.stop(),
-          ),
-        ),
-      );
+      // In-process agents register with the registry, so they start once it runs.
+      const agents = await (early ??
+        (runtime.bus.kind === "jetstream"
+          ? agentProcesses()
+          : settled(
+              devAgents.map((name) => running(startDevAgent(runtime, name, log), (a) => a.stop())),
+            )));
 
       const readyMs = Date.now() - started;
       printSummary({
@@ -110,6 +118,8 @@ export const dev: Command = {
       console.log("agentmesh dev: stopped.");
       return 0;
     } catch (err) {
+      // Agent processes still starting register their stops first.
+      await early?.catch(() => undefined);
       await stopAll();
       throw err;
     }

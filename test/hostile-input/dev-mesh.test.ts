@@ -84,6 +84,8 @@ describe.skipIf(!pg || !nats)("agentmesh dev survives hostile goals", () => {
               {
                 stepId: "t",
                 capability: "data.transform",
+                // Playbook templates, filled in by the planner.
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: a playbook template, not JavaScript
                 input: { expression: "${input.expression}", data: "${input.data}" },
               },
             ],

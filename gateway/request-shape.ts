@@ -136,6 +136,47 @@ function fieldInfo(desc: DescMessage, number: number): FieldInfo | undefined {
   return info ?? undefined;
 }
 
+/**
+ * Calls `visit` with each field of the message in `bytes[start, end)`: its
+ * number, wire type and the range of its value. Stops at the first problem.
+ */
+function eachField(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  visit: (number: number, wireType: number, from: number, to: number) => string | undefined,
+): string | undefined {
+  let pos = start;
+  while (pos < end) {
+    const [tag, afterTag] = varint(bytes, pos, end);
+    const wireType = tag % 8;
+    let from = afterTag;
+    switch (wireType) {
+      case 0:
+        pos = varint(bytes, afterTag, end)[1];
+        break;
+      case 1:
+        pos = afterTag + 8;
+        break;
+      case 5:
+        pos = afterTag + 4;
+        break;
+      case 2: {
+        const [length, afterLength] = varint(bytes, afterTag, end);
+        from = afterLength;
+        pos = afterLength + length;
+        break;
+      }
+      default:
+        throw malformed; // groups and invalid wire types: the decoder's to refuse
+    }
+    if (pos > end) throw malformed;
+    const problem = visit(Math.floor(tag / 8), wireType, from, pos);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 function walk(
   desc: DescMessage,
   bytes: Uint8Array,
@@ -147,12 +188,7 @@ function walk(
 ): string | undefined {
   // Elements of each repeated field and entries of each map seen so far.
   let counts: Map<number, number> | undefined;
-  let pos = start;
-  while (pos < end) {
-    const [tag, afterTag] = varint(bytes, pos, end);
-    pos = afterTag;
-    const number = Math.floor(tag / 8);
-    const wireType = tag % 8;
+  return eachField(bytes, start, end, (number, wireType, from, to) => {
     const info = fieldInfo(desc, number);
     if (info?.repeated) {
       if (++state.values > limits.maxValues) return valuesProblem(limits);
@@ -161,35 +197,11 @@ function walk(
       if (count > limits.maxListLength) return listProblem(limits);
       counts.set(number, count);
     }
-    switch (wireType) {
-      case 0:
-        pos = varint(bytes, pos, end)[1];
-        break;
-      case 1:
-        pos += 8;
-        break;
-      case 5:
-        pos += 4;
-        break;
-      case 2: {
-        const [length, afterLength] = varint(bytes, pos, end);
-        const stop = afterLength + length;
-        if (stop > end) throw malformed;
-        if (info?.message) {
-          const problem = info.map
-            ? walkMapEntry(info.message, bytes, afterLength, stop, depth, limits, state)
-            : walkMessage(info.message, bytes, afterLength, stop, depth, limits, state);
-          if (problem) return problem;
-        }
-        pos = stop;
-        break;
-      }
-      default:
-        throw malformed; // groups and invalid wire types: the decoder's to refuse
-    }
-  }
-  if (pos !== end) throw malformed;
-  return undefined;
+    if (wireType !== 2 || !info?.message) return undefined;
+    return info.map
+      ? walkMapEntry(info.message, bytes, from, to, depth, limits, state)
+      : walkMessage(info.message, bytes, from, to, depth, limits, state);
+  });
 }
 
 function walkMessage(
@@ -216,26 +228,11 @@ function walkMapEntry(
   limits: ShapeLimits,
   state: { values: number },
 ): string | undefined {
-  let pos = start;
-  while (pos < end) {
-    const [tag, afterTag] = varint(bytes, pos, end);
-    pos = afterTag;
-    const wireType = tag % 8;
-    if (wireType === 0) pos = varint(bytes, pos, end)[1];
-    else if (wireType === 1) pos += 8;
-    else if (wireType === 5) pos += 4;
-    else if (wireType === 2) {
-      const [length, afterLength] = varint(bytes, pos, end);
-      const stop = afterLength + length;
-      if (stop > end) throw malformed;
-      if (tag >>> 3 === 2) {
-        const problem = walkMessage(value, bytes, afterLength, stop, depth, limits, state);
-        if (problem) return problem;
-      }
-      pos = stop;
-    } else throw malformed;
-  }
-  return undefined;
+  return eachField(bytes, start, end, (number, wireType, from, to) =>
+    number === 2 && wireType === 2
+      ? walkMessage(value, bytes, from, to, depth, limits, state)
+      : undefined,
+  );
 }
 
 /** A varint at `pos` (at most 64 bits, as a number) and the position after it. */

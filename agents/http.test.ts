@@ -16,6 +16,19 @@ beforeAll(async () => {
       return res.end();
     }
     if (req.url === "/slow") return setTimeout(() => res.end("late"), 2_000);
+    if (req.url === "/slow-body") {
+      res.write("first part ");
+      return setTimeout(() => res.end("late"), 2_000);
+    }
+    if (req.url === "/missing") {
+      res.writeHead(404);
+      return res.end("no");
+    }
+    if (req.url === "/busy") {
+      res.writeHead(503);
+      return res.end("later");
+    }
+    if (req.url === "/binary") return res.end(Buffer.alloc(3_000, 0xff));
     res.setHeader("content-type", "text/plain");
     res.end(`hello ${req.method}`);
   });
@@ -27,8 +40,13 @@ afterAll(() => {
   server.close();
 });
 
+// The test server listens on loopback, which only an explicit CIDR opens.
 const fetchSkill = (maxBytes = 1_000) =>
-  createHttpAgent({ allowHosts: ["127.0.0.1"], maxBytes }).skills["http.fetch"]!.handler;
+  createHttpAgent({ allowHosts: ["127.0.0.1"], allowCidrs: ["127.0.0.1/32"], maxBytes }).skills[
+    "http.fetch"
+  ]!.handler;
+
+const failure = (p: unknown) => Promise.resolve(p).catch((e: unknown) => e);
 
 describe("http agent", () => {
   it("matches hosts against the allowlist", () => {
@@ -58,10 +76,45 @@ describe("http agent", () => {
     }
   });
 
-  it("times out as a retryable failure", async () => {
-    const err = await Promise.resolve(
-      fetchSkill()({ url: `${base}/slow`, timeoutMs: 100 }, testSkillContext()),
-    ).catch((e: unknown) => e);
-    expect(isAgentError(err) && err.code === "DEADLINE_EXCEEDED" && err.retryable).toBe(true);
+  it("times out, waiting for headers or for the body, as a terminal failure", async () => {
+    for (const path of ["/slow", "/slow-body"]) {
+      const err = await failure(
+        fetchSkill()({ url: `${base}${path}`, timeoutMs: 300 }, testSkillContext()),
+      );
+      expect(err, path).toMatchObject({ code: "DEADLINE_EXCEEDED", retryable: false });
+    }
+  });
+
+  it("ends on 4xx, tries 5xx again", async () => {
+    expect(
+      await failure(fetchSkill()({ url: `${base}/missing` }, testSkillContext())),
+    ).toMatchObject({
+      code: "HTTP_404",
+      retryable: false,
+    });
+    expect(await failure(fetchSkill()({ url: `${base}/busy` }, testSkillContext()))).toMatchObject({
+      code: "HTTP_503",
+      retryable: true,
+    });
+  });
+
+  it("cuts the body as text, so invalid bytes cannot grow it past the cap", async () => {
+    const out = (await fetchSkill(1_000)({ url: `${base}/binary` }, testSkillContext())) as {
+      body: string;
+      truncated: boolean;
+    };
+    expect(Buffer.byteLength(out.body)).toBeLessThanOrEqual(1_000);
+    expect(out.truncated).toBe(true);
+  });
+
+  it("refuses loopback without the CIDR, even for an allowed host", async () => {
+    const strict = createHttpAgent({ allowHosts: ["127.0.0.1", "localhost"] }).skills["http.fetch"]!
+      .handler;
+    for (const url of [`${base}/`, "http://localhost:1/"]) {
+      expect(await failure(strict({ url }, testSkillContext())), url).toMatchObject({
+        code: "PERMISSION_DENIED",
+        retryable: false,
+      });
+    }
   });
 });

@@ -15,9 +15,9 @@ import { createLazyClient } from "../lib/mesh/lazy-client.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { defineAgent } from "../sdk/agent/define-agent.js";
 import type { GoalEngine } from "../services/executor/goal-engine.js";
-import { eventsOf, watchToEnd } from "./support/goals.js";
-import { startTestMesh, type TestMesh } from "./support/mesh.js";
-import { killAllChildren, spawnComponent } from "./support/processes.js";
+import { eventsOf, watchToEnd } from "../lib/testing/goals.js";
+import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
+import { killAllChildren, spawnComponent } from "../lib/testing/processes.js";
 
 const pg = await needPostgres();
 const nats = await needNats();

@@ -10,8 +10,8 @@ import { utilAgent } from "../agents/util.js";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
-import { eventsOf, watchToEnd } from "./support/goals.js";
-import { startTestMesh, type TestMesh } from "./support/mesh.js";
+import { eventsOf, watchToEnd } from "../lib/testing/goals.js";
+import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
 
 const pg = await needPostgres();
 const nats = await needNats();

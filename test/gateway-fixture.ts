@@ -24,7 +24,7 @@ import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { createLogger } from "../lib/log/logger.js";
 import { newApiKey } from "../lib/store/api-key-secret.js";
 import type { Store } from "../lib/store/store.js";
-import { startTestMesh, type TestMesh } from "./support/mesh.js";
+import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
 
 /** The goal kind the fixture's tenants can run. */
 export const diamondKind = "diamond";

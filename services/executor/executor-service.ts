@@ -36,6 +36,7 @@ import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
+import { policyResultAuthority, resultsRefusedCounter } from "./result-authority.js";
 
 export interface ExecutorServiceDeps {
   store: Store;
@@ -44,6 +45,8 @@ export interface ExecutorServiceDeps {
   log: Logger;
   instanceId: string;
   options?: ExecutorServiceOptions;
+  /** Results bound to identity on an authenticated bus; default none. */
+  resultBinding?: GoalEngineDeps["resultBinding"];
   /** Policy at dispatch (see `dispatch-policy.ts`); none: every job is published. */
   dispatchPolicy?: DispatchPolicy;
 }
@@ -67,6 +70,7 @@ export function createExecutorService(
     log,
     instanceId: deps.instanceId,
     ...(deps.options ? { options: deps.options } : {}),
+    ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
     ...(deps.dispatchPolicy ? { dispatchPolicy: deps.dispatchPolicy } : {}),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
@@ -269,6 +273,11 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
       log: deps.log,
       instanceId: deps.instanceId,
       options: executorOptionsFromEnv(),
+      resultBinding: {
+        mayServe: policyResultAuthority(deps.runtime.authorizer, deps.runtime.spiffeId),
+        spiffeIdOf: deps.runtime.spiffeId,
+        onRefused: resultsRefusedCounter(deps.metrics.registry),
+      },
       dispatchPolicy: dispatchPolicy({
         check: deps.runtime.policyCheck("executor", deps.instanceId),
         executor: parseSpiffeId(deps.spiffeId),

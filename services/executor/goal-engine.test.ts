@@ -11,8 +11,8 @@ import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { StepResultSchema, StepResultStatus } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { needNats, needPostgres } from "../../lib/testing/infra.js";
-import { kinds, watchToEnd } from "../../test/support/goals.js";
-import { startTestMesh, type TestMesh } from "../../test/support/mesh.js";
+import { kinds, watchToEnd } from "../../lib/testing/goals.js";
+import { startTestMesh, type TestMesh } from "../../lib/testing/mesh.js";
 import type { GoalEngine } from "./goal-engine.js";
 import { goalStateOf, loadGoal } from "./goal-store.js";
 

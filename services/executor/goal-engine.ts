@@ -28,6 +28,7 @@ import type { StepJob, StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import type { Plan, PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { busNames } from "../../lib/bus/bus-names.js";
 import type { JobBus, Subscription } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
@@ -69,6 +70,7 @@ import {
   loadGoals,
   stepDueAt,
 } from "./goal-store.js";
+import { type ResultAuthority, resultRefusal } from "./result-authority.js";
 import { ResultBatcher } from "./result-batcher.js";
 
 export interface GoalEngineOptions {
@@ -109,6 +111,17 @@ export interface GoalEngineDeps {
   clock?: Clock;
   /** Asked before each job is published (policy at dispatch); none: every job is published. */
   dispatchPolicy?: DispatchPolicy;
+  /** Results bound to identity (see `result-authority.ts`); enforced when the bus is authenticated. */
+  resultBinding?: ResultBinding;
+}
+
+export interface ResultBinding {
+  /** Whether an identity may report results of a capability (the policy's grant). */
+  mayServe: ResultAuthority;
+  /** The SPIFFE ID of an identity name, for the audit record. */
+  spiffeIdOf(name: string): string;
+  /** Called once per refused result (a metric). */
+  onRefused?(reason: string): void;
 }
 
 /** A validated goal to create. */
@@ -171,6 +184,7 @@ const rejectionCodes = new Set<Code>([
 
 export class GoalEngine implements GoalOperations {
   readonly #store: Store;
+  readonly #resultBinding: ResultBinding | undefined;
   readonly #bus: JobBus;
   readonly #clients: GoalEngineDeps["clients"];
   readonly #log: Logger;
@@ -200,6 +214,7 @@ export class GoalEngine implements GoalOperations {
   constructor(deps: GoalEngineDeps) {
     const o = deps.options ?? {};
     this.#store = deps.store;
+    this.#resultBinding = deps.resultBinding;
     this.#bus = deps.bus;
     this.#clients = deps.clients;
     this.#log = deps.log;
@@ -243,6 +258,10 @@ export class GoalEngine implements GoalOperations {
           return;
         }
         try {
+          if (await this.#refusedPublisher(r, d.subject)) {
+            d.term();
+            return;
+          }
           await this.#batcher.add(r);
           this.stats.resultsApplied++;
         } catch (err) {
@@ -264,6 +283,34 @@ export class GoalEngine implements GoalOperations {
       },
     });
     this.#ticker.start();
+  }
+
+  /**
+   * On a bus whose server vouches for publishers, refuses (audits and counts)
+   * a result whose publisher the policy does not grant the step's capability.
+   */
+  async #refusedPublisher(result: StepResult, subject: string): Promise<boolean> {
+    const binding = this.#resultBinding;
+    if (!binding || this.#bus.identity === undefined) return false;
+    const publisher = busNames(this.#bus.options.prefix).resultPublisherOf(subject);
+    const { tenantId, goalId } = result;
+    // A step's capability never changes, so any saved version of the goal answers.
+    const loaded =
+      this.#recall(tenantId, goalId) ?? (await loadGoal(this.#store.tenant(tenantId), goalId));
+    const reason = await resultRefusal(loaded.state, result, publisher, binding.mayServe);
+    if (reason === undefined) return false;
+    this.#log.warn({ goalId, attemptId: result.attemptId, publisher, reason }, "result refused");
+    binding.onRefused?.(reason);
+    await this.#store.audit
+      .append({
+        actor: publisher ? binding.spiffeIdOf(publisher) : "unknown",
+        action: "result.refused",
+        resource: `goal/${goalId}/step/${result.stepId}`,
+        tenantId,
+        details: { attemptId: result.attemptId, subject, reason },
+      })
+      .catch((err: unknown) => this.#log.warn({ err }, "audit append failed"));
+    return true;
   }
 
   /** Stops the consumer (in-flight results finish or go back) and the ticker. */

@@ -12,12 +12,12 @@ import { GoalStatus, StepStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { ExecutorService } from "../gen/agentmesh/v1/executor_pb.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { createLazyClient } from "../lib/mesh/lazy-client.js";
-import { needNats, needPostgres } from "../lib/testing/infra.js";
-import { defineAgent } from "../sdk/agent/define-agent.js";
-import type { GoalEngine } from "../services/executor/goal-engine.js";
 import { eventsOf, watchToEnd } from "../lib/testing/goals.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
 import { killAllChildren, spawnComponent } from "../lib/testing/processes.js";
+import { defineAgent } from "../sdk/agent/define-agent.js";
+import type { GoalEngine } from "../services/executor/goal-engine.js";
 
 const pg = await needPostgres();
 const nats = await needNats();

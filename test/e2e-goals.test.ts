@@ -15,8 +15,8 @@ import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
 import { Code, type MeshError } from "../lib/errors/mesh-error.js";
 import type { Client } from "../lib/rpc/client.js";
-import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { eventsOf, kinds, watchToEnd } from "../lib/testing/goals.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
 
 const pg = await needPostgres();

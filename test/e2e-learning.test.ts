@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { utilAgent } from "../agents/util.js";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
-import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { eventsOf, watchToEnd } from "../lib/testing/goals.js";
+import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
 
 const pg = await needPostgres();

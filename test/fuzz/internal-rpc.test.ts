@@ -22,8 +22,8 @@ import {
   RegisterAgentRequestSchema,
 } from "../../gen/agentmesh/v1/registry_pb.js";
 import { needNats, needPostgres } from "../../lib/testing/infra.js";
-import { certPaths } from "../../lib/tls/dev-ca.js";
 import { startTestMesh, type TestMesh } from "../../lib/testing/mesh.js";
+import { certPaths } from "../../lib/tls/dev-ca.js";
 import {
   absurdGrpcTimeouts,
   collectGarbage,

@@ -18,15 +18,32 @@
  * (`schedulerLateness`, with the idle machine's figure first): the part of a
  * tail that the scheduler, not the code under test, adds.
  * Targets: mesh throughput ≥ 50% of raw, mesh p99 ≤ 5 ms at 2,000 jobs/s.
+ *
+ * `tls`: raw and mesh again against a private pinned nats-server with the
+ * production configuration (`agentmesh nats config`: mutual TLS, SPIFFE users,
+ * the generated permissions; the raw side as an unrestricted `bench` user),
+ * and what TLS costs over the plaintext runs (throughput, p99, CPU per job).
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { utilAgent } from "../agents/util.js";
 import { StepJobSchema, StepResultStatus } from "../gen/agentmesh/v1/jobs_pb.js";
 import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
+import { renderNatsConfig } from "../lib/bus/nats-config.js";
+import { busGrantsFromPolicyData } from "../lib/bus/nats-permissions.js";
+import { natsTlsOptions } from "../lib/bus/nats-tls.js";
+import { packagePath } from "../lib/config/package-root.js";
+import { spiffeId } from "../lib/identity/spiffe.js";
+import { startNatsServer } from "../lib/testing/nats-server.js";
+import { watchCertificates } from "../lib/tls/cert-watcher.js";
+import { certPaths, ensureIdentities } from "../lib/tls/dev-ca.js";
 import type { Benchmark } from "./benchmark.js";
 import { runOpenLoop } from "./open-loop.js";
 import { commandCpuSeconds, cpuSecondsOf, machineBusySeconds } from "./process-cpu.js";
@@ -152,10 +169,64 @@ async function roundTrips(
   };
 }
 
+/**
+ * Where a side runs: the shared NATS in plaintext, or a private pinned
+ * nats-server with the mesh's production configuration (mutual TLS, users
+ * mapped from SPIFFE IDs, the generated permissions).
+ */
+interface BusTarget {
+  natsUrl: string;
+  /** The certificate folders (one per identity) and the server's SPIFFE ID, with TLS. */
+  tls?: { certDir: string; serverId: string };
+  /** Bus prefix the server's permissions were written for. */
+  prefix: string;
+}
+
+const benchPrefix = () => `benchbus${randomBytes(4).toString("hex")}`;
+
+/** A private nats-server with `agentmesh nats config`'s output for `prefix`, plus a raw `bench` user. */
+async function startTlsTarget(prefix: string): Promise<BusTarget & { stop(): Promise<void> }> {
+  const certDir = await mkdtemp(join(tmpdir(), "bench-bus-certs-"));
+  await ensureIdentities({ certDir, names: ["nats", "executor", "agent-util", "bench"] });
+  const grants = busGrantsFromPolicyData(
+    JSON.parse(await readFile(packagePath("policies", "data.json"), "utf8")),
+  );
+  const server = certPaths(certDir, "nats");
+  const nats = await startNatsServer({
+    scheme: "tls",
+    config: renderNatsConfig({
+      grants,
+      prefix,
+      trustDomain: "agentmesh.local",
+      namespace: "agentmesh",
+      tls: { cert: server.cert, key: server.key, ca: server.ca },
+      knownCapabilities: Object.keys(utilAgent.skills),
+      unrestrictedUsers: [spiffeId({ name: "bench" })],
+    }),
+  });
+  return {
+    natsUrl: nats.url,
+    tls: { certDir, serverId: spiffeId({ name: "nats" }) },
+    prefix,
+    async stop() {
+      await nats.stop();
+      await rm(certDir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Bare JetStream, the same round trip: job → worker process → result (PubAck, then ack) → consumed. */
-async function raw(total: number, rate: number, durationMs: number) {
+async function raw(target: BusTarget, total: number, rate: number, durationMs: number) {
   const waiters = resultWaiters();
-  const queue = await openRawRoundTrip(natsUrl, "RAW", waiters.seen);
+  const queue = await openRawRoundTrip(
+    target.natsUrl,
+    "RAW",
+    waiters.seen,
+    target.tls && {
+      certDir: certPaths(target.tls.certDir, "bench").dir,
+      serverId: target.tls.serverId,
+    },
+  );
   const { js, jobSubject } = queue;
   const body = new Uint8Array(120); // about a StepJob's size
   try {
@@ -194,9 +265,18 @@ async function rawOneHop(total: number) {
   }
 }
 
-async function mesh(total: number, rate: number, durationMs: number) {
-  const prefix = `benchbus${randomBytes(4).toString("hex")}`;
-  const bus = await createJetStreamBus({ servers: natsUrl, prefix, name: "bench-executor" });
+async function mesh(target: BusTarget, total: number, rate: number, durationMs: number) {
+  const { natsUrl, prefix, tls } = target;
+  // With TLS the executor's side connects as `agentmesh serve executor` does.
+  const certs = tls && (await watchCertificates({ dir: certPaths(tls.certDir, "executor").dir }));
+  const bus = await createJetStreamBus({
+    servers: natsUrl,
+    prefix,
+    name: "bench-executor",
+    ...(tls && certs
+      ? { identity: "executor", tls: natsTlsOptions(certs, tls.serverId).options }
+      : {}),
+  });
   // The agent runs in its own process, as in production: `agentmesh agent util`, whose
   // util.echo skill is the no-op handler. It inherits node flags such as --cpu-prof.
   const agent = spawn(
@@ -215,6 +295,7 @@ async function mesh(total: number, rate: number, durationMs: number) {
         ...process.env,
         NATS_URL: natsUrl,
         AGENTMESH_BUS_PREFIX: prefix,
+        ...(tls ? { AGENTMESH_CERT_DIR: tls.certDir } : {}),
         LOG_LEVEL: "warn",
       },
       stdio: ["ignore", "pipe", "inherit"],
@@ -259,12 +340,32 @@ async function mesh(total: number, rate: number, durationMs: number) {
     await once(agent, "exit");
     await results.stop({ graceMs: 0 });
     await bus.close({ graceMs: 0 });
-    const nc = await connectNats(natsUrl);
-    const jsm = await jetstreamManager(nc);
-    for (const s of Object.values(busNames(prefix).streams))
-      await jsm.streams.delete(s).catch(() => false);
-    await nc.close();
+    certs?.close();
+    if (!tls) {
+      const nc = await connectNats(natsUrl);
+      const jsm = await jetstreamManager(nc);
+      for (const s of Object.values(busNames(prefix).streams))
+        await jsm.streams.delete(s).catch(() => false);
+      await nc.close();
+    }
   }
+}
+
+/** How much TLS costs: TLS over plaintext for throughput, and CPU per job of each process. */
+function tlsCost(
+  plain: Awaited<ReturnType<typeof raw>>,
+  tls: Awaited<ReturnType<typeof raw>>,
+): Record<string, number> {
+  const r = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const p = plain.throughput.cpu;
+  const t = tls.throughput.cpu;
+  return {
+    throughputRatio: r(tls.throughput.rate, plain.throughput.rate),
+    p99Ratio: r(tls.latencyAtRate.latency.p99Us, plain.latencyAtRate.latency.p99Us),
+    executorCpuRatio: r(t.executorUs!, p.executorUs!),
+    workerCpuRatio: r(t.workerUs!, p.workerUs!),
+    natsServerCpuRatio: r(t.natsServerUs!, p.natsServerUs!),
+  };
 }
 
 export const bus: Benchmark = {
@@ -278,9 +379,20 @@ export const bus: Benchmark = {
     const idleProbe = startSchedulerProbe();
     await new Promise((r) => setTimeout(r, smoke ? 300 : 2_000));
     const idleSchedulerLateness = await idleProbe.stop();
-    const r = await raw(total, rate, durationMs);
+    const plain: BusTarget = { natsUrl, prefix: benchPrefix() };
+    const r = await raw(plain, total, rate, durationMs);
     const oneHop = await rawOneHop(total);
-    const m = await mesh(total, rate, durationMs);
+    const m = await mesh(plain, total, rate, durationMs);
+    // The same two runs over mutual TLS, against the production NATS configuration.
+    const target = await startTlsTarget(benchPrefix());
+    let tlsRaw: Awaited<ReturnType<typeof raw>>;
+    let tlsMesh: Awaited<ReturnType<typeof mesh>>;
+    try {
+      tlsRaw = await raw(target, total, rate, durationMs);
+      tlsMesh = await mesh(target, total, rate, durationMs);
+    } finally {
+      await target.stop();
+    }
     const ratio = Math.round((m.throughput.rate / r.throughput.rate) * 100) / 100;
     const p99Ms = m.latencyAtRate.latency.p99Us / 1000;
     const targets = {
@@ -297,6 +409,14 @@ export const bus: Benchmark = {
       rawOneHop: { throughput: oneHop },
       idleSchedulerLateness,
       mesh: m,
+      tls: {
+        server:
+          "private pinned nats-server, mutual TLS, verify_and_map users, generated permissions",
+        raw: tlsRaw,
+        mesh: tlsMesh,
+        throughputRatio: Math.round((tlsMesh.throughput.rate / tlsRaw.throughput.rate) * 100) / 100,
+        costOverPlaintext: { raw: tlsCost(r, tlsRaw), mesh: tlsCost(m, tlsMesh) },
+      },
       throughputRatio: ratio,
       meshP99MsAtRate: p99Ms,
       targets,

@@ -20,7 +20,28 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
-import { connectNats } from "../lib/bus/jetstream-bus.js";
+import { connectNats, type NatsConnectOptions } from "../lib/bus/jetstream-bus.js";
+import { readCertificateSet } from "../lib/tls/cert-watcher.js";
+import { spiffeServerCheck } from "../lib/tls/credentials.js";
+
+/** Mutual TLS for a raw client: its certificate folder and the server's expected SPIFFE ID. */
+export interface RawTls {
+  certDir: string;
+  serverId: string;
+}
+
+async function rawConnectOptions(tls: RawTls | undefined): Promise<NatsConnectOptions> {
+  if (!tls) return {};
+  const set = await readCertificateSet(tls.certDir);
+  return {
+    tls: {
+      cert: set.cert.toString(),
+      key: set.key.toString(),
+      ca: set.ca.toString(),
+      checkServerIdentity: spiffeServerCheck(tls.serverId),
+    },
+  };
+}
 
 export interface RawWorkQueue {
   js: JetStreamClient;
@@ -37,8 +58,14 @@ export async function openRawWorkQueue(
   natsUrl: string,
   label: string,
   onAcked?: (m: JsMsg) => void,
+  tls?: RawTls,
 ): Promise<RawWorkQueue> {
-  const nc = await connectNats(natsUrl, `bench-${label.toLowerCase()}-raw`);
+  const nc = await connectNats(
+    natsUrl,
+    `bench-${label.toLowerCase()}-raw`,
+    2_000,
+    await rawConnectOptions(tls),
+  );
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const stream = `BENCH_${label}_${randomBytes(4).toString("hex").toUpperCase()}`;
@@ -100,8 +127,14 @@ export async function openRawRoundTrip(
   natsUrl: string,
   label: string,
   onResult?: (jobId: string) => void,
+  tls?: RawTls,
 ): Promise<RawRoundTrip> {
-  const nc = await connectNats(natsUrl, `bench-${label.toLowerCase()}-raw`);
+  const nc = await connectNats(
+    natsUrl,
+    `bench-${label.toLowerCase()}-raw`,
+    2_000,
+    await rawConnectOptions(tls),
+  );
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const base = `BENCH_${label}_${randomBytes(4).toString("hex").toUpperCase()}`;
@@ -132,6 +165,7 @@ export async function openRawRoundTrip(
       natsUrl,
       jobs.stream,
       results.subject,
+      ...(tls ? [tls.certDir, tls.serverId] : []),
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -168,8 +202,13 @@ export async function openRawRoundTrip(
 }
 
 /** The worker process of `openRawRoundTrip`. */
-async function rawWorker(natsUrl: string, jobStream: string, resultSubject: string) {
-  const nc = await connectNats(natsUrl, "bench-raw-worker");
+async function rawWorker(
+  natsUrl: string,
+  jobStream: string,
+  resultSubject: string,
+  tls: RawTls | undefined,
+) {
+  const nc = await connectNats(natsUrl, "bench-raw-worker", 2_000, await rawConnectOptions(tls));
   const js = jetstream(nc);
   const consumer = await js.consumers.get(jobStream, "raw");
   // The same pull window as the bench's agent (`--concurrency 256`).
@@ -190,6 +229,17 @@ async function rawWorker(natsUrl: string, jobStream: string, resultSubject: stri
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "worker") {
-  const [natsUrl, jobStream, resultSubject] = process.argv.slice(3) as [string, string, string];
-  await rawWorker(natsUrl, jobStream, resultSubject);
+  const [natsUrl, jobStream, resultSubject, certDir, serverId] = process.argv.slice(3) as [
+    string,
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+  ];
+  await rawWorker(
+    natsUrl,
+    jobStream,
+    resultSubject,
+    certDir && serverId ? { certDir, serverId } : undefined,
+  );
 }

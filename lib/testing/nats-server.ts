@@ -13,9 +13,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./free-port.js";
 
 /** The version CI pins (`.ci/tools.sh`); README states the minimum. */
 export const pinnedNatsVersion = "2.15.3";
@@ -112,13 +112,4 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   };
   await server.start();
   return server;
-}
-
-/** A port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
 }

@@ -17,6 +17,8 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./free-port.js";
 
+export { freePort };
+
 /** The version CI pins (`.ci/tools.sh`); README states the minimum. */
 export const pinnedNatsVersion = "2.15.3";
 

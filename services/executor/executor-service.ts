@@ -49,8 +49,6 @@ export interface ExecutorServiceDeps {
   resultBinding?: GoalEngineDeps["resultBinding"];
   /** Policy at dispatch (see `dispatch-policy.ts`); none: every job is published. */
   dispatchPolicy?: DispatchPolicy;
-  /** Results bound to identity on an authenticated bus; default none. */
-  resultBinding?: GoalEngineDeps["resultBinding"];
 }
 
 export interface ExecutorServiceOptions extends GoalEngineOptions {
@@ -74,7 +72,6 @@ export function createExecutorService(
     ...(deps.options ? { options: deps.options } : {}),
     ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
     ...(deps.dispatchPolicy ? { dispatchPolicy: deps.dispatchPolicy } : {}),
-    ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
 
@@ -285,11 +282,6 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
         check: deps.runtime.policyCheck("executor", deps.instanceId),
         executor: parseSpiffeId(deps.spiffeId),
       }),
-      resultBinding: {
-        mayServe: policyResultAuthority(deps.runtime.authorizer, deps.runtime.spiffeId),
-        spiffeIdOf: deps.runtime.spiffeId,
-        onRefused: resultsRefusedCounter(deps.metrics.registry),
-      },
     }),
 };
 

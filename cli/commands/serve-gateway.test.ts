@@ -23,6 +23,9 @@ describe("gatewayOptionsFromEnv", () => {
       AGENTMESH_GATEWAY_RATE_PER_SECOND: "50",
       AGENTMESH_GATEWAY_MAX_STREAMS: "10",
       AGENTMESH_GATEWAY_MAX_REQUEST_BYTES: "65536",
+      AGENTMESH_GATEWAY_MAX_REQUEST_DEPTH: "8",
+      AGENTMESH_GATEWAY_MAX_LIST_LENGTH: "500",
+      AGENTMESH_GATEWAY_MAX_REQUEST_VALUES: "2000",
       AGENTMESH_GATEWAY_DASHBOARD: "false",
     });
     expect(options).toEqual({
@@ -36,7 +39,11 @@ describe("gatewayOptionsFromEnv", () => {
         rolesClaim: "roles",
       },
       corsOrigins: ["https://app.example", "https://ops.example"],
-      limits: { defaultRatePerSecond: 50, defaultMaxStreams: 10 },
+      limits: {
+        defaultRatePerSecond: 50,
+        defaultMaxStreams: 10,
+        defaultRequest: { maxDepth: 8, maxListLength: 500, maxValues: 2000 },
+      },
       maxRequestBytes: 65536,
       dashboard: false,
     });

@@ -61,6 +61,14 @@ export function gatewayOptionsFromEnv(
   const rate = settings.gatewayRatePerSecond.read(env);
   const streams = settings.gatewayMaxStreams.read(env);
   const maxRequestBytes = settings.gatewayMaxRequestBytes.read(env);
+  const maxDepth = settings.gatewayMaxRequestDepth.read(env);
+  const maxListLength = settings.gatewayMaxListLength.read(env);
+  const maxValues = settings.gatewayMaxRequestValues.read(env);
+  const defaultRequest = {
+    ...(maxDepth ? { maxDepth } : {}),
+    ...(maxListLength ? { maxListLength } : {}),
+    ...(maxValues ? { maxValues } : {}),
+  };
   const maxTimeoutMs = settings.gatewayMaxTimeoutMs.read(env);
   const defaultTimeoutMs = settings.gatewayDefaultTimeoutMs.read(env);
   return {
@@ -81,6 +89,7 @@ export function gatewayOptionsFromEnv(
     limits: {
       ...(rate ? { defaultRatePerSecond: rate } : {}),
       ...(streams ? { defaultMaxStreams: streams } : {}),
+      ...(Object.keys(defaultRequest).length > 0 ? { defaultRequest } : {}),
     },
     ...(maxRequestBytes ? { maxRequestBytes } : {}),
     ...(maxTimeoutMs ? { maxTimeoutMs } : {}),

@@ -524,8 +524,39 @@ export const settings = {
   ),
   gatewayMaxRequestBytes: positive(
     "AGENTMESH_GATEWAY_MAX_REQUEST_BYTES",
-    m("Gateway", ["gateway"], "largest request message"),
+    m(
+      "Gateway",
+      ["gateway"],
+      "largest request message (the most any tenant may send, and the default of those that set none)",
+    ),
     "`1048576`",
+  ),
+  gatewayMaxRequestDepth: positive(
+    "AGENTMESH_GATEWAY_MAX_REQUEST_DEPTH",
+    m(
+      "Gateway",
+      ["gateway"],
+      "deepest nesting of objects and lists in a request of a tenant that sets none",
+    ),
+    "`32`",
+  ),
+  gatewayMaxListLength: positive(
+    "AGENTMESH_GATEWAY_MAX_LIST_LENGTH",
+    m(
+      "Gateway",
+      ["gateway"],
+      "most elements in one list (or entries in one object) of a request of a tenant that sets none",
+    ),
+    "`10000`",
+  ),
+  gatewayMaxRequestValues: positive(
+    "AGENTMESH_GATEWAY_MAX_REQUEST_VALUES",
+    m(
+      "Gateway",
+      ["gateway"],
+      "most values in one request of a tenant that sets none (decoding costs per value)",
+    ),
+    "`20000`",
   ),
   gatewayMaxTimeoutMs: positive(
     "AGENTMESH_GATEWAY_MAX_TIMEOUT_MS",

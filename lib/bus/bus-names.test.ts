@@ -26,7 +26,7 @@ describe("bus names", () => {
     expect(n.eventSubject("acme", "g1")).toBe("agentmesh.events.acme.g1");
     expect(n.dlqSubject("text.summarize")).toBe("agentmesh.dlq.text.summarize");
     expect(n.cancelSubject("g1")).toBe("agentmesh.control.cancel.g1");
-    expect(n.handBackSubject(42)).toBe("agentmesh.handbacks.42");
+    expect(n.handBackSubject("text.summarize", 42)).toBe("agentmesh.handbacks.42.text.summarize");
     expect(n.capabilityOf("agentmesh.jobs.mcp.everything.echo")).toBe("mcp.everything.echo");
     expect(() => busNames("bad.prefix")).toThrow(/invalid bus prefix/);
   });

@@ -38,8 +38,8 @@ export interface BusNames {
   dlqWildcard: string;
   cancelSubject(goalId: string): string;
   cancelWildcard: string;
-  /** Where the hand-back of the job stored at `seq` is recorded (see `Delivery.previousDelivery`). */
-  handBackSubject(seq: number): string;
+  /** Where the hand-back of the `capability` job stored at `seq` is recorded (`Delivery.previousDelivery`). */
+  handBackSubject(capability: string, seq: number): string;
   handBacksWildcard: string;
   /** Capability of a job subject, or undefined if the subject is not a job subject. */
   capabilityOf(subject: string): string | undefined;
@@ -88,8 +88,9 @@ export function busNames(prefix = "agentmesh"): BusNames {
     dlqWildcard: `${prefix}.dlq.>`,
     cancelSubject: (goalId) => `${prefix}.control.cancel.${checkToken("goal id", goalId)}`,
     cancelWildcard: `${prefix}.control.cancel.*`,
-    handBackSubject: (seq) => `${prefix}.handbacks.${Math.trunc(seq)}`,
-    handBacksWildcard: `${prefix}.handbacks.*`,
+    handBackSubject: (capability, seq) =>
+      `${prefix}.handbacks.${Math.trunc(seq)}.${checkCapability(capability)}`,
+    handBacksWildcard: `${prefix}.handbacks.>`,
     capabilityOf: (subject) =>
       subject.startsWith(jobsRoot) ? subject.slice(jobsRoot.length) : undefined,
   };

@@ -573,9 +573,9 @@ class JetStreamBus implements JobBus {
    * so its redelivery knows it may run (see `Delivery.previousDelivery`). Never
    * throws: without the record the redelivery counts as lost and is not run.
    */
-  recordHandBack(seq: number, delivery: number): Promise<void> {
+  recordHandBack(subject: string, seq: number, delivery: number): Promise<void> {
     const p = this.#publishBytes(
-      this.names.handBackSubject(seq),
+      this.#handBackSubject(subject, seq),
       new TextEncoder().encode(String(delivery)),
       `handback.${seq}.${delivery}`,
     ).then(
@@ -588,11 +588,18 @@ class JetStreamBus implements JobBus {
   }
 
   /** The delivery number of the last recorded hand-back of the job stored at `seq` (0: none). */
-  async lastHandBack(seq: number): Promise<number> {
+  async lastHandBack(subject: string, seq: number): Promise<number> {
     const m = await this.jsm.streams
-      .getMessage(this.names.streams.handBacks, { last_by_subj: this.names.handBackSubject(seq) })
+      .getMessage(this.names.streams.handBacks, {
+        last_by_subj: this.#handBackSubject(subject, seq),
+      })
       .catch(() => null);
     return m ? Number(new TextDecoder().decode(m.data)) || 0 : 0;
+  }
+
+  /** Keyed by capability too, so the bus's permissions can limit an agent to its own jobs. */
+  #handBackSubject(jobSubject: string, seq: number): string {
+    return this.names.handBackSubject(this.names.capabilityOf(jobSubject) ?? "_", seq);
   }
 
   /** Copies a stored message to its dead-letter subject (deduplicated per stream sequence). */
@@ -752,15 +759,17 @@ class JetStreamDelivery<T> implements Delivery<T> {
     const n = this.deliveryCount;
     if (n <= 1) return "none";
     if (!this.#job) return "lost";
-    return (await this.#bus.lastHandBack(this.#msg.seq)) === n - 1 ? "handed-back" : "lost";
+    const last = await this.#bus.lastHandBack(this.#msg.subject, this.#msg.seq);
+    return last === n - 1 ? "handed-back" : "lost";
   }
   nak(delayMs?: number): void {
     if (this.#settled) return;
     this.#settled = true;
     const nak = () => this.#msg.nak(delayMs && delayMs > 0 ? delayMs : undefined);
+    if (!this.#job) return nak();
     // The record is stored before the nak, so the redelivery finds it.
-    if (this.#job) void this.#bus.recordHandBack(this.#msg.seq, this.deliveryCount).finally(nak);
-    else nak();
+    const m = this.#msg;
+    void this.#bus.recordHandBack(m.subject, m.seq, this.deliveryCount).finally(nak);
   }
   working(): void {
     if (!this.#settled) this.#msg.working();

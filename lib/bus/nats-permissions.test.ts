@@ -45,6 +45,8 @@ describe("bus permissions from the policy grants", () => {
     );
     expect(p.publish).toContain("agentmesh.results.agent-text.>");
     expect(p.publish).toContain("agentmesh.dlq.text.>");
+    expect(p.publish).toContain("agentmesh.handbacks.*.text.>");
+    expect(p.publish).toContain("$JS.API.STREAM.MSG.GET.AGENTMESH_HANDBACKS");
     expect(p.publish.join(" ")).not.toMatch(/shell|results\.>|agentmesh\.jobs\.>|STREAM\.CREATE/);
     expect(p.subscribe).toEqual(["_INBOX.agent-text.>", "agentmesh.control.cancel.*"]);
   });

@@ -6,7 +6,7 @@
  *
  * - An agent publishes results only on `<prefix>.results.<its name>.>`, pulls
  *   and acks only the job consumers of capabilities it is granted, creates a
- *   consumer only with a granted filter, and dead-letters only its jobs.
+ *   consumer only with a granted filter, and dead-letters and hands back only its jobs.
  * - The executor publishes jobs, events, outcomes and cancellations, consumes
  *   results, provisions the streams and moves exhausted messages to the DLQ;
  *   it never pulls a job.
@@ -199,6 +199,9 @@ export function natsPermissions(input: NatsPermissionsInput): SubjectPermissions
       publish.push(
         `${prefix}.results.${identity}.>`,
         ...subjects.map((p) => `${prefix}.dlq.${p}`),
+        // Hand-backs of its jobs, and reading them back on a redelivery (ADR-010).
+        ...subjects.map((p) => `${prefix}.handbacks.*.${p}`),
+        `${api}.STREAM.MSG.GET.${s.handBacks}`,
         ...input.knownCapabilities
           .filter((c) => patterns.some((p) => capabilityMatches(p, c)))
           .flatMap((c) => consumer(s.jobs, jobConsumerName(c), n.jobSubject(c))),

@@ -253,6 +253,15 @@ describe.skipIf(!opa)("bundles that fail at evaluation time", () => {
       /invalid policy bundle: policy fails to evaluate: policies\/authz\/frozen\.rego:3:1: var assignment conflict \(on agentmesh\.v1\.\S+ by spiffe:\/\/agentmesh\.local\/ns\/agentmesh\/sa\/\S+/,
     );
     expect(await registry.metrics()).toMatch(/agentmesh_policy_last_reload_error 1/);
+    // The same bad file is not checked again on every poll; rolling back to the serving one clears the error.
+    expect(await engine.reload()).toBe(false);
+    await replace(path, await readFile(committedBundlePath));
+    expect(await engine.reload()).toBe(false);
+    expect(engine.status().lastError).toBeUndefined();
+    expect(await registry.metrics()).toMatch(/agentmesh_policy_last_reload_error 0/);
+    await replace(path, bad.archive);
+    expect(await engine.reload()).toBe(false);
+    expect(engine.status().lastError).toMatch(/var assignment conflict/);
     // A good bundle clears the error.
     await replace(
       path,

@@ -382,9 +382,16 @@ export class PolicyEngine {
         fingerprint = bundleRevision(wasm, data);
         load = () => loadPolicyBundle(wasm, data);
       }
-      if (fingerprint === this.#serving?.bundle.revision || fingerprint === this.#rejectedLive) {
+      if (fingerprint === this.#serving?.bundle.revision) {
+        // The file is the bundle serving (e.g. a bad one rolled back): nothing is wrong any more.
+        if (this.#lastError !== undefined) {
+          this.#lastError = undefined;
+          this.#rejectedLive = undefined;
+          this.metrics.lastReloadError.set(0);
+        }
         return false;
       }
+      if (fingerprint === this.#rejectedLive) return false;
       const bundle = await this.#validate(load);
       if (this.#closed) return false;
       this.load(bundle);

@@ -2,9 +2,9 @@
 # The agentmesh image: one image, every process (`serve <component>`,
 # `serve gateway`, `agent <name>`, `db migrate`). Build: docker build -t agentmesh .
 #
-# The runtime stage is the layout test/k8s-run.test.ts starts the rendered
-# manifests' commands in (it reads WORKDIR, the COPY lines, ENV, USER and
-# ENTRYPOINT below), so change them together with nothing else.
+# The runtime stage is the layout the tests start the rendered manifests'
+# commands in (test/k8s/image.ts reads its WORKDIR, COPY lines, ENV, USER and
+# ENTRYPOINT and lays the same files out from the checkout).
 ARG NODE_IMAGE=node:22.21.1-bookworm-slim
 
 # Compile to dist/ (TypeScript, and the dashboard's browser script).
@@ -39,6 +39,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./package.json
 COPY bin/agentmesh.js ./bin/agentmesh.js
+COPY bundles ./bundles
 COPY policies ./policies
 COPY bundles ./bundles
 COPY services/planner/playbooks ./services/planner/playbooks

@@ -380,6 +380,15 @@ async function openOrShareStore(
     preparedStatements: settings.dbPreparedStatements.read(),
     logger: log.child({ component: "store" }),
     ...option,
+  }).catch((err: unknown) => {
+    // A role without DDL rights meets pending migrations: the migrations Job has not run yet.
+    if (/permission denied/i.test(String((err as Error)?.message))) {
+      throw new MeshError(
+        Code.FailedPrecondition,
+        `the database has pending migrations this role may not apply: run \`agentmesh db migrate --grant <this role>\` as the owner first (${(err as Error).message})`,
+      );
+    }
+    throw err;
   });
   cleanups.push(() => store.close());
   // The process that owns a store signs checkpoints of its audit chain, outside the database.

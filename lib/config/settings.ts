@@ -641,6 +641,15 @@ export const settings = {
     m("Agents", ["agent"], "hosts the `http` agent may call"),
     "none",
   ),
+  httpAllowCidrs: list(
+    "AGENTMESH_HTTP_ALLOW_CIDRS",
+    m(
+      "Agents",
+      ["agent"],
+      "address ranges the `http` agent may reach despite its address policy (loopback, private, link-local and metadata addresses are refused otherwise), e.g. `10.1.0.0/16`",
+    ),
+    "none",
+  ),
   shellAllow: list(
     "AGENTMESH_SHELL_ALLOW",
     m("Agents", ["agent"], "commands the `shell` agent may run"),

@@ -28,6 +28,8 @@ const unreachableMessages = [
   /Connection terminated/i,
   /Timeout acquiring a connection/i,
   /timeout exceeded when trying to connect/i,
+  // pg's own connect timeout (connectionTimeoutMillis): no connection came up in time.
+  /^timeout expired$/i,
   /Client has encountered a connection error/i,
   /Connection ended unexpectedly/i,
   /Client was closed and is not queryable/i,

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { utilAgent } from "../agents/util.js";
 import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
 import { createInProcessBus } from "../lib/bus/in-process-bus.js";
-import { sleep } from "../lib/bus/job-bus.contract.js";
 import { createPolicyAuthorizer } from "../lib/policy/authorizer.js";
 import { createChannel, createServer, type MeshServer } from "../lib/rpc/index.js";
 import { needPostgres } from "../lib/testing/infra.js";
+import { sleep, waitFor } from "../lib/testing/wait-for.js";
 import { heartbeatIntervalMs } from "../sdk/agent/lease-lifecycle.js";
 import { type AgentStatus, grpcRegistryLink, type RunningAgent, runAgent } from "../sdk/index.js";
 import { createRegistryService, type RegistryServiceHandle } from "../services/registry/index.js";
@@ -23,14 +23,6 @@ import { type Harness, openHarness } from "./control-plane-harness.js";
 const pg = await needPostgres();
 const defaultLeaseMs = 15_000; // the registry's default lease, which this test does not change
 const interval = heartbeatIntervalMs(defaultLeaseMs);
-
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe.skipIf(!pg)("agent lease lifecycle against the real registry", () => {
   let h: Harness;
@@ -92,9 +84,10 @@ describe.skipIf(!pg)("agent lease lifecycle against the real registry", () => {
     await h.store.agents.setState(id, "EXPIRED");
     const t0 = Date.now();
     await waitFor(
+      "LIVE again",
       async () => agent.ready && (await stateInStore()) === "LIVE",
       interval + 5_000,
-      "LIVE again",
+      50,
     );
     const tookMs = Date.now() - t0;
     console.log(`lease: live again ${tookMs} ms after the registry expired it`);
@@ -110,16 +103,16 @@ describe.skipIf(!pg)("agent lease lifecycle against the real registry", () => {
     server = undefined;
     const downAt = Date.now();
     // Not ready once the lease it holds has run out; the registry's sweeper expires it.
-    await waitFor(() => !agent.ready, defaultLeaseMs + 2_000, "agent not ready");
+    await waitFor("agent not ready", () => !agent.ready, defaultLeaseMs + 2_000, 50);
     expect(Date.now() - downAt).toBeGreaterThanOrEqual(defaultLeaseMs - interval);
-    await waitFor(async () => (await stateInStore()) === "EXPIRED", 10_000, "swept");
+    await waitFor("swept", async () => (await stateInStore()) === "EXPIRED", 10_000, 50);
     expect(agent.status()).toMatchObject({ phase: "live", ready: false });
     expect(agent.status().failures).toBeGreaterThan(0);
     await sleep(Math.max(0, 2 * defaultLeaseMs - (Date.now() - downAt)));
 
     await serveRegistry();
     const upAt = Date.now();
-    await waitFor(async () => agent.ready && (await stateInStore()) === "LIVE", 20_000, "back");
+    await waitFor("back", async () => agent.ready && (await stateInStore()) === "LIVE", 20_000, 50);
     const recoveryMs = Date.now() - upAt;
     console.log(
       `lease: registry down ${upAt - downAt} ms; agent live again ${recoveryMs} ms after it returned (heartbeat interval ${interval} ms)`,

@@ -7,23 +7,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sleep } from "../lib/bus/job-bus.contract.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
+import { sleep, waitFor } from "../lib/testing/wait-for.js";
 import { heartbeatIntervalMs } from "../sdk/agent/lease-lifecycle.js";
 
 const pg = await needPostgres();
 const nats = await needNats();
 const leaseMs = 15_000; // the registry's default
 const interval = heartbeatIntervalMs(leaseMs);
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe.skipIf(!pg || !nats)("an agent process paused longer than its lease", () => {
   let mesh: TestMesh;
@@ -53,7 +45,7 @@ describe.skipIf(!pg || !nats)("an agent process paused longer than its lease", (
     child.stdout!.on("data", (c: Buffer) => {
       out += c.toString();
     });
-    await until(() => /ready:/.test(out) || child!.exitCode !== null, 30_000, "agent ready");
+    await waitFor("agent ready", () => /ready:/.test(out) || child!.exitCode !== null);
     const m = /agent (\S+) ready:.*health (http:\/\/\S+?)\)/.exec(out);
     expect(m, out).not.toBeNull();
     const [, agentId, health] = m!;
@@ -67,14 +59,14 @@ describe.skipIf(!pg || !nats)("an agent process paused longer than its lease", (
 
     child.kill("SIGSTOP");
     const stoppedAt = Date.now();
-    await until(async () => (await state()) === "EXPIRED", leaseMs + 10_000, "expired");
+    await waitFor("expired", async () => (await state()) === "EXPIRED", leaseMs + 10_000);
     await sleep(Math.max(0, leaseMs + 5_000 - (Date.now() - stoppedAt)));
     child.kill("SIGCONT");
     const resumedAt = Date.now();
-    await until(
+    await waitFor(
+      "live again",
       async () => (await state()) === "LIVE" && (await readyz()) === 200,
       interval + 10_000,
-      "live again",
     );
     const tookMs = Date.now() - resumedAt;
     console.log(

@@ -6,6 +6,14 @@
  * import { connectBus } from "../lib/bus/index.js";
  * const bus = await connectBus({ natsUrl: process.env.NATS_URL, explicit: !!process.env.NATS_URL });
  */
+export {
+  type Admission,
+  admitJob,
+  agentLostCode,
+  attemptFenceGraceMs,
+  type JobClock,
+  type Refusal,
+} from "./attempt-fence.js";
 export { registerBusMetrics } from "./bus-metrics.js";
 export {
   type BusNames,
@@ -31,8 +39,10 @@ export {
   type GoalEventFeed,
   type JobBus,
   type ListDeadLettersOptions,
+  type PreviousDelivery,
   type PublishAck,
   type PublishOptions,
+  payloadTooLarge,
   type QueueStats,
   type ResolvedBusOptions,
   resolveBusOptions,

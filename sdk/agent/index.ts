@@ -1,5 +1,7 @@
 /**
  * The agent SDK: declare an agent with `defineAgent`, run it with `runAgent`.
+ * What a handler can rely on (deadlines, at most once per attempt, which id to
+ * key side effects on) is the handler contract in `sdk/README.md`.
  *
  * @example
  * import { connectBus } from "agentmesh/lib/bus";

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: the main suite (files in parallel), then the chaos suite (one
 // scenario at a time, since each kills and restarts processes on purpose),
-// then one closing line with the totals. Arguments go to both runs
+// then the hostile-input suite (one file at a time, since each times the
+// host's /healthz), then one closing line with the totals. Arguments go to both runs
 // (e.g. `npm test -- --bail=1`); to run a few files use `npx vitest run <files>`.
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
@@ -12,6 +13,7 @@ const args = process.argv.slice(2);
 const runs = [
   ["vitest", "run", ...args],
   ["vitest", "run", "-c", "test/chaos/vitest.config.ts", ...args],
+  ["vitest", "run", "-c", "test/hostile-input/vitest.config.ts", ...args],
 ];
 let failed = false;
 for (const run of runs) {

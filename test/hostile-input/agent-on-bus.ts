@@ -48,6 +48,8 @@ export async function runOnBus(options: {
   /** Jobs in flight at once (no more than the agent runs, so none waits past the ack wait). */
   batch: number;
   timeoutMs: number;
+  /** A harmless input run first, so the host's first-job work (compiling, loading) is not measured. */
+  warmUp: JsonObject;
 }): Promise<{ outcomes: CaseOutcome[]; health: ProbeReport }> {
   const ackWaitMs = 2_000;
   const prefix = runId("thostile");
@@ -80,10 +82,15 @@ export async function runOnBus(options: {
     handleSignals: false,
     log: createLogger({ name: "hostile", level: "silent" }),
   });
+  const finals = (attemptId: string) =>
+    results.filter((r) => r.attemptId === attemptId && r.status !== StepResultStatus.STARTED);
+  const warm = stepJob(options.capability, { input: options.warmUp });
+  await bus.publishJob(warm);
+  await waitFor(() => finals(warm.attemptId).length > 0, 30_000, "the warm-up job");
   // Measured from here on: the cases, not the agent's start-up.
   const probe = await startHealthProbe();
   try {
-    const finals = (attemptId: string) =>
+    (attemptId: string) =>
       results.filter((r) => r.attemptId === attemptId && r.status !== StepResultStatus.STARTED);
     const jobs = options.cases.map((c) => ({
       c,

@@ -101,6 +101,7 @@ describe.skipIf(!nats)("hostile http.fetch through the agent runtime on JetStrea
       cases,
       batch: 4,
       timeoutMs: 15_000,
+      warmUp: { url: `http://127.0.0.2:${op}/` },
     });
     for (const row of outcomes) {
       expect(row, row.name).toMatchObject({
@@ -136,6 +137,7 @@ describe.skipIf(!nats)("hostile http.fetch through the agent runtime on JetStrea
       ],
       batch: 2,
       timeoutMs: 15_000,
+      warmUp: { url: `http://127.0.0.2:${op}/` },
     });
     const [huge, binary, missing, slow, bad, file] = outcomes;
     for (const big of [huge!, binary!]) {

@@ -114,6 +114,7 @@ describe.skipIf(!nats)("hostile JSONata through the agent runtime on JetStream",
       cases,
       batch: agent.skills["data.transform"]!.maxConcurrency!,
       timeoutMs,
+      warmUp: { expression: "$sum(x)", data: { x: [1] } },
     });
     for (const [i, row] of outcomes.entries()) {
       const c = cases[i]!;
@@ -143,6 +144,7 @@ describe.skipIf(!nats)("hostile JSONata through the agent runtime on JetStream",
       ],
       batch: 1,
       timeoutMs: 30_000,
+      warmUp: { expression: "$sum(x)", data: { x: [1] } },
     });
     expect(outcomes[1]).toMatchObject({ status: "SUCCEEDED", output: '{"result":3}' });
   });

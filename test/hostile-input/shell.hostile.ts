@@ -74,6 +74,7 @@ describe.skipIf(!nats)("hostile shell.exec through the agent runtime on JetStrea
       cases: refused,
       batch: 4,
       timeoutMs: 10_000,
+      warmUp: { command: "echo", args: ["warm"] },
     });
     for (const row of outcomes) {
       expect(row, row.name).toMatchObject({
@@ -101,6 +102,7 @@ describe.skipIf(!nats)("hostile shell.exec through the agent runtime on JetStrea
       ],
       batch: 3,
       timeoutMs: 10_000,
+      warmUp: { command: "echo", args: ["warm"] },
     });
     expect(outcomes[0]).toMatchObject({ status: "SUCCEEDED" });
     expect(JSON.parse(outcomes[0]!.output!)).toMatchObject({
@@ -141,6 +143,7 @@ describe.skipIf(!nats)("hostile shell.exec through the agent runtime on JetStrea
       ],
       batch: 1,
       timeoutMs: 20_000,
+      warmUp: { command: "echo", args: ["warm"] },
     });
     const [read, env, escaped, bomb] = outcomes.map((o) => ({
       ...o,

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { pino } from "pino";
 import { loadComponent } from "../../cli/commands/serve.js";
 import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
@@ -101,7 +102,8 @@ export async function startTestMesh(options: TestMeshOptions): Promise<TestMesh>
   };
   const config = loadConfig(env);
   await ensureIdentities({ certDir: config.certDir, names: testIdentities });
-  const log = createLogger({ name: "e2e" });
+  // stderr: benchmarks print their JSON on stdout, and a log line there would corrupt it.
+  const log = createLogger({ name: "e2e", destination: pino.destination(2) });
   const runtime = await openMeshRuntime({
     config,
     logger: log,

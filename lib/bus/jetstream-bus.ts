@@ -766,7 +766,10 @@ class JetStreamDelivery<T> implements Delivery<T> {
     if (this.#settled) return;
     this.#settled = true;
     const nak = () => this.#msg.nak(delayMs && delayMs > 0 ? delayMs : undefined);
-    if (!this.#job) return nak();
+    if (!this.#job) {
+      nak();
+      return;
+    }
     // The record is stored before the nak, so the redelivery finds it.
     const m = this.#msg;
     void this.#bus.recordHandBack(m.subject, m.seq, this.deliveryCount).finally(nak);

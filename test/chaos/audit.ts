@@ -34,7 +34,7 @@ export interface Audit {
   doubleEffects: string[];
   missingEffects: string[];
   lateRuns: string[];
-  /** Steps dispatched more than once (the fault hit them). */
+  /** Steps dispatched more than once (the fault hit them), flaky-demo's aside. */
   retriedSteps: number;
   /** Effects of attempts cut short by a kill (forgiven, see above). */
   killedEffects: number;
@@ -127,8 +127,11 @@ export async function auditGoals(
   const succeeded = new Set(
     attempts.filter((a) => a.outcome === "SUCCEEDED").map((a) => a.attempt_id),
   );
+  // flaky-demo's step fails its first try on purpose.
   const retriedSteps = new Set(
-    attempts.filter((a) => a.attempt > 1).map((a) => stepKey(a.goal_id, a.step_id)),
+    attempts
+      .filter((a) => a.attempt > 1 && a.step_id !== "flaky")
+      .map((a) => stepKey(a.goal_id, a.step_id)),
   );
 
   // The ledger: effect files `<goal>.<step>.<attempt>` holding the pid, by replica slot

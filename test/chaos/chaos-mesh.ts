@@ -9,9 +9,9 @@
  * runs with the shipped defaults unless a scenario passes `env` for the
  * setting it is about.
  *
- * Goals enter only through the gateway (`client(i)`), with an API key of
- * tenant `acme` (tenant.admin). Two gateways: gateway i forwards to executor i,
- * as two replicas behind a load balancer would (the client fails over).
+ * Goals enter only through the gateway (`client(0)`), with an API key of
+ * tenant `acme` (tenant.admin); the gateway and every component reach the
+ * executors as one list of addresses (round robin, a dead replica left out).
  *
  * @example
  * const mesh = await startChaosMesh({ databaseUrl: pg.url, natsUrl: nats.url });
@@ -60,7 +60,7 @@ export const chaosIdentities = [
 export interface ChaosMeshOptions {
   databaseUrl: string;
   natsUrl: string;
-  /** Executor replicas (and gateways, one in front of each). Default 2. */
+  /** Executor replicas. Default 2. */
   executors?: number;
   /** Agent processes by kind. Default two util (the slow step's), one text, one data. */
   agents?: Partial<Record<AgentKind, number>>;
@@ -130,10 +130,12 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
   const executors = options.executors ?? 2;
   const ports: Record<string, number> = {};
   for (const n of ["registry", "planner", "learning"]) ports[n] = await freePort();
-  for (let i = 0; i < executors; i++) {
-    ports[`executor#${i}`] = await freePort();
-    ports[`gateway#${i}`] = await freePort();
-  }
+  for (let i = 0; i < executors; i++) ports[`executor#${i}`] = await freePort();
+  ports["gateway#0"] = await freePort();
+  const executorList = Array.from(
+    { length: executors },
+    (_, i) => `127.0.0.1:${ports[`executor#${i}`]}`,
+  );
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? home,
@@ -148,7 +150,7 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
     AGENTMESH_REGISTRY_ADDR: `127.0.0.1:${ports.registry}`,
     AGENTMESH_PLANNER_ADDR: `127.0.0.1:${ports.planner}`,
     AGENTMESH_LEARNING_ADDR: `127.0.0.1:${ports.learning}`,
-    AGENTMESH_EXECUTOR_ADDR: `127.0.0.1:${ports["executor#0"]}`,
+    AGENTMESH_EXECUTOR_ADDR: executorList.join(","),
     CHAOS_LEDGER: ledger,
     LOG_LEVEL: "warn",
     ...options.env,
@@ -210,7 +212,7 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
     tenantId,
     ledger,
     env,
-    gateways: executors,
+    gateways: 1,
     killedPids,
     client(i) {
       let c = clients.get(i);
@@ -238,14 +240,10 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
       return lazy.client;
     },
     async start(key) {
-      const [name, index = "0"] = key.split("#");
+      const [name] = key.split("#");
       const port = String(ports[key.includes("#") ? key : name!]);
       const p = await spawnProc(key, ["bin/agentmesh.js", "serve", name!], /"event":"ready"/, {
         [`AGENTMESH_${name!.toUpperCase()}_PORT`]: port,
-        // Gateway i in front of executor i.
-        ...(name === "gateway"
-          ? { AGENTMESH_EXECUTOR_ADDR: mesh.executorAddress(Number(index)) }
-          : {}),
       });
       p.instance = /"instanceId":"([^"]+)"/.exec(p.out)?.[1];
     },
@@ -347,7 +345,7 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
     ]);
     const agents = { util: 2, text: 1, data: 1, ...options.agents };
     await Promise.all([
-      ...Array.from({ length: executors }, (_, i) => mesh.start(`gateway#${i}`)),
+      mesh.start("gateway#0"),
       ...Object.entries(agents).flatMap(([kind, n]) =>
         Array.from({ length: n }, () => mesh.startAgent(kind as AgentKind)),
       ),

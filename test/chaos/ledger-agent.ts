@@ -4,11 +4,13 @@
  * the chaos suite's audit. Each handler run appends `start` to
  * `<CHAOS_LEDGER>.log`; a run that completes (and was not aborted) performs
  * its one visible effect — it creates `<CHAOS_LEDGER>/<goal>.<step>.<attempt>`
- * exclusively, holding the agent's pid — as the last thing before it returns.
- * A redelivered attempt finds its own effect done and skips it (idempotent by
- * attempt id, as the handler contract asks). Effects of two attempts of one
- * step are the step's effect twice: the audit (`audit.ts`) forgives that only
- * for an attempt whose process the scenario killed before it could report.
+ * exclusively, holding the agent's pid — as the last thing before it returns,
+ * unless it was aborted or its deadline passed (the handler contract, ADR-010).
+ * An attempt delivered again (after a clean hand-back) finds its own effect
+ * done and skips it. Effects of two attempts of one
+ * step are the step's effect twice (what `ctx.idempotencyKey` exists to
+ * absorb): the audit (`audit.ts`) forgives that only for an attempt whose
+ * process the scenario killed before it could report.
  *
  * Log lines: `<event> <goal> <step> <attempt> <delivery> <pid> <epoch ms>`
  * with event `start`, `effect` or `skip`.
@@ -59,8 +61,10 @@ function withLedger(skill: SkillDefinition<never, unknown>): SkillDefinition<nev
     handler: async (input: never, ctx: SkillContext) => {
       note("start", ctx);
       const output = await skill.handler(input, ctx);
-      // An aborted run (timeout, cancel, shutdown) must not commit its effect.
+      // As the handler contract asks (ADR-010): no effect once aborted or past the deadline
+      // (a process stopped past its deadline resumes before the abort timer fires).
       ctx.signal.throwIfAborted();
+      if (Date.now() >= ctx.deadline.getTime()) throw new Error("past the attempt's deadline");
       note(effect(ctx) ? "effect" : "skip", ctx);
       return output;
     },

@@ -1,14 +1,16 @@
 /**
  * Faults in the mesh's own processes, under a mixed workload through the
  * gateway, with the shipped defaults: an agent killed with SIGKILL while it
- * runs a slow step.
+ * runs a slow step; an agent stopped (SIGSTOP) for longer than its job
+ * consumer's ack wait, then continued.
  * Each ends with the audit (`audit.ts`) and prints its recovery time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { needPostgres } from "../../lib/testing/infra.js";
 import { type PrivateNatsServer, startNatsServer } from "../../lib/testing/nats-server.js";
+import { sleep } from "../../lib/testing/wait-for.js";
 import { type ChaosMesh, startChaosMesh } from "./chaos-mesh.js";
-import { expectScenario, runScenario, slowStepRunningOn } from "./scenario.js";
+import { ackWaitMs, expectScenario, runScenario, slowStepRunningOn } from "./scenario.js";
 import { putSlowChain } from "./workload.js";
 
 const pg = await needPostgres();
@@ -43,5 +45,23 @@ describe.skipIf(!pg)("chaos: mesh processes fail under load (shipped defaults)",
     // Agents are not on the submit path.
     expectScenario(r, { submitCodes: [], recoveryBoundMs });
     expect(r.audit.retriedSteps).toBeGreaterThan(0); // the kill hit a running step
+  });
+
+  it("agent SIGSTOP longer than the ack wait, then SIGCONT: no step runs twice, the agent is live again", async () => {
+    const wait = await ackWaitMs(mesh, "util.sleep");
+    const r = await runScenario(mesh, {
+      name: "agent-sigstop",
+      async fault() {
+        const [victim] = mesh.agentKeys("util");
+        await slowStepRunningOn(mesh, victim!);
+        mesh.signal(victim!, "SIGSTOP");
+        await sleep(wait + 5_000);
+        mesh.signal(victim!, "SIGCONT");
+        return Date.now();
+      },
+    });
+    console.log(`agent-sigstop: stopped for ${wait + 5_000} ms (ack wait ${wait} ms)`);
+    expectScenario(r, { submitCodes: [], recoveryBoundMs });
+    expect(r.audit.retriedSteps).toBeGreaterThan(0); // the stop held a running step
   });
 });

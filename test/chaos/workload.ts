@@ -1,7 +1,7 @@
 /**
  * The chaos suite's workload: a steady stream of goals of mixed kinds, each
  * submitted through the gateway with an idempotency key and retried with the
- * same key (on the next gateway) until the mesh acknowledges it, as a careful
+ * same key until the mesh acknowledges it, as a careful
  * client does. Every kind here must succeed: a goal that ends otherwise is a
  * goal the fault made fail.
  *

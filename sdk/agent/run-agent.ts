@@ -213,6 +213,12 @@ export async function runAgent(
         );
         return finish(delivery, failed(delivery.data, Date.now(), f), settle);
       }
+      if (settle === "term") {
+        // A refused job must never run: the executor times its attempt out instead.
+        log.error({ err, attemptId: result.attemptId }, "could not report a refused job");
+        delivery.term();
+        return;
+      }
       // No result, no ack: handed back, the job runs again (within its attempt's deadline).
       log.error(
         { err, attemptId: result.attemptId },

@@ -5,7 +5,7 @@
  * identity is not authorized, and each identity can do only what its grants
  * say — seen from the client, as an attacker holding an agent's key would.
  */
-import { readFile } from "node:fs/promises";
+import { cp, readFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -281,6 +281,37 @@ describe("NATS over mutual TLS with per-identity permissions", () => {
       ).rejects.toThrow(/Permissions Violation/);
     } finally {
       await nc.close();
+    }
+  });
+
+  it("presents a rotated certificate from the next connection on", async () => {
+    // A folder that starts as agent-text's and is then rotated to another identity's files.
+    const dir = join(certDir, "rotating");
+    await cp(certPaths(certDir, "agent-text").dir, dir, { recursive: true });
+    const rotating = await watchCertificates({ dir, pollIntervalMs: 0 });
+    const bus = await connectBus({
+      natsUrl: nats.url,
+      explicit: true,
+      prefix,
+      identity: { name: "agent-text", certs: rotating },
+    });
+    try {
+      await cp(certPaths(certDir, "agent-rogue").dir, dir, { recursive: true });
+      expect(await rotating.reload()).toBe(true);
+      // The live connection keeps its session; a reconnect dials with the new files.
+      await nats.kill();
+      await nats.start();
+      // agent-text's files would be let in; the rotated ones (agent-rogue) are not.
+      const sinceRestart = () => nats.log().split("Starting nats-server").at(-1) ?? "";
+      await expect.poll(sinceRestart, { timeout: 15_000 }).toMatch(/authentication error/);
+      expect(() => bus.checkAvailable()).toThrow(/disconnected/);
+      // Rotated back, the same client gets in again by itself.
+      await cp(certPaths(certDir, "agent-text").dir, dir, { recursive: true });
+      expect(await rotating.reload()).toBe(true);
+      await expect.poll(() => (bus.checkAvailable(), true), { timeout: 15_000 }).toBe(true);
+    } finally {
+      await bus.close({ graceMs: 0 }).catch(() => undefined);
+      rotating.close();
     }
   });
 

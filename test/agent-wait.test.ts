@@ -96,6 +96,57 @@ describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing",
     expect(events.map((e) => Number(e.sequence))).toEqual(events.map((_, i) => i + 1));
   });
 
+  it("a job no agent took waits for an agent instead of spending its attempts", async () => {
+    const planner = await mesh.clientAs(PlannerService, "planner", "cli");
+    await planner.putPlaybook({
+      tenantId: mesh.tenantId,
+      playbook: {
+        goalKind: "relay",
+        description: "A sleep, then a step whose agent is gone by the time it is dispatched.",
+        strategies: [
+          {
+            name: "only",
+            steps: [
+              { stepId: "first", capability: "util.sleep", input: { ms: 1_500 } },
+              {
+                stepId: "second",
+                capability: "test.relay",
+                dependsOn: ["first"],
+                timeout: { seconds: 2n },
+              },
+            ],
+          },
+        ],
+      },
+    });
+    const relay = defineAgent({
+      name: "test",
+      version: "1.0.0",
+      skills: { "test.relay": { description: "Relays", handler: async () => ({ ok: true }) } },
+    });
+    const first = await mesh.startAgent(relay, runId("relay-a"));
+    const { goal } = await mesh.executor.submitGoal({ tenantId: mesh.tenantId, kind: "relay" });
+    await first.stop("gone before its step");
+    const watching = watchToEnd(mesh.executor, mesh.tenantId, goal!.goalId, 60_000);
+    // Three attempts of 2 s would have failed the goal by now.
+    await new Promise((r) => setTimeout(r, 12_000));
+    const { goal: still } = await mesh.executor.getGoal({
+      tenantId: mesh.tenantId,
+      goalId: goal!.goalId,
+    });
+    expect(still!.status).toBe(GoalStatus.RUNNING);
+    await mesh.startAgent(relay, runId("relay-b"));
+    const events = await watching;
+    expect(eventsOf(events, "finished")[0]?.status).toBe(GoalStatus.SUCCEEDED);
+    const waiting = eventsOf(events, "waitingForAgents");
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]!.capabilities).toEqual(["test.relay"]);
+    // One attempt lost to the outage, the next one ran.
+    const failed = eventsOf(events, "stepFailed").filter((f) => f.stepId === "second");
+    expect(failed.map((f) => f.attempt)).toEqual([1]);
+    expect(eventsOf(events, "stepSucceeded").find((x) => x.stepId === "second")?.attempt).toBe(2);
+  });
+
   it("refuses an unknown kind or invalid input without storing a goal", async () => {
     const key = runId("refused");
     const unknown = { tenantId: mesh.tenantId, kind: "no-such-kind", idempotencyKey: key };

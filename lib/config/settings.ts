@@ -593,7 +593,7 @@ export const settings = {
     m(
       "Executor",
       ["executor"],
-      "how long a goal waits for agents offering a capability it needs before it fails",
+      "how long a goal waits for agents offering a capability it needs (at planning, or a job no agent took) before it fails",
     ),
     "`120000`",
   ),

@@ -170,6 +170,9 @@ export interface Applied {
 /** How long a finished goal's outcome waits for a lost NATS connection to come back. */
 const outcomePublishWaitMs = 5 * 60_000;
 
+/** How often a step whose job no agent took asks again whether one is live. */
+const agentRecheckMs = 2_000;
+
 /** Unfinished goals `#recent` remembers at most; finished ones are dropped at once. */
 const maxRecentGoals = 2_000;
 
@@ -521,15 +524,26 @@ export class GoalEngine implements GoalOperations {
     const now = this.#clock.now();
     const until = waitUntil(state, this.#agentWaitMs);
     if (now >= until) return this.#planFailed(current, e);
+    return this.#recordWait(current, missingCapabilitiesOf(e) ?? [], until, errorData(e), now);
+  }
+
+  /** Saves one `waitingForAgents` event (none when the last event already says so). */
+  async #recordWait(
+    current: LoadedGoal,
+    capabilities: string[],
+    until: number,
+    reason: ErrorData,
+    now: number,
+  ): Promise<LoadedGoal> {
+    const { state } = current;
     const tenant = this.#store.tenant(state.tenantId);
     const [last] = await tenant.events.list(state.goalId, {
       afterSequence: state.sequence - 1,
       limit: 1,
     });
-    const capabilities = missingCapabilitiesOf(e) ?? [];
     const t = waitingTransition(
       state,
-      { capabilities, until, reason: errorData(e), at: now },
+      { capabilities, until, reason, at: now },
       last && { type: last.type, capabilities: waitingCapabilities(last.data) },
     );
     if (t === undefined) return current;
@@ -655,11 +669,59 @@ export class GoalEngine implements GoalOperations {
 
   /** Feeds what is due for a goal, then re-checks claimed steps nothing changed. */
   async #fireDue(tenantId: string, goalId: string, claimed: string[]): Promise<void> {
-    const { state, loaded } = await this.apply(tenantId, goalId, dueInputs);
+    // A job no agent took by its deadline: fed as a timeout only once an agent
+    // offering its capability is live again (or the wait is over), so an agent
+    // outage costs a step one attempt, not all of them.
+    let untaken: UntakenJob[] = [];
+    const first = await this.apply(tenantId, goalId, (s, now) => {
+      const due = dueInputs(s, now);
+      untaken = untakenJobs(s, due);
+      return due.filter(
+        (i) => !(i.type === "attemptTimedOut" && untaken.some((u) => u.attemptId === i.attemptId)),
+      );
+    });
+    const { loaded } = first;
+    let { state, after } = first;
+    const now = this.#clock.now();
+    const waiting = new Set<string>();
+    if (untaken.length > 0 && !isTerminal(state.status)) {
+      const away = await this.#capabilitiesAway(untaken.map((u) => u.capability));
+      const timedOut = untaken.filter(
+        (u) => !away.has(u.capability) || now >= u.timeoutAtMs + this.#agentWaitMs,
+      );
+      if (timedOut.length > 0) {
+        ({ state, after } = await this.apply(
+          tenantId,
+          goalId,
+          (_s, at) =>
+            timedOut.map((u) => ({ type: "attemptTimedOut", attemptId: u.attemptId, at })),
+          after,
+        ));
+      }
+      const still = untaken.filter((u) => !timedOut.includes(u));
+      for (const u of still) waiting.add(u.stepId);
+      if (still.length > 0 && !isTerminal(state.status)) {
+        const capabilities = [...new Set(still.map((u) => u.capability))].sort();
+        after = await this.#recordWait(
+          after,
+          capabilities,
+          Math.min(
+            Math.min(...still.map((u) => u.timeoutAtMs)) + this.#agentWaitMs,
+            state.deadlineMs,
+          ),
+          {
+            code: "UNAVAILABLE",
+            message: `no live agent offers ${capabilities.join(", ")}; the step waits for one`,
+            retryable: true,
+          },
+          now,
+        );
+        state = after.state;
+      }
+    }
     if (isTerminal(state.status) || state.plan === undefined) return;
     const tenant = this.#store.tenant(tenantId);
     const recovery = recoverGoal(state);
-    const now = this.#clock.now();
     for (const stepId of claimed) {
       const step = state.steps[stepId];
       if (step === undefined || isStepTerminal(step.status)) continue;
@@ -681,7 +743,9 @@ export class GoalEngine implements GoalOperations {
         state.plan.planId,
         stepId,
         this.#owner,
-        stepDueAt(state, step, now, this.#due, false),
+        waiting.has(stepId)
+          ? new Date(now + agentRecheckMs)
+          : stepDueAt(state, step, now, this.#due, false),
       );
     }
   }
@@ -777,6 +841,25 @@ export class GoalEngine implements GoalOperations {
     }
   }
 
+  /** Of `capabilities`, those no live agent offers (the registry unreachable: none). */
+  async #capabilitiesAway(capabilities: string[]): Promise<Set<string>> {
+    const away = new Set<string>();
+    await Promise.all(
+      [...new Set(capabilities)].map(async (capability) => {
+        try {
+          const res = await this.#clients.registry.findAgents(
+            { capability, limit: 1 },
+            { timeoutMs: 2_000 },
+          );
+          if (res.agents.length === 0) away.add(capability);
+        } catch {
+          // Nothing known: the attempt times out as it would have.
+        }
+      }),
+    );
+    return away;
+  }
+
   /** Reliability scores for arbitrated steps a result may decide, from the registry. */
   async #reliabilityFor(
     state: GoalState,
@@ -821,6 +904,34 @@ function dueInputs(state: GoalState, now: number): GoalInput[] {
         if ((a.status === "dispatched" || a.status === "running") && a.timeoutAtMs <= now) {
           out.push({ type: "attemptTimedOut", attemptId: a.attemptId, at: now });
         }
+      }
+    }
+  }
+  return out;
+}
+
+/** A due attempt timeout of a job no agent started. */
+interface UntakenJob {
+  attemptId: string;
+  stepId: string;
+  capability: string;
+  timeoutAtMs: number;
+}
+
+/** The attempt timeouts among `due` whose job no agent started (a sub-goal step has no job). */
+function untakenJobs(state: GoalState, due: GoalInput[]): UntakenJob[] {
+  const out: UntakenJob[] = [];
+  for (const input of due) {
+    if (input.type !== "attemptTimedOut") continue;
+    for (const step of Object.values(state.steps)) {
+      const a = step.attempts.find((x) => x.attemptId === input.attemptId);
+      if (a?.status === "dispatched" && step.spec.capability !== "") {
+        out.push({
+          attemptId: a.attemptId,
+          stepId: step.spec.stepId,
+          capability: step.spec.capability,
+          timeoutAtMs: a.timeoutAtMs,
+        });
       }
     }
   }

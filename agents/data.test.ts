@@ -1,4 +1,9 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { waitFor } from "../lib/bus/job-bus.contract.js";
 import { isAgentError } from "../sdk/agent/agent-error.js";
 import { testSkillContext } from "../sdk/agent/test-context.js";
 import { createDataAgent, transform } from "./data.js";
@@ -92,4 +97,51 @@ describe("data agent", () => {
     );
     expect(isAgentError(e2) && e2.code === "RESOURCE_EXHAUSTED").toBe(true);
   });
+
+  it.skipIf(!existsSync("/usr/bin/setpriv"))(
+    "a sandbox process stuck in a regex dies with its parent",
+    { timeout: 30_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "sandbox-orphan-"));
+      const script = join(dir, "host.mjs");
+      writeFileSync(
+        script,
+        `const { JsonataSandbox } = await import(process.argv[2]);
+new JsonataSandbox({ size: 1 }).evaluate({ expression: "$match(s, /(a+)+$/)", data: { s: "${"a".repeat(60)}!" },
+  bindings: {}, timeLimitMs: 600000, maxDepth: 500, maxSequence: 1000, maxBytes: 1000 });`,
+      );
+      const host = spawn(
+        process.execPath,
+        ["--import", "tsx", script, resolve("agents/jsonata-sandbox.ts")],
+        {
+          stdio: "ignore",
+        },
+      );
+      const children = () => {
+        try {
+          return readFileSync(`/proc/${host.pid}/task/${host.pid}/children`, "utf8").trim();
+        } catch {
+          return "";
+        }
+      };
+      await waitFor(() => children() !== "", 20_000, "the sandbox process");
+      const sandbox = Number(children().split(" ")[0]);
+      host.kill("SIGKILL");
+      // Dead: gone, or a zombie for the container's init to reap.
+      const state = () => {
+        try {
+          const stat = readFileSync(`/proc/${sandbox}/stat`, "utf8");
+          return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+        } catch {
+          return "gone";
+        }
+      };
+      await waitFor(
+        () => state() === "gone" || state() === "Z",
+        5_000,
+        "the orphaned sandbox to die",
+      );
+      rmSync(dir, { recursive: true, force: true });
+    },
+  );
 });

@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { availableParallelism, setPriority } from "node:os";
+import { firstExecutable } from "../lib/process/executable.js";
 import { AgentError, nonRetryable } from "../sdk/agent/agent-error.js";
 import { jsonataChildSource } from "./jsonata-child.js";
 
@@ -74,6 +75,8 @@ interface ChildFailure {
 type ChildReply = { id: number; json: string } | { id: number; error: ChildFailure };
 
 let nextId = 1;
+
+const setpriv = firstExecutable("/usr/bin/setpriv", "/bin/setpriv");
 
 /**
  * Every sandbox process of this process. A child blocked in a regex never
@@ -214,18 +217,23 @@ export class JsonataSandbox {
   }
 
   private spawn(): Slot {
-    const child = spawn(
+    const node = [
       process.execPath,
-      [
-        `--max-old-space-size=${this.memoryMb}`,
-        "--max-semi-space-size=16",
-        "-e",
-        jsonataChildSource,
-        this.jsonataPath,
-      ],
+      `--max-old-space-size=${this.memoryMb}`,
+      "--max-semi-space-size=16",
+      "-e",
+      jsonataChildSource,
+      this.jsonataPath,
+    ];
+    // With util-linux setpriv, the kernel kills the child when this process dies, even while
+    // it spins in a regex and cannot notice.
+    const [command, ...args] = setpriv ? [setpriv, "--pdeathsig", "KILL", "--", ...node] : node;
+    const child = spawn(command!, args, {
       // A clean environment: no NODE_OPTIONS, no secrets.
-      { stdio: ["ignore", "ignore", "pipe", "ipc"], env: {}, serialization: "json" },
-    );
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      env: {},
+      serialization: "json",
+    });
     track(child);
     // Below the agent and the mesh in the CPU scheduler: a spinning evaluation must not starve them.
     if (child.pid) {

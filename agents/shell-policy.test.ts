@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { settings } from "../lib/config/settings.js";
 import { checkArgs, confinedPath, defaultAllowCommands } from "./shell-policy.js";
 
 describe("shell argument policy", () => {
@@ -61,5 +62,9 @@ describe("shell argument policy", () => {
     expect(defaultAllowCommands).not.toContain("xargs");
     expect(defaultAllowCommands).not.toContain("sh");
     expect(defaultAllowCommands).toContain("date");
+    // The configuration reference names the same default.
+    expect(settings.shellAllow.defaultText).toBe(
+      `the commands with an argument policy: ${defaultAllowCommands.join(", ")}`,
+    );
   });
 });

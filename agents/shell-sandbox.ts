@@ -18,10 +18,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants } from "node:fs";
 import { chmod, chown, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { constants as os, tmpdir } from "node:os";
 import { join } from "node:path";
+import { firstExecutable } from "../lib/process/executable.js";
 
 export interface SandboxLimits {
   cpuSeconds: number;
@@ -87,7 +87,7 @@ export function detectIsolation(): Promise<Isolation> {
       probe.on("error", () => resolve(false));
       probe.on("exit", (code) => resolve(code === 0));
     });
-    const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((f) => executable(f));
+    const prlimit = firstExecutable("/usr/bin/prlimit", "/bin/prlimit");
     return { ...(user ? { user } : {}), namespaces, ...(prlimit ? { prlimit } : {}) };
   })();
   return isolation;
@@ -95,15 +95,6 @@ export function detectIsolation(): Promise<Isolation> {
 
 function unshareArgs(network: boolean): string[] {
   return ["--user", "--pid", ...(network ? [] : ["--net"]), "--fork", "--kill-child", "--"];
-}
-
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function nobody(): Promise<{ uid: number; gid: number }> {

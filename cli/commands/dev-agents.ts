@@ -16,9 +16,9 @@
  * await data.stop();
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
 import { createInterface } from "node:readline";
 import { packagePath } from "../../lib/config/package-root.js";
+import { firstExecutable } from "../../lib/process/executable.js";
 
 export interface SupervisedAgent {
   name: string;
@@ -71,14 +71,7 @@ export function restartDelay(failures: number, firstMs = 500, maxMs = 30_000): n
 /** A run this long counts as healthy: the next death starts the backoff over. */
 const healthyRunMs = 60_000;
 
-const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((f) => {
-  try {
-    accessSync(f, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-});
+const setpriv = firstExecutable("/usr/bin/setpriv", "/bin/setpriv");
 
 export function superviseAgent(options: SuperviseOptions): SupervisedAgent {
   const { name } = options;

@@ -652,8 +652,12 @@ export const settings = {
   ),
   shellAllow: list(
     "AGENTMESH_SHELL_ALLOW",
-    m("Agents", ["agent"], "commands the `shell` agent may run"),
-    "none",
+    m(
+      "Agents",
+      ["agent"],
+      "commands the `shell` agent may run; a command without an argument policy (`agents/shell-policy.ts`) takes any arguments",
+    ),
+    "the commands with an argument policy: echo, uname, date, wc, sort, head, tail, cat, tr, cut, uniq, base64, sha256sum, seq",
   ),
 
   otlpEndpoint: text(

@@ -61,6 +61,8 @@ export function createDataAgent(options: DataAgentOptions = {}): AgentDefinition
     ...(options.memoryMb ? { memoryMb: options.memoryMb } : {}),
     ...(options.sandboxSize ? { size: options.sandboxSize } : {}),
   });
+  // The first job should not wait for a process to start (idle processes keep nothing alive).
+  sandbox.warm();
   return defineAgent({
     name: "data",
     version: "1.0.0",

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { layOut, runtimeStage } from "./k8s/image.js";
+import { buildDist, layOut, runtimeStage } from "./k8s/image.js";
 
 const root = join(import.meta.dirname, "..");
 const dockerfile = join(root, "Dockerfile");
@@ -74,8 +74,8 @@ describe("Dockerfile", () => {
       }
     });
 
-    it("runs the CLI from dist/ with no sources and no bundle cache, and leaves bench/ and test support out", () => {
-      execFileSync("npm", ["run", "-s", "build"], { cwd: root, stdio: "pipe" });
+    it("runs the CLI from dist/ with no sources and no bundle cache, and leaves bench/ and test support out", async () => {
+      await buildDist(root);
       const app = mkdtempSync(join(tmpdir(), "agentmesh-image-"));
       dirs.push(app);
       layOut(stage, root, app);

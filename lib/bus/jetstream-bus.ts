@@ -105,6 +105,14 @@ import type { NatsTlsConnectOptions } from "./nats-tls.js";
 import { PubAckInbox } from "./pub-ack-inbox.js";
 import { currentTraceparent } from "./trace-context.js";
 
+/**
+ * How long one pull request waits. nats.js also uses it as the pause before it
+ * looks for a consumer again when the look after a reconnect fails (JetStream
+ * still recovering after a server restart): at the default 30 s a consumer could
+ * stay idle for half a minute after NATS came back. Idle heartbeats are half of it.
+ */
+const pullExpiresMs = 5_000;
+
 export interface JetStreamBusOptions extends BusOptions {
   /** An open connection to use (the bus will not close it); else one is opened to `servers`. */
   connection?: NatsConnection;
@@ -486,7 +494,7 @@ class JetStreamBus implements JobBus {
       filter_subjects: subject,
       deliver_policy: DeliverPolicy.All,
     });
-    const messages = await consumer.consume();
+    const messages = await consumer.consume({ expires: pullExpiresMs });
     const feeds = this.#feeds;
     const feed: GoalEventFeed = {
       async stop() {
@@ -840,6 +848,7 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     // is parsed, so a batch's replies and acks are written together.
     this.#messages = await consumer.consume({
       max_messages: prefetch,
+      expires: pullExpiresMs,
       callback: (m) => this.#receive(m),
     });
     this.closed = this.#messages.closed().then((err) => {

@@ -13,9 +13,13 @@ import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
+import { busNames } from "../../lib/bus/bus-names.js";
+import { connectNats } from "../../lib/bus/jetstream-bus.js";
 import { waitFor } from "../../lib/bus/job-bus.contract.js";
+import { openStore } from "../../lib/store/store.js";
 import { freePort } from "../../lib/testing/free-port.js";
 import { eventsOf, kinds, watchToEnd } from "../../lib/testing/goals.js";
 import { needNats, needPostgres } from "../../lib/testing/infra.js";
@@ -106,6 +110,16 @@ describe.skipIf(!pg || !nats)("agentmesh dev survives hostile goals", () => {
       await once(dev, "exit");
     }
     rmSync(home, { recursive: true, force: true });
+    // The run's streams and schema.
+    const nc = await connectNats(nats!.url);
+    const jsm = await jetstreamManager(nc);
+    for (const stream of Object.values(busNames(`hostiledev${run}`).streams)) {
+      await jsm.streams.delete(stream).catch(() => false);
+    }
+    await nc.close();
+    const store = await openStore({ databaseUrl: pg!.url, migrate: false });
+    await store.orm.em.fork().execute(`drop schema if exists "hostile_dev_${run}" cascade`);
+    await store.close();
   });
 
   async function goal(expression: string, data: unknown = {}) {

@@ -814,8 +814,13 @@ class JetStreamSubscription<T extends Message> implements Subscription {
   /** The consumer's ack wait as the server has it (another process may have set it). */
   #ackWaitMs: number;
   readonly #pool: HandlerPool<T>;
-  /** Received while every handler slot was busy, oldest first. */
-  readonly #waiting: JsMsg[] = [];
+  /**
+   * Received while every handler slot was busy, oldest first, with when each was
+   * last kept alive: nats.js pulls ahead of the handlers, and a message left
+   * waiting past the ack wait would be redelivered and then run twice.
+   */
+  readonly #waiting: { m: JsMsg; aliveAt: number }[] = [];
+  #keepWaitingAlive: NodeJS.Timeout | undefined;
   #messages!: ConsumerMessages;
   closed!: Promise<void>;
   #stopping = false;
@@ -854,6 +859,18 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     this.closed = this.#messages.closed().then((err) => {
       if (err && !this.#stopping) this.#bus.log.error({ err }, "consumer stopped");
     });
+    this.#keepWaitingAlive = setInterval(
+      () => {
+        const due = Date.now() - this.#ackWaitMs / 3;
+        for (const w of this.#waiting) {
+          if (w.aliveAt > due) continue;
+          w.aliveAt = Date.now();
+          w.m.working();
+        }
+      },
+      Math.max(50, Math.min(1_000, this.#ackWaitMs / 6)),
+    );
+    this.#keepWaitingAlive.unref();
   }
 
   get inFlight(): number {
@@ -874,13 +891,13 @@ class JetStreamSubscription<T extends Message> implements Subscription {
   #receive(m: JsMsg): void {
     if (this.#stopping) this.#handBack(m);
     else if (this.#pool.free > 0 && this.#waiting.length === 0) this.#run(m);
-    else this.#waiting.push(m);
+    else this.#waiting.push({ m, aliveAt: Date.now() });
   }
 
   /** A handler slot came free. */
   #next(): void {
-    const m = this.#waiting.shift();
-    if (m) this.#run(m);
+    const w = this.#waiting.shift();
+    if (w) this.#run(w.m);
   }
 
   #run(m: JsMsg): void {
@@ -907,7 +924,8 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     this.#stopped ??= (async () => {
       this.#stopping = true;
       this.#messages.stop();
-      for (const m of this.#waiting.splice(0)) this.#handBack(m);
+      clearInterval(this.#keepWaitingAlive);
+      for (const w of this.#waiting.splice(0)) this.#handBack(w.m);
       const result = await this.#pool.drain(options.graceMs ?? 30_000);
       await this.closed;
       return result;

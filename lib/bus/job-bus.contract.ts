@@ -280,6 +280,28 @@ export function describeJobBusContract(
       await sub.stop();
     });
 
+    it("never redelivers a job that waited behind busy handlers past the ack wait", async () => {
+      const c = cap();
+      const deliveries: { attemptId: string; count: number }[] = [];
+      // One handler slot, four jobs pulled at once, each taking half an ack wait:
+      // the last one waits twice the ack wait before it starts.
+      const sub = await bus().consumeJobs(c, {
+        concurrency: 1,
+        prefetch: 4,
+        handler: async (d) => {
+          deliveries.push({ attemptId: d.data.attemptId, count: d.deliveryCount });
+          await sleep(contractBusOptions.ackWaitMs / 2);
+        },
+      });
+      const jobs = Array.from({ length: 4 }, () => stepJob(c));
+      await Promise.all(jobs.map((j) => bus().publishJob(j)));
+      await waitFor(() => deliveries.length >= 4, 10_000);
+      await sleep(contractBusOptions.ackWaitMs + 300);
+      expect(deliveries.map((d) => d.count)).toEqual([1, 1, 1, 1]);
+      expect(new Set(deliveries.map((d) => d.attemptId)).size).toBe(4);
+      await sub.stop();
+    });
+
     it("honours the concurrency limit and shares a capability's queue between subscribers", async () => {
       const c = cap();
       let running = 0;

@@ -2,14 +2,15 @@
  * Faults in what the mesh stands on, under a mixed workload through the
  * gateway, with the shipped defaults, on servers of the suite's own (never
  * the shared ones): NATS killed with SIGKILL and restarted on its JetStream
- * store. Meanwhile a submission fails retryably (UNAVAILABLE) and is retried
- * with its idempotency key; afterwards latency is back to its baseline and
- * the audit holds.
+ * store; the registry down for twice the agent lease. Meanwhile a submission fails retryably
+ * (UNAVAILABLE) and is retried with its idempotency key; afterwards every
+ * agent is live again, latency is back to its baseline, and the audit holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PrivateNatsServer, startNatsServer } from "../../lib/testing/nats-server.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../../lib/testing/private-postgres.js";
 import { sleep } from "../../lib/testing/wait-for.js";
+import { leaseBounds } from "../../services/registry/domain/lease.js";
 import { type ChaosMesh, startChaosMesh } from "./chaos-mesh.js";
 import { expectScenario, runScenario } from "./scenario.js";
 import { putSlowChain } from "./workload.js";
@@ -17,6 +18,8 @@ import { putSlowChain } from "./workload.js";
 /** Generous for a loaded 2-core machine; the figure itself is printed. */
 const recoveryBoundMs = 20_000;
 const retryable = ["UNAVAILABLE", "DEADLINE_EXCEEDED"];
+/** Twice the registry's default agent lease. */
+const longOutageMs = 2 * leaseBounds.defaultMs;
 
 describe("chaos: what the mesh stands on fails under load (shipped defaults)", () => {
   let nats: PrivateNatsServer;
@@ -46,5 +49,18 @@ describe("chaos: what the mesh stands on fails under load (shipped defaults)", (
     });
     expectScenario(r, { submitCodes: retryable, recoveryBoundMs });
     expect(r.medianAfterMs).toBeLessThan(2 * r.medianBeforeMs! + 1_000);
+  });
+
+  it(`registry down for twice the agent lease (${longOutageMs} ms): agents register again`, async () => {
+    const r = await runScenario(mesh, {
+      name: "registry-down",
+      async fault() {
+        await mesh.kill("registry");
+        await sleep(longOutageMs);
+        await mesh.start("registry");
+        return Date.now();
+      },
+    });
+    expectScenario(r, { submitCodes: retryable, recoveryBoundMs });
   });
 });

@@ -113,6 +113,13 @@ import { currentTraceparent } from "./trace-context.js";
  */
 const pullExpiresMs = 5_000;
 
+/**
+ * The results consumer's ack wait. A live executor keeps what it holds alive, so
+ * this only bounds how long results pulled by an executor that died stay hidden
+ * from the others: well inside a step's timeout, or its step would be run again.
+ */
+const resultsAckWaitMs = 5_000;
+
 export interface JetStreamBusOptions extends BusOptions {
   /** An open connection to use (the bus will not close it); else one is opened to `servers`. */
   connection?: NatsConnection;
@@ -346,7 +353,12 @@ class JetStreamBus implements JobBus {
   }
 
   /** Creates the durable consumer, or updates the editable fields of an existing one. */
-  #ensureConsumer(stream: string, durable: string, filterSubject: string): Promise<void> {
+  #ensureConsumer(
+    stream: string,
+    durable: string,
+    filterSubject: string,
+    ackWaitMs = this.options.ackWaitMs,
+  ): Promise<void> {
     const key = `${stream}/${durable}`;
     let p = this.#consumers.get(key);
     if (!p) {
@@ -356,7 +368,7 @@ class JetStreamBus implements JobBus {
         filter_subject: filterSubject,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        ack_wait: nanos(o.ackWaitMs),
+        ack_wait: nanos(ackWaitMs),
         max_deliver: o.maxDeliver,
         max_ack_pending: o.maxAckPending,
       };
@@ -477,7 +489,12 @@ class JetStreamBus implements JobBus {
   async consumeResults(options: ConsumeOptions<StepResult>): Promise<Subscription> {
     this.#open();
     const s = this.names.streams.results;
-    await this.#ensureConsumer(s, "results", this.names.resultsWildcard);
+    await this.#ensureConsumer(
+      s,
+      "results",
+      this.names.resultsWildcard,
+      Math.min(this.options.ackWaitMs, resultsAckWaitMs),
+    );
     return this.#consume(s, "results", StepResultSchema, options);
   }
 
@@ -820,7 +837,7 @@ class JetStreamSubscription<T extends Message> implements Subscription {
    * waiting past the ack wait would be redelivered and then run twice.
    */
   readonly #waiting: { m: JsMsg; aliveAt: number }[] = [];
-  #keepWaitingAlive: NodeJS.Timeout | undefined;
+  #keepAlive: NodeJS.Timeout | undefined;
   #messages!: ConsumerMessages;
   closed!: Promise<void>;
   #stopping = false;
@@ -859,18 +876,21 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     this.closed = this.#messages.closed().then((err) => {
       if (err && !this.#stopping) this.#bus.log.error({ err }, "consumer stopped");
     });
-    this.#keepWaitingAlive = setInterval(
-      () => {
-        const due = Date.now() - this.#ackWaitMs / 3;
-        for (const w of this.#waiting) {
-          if (w.aliveAt > due) continue;
-          w.aliveAt = Date.now();
-          w.m.working();
-        }
-      },
+    this.#keepAlive = setInterval(
+      () => this.#keepWaitingAlive(),
       Math.max(50, Math.min(1_000, this.#ackWaitMs / 6)),
     );
-    this.#keepWaitingAlive.unref();
+    this.#keepAlive.unref();
+  }
+
+  #keepWaitingAlive(): void {
+    const now = Date.now();
+    const due = now - this.#ackWaitMs / 3;
+    for (const w of this.#waiting) {
+      if (w.aliveAt > due) continue;
+      w.aliveAt = now;
+      w.m.working();
+    }
   }
 
   get inFlight(): number {
@@ -924,7 +944,7 @@ class JetStreamSubscription<T extends Message> implements Subscription {
     this.#stopped ??= (async () => {
       this.#stopping = true;
       this.#messages.stop();
-      clearInterval(this.#keepWaitingAlive);
+      clearInterval(this.#keepAlive);
       for (const w of this.#waiting.splice(0)) this.#handBack(w.m);
       const result = await this.#pool.drain(options.graceMs ?? 30_000);
       await this.closed;

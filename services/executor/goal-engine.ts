@@ -37,6 +37,7 @@ import type { Client } from "../../lib/rpc/client.js";
 import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
 import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
+import { untilStored } from "../../lib/store/until-stored.js";
 import {
   defaultAgentWaitMs,
   missingCapabilitiesOf,
@@ -203,6 +204,8 @@ export class GoalEngine implements GoalOperations {
   readonly #children: ChildGoals;
   readonly #dispatchPolicy: DispatchPolicy | undefined;
   #results: Subscription | undefined;
+  /** Aborted by `stop()`: results waiting out a database outage go back to the bus. */
+  readonly #stopping = new AbortController();
   /**
    * Unfinished goals as this replica last saved them, so the next transition
    * (usually the agent's result) starts without loading the goal. Safe when
@@ -265,7 +268,13 @@ export class GoalEngine implements GoalOperations {
             d.term();
             return;
           }
-          await this.#batcher.add(r);
+          // A result is an effect already done: through a database outage it waits
+          // to be applied rather than be dead-lettered and its step run again.
+          await untilStored(() => this.#batcher.add(r), {
+            working: () => d.working(),
+            signal: this.#stopping.signal,
+            log: this.#log,
+          });
           this.stats.resultsApplied++;
         } catch (err) {
           // A result for a goal this mesh does not know can never apply.
@@ -318,6 +327,7 @@ export class GoalEngine implements GoalOperations {
 
   /** Stops the consumer (in-flight results finish or go back) and the ticker. */
   async stop(): Promise<void> {
+    this.#stopping.abort();
     const ticker = this.#ticker.stop();
     await this.#results?.stop({ graceMs: 5_000 });
     await ticker;

@@ -23,6 +23,7 @@ import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import type { ExperienceRecord, Store } from "../../lib/store/index.js";
+import { untilStored } from "../../lib/store/until-stored.js";
 import {
   type ArmStats,
   addViews,
@@ -38,7 +39,6 @@ import {
 import { createLearningEngine, similarityVector } from "./learning-engine.js";
 import { toVersion, untrainedVersion } from "./learning-state.js";
 import { startTrainingScheduler, type TrainingScheduler } from "./training-scheduler.js";
-import { untilStored } from "./until-stored.js";
 import {
   chooseResultToMessage,
   reliabilityToMessage,

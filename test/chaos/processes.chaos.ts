@@ -2,7 +2,7 @@
  * Faults in the mesh's own processes, under a mixed workload through the
  * gateway, with the shipped defaults: an agent killed with SIGKILL while it
  * runs a slow step; an agent stopped (SIGSTOP) for longer than its job
- * consumer's ack wait, then continued.
+ * consumer's ack wait, then continued; one of two executors killed for good.
  * Each ends with the audit (`audit.ts`) and prints its recovery time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -63,5 +63,17 @@ describe.skipIf(!pg)("chaos: mesh processes fail under load (shipped defaults)",
     console.log(`agent-sigstop: stopped for ${wait + 5_000} ms (ack wait ${wait} ms)`);
     expectScenario(r, { submitCodes: [], recoveryBoundMs });
     expect(r.audit.retriedSteps).toBeGreaterThan(0); // the stop held a running step
+  });
+
+  it("one of two executors kill -9: the survivor finishes its goals", async () => {
+    const r = await runScenario(mesh, {
+      name: "executor-kill-9",
+      async fault() {
+        await mesh.kill("executor#1");
+        return Date.now();
+      },
+    });
+    // A call the dead replica held fails retryably; the client sends it again.
+    expectScenario(r, { submitCodes: ["UNAVAILABLE", "DEADLINE_EXCEEDED"], recoveryBoundMs });
   });
 });

@@ -42,6 +42,13 @@ export interface DueTickerDeps extends DueTickerOptions {
 const maxKickAheadMs = 60_000;
 /** Unplanned goals are claimed at most this often. */
 const goalClaimEveryMs = 1_000;
+/**
+ * After the store was unreachable, running steps are judged (timed out, their
+ * next attempt dispatched) only once it has answered this long: results that
+ * arrived during the outage wait to be stored (untilStored, at most 5 s apart)
+ * and must land first, or a step that finished would run again.
+ */
+export const storeRecoveryGraceMs = 10_000;
 
 export class DueTicker {
   readonly #d: DueTickerDeps;
@@ -51,6 +58,8 @@ export class DueTicker {
   #again = false;
   #lastGoalClaim = 0;
   #stopped = false;
+  /** Running steps are not judged before this time (see `storeRecoveryGraceMs`). */
+  #judgeRunningFrom = 0;
 
   constructor(deps: DueTickerDeps) {
     this.#d = deps;
@@ -77,7 +86,10 @@ export class DueTicker {
       return;
     }
     this.#ticking = this.#tick()
-      .catch((err: unknown) => this.#d.log.warn({ err }, "tick failed"))
+      .catch((err: unknown) => {
+        this.#judgeRunningFrom = this.#d.clock.now() + storeRecoveryGraceMs;
+        this.#d.log.warn({ err }, "tick failed");
+      })
       .finally(() => {
         this.#ticking = undefined;
         if (this.#again) {
@@ -101,9 +113,10 @@ export class DueTicker {
   async #tick(): Promise<void> {
     const d = this.#d;
     d.stats.ticks++;
+    const judgeRunning = d.clock.now() >= this.#judgeRunningFrom;
     const steps = await d.store.work.claimDueSteps({
       owner: d.owner,
-      statuses: ["RETRY_WAIT", "DISPATCHED", "RUNNING"],
+      statuses: judgeRunning ? ["RETRY_WAIT", "DISPATCHED", "RUNNING"] : ["RETRY_WAIT"],
       leaseMs: d.leaseMs,
       limit: 100,
     });

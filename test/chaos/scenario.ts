@@ -255,7 +255,7 @@ export async function slowStepRunningOn(mesh: ChaosMesh, key: string): Promise<v
       }
       return started.size > 0;
     },
-    30_000,
+    60_000,
     100,
   );
   // Into the step, not at its first instant.

@@ -27,7 +27,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -36,12 +36,9 @@ import { utilAgent } from "../agents/util.js";
 import { StepJobSchema, StepResultStatus } from "../gen/agentmesh/v1/jobs_pb.js";
 import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
-import { renderNatsConfig } from "../lib/bus/nats-config.js";
-import { busGrantsFromPolicyData } from "../lib/bus/nats-permissions.js";
 import { natsTlsOptions } from "../lib/bus/nats-tls.js";
-import { packagePath } from "../lib/config/package-root.js";
 import { spiffeId } from "../lib/identity/spiffe.js";
-import { startNatsServer } from "../lib/testing/nats-server.js";
+import { startMeshNatsServer } from "../lib/testing/mesh-nats-server.js";
 import { watchCertificates } from "../lib/tls/cert-watcher.js";
 import { certPaths, ensureIdentities } from "../lib/tls/dev-ca.js";
 import type { Benchmark } from "./benchmark.js";
@@ -188,21 +185,11 @@ const benchPrefix = () => `benchbus${randomBytes(4).toString("hex")}`;
 async function startTlsTarget(prefix: string): Promise<BusTarget & { stop(): Promise<void> }> {
   const certDir = await mkdtemp(join(tmpdir(), "bench-bus-certs-"));
   await ensureIdentities({ certDir, names: ["nats", "executor", "agent-util", "bench"] });
-  const grants = busGrantsFromPolicyData(
-    JSON.parse(await readFile(packagePath("policies", "data.json"), "utf8")),
-  );
-  const server = certPaths(certDir, "nats");
-  const nats = await startNatsServer({
-    scheme: "tls",
-    config: renderNatsConfig({
-      grants,
-      prefix,
-      trustDomain: "agentmesh.local",
-      namespace: "agentmesh",
-      tls: { cert: server.cert, key: server.key, ca: server.ca },
-      knownCapabilities: Object.keys(utilAgent.skills),
-      unrestrictedUsers: [spiffeId({ name: "bench" })],
-    }),
+  const nats = await startMeshNatsServer({
+    certDir,
+    prefix,
+    knownCapabilities: Object.keys(utilAgent.skills),
+    unrestrictedUsers: [spiffeId({ name: "bench" })],
   });
   return {
     natsUrl: nats.url,

@@ -7,7 +7,7 @@
  * one subject the server lets it use, is refused by the executor, audited and
  * counted, and the goal ends with the real agent's output.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
@@ -21,8 +21,7 @@ import { busNames } from "../lib/bus/bus-names.js";
 import { connectBus } from "../lib/bus/connect-bus.js";
 import { connectNats } from "../lib/bus/jetstream-bus.js";
 import type { JobBus } from "../lib/bus/job-bus.js";
-import { renderNatsConfig } from "../lib/bus/nats-config.js";
-import { busGrantsFromPolicyData, inboxPrefixOf } from "../lib/bus/nats-permissions.js";
+import { inboxPrefixOf } from "../lib/bus/nats-permissions.js";
 import { natsTlsOptions } from "../lib/bus/nats-tls.js";
 import { loadConfig } from "../lib/config/config.js";
 import { createLogger } from "../lib/log/logger.js";
@@ -30,7 +29,8 @@ import { createLazyClient, type LazyClient } from "../lib/mesh/lazy-client.js";
 import { type ComponentName, type MeshRuntime, openMeshRuntime } from "../lib/mesh/mesh-runtime.js";
 import { type RunningComponent, startComponent } from "../lib/mesh/start-component.js";
 import { needPostgres, runId } from "../lib/testing/infra.js";
-import { type PrivateNatsServer, startNatsServer } from "../lib/testing/nats-server.js";
+import { startMeshNatsServer } from "../lib/testing/mesh-nats-server.js";
+import type { PrivateNatsServer } from "../lib/testing/nats-server.js";
 import { certPaths, ensureIdentities, watchCertificates } from "../lib/tls/index.js";
 import { defineAgent } from "../sdk/agent/define-agent.js";
 import { grpcRegistryLink } from "../sdk/agent/grpc-registry-link.js";
@@ -70,20 +70,10 @@ describe.skipIf(!pg)("the mesh over NATS with mutual TLS and per-identity permis
     home = await mkdtemp(join(tmpdir(), "agentmesh-mtls-"));
     const certDir = join(home, "certs");
     await ensureIdentities({ certDir, names: identities });
-    const grants = busGrantsFromPolicyData(
-      JSON.parse(await readFile("policies/data.json", "utf8")),
-    );
-    const server = certPaths(certDir, "nats");
-    nats = await startNatsServer({
-      scheme: "tls",
-      config: renderNatsConfig({
-        grants,
-        prefix,
-        trustDomain: "agentmesh.local",
-        namespace: "agentmesh",
-        tls: { cert: server.cert, key: server.key, ca: server.ca },
-        knownCapabilities: ["util.echo", "util.sleep", "util.flaky", "text.summarize"],
-      }),
+    nats = await startMeshNatsServer({
+      certDir,
+      prefix,
+      knownCapabilities: ["util.echo", "util.sleep", "util.flaky", "text.summarize"],
     });
     const config = loadConfig({
       AGENTMESH_HOME: home,

@@ -23,12 +23,12 @@ import { connectBus } from "../lib/bus/connect-bus.js";
 import type { JobBus } from "../lib/bus/index.js";
 import { connectNats } from "../lib/bus/jetstream-bus.js";
 import { stepJob } from "../lib/bus/job-bus.contract.js";
-import { renderNatsConfig } from "../lib/bus/nats-config.js";
-import { busGrantsFromPolicyData, inboxPrefixOf } from "../lib/bus/nats-permissions.js";
+import { inboxPrefixOf } from "../lib/bus/nats-permissions.js";
 import { type NatsTls, natsTlsOptions } from "../lib/bus/nats-tls.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { runId } from "../lib/testing/infra.js";
-import { type PrivateNatsServer, startNatsServer } from "../lib/testing/nats-server.js";
+import { startMeshNatsServer } from "../lib/testing/mesh-nats-server.js";
+import type { PrivateNatsServer } from "../lib/testing/nats-server.js";
 import {
   type CertWatcher,
   certPaths,
@@ -58,20 +58,10 @@ describe("NATS over mutual TLS with per-identity permissions", () => {
     for (const name of identities) {
       certs.set(name, await watchCertificates({ dir: certPaths(certDir, name).dir }));
     }
-    const grants = busGrantsFromPolicyData(
-      JSON.parse(await readFile("policies/data.json", "utf8")),
-    );
-    const server = certPaths(certDir, "nats");
-    nats = await startNatsServer({
-      scheme: "tls",
-      config: renderNatsConfig({
-        grants,
-        prefix,
-        trustDomain: "agentmesh.local",
-        namespace: "agentmesh",
-        tls: { cert: server.cert, key: server.key, ca: server.ca },
-        knownCapabilities: ["text.summarize", "text.stats", "shell.exec"],
-      }),
+    nats = await startMeshNatsServer({
+      certDir,
+      prefix,
+      knownCapabilities: ["text.summarize", "text.stats", "shell.exec"],
     });
     // The executor as `agentmesh serve executor` connects: it provisions the streams.
     executor = await connectBus({

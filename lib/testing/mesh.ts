@@ -25,6 +25,7 @@ import { type RunningAgent, runAgent } from "../../sdk/agent/run-agent.js";
 import { busNames } from "../bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../bus/jetstream-bus.js";
 import { loadConfig, type MeshConfig } from "../config/config.js";
+import { serviceNames } from "../identity/spiffe.js";
 import { createLogger } from "../log/logger.js";
 import { createLazyClient } from "../mesh/lazy-client.js";
 import { type ComponentName, type MeshRuntime, openMeshRuntime } from "../mesh/mesh-runtime.js";
@@ -35,12 +36,7 @@ import { ensureIdentities } from "../tls/dev-ca.js";
 
 /** Identities every test mesh has certificates for. */
 export const testIdentities = [
-  "registry",
-  "planner",
-  "executor",
-  "learning",
-  "gateway",
-  "cli",
+  ...serviceNames,
   "agent-util",
   "agent-text",
   "agent-data",

@@ -29,7 +29,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import { busNames } from "../../lib/bus/bus-names.js";
 import { connectNats } from "../../lib/bus/jetstream-bus.js";
-import { spiffeId } from "../../lib/identity/spiffe.js";
+import { serviceNames, spiffeId } from "../../lib/identity/spiffe.js";
 import { createLazyClient, type LazyClient } from "../../lib/mesh/lazy-client.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { newApiKey } from "../../lib/store/api-key-secret.js";
@@ -45,17 +45,7 @@ export type ServeName = "registry" | "planner" | "executor" | "learning";
 export type AgentKind = "util" | "text" | "data";
 
 /** Every identity the chaos mesh issues certificates for. */
-export const chaosIdentities = [
-  "registry",
-  "planner",
-  "executor",
-  "learning",
-  "gateway",
-  "cli",
-  "agent-util",
-  "agent-text",
-  "agent-data",
-];
+export const chaosIdentities = [...serviceNames, "agent-util", "agent-text", "agent-data"];
 
 export interface ChaosMeshOptions {
   databaseUrl: string;

@@ -298,7 +298,11 @@ describe("NATS over mutual TLS with per-identity permissions", () => {
       // Rotated back, the same client gets in again by itself.
       await cp(certPaths(certDir, "agent-text").dir, dir, { recursive: true });
       expect(await rotating.reload()).toBe(true);
-      await expect.poll(() => (bus.checkAvailable(), true), { timeout: 15_000 }).toBe(true);
+      const available = () => {
+        bus.checkAvailable();
+        return true;
+      };
+      await expect.poll(available, { timeout: 15_000 }).toBe(true);
     } finally {
       await bus.close({ graceMs: 0 }).catch(() => undefined);
       rotating.close();

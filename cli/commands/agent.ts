@@ -5,9 +5,8 @@ import { busOptionsFromEnv, connectBus } from "../../lib/bus/index.js";
 import { isTlsUrl } from "../../lib/bus/nats-tls.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
-import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { spiffeId } from "../../lib/identity/spiffe.js";
-import { createLogger, type Logger } from "../../lib/log/logger.js";
+import { createLogger } from "../../lib/log/logger.js";
 import { serveHealthHttp } from "../../lib/mesh/health-http.js";
 import { createChannel, type MeshChannel } from "../../lib/rpc/index.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
@@ -19,7 +18,7 @@ import {
 } from "../../lib/tls/index.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
 import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
-import { noopRegistryLink, type RegistryLink } from "../../sdk/agent/registry-link.js";
+import { noopRegistryLink } from "../../sdk/agent/registry-link.js";
 import { type RunningAgent, runAgent } from "../../sdk/agent/run-agent.js";
 import { type Command, UsageError } from "../command.js";
 
@@ -133,9 +132,7 @@ export const agent: Command = {
       running = await runAgent(definition, {
         bus,
         log,
-        registry: channel
-          ? patientRegistration(grpcRegistryLink(channel), log)
-          : noopRegistryLink(),
+        registry: channel ? grpcRegistryLink(channel) : noopRegistryLink(),
         ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
         ...(opts.instance ? { instanceId: opts.instance } : {}),
         ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
@@ -151,31 +148,6 @@ export const agent: Command = {
     }
   },
 };
-
-/**
- * Registration that waits for the registry: in a cluster, agents and the
- * registry start in any order, so an unreachable registry is retried with
- * backoff (capped at 5 s) instead of failing the agent. Refusals such as a
- * policy denial are final.
- */
-function patientRegistration(link: RegistryLink, log: Logger): RegistryLink {
-  return {
-    ...link,
-    async register(card, options) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await link.register(card, options);
-        } catch (err) {
-          const e = MeshError.from(err);
-          if (e.code !== Code.Unavailable && e.code !== Code.DeadlineExceeded) throw e;
-          const delay = Math.min(5_000, 250 * 2 ** (attempt - 1));
-          log.warn({ attempt, delayMs: delay, err: e.message }, "registry not reachable; retrying");
-          await new Promise((r) => setTimeout(r, delay));
-        }
-      }
-    },
-  };
-}
 
 /** The agent's certificate files, issued by the dev CA when one is there (else mounted ones). */
 async function agentCertificates(

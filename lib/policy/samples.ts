@@ -15,7 +15,7 @@ import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import type { PeerIdentity } from "../rpc/authorizer.js";
-import { methodPlan } from "./input.js";
+import { methodPlan, type PolicyResource } from "./input.js";
 
 /** The mesh's own services. */
 export const meshServices: readonly DescService[] = [
@@ -44,15 +44,8 @@ export function principal(tenantId: string, subject: string, roles: string[]): P
   return create(PrincipalSchema, { tenantId, subject, roles });
 }
 
-export interface SampleValues {
-  tenant_id?: string;
-  goal_id?: string;
-  goal_kind?: string;
-  agent_id?: string;
-  capability?: string;
-  /** For requests with lists of capabilities (RegisterAgent's skills, PutPlaybook's steps). */
-  capabilities?: string[];
-}
+/** The values a sample request carries: the policy input's resource fields. */
+export type SampleValues = PolicyResource;
 
 /**
  * A request for `method` with every resource field the policy reads set

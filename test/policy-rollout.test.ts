@@ -3,7 +3,8 @@
  * gateway against the real mesh (real mTLS, PostgreSQL, NATS, the compiled
  * bundle): extension rules built with `opa` into a bundle, swapped in while
  * the mesh runs; a capability denied at dispatch and when a playbook is
- * stored; a rule on goal kind; a bundle that fails at evaluation time
+ * stored; a rule on the principal a goal acts for, child goals included; a
+ * rule on goal kind; a bundle that fails at evaluation time
  * rejected on reload with its error text; shadow mode reporting what a
  * candidate would change, through `agentmesh policy shadow`.
  */
@@ -17,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalStatus, StepStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { compileBundle } from "../lib/policy/build.js";
 import { committedBundlePath, findOpa, scratchPolicies } from "../lib/policy/testing.js";
+import { parseApiKey } from "../lib/store/api-key-secret.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { createClient } from "../sdk/client/index.js";
 import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
@@ -47,6 +49,19 @@ deny contains "goals of kind diamond are frozen for tenant globex" if {
 	input.method.full == "agentmesh.v1.ExecutorService/SubmitGoal"
 	input.resource.goal_kind == "diamond"
 	authz.acting_tenant == "globex"
+}
+`;
+
+/** A rule on who a goal acts for, at dispatch: this principal's goals may not summarize. */
+const noSummariesFor = (subject: string) => `package agentmesh.ext.no_summaries_for_one_key
+
+import data.agentmesh.authz
+
+deny contains msg if {
+	input.method.full == "agentmesh.v1.ExecutorService/DispatchStep"
+	input.principal.subject == ${JSON.stringify(subject)}
+	authz.uses_capability("text.summarize")
+	msg := concat("", [input.principal.subject, " may not summarize"])
 }
 `;
 
@@ -168,6 +183,56 @@ describe.skipIf(!pg || !nats || !opa)("policy rollout through the gateway", () =
     expect((err as ConnectError).code).toBe(Code.PermissionDenied);
     expect((err as ConnectError).rawMessage).toBe(
       'playbook naps: step "nap" (strategy solo) may not use capability util.sleep: tenant acme may not use util.sleep',
+    );
+  });
+
+  it("a rule on the submitting principal denies its steps at dispatch, in child goals too", async () => {
+    const blocked = await f.key("acme", ["goals.write"]);
+    const subject = `key:${parseApiKey(blocked)!.keyId}`;
+    const bundle = await compileBundle({
+      dir: await scratchPolicies(join(dir, "no-summaries"), {
+        "ext/no_summaries_for_one_key.rego": noSummariesFor(subject),
+      }),
+      opa: opa!,
+    });
+    expect(await install(live, bundle.archive)).toBe(true);
+    const text = "Agents run steps. The executor merges results. Policies decide.";
+
+    // research: keywords, then summarize as a child goal (the denied step), then a report.
+    const { goal } = await as(blocked).executor.submitGoal({ kind: "research", input: { text } });
+    const stored = await f.store.tenant("acme").goals.get(goal!.goalId);
+    expect(stored.submittedBy).toBe(`acme/${subject}`);
+    const done = await finished(blocked, goal!.goalId);
+    expect(done.status).toBe(GoalStatus.FAILED);
+    expect(done.steps.find((s) => s.stepId === "keywords")?.status).toBe(StepStatus.SUCCEEDED);
+    const children = await f.store.tenant("acme").goals.list({ parentGoalId: goal!.goalId });
+    expect(children.goals.map((c) => [c.kind, c.status, c.submittedBy])).toEqual([
+      ["summarize", "FAILED", `acme/${subject}`],
+    ]);
+    expect(children.goals[0]?.error).toMatchObject({
+      code: "PERMISSION_DENIED",
+      message: expect.stringContaining(`${subject} may not summarize`),
+    });
+    const audit = await f.store.audit.list({ limit: 1000 });
+    expect(audit).toContainEqual(
+      expect.objectContaining({
+        action: "policy.denied",
+        resource: "/agentmesh.v1.ExecutorService/DispatchStep",
+        details: expect.objectContaining({
+          reason: `${subject} may not summarize`,
+          goalId: children.goals[0]?.id,
+          capability: "text.summarize",
+        }),
+      }),
+    );
+
+    // The same goal of another principal of the same tenant runs.
+    const other = await as(f.keys.acmeWriter).executor.submitGoal({
+      kind: "research",
+      input: { text },
+    });
+    expect((await finished(f.keys.acmeWriter, other.goal!.goalId)).status).toBe(
+      GoalStatus.SUCCEEDED,
     );
   });
 

@@ -31,12 +31,14 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
       "0001-initial-schema",
       "0002-audit-head",
       "0003-require-function",
+      "0004-goal-submitter",
     ]);
     expect(await db.run(["migrate", "--schema", schema])).toBe(0);
     expect(lastJson().applied).toEqual([
       "0001-initial-schema",
       "0002-audit-head",
       "0003-require-function",
+      "0004-goal-submitter",
     ]);
     expect(await audit.run(["verify", "--schema", schema])).toBe(0);
     expect(lastJson()).toMatchObject({ ok: true, rows: 0 });
@@ -53,6 +55,7 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
 
     expect(await db.run(["down", "--schema", schema])).toBe(0);
     expect(lastJson().reverted).toEqual([
+      "0004-goal-submitter",
       "0003-require-function",
       "0002-audit-head",
       "0001-initial-schema",

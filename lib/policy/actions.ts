@@ -4,11 +4,17 @@
  *
  * **Dispatch** (`agentmesh.v1.ExecutorService/DispatchStep`, `method.kind`
  * `"action"`): before the executor publishes a step's job it asks whether
- * it may dispatch capability C for goal G of kind K in tenant T. The peer is
- * the executor itself; there is no principal (the submitter was checked at
- * SubmitGoal). The planner asks the same question for every step of a
- * playbook it is asked to store, so a playbook that could never run is
- * refused up front.
+ * it may dispatch capability C for goal G of kind K in tenant T, submitted
+ * by S. The peer is the executor itself; `principal` is who the goal acts
+ * for, as stored with it at SubmitGoal (a child goal has its parent's): the
+ * gateway's principal (`tenant_id`, `subject`) or, for a goal a mesh identity
+ * submitted directly, its SPIFFE ID as `subject` and the goal's tenant. Its
+ * `roles` are empty: roles were checked when the goal was submitted, and a
+ * stored goal keeps running after a key's roles change. The raw stored value
+ * is `request.submitted_by`. Goals stored before the submitter was kept have
+ * no `principal`. The planner asks the same question for every step of a
+ * playbook it is asked to store (no goal, no principal), so a playbook that
+ * could never run is refused up front.
  *
  * @example
  * const input = dispatchInput({ executor: meshPeer("executor"), tenantId: "acme", goalId, goalKind: "ops", capability: "shell.exec", stepId: "run" });
@@ -38,6 +44,8 @@ export interface DispatchQuestion {
   attempt?: number;
   /** The playbook strategy the step belongs to, when known. */
   strategy?: string;
+  /** Who the goal acts for (`GoalRecord.submittedBy`: `<tenant>/<subject>` or a SPIFFE ID). */
+  submittedBy?: string;
 }
 
 /** The input document of the dispatch action. */
@@ -45,6 +53,7 @@ export function dispatchInput(q: DispatchQuestion, now = Date.now()): PolicyInpu
   const request: PolicyInput["request"] = { step_id: q.stepId, capability: q.capability };
   if (q.attempt) request.attempt = q.attempt;
   if (q.strategy) request.strategy = q.strategy;
+  if (q.submittedBy) request.submitted_by = q.submittedBy;
   return {
     peer: {
       spiffe_id: q.executor.spiffeId,
@@ -52,6 +61,7 @@ export function dispatchInput(q: DispatchQuestion, now = Date.now()): PolicyInpu
       namespace: q.executor.namespace,
       name: q.executor.name,
     },
+    ...(q.submittedBy ? { principal: submitterPrincipal(q.submittedBy, q.tenantId) } : {}),
     method: { ...dispatchAction },
     resource: {
       tenant_id: q.tenantId,
@@ -61,5 +71,25 @@ export function dispatchInput(q: DispatchQuestion, now = Date.now()): PolicyInpu
     },
     request,
     time: { unix_ms: now },
+  };
+}
+
+/**
+ * The stored submitter as the input's `principal`: `<tenant>/<subject>` (a
+ * delegated principal; tenant ids have no `/`) or a SPIFFE ID (a mesh
+ * identity, acting in the goal's tenant).
+ */
+export function submitterPrincipal(
+  submittedBy: string,
+  goalTenantId: string,
+): NonNullable<PolicyInput["principal"]> {
+  const slash = submittedBy.indexOf("/");
+  if (submittedBy.startsWith("spiffe://") || slash <= 0) {
+    return { tenant_id: goalTenantId, subject: submittedBy, roles: [] };
+  }
+  return {
+    tenant_id: submittedBy.slice(0, slash),
+    subject: submittedBy.slice(slash + 1),
+    roles: [],
   };
 }

@@ -102,6 +102,7 @@ export function builtinCorpus(
           capability,
           stepId: "corpus",
           attempt: 1,
+          submittedBy: "acme/key:corpus",
         },
         now,
       ),

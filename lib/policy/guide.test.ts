@@ -19,7 +19,11 @@ describe("policies/README.md", () => {
   it("shows each example extension exactly as policies/examples/ has it", async () => {
     const guide = await readFile(packagePath("policies", "README.md"), "utf8");
     const blocks = [...guide.matchAll(/```rego\n# policies\/ext\/(\w+)\.rego\n([\s\S]*?)```/g)];
-    expect(blocks.map((b) => b[1])).toEqual(["no_shell_for_acme", "payments_approvers"]);
+    expect(blocks.map((b) => b[1])).toEqual([
+      "no_shell_for_acme",
+      "no_summaries_for_one_key",
+      "payments_approvers",
+    ]);
     for (const [, name, body] of blocks) {
       const file = await readFile(
         join(packagePath("policies", "examples"), `${name}.rego`),

@@ -73,6 +73,7 @@ export const GoalEntity = defineEntity({
     parentStepId: p.text().nullable(),
     labels: p.json<Record<string, string>>(),
     traceId: p.text().nullable(),
+    submittedBy: p.text().nullable(),
     createdAt: createdAt(),
     updatedAt: createdAt(),
     finishedAt: ts().nullable(),

@@ -51,6 +51,8 @@ export interface NewGoal {
   parentGoalId?: string;
   parentStepId?: string;
   traceId?: string;
+  /** Who the goal acts for (`GoalRecord.submittedBy`). */
+  submittedBy?: string;
   /** Default PENDING. */
   status?: GoalStatusName;
 }
@@ -163,8 +165,8 @@ export class GoalRepository {
     const key = input.idempotencyKey || null;
     if (input.parentGoalId) await this.get(input.parentGoalId);
     const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
-           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, last_event_seq)
-         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?)
+           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, last_event_seq)
+         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?)
          on conflict (tenant_id, idempotency_key) do nothing
          returning *`;
     const withEvents = events.length > 0 ? insertEvents("g", events) : undefined;
@@ -191,6 +193,7 @@ export class GoalRepository {
           input.parentStepId || null,
           json(goal.labels),
           input.traceId || null,
+          input.submittedBy || null,
           events.length,
           ...(withEvents?.params ?? []),
           ...(withAudit?.params ?? []),
@@ -408,6 +411,7 @@ function validateNewGoal(input: NewGoal) {
     throw new MeshError(Code.InvalidArgument, "goal input must be an object");
   }
   if (input.idempotencyKey) requireText(input.idempotencyKey, "idempotency key", 256);
+  if (input.submittedBy) requireText(input.submittedBy, "goal submitter", 1024);
   if (input.deadline && Number.isNaN(input.deadline.getTime())) {
     throw new MeshError(Code.InvalidArgument, "goal deadline is not a valid time");
   }

@@ -107,6 +107,12 @@ export interface GoalRecord {
   parentStepId: string | null;
   labels: Record<string, string>;
   traceId: string | null;
+  /**
+   * Who the goal acts for: the delegated principal as `<tenant>/<subject>`, else
+   * the submitting mesh identity's SPIFFE ID; a child goal has its parent's.
+   * Null for goals stored before migration 0004.
+   */
+  submittedBy: string | null;
   createdAt: Date;
   updatedAt: Date;
   finishedAt: Date | null;

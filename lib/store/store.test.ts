@@ -45,6 +45,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0001-initial-schema",
         "0002-audit-head",
         "0003-require-function",
+        "0004-goal-submitter",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

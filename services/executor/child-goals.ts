@@ -49,6 +49,8 @@ export class ChildGoals {
         parentGoalId: parent.goalId,
         parentStepId: c.stepId,
         actor: "executor",
+        // The child acts for whoever the parent acts for: the policy sees the same submitter.
+        ...(parent.submittedBy ? { submittedBy: parent.submittedBy } : {}),
       });
     } catch (err) {
       const e = MeshError.from(err);

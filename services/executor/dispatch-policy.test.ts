@@ -24,13 +24,30 @@ describe("policy at dispatch", () => {
         return { allow: false, reason: "no shell", principalTrusted: false };
       },
     });
-    expect(policy.authorize(job, "ops")).toMatchObject({ allow: false, reason: "no shell" });
+    expect(policy.authorize(job, { kind: "ops", submittedBy: "acme/key:k1" })).toMatchObject({
+      allow: false,
+      reason: "no shell",
+    });
     expect(asked).toMatchObject({
       peer: { spiffe_id: "spiffe://agentmesh.local/ns/agentmesh/sa/executor" },
+      principal: { tenant_id: "acme", subject: "key:k1", roles: [] },
       method: { full: "agentmesh.v1.ExecutorService/DispatchStep", kind: "action" },
       resource: { tenant_id: "acme", goal_id: "g-1", goal_kind: "ops", capability: "shell.exec" },
-      request: { step_id: "run", capability: "shell.exec", attempt: 2 },
+      request: {
+        step_id: "run",
+        capability: "shell.exec",
+        attempt: 2,
+        submitted_by: "acme/key:k1",
+      },
     });
+    // A goal a mesh identity submitted: its SPIFFE ID, in the goal's tenant.
+    const cli = "spiffe://agentmesh.local/ns/agentmesh/sa/cli";
+    policy.authorize(job, { kind: "ops", submittedBy: cli });
+    expect(asked?.principal).toEqual({ tenant_id: "acme", subject: cli, roles: [] });
+    // A goal stored before submitters were kept: no principal at all.
+    policy.authorize(job, { kind: "ops" });
+    expect(asked?.principal).toBeUndefined();
+    expect(asked?.request).not.toHaveProperty("submitted_by");
     expect(policy.denialEvent(job, "no shell")).toEqual({
       actor: "spiffe://agentmesh.local/ns/agentmesh/sa/executor",
       action: "policy.denied",

@@ -2,13 +2,15 @@
  * Policy at dispatch: before the executor publishes a step's job it asks the
  * policy whether this goal (tenant, kind) may use the step's capability (the
  * dispatch action, `lib/policy/actions.ts`). A denied job is not published;
- * the step's attempt fails at once with PERMISSION_DENIED and the policy's
+ * The input names the goal's submitter as `principal` (see `actions.ts`), so
+ * a rule can key on who a goal acts for, child goals included. A denied job
+ * is not published; the step's attempt fails at once with PERMISSION_DENIED and the policy's
  * reason (not retryable), which fails the goal, and the denial is audited.
  * The decision itself goes to the decision log like any call's.
  *
  * @example
  * const policy = dispatchPolicy({ check: runtime.policyCheck("executor", id), executor });
- * const { allow, reason } = policy.authorize(job, "summarize");
+ * const { allow, reason } = policy.authorize(job, { kind: "summarize", submittedBy: "acme/key:abc" });
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -24,8 +26,8 @@ import { type AuditEventInput, policyDenialEvent } from "../../lib/store/audit-l
 
 /** The policy as the goal engine asks it before each publish. */
 export interface DispatchPolicy {
-  /** Decides whether `job` of a goal of `goalKind` may be published. */
-  authorize(job: StepJob, goalKind: string): Decision;
+  /** Decides whether `job` of this goal (its kind and submitter) may be published. */
+  authorize(job: StepJob, goal: { kind: string; submittedBy?: string }): Decision;
   /** The audit record of a denial. */
   denialEvent(job: StepJob, reason: string): AuditEventInput;
 }
@@ -37,13 +39,14 @@ export function dispatchPolicy(deps: {
   executor: PeerIdentity;
 }): DispatchPolicy {
   return {
-    authorize: (job, goalKind) =>
+    authorize: (job, goal) =>
       deps.check(
         dispatchInput({
           executor: deps.executor,
           tenantId: job.tenantId,
           goalId: job.goalId,
-          goalKind,
+          goalKind: goal.kind,
+          ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
           capability: job.capability,
           stepId: job.stepId,
           attempt: job.attempt,

@@ -114,11 +114,13 @@ export function createExecutorService(
           // Protobuf carries NaN and Infinity; JSON (agents, the store, Connect clients) cannot.
           throw new MeshError(Code.InvalidArgument, `${nonFinite} is not a finite number`);
         }
+        const actor = actorOf(ctx);
         const submitted = await engine.submit({
           tenantId,
           kind,
           input,
-          actor: actorOf(ctx),
+          actor,
+          submittedBy: actor,
           priority: req.priority,
           ...(deadlineMs !== undefined ? { deadlineMs } : {}),
           ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),

@@ -140,6 +140,12 @@ export interface NewGoalRequest {
   traceId?: string;
   /** Who submitted, for the audit log. */
   actor: string;
+  /**
+   * Who the goal acts for, kept with it and shown to the policy at every
+   * dispatch: the submitter's `actor` for a goal from outside, the parent's
+   * for a child goal.
+   */
+  submittedBy?: string;
 }
 
 export interface Submitted {
@@ -369,6 +375,7 @@ export class GoalEngine implements GoalOperations {
       deadlineMs,
       ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
       ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+      ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
     });
     // One statement: the goal, its first events and its audit record, or (a
     // repeated idempotency key) nothing but the existing goal.
@@ -385,6 +392,7 @@ export class GoalEngine implements GoalOperations {
         ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
         ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
         ...(req.traceId ? { traceId: req.traceId } : {}),
+        ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
       },
       init.commands.flatMap((c) =>
         c.type === "emitEvent"
@@ -776,7 +784,7 @@ export class GoalEngine implements GoalOperations {
             published.push(this.#bus.publishGoalEvent(c.event).catch(failed(c)));
             break;
           case "dispatchJob": {
-            const decision = this.#dispatchPolicy?.authorize(c.job, state.kind);
+            const decision = this.#dispatchPolicy?.authorize(c.job, state);
             if (decision && !decision.allow) refused.push({ job: c.job, reason: decision.reason });
             else published.push(this.#bus.publishJob(c.job).catch(failed(c)));
             break;

@@ -168,6 +168,7 @@ export function goalStateOf(goal: GoalRecord): GoalState {
     ...(goal.error ? { error: errorData(goal.error) } : {}),
     ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
     ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
+    ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
   };
 }
 

@@ -21,6 +21,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0003-require-function",
     load: async () => (await import("./0003-require-function.js")).RequireFunction,
   },
+  {
+    name: "0004-goal-submitter",
+    load: async () => (await import("./0004-goal-submitter.js")).GoalSubmitter,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -141,6 +141,7 @@ export interface NewGoal {
   deadlineMs: number;
   parentGoalId?: string;
   parentStepId?: string;
+  submittedBy?: string;
 }
 
 /** The state of a freshly accepted goal, its `submitted` event and its deadline timer. */
@@ -158,6 +159,7 @@ export function initGoal(goal: NewGoal): Transition {
     sequence: 0,
     ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
     ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
+    ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
   };
   const tx = new Tx(state, {});
   tx.emit(goal.createdAtMs, { case: "submitted", value: { kind: goal.kind } });

@@ -111,6 +111,8 @@ export interface GoalState {
   /** Parent link for sub-goals. */
   parentGoalId?: string;
   parentStepId?: string;
+  /** Who the goal acts for (`GoalRecord.submittedBy`); the policy sees it at dispatch. */
+  submittedBy?: string;
 }
 
 /** Whether a goal status is final. */

@@ -8,8 +8,8 @@
  * const { keyPath, created } = await ensureBootstrapAdmin({ store, home: config.home });
  * if (created) log.info(`admin API key written to ${keyPath}`);
  */
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { openFileSecrets } from "../lib/secrets/file-secrets.js";
+import type { SecretStore } from "../lib/secrets/secret-store.js";
 import { newApiKey, parseApiKey, verifyApiKeySecret } from "../lib/store/api-key-secret.js";
 import type { Store } from "../lib/store/store.js";
 
@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   store: Store;
   /** State directory (`config.home`, default `.agentmesh`). */
   home: string;
+  /** Holds the `admin-api-key` secret. Default: the file provider under `home` (`<home>/admin.key`). */
+  secrets?: SecretStore;
   /** Tenant of the admin key. Default `default`. */
   tenantId?: string;
 }
@@ -32,11 +34,21 @@ export interface BootstrapResult {
 export async function ensureBootstrapAdmin(options: BootstrapOptions): Promise<BootstrapResult> {
   const { store, home } = options;
   const tenantId = options.tenantId ?? "default";
-  const keyPath = join(home, "admin.key");
-  const existing = await readFile(keyPath, "utf8").then(
-    (s) => s.trim(),
-    () => undefined,
-  );
+  const secrets = options.secrets ?? openFileSecrets({ home, pollMs: 0 });
+  try {
+    return await ensureWith(store, secrets, tenantId);
+  } finally {
+    if (!options.secrets) await secrets.close();
+  }
+}
+
+async function ensureWith(
+  store: Store,
+  secrets: SecretStore,
+  tenantId: string,
+): Promise<BootstrapResult> {
+  const keyPath = secrets.location("admin-api-key");
+  const existing = (await secrets.get("admin-api-key"))?.trim();
   if (existing) {
     const parsed = parseApiKey(existing);
     const record = parsed ? await store.tenants.findApiKey(parsed.keyId) : undefined;
@@ -61,11 +73,7 @@ export async function ensureBootstrapAdmin(options: BootstrapOptions): Promise<B
   await store
     .tenant(tenantId)
     .apiKeys.create({ keyId, secretHash, name: "bootstrap admin", roles: ["platform.admin"] });
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  // Write then rename so a reader never sees half a key; 0600 before any byte lands.
-  const tmp = `${keyPath}.${process.pid}.tmp`;
-  await writeFile(tmp, `${secret}\n`, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, keyPath);
+  // Written then renamed into place (0600) so a reader never sees half a key.
+  await secrets.put("admin-api-key", secret);
   return { keyPath, secret, created: true };
 }

@@ -6,6 +6,7 @@
  * chain alone fits again. `agentmesh audit verify`, run as a user runs it,
  * fails naming what happened; a forged checkpoint fails too.
  */
+
 import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { appendFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -13,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openFileSecrets } from "../lib/secrets/file-secrets.js";
 import {
   signCheckpoint,
   startAuditCheckpoints,
@@ -32,6 +34,8 @@ describe.skipIf(!pg)("audit checkpoints against a superuser", () => {
   let home: string;
   let keyPath: string;
   let filePath: string;
+  const keyStore = () =>
+    openFileSecrets({ home, env: { AGENTMESH_AUDIT_CHECKPOINT_KEY: keyPath }, pollMs: 0 });
 
   beforeAll(async () => {
     t = await openTestStore({ databaseUrl: pg!.url });
@@ -89,7 +93,7 @@ describe.skipIf(!pg)("audit checkpoints against a superuser", () => {
     await append(10);
     const checkpoints = await startAuditCheckpoints({
       audit: t.store.audit,
-      keyPath,
+      secrets: keyStore(),
       filePath,
       intervalMs: 60_000,
     });
@@ -169,7 +173,7 @@ describe.skipIf(!pg)("audit checkpoints against a superuser", () => {
     // A checkpoint of the current head with its key, then a torn write.
     const checkpoints = await startAuditCheckpoints({
       audit: t.store.audit,
-      keyPath,
+      secrets: keyStore(),
       filePath: join(home, "fresh.jsonl"),
     });
     await checkpoints.close();

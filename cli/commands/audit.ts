@@ -1,5 +1,10 @@
 import { loadConfig } from "../../lib/config/config.js";
-import { auditCheckpointSettings, verifyAuditLog } from "../../lib/store/audit-checkpoint.js";
+import { processSecrets } from "../../lib/secrets/open-secrets.js";
+import {
+  auditCheckpointSettings,
+  checkpointPublicKey,
+  verifyAuditLog,
+} from "../../lib/store/audit-checkpoint.js";
 import { openStore } from "../../lib/store/store.js";
 import { type Command, UsageError } from "../command.js";
 
@@ -36,11 +41,14 @@ export const audit: Command = {
       given[flags[flag as keyof typeof flags]] = value;
     }
     const defaults = auditCheckpointSettings(loadConfig().home);
-    const store = await openStore({ schema: given.schema });
+    const secrets = await processSecrets();
+    const store = await openStore({ schema: given.schema, secrets });
     try {
       const report = await verifyAuditLog(store.audit, {
         filePath: given.filePath ?? defaults.filePath,
-        keyPath: given.keyPath ?? defaults.keyPath,
+        ...(given.keyPath
+          ? { keyPath: given.keyPath }
+          : { publicKey: await checkpointPublicKey(secrets) }),
       });
       console.log(JSON.stringify(report));
       if (!report.ok) {

@@ -82,7 +82,7 @@ export const dev: Command = {
       early?.catch(() => undefined);
       const [admin, components, gateway] = await settled([
         // Tenant "default" and a platform-admin API key in <home>/admin.key (0600, never printed).
-        ensureBootstrapAdmin({ store: runtime.store, home: config.home }),
+        ensureBootstrapAdmin({ store: runtime.store, home: config.home, secrets: runtime.secrets }),
         settled(
           (["registry", "learning", "planner", "executor"] as const).map((name) =>
             running(

@@ -5,7 +5,6 @@ describe("loadConfig", () => {
   it("runs on embedded defaults with nothing set", () => {
     const config = loadConfig({});
     expect(config.trustDomain).toBe("agentmesh.local");
-    expect(config.databaseUrl).toBeUndefined();
     expect(config.natsUrl).toBe("nats://127.0.0.1:4222");
     expect(config.natsExplicit).toBe(false);
     expect(config.certDir.endsWith(".agentmesh/certs")).toBe(true);
@@ -13,8 +12,8 @@ describe("loadConfig", () => {
   });
 
   it("reads overrides and rejects bad ports", () => {
-    const config = loadConfig({ DATABASE_URL: "postgres://x/y", AGENTMESH_EXECUTOR_PORT: "0" });
-    expect(config.databaseUrl).toBe("postgres://x/y");
+    // DATABASE_URL is a secret: lib/secrets reads it, not the config.
+    const config = loadConfig({ AGENTMESH_EXECUTOR_PORT: "0" });
     expect(config.ports.executor).toBe(0);
     expect(() => loadConfig({ AGENTMESH_GATEWAY_PORT: "http" })).toThrow(
       /AGENTMESH_GATEWAY_PORT="http": expected a port/,

@@ -14,7 +14,6 @@ export interface MeshConfig {
   certDir: string;
   /** Directory of the decision log (must be writable when the log is a file). */
   logDir: string;
-  databaseUrl: string | undefined;
   natsUrl: string;
   /** True when NATS_URL was set explicitly (then it must answer). */
   natsExplicit: boolean;
@@ -40,7 +39,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MeshConfig {
     namespace: settings.namespace.read(env),
     certDir: resolve(settings.certDir.read(env) ?? join(home, "certs")),
     logDir: resolve(settings.logDir.read(env) ?? join(home, "logs")),
-    databaseUrl: settings.databaseUrl.read(env),
     natsUrl: settings.natsUrl.read(env),
     natsExplicit: Boolean(env[settings.natsUrl.name]?.trim()),
     policyPath: resolve(settings.policy.read(env) ?? packagePath("bundles", "agentmesh.tar.gz")),

@@ -34,6 +34,7 @@ export type Section =
   | "Identity and certificates"
   | "Addresses and ports"
   | "Store"
+  | "Secrets"
   | "Bus"
   | "Policy and logs"
   | "Gateway"
@@ -397,6 +398,122 @@ export const settings = {
     ),
     undefined,
     "`postgres`, else `nobody`",
+  ),
+
+  secretsProvider: define(
+    "AGENTMESH_SECRETS_PROVIDER",
+    m(
+      "Secrets",
+      ["all"],
+      "where secrets come from: `file` (files, Kubernetes Secret mounts, the variables below; re-read on change) or `vault` (KV v2 and Transit through `VAULT_ADDR`)",
+    ),
+    "`file`",
+    (raw) => {
+      const v = (raw ?? "file").trim();
+      if (v !== "file" && v !== "vault") {
+        throw invalid("AGENTMESH_SECRETS_PROVIDER", v, "file or vault");
+      }
+      return v;
+    },
+  ),
+  secretsDir: text(
+    "AGENTMESH_SECRETS_DIR",
+    m(
+      "Secrets",
+      ["all"],
+      "directory of secret files named by secret (`database-url`, `data-kek`, ...; a Kubernetes Secret mounted as a volume), re-read on change",
+    ),
+    undefined,
+    "`$AGENTMESH_HOME/secrets`",
+  ),
+  vaultAddr: text(
+    "VAULT_ADDR",
+    m("Secrets", ["all"], "Vault server (with `AGENTMESH_SECRETS_PROVIDER=vault`)"),
+    undefined,
+    "unset",
+  ),
+  vaultToken: text(
+    "VAULT_TOKEN",
+    m("Secrets", ["all"], "Vault token (auth `token`); renewed while it lives"),
+    undefined,
+    "unset",
+  ),
+  vaultAuth: define(
+    "AGENTMESH_VAULT_AUTH",
+    m(
+      "Secrets",
+      ["all"],
+      "how the process logs in to Vault: `token` (`VAULT_TOKEN`), `kubernetes` (service account token) or `approle`",
+    ),
+    "`token`",
+    (raw) => {
+      const v = (raw ?? "token").trim();
+      if (v !== "token" && v !== "kubernetes" && v !== "approle") {
+        throw invalid("AGENTMESH_VAULT_AUTH", v, "token, kubernetes or approle");
+      }
+      return v;
+    },
+  ),
+  vaultRole: text(
+    "AGENTMESH_VAULT_ROLE",
+    m("Secrets", ["all"], "Vault role of Kubernetes auth"),
+    "agentmesh",
+  ),
+  vaultAuthMount: text(
+    "AGENTMESH_VAULT_AUTH_MOUNT",
+    m("Secrets", ["all"], "mount of the auth method"),
+    undefined,
+    "`kubernetes` or `approle`",
+  ),
+  vaultKubernetesTokenFile: text(
+    "AGENTMESH_VAULT_KUBERNETES_TOKEN_FILE",
+    m("Secrets", ["all"], "service account token presented to Vault's Kubernetes auth"),
+    "/var/run/secrets/kubernetes.io/serviceaccount/token",
+  ),
+  vaultRoleId: text(
+    "AGENTMESH_VAULT_ROLE_ID",
+    m("Secrets", ["all"], "AppRole role id"),
+    undefined,
+    "unset",
+  ),
+  vaultSecretIdFile: text(
+    "AGENTMESH_VAULT_SECRET_ID_FILE",
+    m("Secrets", ["all"], "file holding the AppRole secret id"),
+    undefined,
+    "unset",
+  ),
+  vaultKvMount: text(
+    "AGENTMESH_VAULT_KV_MOUNT",
+    m("Secrets", ["all"], "mount of the KV v2 engine holding the mesh's secrets"),
+    "secret",
+  ),
+  vaultKvPrefix: text(
+    "AGENTMESH_VAULT_KV_PREFIX",
+    m(
+      "Secrets",
+      ["all"],
+      "path under the KV mount; each secret is `<prefix>/<name>` with its value in the field `value`",
+    ),
+    "agentmesh",
+  ),
+  vaultTransitMount: text(
+    "AGENTMESH_VAULT_TRANSIT_MOUNT",
+    m("Secrets", ["all"], "mount of the Transit engine that wraps data keys"),
+    "transit",
+  ),
+  vaultTransitKey: text(
+    "AGENTMESH_VAULT_TRANSIT_KEY",
+    m("Secrets", ["all"], "Transit key that wraps tenants' data keys"),
+    "agentmesh",
+  ),
+  vaultCacheMs: positive(
+    "AGENTMESH_VAULT_CACHE_MS",
+    m(
+      "Secrets",
+      ["all"],
+      "how long a secret read from Vault is served from memory before it is read again (rotation is picked up within this time)",
+    ),
+    "`30000`",
   ),
 
   natsUrl: text(

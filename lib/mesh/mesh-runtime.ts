@@ -38,6 +38,8 @@ import type { PolicyInput } from "../policy/input.js";
 import { createShadowLog } from "../policy/shadow-log.js";
 import type { Authorizer } from "../rpc/authorizer.js";
 import type { Client } from "../rpc/client.js";
+import { openSecrets } from "../secrets/open-secrets.js";
+import type { SecretStore } from "../secrets/secret-store.js";
 import { auditCheckpointSettings, startAuditCheckpoints } from "../store/audit-checkpoint.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
 import { storeMetrics } from "../store/store-metrics.js";
@@ -102,6 +104,8 @@ export interface MeshRuntimeOptions {
 export interface MeshRuntime {
   readonly config: MeshConfig;
   readonly store: Store;
+  /** Every secret this process reads (file or Vault, `AGENTMESH_SECRETS_PROVIDER`). */
+  readonly secrets: SecretStore;
   readonly bus: JobBus;
   readonly policy: PolicyEngine;
   /** The authorizer for calls this process serves, labelled with the process's identities. */
@@ -178,8 +182,11 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       });
     const authorizer = authorizerFor(processLabels.component, processLabels.instance);
 
+    // Vault unreachable at boot: a clear UNAVAILABLE, and the process never reports ready.
+    const secrets = await openSecrets(process.env, config.home);
+    cleanups.push(() => secrets.close());
     const [store, bus] = await Promise.all([
-      openOrShareStore(options.store, config, log, cleanups),
+      openOrShareStore(options.store, config, secrets, log, cleanups),
       openOrShareBus(options.bus, config, log, cleanups, busIdentityOf(options)),
     ]);
 
@@ -198,6 +205,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
 
     const runtime: MeshRuntime = {
       config,
+      secrets,
       store,
       bus,
       policy,
@@ -255,6 +263,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       },
       ready() {
         if (store.health.status !== "serving" || !policy.ready) return false;
+        if (!secrets.status().ready) return false;
         for (const p of probes.values()) if (!p()) return false;
         return true;
       },
@@ -367,6 +376,7 @@ async function exists(path: string): Promise<boolean> {
 async function openOrShareStore(
   option: Store | OpenStoreOptions | undefined,
   config: MeshConfig,
+  secrets: SecretStore,
   log: Logger,
   cleanups: (() => Promise<void> | void)[],
 ): Promise<Store> {
@@ -374,7 +384,7 @@ async function openOrShareStore(
   const schema = settings.dbSchema.read();
   const store = await openStore({
     home: config.home,
-    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    secrets,
     ...(schema ? { schema } : {}),
     // Off behind a pooler in transaction mode (PgBouncer before 1.21), which cannot keep them.
     preparedStatements: settings.dbPreparedStatements.read(),
@@ -395,6 +405,7 @@ async function openOrShareStore(
   try {
     const checkpoints = await startAuditCheckpoints({
       audit: store.audit,
+      secrets,
       ...auditCheckpointSettings(config.home),
       log: log.child({ component: "audit" }),
     });

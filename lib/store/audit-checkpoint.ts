@@ -14,10 +14,10 @@
  * until the next one (`intervalMs`, and at shutdown).
  *
  * @example
- * const checkpoints = await startAuditCheckpoints({ audit: store.audit, keyPath, filePath });
+ * const checkpoints = await startAuditCheckpoints({ audit: store.audit, secrets, filePath });
  * // ... at shutdown, one last checkpoint:
  * await checkpoints.close();
- * const report = await verifyAuditLog(store.audit, { keyPath, filePath });
+ * const report = await verifyAuditLog(store.audit, { publicKey, filePath });
  * if (!report.ok) console.error(`audit log tampered: ${report.reason} at row ${report.seq}`);
  */
 import {
@@ -26,28 +26,30 @@ import {
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
-  randomBytes,
   sign,
   verify,
 } from "node:crypto";
-import { link, mkdir, open, readFile, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { settings } from "../config/settings.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import type { Logger } from "../log/logger.js";
+import type { SecretStore } from "../secrets/secret-store.js";
 import type { AuditLog, AuditVerification } from "./audit-log.js";
 import { errorCode } from "./store-error.js";
 
 /** PostgreSQL's "relation does not exist". */
 const undefinedTable = "42P01";
 
-/** Where a process keeps its checkpoint key and file, and how often it writes: the settings, else under `home`. */
+/**
+ * Where a process keeps its checkpoint file, and how often it writes: the
+ * settings, else under `home`. (The key is the `audit-checkpoint-key` secret.)
+ */
 export function auditCheckpointSettings(
   home: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
-): { keyPath: string; filePath: string; intervalMs: number } {
+): { filePath: string; intervalMs: number } {
   return {
-    keyPath: resolve(settings.auditCheckpointKey.read(env) ?? join(home, "audit-checkpoint.key")),
     filePath: resolve(
       settings.auditCheckpointFile.read(env) ?? join(home, "audit-checkpoints.jsonl"),
     ),
@@ -110,43 +112,32 @@ export function checkpointValid(c: AuditCheckpoint, publicKey: KeyObject): boole
 }
 
 /**
- * The signing key at `path`, created (Ed25519, PKCS#8 PEM, mode 0600, its
- * directory 0700) when it does not exist yet. Its public half is also written
- * to `<path>.pub` for verifiers on other machines.
+ * The signing key (the `audit-checkpoint-key` secret), created (Ed25519,
+ * PKCS#8 PEM) when the store holds none yet; of two processes creating it at
+ * once, one key wins whole. With the file provider its public half is also
+ * written beside it as `.pub` for verifiers on other machines.
  */
-export async function loadOrCreateCheckpointKey(path: string): Promise<KeyObject> {
-  const existing = await readFile(path, "utf8").catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") return undefined;
-    throw err;
-  });
-  if (existing !== undefined) return privateKeyFrom(existing, path);
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+export async function loadOrCreateCheckpointKey(secrets: SecretStore): Promise<KeyObject> {
+  const name = "audit-checkpoint-key";
+  const existing = await secrets.get(name);
+  if (existing) return privateKeyFrom(existing, secrets.location(name));
+  const { privateKey } = generateKeyPairSync("ed25519");
   const pem = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
-  // Written whole to a private file first, then linked into place: link never
-  // overwrites, so of two processes starting at once one key wins, complete.
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  const file = await open(tmp, "wx", 0o600);
-  try {
-    await file.writeFile(pem);
-    await file.sync();
-  } finally {
-    await file.close();
+  const stored = privateKeyFrom(await secrets.create(name, pem), secrets.location(name));
+  if (secrets.provider === "file") {
+    await writeFile(
+      `${secrets.location(name)}.pub`,
+      createPublicKey(stored).export({ type: "spki", format: "pem" }) as string,
+      { mode: 0o644 },
+    );
   }
-  try {
-    await link(tmp, path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-      return privateKeyFrom(await readFile(path, "utf8"), path);
-    }
-    throw err;
-  } finally {
-    await unlink(tmp);
-  }
-  await writeFile(`${path}.pub`, publicKey.export({ type: "spki", format: "pem" }) as string, {
-    mode: 0o644,
-  });
-  return privateKey;
+  return stored;
+}
+
+/** The public key to verify with, from the key the secret store holds. */
+export async function checkpointPublicKey(secrets: SecretStore): Promise<KeyObject> {
+  const name = "audit-checkpoint-key";
+  return createPublicKey(privateKeyFrom(await secrets.require(name), secrets.location(name)));
 }
 
 function privateKeyFrom(pem: string, path: string): KeyObject {
@@ -255,8 +246,10 @@ export type AuditReport =
 export interface VerifyAuditOptions {
   /** The checkpoint file. */
   filePath: string;
-  /** The key file: the private key, or its `.pub`. */
-  keyPath: string;
+  /** The key file: the private key, or its `.pub` (one of `keyPath` and `publicKey`). */
+  keyPath?: string;
+  /** The public key itself (`checkpointPublicKey(secrets)`). */
+  publicKey?: KeyObject;
 }
 
 /** Walks the chain and checks it against every checkpoint in the file. */
@@ -275,7 +268,10 @@ export async function verifyAuditLog(
       detail: `${options.filePath} line ${firstBad.line}: ${firstBad.problem}`,
     };
   }
-  const publicKey = checkpoints.length ? await readCheckpointPublicKey(options.keyPath) : undefined;
+  const publicKey = !checkpoints.length
+    ? undefined
+    : (options.publicKey ?? (await readCheckpointPublicKey(options.keyPath ?? "")));
+  const keyName = options.keyPath ?? "the audit checkpoint key";
   const expected = new Map<number, { hash: string; line: number }>();
   for (const c of checkpoints) {
     if (!checkpointValid(c, publicKey as KeyObject)) {
@@ -284,7 +280,7 @@ export async function verifyAuditLog(
         seq: c.seq,
         reason: "checkpoint invalid",
         rows: 0,
-        detail: `${options.filePath} line ${c.line}: the signature does not verify under ${options.keyPath}`,
+        detail: `${options.filePath} line ${c.line}: the signature does not verify under ${keyName}`,
       };
     }
     expected.set(c.seq, { hash: c.hash, line: c.line });
@@ -331,8 +327,8 @@ export async function verifyAuditLog(
 
 export interface AuditCheckpointsOptions {
   audit: AuditLog;
-  /** The signing key file (created when missing). */
-  keyPath: string;
+  /** Holds the signing key (`audit-checkpoint-key`, created when missing). */
+  secrets: SecretStore;
   /** The checkpoint file (appended to). */
   filePath: string;
   /** How often the head is checkpointed when it moved. Default 10 s. */
@@ -351,7 +347,7 @@ export interface AuditCheckpoints {
 export async function startAuditCheckpoints(
   options: AuditCheckpointsOptions,
 ): Promise<AuditCheckpoints> {
-  const key = await loadOrCreateCheckpointKey(options.keyPath);
+  const key = await loadOrCreateCheckpointKey(options.secrets);
   const { checkpoints } = await readCheckpoints(options.filePath);
   const last = checkpoints[checkpoints.length - 1];
   let lastSigned = last ? `${last.seq}/${last.hash}` : "";

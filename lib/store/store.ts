@@ -26,6 +26,8 @@ import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { loadConfig } from "../config/config.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import type { Logger } from "../log/logger.js";
+import { processSecrets } from "../secrets/open-secrets.js";
+import type { SecretStore } from "../secrets/secret-store.js";
 import { meshMetrics } from "../telemetry/metrics.js";
 import { AgentRepository } from "./agent-repository.js";
 import { ApiKeyRepository } from "./api-key-repository.js";
@@ -52,6 +54,8 @@ export interface OpenStoreOptions {
    * too, an embedded PostgreSQL under `<home>/data`.
    */
   databaseUrl?: string;
+  /** Where the `database-url` secret is read when `databaseUrl` is not given. Default: the process's (`processSecrets()`). */
+  secrets?: SecretStore;
   /** Use the embedded PostgreSQL even if `DATABASE_URL` is set. Default false. */
   embedded?: boolean;
   /** State directory for the embedded PostgreSQL. Default: `AGENTMESH_HOME` (`.agentmesh`). */
@@ -117,7 +121,10 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     throw new MeshError(Code.InvalidArgument, `invalid schema name ${JSON.stringify(schema)}`);
   }
   const config = loadConfig();
-  let url = options.embedded ? undefined : (options.databaseUrl ?? config.databaseUrl);
+  let url = options.embedded
+    ? undefined
+    : (options.databaseUrl ??
+      (await (options.secrets ?? (await processSecrets())).get("database-url")));
   let embedded: EmbeddedPostgres | undefined;
   if (!url) {
     embedded = await startEmbeddedPostgres({

@@ -54,7 +54,8 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     expect(r.stdout).toMatch(/submitted goal \S+ \(diamond\)/);
     for (const step of ["plan", "fetch", "analyze", "report"])
       expect(r.stdout).toContain(`✔ ${step} succeeded`);
-    expect(r.stdout).toMatch(/goal \S+ succeeded\n$/);
+    // The end: the goal's output (the report step's) as plain JSON.
+    expect(r.stdout).toMatch(/goal \S+ succeeded\n\{\n {2}"message": "report done"\n\}\n$/);
     const id = /submitted goal (\S+)/.exec(r.stdout)?.[1] ?? "";
     const ls = await cli(f.keys.acmeReader, "goal", "ls");
     expect(ls.stdout).toContain(id);
@@ -64,7 +65,8 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
 
   it("lists agents, creates a tenant and a key, and reports errors by code", async () => {
     const agents = await cli(f.keys.acmeReader, "agents", "ls");
-    expect(agents.stdout).toMatch(/\S+\s+live\s+.*util\.echo/);
+    expect(agents.stdout).toMatch(/^NAME\s+VERSION\s+STATE\s+CAPABILITIES\s/);
+    expect(agents.stdout).toMatch(/\nutil\s+1\.0\.0\s+live\s+util\.echo,\S+\s.*\s\ds ago\s+\S+/);
     const tenant = await cli(f.keys.admin, "tenants", "create", "umbrella", "--name", "Umbrella");
     expect(tenant.stdout).toContain("created tenant umbrella");
     const key = await cli(
@@ -84,5 +86,36 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     expect(denied.stderr).toMatch(/^permission_denied: /);
     const bad = await cli("am_000000000000_nope", "goal", "ls");
     expect(bad.stderr).toMatch(/^unauthenticated: /);
+  }, 120_000);
+
+  it("cancels a long-running goal of the built-in wait kind", async () => {
+    const submitted = await cli(
+      f.keys.acmeWriter,
+      "goal",
+      "submit",
+      "--kind",
+      "wait",
+      "--input",
+      '{"ms":600000}',
+    );
+    expect(submitted.code).toBe(0);
+    const id = /submitted goal (\S+)/.exec(submitted.stdout)?.[1] ?? "";
+    const watching = cli(f.keys.acmeReader, "goal", "watch", id);
+    const cancelled = await cli(f.keys.acmeWriter, "goal", "cancel", id, "--reason", "enough");
+    expect(cancelled.stdout).toBe(`goal ${id} cancelled\n`);
+    const watched = await watching;
+    expect(watched.code).toBe(1);
+    expect(watched.stdout).toMatch(/goal \S+ cancelled\nerror: CANCELLED: enough\n$/);
+    const refused = await cli(
+      f.keys.acmeWriter,
+      "goal",
+      "submit",
+      "--kind",
+      "wait",
+      "--input",
+      '{"ms":600001}',
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^invalid_argument: /);
   }, 120_000);
 });

@@ -1,33 +1,30 @@
 import { access } from "node:fs/promises";
 import { Gauge } from "prom-client";
 import { builtinAgents } from "../../agents/builtin.js";
-import { busOptionsFromEnv, connectBus } from "../../lib/bus/index.js";
 import { isTlsUrl } from "../../lib/bus/nats-tls.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
-import { spiffeId } from "../../lib/identity/spiffe.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { serveHealthHttp } from "../../lib/mesh/health-http.js";
-import { createChannel, type MeshChannel } from "../../lib/rpc/index.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
-import {
-  type CertWatcher,
-  certPaths,
-  ensureIdentities,
-  watchCertificates,
-} from "../../lib/tls/index.js";
+import { certPaths, ensureIdentities } from "../../lib/tls/index.js";
+import { connectAgent } from "../../sdk/agent/connect-agent.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
-import { grpcRegistryLink } from "../../sdk/agent/grpc-registry-link.js";
-import { noopRegistryLink } from "../../sdk/agent/registry-link.js";
 import { type RunningAgent, runAgent } from "../../sdk/agent/run-agent.js";
 import { type Command, UsageError } from "../command.js";
+import { loadAgentFile } from "./agent-file.js";
 
 const usage = `agentmesh agent <name> [--concurrency N] [--instance ID] [--grace-ms MS]
+agentmesh agent run <file.js|file.ts> [--export NAME] [options as above]
 agentmesh agent mcp --server NAME [--concurrency N] -- <command> [args...]
 
-Runs a built-in agent as its own process until SIGTERM/SIGINT (then drains).
+Runs a built-in agent, or the agent a file defines (its default export, or its
+one named export, made by defineAgent from "agentmesh/sdk"), as its own process
+until SIGTERM/SIGINT (then drains).
 It registers with the registry over mTLS as identity agent-<name> (certificate
-under AGENTMESH_CERT_DIR/agent-<name>; issued by the dev CA when one is there)
+under AGENTMESH_CERT_DIR/agent-<name>, AGENTMESH_AGENT_IDENTITY for another
+identity; issued by the dev CA when one is there; the identity needs a grant of
+its capabilities in policies/data.json)
 at AGENTMESH_REGISTRY_ADDR (default 127.0.0.1:<registry port>);
 --no-registry runs it unregistered (jobs still flow, the planner cannot see it).
 /healthz, /readyz (registered and consuming) and /metrics on AGENTMESH_HOST:
@@ -48,27 +45,41 @@ export const agent: Command = {
     const dashdash = args.indexOf("--");
     const own = dashdash >= 0 ? args.slice(0, dashdash) : args;
     const serverCommand = dashdash >= 0 ? args.slice(dashdash + 1) : [];
-    const [name, ...flags] = own;
+    const [name, ...rest] = own;
     if (!name) throw new UsageError("which agent?");
-    const opts = parseFlags(flags);
+    // `agent run <file>`: the user's agent; the file is the first argument after "run".
+    const file = name === "run" ? rest[0] : undefined;
+    if (name === "run" && !file) throw new UsageError("agent run needs the agent's file");
+    const opts = parseFlags(file ? rest.slice(1) : rest);
     const config = loadConfig();
-    const log = createLogger({ name: `agent-${name === "mcp" ? `mcp-${opts.server}` : name}` });
 
     let close = async () => {};
     let definition: AgentDefinition;
-    if (name === "mcp") {
+    let identity: string;
+    if (file) {
+      definition = await loadAgentFile(file, opts.exportName);
+      identity = settings.agentIdentity.read() ?? `agent-${definition.name}`;
+    } else if (name === "mcp") {
       if (!opts.server) throw new UsageError("mcp needs --server NAME");
-      const [command, ...rest] = serverCommand;
+      const [command, ...args] = serverCommand;
       if (!command) throw new UsageError("mcp needs the server command after --");
+      identity = `agent-mcp-${opts.server}`;
       const { createMcpAgent } = await import("../../agents/mcp.js");
-      const bridge = await createMcpAgent({ server: opts.server, command, args: rest, log });
+      const bridge = await createMcpAgent({
+        server: opts.server,
+        command,
+        args,
+        log: createLogger({ name: identity }),
+      });
       definition = bridge.agent;
       close = bridge.close;
     } else {
       const make = builtinAgents[name];
       if (!make) throw new UsageError(`unknown agent ${JSON.stringify(name)}`);
       definition = make();
+      identity = `agent-${name}`;
     }
+    const log = createLogger({ name: identity });
 
     // Probes answer from the start: alive while waiting for the registry, ready once
     // registered and consuming, not ready again from the moment it drains.
@@ -114,70 +125,42 @@ export const agent: Command = {
     return 0;
 
     async function runUntilStopped() {
-      const identity = `agent-${name === "mcp" ? `mcp-${opts.server}` : name}`;
-      const certs =
-        isTlsUrl(config.natsUrl) || !opts.noRegistry
-          ? await agentCertificates(config, identity)
-          : undefined;
-      const bus = await connectBus({
-        ...busOptionsFromEnv(),
-        natsUrl: config.natsUrl,
-        explicit: config.natsExplicit,
-        name: `agent-${definition.name}`,
-        // Mutual TLS on a tls:// NATS with the same certificate as gRPC; results bound to this identity.
-        identity: { name: identity, ...(certs ? { certs } : {}) },
+      if (!opts.noRegistry || isTlsUrl(config.natsUrl)) await issueFromDevCa(config, identity);
+      const link = await connectAgent(definition.name, {
+        identity,
+        register: !opts.noRegistry,
         log,
       });
-      const channel = certs && !opts.noRegistry ? registryChannel(config, certs) : undefined;
       running = await runAgent(definition, {
-        bus,
+        bus: link.bus,
         log,
-        registry: channel ? grpcRegistryLink(channel) : noopRegistryLink(),
+        registry: link.registry,
         ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
         ...(opts.instance ? { instanceId: opts.instance } : {}),
         ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
       });
       console.log(
-        `agent ${running.agentId} ready: ${running.card.skills.map((s) => s.capability).join(", ")} (health ${http.url})`,
+        `agent ${running.agentId} ready: ${running.card.skills.map((s) => s.capability).join(", ")} (health ${http.url}) as ${identity}, ${definition.name} ${definition.version}`,
       );
       await running.stopped;
-      channel?.close();
-      certs?.close();
-      await bus.close({ graceMs: 0 });
+      await link.close();
       await close();
     }
   },
 };
 
-/** The agent's certificate files, issued by the dev CA when one is there (else mounted ones). */
-async function agentCertificates(
-  config: ReturnType<typeof loadConfig>,
-  identity: string,
-): Promise<CertWatcher> {
+/** Issues the identity's certificate from the dev CA when one is there (else it must be mounted). */
+async function issueFromDevCa(config: ReturnType<typeof loadConfig>, identity: string) {
   try {
     await access(certPaths(config.certDir, "ca").key);
-    await ensureIdentities({
-      certDir: config.certDir,
-      names: [identity],
-      trustDomain: config.trustDomain,
-      namespace: config.namespace,
-    });
   } catch {
-    // no dev CA: the certificate must already be mounted
+    return;
   }
-  return watchCertificates({ dir: certPaths(config.certDir, identity).dir });
-}
-
-/** The mTLS channel to the registry, proving the agent's identity with its certificate. */
-function registryChannel(config: ReturnType<typeof loadConfig>, certs: CertWatcher): MeshChannel {
-  return createChannel({
-    address: settings.registryAddr.read() ?? `127.0.0.1:${config.ports.registry}`,
-    certs,
-    server: spiffeId({
-      name: "registry",
-      trustDomain: config.trustDomain,
-      namespace: config.namespace,
-    }),
+  await ensureIdentities({
+    certDir: config.certDir,
+    names: [identity],
+    trustDomain: config.trustDomain,
+    namespace: config.namespace,
   });
 }
 
@@ -186,6 +169,7 @@ interface AgentFlags {
   instance?: string;
   graceMs?: number;
   server?: string;
+  exportName?: string;
   noRegistry?: boolean;
 }
 
@@ -212,6 +196,9 @@ function parseFlags(flags: string[]): AgentFlags {
         break;
       case "--server":
         out.server = value;
+        break;
+      case "--export":
+        out.exportName = value;
         break;
       default:
         throw new UsageError(`unknown option ${flag}`);

@@ -3,6 +3,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { type Goal, GoalSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { applyGoalEvent } from "../../sdk/client/goal-events.js";
+import { outputJson } from "../../sdk/client/goal-result.js";
 import type { MeshClient } from "../../sdk/client/index.js";
 import { type Command, UsageError } from "../command.js";
 import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
@@ -10,11 +11,11 @@ import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
 const usage = `agentmesh goal <submit|ls|get|watch|cancel> [options]   (AGENTMESH_URL, AGENTMESH_API_KEY)
 
   submit --kind K [--input '{...}'] [--key IDEMPOTENCY_KEY] [--priority N] [--watch]
-                       submit a goal; --watch shows step progress live until it ends
-                       (exit 0 succeeded, 1 failed or cancelled)
+                       submit a goal; --watch shows step progress live until it ends,
+                       then the output as JSON (exit 0) or the error (exit 1)
   ls [--status running|succeeded|...] [--kind K] [--limit N]
   get GOAL_ID [--json]  the goal with each step's state
-  watch GOAL_ID         live step progress
+  watch GOAL_ID         live step progress, then the output or the error
   cancel GOAL_ID [--reason TEXT]`;
 
 /** `agentmesh goal`: submit, list, inspect, watch and cancel goals through the gateway. */
@@ -120,8 +121,14 @@ async function watch(mesh: MeshClient, goalId: string): Promise<number> {
       );
     }
   }
+  // The end: the output as plain JSON, or the error.
   console.log(`goal ${goalId} ${lower(GoalStatus, goal.status)}`);
-  return goal.status === GoalStatus.SUCCEEDED ? 0 : 1;
+  if (goal.status === GoalStatus.SUCCEEDED) {
+    console.log(JSON.stringify(outputJson(goal.output) ?? null, null, 2));
+    return 0;
+  }
+  if (goal.error) console.log(`error: ${goal.error.code}: ${goal.error.message}`);
+  return 1;
 }
 
 const lower = (names: Record<number, string>, value: number) =>
@@ -176,6 +183,7 @@ async function get(args: string[]): Promise<number> {
       s.dependsOn.join(","),
     ]),
   );
+  if (g.output) console.log(`output: ${JSON.stringify(outputJson(g.output))}`);
   if (g.error) console.log(`error: ${g.error.code}: ${g.error.message}`);
   return 0;
 }

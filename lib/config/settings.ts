@@ -286,6 +286,16 @@ export const settings = {
     undefined,
     "`$AGENTMESH_HOME/certs`",
   ),
+  agentIdentity: text(
+    "AGENTMESH_AGENT_IDENTITY",
+    m(
+      "Identity and certificates",
+      ["agent"],
+      "the identity an agent started by the SDK's `runAgent` or `agentmesh agent run` proves: its certificate is `$AGENTMESH_CERT_DIR/<identity>` and the policy grants it capabilities (`agent_capabilities` in `policies/data.json`)",
+    ),
+    undefined,
+    "`agent-<the agent's name>`",
+  ),
   devCerts: flag(
     "AGENTMESH_DEV_CERTS",
     m(

@@ -57,6 +57,11 @@ builtin_decision := deny("caller has no valid mesh SPIFFE ID") if {
 	count(denied_capabilities) > 0
 } else := allow(concat("", ["peer ", input.peer.spiffe_id, " may call ", method_full])) if {
 	peer_may_call
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full, ": identity ", peer_name, " has no grant; add ", json.marshal(peer_name), ": [", grant_hint, "] to agent_capabilities in policies/data.json and rebuild the bundle (agentmesh policy build)"])) if {
+	# A new agent's first call: say which grant would let it in.
+	not known_identity
+	some pattern in cfg.agent_methods
+	method_matches(pattern, method_full)
 } else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full]))
 
 allow(reason) := {"allow": true, "reason": reason, "principal_trusted": principal_trusted}
@@ -158,6 +163,11 @@ denied_capabilities contains c if {
 	some c in input.resource.capabilities
 	not capability_granted(c)
 }
+
+# The capabilities an unknown agent asked for, as the JSON of a grant list.
+grant_hint := concat(", ", [json.marshal(c) | some c in sort(input.resource.capabilities)]) if {
+	count(input.resource.capabilities) > 0
+} else := "\"<capability>\""
 
 # --- Delegated principals: honoured only when a delegator (the gateway) vouches.
 

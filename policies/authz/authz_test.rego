@@ -159,6 +159,14 @@ test_agent_may_not_register_foreign_capabilities if {
 	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-text may not register capabilities http.fetch, shell.exec"
 }
 
+test_unknown_agent_is_told_the_grant_to_add if {
+	d := authz.decision with input as call("agent-shout", register, {"capabilities": ["shout.upper", "shout.lower"]})
+	not d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-shout may not call agentmesh.v1.RegistryService/RegisterAgent: identity agent-shout has no grant; add \"agent-shout\": [\"shout.lower\", \"shout.upper\"] to agent_capabilities in policies/data.json and rebuild the bundle (agentmesh policy build)"
+	d2 := authz.decision with input as call("agent-shout", "agentmesh.v1.RegistryService/Heartbeat", {})
+	endswith(d2.reason, "add \"agent-shout\": [\"<capability>\"] to agent_capabilities in policies/data.json and rebuild the bundle (agentmesh policy build)")
+}
+
 test_exact_capability_grant_is_exact if {
 	d := authz.decision with input as call("agent-http", register, {"capabilities": ["http.fetch.more"]})
 	not d.allow

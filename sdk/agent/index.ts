@@ -4,8 +4,7 @@
  * key side effects on) is the handler contract in `sdk/README.md`.
  *
  * @example
- * import { connectBus } from "agentmesh/lib/bus";
- * import { defineAgent, runAgent, nonRetryable } from "agentmesh/sdk";
+ * import { defineAgent, runAgent } from "agentmesh/sdk";
  *
  * const agent = defineAgent({
  *   name: "shouter",
@@ -18,7 +17,7 @@
  *     },
  *   },
  * });
- * await runAgent(agent, { bus: await connectBus() });
+ * await runAgent(agent); // certificate, NATS and registry from AGENTMESH_* and NATS_URL
  */
 export {
   AgentError,
@@ -26,6 +25,11 @@ export {
   isAgentError,
   nonRetryable,
 } from "./agent-error.js";
+export {
+  type AgentConnection,
+  type AgentConnectionOptions,
+  connectAgent,
+} from "./connect-agent.js";
 export {
   type AgentDefinition,
   type AgentDefinitionInput,

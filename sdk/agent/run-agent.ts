@@ -23,8 +23,7 @@
  * by attempt id and status, so a crash in between cannot report twice.
  *
  * @example
- * const bus = await connectBus({ natsUrl });
- * const running = await runAgent(textAgent, { bus, concurrency: 4 });
+ * const running = await runAgent(textAgent); // certificate, NATS and registry from AGENTMESH_* / NATS_URL
  * await running.stopped; // until SIGTERM, or running.stop()
  */
 import { randomBytes } from "node:crypto";
@@ -44,6 +43,7 @@ import { defaultBackoff } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
 import { type FailureInfo, failureOf } from "./agent-error.js";
+import { type AgentConnectionOptions, connectAgent } from "./connect-agent.js";
 import {
   type AgentDefinition,
   agentCard,
@@ -56,10 +56,19 @@ import { noopRegistryLink, type RegistryLink } from "./registry-link.js";
 import { compileSchema, type Validator } from "./schema.js";
 
 export interface RunAgentOptions {
-  /** Where jobs come from and results go. */
-  bus: JobBus;
-  /** Registry to register with; default a no-op link (standalone run). */
+  /**
+   * Where jobs come from and results go. Default: connected from `connection`
+   * (certificate, NATS and registry from the `AGENTMESH_*` variables and
+   * `NATS_URL`), closed again when the agent stops.
+   */
+  bus?: JobBus;
+  /**
+   * Registry to register with. Default: with `bus` given, a no-op link (standalone
+   * run); without, the registry at `AGENTMESH_REGISTRY_ADDR` over mutual TLS.
+   */
   registry?: RegistryLink;
+  /** How to connect when no `bus` is given (identity, certificate folder, addresses). */
+  connection?: AgentConnectionOptions;
   /** Identifies this process to the registry. Default `<host>-<pid>-<random>`. */
   instanceId?: string;
   /** Jobs run at once per skill unless the skill sets `maxConcurrency`. Default 8. */
@@ -120,7 +129,49 @@ const cancelMemoryMs = 10 * 60_000;
 
 export async function runAgent(
   agent: AgentDefinition,
-  options: RunAgentOptions,
+  options: RunAgentOptions = {},
+): Promise<RunningAgent> {
+  if (options.bus) return runOnBus(agent, { ...options, bus: options.bus });
+  const link = await connectAgent(agent.name, {
+    ...(options.log ? { log: options.log } : {}),
+    ...options.connection,
+  });
+  let running: RunningAgent;
+  try {
+    running = await runOnBus(agent, {
+      ...options,
+      bus: link.bus,
+      registry: options.registry ?? link.registry,
+    });
+  } catch (err) {
+    await link.close();
+    throw err;
+  }
+  // The connection is the agent's own: it closes once the agent has drained.
+  const stopped = running.stopped.finally(() => link.close());
+  return {
+    get agentId() {
+      return running.agentId;
+    },
+    card: running.card,
+    status: () => running.status(),
+    get ready() {
+      return running.ready;
+    },
+    get inFlight() {
+      return running.inFlight;
+    },
+    async stop(reason) {
+      await running.stop(reason);
+      await stopped;
+    },
+    stopped,
+  };
+}
+
+async function runOnBus(
+  agent: AgentDefinition,
+  options: RunAgentOptions & { bus: JobBus },
 ): Promise<RunningAgent> {
   const { bus } = options;
   const log = options.log ?? createLogger({ name: `agent-${agent.name}` });

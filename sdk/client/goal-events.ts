@@ -57,6 +57,8 @@ export function applyGoalEvent(goal: Goal, event: GoalEvent): StepState | undefi
       );
     case "finished":
       goal.status = k.value.status;
+      if (k.value.output) goal.output = k.value.output;
+      if (k.value.error) goal.error = k.value.error;
       return undefined;
     default:
       return undefined;

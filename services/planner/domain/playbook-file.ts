@@ -1,24 +1,30 @@
 /**
- * The playbook file format: one YAML document per file, mapping onto the
- * `Playbook` message with snake_case keys, human durations and `id` for the
- * step id. Unknown keys are errors (a typo must not silently drop a retry
- * policy). Every error names the file, the field path and the line.
+ * The playbook file format: one YAML (or JSON) document per file, the proto
+ * JSON form of the `Playbook` message, the same shape `PutPlaybook` takes and
+ * `agentmesh playbook show` prints. Canonical keys are the proto JSON names
+ * (`goalKind`, `stepId`, `dependsOn`, `backoffMultiplier`...), durations proto
+ * JSON strings (`"30s"`, `"0.2s"`). Also accepted: the proto field names
+ * (`goal_kind`, `step_id`: any proto JSON parser takes both), and from the
+ * older file format `id` for `stepId`, `multiplier` for `backoffMultiplier`
+ * and durations like `"200ms"` or `"2m"`. Unknown keys are errors (a typo must
+ * not silently drop a retry policy). Every error names the file, the field path
+ * and the line.
  *
  * @example
  * ```yaml
- * goal_kind: summarize
+ * goalKind: summarize
  * description: Summarize a text.
- * input_schema:
+ * inputSchema:
  *   type: object
  *   required: [text]
  *   properties: { text: { type: string, minLength: 1 } }
  * strategies:
  *   - name: solo
  *     steps:
- *       - id: summarize
+ *       - stepId: summarize
  *         capability: text.summarize
  *         input: { text: "${input.text}", sentences: "${input.sentences}" }
- *         retry: { max_attempts: 3, initial_backoff: 200ms, max_backoff: 5s, multiplier: 2 }
+ *         retry: { maxAttempts: 3, initialBackoff: 0.2s, maxBackoff: 5s, backoffMultiplier: 2 }
  *         timeout: 30s
  * ```
  * ```ts
@@ -100,35 +106,80 @@ function fileError(file: string, violations: Located[]): MeshError {
   return violationsError(`invalid playbook file ${file}`, violations, { file });
 }
 
+/** The other spellings of a canonical key: its proto field name, and older names. */
+const aliases: Record<string, readonly string[]> = {
+  goalKind: ["goal_kind"],
+  tenantId: ["tenant_id"],
+  inputSchema: ["input_schema"],
+  outputStep: ["output_step"],
+  stepId: ["step_id", "id"],
+  dependsOn: ["depends_on"],
+  subGoal: ["sub_goal"],
+  maxAttempts: ["max_attempts"],
+  initialBackoff: ["initial_backoff"],
+  maxBackoff: ["max_backoff"],
+  backoffMultiplier: ["backoff_multiplier", "multiplier"],
+  nonRetryableCodes: ["non_retryable_codes"],
+};
+
 /** Reads fields by path, collecting violations instead of stopping at the first. */
 class Reader {
+  /** For each record `object` returned: canonical key → the key as written (for error paths). */
+  readonly #written = new WeakMap<object, Map<string, string>>();
+
   constructor(readonly out: Violation[]) {}
 
+  /** A mapping with its keys made canonical; `allowed` lists the canonical keys. */
   object(value: unknown, at: FieldPath, allowed: readonly string[]): Record<string, unknown> {
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       this.out.push({ path: at, message: `expected a mapping, got ${kindOf(value)}` });
       return {};
     }
-    const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      if (!allowed.includes(key)) {
+    const record: Record<string, unknown> = {};
+    const written = new Map<string, string>();
+    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+      const canonical = allowed.includes(key)
+        ? key
+        : allowed.find((k) => aliases[k]?.includes(key));
+      if (canonical === undefined) {
         this.out.push({
           path: [...at, key],
           message: `unknown field "${key}" (expected one of: ${allowed.join(", ")})`,
         });
+        continue;
       }
+      const other = written.get(canonical);
+      if (other !== undefined) {
+        this.out.push({
+          path: [...at, key],
+          message: `"${key}" and "${other}" are the same field; write it once (as "${canonical}")`,
+        });
+        continue;
+      }
+      written.set(canonical, key);
+      record[canonical] = v;
     }
+    this.#written.set(record, written);
     return record;
+  }
+
+  /** The path of a field of `record`, with the key as the file wrote it. */
+  path(record: Record<string, unknown>, key: string, at: FieldPath): FieldPath {
+    return [...at, this.#written.get(record)?.get(key) ?? key];
   }
 
   string(record: Record<string, unknown>, key: string, at: FieldPath, required = false): string {
     const v = record[key];
     if (v === undefined || v === null) {
-      if (required) this.out.push({ path: [...at, key], message: `"${key}" is required` });
+      if (required)
+        this.out.push({ path: this.path(record, key, at), message: `"${key}" is required` });
       return "";
     }
     if (typeof v !== "string") {
-      this.out.push({ path: [...at, key], message: `expected a string, got ${kindOf(v)}` });
+      this.out.push({
+        path: this.path(record, key, at),
+        message: `expected a string, got ${kindOf(v)}`,
+      });
       return "";
     }
     return v;
@@ -138,7 +189,10 @@ class Reader {
     const v = record[key];
     if (v === undefined || v === null) return false;
     if (typeof v !== "boolean") {
-      this.out.push({ path: [...at, key], message: `expected true or false, got ${kindOf(v)}` });
+      this.out.push({
+        path: this.path(record, key, at),
+        message: `expected true or false, got ${kindOf(v)}`,
+      });
       return false;
     }
     return v;
@@ -160,7 +214,10 @@ class Reader {
     ) {
       const what = opts.integer ? "an integer" : "a number";
       const bound = opts.min !== undefined ? ` ≥ ${opts.min}` : "";
-      this.out.push({ path: [...at, key], message: `expected ${what}${bound}, got ${show(v)}` });
+      this.out.push({
+        path: this.path(record, key, at),
+        message: `expected ${what}${bound}, got ${show(v)}`,
+      });
       return undefined;
     }
     return v;
@@ -172,7 +229,7 @@ class Reader {
     const ms = parseDuration(v);
     if (ms === undefined) {
       this.out.push({
-        path: [...at, key],
+        path: this.path(record, key, at),
         message: `expected a duration like "200ms", "30s" or "2m", got ${show(v)}`,
       });
     }
@@ -184,7 +241,7 @@ class Reader {
     if (v === undefined || v === null) return [];
     if (typeof v === "string") return [v];
     if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
-      this.out.push({ path: [...at, key], message: "expected a list of strings" });
+      this.out.push({ path: this.path(record, key, at), message: "expected a list of strings" });
       return [];
     }
     return v as string[];
@@ -193,11 +250,15 @@ class Reader {
   list(record: Record<string, unknown>, key: string, at: FieldPath, required = false): unknown[] {
     const v = record[key];
     if (v === undefined || v === null) {
-      if (required) this.out.push({ path: [...at, key], message: `"${key}" is required` });
+      if (required)
+        this.out.push({ path: this.path(record, key, at), message: `"${key}" is required` });
       return [];
     }
     if (!Array.isArray(v)) {
-      this.out.push({ path: [...at, key], message: `expected a list, got ${kindOf(v)}` });
+      this.out.push({
+        path: this.path(record, key, at),
+        message: `expected a list, got ${kindOf(v)}`,
+      });
       return [];
     }
     return v;
@@ -207,36 +268,46 @@ class Reader {
     const v = record[key];
     if (v === undefined || v === null) return undefined;
     if (typeof v !== "object" || Array.isArray(v)) {
-      this.out.push({ path: [...at, key], message: `expected a mapping, got ${kindOf(v)}` });
+      this.out.push({
+        path: this.path(record, key, at),
+        message: `expected a mapping, got ${kindOf(v)}`,
+      });
       return undefined;
     }
     if (!isJson(v)) {
-      this.out.push({ path: [...at, key], message: "must contain only JSON values" });
+      this.out.push({ path: this.path(record, key, at), message: "must contain only JSON values" });
       return undefined;
     }
     return v as JsonObject;
   }
 }
 
-const playbookKeys = ["goal_kind", "description", "input_schema", "strategies", "version"];
-const strategyKeys = ["name", "description", "collaborative", "output_step", "steps"];
+const playbookKeys = [
+  "goalKind",
+  "description",
+  "inputSchema",
+  "strategies",
+  "version",
+  "tenantId",
+];
+const strategyKeys = ["name", "description", "collaborative", "outputStep", "steps"];
 const stepKeys = [
-  "id",
+  "stepId",
   "name",
   "capability",
-  "sub_goal",
+  "subGoal",
   "input",
-  "depends_on",
+  "dependsOn",
   "retry",
   "timeout",
   "replicas",
 ];
 const retryKeys = [
-  "max_attempts",
-  "initial_backoff",
-  "max_backoff",
-  "multiplier",
-  "non_retryable_codes",
+  "maxAttempts",
+  "initialBackoff",
+  "maxBackoff",
+  "backoffMultiplier",
+  "nonRetryableCodes",
 ];
 
 /**
@@ -246,10 +317,11 @@ const retryKeys = [
 export function readPlaybook(raw: unknown, out: Violation[]): Playbook {
   const r = new Reader(out);
   const doc = r.object(raw, [], playbookKeys);
+  // tenantId is accepted (what `playbook show` prints) but set by the server from the caller.
   return create(PlaybookSchema, {
-    goalKind: r.string(doc, "goal_kind", [], true),
+    goalKind: r.string(doc, "goalKind", [], true),
     description: r.string(doc, "description", []),
-    inputSchema: r.json(doc, "input_schema", []),
+    inputSchema: r.json(doc, "inputSchema", []),
     version: r.number(doc, "version", [], { integer: true, min: 0 }) ?? 0,
     strategies: r
       .list(doc, "strategies", [], true)
@@ -263,7 +335,7 @@ function readStrategy(r: Reader, raw: unknown, at: FieldPath): Strategy {
     name: r.string(s, "name", at, true),
     description: r.string(s, "description", at),
     collaborative: r.bool(s, "collaborative", at),
-    outputStep: r.string(s, "output_step", at),
+    outputStep: r.string(s, "outputStep", at),
     steps: r.list(s, "steps", at, true).map((step, j) => readStep(r, step, [...at, "steps", j])),
   });
 }
@@ -271,32 +343,32 @@ function readStrategy(r: Reader, raw: unknown, at: FieldPath): Strategy {
 function readStep(r: Reader, raw: unknown, at: FieldPath): Step {
   const s = r.object(raw, at, stepKeys);
   const step = create(StepSchema, {
-    stepId: r.string(s, "id", at, true),
+    stepId: r.string(s, "stepId", at, true),
     name: r.string(s, "name", at),
     capability: r.string(s, "capability", at),
     input: r.json(s, "input", at),
-    dependsOn: r.strings(s, "depends_on", at),
+    dependsOn: r.strings(s, "dependsOn", at),
     replicas: r.number(s, "replicas", at, { integer: true, min: 1 }) ?? 1,
   });
   const timeout = r.duration(s, "timeout", at);
   if (timeout !== undefined) step.timeout = durationFromMs(timeout);
-  if (s.sub_goal !== undefined && s.sub_goal !== null) {
-    const gat = [...at, "sub_goal"];
-    const g = r.object(s.sub_goal, gat, ["kind", "input"]);
+  if (s.subGoal !== undefined && s.subGoal !== null) {
+    const gat = r.path(s, "subGoal", at);
+    const g = r.object(s.subGoal, gat, ["kind", "input"]);
     step.subGoal = create(SubGoalSchema, {
       kind: r.string(g, "kind", gat, true),
       input: r.json(g, "input", gat),
     });
   }
   if (s.retry !== undefined && s.retry !== null) {
-    const rat = [...at, "retry"];
+    const rat = r.path(s, "retry", at);
     const o = r.object(s.retry, rat, retryKeys);
-    const initial = r.duration(o, "initial_backoff", rat);
-    const max = r.duration(o, "max_backoff", rat);
+    const initial = r.duration(o, "initialBackoff", rat);
+    const max = r.duration(o, "maxBackoff", rat);
     step.retry = create(RetryPolicySchema, {
-      maxAttempts: r.number(o, "max_attempts", rat, { integer: true, min: 1 }) ?? 0,
-      backoffMultiplier: r.number(o, "multiplier", rat, { min: 1 }) ?? 0,
-      nonRetryableCodes: r.strings(o, "non_retryable_codes", rat),
+      maxAttempts: r.number(o, "maxAttempts", rat, { integer: true, min: 1 }) ?? 0,
+      backoffMultiplier: r.number(o, "backoffMultiplier", rat, { min: 1 }) ?? 0,
+      nonRetryableCodes: r.strings(o, "nonRetryableCodes", rat),
       ...(initial !== undefined ? { initialBackoff: durationFromMs(initial) } : {}),
       ...(max !== undefined ? { maxBackoff: durationFromMs(max) } : {}),
     });

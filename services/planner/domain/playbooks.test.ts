@@ -1,11 +1,19 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: step templates
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create, type JsonObject } from "@bufbuild/protobuf";
+import {
+  create,
+  equals,
+  fromJson,
+  type JsonObject,
+  type JsonValue,
+  toJson,
+} from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import {
   type Playbook,
   PlaybookSchema,
@@ -49,7 +57,7 @@ describe("built-in playbooks", () => {
   it("load and validate", async () => {
     const playbooks = await loadPlaybookDir(builtinPlaybookDir);
     const kinds = playbooks.map((p) => p.goalKind);
-    expect(kinds).toEqual(["analyze-text", "echo", "flaky-demo", "research", "summarize"]);
+    expect(kinds).toEqual(["analyze-text", "echo", "flaky-demo", "research", "summarize", "wait"]);
     const summarize = playbooks.find((p) => p.goalKind === "summarize")!;
     expect(summarize.strategies.map((s) => s.name)).toEqual(["solo", "committee"]);
     const committee = summarize.strategies[1]!;
@@ -62,6 +70,59 @@ describe("built-in playbooks", () => {
     expect(research.strategies[0]!.steps[1]!.subGoal?.kind).toBe("summarize");
     const analyze = playbooks.find((p) => p.goalKind === "analyze-text")!;
     expect(analyze.strategies[0]!.steps[3]!.dependsOn).toEqual(["stats", "keywords", "summary"]);
+  });
+});
+
+describe("one playbook format: the proto JSON form of Playbook", () => {
+  const replicasOne = (p: Playbook) => {
+    for (const s of p.strategies) for (const step of s.steps) step.replicas ||= 1;
+    return p;
+  };
+
+  it("every built-in file is read the same by protobuf's fromJson, and `show` output reads back", async () => {
+    const files = (await readdir(builtinPlaybookDir)).filter((n) => n.endsWith(".yaml"));
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const text = await readFile(join(builtinPlaybookDir, file), "utf8");
+      const read = parsePlaybookYaml(text, file);
+      const viaProto = replicasOne(fromJson(PlaybookSchema, parseYaml(text) as JsonValue));
+      expect(equals(PlaybookSchema, viaProto, read), file).toBe(true);
+      const shown = stringifyYaml(toJson(PlaybookSchema, read));
+      expect(equals(PlaybookSchema, parsePlaybookYaml(shown, file), read), file).toBe(true);
+    }
+  });
+
+  it("also reads proto field names and the older spellings, and refuses a field written twice", () => {
+    const canonical = parsePlaybookYaml(
+      `goalKind: demo
+strategies:
+  - name: only
+    outputStep: b
+    steps:
+      - { stepId: a, capability: util.echo, timeout: 0.2s, retry: { maxAttempts: 3, initialBackoff: 0.2s, backoffMultiplier: 2 } }
+      - { stepId: b, capability: util.echo, dependsOn: [a], timeout: 120s }`,
+      "canonical.yaml",
+    );
+    const older = parsePlaybookYaml(
+      `goal_kind: demo
+strategies:
+  - name: only
+    output_step: b
+    steps:
+      - { id: a, capability: util.echo, timeout: 200ms, retry: { max_attempts: 3, initial_backoff: 200ms, multiplier: 2 } }
+      - { step_id: b, capability: util.echo, depends_on: [a], timeout: 2m }`,
+      "older.yaml",
+    );
+    expect(equals(PlaybookSchema, canonical, older)).toBe(true);
+    const twice = thrown(() =>
+      parsePlaybookYaml(
+        minimal("      - { id: a, stepId: a, capability: util.echo }"),
+        "twice.yaml",
+      ),
+    );
+    expect(twice.message).toMatch(
+      /"stepId" and "id" are the same field; write it once \(as "stepId"\)/,
+    );
   });
 });
 

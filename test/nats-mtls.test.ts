@@ -202,8 +202,9 @@ describe("NATS over mutual TLS with per-identity permissions", () => {
       (err: unknown) => MeshError.from(err),
     );
     await agent.close({ graceMs: 0 });
+    expect(refused?.code).toBe(Code.PermissionDenied);
     expect(refused?.message).toMatch(
-      /Permissions Violation for Publish to "\$JS\.API\.CONSUMER\.CREATE\..*shell\.exec"/,
+      /^agent-text may not consume shell\.exec jobs: NATS refused publish to "\$JS\.API\.CONSUMER\.CREATE\..*shell\.exec"/,
     );
 
     // As a raw client holding agent-text's key: pull, subscribe and publish are each refused.

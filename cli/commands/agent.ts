@@ -4,6 +4,7 @@ import { builtinAgents } from "../../agents/builtin.js";
 import { isTlsUrl } from "../../lib/bus/nats-tls.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
+import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { serveHealthHttp } from "../../lib/mesh/health-http.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
@@ -34,7 +35,17 @@ Bus: NATS_URL (JetStream; falls back to in-process only when unset; tls://
 means mutual TLS with the agent's certificate; plaintext only to loopback or
 with AGENTMESH_NATS_PLAINTEXT=true),
 AGENTMESH_BUS_PREFIX, AGENTMESH_BUS_ACK_WAIT_MS, AGENTMESH_BUS_MAX_DELIVER.
+On a tls:// NATS an agent started before the executor waits for the job
+stream (the executor creates it). Exits 78 when the NATS permissions refuse
+one of its capabilities (the message names the grant to add).
 http: AGENTMESH_HTTP_ALLOW_HOSTS; shell: AGENTMESH_SHELL_ALLOW.`;
+
+/**
+ * The exit code when the mesh refuses what the agent is configured to do
+ * (EX_CONFIG: its NATS identity may not consume a capability's jobs). A
+ * restart cannot help until the grants and the NATS configuration change.
+ */
+export const notPermittedExitCode = 78;
 
 /** `agentmesh agent <name>`: one built-in agent as its own process. */
 export const agent: Command = {
@@ -118,6 +129,13 @@ export const agent: Command = {
     process.once("SIGINT", onSignal);
     try {
       await runUntilStopped();
+    } catch (err) {
+      // Refused by the mesh (e.g. the NATS permissions): say what to change, and do not loop.
+      if (isMeshError(err) && err.code === Code.PermissionDenied && !err.retryable) {
+        console.error(`agentmesh agent: ${err.message}`);
+        return notPermittedExitCode;
+      }
+      throw err;
     } finally {
       draining = true;
       await http.close();
@@ -131,14 +149,21 @@ export const agent: Command = {
         register: !opts.noRegistry,
         log,
       });
-      running = await runAgent(definition, {
-        bus: link.bus,
-        log,
-        registry: link.registry,
-        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-        ...(opts.instance ? { instanceId: opts.instance } : {}),
-        ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
-      });
+      try {
+        running = await runAgent(definition, {
+          bus: link.bus,
+          log,
+          registry: link.registry,
+          ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+          ...(opts.instance ? { instanceId: opts.instance } : {}),
+          ...(opts.graceMs !== undefined ? { drainGraceMs: opts.graceMs } : {}),
+        });
+      } catch (err) {
+        // Nothing may keep the process alive after a failed start.
+        await link.close().catch(() => undefined);
+        await close();
+        throw err;
+      }
       console.log(
         `agent ${running.agentId} ready: ${running.card.skills.map((s) => s.capability).join(", ")} (health ${http.url}) as ${identity}, ${definition.name} ${definition.version}`,
       );

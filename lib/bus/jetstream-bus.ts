@@ -100,6 +100,7 @@ import {
   resultMsgId,
   trainingMsgId,
 } from "./message-ids.js";
+import { isStreamNotFound, jobConsumeError } from "./nats-errors.js";
 import { inboxPrefixOf } from "./nats-permissions.js";
 import type { NatsTlsConnectOptions } from "./nats-tls.js";
 import { PubAckInbox } from "./pub-ack-inbox.js";
@@ -119,6 +120,13 @@ const pullExpiresMs = 5_000;
  * from the others: well inside a step's timeout, or its step would be run again.
  */
 const resultsAckWaitMs = 5_000;
+
+/**
+ * How often a client that may not create streams (an agent on a mutual-TLS
+ * NATS) looks again for one that is not there yet: the executor creates it
+ * when it starts, so start-up order does not matter.
+ */
+const streamWaitMs = 1_000;
 
 export interface JetStreamBusOptions extends BusOptions {
   /** An open connection to use (the bus will not close it); else one is opened to `servers`. */
@@ -372,9 +380,8 @@ class JetStreamBus implements JobBus {
         max_deliver: o.maxDeliver,
         max_ack_pending: o.maxAckPending,
       };
-      p = this.jsm.consumers
-        .add(stream, config)
-        .then(
+      const addOrUpdate = () =>
+        this.jsm.consumers.add(stream, config).then(
           () => undefined,
           async (err) => {
             const info = await this.jsm.consumers.info(stream, durable).catch(() => undefined);
@@ -385,14 +392,43 @@ class JetStreamBus implements JobBus {
               max_ack_pending: config.max_ack_pending,
             });
           },
-        )
-        .catch((err) => {
-          this.#consumers.delete(key);
-          throw MeshError.from(err, Code.Unavailable);
-        });
+        );
+      p = this.#untilStreamExists(stream, durable, addOrUpdate).catch((err) => {
+        this.#consumers.delete(key);
+        throw MeshError.from(err, Code.Unavailable);
+      });
       this.#consumers.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Runs `attempt`; a client that may not create streams (`provision: false`)
+   * waits while the stream is missing (it has not been created yet by the
+   * executor), saying so once, until it exists or the bus closes.
+   */
+  async #untilStreamExists(
+    stream: string,
+    consumer: string,
+    attempt: () => Promise<void>,
+  ): Promise<void> {
+    for (let waits = 0; ; waits++) {
+      try {
+        await attempt();
+        if (waits > 0) this.log.info({ stream, consumer }, "stream is there now; consuming");
+        return;
+      } catch (err) {
+        if (this.#provision || !isStreamNotFound(err)) throw err;
+        if (waits === 0) {
+          this.log.warn(
+            { stream, consumer, identity: this.#publisher },
+            `stream ${stream} does not exist yet and this identity may not create it: waiting for the executor to create it`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, streamWaitMs));
+        this.#open();
+      }
+    }
   }
 
   #open(): void {
@@ -472,13 +508,18 @@ class JetStreamBus implements JobBus {
 
   async consumeJobs(capability: string, options: ConsumeOptions<StepJob>): Promise<Subscription> {
     checkCapability(capability);
-    await this.ensureCapability(capability);
-    return this.#consume(
-      this.names.streams.jobs,
-      jobConsumerName(capability),
-      StepJobSchema,
-      options,
-    );
+    try {
+      await this.ensureCapability(capability);
+      return await this.#consume(
+        this.names.streams.jobs,
+        jobConsumerName(capability),
+        StepJobSchema,
+        options,
+      );
+    } catch (err) {
+      // Refused by the server's permissions: PERMISSION_DENIED naming the grant, not retried.
+      throw jobConsumeError(err, { identity: this.#publisher, capability });
+    }
   }
 
   async publishResult(result: StepResult, options?: PublishOptions): Promise<PublishAck> {

@@ -13,7 +13,8 @@
  *
  * Helpers with one job each: `ResultBatcher` (results that arrive together),
  * `DueTicker` (claims due steps and unplanned goals), `ChildGoals` (goals run
- * as a step of another). All time comes from the injected `Clock`.
+ * as a step of another), `DispatchRetry` (jobs NATS could not take while it was
+ * away, published as soon as it is back). All time comes from the injected `Clock`.
  *
  * @example
  * const engine = new GoalEngine({ store, bus, clients, log, instanceId });
@@ -47,6 +48,7 @@ import {
 import { ChildGoals } from "./child-goals.js";
 import { type Clock, sleep, systemClock } from "./clock.js";
 import { type DispatchPolicy, deniedResult } from "./dispatch-policy.js";
+import { DispatchRetry } from "./dispatch-retry.js";
 import {
   type ErrorData,
   type GoalCommand,
@@ -209,6 +211,8 @@ export class GoalEngine implements GoalOperations {
   readonly #ticker: DueTicker;
   readonly #children: ChildGoals;
   readonly #dispatchPolicy: DispatchPolicy | undefined;
+  /** Jobs the bus could not take while NATS was away, published again once it is back. */
+  readonly #dispatchRetry: DispatchRetry;
   #results: Subscription | undefined;
   /** Aborted by `stop()`: results waiting out a database outage go back to the bus. */
   readonly #stopping = new AbortController();
@@ -257,6 +261,7 @@ export class GoalEngine implements GoalOperations {
     });
     this.#children = new ChildGoals({ store: this.#store, log: this.#log, goals: this });
     this.#dispatchPolicy = deps.dispatchPolicy;
+    this.#dispatchRetry = new DispatchRetry({ bus: this.#bus, clock: this.#clock, log: this.#log });
   }
 
   /** Starts consuming results and ticking. */
@@ -334,6 +339,7 @@ export class GoalEngine implements GoalOperations {
   /** Stops the consumer (in-flight results finish or go back) and the ticker. */
   async stop(): Promise<void> {
     this.#stopping.abort();
+    this.#dispatchRetry.stop();
     const ticker = this.#ticker.stop();
     await this.#results?.stop({ graceMs: 5_000 });
     await ticker;
@@ -786,7 +792,13 @@ export class GoalEngine implements GoalOperations {
           case "dispatchJob": {
             const decision = this.#dispatchPolicy?.authorize(c.job, state);
             if (decision && !decision.allow) refused.push({ job: c.job, reason: decision.reason });
-            else published.push(this.#bus.publishJob(c.job).catch(failed(c)));
+            else
+              published.push(
+                this.#bus
+                  .publishJob(c.job)
+                  // NATS away: published again once it is back, not left to the step's timeout.
+                  .catch((err: unknown) => this.#dispatchRetry.add(c.job, err)),
+              );
             break;
           }
           case "publishCancel":

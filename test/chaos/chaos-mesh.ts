@@ -13,6 +13,9 @@
  * tenant `acme` (tenant.admin); the gateway and every component reach the
  * executors as one list of addresses (round robin, a dead replica left out).
  *
+ * To look into a run: `CHAOS_KEEP=1` keeps its folder (`logs/processes.log`,
+ * the ledger) and `CHAOS_LOG_LEVEL=info` logs more than warnings.
+ *
  * @example
  * const mesh = await startChaosMesh({ databaseUrl: pg.url, natsUrl: nats.url });
  * await mesh.kill("agent-util#0");
@@ -142,7 +145,7 @@ export async function startChaosMesh(options: ChaosMeshOptions): Promise<ChaosMe
     AGENTMESH_LEARNING_ADDR: `127.0.0.1:${ports.learning}`,
     AGENTMESH_EXECUTOR_ADDR: executorList.join(","),
     CHAOS_LEDGER: ledger,
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "warn",
     ...options.env,
   };
   // One CA, one certificate per identity, issued before anything starts.

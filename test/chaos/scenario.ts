@@ -9,7 +9,9 @@
  * Recovery, from the fault's end: every running agent process holds a LIVE
  * registration again, and a probe goal (echo, through the gateway, one per
  * second) has succeeded. `backlogMs`: until the last goal submitted before the
- * fault's end finished.
+ * fault's end finished (a goal refused during the fault counts from its first
+ * try, so it includes the client's retries). `inFlightMs`: until the last goal
+ * the mesh had acknowledged before the fault's end finished: what was in flight.
  */
 import { readFile } from "node:fs/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -45,6 +47,7 @@ export interface ScenarioResult {
   agentsLiveMs: number | undefined;
   probeMs: number | undefined;
   backlogMs: number | undefined;
+  inFlightMs: number | undefined;
   /** Goals submitted after recovery, and how many of them did not succeed. */
   afterRecovery: number;
   afterRecoveryFailed: number;
@@ -93,9 +96,11 @@ export async function runScenario(mesh: ChaosMesh, o: ScenarioOptions): Promise<
   const quick = (s: { kind: string }) => quickKinds.has(s.kind);
   const beforeFault = workload.acked.filter((s) => s.sentAt < faultAt);
   const beforeEnd = workload.acked.filter((s) => s.sentAt < endedAt);
-  const backlog = beforeEnd
-    .map((s) => audit.finishedAt.get(s.key))
-    .filter((x): x is number => x !== undefined);
+  const untilFinished = (goals: typeof beforeEnd) => {
+    const at = goals.map((s) => audit.finishedAt.get(s.key));
+    if (at.some((x) => x === undefined)) return undefined;
+    return Math.max(0, ...at.map((t) => t! - endedAt));
+  };
   const deadLetters = await countDeadLetters(mesh);
   for (const [subject, n] of Object.entries(deadLetters))
     findings.push(`dead letters on ${subject}: ${n}`);
@@ -107,10 +112,8 @@ export async function runScenario(mesh: ChaosMesh, o: ScenarioOptions): Promise<
     recoveredMs: recovery.recoveredMs,
     agentsLiveMs: recovery.agentsLiveMs,
     probeMs: recovery.probeMs,
-    backlogMs:
-      backlog.length === beforeEnd.length
-        ? Math.max(0, ...backlog.map((t) => t - endedAt))
-        : undefined,
+    backlogMs: untilFinished(beforeEnd),
+    inFlightMs: untilFinished(workload.acked.filter((s) => s.ackedAt < endedAt)),
     afterRecovery: after.length,
     afterRecoveryFailed,
     medianBeforeMs: median(beforeFault.filter(quick).map((s) => s.key)),
@@ -126,6 +129,7 @@ export async function runScenario(mesh: ChaosMesh, o: ScenarioOptions): Promise<
       agentsLiveMs: result.agentsLiveMs ?? null,
       probeMs: result.probeMs ?? null,
       backlogMs: result.backlogMs ?? null,
+      inFlightMs: result.inFlightMs ?? null,
       afterRecovery: result.afterRecovery,
       medianBeforeMs: result.medianBeforeMs ?? null,
       medianAfterMs: result.medianAfterMs ?? null,

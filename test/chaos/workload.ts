@@ -77,6 +77,8 @@ export interface Submitted {
   goalId: string;
   /** When the first try was sent (epoch ms). */
   sentAt: number;
+  /** When the mesh acknowledged it (epoch ms). */
+  ackedAt: number;
 }
 
 export interface WorkloadResult {
@@ -168,7 +170,7 @@ export class GoalBatch {
             { kind, input: input(key), idempotencyKey: key },
             { timeoutMs: 10_000 },
           );
-        this.acked.push({ key, kind, goalId: goal!.goalId, sentAt });
+        this.acked.push({ key, kind, goalId: goal!.goalId, sentAt, ackedAt: Date.now() });
         return;
       } catch (err) {
         const e = ConnectError.from(err);

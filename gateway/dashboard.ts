@@ -1,22 +1,28 @@
 /**
  * Serves the dashboard (`gateway/web/`): the page, its stylesheet, and the
  * script bundled on first request with esbuild (the generated client and
- * `@connectrpc/connect-web` included) and kept in memory. Also the two views
- * the public API has no RPC for yet — recent policy denials and queue depth
- * per capability — as JSON under `/api/v1/`, admitted like any call
- * (credentials and the tenant's rate). Queue figures are mesh-wide, so they
- * need the operator role (`platform.admin`); denials are the caller's tenant's.
+ * `@connectrpc/connect-web` included) and kept in memory. Also the reads the
+ * public API has no RPC for yet, as JSON under `/api/v1/`, admitted like any
+ * call (credentials and the tenant's rate): who the caller is (`me`: tenant
+ * and effective roles, so the page shows only the actions it may take),
+ * recent policy denials, queue depth per capability, and `policy/try`, which
+ * asks the live policy about a hypothetical call without making it. Queue
+ * figures and policy tries are mesh-wide, so they need the operator role
+ * (`platform.admin`); denials are the caller's tenant's.
  */
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
+import { create, ScalarType } from "@bufbuild/protobuf";
+import { type Principal, PrincipalSchema } from "../gen/agentmesh/v1/common_pb.js";
 import type { QueueStats } from "../lib/bus/job-bus.js";
 import { packagePath } from "../lib/config/package-root.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { effectiveRoles } from "./admin-service.js";
 import type { DenialLog } from "./denial-log.js";
 import type { NodeRequest, NodeResponse } from "./http-edge.js";
+import { publicMethods } from "./public-api.js";
 
 const webDir = packagePath("gateway", "web");
 
@@ -36,6 +42,10 @@ export interface DashboardOptions {
   denials: DenialLog;
   /** Queue figures per capability (the job bus's `stats`); absent means not available here. */
   queueStats?: (() => Promise<QueueStats[]>) | undefined;
+  /** Asks the live policy about a call as the gateway would (`policy/try`); absent means not here. */
+  authorizer?: Authorizer | undefined;
+  /** The gateway's own identity, the peer the policy sees. */
+  peer?: PeerIdentity | undefined;
 }
 
 /** A handler for dashboard paths; returns false for paths it does not serve. */
@@ -68,8 +78,10 @@ export function dashboardHandler(options: DashboardOptions) {
         });
         void send(res, bundle, "text/javascript; charset=utf-8");
         return true;
+      case "/api/v1/me":
       case "/api/v1/denials":
       case "/api/v1/queues":
+      case "/api/v1/policy/try":
         void json(req, res, path, options);
         return true;
       default:
@@ -120,10 +132,22 @@ async function json(
       if (typeof v === "string" && !k.startsWith(":")) headers.set(k, v);
     }
     const principal = await options.admit(headers);
-    const operator = effectiveRoles(principal.roles).has(operatorRole);
+    const roles = effectiveRoles(principal.roles);
+    const operator = roles.has(operatorRole);
+    if (path === "/api/v1/me") {
+      reply(200, { tenantId: principal.tenantId, subject: principal.subject, roles: [...roles] });
+      return;
+    }
     if (path === "/api/v1/denials") {
       // An operator sees every tenant's denials, anyone else only their own.
       reply(200, { denials: options.denials.list(operator ? undefined : principal.tenantId) });
+      return;
+    }
+    if (path === "/api/v1/policy/try") {
+      if (!operator) {
+        throw new MeshError(Code.PermissionDenied, `policy tries need the ${operatorRole} role`);
+      }
+      reply(200, await tryPolicy(options, new URL(req.url ?? "/", "http://x").searchParams));
       return;
     }
     if (!operator) {
@@ -145,6 +169,50 @@ async function json(
         : {},
     );
   }
+}
+
+/** Longest value of one `policy/try` parameter. */
+const maxTryParam = 256;
+
+/**
+ * The live policy's decision on a hypothetical public call: `method`
+ * (`agentmesh.v1.ExecutorService/SubmitGoal`), the caller's `tenant` and
+ * comma-separated `roles`, and the request's `kind` and `capability`, if it
+ * has such fields. Nothing is called, nothing is recorded.
+ */
+async function tryPolicy(options: DashboardOptions, q: URLSearchParams) {
+  if (!options.authorizer || !options.peer) return { available: false };
+  const param = (name: string) => {
+    const v = q.get(name) ?? "";
+    if (v.length > maxTryParam) {
+      throw new MeshError(Code.InvalidArgument, `${name} is longer than ${maxTryParam} characters`);
+    }
+    return v;
+  };
+  const name = param("method");
+  const method = publicMethods().find(
+    (m) => `${m.method.parent.typeName}/${m.method.name}` === name,
+  )?.method;
+  if (!method) throw new MeshError(Code.InvalidArgument, `method: no public method ${name}`);
+  const tenantId = param("tenant");
+  if (!tenantId) throw new MeshError(Code.InvalidArgument, "tenant: required");
+  const roles = param("roles")
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
+  const fields: Record<string, string> = {};
+  for (const f of method.input.fields) {
+    if (f.fieldKind !== "scalar" || f.scalar !== ScalarType.STRING) continue;
+    if (f.name === "tenant_id") fields[f.localName] = tenantId;
+    else if (f.name === "kind" || f.name === "capability") fields[f.localName] = param(f.name);
+  }
+  const decision = await options.authorizer({
+    peer: options.peer,
+    principal: create(PrincipalSchema, { tenantId, subject: "policy-try", roles }),
+    method,
+    request: create(method.input, fields as never),
+  });
+  return { available: true, allow: decision.allow, reason: decision.reason };
 }
 
 /**

@@ -225,6 +225,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           admit: (headers) => admitCaller(guard, headers),
           denials,
           queueStats: options.queueStats,
+          authorizer: options.authorizer,
+          peer,
         });
   const policyReady = options.policyReady ?? (() => true);
 

@@ -104,6 +104,12 @@ export interface ListGoalsOptions {
   kind?: string;
   /** Only sub-goals of this goal. */
   parentGoalId?: string;
+  /** Only the goal submitted with this idempotency key. */
+  idempotencyKey?: string;
+  /** Only goals created at or after this time. */
+  createdAfter?: Date;
+  /** Only goals created before this time. */
+  createdBefore?: Date;
   /** 0 or absent means 50; at most 500. */
   pageSize?: number;
   pageToken?: string;
@@ -268,6 +274,18 @@ export class GoalRepository {
     if (options.parentGoalId) {
       where.push("parent_goal_id = ?");
       params.push(options.parentGoalId);
+    }
+    if (options.idempotencyKey) {
+      where.push("idempotency_key = ?");
+      params.push(options.idempotencyKey);
+    }
+    if (options.createdAfter) {
+      where.push("created_at >= ?");
+      params.push(options.createdAfter);
+    }
+    if (options.createdBefore) {
+      where.push("created_at < ?");
+      params.push(options.createdBefore);
     }
     if (options.pageToken) {
       const [ms, id] = decodeToken(options.pageToken, 2);

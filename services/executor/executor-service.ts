@@ -19,7 +19,7 @@
  * await executor.start();
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import type { GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
 import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
@@ -152,6 +152,9 @@ export function createExecutorService(
         const page = await tenant.goals.list({
           statuses,
           ...(req.kind ? { kind: req.kind } : {}),
+          ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+          ...(req.createdAfter ? { createdAfter: timestampDate(req.createdAfter) } : {}),
+          ...(req.createdBefore ? { createdBefore: timestampDate(req.createdBefore) } : {}),
           pageSize: req.pageSize,
           ...(req.pageToken ? { pageToken: req.pageToken } : {}),
         });

@@ -1,0 +1,233 @@
+/**
+ * Tenants and API keys, as AdminService allows the caller: an operator
+ * (platform.admin) lists and creates tenants and manages any tenant's keys;
+ * a tenant admin manages its own tenant's keys. A new key's secret is shown
+ * once.
+ */
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { ApiKey, Tenant } from "../../gen/agentmesh/v1/admin_pb.js";
+import { type Elem, h, patch } from "./dom.js";
+import { clock } from "./format.js";
+import { changed, may, say, state } from "./state.js";
+import type { Mounted } from "./view.js";
+
+const knownRoles = ["goals.read", "goals.write", "tenant.admin", "platform.admin"];
+
+export function adminView(root: Elem): Mounted {
+  const operator = may("platform.admin");
+  let tenants: Tenant[] = [];
+  let keys: ApiKey[] = [];
+  let tenantId = state.me?.tenantId ?? "";
+  const tenantBody = h("tbody");
+  const keyBody = h("tbody");
+  const keysTitle = h("h2", { id: "keys-title" });
+  const error = h("p", { class: "error", role: "alert" });
+  const secret = h("div", { id: "new-secret", "aria-live": "polite" });
+  const admin = () => state.mesh!.admin;
+  const fail = (err: unknown) => {
+    error.textContent = (err as Error).message;
+  };
+
+  const loadTenants = async () => {
+    if (!operator) return;
+    tenants = (await admin().listTenants({ pageSize: 500 })).tenants;
+    changed();
+  };
+  const loadKeys = async () => {
+    keys = (await admin().listApiKeys({ tenantId })).keys;
+    changed();
+  };
+
+  const tenantForm = h(
+    "form",
+    { id: "new-tenant", "aria-label": "Create a tenant" },
+    h("label", { for: "t-id" }, "Tenant id"),
+    h("input", { id: "t-id", required: true, pattern: "[a-z0-9][a-z0-9\\-]*", size: 14 }),
+    h("label", { for: "t-name" }, "Display name"),
+    h("input", { id: "t-name", size: 18 }),
+    h("button", { type: "submit" }, "Create tenant"),
+  );
+  tenantForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    const id = tenantForm.querySelector("#t-id")?.value.trim() ?? "";
+    const displayName = tenantForm.querySelector("#t-name")?.value.trim() ?? "";
+    admin()
+      .createTenant({ tenant: { tenantId: id, displayName } })
+      .then(() => {
+        say(`Created tenant ${id}.`);
+        return loadTenants();
+      })
+      .catch(fail);
+  });
+
+  const keyForm = h(
+    "form",
+    { id: "new-key", "aria-label": "Create an API key" },
+    h("label", { for: "k-name" }, "Key name"),
+    h("input", { id: "k-name", required: true, size: 14 }),
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Roles"),
+      ...knownRoles.map((r) =>
+        h(
+          "label",
+          { class: "check" },
+          h("input", { type: "checkbox", name: "role", value: r, checked: r === "goals.read" }),
+          ` ${r}`,
+        ),
+      ),
+    ),
+    h("label", { for: "k-days" }, "Expires in days (optional)"),
+    h("input", { id: "k-days", type: "number", min: 1, max: 3650, size: 5 }),
+    h("button", { type: "submit" }, "Create key"),
+  );
+  keyForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    const roles = knownRoles.filter(
+      (r) => keyForm.querySelector(`input[value="${r}"]`)?.checked ?? false,
+    );
+    const days = Number(keyForm.querySelector("#k-days")?.value || 0);
+    admin()
+      .createApiKey({
+        tenantId,
+        name: keyForm.querySelector("#k-name")?.value.trim() ?? "",
+        roles,
+        ...(days > 0 ? { expiresAt: timestampFromMs(Date.now() + days * 86_400_000) } : {}),
+      })
+      .then((r) => {
+        secret.replaceChildren(
+          h("p", {}, `Key ${r.key?.keyId} for ${tenantId}; its secret is shown only now:`),
+          h("pre", { class: "secret" }, r.secret),
+        );
+        return loadKeys();
+      })
+      .catch(fail);
+  });
+
+  patch(
+    root,
+    operator &&
+      h(
+        "section",
+        { class: "panel wide", "aria-labelledby": "tenants-title" },
+        h("h2", { id: "tenants-title" }, "Tenants"),
+        h(
+          "div",
+          { class: "scroll", tabindex: 0 },
+          h(
+            "table",
+            { id: "tenants" },
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                ...["Tenant", "Name", "Created", "Rate/s", "Streams", ""].map((t, i) =>
+                  h(i === 5 ? "td" : "th", i === 5 ? {} : { scope: "col" }, t),
+                ),
+              ),
+            ),
+            tenantBody,
+          ),
+        ),
+        tenantForm,
+      ),
+    h(
+      "section",
+      { class: "panel wide", "aria-labelledby": "keys-title" },
+      keysTitle,
+      error,
+      h(
+        "div",
+        { class: "scroll", tabindex: 0 },
+        h(
+          "table",
+          { id: "keys" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...["Key id", "Name", "Roles", "Created", "Expires", "Revoked", ""].map((t, i) =>
+                h(i === 6 ? "td" : "th", i === 6 ? {} : { scope: "col" }, t),
+              ),
+            ),
+          ),
+          keyBody,
+        ),
+      ),
+      keyForm,
+      secret,
+    ),
+  );
+  void loadTenants().catch(fail);
+  void loadKeys().catch(fail);
+
+  return {
+    render() {
+      keysTitle.textContent = `API keys of ${tenantId}`;
+      patch(
+        tenantBody,
+        ...tenants.map((t) => {
+          const pick = h("button", { type: "button", "data-key": `tenant:${t.tenantId}` }, "Keys");
+          pick.addEventListener("click", () => {
+            tenantId = t.tenantId;
+            secret.replaceChildren();
+            void loadKeys().catch(fail);
+          });
+          return h(
+            "tr",
+            { "aria-current": t.tenantId === tenantId ? "true" : undefined },
+            h("td", {}, t.tenantId),
+            h("td", {}, t.displayName),
+            h("td", {}, clock(t.createdAt ? timestampMs(t.createdAt) : undefined)),
+            h("td", {}, t.rateLimitPerSecond ? String(t.rateLimitPerSecond) : "default"),
+            h("td", {}, t.maxConcurrentStreams ? String(t.maxConcurrentStreams) : "default"),
+            h("td", {}, pick),
+          );
+        }),
+      );
+      patch(
+        keyBody,
+        ...keys.map((k) => {
+          const revoke = h(
+            "button",
+            {
+              type: "button",
+              disabled: k.revokedAt !== undefined,
+              "data-key": `revoke:${k.keyId}`,
+              "aria-label": `Revoke key ${k.keyId}`,
+            },
+            "Revoke",
+          );
+          revoke.addEventListener("click", () => {
+            error.textContent = "";
+            admin()
+              .revokeApiKey({ tenantId, keyId: k.keyId })
+              .then(() => {
+                say(`Revoked key ${k.keyId}.`);
+                return loadKeys();
+              })
+              .catch(fail);
+          });
+          return h(
+            "tr",
+            { "data-keyid": k.keyId },
+            h("td", {}, h("code", {}, k.keyId)),
+            h("td", {}, k.name),
+            h("td", {}, k.roles.join(", ")),
+            h("td", {}, clock(k.createdAt ? timestampMs(k.createdAt) : undefined)),
+            h("td", {}, k.expiresAt ? clock(timestampMs(k.expiresAt)) : "never"),
+            h("td", {}, k.revokedAt ? clock(timestampMs(k.revokedAt)) : "–"),
+            h("td", {}, revoke),
+          );
+        }),
+      );
+    },
+  };
+}

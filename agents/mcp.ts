@@ -55,9 +55,17 @@ export interface McpBridge {
 
 const serverPattern = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
 
-/** A tool name as one subject token: anything outside `[A-Za-z0-9_-]` becomes `_`. */
+/**
+ * A tool name as one word of a capability name (the contract's rule: lowercase
+ * letters, digits, `_` and `-`, starting with a letter): lowercased, anything
+ * else becomes `_`, and a leading non-letter gets a `t` in front.
+ */
 export function toolToken(name: string): string {
-  return name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64) || "_";
+  const token = name
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, "_")
+    .slice(0, 64);
+  return /^[a-z]/.test(token) ? token : `t${token}`.slice(0, 64);
 }
 
 export async function createMcpAgent(options: McpAgentOptions): Promise<McpBridge> {

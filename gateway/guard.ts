@@ -20,6 +20,7 @@ import {
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import type { Logger } from "../lib/log/logger.js";
+import { checkMessage } from "../lib/proto/validate-message.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import type { Authenticate } from "./authenticate.js";
 import type { DenialLog } from "./denial-log.js";
@@ -97,8 +98,10 @@ export function principalOf(ctx: HandlerContext): Principal {
 
 /**
  * Fills an empty top-level `tenant_id` with the caller's tenant, so clients
- * need not repeat it; then asks the policy. Throws PERMISSION_DENIED with the
- * policy's reason.
+ * need not repeat it; checks the request against the contract's
+ * `buf.validate` rules (INVALID_ARGUMENT naming each field, the same check
+ * every service runs); then asks the policy. Throws PERMISSION_DENIED with
+ * the policy's reason.
  */
 export async function authorize(
   options: GuardOptions,
@@ -111,6 +114,7 @@ export async function authorize(
     const r = request as unknown as Record<string, unknown>;
     if (r[tenantField] === "") r[tenantField] = principal.tenantId;
   }
+  checkMessage(method.input, request);
   const decision = await options.authorizer({
     peer: options.peer,
     principal,

@@ -22,6 +22,7 @@ import {
 } from "jose";
 import { type Principal, PrincipalSchema } from "../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import { isName, nameRules } from "../lib/proto/name-rules.js";
 import { unauthenticated } from "./api-key-auth.js";
 
 export interface JwtOptions {
@@ -48,8 +49,6 @@ export interface JwtOptions {
 export interface JwtAuthenticator {
   verify(token: string): Promise<Principal>;
 }
-
-const tenantPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenticator> {
   const missing = (["issuer", "audience"] as const).filter(
@@ -86,7 +85,7 @@ export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenti
         throw jwtError(err);
       }
       const tenantId = payload[tenantClaim];
-      if (typeof tenantId !== "string" || !tenantPattern.test(tenantId)) {
+      if (typeof tenantId !== "string" || !isName(nameRules.tenantId, tenantId)) {
         throw unauthenticated(`token has no valid ${tenantClaim} claim`);
       }
       if (typeof payload.sub !== "string" || payload.sub === "") {

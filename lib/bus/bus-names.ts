@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { Code, MeshError } from "../errors/mesh-error.js";
+import { capabilityNameProblem, isCapabilityName } from "../plan/capability.js";
 
 export interface BusNames {
   prefix: string;
@@ -48,8 +49,6 @@ export interface BusNames {
 const prefixPattern = /^[a-z][a-z0-9_-]*$/i;
 /** One subject token of an id: no dots, wildcards or whitespace. */
 const tokenPattern = /^[A-Za-z0-9_-]{1,128}$/;
-/** Capabilities are dot-separated tokens, e.g. `text.summarize`, `mcp.everything.get-sum`. */
-const capabilityPattern = /^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+){0,15}$/;
 
 export function busNames(prefix = "agentmesh"): BusNames {
   if (!prefixPattern.test(prefix)) {
@@ -98,17 +97,16 @@ export function busNames(prefix = "agentmesh"): BusNames {
 
 /** Throws INVALID_ARGUMENT unless `capability` is usable as subject tokens. */
 export function checkCapability(capability: string): string {
-  if (!capabilityPattern.test(capability)) {
-    throw new MeshError(
-      Code.InvalidArgument,
-      `invalid capability ${JSON.stringify(capability)}: expected dot-separated words of letters, digits, "_" or "-"`,
-    );
+  const problem = capabilityNameProblem(capability);
+  if (problem !== undefined) {
+    throw new MeshError(Code.InvalidArgument, `invalid ${problem}`);
   }
   return capability;
 }
 
+/** Whether `capability` is a capability name (the contract's rule, `lib/plan/capability.ts`). */
 export function isValidCapability(capability: string): boolean {
-  return capabilityPattern.test(capability);
+  return isCapabilityName(capability);
 }
 
 function checkToken(what: string, value: string): string {

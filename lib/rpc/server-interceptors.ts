@@ -6,17 +6,21 @@
  *                      errors (anything not a MeshError → INTERNAL) and logs them
  * 3. `serverDeadline`  rejects calls whose deadline has passed; hands it on
  * 4. `serverIdentity`  the caller's SPIFFE ID from the verified certificate
- * 5. `serverAuthorize` the policy check (fail closed), delegated principal
+ * 5. `serverValidate`  the request against the contract's `buf.validate` rules
+ *                      (INVALID_ARGUMENT naming each field), so the policy and
+ *                      the handler only ever see well-formed requests
+ * 6. `serverAuthorize` the policy check (fail closed), delegated principal
  *
  * then the interceptors given to `createServer`, then the handler.
  */
 import { TLSSocket } from "node:tls";
-import { type DescMethod, fromBinary } from "@bufbuild/protobuf";
+import { type DescMessage, type DescMethod, fromBinary, type Message } from "@bufbuild/protobuf";
 import { context as otelContext, type SpanContext, SpanStatusCode } from "@opentelemetry/api";
 import { type Principal, PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
 import { Code, codeName, MeshError } from "../errors/mesh-error.js";
 import { peerFromSubjectAltName } from "../identity/spiffe.js";
 import type { Logger } from "../log/logger.js";
+import { checkMessage } from "../proto/validate-message.js";
 import type { MeshMetrics } from "../telemetry/metrics.js";
 import { parseTraceparent, startRpcSpan, traceparentKey } from "../telemetry/trace-context.js";
 import {
@@ -286,6 +290,37 @@ export function serverIdentity(options: ServerIdentityOptions): Interceptor {
   };
 }
 
+/**
+ * 5. Checks the request (each request message of a client stream) against the
+ * `buf.validate` rules of the contract; a violation is INVALID_ARGUMENT with
+ * the field paths, before the policy or the handler runs.
+ */
+export function serverValidate(): Interceptor {
+  return (next) => (call) => {
+    const schema = call.method.input;
+    if (isStreamingRequest(call.method)) {
+      call.request = checkedStream(schema, call.request as AsyncIterable<Message>);
+      return next(call);
+    }
+    try {
+      checkMessage(schema, call.request as Message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return next(call);
+  };
+}
+
+async function* checkedStream(
+  schema: DescMessage,
+  messages: AsyncIterable<Message>,
+): AsyncIterable<Message> {
+  for await (const m of messages) {
+    checkMessage(schema, m);
+    yield m;
+  }
+}
+
 export interface ServerAuthorizeOptions {
   authorizer: Authorizer;
   logger: Logger;
@@ -293,7 +328,7 @@ export interface ServerAuthorizeOptions {
 }
 
 /**
- * 5. The policy check. Every call is decided; a denial, a throwing authorizer
+ * 6. The policy check. Every call is decided; a denial, a throwing authorizer
  * or a malformed answer is PERMISSION_DENIED (fail closed). The principal from
  * `x-agentmesh-principal-bin` is offered to the authorizer and exposed to the
  * handler only when the decision trusts it.

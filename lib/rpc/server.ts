@@ -4,7 +4,8 @@
  * adding an RPC to a `.proto` makes it servable.
  *
  * Every call, of every kind, runs through the built-in interceptors (metrics,
- * tracing and logging, deadline, identity, authorization — see
+ * tracing and logging, deadline, identity, the contract's validation rules,
+ * authorization — see
  * `server-interceptors.ts`) and then yours. Every server also serves
  * `grpc.health.v1.Health` and server reflection (v1 and v1alpha), and those
  * calls pass the same authorization.
@@ -72,6 +73,7 @@ import {
   serverIdentity,
   serverMetrics,
   serverTracing,
+  serverValidate,
 } from "./server-interceptors.js";
 import { toStatus } from "./status.js";
 import { abortPromise } from "./stream-util.js";
@@ -149,6 +151,7 @@ export function createServer(options: ServerOptions): MeshServer {
     serverTracing({ logger }),
     serverDeadline(),
     serverIdentity({ logger }),
+    serverValidate(),
     serverAuthorize({ authorizer: options.authorizer, logger, metrics }),
     ...(options.interceptors ?? []),
   ];

@@ -8,6 +8,7 @@
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
+import { nameRules } from "../proto/name-rules.js";
 import {
   assignments,
   constraintOf,
@@ -21,8 +22,8 @@ import {
 import { ApiKeyEntity, TenantEntity } from "./entities.js";
 import type { ApiKeyRecord, TenantRecord } from "./records.js";
 
-/** What a tenant id must look like: lowercase letters, digits and dashes, 1-63 characters. */
-export const tenantIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** What a tenant id must look like: lowercase letters, digits and dashes, 1-63 characters (the contract's rule). */
+export const tenantIdPattern = nameRules.tenantId.pattern;
 
 /** Throws INVALID_ARGUMENT unless `tenantId` is a well-formed tenant id. */
 export function checkTenantId(tenantId: unknown): string {

@@ -19,9 +19,10 @@
  */
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type AgentCard, AgentCardSchema } from "../../gen/agentmesh/v1/registry_pb.js";
-import { isValidCapability } from "../../lib/bus/bus-names.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
+import { nameProblem, nameRules } from "../../lib/proto/name-rules.js";
+import { checkMessage } from "../../lib/proto/validate-message.js";
 
 /** A JSON Schema (draft 2020-12 or 07, as ajv reads it). */
 export type JsonSchema = JsonObject;
@@ -87,15 +88,15 @@ export interface AgentDefinition extends AgentDefinitionInput {
   readonly kind: "agentmesh.agent";
 }
 
-const namePattern = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
-
-/** Checks and freezes an agent definition; throws INVALID_ARGUMENT on a bad name or skill. */
+/**
+ * Checks and freezes an agent definition; throws INVALID_ARGUMENT on a bad
+ * name or skill. Names and the card are checked by the contract's own rules
+ * (`lib/proto/name-rules.ts`), so what passes here the registry accepts.
+ */
 export function defineAgent(definition: AgentDefinitionInput): AgentDefinition {
-  if (!namePattern.test(definition.name)) {
-    throw new MeshError(
-      Code.InvalidArgument,
-      `invalid agent name ${JSON.stringify(definition.name)}: lowercase words joined by "-"`,
-    );
+  const nameIssue = nameProblem(nameRules.agentName, definition.name);
+  if (nameIssue !== undefined) {
+    throw new MeshError(Code.InvalidArgument, `invalid agent name: ${nameIssue}`);
   }
   if (!definition.version) {
     throw new MeshError(Code.InvalidArgument, `agent ${definition.name} needs a version`);
@@ -106,17 +107,18 @@ export function defineAgent(definition: AgentDefinitionInput): AgentDefinition {
   }
   for (const capability of capabilities) {
     const skill = definition.skills[capability]!;
-    if (!isValidCapability(capability)) {
-      throw new MeshError(
-        Code.InvalidArgument,
-        `agent ${definition.name}: invalid capability ${JSON.stringify(capability)}`,
-      );
+    const capabilityIssue = nameProblem(nameRules.capability, capability);
+    if (capabilityIssue !== undefined) {
+      throw new MeshError(Code.InvalidArgument, `agent ${definition.name}: ${capabilityIssue}`);
     }
     if (typeof skill.handler !== "function") {
       throw new MeshError(Code.InvalidArgument, `skill ${capability} has no handler`);
     }
   }
-  return Object.freeze({ ...definition, kind: "agentmesh.agent" as const });
+  const agent = Object.freeze({ ...definition, kind: "agentmesh.agent" as const });
+  // Sizes and the rest of the card's rules, exactly as RegisterAgent checks them.
+  checkMessage(AgentCardSchema, agentCard(agent));
+  return agent;
 }
 
 /** The registry's view of an agent: its card, built from the definition. */

@@ -56,9 +56,6 @@ export interface ExecutorServiceOptions extends GoalEngineOptions {
   watchPollMs?: number;
 }
 
-const kindPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const maxLabels = 64;
-
 export function createExecutorService(
   deps: ExecutorServiceDeps,
 ): ServiceHandle<typeof ExecutorService> & { engine: GoalEngine } {
@@ -82,25 +79,8 @@ export function createExecutorService(
     impl: {
       async submitGoal(req, ctx) {
         const tenantId = checkTenantId(req.tenantId);
-        const kind = req.kind.trim();
-        if (!kindPattern.test(kind)) {
-          throw new MeshError(
-            Code.InvalidArgument,
-            "kind must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
-          );
-        }
-        if (req.idempotencyKey.length > 256) {
-          throw new MeshError(
-            Code.InvalidArgument,
-            "idempotency_key is longer than 256 characters",
-          );
-        }
-        if (req.strategy.length > 128) {
-          throw new MeshError(Code.InvalidArgument, "strategy is longer than 128 characters");
-        }
-        if (Object.keys(req.labels).length > maxLabels) {
-          throw new MeshError(Code.InvalidArgument, `at most ${maxLabels} labels`);
-        }
+        // The kind, sizes and labels were checked against the contract's rules (serverValidate).
+        const kind = req.kind;
         let deadlineMs: number | undefined;
         if (req.deadline) {
           deadlineMs = timestampMs(req.deadline);
@@ -139,9 +119,6 @@ export function createExecutorService(
 
       async listGoals(req) {
         const tenant = store.tenant(req.tenantId);
-        if (req.pageSize > 500) {
-          throw new MeshError(Code.InvalidArgument, "page_size must be at most 500");
-        }
         const statuses = req.statuses.map((s) => {
           const name = GoalStatus[s];
           if (name === undefined || s === GoalStatus.UNSPECIFIED) {
@@ -167,9 +144,6 @@ export function createExecutorService(
       async cancelGoal(req, ctx) {
         const tenantId = checkTenantId(req.tenantId);
         requireGoalId(req.goalId);
-        if (req.reason.length > 1024) {
-          throw new MeshError(Code.InvalidArgument, "reason is longer than 1024 characters");
-        }
         const { changed, after } = await engine.cancel(tenantId, req.goalId, req.reason);
         if (changed) {
           await store.audit.append({

@@ -12,6 +12,7 @@ import type { Playbook, Step, Strategy } from "../../../gen/agentmesh/v1/planner
 import type { MeshError } from "../../../lib/errors/mesh-error.js";
 import { capabilityNameProblem } from "../../../lib/plan/capability.js";
 import { templateRefs } from "../../../lib/plan/template.js";
+import { nameProblem as contractNameProblem, nameRules } from "../../../lib/proto/name-rules.js";
 import { findCycle, transitiveDependencies } from "./dag.js";
 import { schemaProblem } from "./input-schema.js";
 import { type FieldPath, type Violation, violationsError } from "./violation.js";
@@ -27,7 +28,6 @@ export const playbookLimits = {
   maxMultiplier: 10,
 } as const;
 
-const goalKindPattern = /^[a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_-]*)*$/;
 const namePattern = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const maxNameLength = 64;
 
@@ -36,14 +36,9 @@ export function validatePlaybook(playbook: Playbook): Violation[] {
   const out: Violation[] = [];
   const add = (path: FieldPath, message: string) => out.push({ path, message });
 
-  if (!goalKindPattern.test(playbook.goalKind) || playbook.goalKind.length > maxNameLength) {
-    add(
-      ["goal_kind"],
-      playbook.goalKind === ""
-        ? "goal kind is required"
-        : `goal kind "${playbook.goalKind}" must be lowercase words (a-z, 0-9, "-", "_") separated by dots`,
-    );
-  }
+  // Playbook files reach no RPC check: the contract's goal-kind rule is applied here too.
+  const kindIssue = contractNameProblem(nameRules.goalKind, playbook.goalKind);
+  if (kindIssue !== undefined) add(["goal_kind"], kindIssue);
   const schemaIssue = schemaProblem(playbook.inputSchema);
   if (schemaIssue !== undefined) add(["input_schema"], schemaIssue);
 
@@ -167,9 +162,8 @@ function validateStepShape(
     if (step.capability !== "") {
       add(at, "a step has either a capability or a sub_goal, not both");
     }
-    if (!goalKindPattern.test(step.subGoal.kind)) {
-      add([...at, "sub_goal", "kind"], `sub-goal kind "${step.subGoal.kind}" is not a goal kind`);
-    }
+    const subKindIssue = contractNameProblem(nameRules.goalKind, step.subGoal.kind);
+    if (subKindIssue !== undefined) add([...at, "sub_goal", "kind"], subKindIssue);
     if (step.replicas > 1) add([...at, "replicas"], "sub-goal steps cannot have replicas");
   } else {
     const problem = capabilityNameProblem(step.capability);

@@ -11,6 +11,7 @@ import { Ajv } from "ajv";
 import type { AgentCard, Tool } from "../../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
 import { capabilityNameProblem } from "../../../lib/plan/capability.js";
+import { nameProblem, nameRules } from "../../../lib/proto/name-rules.js";
 
 /** Bounds a card must stay within. */
 export const cardLimits = {
@@ -30,7 +31,6 @@ export interface CardViolation {
   message: string;
 }
 
-const agentNamePattern = /^[a-z][a-z0-9-]{0,63}$/;
 const scopePattern = /^[a-z][a-z0-9_.:-]{0,127}$/;
 const labelKeyPattern = /^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$/;
 
@@ -42,14 +42,8 @@ export function cardViolations(card: AgentCard | undefined): CardViolation[] {
   const out: CardViolation[] = [];
   const add = (path: string, message: string) => out.push({ path, message });
   if (card === undefined) return [{ path: "card", message: "card is required" }];
-  if (!agentNamePattern.test(card.name)) {
-    add(
-      "name",
-      card.name === ""
-        ? "name is required"
-        : `name "${card.name}" must be lowercase letters, digits and "-" (at most 64)`,
-    );
-  }
+  const nameIssue = nameProblem(nameRules.agentName, card.name);
+  if (nameIssue !== undefined) add("name", nameIssue);
   if (card.version.trim() === "" || card.version.length > 64)
     add("version", "version is required (at most 64 characters)");
   if (card.description.length > cardLimits.maxText)

@@ -8,6 +8,10 @@ GRPCURL_VERSION=v1.9.4
 # The project's NATS: CI serves it on 127.0.0.1:4222 (.ci/nats.sh) and tests
 # start private instances of it (lib/testing/nats-server.ts). README states the minimum.
 NATS_SERVER_VERSION=v2.15.3
+# Code generators of the Go SDK (buf.gen.go.yaml → sdk/go/gen).
+PROTOC_GEN_GO_VERSION=v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
+PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 # Read versions into variables: piping into `head`/`grep -q` under pipefail
 # would fail on SIGPIPE.
@@ -25,6 +29,18 @@ if [[ "$nats_version" != "nats-server: ${NATS_SERVER_VERSION}" ]]; then
   go install "github.com/nats-io/nats-server/v2@${NATS_SERVER_VERSION}"
   nats_version="$("$HOME/go/bin/nats-server" --version)"
 fi
+# Each records the version it was installed at: the binaries print none reliably.
+go_plugin() { # name module version
+  local stamp="$HOME/go/bin/.$1.version"
+  if [[ ! -x "$HOME/go/bin/$1" || "$(cat "$stamp" 2>/dev/null)" != "$3" ]]; then
+    go install "$2@$3"
+    echo "$3" >"$stamp"
+  fi
+}
+go_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
+go_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
+go_plugin protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go "$PROTOC_GEN_CONNECT_GO_VERSION"
 echo "${opa_version%%$'\n'*}"
 echo "grpcurl: $(command -v grpcurl)"
 echo "${nats_version} ($HOME/go/bin/nats-server)"
+echo "protoc-gen-go ${PROTOC_GEN_GO_VERSION}, protoc-gen-go-grpc ${PROTOC_GEN_GO_GRPC_VERSION}, protoc-gen-connect-go ${PROTOC_GEN_CONNECT_GO_VERSION}"

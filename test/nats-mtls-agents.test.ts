@@ -1,13 +1,13 @@
 /**
  * Agents on a mutual-TLS NATS with least-privilege permissions, against the
  * pinned nats-server running the generated configuration: an agent started
- * before the executor waits for the job stream the executor creates (start-up
- * order does not matter), and a capability its identity may not consume
+ * before the executor waits for the job stream the executor creates, its
+ * `/readyz` saying so (start-up order does not matter), and a capability its identity may not consume
  * fails at once with PERMISSION_DENIED naming the refused subject and the
  * grant — from the SDK and from `agentmesh agent`, which exits instead of
  * retrying — until the configuration is regenerated with it and reloaded.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -24,6 +24,7 @@ import { busGrantsFromPolicyData } from "../lib/bus/nats-permissions.js";
 import { packagePath } from "../lib/config/package-root.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../lib/log/logger.js";
+import { freePort } from "../lib/testing/free-port.js";
 import { runId } from "../lib/testing/infra.js";
 import { startMeshNatsServer } from "../lib/testing/mesh-nats-server.js";
 import type { PrivateNatsServer } from "../lib/testing/nats-server.js";
@@ -36,10 +37,13 @@ import {
 import { defineAgent } from "../sdk/agent/define-agent.js";
 import { runAgent } from "../sdk/agent/run-agent.js";
 
-const identities = ["nats", "executor", "agent-text"];
+const identities = ["nats", "executor", "agent-text", "agent-util"];
 
-/** agent-text is granted `text.*`; the server knows only text.summarize (a config from before text.stats existed). */
-const knownCapabilities = ["text.summarize"];
+/**
+ * agent-text is granted `text.*`; the server knows only text.summarize of it (a
+ * configuration from before text.stats existed). The util agent's are all known.
+ */
+const knownCapabilities = ["text.summarize", "util.echo", "util.sleep", "util.flaky"];
 
 const summarizer = (extra: string[] = []) =>
   defineAgent({
@@ -88,6 +92,15 @@ describe("agents on a mutual-TLS NATS with least-privilege permissions", () => {
     nats = await startMeshNatsServer({ certDir, prefix, knownCapabilities });
   });
 
+  /** The environment of an `agentmesh agent` process on this NATS. */
+  const agentEnv = () => ({
+    ...process.env,
+    NATS_URL: nats.url,
+    AGENTMESH_CERT_DIR: certDir,
+    AGENTMESH_BUS_PREFIX: prefix,
+    LOG_LEVEL: "silent",
+  });
+
   /** What an operator does: `agentmesh nats config` with more capabilities, written over the old file. */
   async function rewriteNatsConfig(capabilities: string[]): Promise<void> {
     const path = join(nats.dir, "nats.conf");
@@ -114,22 +127,44 @@ describe("agents on a mutual-TLS NATS with least-privilege permissions", () => {
   });
 
   it("an agent started before the executor waits for the job stream, then serves", async () => {
+    // `agentmesh agent util` as its own process, and agent-text through the SDK, both first.
+    const healthPort = await freePort();
+    const cli = spawn(
+      process.execPath,
+      [resolve("bin/agentmesh.js"), "agent", "util", "--no-registry"],
+      { env: { ...agentEnv(), AGENTMESH_METRICS_PORT: String(healthPort) }, stdio: "ignore" },
+    );
+    const cliExited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
+    const readyz = () =>
+      fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
+        async (r) => `${r.status} ${await r.text()}`,
+        () => "unreachable",
+      );
     const { lines, log } = capturedLog("agent-text");
     const agentBus = await busAs("agent-text", log);
     const starting = runAgent(summarizer(), { bus: agentBus, log, handleSignals: false });
     let executor: JobBus | undefined;
     try {
-      // No stream yet, and agent-text may not create one: it says so and waits.
+      // No stream yet, and neither agent may create one: they say so and wait.
+      const waiting = new RegExp(
+        `stream ${names.streams.jobs} does not exist yet and this identity may not create it: waiting for the executor to create it`,
+      );
+      await expect.poll(() => lines.join(""), { timeout: 10_000 }).toMatch(waiting);
+      expect(agentBus.waitingFor?.()).toBe(
+        `stream ${names.streams.jobs} (the executor creates it; this identity may not)`,
+      );
       await expect
-        .poll(() => lines.join(""), { timeout: 10_000 })
-        .toMatch(
-          new RegExp(
-            `stream ${names.streams.jobs} does not exist yet and this identity may not create it: waiting for the executor to create it`,
-          ),
+        .poll(readyz, { timeout: 30_000, interval: 250 })
+        .toBe(
+          `503 not ready\nwaiting for stream ${names.streams.jobs} (the executor creates it; this identity may not)\n`,
         );
-      // The executor comes up and provisions the streams; the waiting agent starts consuming.
+      // The executor comes up and provisions the streams; the waiting agents start consuming.
       executor = await busAs("executor");
       const agent = await starting;
+      expect(agentBus.waitingFor?.()).toBeUndefined();
+      await expect.poll(readyz, { timeout: 15_000, interval: 250 }).toBe("200 ready\n");
+      cli.kill("SIGTERM");
+      expect(await cliExited).toBe(0);
       const results: { subject: string; result: StepResult }[] = [];
       const consumer = await executor.consumeResults({
         handler: (d) => void results.push({ subject: d.subject, result: d.data }),
@@ -143,6 +178,7 @@ describe("agents on a mutual-TLS NATS with least-privilege permissions", () => {
       await agent.stop("test over");
       await consumer.stop({ graceMs: 0 });
     } finally {
+      cli.kill("SIGKILL");
       await starting.then((a) => a.stop()).catch(() => undefined);
       await agentBus.close({ graceMs: 0 });
       await executor?.close({ graceMs: 0 });
@@ -212,13 +248,7 @@ describe("agents on a mutual-TLS NATS with least-privilege permissions", () => {
   });
 
   it("agentmesh agent exits 78 with the refusal instead of restarting in a loop", async () => {
-    const env = {
-      ...process.env,
-      NATS_URL: nats.url,
-      AGENTMESH_CERT_DIR: certDir,
-      AGENTMESH_BUS_PREFIX: prefix,
-      LOG_LEVEL: "silent",
-    };
+    const env = agentEnv();
     // The built-in text agent offers text.stats and text.keywords, which this server does not know.
     const run = await promisify(execFile)(
       process.execPath,

@@ -1,6 +1,7 @@
 import { access } from "node:fs/promises";
 import { Gauge } from "prom-client";
 import { builtinAgents } from "../../agents/builtin.js";
+import type { JobBus } from "../../lib/bus/job-bus.js";
 import { isTlsUrl } from "../../lib/bus/nats-tls.js";
 import { loadConfig } from "../../lib/config/config.js";
 import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
@@ -95,6 +96,7 @@ export const agent: Command = {
     // Probes answer from the start: alive while waiting for the registry, ready once
     // registered and consuming, not ready again from the moment it drains.
     let running: RunningAgent | undefined;
+    let bus: JobBus | undefined;
     let draining = false;
     const ready = () => running !== undefined && !draining && running.ready;
     const metrics = meshMetrics();
@@ -119,6 +121,11 @@ export const agent: Command = {
       host: config.host,
       registry: metrics.registry,
       ready,
+      // Why not ready yet, when it is something to wait for (a stream the executor creates).
+      detail: () => {
+        const waiting = bus?.waitingFor?.();
+        return waiting ? [`waiting for ${waiting}`] : [];
+      },
     });
     const onSignal = () => {
       draining = true;
@@ -149,6 +156,7 @@ export const agent: Command = {
         register: !opts.noRegistry,
         log,
       });
+      bus = link.bus;
       try {
         running = await runAgent(definition, {
           bus: link.bus,

@@ -247,6 +247,8 @@ class JetStreamBus implements JobBus {
   /** Hand-back records being written; close waits for them. */
   readonly #handBacks = new Set<Promise<void>>();
   #connected = true;
+  /** Streams consumers wait for (this identity may not create them). */
+  readonly #missingStreams = new Set<string>();
   /** Resolves at the next reconnect; replaced at each disconnect. */
   #reconnected = openSignal();
   #closed = false;
@@ -412,23 +414,33 @@ class JetStreamBus implements JobBus {
     consumer: string,
     attempt: () => Promise<void>,
   ): Promise<void> {
-    for (let waits = 0; ; waits++) {
-      try {
-        await attempt();
-        if (waits > 0) this.log.info({ stream, consumer }, "stream is there now; consuming");
-        return;
-      } catch (err) {
-        if (this.#provision || !isStreamNotFound(err)) throw err;
-        if (waits === 0) {
-          this.log.warn(
-            { stream, consumer, identity: this.#publisher },
-            `stream ${stream} does not exist yet and this identity may not create it: waiting for the executor to create it`,
-          );
+    try {
+      for (let waits = 0; ; waits++) {
+        try {
+          await attempt();
+          if (waits > 0) this.log.info({ stream, consumer }, "stream is there now; consuming");
+          return;
+        } catch (err) {
+          if (this.#provision || !isStreamNotFound(err)) throw err;
+          if (waits === 0) {
+            this.#missingStreams.add(stream);
+            this.log.warn(
+              { stream, consumer, identity: this.#publisher },
+              `stream ${stream} does not exist yet and this identity may not create it: waiting for the executor to create it`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, streamWaitMs));
+          this.#open();
         }
-        await new Promise((r) => setTimeout(r, streamWaitMs));
-        this.#open();
       }
+    } finally {
+      this.#missingStreams.delete(stream);
     }
+  }
+
+  waitingFor(): string | undefined {
+    if (this.#missingStreams.size === 0) return undefined;
+    return `stream ${[...this.#missingStreams].join(", ")} (the executor creates it; this identity may not)`;
   }
 
   #open(): void {

@@ -222,6 +222,13 @@ export interface JobBus {
    */
   checkAvailable(): void;
 
+  /**
+   * What a consumer is waiting for before it can start, e.g. a stream this
+   * identity may not create and the executor has not created yet (an agent on
+   * a mutual-TLS NATS started first); undefined when nothing.
+   */
+  waitingFor?(): string | undefined;
+
   /** Publishes a step attempt on `jobs.<capability>`, deduplicated by `attemptId`. */
   publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck>;
   /**

@@ -20,6 +20,7 @@ import {
   type ListTenantsRequest,
   type RevokeApiKeyRequest,
   type Tenant,
+  type TenantFeatures,
   TenantSchema,
 } from "../gen/agentmesh/v1/admin_pb.js";
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
@@ -29,7 +30,9 @@ import { adminActionEvent } from "../lib/store/audit-log.js";
 import type { ApiKeyRecord, TenantRecord } from "../lib/store/records.js";
 import type { Store } from "../lib/store/store.js";
 import { checkTenantId } from "../lib/store/tenant-repository.js";
+import { goalLimitsOf } from "../lib/tenancy/tenant-settings.js";
 import type { LocalHandler } from "./forward.js";
+import { featuresByTenant, tenantAdminHandlers, tenantFeatures } from "./tenant-admin.js";
 import { requestLimitsMessage, requestLimitsRecord } from "./tenant-limits.js";
 
 /** Roles and the roles each includes (mirrors `policies/data.json`). */
@@ -44,10 +47,17 @@ export interface AdminHandlersOptions {
   store: Store;
   /** Called after a key is revoked (drop it from the authentication cache). */
   onRevoke?: (keyId: string) => void;
+  /** Called after a tenant's limits, flags or suspension changed. */
+  onTenantChanged?: (tenantId: string) => void;
 }
 
 export function adminHandlers(options: AdminHandlersOptions): Record<string, LocalHandler> {
   const { store, onRevoke } = options;
+  const tenantAdmin = tenantAdminHandlers({
+    store,
+    tenantMessage,
+    ...(options.onTenantChanged ? { onTenantChanged: options.onTenantChanged } : {}),
+  });
   const audit = (principal: Principal, what: string, resource: string, tenantId: string) => {
     // The audit log is a record, not a gate: a failed append is logged by the store, the action stands.
     store.audit
@@ -69,25 +79,34 @@ export function adminHandlers(options: AdminHandlersOptions): Record<string, Loc
       if (!(t.rateLimitPerSecond >= 0) || !Number.isFinite(t.rateLimitPerSecond)) {
         throw invalid("rate_limit_per_second must be a finite number ≥ 0");
       }
+      const limits = requestLimitsRecord(t.requestLimits);
+      if (t.maxConcurrentGoals > 0) limits.maxConcurrentGoals = t.maxConcurrentGoals;
+      if (t.maxGoalInputBytes > 0) limits.maxGoalInputBytes = t.maxGoalInputBytes;
       const record = await store.tenants.create({
         id: t.tenantId,
         displayName: t.displayName || t.tenantId,
         rateLimitPerSecond: t.rateLimitPerSecond,
         maxConcurrentStreams: t.maxConcurrentStreams,
-        limits: requestLimitsRecord(t.requestLimits),
+        limits,
       });
       audit(principal, "tenant.created", `tenant/${record.id}`, record.id);
-      return { tenant: tenantMessage(record) };
+      return { tenant: tenantMessage(record, await tenantFeatures(store, record.id)) };
     },
     async getTenant(req: GetTenantRequest) {
-      return { tenant: tenantMessage(await store.tenants.get(checkTenantId(req.tenantId))) };
+      const tenantId = checkTenantId(req.tenantId);
+      const record = await store.tenants.get(tenantId);
+      return { tenant: tenantMessage(record, await tenantFeatures(store, tenantId)) };
     },
     async listTenants(req: ListTenantsRequest) {
       const page = await store.tenants.list({
         pageSize: req.pageSize || 100,
         ...(req.pageToken ? { pageToken: req.pageToken } : {}),
       });
-      return { tenants: page.tenants.map(tenantMessage), nextPageToken: page.nextPageToken };
+      const features = await featuresByTenant(store);
+      return {
+        tenants: page.tenants.map((t) => tenantMessage(t, features(t.id))),
+        nextPageToken: page.nextPageToken,
+      };
     },
     async createApiKey(req: CreateApiKeyRequest, principal: Principal) {
       const tenantId = checkTenantId(req.tenantId);
@@ -133,6 +152,7 @@ export function adminHandlers(options: AdminHandlersOptions): Record<string, Loc
       audit(principal, "apikey.revoked", `apikey/${record.keyId}`, tenantId);
       return { key: keyMessage(record) };
     },
+    ...tenantAdmin,
   };
   const out: Record<string, LocalHandler> = {};
   for (const [name, fn] of Object.entries(handlers)) {
@@ -162,7 +182,8 @@ function ts(d: Date | null | undefined): Timestamp | undefined {
   return d ? timestampFromDate(d) : undefined;
 }
 
-export function tenantMessage(r: TenantRecord): Tenant {
+export function tenantMessage(r: TenantRecord, features?: TenantFeatures): Tenant {
+  const goals = goalLimitsOf(r.limits);
   return create(TenantSchema, {
     tenantId: r.id,
     displayName: r.displayName,
@@ -170,6 +191,12 @@ export function tenantMessage(r: TenantRecord): Tenant {
     rateLimitPerSecond: r.rateLimitPerSecond,
     maxConcurrentStreams: r.maxConcurrentStreams,
     requestLimits: requestLimitsMessage(r.limits),
+    maxConcurrentGoals: goals.maxConcurrentGoals,
+    maxGoalInputBytes: goals.maxGoalInputBytes,
+    stepQuotas: { ...goals.stepQuotas },
+    ...(features ? { features } : {}),
+    suspendedAt: ts(r.suspendedAt),
+    suspendedReason: r.suspendedReason,
   });
 }
 

@@ -143,10 +143,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const jwt = options.jwt ? await jwtAuthenticator(options.jwt) : undefined;
   const authenticate = createAuthenticator({ apiKeys, ...(jwt ? { jwt } : {}) });
   const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
+  let fallbackLoggedAt = 0;
   const limits = createTenantLimits({
     ...options.limits,
     defaultRequest: { maxBytes: maxRequestBytes, ...options.limits?.defaultRequest },
     lookup: async (tenantId) => store.tenants.find(tenantId),
+    // One bucket per tenant for the whole mesh (ADR-013); this replica's own while the store is away.
+    shared: {
+      take: (key, shape) => store.buckets.take(key, shape),
+      available: () => store.health.status === "serving",
+      onFallback: (err) => {
+        if (Date.now() - fallbackLoggedAt < 60_000) return;
+        fallbackLoggedAt = Date.now();
+        log.warn({ err }, "shared rate limit unreachable; this replica limits on its own");
+      },
+    },
   });
   const denials = createDenialLog();
   const guard: GuardOptions = {
@@ -201,7 +212,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         methods: publicMethods(),
         guard,
         channels,
-        local: adminHandlers({ store, onRevoke: (keyId) => apiKeys.forget(keyId) }),
+        local: adminHandlers({
+          store,
+          onRevoke: (keyId) => apiKeys.forget(keyId),
+          onTenantChanged: (tenantId) => limits.forget(tenantId),
+        }),
         defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
       });
       // The schema is public (it is the SDK), so reflection needs no credentials.

@@ -6,11 +6,15 @@
  * `max_concurrent_streams`, 0 meaning the gateway default; `limits` keys
  * `maxRequestBytes`, `maxRequestDepth`, `maxListLength`, `maxRequestValues`)
  * and are re-read every `refreshMs`. Over the rate or the streams the call is
- * RESOURCE_EXHAUSTED with `retryAfterMs` (sent as `retry-after`).
+ * RESOURCE_EXHAUSTED with `retryAfterMs` (sent as `retry-after`); a suspended
+ * tenant's calls are FAILED_PRECONDITION "tenant suspended".
  *
- * The state is in memory, per gateway replica: with N replicas behind a load
- * balancer a tenant gets up to N times its rate, which is the usual trade for
- * not putting a shared store on every request's path.
+ * With `shared` (the gateway passes the store's token buckets) the rate is
+ * one bucket for the whole mesh: N gateway replicas together admit the
+ * tenant's rate, not N times it. When the shared bucket cannot be reached
+ * the replica falls back to its own in-memory bucket (fail open, bounded:
+ * at most N times the rate while the store is away; ADR-013). Streams are
+ * counted per replica.
  *
  * @example
  * const limits = createTenantLimits({ defaultRatePerSecond: 100, lookup: (t) => store.tenants.find(t) });
@@ -23,7 +27,8 @@ import {
   type RequestLimits as RequestLimitsMessage,
   RequestLimitsSchema,
 } from "../gen/agentmesh/v1/admin_pb.js";
-import type { MeshError } from "../lib/errors/mesh-error.js";
+import { Code, MeshError } from "../lib/errors/mesh-error.js";
+import type { BucketShape, BucketTake } from "../lib/store/rate-bucket-repository.js";
 import { exhausted } from "./errors.js";
 import type { ShapeLimits } from "./request-shape.js";
 
@@ -96,6 +101,22 @@ export interface TenantLimitValues {
   maxConcurrentStreams: number;
   /** Further limits of the tenant's record; see `requestLimitsOf`. */
   limits?: JsonObject;
+  /** Set while the tenant is suspended: its calls are refused. */
+  suspendedAt?: Date | null;
+}
+
+/** The mesh-wide bucket of a tenant's request rate (`store.buckets.take`). */
+export interface SharedRate {
+  take(key: string, shape: BucketShape): Promise<BucketTake>;
+  /** False while the store is known to be away: the local bucket answers at once. Default always true. */
+  available?: () => boolean;
+  /** Called when the shared bucket failed and the local one answered. */
+  onFallback?: (err: unknown) => void;
+}
+
+/** The shared bucket key of a tenant's request rate. */
+export function requestBucketKey(tenantId: string): string {
+  return `requests:${tenantId}`;
 }
 
 export interface TenantLimitsOptions {
@@ -109,8 +130,13 @@ export interface TenantLimitsOptions {
   defaultRequest?: Partial<RequestLimits>;
   /** The tenant's own limits; undefined for the defaults. Errors fall back to the defaults. */
   lookup?: (tenantId: string) => Promise<TenantLimitValues | undefined>;
-  /** How long a looked-up limit is used before looking again. Default 30 s. */
+  /**
+   * How long a looked-up limit is used before looking again: how long another
+   * replica's change (a suspension, a new rate) takes to apply here. Default 5 s.
+   */
   refreshMs?: number;
+  /** One bucket for the whole mesh; without it each replica has its own. */
+  shared?: SharedRate;
   /** Clock in ms (tests). Default `performance.now`-based monotonic time. */
   now?: () => number;
 }
@@ -124,6 +150,8 @@ export interface TenantLimits {
   streams(tenantId: string): number;
   /** What one request of the tenant may cost (its record's, once `admit` has run; else the defaults). */
   request(tenantId: string): RequestLimits;
+  /** Reads the tenant's limits again before its next request (after an admin change). */
+  forget(tenantId: string): void;
 }
 
 interface TenantState {
@@ -131,6 +159,9 @@ interface TenantState {
   burst: number;
   maxStreams: number;
   request: RequestLimits;
+  suspended: boolean;
+  /** Read the limits again before admitting (set by `forget`). */
+  stale: boolean;
   tokens: number;
   last: number;
   streams: number;
@@ -143,7 +174,8 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
   const burstSeconds = options.burstSeconds ?? 2;
   const defaultStreams = options.defaultMaxStreams ?? 100;
   const defaultRequest = { ...defaultRequestLimits, ...options.defaultRequest };
-  const refreshMs = options.refreshMs ?? 30_000;
+  const refreshMs = options.refreshMs ?? 5000;
+  const shared = options.shared;
   const now = options.now ?? (() => performance.now());
   const lookup = options.lookup;
   const tenants = new Map<string, TenantState>();
@@ -154,6 +186,7 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     state.maxStreams =
       values && values.maxConcurrentStreams > 0 ? values.maxConcurrentStreams : defaultStreams;
     state.request = requestLimitsOf(values?.limits, defaultRequest);
+    state.suspended = Boolean(values?.suspendedAt);
     state.tokens = Math.min(state.tokens, state.burst);
   };
 
@@ -177,6 +210,8 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     burst: Math.max(1, defaultRate * burstSeconds),
     maxStreams: defaultStreams,
     request: defaultRequest,
+    suspended: false,
+    stale: false,
     tokens: Math.max(1, defaultRate * burstSeconds),
     last: now(),
     streams: 0,
@@ -206,7 +241,35 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     async admit(tenantId) {
       const state = tenants.get(tenantId) ?? (await stateOf(tenantId));
       // Re-read the tenant's limits in the background; this request uses those in force.
-      if (lookup && state.refreshAt <= now() && !state.refreshing) void refresh(tenantId, state);
+      if (lookup && state.refreshAt <= now()) {
+        const refreshing = state.refreshing ?? refresh(tenantId, state);
+        // After an admin change on this replica the new limits apply from the next request.
+        if (state.stale) await refreshing;
+        state.stale = false;
+      }
+      if (state.suspended) {
+        throw new MeshError(Code.FailedPrecondition, `tenant ${tenantId} is suspended`, {
+          details: { reason: "tenant suspended" },
+        });
+      }
+      if (shared && (shared.available?.() ?? true)) {
+        let take: BucketTake | undefined;
+        try {
+          take = await shared.take(requestBucketKey(tenantId), {
+            rate: state.rate,
+            burst: state.burst,
+          });
+        } catch (err) {
+          shared.onFallback?.(err);
+        }
+        if (take?.admitted) return;
+        if (take) {
+          throw tooMany(
+            `tenant ${tenantId} is over its rate of ${state.rate} requests/s`,
+            take.retryAfterMs,
+          );
+        }
+      }
       const t = now();
       state.tokens = Math.min(state.burst, state.tokens + ((t - state.last) * state.rate) / 1000);
       state.last = t;
@@ -244,6 +307,13 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     },
     request(tenantId) {
       return tenants.get(tenantId)?.request ?? defaultRequest;
+    },
+    forget(tenantId) {
+      const state = tenants.get(tenantId);
+      if (state) {
+        state.refreshAt = 0;
+        state.stale = true;
+      }
     },
   };
 }

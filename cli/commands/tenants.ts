@@ -1,18 +1,29 @@
+import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { TenantSchema, TenantUsageSchema } from "../../gen/agentmesh/v1/admin_pb.js";
 import { type Command, UsageError } from "../command.js";
 import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
 
-const usage = `agentmesh tenants <create|ls> [options]   (AGENTMESH_URL, AGENTMESH_API_KEY: a platform admin)
+const usage = `agentmesh tenants <create|ls|get|update|suspend|resume|usage> [options]
+  (AGENTMESH_URL, AGENTMESH_API_KEY: a platform admin)
 
   create TENANT_ID [--name "Display Name"] [--rate REQ_PER_S] [--streams N]
          [--max-request-bytes N] [--max-depth N] [--max-list-length N] [--max-values N]
          (what one request may cost at the gateway; unset: the gateway's defaults)
-  ls`;
+  ls
+  get TENANT_ID                 (limits, step quotas, feature flags, suspension; JSON)
+  update TENANT_ID [--name NAME] [--rate REQ_PER_S] [--streams N] [--goals N]
+         [--max-input-bytes N] [--quota CAPABILITY=PER_MINUTE]... (0 removes it)
+         [--selector NAME|""] [--llm-planner on|off] [--canary on|off]
+         (0 for a limit means the default; every change is audited)
+  suspend TENANT_ID [--reason TEXT]   (its calls get FAILED_PRECONDITION "tenant suspended")
+  resume TENANT_ID
+  usage TENANT_ID               (goals by status, in flight, requests admitted and refused)`;
 
 /** `agentmesh tenants`: create and list tenants through the gateway (platform admins). */
 export const tenants: Command = {
   name: "tenants",
-  summary: "create and list tenants through the gateway",
+  summary: "create, list, change, suspend and resume tenants; their usage",
   usage,
   run: (args) =>
     reporting(async () => {
@@ -56,15 +67,95 @@ export const tenants: Command = {
         console.log(`created tenant ${tenant?.tenantId}`);
         return 0;
       }
+      if (sub === "get") {
+        const { tenant } = await mesh.admin.getTenant({ tenantId: tenantArg(rest) });
+        console.log(JSON.stringify(tenant ? toJson(TenantSchema, tenant) : {}, null, 2));
+        return 0;
+      }
+      if (sub === "update") {
+        const { values, positionals } = flags(rest, {
+          name: { type: "string" },
+          rate: { type: "string" },
+          streams: { type: "string" },
+          goals: { type: "string" },
+          "max-input-bytes": { type: "string" },
+          quota: { type: "string", multiple: true },
+          selector: { type: "string" },
+          "llm-planner": { type: "string" },
+          canary: { type: "string" },
+        });
+        const tenantId = tenantArg(positionals);
+        const whole = (flag: string, raw: string | undefined) => {
+          if (raw === undefined) return undefined;
+          const n = Number(raw);
+          if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+            throw new UsageError(`--${flag} must be an integer ≥ 0`);
+          }
+          return n;
+        };
+        const onOff = (flag: string, raw: string | undefined) => {
+          if (raw === undefined) return undefined;
+          if (raw !== "on" && raw !== "off") throw new UsageError(`--${flag} is on or off`);
+          return raw === "on";
+        };
+        const stepQuotas: Record<string, number> = {};
+        for (const q of values.quota ?? []) {
+          const eq = q.lastIndexOf("=");
+          const perMinute = whole("quota", eq > 0 ? q.slice(eq + 1) : undefined);
+          if (eq <= 0 || perMinute === undefined) {
+            throw new UsageError("--quota is CAPABILITY=PER_MINUTE, e.g. text.upper=60");
+          }
+          stepQuotas[q.slice(0, eq)] = perMinute;
+        }
+        let rate: number | undefined;
+        if (values.rate !== undefined) {
+          rate = Number(values.rate);
+          if (!Number.isFinite(rate) || rate < 0) throw new UsageError("--rate must be ≥ 0");
+        }
+        const { tenant } = await mesh.admin.updateTenant({
+          tenantId,
+          ...(values.name !== undefined ? { displayName: values.name } : {}),
+          ...(rate !== undefined ? { rateLimitPerSecond: rate } : {}),
+          ...optional("maxConcurrentStreams", whole("streams", values.streams)),
+          ...optional("maxConcurrentGoals", whole("goals", values.goals)),
+          ...optional("maxGoalInputBytes", whole("max-input-bytes", values["max-input-bytes"])),
+          stepQuotas,
+          ...(values.selector !== undefined ? { learningSelector: values.selector } : {}),
+          ...optional("llmPlanner", onOff("llm-planner", values["llm-planner"])),
+          ...optional("canary", onOff("canary", values.canary)),
+        });
+        console.log(JSON.stringify(tenant ? toJson(TenantSchema, tenant) : {}, null, 2));
+        return 0;
+      }
+      if (sub === "suspend") {
+        const { values, positionals } = flags(rest, { reason: { type: "string" } });
+        const tenantId = tenantArg(positionals);
+        await mesh.admin.suspendTenant({ tenantId, reason: values.reason ?? "" });
+        console.log(`suspended tenant ${tenantId}`);
+        return 0;
+      }
+      if (sub === "resume") {
+        const tenantId = tenantArg(rest);
+        await mesh.admin.resumeTenant({ tenantId });
+        console.log(`resumed tenant ${tenantId}`);
+        return 0;
+      }
+      if (sub === "usage") {
+        const { usage: u } = await mesh.admin.getTenantUsage({ tenantId: tenantArg(rest) });
+        console.log(JSON.stringify(u ? toJson(TenantUsageSchema, u) : {}, null, 2));
+        return 0;
+      }
       if (sub === "ls") {
         const { tenants: list } = await mesh.admin.listTenants({});
         table(
-          ["TENANT", "NAME", "RATE/S", "STREAMS", "CREATED"],
+          ["TENANT", "NAME", "RATE/S", "STREAMS", "GOALS", "STATE", "CREATED"],
           list.map((t) => [
             t.tenantId,
             t.displayName,
             t.rateLimitPerSecond ? String(t.rateLimitPerSecond) : "default",
             t.maxConcurrentStreams ? String(t.maxConcurrentStreams) : "default",
+            t.maxConcurrentGoals ? String(t.maxConcurrentGoals) : "unlimited",
+            t.suspendedAt ? "suspended" : "active",
             t.createdAt ? timestampDate(t.createdAt).toISOString() : "",
           ]),
         );
@@ -75,3 +166,13 @@ export const tenants: Command = {
       );
     }),
 };
+
+function tenantArg(args: readonly string[]): string {
+  const id = args.find((a) => !a.startsWith("-"));
+  if (!id) throw new UsageError("needs a tenant id");
+  return id;
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, V>);
+}

@@ -62,6 +62,9 @@ export interface TenantRecord {
   maxConcurrentStreams: number;
   /** Further limits (e.g. `{ "maxGoalsRunning": 100 }`), free-form. */
   limits: JsonObject;
+  /** When it was suspended (its calls are refused); null while active. */
+  suspendedAt: Date | null;
+  suspendedReason: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -113,6 +116,8 @@ export interface GoalRecord {
    * Null for goals stored before migration 0004.
    */
   submittedBy: string | null;
+  /** The span the goal's trace continues from (its submission's server span). */
+  traceSpanId: string | null;
   createdAt: Date;
   updatedAt: Date;
   finishedAt: Date | null;

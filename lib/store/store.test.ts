@@ -46,6 +46,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0002-audit-head",
         "0003-require-function",
         "0004-goal-submitter",
+        "0005-tenant-operations",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],
@@ -104,14 +105,14 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
                 [other.schema],
               )
           ).map((r) => r.name);
-        expect(Number(await tables())).toBe(19); // 18 tables + the migrations table
+        expect(Number(await tables())).toBe(20); // 19 tables + the migrations table
         expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
         expect(await other.store.migrateDown()).toEqual([...migrationNames].reverse());
         expect(Number(await tables())).toBe(1);
         expect(await functions()).toEqual([]);
         expect((await other.store.migrationStatus()).pending).toEqual(migrationNames);
         expect(await other.store.migrate()).toEqual(migrationNames);
-        expect(Number(await tables())).toBe(19);
+        expect(Number(await tables())).toBe(20);
         expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
         expect(await other.store.migrate()).toEqual([]);
       } finally {

@@ -43,6 +43,7 @@ import { LearningRepository } from "./learning-repository.js";
 import { loadMigrations, migrationNames } from "./migrations/index.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
+import { RateBucketRepository } from "./rate-bucket-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
 import { storeMetrics } from "./store-metrics.js";
 import { checkTenantId, TenantRepository } from "./tenant-repository.js";
@@ -107,6 +108,7 @@ export interface StoreTransaction {
   readonly learning: LearningRepository;
   readonly flags: FeatureFlagRepository;
   readonly audit: AuditLog;
+  readonly buckets: RateBucketRepository;
 }
 
 export interface MigrationStatus {
@@ -202,6 +204,7 @@ export class Store implements StoreTransaction {
   readonly learning: LearningRepository;
   readonly flags: FeatureFlagRepository;
   readonly audit: AuditLog;
+  readonly buckets: RateBucketRepository;
   /** Where the data lives, with any password masked. */
   readonly location: string;
   readonly #db: Db;
@@ -230,6 +233,7 @@ export class Store implements StoreTransaction {
     this.learning = parts.learning;
     this.flags = parts.flags;
     this.audit = parts.audit;
+    this.buckets = parts.buckets;
     this.tenant = parts.tenant;
     const url = new URL(String(options.clientUrl));
     if (url.password) url.password = "*****";
@@ -349,5 +353,6 @@ function bind(db: Db): StoreTransaction {
     learning: new LearningRepository(db),
     flags: new FeatureFlagRepository(db),
     audit: new AuditLog(db),
+    buckets: new RateBucketRepository(db),
   };
 }

@@ -47,14 +47,23 @@ export interface NewTenant {
   limits?: JsonObject;
 }
 
-export type TenantPatch = Partial<Omit<NewTenant, "id">>;
+export type TenantPatch = Partial<Omit<NewTenant, "id">> & {
+  /** Null resumes the tenant. */
+  suspendedAt?: Date | null;
+  suspendedReason?: string;
+};
 
 const patchColumns = {
   displayName: "display_name",
   rateLimitPerSecond: "rate_limit_per_second",
   maxConcurrentStreams: "max_concurrent_streams",
   limits: "limits:jsonb",
+  suspendedAt: "suspended_at",
+  suspendedReason: "suspended_reason",
 };
+
+/** Goal statuses that are not finished. */
+export const inFlightStatuses = ["PENDING", "PLANNING", "RUNNING"] as const;
 
 export class TenantRepository {
   /** @internal */
@@ -131,6 +140,37 @@ export class TenantRepository {
     );
     if (!row) throw new MeshError(Code.NotFound, `tenant ${id} not found`);
     return row;
+  }
+
+  /** How many of the tenant's goals are in each status (statuses without goals absent). */
+  async goalCounts(id: string): Promise<Record<string, number>> {
+    checkTenantId(id);
+    const rows = await this.db.rows<{ status: string; n: string }>(
+      "select status, count(*) as n from goals where tenant_id = ? group by status",
+      [id],
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  /**
+   * Serialises goal admission for one tenant until the transaction ends (call
+   * inside `store.transaction`), so an in-flight count read after it is exact.
+   */
+  async lockGoalAdmission(id: string): Promise<void> {
+    checkTenantId(id);
+    await this.db.rows("select pg_advisory_xact_lock(hashtextextended(?, 20)) as locked", [
+      `goals:${id}`,
+    ]);
+  }
+
+  /** How many of the tenant's goals are not finished (an index-only count). */
+  async goalsInFlight(id: string): Promise<number> {
+    checkTenantId(id);
+    const [row] = await this.db.rows<{ n: string }>(
+      `select count(*) as n from goals where tenant_id = ? and status in ('PENDING','PLANNING','RUNNING')`,
+      [id],
+    );
+    return Number(row?.n ?? 0);
   }
 
   /**

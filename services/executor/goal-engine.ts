@@ -75,6 +75,7 @@ import {
 } from "./goal-store.js";
 import { type ResultAuthority, resultRefusal } from "./result-authority.js";
 import { ResultBatcher } from "./result-batcher.js";
+import { overQuotaResult, TenantGate } from "./tenant-gate.js";
 
 export interface GoalEngineOptions {
   /** How often each replica claims due steps and unplanned goals. Default 200 ms. */
@@ -213,6 +214,7 @@ export class GoalEngine implements GoalOperations {
   readonly #dispatchPolicy: DispatchPolicy | undefined;
   /** Jobs the bus could not take while NATS was away, published again once it is back. */
   readonly #dispatchRetry: DispatchRetry;
+  readonly #tenants: TenantGate;
   #results: Subscription | undefined;
   /** Aborted by `stop()`: results waiting out a database outage go back to the bus. */
   readonly #stopping = new AbortController();
@@ -262,6 +264,7 @@ export class GoalEngine implements GoalOperations {
     this.#children = new ChildGoals({ store: this.#store, log: this.#log, goals: this });
     this.#dispatchPolicy = deps.dispatchPolicy;
     this.#dispatchRetry = new DispatchRetry({ bus: this.#bus, clock: this.#clock, log: this.#log });
+    this.#tenants = new TenantGate({ store: this.#store });
   }
 
   /** Starts consuming results and ticking. */
@@ -368,6 +371,7 @@ export class GoalEngine implements GoalOperations {
       const existing = await tenant.goals.findByIdempotencyKey(req.idempotencyKey);
       if (existing) return { loaded: await loadGoal(tenant, existing.id), created: false };
     }
+    const limits = await this.#tenants.admitSubmission(req);
     const goalId = randomUUID();
     const planning = await this.#planNew(goalId, req);
     const now = this.#clock.now();
@@ -385,36 +389,38 @@ export class GoalEngine implements GoalOperations {
     });
     // One statement: the goal, its first events and its audit record, or (a
     // repeated idempotency key) nothing but the existing goal.
-    const created = await tenant.goals.create(
-      {
-        id: goalId,
-        kind: req.kind,
-        input: req.input,
-        priority: req.priority ?? 0,
-        deadline: new Date(deadlineMs),
-        ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
-        ...(req.labels ? { labels: req.labels } : {}),
-        ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
-        ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-        ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
-        ...(req.traceId ? { traceId: req.traceId } : {}),
-        ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
-      },
-      init.commands.flatMap((c) =>
-        c.type === "emitEvent"
-          ? [{ type: c.event.kind.case ?? "unknown", data: eventJson(c) }]
-          : [],
-      ),
-      goalSubmittedEvent({
-        actor: req.actor,
-        tenantId: req.tenantId,
-        goalId,
-        kind: req.kind,
-        details: {
+    const created = await this.#tenants.createWithin(req.tenantId, limits, (tx) =>
+      tx.tenant(req.tenantId).goals.create(
+        {
+          id: goalId,
+          kind: req.kind,
+          input: req.input,
+          priority: req.priority ?? 0,
+          deadline: new Date(deadlineMs),
+          ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+          ...(req.labels ? { labels: req.labels } : {}),
+          ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
           ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-          idempotent: Boolean(req.idempotencyKey),
+          ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+          ...(req.traceId ? { traceId: req.traceId } : {}),
+          ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
         },
-      }),
+        init.commands.flatMap((c) =>
+          c.type === "emitEvent"
+            ? [{ type: c.event.kind.case ?? "unknown", data: eventJson(c) }]
+            : [],
+        ),
+        goalSubmittedEvent({
+          actor: req.actor,
+          tenantId: req.tenantId,
+          goalId,
+          kind: req.kind,
+          details: {
+            ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+            idempotent: Boolean(req.idempotencyKey),
+          },
+        }),
+      ),
     );
     if (!created.created) {
       return { loaded: await loadGoal(tenant, created.goal.id), created: false };
@@ -783,6 +789,7 @@ export class GoalEngine implements GoalOperations {
     const published: Promise<unknown>[] = [];
     const later: GoalCommand[] = [];
     const refused: { job: StepJob; reason: string }[] = [];
+    const overQuota: StepResult[] = [];
     for (const c of commands) {
       try {
         switch (c.type) {
@@ -791,7 +798,12 @@ export class GoalEngine implements GoalOperations {
             break;
           case "dispatchJob": {
             const decision = this.#dispatchPolicy?.authorize(c.job, state);
-            if (decision && !decision.allow) refused.push({ job: c.job, reason: decision.reason });
+            if (decision && !decision.allow) {
+              refused.push({ job: c.job, reason: decision.reason });
+              break;
+            }
+            const quota = await this.#tenants.takeStep(state.tenantId, c.job.capability);
+            if (!quota.allow) overQuota.push(overQuotaResult(c.job, quota.reason));
             else
               published.push(
                 this.#bus
@@ -818,6 +830,13 @@ export class GoalEngine implements GoalOperations {
     }
     await Promise.all(published);
     for (const { job, reason } of refused) await this.#refuseDispatch(job, reason);
+    for (const result of overQuota) {
+      await this.#batcher
+        .add(result)
+        .catch((err: unknown) =>
+          this.#log.warn({ err, goalId: result.goalId }, "over-quota result not applied"),
+        );
+    }
     for (const c of later) {
       try {
         if (c.type === "startChildGoal") await this.#children.start(state, c);

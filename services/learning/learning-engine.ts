@@ -19,6 +19,7 @@ import type { ExperienceRecord, Store } from "../../lib/store/index.js";
 import {
   applyVerdict,
   bucketKey,
+  CANARY_FLAG,
   type ChooseStrategyResult,
   canaryVersion,
   chooseStrategy,
@@ -36,6 +37,7 @@ import {
   publishVersion,
   type Rng,
   resolveCanaryFraction,
+  resolveFlag,
   rollbackTo,
   routeVersion,
   routingKey,
@@ -44,6 +46,7 @@ import {
   trainParameters,
   type VersionRecord,
   validateOutcome,
+  withoutCanary,
 } from "./domain/index.js";
 import { createLearningState, untrainedVersion } from "./learning-state.js";
 import { contextFromMessage, outcomeFromMessage } from "./wire.js";
@@ -128,7 +131,10 @@ export function createLearningEngine(options: LearningEngineOptions) {
       if (input.goalId) ctx.features = { ...ctx.features, goal_id: input.goalId };
       const now = clock();
       const [{ records }, flags] = await Promise.all([state.versions(), state.flags()]);
-      const route = routeVersion(records, routingKey(ctx)) ?? {
+      // A tenant out of canaries is routed as if there were none (AdminService UpdateTenant).
+      const canaryOff = resolveFlag(flags, CANARY_FLAG, ctx)?.value === "false";
+      const routable = canaryOff ? withoutCanary(records) : records;
+      const route = routeVersion(routable, routingKey(ctx)) ?? {
         version: untrainedVersion,
         canary: false,
       };

@@ -34,6 +34,7 @@ import {
   type ArmStats,
   addViews,
   armView,
+  CANARY_FLAG,
   CANARY_FRACTION_FLAG,
   emptyParameters,
   type FeatureFlag,
@@ -279,13 +280,14 @@ export function createLearningState(options: LearningStateOptions) {
       serving = after.filter((v) => isServing(v.state)).map((v) => v.version);
     },
 
-    /** Flags of the learning service (`learning.selector`, `learning.canary_fraction`). */
+    /** Flags of the learning service (`learning.selector`, `learning.canary_fraction`, `learning.canary`). */
     flags(): Promise<FeatureFlag[]> {
       const now = clock();
       if (flagCache && now - flagCache.at < (options.flagTtlMs ?? 5000)) return flagCache.flags;
       const flags = Promise.all([
         store.flags.list({ key: SELECTOR_FLAG }),
         store.flags.list({ key: CANARY_FRACTION_FLAG }),
+        store.flags.list({ key: CANARY_FLAG }),
       ]).then((lists) =>
         lists.flat().map(
           (f): FeatureFlag => ({

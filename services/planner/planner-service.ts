@@ -40,6 +40,7 @@ import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import type { AuditEventInput, Store } from "../../lib/store/index.js";
+import { flagOff, tenantFlags } from "../../lib/tenancy/tenant-settings.js";
 import {
   assertValidPlaybook,
   explainPlan,
@@ -140,6 +141,12 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
       return await catalog.get(req.tenantId, req.goalKind);
     } catch (err) {
       if (!llm || !(err instanceof MeshError) || err.code !== Code.NotFound) throw err;
+      // A tenant may be switched off the LLM planner (AdminService UpdateTenant).
+      const flag = await store.flags.resolve(tenantFlags.llmPlanner, {
+        tenantId: req.tenantId,
+        goalKind: req.goalKind,
+      });
+      if (flagOff(flag?.value)) throw err;
     }
     const strategy = await llm.propose({
       goalKind: req.goalKind,

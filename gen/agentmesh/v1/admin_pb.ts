@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentmesh/v1/admin.proto.
  */
 export const file_agentmesh_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZ2VudG1lc2gvdjEvYWRtaW4ucHJvdG8SDGFnZW50bWVzaC52MSKBAgoGVGVuYW50EjMKCXRlbmFudF9pZBgBIAEoCUIgukgdchsyGV5bYS16MC05XVthLXowLTktXXswLDYyfSQSHgoMZGlzcGxheV9uYW1lGAIgASgJQgi6SAVyAxiAAhIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYBCABKAESHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgFIAEoDRIzCg5yZXF1ZXN0X2xpbWl0cxgGIAEoCzIbLmFnZW50bWVzaC52MS5SZXF1ZXN0TGltaXRzInoKDVJlcXVlc3RMaW1pdHMSGQoRbWF4X3JlcXVlc3RfYnl0ZXMYASABKA0SGQoRbWF4X3JlcXVlc3RfZGVwdGgYAiABKA0SFwoPbWF4X2xpc3RfbGVuZ3RoGAMgASgNEhoKEm1heF9yZXF1ZXN0X3ZhbHVlcxgEIAEoDSLYAQoGQXBpS2V5Eg4KBmtleV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRINCgVyb2xlcxgEIAMoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJDChNDcmVhdGVUZW5hbnRSZXF1ZXN0EiwKBnRlbmFudBgBIAEoCzIULmFnZW50bWVzaC52MS5UZW5hbnRCBrpIA8gBASI8ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIkCgZ0ZW5hbnQYASABKAsyFC5hZ2VudG1lc2gudjEuVGVuYW50IkcKEEdldFRlbmFudFJlcXVlc3QSMwoJdGVuYW50X2lkGAEgASgJQiC6SB1yGzIZXlthLXowLTldW2EtejAtOS1dezAsNjJ9JCI5ChFHZXRUZW5hbnRSZXNwb25zZRIkCgZ0ZW5hbnQYASABKAsyFC5hZ2VudG1lc2gudjEuVGVuYW50IjsKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJVChNMaXN0VGVuYW50c1Jlc3BvbnNlEiUKB3RlbmFudHMYASADKAsyFC5hZ2VudG1lc2gudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKrAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIzCgl0ZW5hbnRfaWQYASABKAlCILpIHXIbMhleW2EtejAtOV1bYS16MC05LV17MCw2Mn0kEhYKBG5hbWUYAiABKAlCCLpIBXIDGIABEhcKBXJvbGVzGAMgAygJQgi6SAWSAQIQIBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChRDcmVhdGVBcGlLZXlSZXNwb25zZRIhCgNrZXkYASABKAsyFC5hZ2VudG1lc2gudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSJJChJMaXN0QXBpS2V5c1JlcXVlc3QSMwoJdGVuYW50X2lkGAEgASgJQiC6SB1yGzIZXlthLXowLTldW2EtejAtOS1dezAsNjJ9JCI5ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiIKBGtleXMYASADKAsyFC5hZ2VudG1lc2gudjEuQXBpS2V5ImYKE1Jldm9rZUFwaUtleVJlcXVlc3QSMwoJdGVuYW50X2lkGAEgASgJQiC6SB1yGzIZXlthLXowLTldW2EtejAtOS1dezAsNjJ9JBIaCgZrZXlfaWQYAiABKAlCCrpIB3IFEAEYgAEiOQoUUmV2b2tlQXBpS2V5UmVzcG9uc2USIQoDa2V5GAEgASgLMhQuYWdlbnRtZXNoLnYxLkFwaUtleTKJBAoMQWRtaW5TZXJ2aWNlElUKDENyZWF0ZVRlbmFudBIhLmFnZW50bWVzaC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiIuYWdlbnRtZXNoLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlEkwKCUdldFRlbmFudBIeLmFnZW50bWVzaC52MS5HZXRUZW5hbnRSZXF1ZXN0Gh8uYWdlbnRtZXNoLnYxLkdldFRlbmFudFJlc3BvbnNlElIKC0xpc3RUZW5hbnRzEiAuYWdlbnRtZXNoLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBohLmFnZW50bWVzaC52MS5MaXN0VGVuYW50c1Jlc3BvbnNlElUKDENyZWF0ZUFwaUtleRIhLmFnZW50bWVzaC52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiIuYWdlbnRtZXNoLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlElIKC0xpc3RBcGlLZXlzEiAuYWdlbnRtZXNoLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBohLmFnZW50bWVzaC52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlElUKDFJldm9rZUFwaUtleRIhLmFnZW50bWVzaC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiIuYWdlbnRtZXNoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlQi9aLWFnZW50bWVzaC9zZGsvZ28vZ2VuL2FnZW50bWVzaC92MTthZ2VudG1lc2h2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChhhZ2VudG1lc2gvdjEvYWRtaW4ucHJvdG8SDGFnZW50bWVzaC52MSKnBAoGVGVuYW50EjMKCXRlbmFudF9pZBgBIAEoCUIgukgdchsyGV5bYS16MC05XVthLXowLTktXXswLDYyfSQSHgoMZGlzcGxheV9uYW1lGAIgASgJQgi6SAVyAxiAAhIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYBCABKAESHgoWbWF4X2NvbmN1cnJlbnRfc3RyZWFtcxgFIAEoDRIzCg5yZXF1ZXN0X2xpbWl0cxgGIAEoCzIbLmFnZW50bWVzaC52MS5SZXF1ZXN0TGltaXRzEhwKFG1heF9jb25jdXJyZW50X2dvYWxzGAcgASgNEhwKFG1heF9nb2FsX2lucHV0X2J5dGVzGAggASgNEjkKC3N0ZXBfcXVvdGFzGAkgAygLMiQuYWdlbnRtZXNoLnYxLlRlbmFudC5TdGVwUXVvdGFzRW50cnkSLgoIZmVhdHVyZXMYCiABKAsyHC5hZ2VudG1lc2gudjEuVGVuYW50RmVhdHVyZXMSMAoMc3VzcGVuZGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBzdXNwZW5kZWRfcmVhc29uGAwgASgJGjEKD1N0ZXBRdW90YXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBIlAKDlRlbmFudEZlYXR1cmVzEhkKEWxlYXJuaW5nX3NlbGVjdG9yGAEgASgJEhMKC2xsbV9wbGFubmVyGAIgASgIEg4KBmNhbmFyeRgDIAEoCCLrAQoLVGVuYW50VXNhZ2USEQoJdGVuYW50X2lkGAEgASgJEkUKD2dvYWxzX2J5X3N0YXR1cxgCIAMoCzIsLmFnZW50bWVzaC52MS5UZW5hbnRVc2FnZS5Hb2Fsc0J5U3RhdHVzRW50cnkSFwoPZ29hbHNfaW5fZmxpZ2h0GAMgASgEEhkKEXJlcXVlc3RzX2FkbWl0dGVkGAQgASgEEhgKEHJlcXVlc3RzX3JlZnVzZWQYBSABKAQaNAoSR29hbHNCeVN0YXR1c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiegoNUmVxdWVzdExpbWl0cxIZChFtYXhfcmVxdWVzdF9ieXRlcxgBIAEoDRIZChFtYXhfcmVxdWVzdF9kZXB0aBgCIAEoDRIXCg9tYXhfbGlzdF9sZW5ndGgYAyABKA0SGgoSbWF4X3JlcXVlc3RfdmFsdWVzGAQgASgNItgBCgZBcGlLZXkSDgoGa2V5X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg0KBXJvbGVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkMKE0NyZWF0ZVRlbmFudFJlcXVlc3QSLAoGdGVuYW50GAEgASgLMhQuYWdlbnRtZXNoLnYxLlRlbmFudEIGukgDyAEBIjwKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiQKBnRlbmFudBgBIAEoCzIULmFnZW50bWVzaC52MS5UZW5hbnQiRwoQR2V0VGVuYW50UmVxdWVzdBIzCgl0ZW5hbnRfaWQYASABKAlCILpIHXIbMhleW2EtejAtOV1bYS16MC05LV17MCw2Mn0kIjkKEUdldFRlbmFudFJlc3BvbnNlEiQKBnRlbmFudBgBIAEoCzIULmFnZW50bWVzaC52MS5UZW5hbnQiOwoSTGlzdFRlbmFudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlUKE0xpc3RUZW5hbnRzUmVzcG9uc2USJQoHdGVuYW50cxgBIAMoCzIULmFnZW50bWVzaC52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqsBChNDcmVhdGVBcGlLZXlSZXF1ZXN0EjMKCXRlbmFudF9pZBgBIAEoCUIgukgdchsyGV5bYS16MC05XVthLXowLTktXXswLDYyfSQSFgoEbmFtZRgCIAEoCUIIukgFcgMYgAESFwoFcm9sZXMYAyADKAlCCLpIBZIBAhAgEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkkKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiEKA2tleRgBIAEoCzIULmFnZW50bWVzaC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJIkkKEkxpc3RBcGlLZXlzUmVxdWVzdBIzCgl0ZW5hbnRfaWQYASABKAlCILpIHXIbMhleW2EtejAtOV1bYS16MC05LV17MCw2Mn0kIjkKE0xpc3RBcGlLZXlzUmVzcG9uc2USIgoEa2V5cxgBIAMoCzIULmFnZW50bWVzaC52MS5BcGlLZXkiZgoTUmV2b2tlQXBpS2V5UmVxdWVzdBIzCgl0ZW5hbnRfaWQYASABKAlCILpIHXIbMhleW2EtejAtOV1bYS16MC05LV17MCw2Mn0kEhoKBmtleV9pZBgCIAEoCUIKukgHcgUQARiAASI5ChRSZXZva2VBcGlLZXlSZXNwb25zZRIhCgNrZXkYASABKAsyFC5hZ2VudG1lc2gudjEuQXBpS2V5IvoEChNVcGRhdGVUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIZCgxkaXNwbGF5X25hbWUYAiABKAlIAIgBARIiChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYAyABKAFIAYgBARIjChZtYXhfY29uY3VycmVudF9zdHJlYW1zGAQgASgNSAKIAQESIQoUbWF4X2NvbmN1cnJlbnRfZ29hbHMYBSABKA1IA4gBARIhChRtYXhfZ29hbF9pbnB1dF9ieXRlcxgGIAEoDUgEiAEBEkYKC3N0ZXBfcXVvdGFzGAcgAygLMjEuYWdlbnRtZXNoLnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QuU3RlcFF1b3Rhc0VudHJ5EjMKDnJlcXVlc3RfbGltaXRzGAggASgLMhsuYWdlbnRtZXNoLnYxLlJlcXVlc3RMaW1pdHMSHgoRbGVhcm5pbmdfc2VsZWN0b3IYCSABKAlIBYgBARIYCgtsbG1fcGxhbm5lchgKIAEoCEgGiAEBEhMKBmNhbmFyeRgLIAEoCEgHiAEBGjEKD1N0ZXBRdW90YXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBQg8KDV9kaXNwbGF5X25hbWVCGAoWX3JhdGVfbGltaXRfcGVyX3NlY29uZEIZChdfbWF4X2NvbmN1cnJlbnRfc3RyZWFtc0IXChVfbWF4X2NvbmN1cnJlbnRfZ29hbHNCFwoVX21heF9nb2FsX2lucHV0X2J5dGVzQhQKEl9sZWFybmluZ19zZWxlY3RvckIOCgxfbGxtX3BsYW5uZXJCCQoHX2NhbmFyeSI8ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIkCgZ0ZW5hbnQYASABKAsyFC5hZ2VudG1lc2gudjEuVGVuYW50IjkKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiPQoVU3VzcGVuZFRlbmFudFJlc3BvbnNlEiQKBnRlbmFudBgBIAEoCzIULmFnZW50bWVzaC52MS5UZW5hbnQiKAoTUmVzdW1lVGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiPAoUUmVzdW1lVGVuYW50UmVzcG9uc2USJAoGdGVuYW50GAEgASgLMhQuYWdlbnRtZXNoLnYxLlRlbmFudCIqChVHZXRUZW5hbnRVc2FnZVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIkIKFkdldFRlbmFudFVzYWdlUmVzcG9uc2USKAoFdXNhZ2UYASABKAsyGS5hZ2VudG1lc2gudjEuVGVuYW50VXNhZ2Uy7gYKDEFkbWluU2VydmljZRJVCgxDcmVhdGVUZW5hbnQSIS5hZ2VudG1lc2gudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBoiLmFnZW50bWVzaC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJMCglHZXRUZW5hbnQSHi5hZ2VudG1lc2gudjEuR2V0VGVuYW50UmVxdWVzdBofLmFnZW50bWVzaC52MS5HZXRUZW5hbnRSZXNwb25zZRJSCgtMaXN0VGVuYW50cxIgLmFnZW50bWVzaC52MS5MaXN0VGVuYW50c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuTGlzdFRlbmFudHNSZXNwb25zZRJVCgxDcmVhdGVBcGlLZXkSIS5hZ2VudG1lc2gudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoiLmFnZW50bWVzaC52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJSCgtMaXN0QXBpS2V5cxIgLmFnZW50bWVzaC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuTGlzdEFwaUtleXNSZXNwb25zZRJVCgxSZXZva2VBcGlLZXkSIS5hZ2VudG1lc2gudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBoiLmFnZW50bWVzaC52MS5SZXZva2VBcGlLZXlSZXNwb25zZRJVCgxVcGRhdGVUZW5hbnQSIS5hZ2VudG1lc2gudjEuVXBkYXRlVGVuYW50UmVxdWVzdBoiLmFnZW50bWVzaC52MS5VcGRhdGVUZW5hbnRSZXNwb25zZRJYCg1TdXNwZW5kVGVuYW50EiIuYWdlbnRtZXNoLnYxLlN1c3BlbmRUZW5hbnRSZXF1ZXN0GiMuYWdlbnRtZXNoLnYxLlN1c3BlbmRUZW5hbnRSZXNwb25zZRJVCgxSZXN1bWVUZW5hbnQSIS5hZ2VudG1lc2gudjEuUmVzdW1lVGVuYW50UmVxdWVzdBoiLmFnZW50bWVzaC52MS5SZXN1bWVUZW5hbnRSZXNwb25zZRJbCg5HZXRUZW5hbnRVc2FnZRIjLmFnZW50bWVzaC52MS5HZXRUZW5hbnRVc2FnZVJlcXVlc3QaJC5hZ2VudG1lc2gudjEuR2V0VGVuYW50VXNhZ2VSZXNwb25zZUIvWi1hZ2VudG1lc2gvc2RrL2dvL2dlbi9hZ2VudG1lc2gvdjE7YWdlbnRtZXNodjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * A tenant: the unit of isolation for goals, playbooks, keys and limits.
@@ -62,6 +62,51 @@ export type Tenant = Message<"agentmesh.v1.Tenant"> & {
    * @generated from field: agentmesh.v1.RequestLimits request_limits = 6;
    */
   requestLimits?: RequestLimits | undefined;
+
+  /**
+   * Goals of the tenant running at once (submitted, not finished) across the mesh;
+   * 0 means no limit. Over it SubmitGoal is RESOURCE_EXHAUSTED.
+   *
+   * @generated from field: uint32 max_concurrent_goals = 7;
+   */
+  maxConcurrentGoals: number;
+
+  /**
+   * Largest goal input (its JSON) in bytes; 0 means only the gateway's request size limit.
+   *
+   * @generated from field: uint32 max_goal_input_bytes = 8;
+   */
+  maxGoalInputBytes: number;
+
+  /**
+   * Step dispatches per minute by capability (exact name or a `prefix.*` pattern), across
+   * the mesh; a capability not named has no quota. A dispatch over it fails the step's
+   * attempt with RESOURCE_EXHAUSTED (retryable), so the step backs off and tries again.
+   *
+   * @generated from field: map<string, uint32> step_quotas = 9;
+   */
+  stepQuotas: { [key: string]: number };
+
+  /**
+   * The tenant's feature flags.
+   *
+   * @generated from field: agentmesh.v1.TenantFeatures features = 10;
+   */
+  features?: TenantFeatures | undefined;
+
+  /**
+   * When the tenant was suspended; unset while it is active.
+   *
+   * @generated from field: google.protobuf.Timestamp suspended_at = 11;
+   */
+  suspendedAt?: Timestamp | undefined;
+
+  /**
+   * Why it was suspended.
+   *
+   * @generated from field: string suspended_reason = 12;
+   */
+  suspendedReason: string;
 };
 
 /**
@@ -70,6 +115,92 @@ export type Tenant = Message<"agentmesh.v1.Tenant"> & {
  */
 export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
   messageDesc(file_agentmesh_v1_admin, 0);
+
+/**
+ * A tenant's feature flags (tenant-scoped values of the mesh's feature flags).
+ *
+ * @generated from message agentmesh.v1.TenantFeatures
+ */
+export type TenantFeatures = Message<"agentmesh.v1.TenantFeatures"> & {
+  /**
+   * Strategy selector of the learning service for the tenant's goals
+   * ("thompson", "ucb1", "linucb", "fixed"); empty means the mesh's.
+   *
+   * @generated from field: string learning_selector = 1;
+   */
+  learningSelector: string;
+
+  /**
+   * Whether the LLM planner may plan the tenant's goals of kinds without a playbook
+   * (when the mesh has one configured). Default true.
+   *
+   * @generated from field: bool llm_planner = 2;
+   */
+  llmPlanner: boolean;
+
+  /**
+   * Whether the tenant's goals may be routed to a canary parameters version. Default true.
+   *
+   * @generated from field: bool canary = 3;
+   */
+  canary: boolean;
+};
+
+/**
+ * Describes the message agentmesh.v1.TenantFeatures.
+ * Use `create(TenantFeaturesSchema)` to create a new message.
+ */
+export const TenantFeaturesSchema: GenMessage<TenantFeatures> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 1);
+
+/**
+ * How many of a tenant's goals are in each state, and what it asked of the gateways.
+ *
+ * @generated from message agentmesh.v1.TenantUsage
+ */
+export type TenantUsage = Message<"agentmesh.v1.TenantUsage"> & {
+  /**
+   * Tenant id.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Goals by status name (e.g. "RUNNING", "SUCCEEDED"), all time.
+   *
+   * @generated from field: map<string, uint64> goals_by_status = 2;
+   */
+  goalsByStatus: { [key: string]: bigint };
+
+  /**
+   * Goals not finished (pending, planning, running).
+   *
+   * @generated from field: uint64 goals_in_flight = 3;
+   */
+  goalsInFlight: bigint;
+
+  /**
+   * Requests admitted by the mesh's gateways (shared rate limiter), all time.
+   *
+   * @generated from field: uint64 requests_admitted = 4;
+   */
+  requestsAdmitted: bigint;
+
+  /**
+   * Requests refused for the rate limit, all time.
+   *
+   * @generated from field: uint64 requests_refused = 5;
+   */
+  requestsRefused: bigint;
+};
+
+/**
+ * Describes the message agentmesh.v1.TenantUsage.
+ * Use `create(TenantUsageSchema)` to create a new message.
+ */
+export const TenantUsageSchema: GenMessage<TenantUsage> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 2);
 
 /**
  * What one request of a tenant may cost at the gateway, checked on the
@@ -112,7 +243,7 @@ export type RequestLimits = Message<"agentmesh.v1.RequestLimits"> & {
  * Use `create(RequestLimitsSchema)` to create a new message.
  */
 export const RequestLimitsSchema: GenMessage<RequestLimits> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 1);
+  messageDesc(file_agentmesh_v1_admin, 3);
 
 /**
  * An API key's metadata; the secret is never stored.
@@ -175,7 +306,7 @@ export type ApiKey = Message<"agentmesh.v1.ApiKey"> & {
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 2);
+  messageDesc(file_agentmesh_v1_admin, 4);
 
 /**
  * Request of AdminService.CreateTenant.
@@ -196,7 +327,7 @@ export type CreateTenantRequest = Message<"agentmesh.v1.CreateTenantRequest"> & 
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema: GenMessage<CreateTenantRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 3);
+  messageDesc(file_agentmesh_v1_admin, 5);
 
 /**
  * Response of AdminService.CreateTenant.
@@ -217,7 +348,7 @@ export type CreateTenantResponse = Message<"agentmesh.v1.CreateTenantResponse"> 
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 4);
+  messageDesc(file_agentmesh_v1_admin, 6);
 
 /**
  * Request of AdminService.GetTenant.
@@ -238,7 +369,7 @@ export type GetTenantRequest = Message<"agentmesh.v1.GetTenantRequest"> & {
  * Use `create(GetTenantRequestSchema)` to create a new message.
  */
 export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 5);
+  messageDesc(file_agentmesh_v1_admin, 7);
 
 /**
  * Response of AdminService.GetTenant.
@@ -259,7 +390,7 @@ export type GetTenantResponse = Message<"agentmesh.v1.GetTenantResponse"> & {
  * Use `create(GetTenantResponseSchema)` to create a new message.
  */
 export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 6);
+  messageDesc(file_agentmesh_v1_admin, 8);
 
 /**
  * Request of AdminService.ListTenants.
@@ -287,7 +418,7 @@ export type ListTenantsRequest = Message<"agentmesh.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 7);
+  messageDesc(file_agentmesh_v1_admin, 9);
 
 /**
  * Response of AdminService.ListTenants.
@@ -315,7 +446,7 @@ export type ListTenantsResponse = Message<"agentmesh.v1.ListTenantsResponse"> & 
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 8);
+  messageDesc(file_agentmesh_v1_admin, 10);
 
 /**
  * Request of AdminService.CreateApiKey.
@@ -357,7 +488,7 @@ export type CreateApiKeyRequest = Message<"agentmesh.v1.CreateApiKeyRequest"> & 
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 9);
+  messageDesc(file_agentmesh_v1_admin, 11);
 
 /**
  * Response of AdminService.CreateApiKey.
@@ -385,7 +516,7 @@ export type CreateApiKeyResponse = Message<"agentmesh.v1.CreateApiKeyResponse"> 
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 10);
+  messageDesc(file_agentmesh_v1_admin, 12);
 
 /**
  * Request of AdminService.ListApiKeys.
@@ -406,7 +537,7 @@ export type ListApiKeysRequest = Message<"agentmesh.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 11);
+  messageDesc(file_agentmesh_v1_admin, 13);
 
 /**
  * Response of AdminService.ListApiKeys.
@@ -427,7 +558,7 @@ export type ListApiKeysResponse = Message<"agentmesh.v1.ListApiKeysResponse"> & 
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 12);
+  messageDesc(file_agentmesh_v1_admin, 14);
 
 /**
  * Request of AdminService.RevokeApiKey.
@@ -455,7 +586,7 @@ export type RevokeApiKeyRequest = Message<"agentmesh.v1.RevokeApiKeyRequest"> & 
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 13);
+  messageDesc(file_agentmesh_v1_admin, 15);
 
 /**
  * Response of AdminService.RevokeApiKey.
@@ -476,7 +607,252 @@ export type RevokeApiKeyResponse = Message<"agentmesh.v1.RevokeApiKeyResponse"> 
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_admin, 14);
+  messageDesc(file_agentmesh_v1_admin, 16);
+
+/**
+ * Request of AdminService.UpdateTenant.
+ *
+ * @generated from message agentmesh.v1.UpdateTenantRequest
+ */
+export type UpdateTenantRequest = Message<"agentmesh.v1.UpdateTenantRequest"> & {
+  /**
+   * Tenant to change.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * New display name.
+   *
+   * @generated from field: optional string display_name = 2;
+   */
+  displayName?: string | undefined;
+
+  /**
+   * Requests per second across the mesh; 0 means the gateway default.
+   *
+   * @generated from field: optional double rate_limit_per_second = 3;
+   */
+  rateLimitPerSecond?: number | undefined;
+
+  /**
+   * Concurrent streams; 0 means the gateway default.
+   *
+   * @generated from field: optional uint32 max_concurrent_streams = 4;
+   */
+  maxConcurrentStreams?: number | undefined;
+
+  /**
+   * Goals running at once; 0 means no limit.
+   *
+   * @generated from field: optional uint32 max_concurrent_goals = 5;
+   */
+  maxConcurrentGoals?: number | undefined;
+
+  /**
+   * Largest goal input in bytes; 0 means only the gateway's request size limit.
+   *
+   * @generated from field: optional uint32 max_goal_input_bytes = 6;
+   */
+  maxGoalInputBytes?: number | undefined;
+
+  /**
+   * Step quotas to set (dispatches per minute by capability); 0 removes a capability's quota.
+   *
+   * @generated from field: map<string, uint32> step_quotas = 7;
+   */
+  stepQuotas: { [key: string]: number };
+
+  /**
+   * What one request may cost; replaces the tenant's request limits when set.
+   *
+   * @generated from field: agentmesh.v1.RequestLimits request_limits = 8;
+   */
+  requestLimits?: RequestLimits | undefined;
+
+  /**
+   * Learning selector; empty string returns to the mesh's.
+   *
+   * @generated from field: optional string learning_selector = 9;
+   */
+  learningSelector?: string | undefined;
+
+  /**
+   * Whether the LLM planner may plan the tenant's goals.
+   *
+   * @generated from field: optional bool llm_planner = 10;
+   */
+  llmPlanner?: boolean | undefined;
+
+  /**
+   * Whether the tenant's goals may go to a canary parameters version.
+   *
+   * @generated from field: optional bool canary = 11;
+   */
+  canary?: boolean | undefined;
+};
+
+/**
+ * Describes the message agentmesh.v1.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 17);
+
+/**
+ * Response of AdminService.UpdateTenant.
+ *
+ * @generated from message agentmesh.v1.UpdateTenantResponse
+ */
+export type UpdateTenantResponse = Message<"agentmesh.v1.UpdateTenantResponse"> & {
+  /**
+   * The tenant as changed.
+   *
+   * @generated from field: agentmesh.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message agentmesh.v1.UpdateTenantResponse.
+ * Use `create(UpdateTenantResponseSchema)` to create a new message.
+ */
+export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 18);
+
+/**
+ * Request of AdminService.SuspendTenant.
+ *
+ * @generated from message agentmesh.v1.SuspendTenantRequest
+ */
+export type SuspendTenantRequest = Message<"agentmesh.v1.SuspendTenantRequest"> & {
+  /**
+   * Tenant to suspend.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Why (shown to no caller, kept in the tenant and the audit log); at most 1024 characters.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message agentmesh.v1.SuspendTenantRequest.
+ * Use `create(SuspendTenantRequestSchema)` to create a new message.
+ */
+export const SuspendTenantRequestSchema: GenMessage<SuspendTenantRequest> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 19);
+
+/**
+ * Response of AdminService.SuspendTenant.
+ *
+ * @generated from message agentmesh.v1.SuspendTenantResponse
+ */
+export type SuspendTenantResponse = Message<"agentmesh.v1.SuspendTenantResponse"> & {
+  /**
+   * The suspended tenant.
+   *
+   * @generated from field: agentmesh.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message agentmesh.v1.SuspendTenantResponse.
+ * Use `create(SuspendTenantResponseSchema)` to create a new message.
+ */
+export const SuspendTenantResponseSchema: GenMessage<SuspendTenantResponse> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 20);
+
+/**
+ * Request of AdminService.ResumeTenant.
+ *
+ * @generated from message agentmesh.v1.ResumeTenantRequest
+ */
+export type ResumeTenantRequest = Message<"agentmesh.v1.ResumeTenantRequest"> & {
+  /**
+   * Tenant to resume.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message agentmesh.v1.ResumeTenantRequest.
+ * Use `create(ResumeTenantRequestSchema)` to create a new message.
+ */
+export const ResumeTenantRequestSchema: GenMessage<ResumeTenantRequest> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 21);
+
+/**
+ * Response of AdminService.ResumeTenant.
+ *
+ * @generated from message agentmesh.v1.ResumeTenantResponse
+ */
+export type ResumeTenantResponse = Message<"agentmesh.v1.ResumeTenantResponse"> & {
+  /**
+   * The resumed tenant.
+   *
+   * @generated from field: agentmesh.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message agentmesh.v1.ResumeTenantResponse.
+ * Use `create(ResumeTenantResponseSchema)` to create a new message.
+ */
+export const ResumeTenantResponseSchema: GenMessage<ResumeTenantResponse> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 22);
+
+/**
+ * Request of AdminService.GetTenantUsage.
+ *
+ * @generated from message agentmesh.v1.GetTenantUsageRequest
+ */
+export type GetTenantUsageRequest = Message<"agentmesh.v1.GetTenantUsageRequest"> & {
+  /**
+   * Tenant id.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message agentmesh.v1.GetTenantUsageRequest.
+ * Use `create(GetTenantUsageRequestSchema)` to create a new message.
+ */
+export const GetTenantUsageRequestSchema: GenMessage<GetTenantUsageRequest> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 23);
+
+/**
+ * Response of AdminService.GetTenantUsage.
+ *
+ * @generated from message agentmesh.v1.GetTenantUsageResponse
+ */
+export type GetTenantUsageResponse = Message<"agentmesh.v1.GetTenantUsageResponse"> & {
+  /**
+   * The tenant's usage.
+   *
+   * @generated from field: agentmesh.v1.TenantUsage usage = 1;
+   */
+  usage?: TenantUsage | undefined;
+};
+
+/**
+ * Describes the message agentmesh.v1.GetTenantUsageResponse.
+ * Use `create(GetTenantUsageResponseSchema)` to create a new message.
+ */
+export const GetTenantUsageResponseSchema: GenMessage<GetTenantUsageResponse> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_admin, 24);
 
 /**
  * AdminService manages tenants and their API keys. Platform administrators
@@ -544,6 +920,48 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Changes a tenant's limits and feature flags; fields left unset keep their value. Audited.
+   *
+   * @generated from rpc agentmesh.v1.AdminService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof UpdateTenantResponseSchema;
+  },
+  /**
+   * Suspends a tenant: its calls are refused with FAILED_PRECONDITION "tenant suspended"
+   * (within the gateways' refresh interval, 5 s) and it submits no goals until it is
+   * resumed; goals already running finish. A caller may not suspend its own tenant. Audited.
+   *
+   * @generated from rpc agentmesh.v1.AdminService.SuspendTenant
+   */
+  suspendTenant: {
+    methodKind: "unary";
+    input: typeof SuspendTenantRequestSchema;
+    output: typeof SuspendTenantResponseSchema;
+  },
+  /**
+   * Resumes a suspended tenant. Audited.
+   *
+   * @generated from rpc agentmesh.v1.AdminService.ResumeTenant
+   */
+  resumeTenant: {
+    methodKind: "unary";
+    input: typeof ResumeTenantRequestSchema;
+    output: typeof ResumeTenantResponseSchema;
+  },
+  /**
+   * A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
+   *
+   * @generated from rpc agentmesh.v1.AdminService.GetTenantUsage
+   */
+  getTenantUsage: {
+    methodKind: "unary";
+    input: typeof GetTenantUsageRequestSchema;
+    output: typeof GetTenantUsageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentmesh_v1_admin, 0);

@@ -25,6 +25,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0004-goal-submitter",
     load: async () => (await import("./0004-goal-submitter.js")).GoalSubmitter,
   },
+  {
+    name: "0005-tenant-operations",
+    load: async () => (await import("./0005-tenant-operations.js")).TenantOperations,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -17,6 +17,8 @@
 
 export const SELECTOR_FLAG = "learning.selector";
 export const CANARY_FRACTION_FLAG = "learning.canary_fraction";
+/** "false" for a tenant (or kind): its goals never go to a canary version. */
+export const CANARY_FLAG = "learning.canary";
 /** Canary share when no flag sets one. */
 export const DEFAULT_CANARY_FRACTION = 0.1;
 

@@ -27,6 +27,7 @@ export type { Counts, DriftAction, DriftGuardOptions, DriftVerdict } from "./dri
 export { evaluateCanary } from "./drift-guard.js";
 export type { FeatureFlag, FlagScope } from "./feature-flags.js";
 export {
+  CANARY_FLAG,
   CANARY_FRACTION_FLAG,
   DEFAULT_CANARY_FRACTION,
   resolveCanaryFraction,
@@ -60,6 +61,7 @@ export {
   recordServed,
   rollbackTo,
   routeVersion,
+  withoutCanary,
 } from "./parameter-versions.js";
 export type { BucketStats, EmptyParametersOptions, ParametersSnapshot } from "./parameters.js";
 export { applyOutcome, emptyParameters } from "./parameters.js";

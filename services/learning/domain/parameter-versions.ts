@@ -61,6 +61,11 @@ export function canaryVersion(versions: readonly VersionRecord[]): VersionRecord
   return versions.find((v) => v.state === "CANARY");
 }
 
+/** The versions without the canary: how a tenant out of canaries is routed. */
+export function withoutCanary(versions: readonly VersionRecord[]): VersionRecord[] {
+  return versions.filter((v) => v.state !== "CANARY");
+}
+
 /** The next version id: "v" + one more than the highest numbered one. */
 export function nextVersionId(versions: readonly VersionRecord[]): string {
   let max = 0;

@@ -38,8 +38,23 @@ type Tenant struct {
 	MaxConcurrentStreams uint32 `protobuf:"varint,5,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3" json:"max_concurrent_streams,omitempty"`
 	// What one request may cost at the gateway; unset fields mean the gateway defaults.
 	RequestLimits *RequestLimits `protobuf:"bytes,6,opt,name=request_limits,json=requestLimits,proto3" json:"request_limits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Goals of the tenant running at once (submitted, not finished) across the mesh;
+	// 0 means no limit. Over it SubmitGoal is RESOURCE_EXHAUSTED.
+	MaxConcurrentGoals uint32 `protobuf:"varint,7,opt,name=max_concurrent_goals,json=maxConcurrentGoals,proto3" json:"max_concurrent_goals,omitempty"`
+	// Largest goal input (its JSON) in bytes; 0 means only the gateway's request size limit.
+	MaxGoalInputBytes uint32 `protobuf:"varint,8,opt,name=max_goal_input_bytes,json=maxGoalInputBytes,proto3" json:"max_goal_input_bytes,omitempty"`
+	// Step dispatches per minute by capability (exact name or a `prefix.*` pattern), across
+	// the mesh; a capability not named has no quota. A dispatch over it fails the step's
+	// attempt with RESOURCE_EXHAUSTED (retryable), so the step backs off and tries again.
+	StepQuotas map[string]uint32 `protobuf:"bytes,9,rep,name=step_quotas,json=stepQuotas,proto3" json:"step_quotas,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The tenant's feature flags.
+	Features *TenantFeatures `protobuf:"bytes,10,opt,name=features,proto3" json:"features,omitempty"`
+	// When the tenant was suspended; unset while it is active.
+	SuspendedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=suspended_at,json=suspendedAt,proto3" json:"suspended_at,omitempty"`
+	// Why it was suspended.
+	SuspendedReason string `protobuf:"bytes,12,opt,name=suspended_reason,json=suspendedReason,proto3" json:"suspended_reason,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Tenant) Reset() {
@@ -114,6 +129,196 @@ func (x *Tenant) GetRequestLimits() *RequestLimits {
 	return nil
 }
 
+func (x *Tenant) GetMaxConcurrentGoals() uint32 {
+	if x != nil {
+		return x.MaxConcurrentGoals
+	}
+	return 0
+}
+
+func (x *Tenant) GetMaxGoalInputBytes() uint32 {
+	if x != nil {
+		return x.MaxGoalInputBytes
+	}
+	return 0
+}
+
+func (x *Tenant) GetStepQuotas() map[string]uint32 {
+	if x != nil {
+		return x.StepQuotas
+	}
+	return nil
+}
+
+func (x *Tenant) GetFeatures() *TenantFeatures {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
+func (x *Tenant) GetSuspendedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SuspendedAt
+	}
+	return nil
+}
+
+func (x *Tenant) GetSuspendedReason() string {
+	if x != nil {
+		return x.SuspendedReason
+	}
+	return ""
+}
+
+// A tenant's feature flags (tenant-scoped values of the mesh's feature flags).
+type TenantFeatures struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Strategy selector of the learning service for the tenant's goals
+	// ("thompson", "ucb1", "linucb", "fixed"); empty means the mesh's.
+	LearningSelector string `protobuf:"bytes,1,opt,name=learning_selector,json=learningSelector,proto3" json:"learning_selector,omitempty"`
+	// Whether the LLM planner may plan the tenant's goals of kinds without a playbook
+	// (when the mesh has one configured). Default true.
+	LlmPlanner bool `protobuf:"varint,2,opt,name=llm_planner,json=llmPlanner,proto3" json:"llm_planner,omitempty"`
+	// Whether the tenant's goals may be routed to a canary parameters version. Default true.
+	Canary        bool `protobuf:"varint,3,opt,name=canary,proto3" json:"canary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantFeatures) Reset() {
+	*x = TenantFeatures{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantFeatures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantFeatures) ProtoMessage() {}
+
+func (x *TenantFeatures) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantFeatures.ProtoReflect.Descriptor instead.
+func (*TenantFeatures) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TenantFeatures) GetLearningSelector() string {
+	if x != nil {
+		return x.LearningSelector
+	}
+	return ""
+}
+
+func (x *TenantFeatures) GetLlmPlanner() bool {
+	if x != nil {
+		return x.LlmPlanner
+	}
+	return false
+}
+
+func (x *TenantFeatures) GetCanary() bool {
+	if x != nil {
+		return x.Canary
+	}
+	return false
+}
+
+// How many of a tenant's goals are in each state, and what it asked of the gateways.
+type TenantUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant id.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Goals by status name (e.g. "RUNNING", "SUCCEEDED"), all time.
+	GoalsByStatus map[string]uint64 `protobuf:"bytes,2,rep,name=goals_by_status,json=goalsByStatus,proto3" json:"goals_by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Goals not finished (pending, planning, running).
+	GoalsInFlight uint64 `protobuf:"varint,3,opt,name=goals_in_flight,json=goalsInFlight,proto3" json:"goals_in_flight,omitempty"`
+	// Requests admitted by the mesh's gateways (shared rate limiter), all time.
+	RequestsAdmitted uint64 `protobuf:"varint,4,opt,name=requests_admitted,json=requestsAdmitted,proto3" json:"requests_admitted,omitempty"`
+	// Requests refused for the rate limit, all time.
+	RequestsRefused uint64 `protobuf:"varint,5,opt,name=requests_refused,json=requestsRefused,proto3" json:"requests_refused,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TenantUsage) Reset() {
+	*x = TenantUsage{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantUsage) ProtoMessage() {}
+
+func (x *TenantUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantUsage.ProtoReflect.Descriptor instead.
+func (*TenantUsage) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TenantUsage) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *TenantUsage) GetGoalsByStatus() map[string]uint64 {
+	if x != nil {
+		return x.GoalsByStatus
+	}
+	return nil
+}
+
+func (x *TenantUsage) GetGoalsInFlight() uint64 {
+	if x != nil {
+		return x.GoalsInFlight
+	}
+	return 0
+}
+
+func (x *TenantUsage) GetRequestsAdmitted() uint64 {
+	if x != nil {
+		return x.RequestsAdmitted
+	}
+	return 0
+}
+
+func (x *TenantUsage) GetRequestsRefused() uint64 {
+	if x != nil {
+		return x.RequestsRefused
+	}
+	return 0
+}
+
 // What one request of a tenant may cost at the gateway, checked on the
 // request's bytes before it is decoded; 0 means the gateway default.
 type RequestLimits struct {
@@ -132,7 +337,7 @@ type RequestLimits struct {
 
 func (x *RequestLimits) Reset() {
 	*x = RequestLimits{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[1]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -144,7 +349,7 @@ func (x *RequestLimits) String() string {
 func (*RequestLimits) ProtoMessage() {}
 
 func (x *RequestLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[1]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -157,7 +362,7 @@ func (x *RequestLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestLimits.ProtoReflect.Descriptor instead.
 func (*RequestLimits) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RequestLimits) GetMaxRequestBytes() uint32 {
@@ -211,7 +416,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[2]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -223,7 +428,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[2]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -236,7 +441,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApiKey) GetKeyId() string {
@@ -299,7 +504,7 @@ type CreateTenantRequest struct {
 
 func (x *CreateTenantRequest) Reset() {
 	*x = CreateTenantRequest{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[3]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +516,7 @@ func (x *CreateTenantRequest) String() string {
 func (*CreateTenantRequest) ProtoMessage() {}
 
 func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[3]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +529,7 @@ func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantRequest.ProtoReflect.Descriptor instead.
 func (*CreateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateTenantRequest) GetTenant() *Tenant {
@@ -345,7 +550,7 @@ type CreateTenantResponse struct {
 
 func (x *CreateTenantResponse) Reset() {
 	*x = CreateTenantResponse{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[4]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +562,7 @@ func (x *CreateTenantResponse) String() string {
 func (*CreateTenantResponse) ProtoMessage() {}
 
 func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[4]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +575,7 @@ func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantResponse.ProtoReflect.Descriptor instead.
 func (*CreateTenantResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateTenantResponse) GetTenant() *Tenant {
@@ -391,7 +596,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[5]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +608,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[5]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +621,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetTenantRequest) GetTenantId() string {
@@ -437,7 +642,7 @@ type GetTenantResponse struct {
 
 func (x *GetTenantResponse) Reset() {
 	*x = GetTenantResponse{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[6]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +654,7 @@ func (x *GetTenantResponse) String() string {
 func (*GetTenantResponse) ProtoMessage() {}
 
 func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[6]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +667,7 @@ func (x *GetTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantResponse.ProtoReflect.Descriptor instead.
 func (*GetTenantResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetTenantResponse) GetTenant() *Tenant {
@@ -485,7 +690,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[7]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +702,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[7]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +715,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTenantsRequest) GetPageSize() uint32 {
@@ -540,7 +745,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[8]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +757,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[8]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +770,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -599,7 +804,7 @@ type CreateApiKeyRequest struct {
 
 func (x *CreateApiKeyRequest) Reset() {
 	*x = CreateApiKeyRequest{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[9]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +816,7 @@ func (x *CreateApiKeyRequest) String() string {
 func (*CreateApiKeyRequest) ProtoMessage() {}
 
 func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[9]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +829,7 @@ func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateApiKeyRequest) GetTenantId() string {
@@ -668,7 +873,7 @@ type CreateApiKeyResponse struct {
 
 func (x *CreateApiKeyResponse) Reset() {
 	*x = CreateApiKeyResponse{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[10]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +885,7 @@ func (x *CreateApiKeyResponse) String() string {
 func (*CreateApiKeyResponse) ProtoMessage() {}
 
 func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[10]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +898,7 @@ func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateApiKeyResponse) GetKey() *ApiKey {
@@ -721,7 +926,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[11]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +938,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[11]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +951,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListApiKeysRequest) GetTenantId() string {
@@ -767,7 +972,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[12]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +984,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[12]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +997,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListApiKeysResponse) GetKeys() []*ApiKey {
@@ -815,7 +1020,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[13]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1032,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[13]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1045,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeApiKeyRequest) GetTenantId() string {
@@ -868,7 +1073,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[14]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1085,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_admin_proto_msgTypes[14]
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1098,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeApiKeyResponse) GetKey() *ApiKey {
@@ -903,11 +1108,478 @@ func (x *RevokeApiKeyResponse) GetKey() *ApiKey {
 	return nil
 }
 
+// Request of AdminService.UpdateTenant.
+type UpdateTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant to change.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// New display name.
+	DisplayName *string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
+	// Requests per second across the mesh; 0 means the gateway default.
+	RateLimitPerSecond *float64 `protobuf:"fixed64,3,opt,name=rate_limit_per_second,json=rateLimitPerSecond,proto3,oneof" json:"rate_limit_per_second,omitempty"`
+	// Concurrent streams; 0 means the gateway default.
+	MaxConcurrentStreams *uint32 `protobuf:"varint,4,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3,oneof" json:"max_concurrent_streams,omitempty"`
+	// Goals running at once; 0 means no limit.
+	MaxConcurrentGoals *uint32 `protobuf:"varint,5,opt,name=max_concurrent_goals,json=maxConcurrentGoals,proto3,oneof" json:"max_concurrent_goals,omitempty"`
+	// Largest goal input in bytes; 0 means only the gateway's request size limit.
+	MaxGoalInputBytes *uint32 `protobuf:"varint,6,opt,name=max_goal_input_bytes,json=maxGoalInputBytes,proto3,oneof" json:"max_goal_input_bytes,omitempty"`
+	// Step quotas to set (dispatches per minute by capability); 0 removes a capability's quota.
+	StepQuotas map[string]uint32 `protobuf:"bytes,7,rep,name=step_quotas,json=stepQuotas,proto3" json:"step_quotas,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// What one request may cost; replaces the tenant's request limits when set.
+	RequestLimits *RequestLimits `protobuf:"bytes,8,opt,name=request_limits,json=requestLimits,proto3" json:"request_limits,omitempty"`
+	// Learning selector; empty string returns to the mesh's.
+	LearningSelector *string `protobuf:"bytes,9,opt,name=learning_selector,json=learningSelector,proto3,oneof" json:"learning_selector,omitempty"`
+	// Whether the LLM planner may plan the tenant's goals.
+	LlmPlanner *bool `protobuf:"varint,10,opt,name=llm_planner,json=llmPlanner,proto3,oneof" json:"llm_planner,omitempty"`
+	// Whether the tenant's goals may go to a canary parameters version.
+	Canary        *bool `protobuf:"varint,11,opt,name=canary,proto3,oneof" json:"canary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantRequest) Reset() {
+	*x = UpdateTenantRequest{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantRequest) ProtoMessage() {}
+
+func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdateTenantRequest) GetDisplayName() string {
+	if x != nil && x.DisplayName != nil {
+		return *x.DisplayName
+	}
+	return ""
+}
+
+func (x *UpdateTenantRequest) GetRateLimitPerSecond() float64 {
+	if x != nil && x.RateLimitPerSecond != nil {
+		return *x.RateLimitPerSecond
+	}
+	return 0
+}
+
+func (x *UpdateTenantRequest) GetMaxConcurrentStreams() uint32 {
+	if x != nil && x.MaxConcurrentStreams != nil {
+		return *x.MaxConcurrentStreams
+	}
+	return 0
+}
+
+func (x *UpdateTenantRequest) GetMaxConcurrentGoals() uint32 {
+	if x != nil && x.MaxConcurrentGoals != nil {
+		return *x.MaxConcurrentGoals
+	}
+	return 0
+}
+
+func (x *UpdateTenantRequest) GetMaxGoalInputBytes() uint32 {
+	if x != nil && x.MaxGoalInputBytes != nil {
+		return *x.MaxGoalInputBytes
+	}
+	return 0
+}
+
+func (x *UpdateTenantRequest) GetStepQuotas() map[string]uint32 {
+	if x != nil {
+		return x.StepQuotas
+	}
+	return nil
+}
+
+func (x *UpdateTenantRequest) GetRequestLimits() *RequestLimits {
+	if x != nil {
+		return x.RequestLimits
+	}
+	return nil
+}
+
+func (x *UpdateTenantRequest) GetLearningSelector() string {
+	if x != nil && x.LearningSelector != nil {
+		return *x.LearningSelector
+	}
+	return ""
+}
+
+func (x *UpdateTenantRequest) GetLlmPlanner() bool {
+	if x != nil && x.LlmPlanner != nil {
+		return *x.LlmPlanner
+	}
+	return false
+}
+
+func (x *UpdateTenantRequest) GetCanary() bool {
+	if x != nil && x.Canary != nil {
+		return *x.Canary
+	}
+	return false
+}
+
+// Response of AdminService.UpdateTenant.
+type UpdateTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant as changed.
+	Tenant        *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantResponse) Reset() {
+	*x = UpdateTenantResponse{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantResponse) ProtoMessage() {}
+
+func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTenantResponse) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UpdateTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+// Request of AdminService.SuspendTenant.
+type SuspendTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant to suspend.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Why (shown to no caller, kept in the tenant and the audit log); at most 1024 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendTenantRequest) Reset() {
+	*x = SuspendTenantRequest{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendTenantRequest) ProtoMessage() {}
+
+func (x *SuspendTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendTenantRequest.ProtoReflect.Descriptor instead.
+func (*SuspendTenantRequest) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SuspendTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SuspendTenantRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Response of AdminService.SuspendTenant.
+type SuspendTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The suspended tenant.
+	Tenant        *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendTenantResponse) Reset() {
+	*x = SuspendTenantResponse{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendTenantResponse) ProtoMessage() {}
+
+func (x *SuspendTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendTenantResponse.ProtoReflect.Descriptor instead.
+func (*SuspendTenantResponse) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SuspendTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+// Request of AdminService.ResumeTenant.
+type ResumeTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant to resume.
+	TenantId      string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeTenantRequest) Reset() {
+	*x = ResumeTenantRequest{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeTenantRequest) ProtoMessage() {}
+
+func (x *ResumeTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeTenantRequest.ProtoReflect.Descriptor instead.
+func (*ResumeTenantRequest) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResumeTenantRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+// Response of AdminService.ResumeTenant.
+type ResumeTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resumed tenant.
+	Tenant        *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeTenantResponse) Reset() {
+	*x = ResumeTenantResponse{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeTenantResponse) ProtoMessage() {}
+
+func (x *ResumeTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeTenantResponse.ProtoReflect.Descriptor instead.
+func (*ResumeTenantResponse) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ResumeTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+// Request of AdminService.GetTenantUsage.
+type GetTenantUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tenant id.
+	TenantId      string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantUsageRequest) Reset() {
+	*x = GetTenantUsageRequest{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantUsageRequest) ProtoMessage() {}
+
+func (x *GetTenantUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetTenantUsageRequest) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetTenantUsageRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+// Response of AdminService.GetTenantUsage.
+type GetTenantUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's usage.
+	Usage         *TenantUsage `protobuf:"bytes,1,opt,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTenantUsageResponse) Reset() {
+	*x = GetTenantUsageResponse{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTenantUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTenantUsageResponse) ProtoMessage() {}
+
+func (x *GetTenantUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTenantUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetTenantUsageResponse) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetTenantUsageResponse) GetUsage() *TenantUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
 var File_agentmesh_v1_admin_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18agentmesh/v1/admin.proto\x12\fagentmesh.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x02\n" +
+	"\x18agentmesh/v1/admin.proto\x12\fagentmesh.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x05\n" +
 	"\x06Tenant\x12=\n" +
 	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\x12+\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdisplayName\x129\n" +
@@ -915,7 +1587,32 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x121\n" +
 	"\x15rate_limit_per_second\x18\x04 \x01(\x01R\x12rateLimitPerSecond\x124\n" +
 	"\x16max_concurrent_streams\x18\x05 \x01(\rR\x14maxConcurrentStreams\x12B\n" +
-	"\x0erequest_limits\x18\x06 \x01(\v2\x1b.agentmesh.v1.RequestLimitsR\rrequestLimits\"\xbd\x01\n" +
+	"\x0erequest_limits\x18\x06 \x01(\v2\x1b.agentmesh.v1.RequestLimitsR\rrequestLimits\x120\n" +
+	"\x14max_concurrent_goals\x18\a \x01(\rR\x12maxConcurrentGoals\x12/\n" +
+	"\x14max_goal_input_bytes\x18\b \x01(\rR\x11maxGoalInputBytes\x12E\n" +
+	"\vstep_quotas\x18\t \x03(\v2$.agentmesh.v1.Tenant.StepQuotasEntryR\n" +
+	"stepQuotas\x128\n" +
+	"\bfeatures\x18\n" +
+	" \x01(\v2\x1c.agentmesh.v1.TenantFeaturesR\bfeatures\x12=\n" +
+	"\fsuspended_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vsuspendedAt\x12)\n" +
+	"\x10suspended_reason\x18\f \x01(\tR\x0fsuspendedReason\x1a=\n" +
+	"\x0fStepQuotasEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"v\n" +
+	"\x0eTenantFeatures\x12+\n" +
+	"\x11learning_selector\x18\x01 \x01(\tR\x10learningSelector\x12\x1f\n" +
+	"\vllm_planner\x18\x02 \x01(\bR\n" +
+	"llmPlanner\x12\x16\n" +
+	"\x06canary\x18\x03 \x01(\bR\x06canary\"\xc2\x02\n" +
+	"\vTenantUsage\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12T\n" +
+	"\x0fgoals_by_status\x18\x02 \x03(\v2,.agentmesh.v1.TenantUsage.GoalsByStatusEntryR\rgoalsByStatus\x12&\n" +
+	"\x0fgoals_in_flight\x18\x03 \x01(\x04R\rgoalsInFlight\x12+\n" +
+	"\x11requests_admitted\x18\x04 \x01(\x04R\x10requestsAdmitted\x12)\n" +
+	"\x10requests_refused\x18\x05 \x01(\x04R\x0frequestsRefused\x1a@\n" +
+	"\x12GoalsByStatusEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xbd\x01\n" +
 	"\rRequestLimits\x12*\n" +
 	"\x11max_request_bytes\x18\x01 \x01(\rR\x0fmaxRequestBytes\x12*\n" +
 	"\x11max_request_depth\x18\x02 \x01(\rR\x0fmaxRequestDepth\x12&\n" +
@@ -965,14 +1662,59 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\x06key_id\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05keyId\">\n" +
 	"\x14RevokeApiKeyResponse\x12&\n" +
-	"\x03key\x18\x01 \x01(\v2\x14.agentmesh.v1.ApiKeyR\x03key2\x89\x04\n" +
+	"\x03key\x18\x01 \x01(\v2\x14.agentmesh.v1.ApiKeyR\x03key\"\xaf\x06\n" +
+	"\x13UpdateTenantRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12&\n" +
+	"\fdisplay_name\x18\x02 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x126\n" +
+	"\x15rate_limit_per_second\x18\x03 \x01(\x01H\x01R\x12rateLimitPerSecond\x88\x01\x01\x129\n" +
+	"\x16max_concurrent_streams\x18\x04 \x01(\rH\x02R\x14maxConcurrentStreams\x88\x01\x01\x125\n" +
+	"\x14max_concurrent_goals\x18\x05 \x01(\rH\x03R\x12maxConcurrentGoals\x88\x01\x01\x124\n" +
+	"\x14max_goal_input_bytes\x18\x06 \x01(\rH\x04R\x11maxGoalInputBytes\x88\x01\x01\x12R\n" +
+	"\vstep_quotas\x18\a \x03(\v21.agentmesh.v1.UpdateTenantRequest.StepQuotasEntryR\n" +
+	"stepQuotas\x12B\n" +
+	"\x0erequest_limits\x18\b \x01(\v2\x1b.agentmesh.v1.RequestLimitsR\rrequestLimits\x120\n" +
+	"\x11learning_selector\x18\t \x01(\tH\x05R\x10learningSelector\x88\x01\x01\x12$\n" +
+	"\vllm_planner\x18\n" +
+	" \x01(\bH\x06R\n" +
+	"llmPlanner\x88\x01\x01\x12\x1b\n" +
+	"\x06canary\x18\v \x01(\bH\aR\x06canary\x88\x01\x01\x1a=\n" +
+	"\x0fStepQuotasEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01B\x0f\n" +
+	"\r_display_nameB\x18\n" +
+	"\x16_rate_limit_per_secondB\x19\n" +
+	"\x17_max_concurrent_streamsB\x17\n" +
+	"\x15_max_concurrent_goalsB\x17\n" +
+	"\x15_max_goal_input_bytesB\x14\n" +
+	"\x12_learning_selectorB\x0e\n" +
+	"\f_llm_plannerB\t\n" +
+	"\a_canary\"D\n" +
+	"\x14UpdateTenantResponse\x12,\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"K\n" +
+	"\x14SuspendTenantRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
+	"\x15SuspendTenantResponse\x12,\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"2\n" +
+	"\x13ResumeTenantRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"D\n" +
+	"\x14ResumeTenantResponse\x12,\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"4\n" +
+	"\x15GetTenantUsageRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"I\n" +
+	"\x16GetTenantUsageResponse\x12/\n" +
+	"\x05usage\x18\x01 \x01(\v2\x19.agentmesh.v1.TenantUsageR\x05usage2\xee\x06\n" +
 	"\fAdminService\x12U\n" +
 	"\fCreateTenant\x12!.agentmesh.v1.CreateTenantRequest\x1a\".agentmesh.v1.CreateTenantResponse\x12L\n" +
 	"\tGetTenant\x12\x1e.agentmesh.v1.GetTenantRequest\x1a\x1f.agentmesh.v1.GetTenantResponse\x12R\n" +
 	"\vListTenants\x12 .agentmesh.v1.ListTenantsRequest\x1a!.agentmesh.v1.ListTenantsResponse\x12U\n" +
 	"\fCreateApiKey\x12!.agentmesh.v1.CreateApiKeyRequest\x1a\".agentmesh.v1.CreateApiKeyResponse\x12R\n" +
 	"\vListApiKeys\x12 .agentmesh.v1.ListApiKeysRequest\x1a!.agentmesh.v1.ListApiKeysResponse\x12U\n" +
-	"\fRevokeApiKey\x12!.agentmesh.v1.RevokeApiKeyRequest\x1a\".agentmesh.v1.RevokeApiKeyResponseB/Z-agentmesh/sdk/go/gen/agentmesh/v1;agentmeshv1b\x06proto3"
+	"\fRevokeApiKey\x12!.agentmesh.v1.RevokeApiKeyRequest\x1a\".agentmesh.v1.RevokeApiKeyResponse\x12U\n" +
+	"\fUpdateTenant\x12!.agentmesh.v1.UpdateTenantRequest\x1a\".agentmesh.v1.UpdateTenantResponse\x12X\n" +
+	"\rSuspendTenant\x12\".agentmesh.v1.SuspendTenantRequest\x1a#.agentmesh.v1.SuspendTenantResponse\x12U\n" +
+	"\fResumeTenant\x12!.agentmesh.v1.ResumeTenantRequest\x1a\".agentmesh.v1.ResumeTenantResponse\x12[\n" +
+	"\x0eGetTenantUsage\x12#.agentmesh.v1.GetTenantUsageRequest\x1a$.agentmesh.v1.GetTenantUsageResponseB/Z-agentmesh/sdk/go/gen/agentmesh/v1;agentmeshv1b\x06proto3"
 
 var (
 	file_agentmesh_v1_admin_proto_rawDescOnce sync.Once
@@ -986,56 +1728,87 @@ func file_agentmesh_v1_admin_proto_rawDescGZIP() []byte {
 	return file_agentmesh_v1_admin_proto_rawDescData
 }
 
-var file_agentmesh_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_agentmesh_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_agentmesh_v1_admin_proto_goTypes = []any{
-	(*Tenant)(nil),                // 0: agentmesh.v1.Tenant
-	(*RequestLimits)(nil),         // 1: agentmesh.v1.RequestLimits
-	(*ApiKey)(nil),                // 2: agentmesh.v1.ApiKey
-	(*CreateTenantRequest)(nil),   // 3: agentmesh.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),  // 4: agentmesh.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),      // 5: agentmesh.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),     // 6: agentmesh.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),    // 7: agentmesh.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),   // 8: agentmesh.v1.ListTenantsResponse
-	(*CreateApiKeyRequest)(nil),   // 9: agentmesh.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),  // 10: agentmesh.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),    // 11: agentmesh.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),   // 12: agentmesh.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),   // 13: agentmesh.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 14: agentmesh.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*Tenant)(nil),                 // 0: agentmesh.v1.Tenant
+	(*TenantFeatures)(nil),         // 1: agentmesh.v1.TenantFeatures
+	(*TenantUsage)(nil),            // 2: agentmesh.v1.TenantUsage
+	(*RequestLimits)(nil),          // 3: agentmesh.v1.RequestLimits
+	(*ApiKey)(nil),                 // 4: agentmesh.v1.ApiKey
+	(*CreateTenantRequest)(nil),    // 5: agentmesh.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),   // 6: agentmesh.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),       // 7: agentmesh.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),      // 8: agentmesh.v1.GetTenantResponse
+	(*ListTenantsRequest)(nil),     // 9: agentmesh.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),    // 10: agentmesh.v1.ListTenantsResponse
+	(*CreateApiKeyRequest)(nil),    // 11: agentmesh.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),   // 12: agentmesh.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),     // 13: agentmesh.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),    // 14: agentmesh.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),    // 15: agentmesh.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),   // 16: agentmesh.v1.RevokeApiKeyResponse
+	(*UpdateTenantRequest)(nil),    // 17: agentmesh.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),   // 18: agentmesh.v1.UpdateTenantResponse
+	(*SuspendTenantRequest)(nil),   // 19: agentmesh.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),  // 20: agentmesh.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),    // 21: agentmesh.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),   // 22: agentmesh.v1.ResumeTenantResponse
+	(*GetTenantUsageRequest)(nil),  // 23: agentmesh.v1.GetTenantUsageRequest
+	(*GetTenantUsageResponse)(nil), // 24: agentmesh.v1.GetTenantUsageResponse
+	nil,                            // 25: agentmesh.v1.Tenant.StepQuotasEntry
+	nil,                            // 26: agentmesh.v1.TenantUsage.GoalsByStatusEntry
+	nil,                            // 27: agentmesh.v1.UpdateTenantRequest.StepQuotasEntry
+	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
 }
 var file_agentmesh_v1_admin_proto_depIdxs = []int32{
-	15, // 0: agentmesh.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
-	1,  // 1: agentmesh.v1.Tenant.request_limits:type_name -> agentmesh.v1.RequestLimits
-	15, // 2: agentmesh.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	15, // 3: agentmesh.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 4: agentmesh.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: agentmesh.v1.CreateTenantRequest.tenant:type_name -> agentmesh.v1.Tenant
-	0,  // 6: agentmesh.v1.CreateTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
-	0,  // 7: agentmesh.v1.GetTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
-	0,  // 8: agentmesh.v1.ListTenantsResponse.tenants:type_name -> agentmesh.v1.Tenant
-	15, // 9: agentmesh.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: agentmesh.v1.CreateApiKeyResponse.key:type_name -> agentmesh.v1.ApiKey
-	2,  // 11: agentmesh.v1.ListApiKeysResponse.keys:type_name -> agentmesh.v1.ApiKey
-	2,  // 12: agentmesh.v1.RevokeApiKeyResponse.key:type_name -> agentmesh.v1.ApiKey
-	3,  // 13: agentmesh.v1.AdminService.CreateTenant:input_type -> agentmesh.v1.CreateTenantRequest
-	5,  // 14: agentmesh.v1.AdminService.GetTenant:input_type -> agentmesh.v1.GetTenantRequest
-	7,  // 15: agentmesh.v1.AdminService.ListTenants:input_type -> agentmesh.v1.ListTenantsRequest
-	9,  // 16: agentmesh.v1.AdminService.CreateApiKey:input_type -> agentmesh.v1.CreateApiKeyRequest
-	11, // 17: agentmesh.v1.AdminService.ListApiKeys:input_type -> agentmesh.v1.ListApiKeysRequest
-	13, // 18: agentmesh.v1.AdminService.RevokeApiKey:input_type -> agentmesh.v1.RevokeApiKeyRequest
-	4,  // 19: agentmesh.v1.AdminService.CreateTenant:output_type -> agentmesh.v1.CreateTenantResponse
-	6,  // 20: agentmesh.v1.AdminService.GetTenant:output_type -> agentmesh.v1.GetTenantResponse
-	8,  // 21: agentmesh.v1.AdminService.ListTenants:output_type -> agentmesh.v1.ListTenantsResponse
-	10, // 22: agentmesh.v1.AdminService.CreateApiKey:output_type -> agentmesh.v1.CreateApiKeyResponse
-	12, // 23: agentmesh.v1.AdminService.ListApiKeys:output_type -> agentmesh.v1.ListApiKeysResponse
-	14, // 24: agentmesh.v1.AdminService.RevokeApiKey:output_type -> agentmesh.v1.RevokeApiKeyResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	28, // 0: agentmesh.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 1: agentmesh.v1.Tenant.request_limits:type_name -> agentmesh.v1.RequestLimits
+	25, // 2: agentmesh.v1.Tenant.step_quotas:type_name -> agentmesh.v1.Tenant.StepQuotasEntry
+	1,  // 3: agentmesh.v1.Tenant.features:type_name -> agentmesh.v1.TenantFeatures
+	28, // 4: agentmesh.v1.Tenant.suspended_at:type_name -> google.protobuf.Timestamp
+	26, // 5: agentmesh.v1.TenantUsage.goals_by_status:type_name -> agentmesh.v1.TenantUsage.GoalsByStatusEntry
+	28, // 6: agentmesh.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	28, // 7: agentmesh.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 8: agentmesh.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: agentmesh.v1.CreateTenantRequest.tenant:type_name -> agentmesh.v1.Tenant
+	0,  // 10: agentmesh.v1.CreateTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
+	0,  // 11: agentmesh.v1.GetTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
+	0,  // 12: agentmesh.v1.ListTenantsResponse.tenants:type_name -> agentmesh.v1.Tenant
+	28, // 13: agentmesh.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	4,  // 14: agentmesh.v1.CreateApiKeyResponse.key:type_name -> agentmesh.v1.ApiKey
+	4,  // 15: agentmesh.v1.ListApiKeysResponse.keys:type_name -> agentmesh.v1.ApiKey
+	4,  // 16: agentmesh.v1.RevokeApiKeyResponse.key:type_name -> agentmesh.v1.ApiKey
+	27, // 17: agentmesh.v1.UpdateTenantRequest.step_quotas:type_name -> agentmesh.v1.UpdateTenantRequest.StepQuotasEntry
+	3,  // 18: agentmesh.v1.UpdateTenantRequest.request_limits:type_name -> agentmesh.v1.RequestLimits
+	0,  // 19: agentmesh.v1.UpdateTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
+	0,  // 20: agentmesh.v1.SuspendTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
+	0,  // 21: agentmesh.v1.ResumeTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
+	2,  // 22: agentmesh.v1.GetTenantUsageResponse.usage:type_name -> agentmesh.v1.TenantUsage
+	5,  // 23: agentmesh.v1.AdminService.CreateTenant:input_type -> agentmesh.v1.CreateTenantRequest
+	7,  // 24: agentmesh.v1.AdminService.GetTenant:input_type -> agentmesh.v1.GetTenantRequest
+	9,  // 25: agentmesh.v1.AdminService.ListTenants:input_type -> agentmesh.v1.ListTenantsRequest
+	11, // 26: agentmesh.v1.AdminService.CreateApiKey:input_type -> agentmesh.v1.CreateApiKeyRequest
+	13, // 27: agentmesh.v1.AdminService.ListApiKeys:input_type -> agentmesh.v1.ListApiKeysRequest
+	15, // 28: agentmesh.v1.AdminService.RevokeApiKey:input_type -> agentmesh.v1.RevokeApiKeyRequest
+	17, // 29: agentmesh.v1.AdminService.UpdateTenant:input_type -> agentmesh.v1.UpdateTenantRequest
+	19, // 30: agentmesh.v1.AdminService.SuspendTenant:input_type -> agentmesh.v1.SuspendTenantRequest
+	21, // 31: agentmesh.v1.AdminService.ResumeTenant:input_type -> agentmesh.v1.ResumeTenantRequest
+	23, // 32: agentmesh.v1.AdminService.GetTenantUsage:input_type -> agentmesh.v1.GetTenantUsageRequest
+	6,  // 33: agentmesh.v1.AdminService.CreateTenant:output_type -> agentmesh.v1.CreateTenantResponse
+	8,  // 34: agentmesh.v1.AdminService.GetTenant:output_type -> agentmesh.v1.GetTenantResponse
+	10, // 35: agentmesh.v1.AdminService.ListTenants:output_type -> agentmesh.v1.ListTenantsResponse
+	12, // 36: agentmesh.v1.AdminService.CreateApiKey:output_type -> agentmesh.v1.CreateApiKeyResponse
+	14, // 37: agentmesh.v1.AdminService.ListApiKeys:output_type -> agentmesh.v1.ListApiKeysResponse
+	16, // 38: agentmesh.v1.AdminService.RevokeApiKey:output_type -> agentmesh.v1.RevokeApiKeyResponse
+	18, // 39: agentmesh.v1.AdminService.UpdateTenant:output_type -> agentmesh.v1.UpdateTenantResponse
+	20, // 40: agentmesh.v1.AdminService.SuspendTenant:output_type -> agentmesh.v1.SuspendTenantResponse
+	22, // 41: agentmesh.v1.AdminService.ResumeTenant:output_type -> agentmesh.v1.ResumeTenantResponse
+	24, // 42: agentmesh.v1.AdminService.GetTenantUsage:output_type -> agentmesh.v1.GetTenantUsageResponse
+	33, // [33:43] is the sub-list for method output_type
+	23, // [23:33] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_agentmesh_v1_admin_proto_init() }
@@ -1043,13 +1816,14 @@ func file_agentmesh_v1_admin_proto_init() {
 	if File_agentmesh_v1_admin_proto != nil {
 		return
 	}
+	file_agentmesh_v1_admin_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agentmesh_v1_admin_proto_rawDesc), len(file_agentmesh_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

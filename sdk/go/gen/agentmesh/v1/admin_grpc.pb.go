@@ -19,12 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateTenant_FullMethodName = "/agentmesh.v1.AdminService/CreateTenant"
-	AdminService_GetTenant_FullMethodName    = "/agentmesh.v1.AdminService/GetTenant"
-	AdminService_ListTenants_FullMethodName  = "/agentmesh.v1.AdminService/ListTenants"
-	AdminService_CreateApiKey_FullMethodName = "/agentmesh.v1.AdminService/CreateApiKey"
-	AdminService_ListApiKeys_FullMethodName  = "/agentmesh.v1.AdminService/ListApiKeys"
-	AdminService_RevokeApiKey_FullMethodName = "/agentmesh.v1.AdminService/RevokeApiKey"
+	AdminService_CreateTenant_FullMethodName   = "/agentmesh.v1.AdminService/CreateTenant"
+	AdminService_GetTenant_FullMethodName      = "/agentmesh.v1.AdminService/GetTenant"
+	AdminService_ListTenants_FullMethodName    = "/agentmesh.v1.AdminService/ListTenants"
+	AdminService_CreateApiKey_FullMethodName   = "/agentmesh.v1.AdminService/CreateApiKey"
+	AdminService_ListApiKeys_FullMethodName    = "/agentmesh.v1.AdminService/ListApiKeys"
+	AdminService_RevokeApiKey_FullMethodName   = "/agentmesh.v1.AdminService/RevokeApiKey"
+	AdminService_UpdateTenant_FullMethodName   = "/agentmesh.v1.AdminService/UpdateTenant"
+	AdminService_SuspendTenant_FullMethodName  = "/agentmesh.v1.AdminService/SuspendTenant"
+	AdminService_ResumeTenant_FullMethodName   = "/agentmesh.v1.AdminService/ResumeTenant"
+	AdminService_GetTenantUsage_FullMethodName = "/agentmesh.v1.AdminService/GetTenantUsage"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -46,6 +50,16 @@ type AdminServiceClient interface {
 	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
 	// Revokes an API key; it stops working at once.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// Changes a tenant's limits and feature flags; fields left unset keep their value. Audited.
+	UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error)
+	// Suspends a tenant: its calls are refused with FAILED_PRECONDITION "tenant suspended"
+	// (within the gateways' refresh interval, 5 s) and it submits no goals until it is
+	// resumed; goals already running finish. A caller may not suspend its own tenant. Audited.
+	SuspendTenant(ctx context.Context, in *SuspendTenantRequest, opts ...grpc.CallOption) (*SuspendTenantResponse, error)
+	// Resumes a suspended tenant. Audited.
+	ResumeTenant(ctx context.Context, in *ResumeTenantRequest, opts ...grpc.CallOption) (*ResumeTenantResponse, error)
+	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
+	GetTenantUsage(ctx context.Context, in *GetTenantUsageRequest, opts ...grpc.CallOption) (*GetTenantUsageResponse, error)
 }
 
 type adminServiceClient struct {
@@ -116,6 +130,46 @@ func (c *adminServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyR
 	return out, nil
 }
 
+func (c *adminServiceClient) UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTenantResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SuspendTenant(ctx context.Context, in *SuspendTenantRequest, opts ...grpc.CallOption) (*SuspendTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuspendTenantResponse)
+	err := c.cc.Invoke(ctx, AdminService_SuspendTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResumeTenant(ctx context.Context, in *ResumeTenantRequest, opts ...grpc.CallOption) (*ResumeTenantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeTenantResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResumeTenant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetTenantUsage(ctx context.Context, in *GetTenantUsageRequest, opts ...grpc.CallOption) (*GetTenantUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTenantUsageResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetTenantUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -135,6 +189,16 @@ type AdminServiceServer interface {
 	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
 	// Revokes an API key; it stops working at once.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// Changes a tenant's limits and feature flags; fields left unset keep their value. Audited.
+	UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error)
+	// Suspends a tenant: its calls are refused with FAILED_PRECONDITION "tenant suspended"
+	// (within the gateways' refresh interval, 5 s) and it submits no goals until it is
+	// resumed; goals already running finish. A caller may not suspend its own tenant. Audited.
+	SuspendTenant(context.Context, *SuspendTenantRequest) (*SuspendTenantResponse, error)
+	// Resumes a suspended tenant. Audited.
+	ResumeTenant(context.Context, *ResumeTenantRequest) (*ResumeTenantResponse, error)
+	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
+	GetTenantUsage(context.Context, *GetTenantUsageRequest) (*GetTenantUsageResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -162,6 +226,18 @@ func (UnimplementedAdminServiceServer) ListApiKeys(context.Context, *ListApiKeys
 }
 func (UnimplementedAdminServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTenant not implemented")
+}
+func (UnimplementedAdminServiceServer) SuspendTenant(context.Context, *SuspendTenantRequest) (*SuspendTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuspendTenant not implemented")
+}
+func (UnimplementedAdminServiceServer) ResumeTenant(context.Context, *ResumeTenantRequest) (*ResumeTenantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeTenant not implemented")
+}
+func (UnimplementedAdminServiceServer) GetTenantUsage(context.Context, *GetTenantUsageRequest) (*GetTenantUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTenantUsage not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -292,6 +368,78 @@ func _AdminService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UpdateTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateTenant(ctx, req.(*UpdateTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SuspendTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuspendTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SuspendTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SuspendTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SuspendTenant(ctx, req.(*SuspendTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResumeTenant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeTenantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResumeTenant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResumeTenant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResumeTenant(ctx, req.(*ResumeTenantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetTenantUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTenantUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetTenantUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetTenantUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetTenantUsage(ctx, req.(*GetTenantUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -322,6 +470,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _AdminService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "UpdateTenant",
+			Handler:    _AdminService_UpdateTenant_Handler,
+		},
+		{
+			MethodName: "SuspendTenant",
+			Handler:    _AdminService_SuspendTenant_Handler,
+		},
+		{
+			MethodName: "ResumeTenant",
+			Handler:    _AdminService_ResumeTenant_Handler,
+		},
+		{
+			MethodName: "GetTenantUsage",
+			Handler:    _AdminService_GetTenantUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -50,6 +50,18 @@ const (
 	// AdminServiceRevokeApiKeyProcedure is the fully-qualified name of the AdminService's RevokeApiKey
 	// RPC.
 	AdminServiceRevokeApiKeyProcedure = "/agentmesh.v1.AdminService/RevokeApiKey"
+	// AdminServiceUpdateTenantProcedure is the fully-qualified name of the AdminService's UpdateTenant
+	// RPC.
+	AdminServiceUpdateTenantProcedure = "/agentmesh.v1.AdminService/UpdateTenant"
+	// AdminServiceSuspendTenantProcedure is the fully-qualified name of the AdminService's
+	// SuspendTenant RPC.
+	AdminServiceSuspendTenantProcedure = "/agentmesh.v1.AdminService/SuspendTenant"
+	// AdminServiceResumeTenantProcedure is the fully-qualified name of the AdminService's ResumeTenant
+	// RPC.
+	AdminServiceResumeTenantProcedure = "/agentmesh.v1.AdminService/ResumeTenant"
+	// AdminServiceGetTenantUsageProcedure is the fully-qualified name of the AdminService's
+	// GetTenantUsage RPC.
+	AdminServiceGetTenantUsageProcedure = "/agentmesh.v1.AdminService/GetTenantUsage"
 )
 
 // AdminServiceClient is a client for the agentmesh.v1.AdminService service.
@@ -66,6 +78,16 @@ type AdminServiceClient interface {
 	ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error)
 	// Revokes an API key; it stops working at once.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
+	// Changes a tenant's limits and feature flags; fields left unset keep their value. Audited.
+	UpdateTenant(context.Context, *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error)
+	// Suspends a tenant: its calls are refused with FAILED_PRECONDITION "tenant suspended"
+	// (within the gateways' refresh interval, 5 s) and it submits no goals until it is
+	// resumed; goals already running finish. A caller may not suspend its own tenant. Audited.
+	SuspendTenant(context.Context, *connect.Request[v1.SuspendTenantRequest]) (*connect.Response[v1.SuspendTenantResponse], error)
+	// Resumes a suspended tenant. Audited.
+	ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error)
+	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
+	GetTenantUsage(context.Context, *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the agentmesh.v1.AdminService service. By default,
@@ -115,17 +137,45 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("RevokeApiKey")),
 			connect.WithClientOptions(opts...),
 		),
+		updateTenant: connect.NewClient[v1.UpdateTenantRequest, v1.UpdateTenantResponse](
+			httpClient,
+			baseURL+AdminServiceUpdateTenantProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("UpdateTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		suspendTenant: connect.NewClient[v1.SuspendTenantRequest, v1.SuspendTenantResponse](
+			httpClient,
+			baseURL+AdminServiceSuspendTenantProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SuspendTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		resumeTenant: connect.NewClient[v1.ResumeTenantRequest, v1.ResumeTenantResponse](
+			httpClient,
+			baseURL+AdminServiceResumeTenantProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ResumeTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		getTenantUsage: connect.NewClient[v1.GetTenantUsageRequest, v1.GetTenantUsageResponse](
+			httpClient,
+			baseURL+AdminServiceGetTenantUsageProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetTenantUsage")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	createTenant *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
-	getTenant    *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
-	listTenants  *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
-	createApiKey *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
-	listApiKeys  *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
-	revokeApiKey *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	createTenant   *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
+	getTenant      *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	listTenants    *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
+	createApiKey   *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
+	listApiKeys    *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
+	revokeApiKey   *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	updateTenant   *connect.Client[v1.UpdateTenantRequest, v1.UpdateTenantResponse]
+	suspendTenant  *connect.Client[v1.SuspendTenantRequest, v1.SuspendTenantResponse]
+	resumeTenant   *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
+	getTenantUsage *connect.Client[v1.GetTenantUsageRequest, v1.GetTenantUsageResponse]
 }
 
 // CreateTenant calls agentmesh.v1.AdminService.CreateTenant.
@@ -158,6 +208,26 @@ func (c *adminServiceClient) RevokeApiKey(ctx context.Context, req *connect.Requ
 	return c.revokeApiKey.CallUnary(ctx, req)
 }
 
+// UpdateTenant calls agentmesh.v1.AdminService.UpdateTenant.
+func (c *adminServiceClient) UpdateTenant(ctx context.Context, req *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error) {
+	return c.updateTenant.CallUnary(ctx, req)
+}
+
+// SuspendTenant calls agentmesh.v1.AdminService.SuspendTenant.
+func (c *adminServiceClient) SuspendTenant(ctx context.Context, req *connect.Request[v1.SuspendTenantRequest]) (*connect.Response[v1.SuspendTenantResponse], error) {
+	return c.suspendTenant.CallUnary(ctx, req)
+}
+
+// ResumeTenant calls agentmesh.v1.AdminService.ResumeTenant.
+func (c *adminServiceClient) ResumeTenant(ctx context.Context, req *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error) {
+	return c.resumeTenant.CallUnary(ctx, req)
+}
+
+// GetTenantUsage calls agentmesh.v1.AdminService.GetTenantUsage.
+func (c *adminServiceClient) GetTenantUsage(ctx context.Context, req *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error) {
+	return c.getTenantUsage.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the agentmesh.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Creates a tenant.
@@ -172,6 +242,16 @@ type AdminServiceHandler interface {
 	ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error)
 	// Revokes an API key; it stops working at once.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
+	// Changes a tenant's limits and feature flags; fields left unset keep their value. Audited.
+	UpdateTenant(context.Context, *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error)
+	// Suspends a tenant: its calls are refused with FAILED_PRECONDITION "tenant suspended"
+	// (within the gateways' refresh interval, 5 s) and it submits no goals until it is
+	// resumed; goals already running finish. A caller may not suspend its own tenant. Audited.
+	SuspendTenant(context.Context, *connect.Request[v1.SuspendTenantRequest]) (*connect.Response[v1.SuspendTenantResponse], error)
+	// Resumes a suspended tenant. Audited.
+	ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error)
+	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
+	GetTenantUsage(context.Context, *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -217,6 +297,30 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("RevokeApiKey")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceUpdateTenantHandler := connect.NewUnaryHandler(
+		AdminServiceUpdateTenantProcedure,
+		svc.UpdateTenant,
+		connect.WithSchema(adminServiceMethods.ByName("UpdateTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceSuspendTenantHandler := connect.NewUnaryHandler(
+		AdminServiceSuspendTenantProcedure,
+		svc.SuspendTenant,
+		connect.WithSchema(adminServiceMethods.ByName("SuspendTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceResumeTenantHandler := connect.NewUnaryHandler(
+		AdminServiceResumeTenantProcedure,
+		svc.ResumeTenant,
+		connect.WithSchema(adminServiceMethods.ByName("ResumeTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceGetTenantUsageHandler := connect.NewUnaryHandler(
+		AdminServiceGetTenantUsageProcedure,
+		svc.GetTenantUsage,
+		connect.WithSchema(adminServiceMethods.ByName("GetTenantUsage")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/agentmesh.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateTenantProcedure:
@@ -231,6 +335,14 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceListApiKeysHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeApiKeyProcedure:
 			adminServiceRevokeApiKeyHandler.ServeHTTP(w, r)
+		case AdminServiceUpdateTenantProcedure:
+			adminServiceUpdateTenantHandler.ServeHTTP(w, r)
+		case AdminServiceSuspendTenantProcedure:
+			adminServiceSuspendTenantHandler.ServeHTTP(w, r)
+		case AdminServiceResumeTenantProcedure:
+			adminServiceResumeTenantHandler.ServeHTTP(w, r)
+		case AdminServiceGetTenantUsageProcedure:
+			adminServiceGetTenantUsageHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -262,4 +374,20 @@ func (UnimplementedAdminServiceHandler) ListApiKeys(context.Context, *connect.Re
 
 func (UnimplementedAdminServiceHandler) RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.RevokeApiKey is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) UpdateTenant(context.Context, *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.UpdateTenant is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SuspendTenant(context.Context, *connect.Request[v1.SuspendTenantRequest]) (*connect.Response[v1.SuspendTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.SuspendTenant is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.ResumeTenant is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetTenantUsage(context.Context, *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.GetTenantUsage is not implemented"))
 }

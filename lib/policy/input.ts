@@ -30,7 +30,10 @@ export interface PolicyInput {
     /** Service account name: `executor`, `gateway`, `agent-text`, ... */
     name: string;
   };
-  /** Principal the caller claims to act for; the policy decides whether to trust it. */
+  /**
+   * Principal the caller claims to act for; the policy decides whether to trust it.
+   * For the dispatch action: who the goal acts for, as stored with it (`actions.ts`).
+   */
   principal?: { tenant_id: string; subject: string; roles: string[] };
   method: {
     /** e.g. `agentmesh.v1.ExecutorService` */

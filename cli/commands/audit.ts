@@ -48,7 +48,7 @@ export const audit: Command = {
         filePath: given.filePath ?? defaults.filePath,
         ...(given.keyPath
           ? { keyPath: given.keyPath }
-          : { publicKey: await checkpointPublicKey(secrets) }),
+          : { publicKey: () => checkpointPublicKey(secrets) }),
       });
       console.log(JSON.stringify(report));
       if (!report.ok) {

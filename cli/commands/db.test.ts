@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { migrationNames } from "../../lib/store/migrations/index.js";
 import { openTestStore } from "../../lib/store/testing.js";
 import { needPostgres, runId } from "../../lib/testing/infra.js";
 import { UsageError } from "../command.js";
@@ -27,19 +28,9 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
 
   it("migrates, reports status, verifies the audit chain and reverts", async () => {
     expect(await db.run(["status", "--schema", schema])).toBe(0);
-    expect(lastJson().pending).toEqual([
-      "0001-initial-schema",
-      "0002-audit-head",
-      "0003-require-function",
-      "0004-goal-submitter",
-    ]);
+    expect(lastJson().pending).toEqual(migrationNames);
     expect(await db.run(["migrate", "--schema", schema])).toBe(0);
-    expect(lastJson().applied).toEqual([
-      "0001-initial-schema",
-      "0002-audit-head",
-      "0003-require-function",
-      "0004-goal-submitter",
-    ]);
+    expect(lastJson().applied).toEqual(migrationNames);
     expect(await audit.run(["verify", "--schema", schema])).toBe(0);
     expect(lastJson()).toMatchObject({ ok: true, rows: 0 });
 
@@ -54,12 +45,7 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
     expect(lastJson()).toMatchObject({ ok: false, seq: 1, reason: "hash mismatch" });
 
     expect(await db.run(["down", "--schema", schema])).toBe(0);
-    expect(lastJson().reverted).toEqual([
-      "0004-goal-submitter",
-      "0003-require-function",
-      "0002-audit-head",
-      "0001-initial-schema",
-    ]);
+    expect(lastJson().reverted).toEqual([...migrationNames].reverse());
   });
 
   it("rejects bad arguments with a usage error", async () => {

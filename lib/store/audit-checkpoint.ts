@@ -248,8 +248,12 @@ export interface VerifyAuditOptions {
   filePath: string;
   /** The key file: the private key, or its `.pub` (one of `keyPath` and `publicKey`). */
   keyPath?: string;
-  /** The public key itself (`checkpointPublicKey(secrets)`). */
-  publicKey?: KeyObject;
+  /**
+   * The public key itself, or how to get it (`() => checkpointPublicKey(secrets)`):
+   * asked for only when the file holds checkpoints, so a mesh that never wrote
+   * one (and so has no key yet) verifies its chain alone.
+   */
+  publicKey?: KeyObject | (() => Promise<KeyObject>);
 }
 
 /** Walks the chain and checks it against every checkpoint in the file. */
@@ -270,7 +274,9 @@ export async function verifyAuditLog(
   }
   const publicKey = !checkpoints.length
     ? undefined
-    : (options.publicKey ?? (await readCheckpointPublicKey(options.keyPath ?? "")));
+    : typeof options.publicKey === "function"
+      ? await options.publicKey()
+      : (options.publicKey ?? (await readCheckpointPublicKey(options.keyPath ?? "")));
   const keyName = options.keyPath ?? "the audit checkpoint key";
   const expected = new Map<number, { hash: string; line: number }>();
   for (const c of checkpoints) {

@@ -1,14 +1,15 @@
 /**
  * Agents: name, version, capabilities, state, heartbeat age, in-flight work
  * and reliability (the lowest over its capabilities) with its trend, as
- * `WatchAgents` reports them; ages tick every second.
+ * `WatchAgents` reports them and a fresh list every 5 s (heartbeats are not
+ * changes the watch reports); ages tick every second.
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { AgentState } from "../../gen/agentmesh/v1/registry_pb.js";
 import { type Elem, h, patch } from "./dom.js";
 import { age, enumName, shortId } from "./format.js";
 import { sparkline } from "./sparkline.js";
-import { changed, state } from "./state.js";
+import { changed, refreshAgents, state } from "./state.js";
 import { every, type Mounted } from "./view.js";
 
 export function agentsView(root: Elem): Mounted {
@@ -47,7 +48,9 @@ export function agentsView(root: Elem): Mounted {
       ),
     ),
   );
-  const stop = every(1000, changed);
+  // Ages tick every second; heartbeats and in-flight counts are read every 5 s.
+  const stopTick = every(1000, changed);
+  const stopRead = every(5000, () => void refreshAgents());
   return {
     render() {
       const now = Date.now();
@@ -91,6 +94,9 @@ export function agentsView(root: Elem): Mounted {
           : undefined,
       );
     },
-    unmount: stop,
+    unmount() {
+      stopTick();
+      stopRead();
+    },
   };
 }

@@ -10,6 +10,7 @@ import type { Agent } from "../../gen/agentmesh/v1/registry_pb.js";
 import { createClient, type MeshClient } from "../../sdk/client/create-client.js";
 import { origin } from "./dom.js";
 import { applyEvent, type GoalView, goalView, isTerminal, mergeSnapshot } from "./goal-model.js";
+import { push } from "./sparkline.js";
 
 export interface Me {
   tenantId: string;
@@ -178,26 +179,42 @@ async function watch(goalId: string, signal: AbortSignal): Promise<void> {
   }
 }
 
+function keepAgent(a: Agent): void {
+  state.agents.set(a.agentId, a);
+  const scores = Object.values(a.reliability);
+  if (scores.length) {
+    const series = state.reliability.get(a.agentId) ?? [];
+    push(series, Math.min(...scores));
+    state.reliability.set(a.agentId, series);
+  }
+}
+
+/**
+ * Reads the agents again: `WatchAgents` reports changes of state, not each
+ * heartbeat, so heartbeat ages and in-flight counts come from a fresh list.
+ */
+export async function refreshAgents(): Promise<void> {
+  const mesh = state.mesh;
+  if (!mesh) return;
+  try {
+    const { agents } = await mesh.registry.listAgents({}, { signal: session.signal });
+    for (const a of agents) keepAgent(a);
+    changed();
+  } catch {
+    // The list stays as last seen.
+  }
+}
+
 /** Agents as listed, then as `WatchAgents` reports them. */
 async function followAgents(signal: AbortSignal): Promise<void> {
   const mesh = state.mesh;
   if (!mesh) return;
-  const keep = (a: Agent) => {
-    state.agents.set(a.agentId, a);
-    const scores = Object.values(a.reliability);
-    if (scores.length) {
-      const series = state.reliability.get(a.agentId) ?? [];
-      series.push(Math.min(...scores));
-      if (series.length > 60) series.shift();
-      state.reliability.set(a.agentId, series);
-    }
-  };
   try {
     const { agents } = await mesh.registry.listAgents({}, { signal });
-    for (const a of agents) keep(a);
+    for (const a of agents) keepAgent(a);
     changed();
     for await (const change of mesh.registry.watchAgents({}, { signal })) {
-      if (change.agent) keep(change.agent);
+      if (change.agent) keepAgent(change.agent);
       changed();
     }
   } catch {

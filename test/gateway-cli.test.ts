@@ -4,6 +4,9 @@
  * invocation starts the CLI from source (seconds), so the calls are few.
  */
 import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
@@ -117,5 +120,70 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^invalid_argument: /);
+  }, 120_000);
+
+  it("validates, puts, lists, shows and deletes a playbook file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "playbook-cli-"));
+    try {
+      const good = join(dir, "greet.yaml");
+      await writeFile(
+        good,
+        [
+          "goalKind: greet",
+          "description: Echo a greeting.",
+          "strategies:",
+          "  - name: direct",
+          "    steps:",
+          "      - stepId: greet",
+          "        capability: util.echo",
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a playbook template
+          '        input: { greeting: "hello ${input.name}" }',
+          "        timeout: 5s",
+          "",
+        ].join("\n"),
+      );
+      const bad = join(dir, "bad.yaml");
+      await writeFile(
+        bad,
+        "goalKind: bad\nstrategies:\n  - name: x\n    steps:\n      - stepId: a\n        tmeout: 3s\n",
+      );
+      const validated = await cli(f.keys.acmeAdmin, "playbook", "validate", good, bad);
+      expect(validated.code).toBe(1);
+      expect(validated.stdout).toBe(`${good}: ok (goal kind greet)\n`);
+      expect(validated.stderr).toMatch(/bad\.yaml.*tmeout \(line 6\): unknown field/s);
+
+      const put = await cli(f.keys.acmeAdmin, "playbook", "put", good);
+      expect(put.stdout).toMatch(/^put playbook greet version \d+\n$/);
+      const ls = await cli(f.keys.acmeReader, "playbook", "ls");
+      expect(ls.stdout).toMatch(/\ngreet\s+acme\s+\d+\s+direct\s+Echo a greeting\./);
+      expect(ls.stdout).toMatch(/\nwait\s+built-in\s+-\s+sleep\s/);
+      const shown = await cli(f.keys.acmeReader, "playbook", "show", "greet");
+      expect(shown.stdout).toContain("stepId: greet");
+      expect(shown.stdout).toContain("timeout: 5s");
+      // What show prints is a file put takes again.
+      await writeFile(join(dir, "shown.yaml"), shown.stdout);
+      expect((await cli(f.keys.acmeAdmin, "playbook", "put", join(dir, "shown.yaml"))).code).toBe(
+        0,
+      );
+
+      const run = await cli(
+        f.keys.acmeWriter,
+        "goal",
+        "submit",
+        "--kind",
+        "greet",
+        "--input",
+        '{"name":"ada"}',
+        "--watch",
+      );
+      expect(run.stdout).toMatch(/goal \S+ succeeded\n\{\n {2}"greeting": "hello ada"\n\}\n$/);
+      expect((await cli(f.keys.acmeAdmin, "playbook", "rm", "greet")).stdout).toBe(
+        "deleted playbook greet\n",
+      );
+      const gone = await cli(f.keys.acmeReader, "playbook", "show", "greet");
+      expect(gone.stderr).toMatch(/^not_found: /);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });

@@ -128,4 +128,47 @@ describe.skipIf(!pg || !nats)("the installed package runs the README's agent and
     expect(registered?.state).toBe(AgentState.DEREGISTERED);
     expect(registered?.card?.skills.map((s) => s.capability)).toEqual(["shout.upper"]);
   }, 90_000);
+
+  it("runs the same agent exported from a file with the installed `agentmesh agent run`", async () => {
+    // As the README says: export the definition instead of calling runAgent.
+    const readme = (await readmeFiles()).get("shout-agent.mjs")!;
+    const exported = `${readme.slice(0, readme.indexOf("\n// Connects"))}\nexport default shout;\n`;
+    await writeFile(join(project.dir, "shout-export.mjs"), exported);
+    const childEnv = f.mesh.childEnv();
+    agent = spawn("node", ["node_modules/.bin/agentmesh", "agent", "run", "./shout-export.mjs"], {
+      cwd: project.dir,
+      env: {
+        PATH: process.env.PATH!,
+        AGENTMESH_CERT_DIR: f.mesh.certDir,
+        AGENTMESH_REGISTRY_ADDR: childEnv.AGENTMESH_REGISTRY_ADDR!,
+        NATS_URL: nats!.url,
+        AGENTMESH_BUS_PREFIX: f.mesh.prefix,
+        AGENTMESH_METRICS_PORT: "0",
+        LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    agent.stdout!.on("data", (d) => {
+      out += d;
+    });
+    agent.stderr!.on("data", (d) => {
+      out += d;
+    });
+    const deadline = Date.now() + 20_000;
+    while (!/ready: shout\.upper \(health (\S+)\) as agent-shout, shout 1\.0\.0/.test(out)) {
+      if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`agent run: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const health = /\(health (\S+)\)/.exec(out)![1]!;
+    expect((await fetch(`${health}/readyz`)).status).toBe(200);
+    const shout = await node("shout-client.mjs", {
+      AGENTMESH_URL: f.url,
+      AGENTMESH_API_KEY: f.keys.acmeAdmin,
+    });
+    expect(shout.stdout).toBe('SUCCEEDED {"text":"HELLO MESH"}\n');
+    agent.kill("SIGTERM");
+    const [code] = await once(agent, "exit");
+    expect(code, out).toBe(0);
+  }, 60_000);
 });

@@ -10,6 +10,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./serve.js")).serve,
   agent: async () => (await import("./agent.js")).agent,
   goal: async () => (await import("./goal.js")).goal,
+  playbook: async () => (await import("./playbook.js")).playbook,
   agents: async () => (await import("./agents.js")).agents,
   tenants: async () => (await import("./tenants.js")).tenants,
   keys: async () => (await import("./keys.js")).keys,

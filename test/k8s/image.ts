@@ -5,8 +5,7 @@
  * files laid out by the stage's COPY lines (`--from=build` is the checkout's
  * `npm run build` output, `--from=deps` its node_modules, linked).
  */
-import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 export interface ImageStage {
@@ -74,25 +73,4 @@ export function layOut(stage: ImageStage, root: string, into: string): string {
   return into;
 }
 
-/**
- * `npm run build` in the checkout, one test file at a time: test files run in
- * parallel and two builds writing `dist/` at once would read each other's
- * half-written files.
- */
-export async function buildDist(root: string): Promise<void> {
-  const lock = join(root, "node_modules", ".cache", "agentmesh-build.lock");
-  mkdirSync(dirname(lock), { recursive: true });
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    execFileSync("npm", ["run", "-s", "build"], { cwd: root, stdio: "pipe" });
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
+export { buildDist } from "../support/build-dist.js";

@@ -14,10 +14,11 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { buildDist } from "./build-dist.js";
 
 const exec = promisify(execFile);
 const root = process.cwd();
@@ -31,15 +32,16 @@ export interface PackedProject {
 }
 
 export async function installPackedPackage(): Promise<PackedProject> {
-  await ensureBuild();
   const dir = await mkdtemp(join(tmpdir(), "agentmesh-pack-"));
   try {
-    const { stdout } = await exec(
-      "npm",
-      ["pack", "--ignore-scripts", "--json", "--pack-destination", dir],
-      { cwd: root, timeout: 60_000 },
+    // `npm pack --ignore-scripts`: its prepack (`npm run build`) is buildDist's, done only when stale.
+    const packed = await buildDist(root, () =>
+      exec("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], {
+        cwd: root,
+        timeout: 60_000,
+      }),
     );
-    const tarball = join(dir, (JSON.parse(stdout) as { filename: string }[])[0]!.filename);
+    const tarball = join(dir, (JSON.parse(packed!.stdout) as { filename: string }[])[0]!.filename);
     const project = join(dir, "project");
     await mkdir(project);
     await writeFile(
@@ -67,31 +69,6 @@ export async function installPackedPackage(): Promise<PackedProject> {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-}
-
-/** `npm run build` unless `dist/` is newer than every source file it is built from. */
-async function ensureBuild(): Promise<void> {
-  const built = await stat(join(root, "dist", "sdk", "index.js")).catch(() => undefined);
-  const builtAt = built ? Math.min(built.mtimeMs, await mtime(join(root, "dist/cli/main.js"))) : 0;
-  const sources = ["gen", "lib", "services", "gateway", "agents", "sdk", "cli"];
-  let newest = 0;
-  for (const dir of sources) newest = Math.max(newest, await newestTs(join(root, dir)));
-  if (newest > builtAt) {
-    await exec("npm", ["run", "build"], { cwd: root, timeout: 300_000 });
-  }
-}
-
-async function mtime(path: string): Promise<number> {
-  return (await stat(path).catch(() => undefined))?.mtimeMs ?? 0;
-}
-
-async function newestTs(dir: string): Promise<number> {
-  let newest = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith(".ts") || entry.name.endsWith(".test.ts")) continue;
-    newest = Math.max(newest, await mtime(join(entry.parentPath, entry.name)));
-  }
-  return newest;
 }
 
 /** Where an install of exactly this dependency set is kept. */

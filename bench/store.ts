@@ -4,11 +4,18 @@
  * callers: goal creation, status update, event append (all on one goal, so
  * the gapless counter is contended), SKIP LOCKED claiming and audit append
  * (serialized by design), against the baseline of a bare `select 1` round trip
- * through the same pool.
+ * through the same pool; and goal create and read by id for a tenant without
+ * and one with encryption at rest (`sensitive`, data keys wrapped by a file
+ * KEK), in the same run.
  *
  * `agentmesh bench store` (2,000 operations each); `--smoke`: 200.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { openFileSecrets } from "../lib/secrets/file-secrets.js";
+import { setTenantEncryption } from "../lib/store/tenant-keys.js";
 import { openTestStore } from "../lib/store/testing.js";
 import { defaultDatabaseUrl } from "../lib/testing/infra.js";
 import type { Benchmark } from "./benchmark.js";
@@ -38,7 +45,12 @@ export const store: Benchmark = {
   description: "repository operations on PostgreSQL vs a bare select-1 round trip",
   async run({ smoke }) {
     const n = smoke ? 200 : 2000;
-    const t = await openTestStore({ databaseUrl: process.env.DATABASE_URL || defaultDatabaseUrl });
+    const home = mkdtempSync(join(tmpdir(), "bench-store-"));
+    const secrets = openFileSecrets({ home, env: {}, pollMs: 0 });
+    const t = await openTestStore({
+      databaseUrl: process.env.DATABASE_URL || defaultDatabaseUrl,
+      secrets,
+    });
     try {
       const s = t.store;
       await s.tenants.create({ id: "bench", displayName: "Bench" });
@@ -68,6 +80,22 @@ export const store: Benchmark = {
       const audit = await measure(n, (i) =>
         s.audit.append({ actor: "bench", action: "bench.op", resource: `op/${i}` }),
       );
+      // The same goals for a tenant in clear and one encrypting at rest.
+      const text = "Agents run steps. The executor merges results. ".repeat(8);
+      const byTenant = async (tenantId: string) => {
+        const goals = s.tenant(tenantId).goals;
+        const ids: string[] = [];
+        const createOp = await measure(n, async (i) => {
+          ids.push((await goals.create({ kind: "bench", input: { i, text } })).goal.id);
+        });
+        const readOp = await measure(n, (i) => goals.get(ids[i] as string));
+        return { create: createOp, read: readOp };
+      };
+      await s.tenants.create({ id: "bench-clear", displayName: "Bench clear" });
+      await s.tenants.create({ id: "bench-sealed", displayName: "Bench sealed" });
+      await setTenantEncryption(s, "bench-sealed", "sensitive", "bench");
+      const clear = await byTenant("bench-clear");
+      const sealed = await byTenant("bench-sealed");
       const verifyStart = performance.now();
       const verdict = await s.audit.verify();
       const verifyMs = Math.round(performance.now() - verifyStart);
@@ -81,9 +109,24 @@ export const store: Benchmark = {
         claimGoals10: claim,
         auditAppend: { ...audit, ratioToBaselineP50: audit.p50Us / baseline.p50Us },
         auditVerify: { rows: verdict.ok ? verdict.rows : -1, ms: verifyMs },
+        encryptionAtRest: {
+          inputBytes: JSON.stringify({ i: 0, text }).length,
+          goalCreateClear: clear.create,
+          goalCreateEncrypted: {
+            ...sealed.create,
+            ratioToClearP50: sealed.create.p50Us / clear.create.p50Us,
+          },
+          goalReadClear: clear.read,
+          goalReadEncrypted: {
+            ...sealed.read,
+            ratioToClearP50: sealed.read.p50Us / clear.read.p50Us,
+          },
+        },
       };
     } finally {
       await t.cleanup();
+      await secrets.close();
+      rmSync(home, { recursive: true, force: true });
     }
   },
 };

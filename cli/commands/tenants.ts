@@ -1,6 +1,12 @@
+import { userInfo } from "node:os";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { TenantSchema, TenantUsageSchema } from "../../gen/agentmesh/v1/admin_pb.js";
+import { settings } from "../../lib/config/settings.js";
+import { processSecrets } from "../../lib/secrets/open-secrets.js";
+import { type EncryptionMode, encryptionModes } from "../../lib/store/payload-cipher.js";
+import { openStore } from "../../lib/store/store.js";
+import { eraseTenant, rotateTenantKeys, setTenantEncryption } from "../../lib/store/tenant-keys.js";
 import { type Command, UsageError } from "../command.js";
 import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
 
@@ -18,16 +24,66 @@ const usage = `agentmesh tenants <create|ls|get|update|suspend|resume|usage> [op
          (0 for a limit means the default; every change is audited)
   suspend TENANT_ID [--reason TEXT]   (its calls get FAILED_PRECONDITION "tenant suspended")
   resume TENANT_ID
-  usage TENANT_ID               (goals by status, in flight, requests admitted and refused)`;
+  usage TENANT_ID               (goals by status, in flight, requests admitted and refused)
+
+agentmesh tenants <encryption|rotate-keys|erase> TENANT_ID [--schema S]
+  (an operator with the database, DATABASE_URL, and the secrets, AGENTMESH_SECRETS_PROVIDER)
+
+  encryption TENANT_ID off|sensitive|all   what is encrypted at rest from now on: nothing,
+                                           the contract's sensitive fields, or every payload
+  rotate-keys TENANT_ID                    re-wrap the tenant's data keys under the newest
+                                           key-encryption key and start a new data key
+  erase TENANT_ID                          destroy the tenant's data keys (crypto-shredding):
+                                           no payload sealed with them can be read again`;
+
+/** Sub-commands run against the database and the secrets, not the gateway. */
+const operatorSubs = new Set(["encryption", "rotate-keys", "erase"]);
+
+async function operator(sub: string, rest: string[]): Promise<number> {
+  const { values, positionals } = flags(rest, { schema: { type: "string" } });
+  const [tenantId, mode] = positionals;
+  if (!tenantId) throw new UsageError(`${sub} needs a tenant id`);
+  if (sub === "encryption" && !encryptionModes.includes(mode as EncryptionMode)) {
+    throw new UsageError("encryption needs off, sensitive or all");
+  }
+  const actor = `operator/${userInfo().username}`;
+  const secrets = await processSecrets();
+  const schema = values.schema ?? settings.dbSchema.read();
+  const store = await openStore({ secrets, ...(schema ? { schema } : {}) });
+  try {
+    if (sub === "encryption") {
+      await setTenantEncryption(store, tenantId, mode as EncryptionMode, actor);
+      console.log(JSON.stringify({ tenant: tenantId, encryption: mode }));
+    } else if (sub === "rotate-keys") {
+      const dataKeyVersion = await rotateTenantKeys(store, tenantId, actor);
+      console.log(JSON.stringify({ tenant: tenantId, dataKeyVersion }));
+    } else {
+      const plaintextGoals = await store.tenants.countPlaintextGoals(tenantId);
+      const dataKeysDestroyed = await eraseTenant(store, tenantId, actor);
+      console.log(JSON.stringify({ tenant: tenantId, dataKeysDestroyed, plaintextGoals }));
+      if (plaintextGoals > 0) {
+        console.error(
+          `warning: ${plaintextGoals} goals of ${tenantId} were stored before encryption was on: erasure cannot make them unreadable`,
+        );
+      }
+    }
+    return 0;
+  } finally {
+    await store.close();
+    await secrets.close();
+  }
+}
 
 /** `agentmesh tenants`: create and list tenants through the gateway (platform admins). */
 export const tenants: Command = {
   name: "tenants",
-  summary: "create, list, change, suspend and resume tenants; their usage",
+  summary:
+    "create, list, change, suspend and resume tenants; their usage; encrypt, rotate keys of and erase their data",
   usage,
   run: (args) =>
     reporting(async () => {
       const [sub, ...rest] = args;
+      if (sub && operatorSubs.has(sub)) return operator(sub, rest);
       const mesh = meshFromEnv();
       if (sub === "create") {
         const { values, positionals } = flags(rest, {

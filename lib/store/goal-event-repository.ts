@@ -9,10 +9,12 @@
  * const event = await store.tenant(t).events.append(goalId, { type: "submitted", data: { kind } });
  * const missed = await store.tenant(t).events.list(goalId, { afterSequence: 7 });
  */
+
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { type Db, json, requireText } from "./db.js";
 import { GoalEventEntity } from "./entities.js";
+import { isSealed, type PayloadCipher, sealEvents } from "./payload-cipher.js";
 import type { GoalEventRecord } from "./records.js";
 
 export interface NewGoalEvent {
@@ -27,7 +29,19 @@ export class GoalEventRepository {
   constructor(
     private readonly db: Db,
     readonly tenantId: string,
+    private readonly cipher: PayloadCipher,
   ) {}
+
+  /** Events as stored, with sealed data opened. */
+  #open(rows: GoalEventRecord[]): Promise<GoalEventRecord[]> {
+    return Promise.all(
+      rows.map(async (r) =>
+        isSealed(r.data)
+          ? { ...r, data: await this.cipher.open(this.tenantId, "goal_event.data", r.data) }
+          : r,
+      ),
+    );
+  }
 
   /** Appends an event with the goal's next sequence. NOT_FOUND if the goal does not exist. */
   async append(goalId: string, event: NewGoalEvent): Promise<GoalEventRecord> {
@@ -42,7 +56,7 @@ export class GoalEventRepository {
   async appendMany(goalId: string, events: readonly NewGoalEvent[]): Promise<GoalEventRecord[]> {
     requireText(goalId, "goal id");
     if (events.length === 0) return [];
-    const insert = insertEvents("g", events);
+    const insert = insertEvents("g", await sealEvents(this.cipher, this.tenantId, events));
     const rows = await this.db.mapped<GoalEventRecord>(
       GoalEventEntity,
       `with g as (
@@ -53,7 +67,7 @@ export class GoalEventRepository {
       [events.length, this.tenantId, goalId, ...insert.params],
     );
     if (rows.length === 0) throw new MeshError(Code.NotFound, `goal ${goalId} not found`);
-    return rows.sort((a, b) => a.sequence - b.sequence);
+    return this.#open(rows.sort((a, b) => a.sequence - b.sequence));
   }
 
   /** Events with a sequence above `afterSequence` (default 0), oldest first, at most `limit` (default 1000). */
@@ -63,11 +77,13 @@ export class GoalEventRepository {
   ): Promise<GoalEventRecord[]> {
     requireText(goalId, "goal id");
     const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
-    return this.db.mapped<GoalEventRecord>(
-      GoalEventEntity,
-      `select * from goal_events where tenant_id = ? and goal_id = ? and sequence > ?
+    return this.#open(
+      await this.db.mapped<GoalEventRecord>(
+        GoalEventEntity,
+        `select * from goal_events where tenant_id = ? and goal_id = ? and sequence > ?
        order by sequence limit ?`,
-      [this.tenantId, goalId, options.afterSequence ?? 0, limit],
+        [this.tenantId, goalId, options.afterSequence ?? 0, limit],
+      ),
     );
   }
 }

@@ -25,6 +25,7 @@ import {
 } from "./db.js";
 import { GoalEntity } from "./entities.js";
 import { insertEvents, type NewGoalEvent } from "./goal-event-repository.js";
+import { openGoal, type PayloadCipher, sealEvents } from "./payload-cipher.js";
 import {
   type ErrorRecord,
   type GoalRecord,
@@ -154,7 +155,13 @@ export class GoalRepository {
   constructor(
     private readonly db: Db,
     readonly tenantId: string,
+    private readonly cipher: PayloadCipher,
   ) {}
+
+  /** Rows as stored, with sealed payloads opened. */
+  #open(rows: GoalRecord[]): Promise<GoalRecord[]> {
+    return Promise.all(rows.map((r) => openGoal(this.cipher, r)));
+  }
 
   /**
    * Creates a goal, or returns the existing one with the same idempotency key
@@ -170,12 +177,14 @@ export class GoalRepository {
     const goal = validateNewGoal(input);
     const key = input.idempotencyKey || null;
     if (input.parentGoalId) await this.get(input.parentGoalId);
+    const storedInput = await this.cipher.seal(this.tenantId, "goal.input", goal.input);
+    const storedEvents = await sealEvents(this.cipher, this.tenantId, events);
     const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
            requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, last_event_seq)
          values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?)
          on conflict (tenant_id, idempotency_key) do nothing
          returning *`;
-    const withEvents = events.length > 0 ? insertEvents("g", events) : undefined;
+    const withEvents = storedEvents.length > 0 ? insertEvents("g", storedEvents) : undefined;
     const withAudit = audit ? auditAppend(audit, "exists (select 1 from g)") : undefined;
     const ctes = [
       ...(withEvents ? [`e as (${withEvents.sql})`] : []),
@@ -189,7 +198,7 @@ export class GoalRepository {
           goal.id,
           this.tenantId,
           goal.kind,
-          json(goal.input),
+          json(storedInput),
           key,
           goal.priority,
           input.deadline ?? null,
@@ -200,12 +209,12 @@ export class GoalRepository {
           json(goal.labels),
           input.traceId || null,
           input.submittedBy || null,
-          events.length,
+          storedEvents.length,
           ...(withEvents?.params ?? []),
           ...(withAudit?.params ?? []),
         ],
       );
-      if (row) return { goal: row, created: true };
+      if (row) return { goal: await openGoal(this.cipher, row), created: true };
     } catch (err) {
       throw this.#createError(err);
     }
@@ -232,7 +241,7 @@ export class GoalRepository {
       "select * from goals where tenant_id = ? and id = ?",
       [this.tenantId, id],
     );
-    return goal;
+    return goal && openGoal(this.cipher, goal);
   }
 
   /** The goal submitted with this idempotency key, or undefined. */
@@ -243,17 +252,19 @@ export class GoalRepository {
       "select * from goals where tenant_id = ? and idempotency_key = ?",
       [this.tenantId, key],
     );
-    return goal;
+    return goal && openGoal(this.cipher, goal);
   }
 
   /** The goals of `ids` that exist, in no particular order. */
   async getMany(ids: readonly string[]): Promise<GoalRecord[]> {
     for (const id of ids) requireText(id, "goal id");
     if (ids.length === 0) return [];
-    return this.db.mapped<GoalRecord>(
-      GoalEntity,
-      "select * from goals where tenant_id = ? and id = any(?::text[])",
-      [this.tenantId, pgArray(ids)],
+    return this.#open(
+      await this.db.mapped<GoalRecord>(
+        GoalEntity,
+        "select * from goals where tenant_id = ? and id = any(?::text[])",
+        [this.tenantId, pgArray(ids)],
+      ),
     );
   }
 
@@ -314,7 +325,7 @@ export class GoalRepository {
       [...params, size + 1, this.tenantId, size, maxBytes],
     );
     const candidates = rows[0]?.candidates ?? 0;
-    const goals: GoalRecord[] = rows.map(({ candidates: _, ...goal }) => goal);
+    const goals: GoalRecord[] = await this.#open(rows.map(({ candidates: _, ...goal }) => goal));
     const last = goals[goals.length - 1];
     const nextPageToken =
       candidates > goals.length && last ? encodeToken([last.createdAt.getTime(), last.id]) : "";
@@ -336,10 +347,13 @@ export class GoalRepository {
   ): Promise<GoalRecord> {
     if (patch.status !== undefined) checkStatus(patch.status);
     const effective = { ...patch };
+    if (patch.output !== undefined && patch.output !== null) {
+      effective.output = await this.cipher.seal(this.tenantId, "goal.output", patch.output);
+    }
     if (patch.status && terminalGoalStatuses.includes(patch.status) && !patch.finishedAt) {
       effective.finishedAt = new Date();
     }
-    const events = also.events ?? [];
+    const events = await sealEvents(this.cipher, this.tenantId, also.events ?? []);
     const set = assignments(effective, patchColumns);
     const seqGuard = also.afterEventSeq === undefined ? "" : " and last_event_seq = ?";
     const update = `update goals set ${[...set.sql, "version = version + 1", "updated_at = now()", "last_event_seq = last_event_seq + ?"].join(", ")}
@@ -380,7 +394,7 @@ export class GoalRepository {
       }
       throw err;
     }
-    if (row) return row;
+    if (row) return openGoal(this.cipher, row);
     const current = await this.get(id);
     throw new MeshError(
       Code.Aborted,

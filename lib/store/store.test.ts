@@ -47,6 +47,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0003-require-function",
         "0004-goal-submitter",
         "0005-tenant-operations",
+        "0006-tenant-data-keys",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],
@@ -105,14 +106,14 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
                 [other.schema],
               )
           ).map((r) => r.name);
-        expect(Number(await tables())).toBe(20); // 19 tables + the migrations table
+        expect(Number(await tables())).toBe(21); // 20 tables + the migrations table
         expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
         expect(await other.store.migrateDown()).toEqual([...migrationNames].reverse());
         expect(Number(await tables())).toBe(1);
         expect(await functions()).toEqual([]);
         expect((await other.store.migrationStatus()).pending).toEqual(migrationNames);
         expect(await other.store.migrate()).toEqual(migrationNames);
-        expect(Number(await tables())).toBe(20);
+        expect(Number(await tables())).toBe(21);
         expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
         expect(await other.store.migrate()).toEqual([]);
       } finally {

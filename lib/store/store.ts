@@ -41,6 +41,7 @@ import { GoalEventRepository } from "./goal-event-repository.js";
 import { GoalRepository } from "./goal-repository.js";
 import { LearningRepository } from "./learning-repository.js";
 import { loadMigrations, migrationNames } from "./migrations/index.js";
+import { PayloadCipher } from "./payload-cipher.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
 import { RateBucketRepository } from "./rate-bucket-repository.js";
@@ -205,6 +206,8 @@ export class Store implements StoreTransaction {
   readonly flags: FeatureFlagRepository;
   readonly audit: AuditLog;
   readonly buckets: RateBucketRepository;
+  /** Envelope encryption of tenants' payloads (rotation, erasure). */
+  readonly cipher: PayloadCipher;
   /** Where the data lives, with any password masked. */
   readonly location: string;
   readonly #db: Db;
@@ -226,7 +229,13 @@ export class Store implements StoreTransaction {
     }, open.healthProbeMs);
     this.health = this.#health;
     this.#db = new Db(this.orm, this.#health, undefined, open.preparedStatements ?? true);
-    const parts = bind(this.#db);
+    const secrets = open.secrets;
+    // Keys are asked for only when a tenant encrypts, so a store without secrets opens as before.
+    this.cipher = new PayloadCipher(
+      this.#db,
+      async () => (secrets ?? (await processSecrets())).keys,
+    );
+    const parts = bind(this.#db, this.cipher);
     this.tenants = parts.tenants;
     this.agents = parts.agents;
     this.work = parts.work;
@@ -251,7 +260,7 @@ export class Store implements StoreTransaction {
    * when it throws). Keep it short: it holds a connection and row locks.
    */
   transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    return this.#db.transaction((db) => fn(bind(db)));
+    return this.#db.transaction((db) => fn(bind(db, this.cipher)));
   }
 
   /**
@@ -333,14 +342,14 @@ export class Store implements StoreTransaction {
   }
 }
 
-function bind(db: Db): StoreTransaction {
+function bind(db: Db, cipher: PayloadCipher): StoreTransaction {
   return {
     tenant: (tenantId: string): TenantStore => {
       const id = checkTenantId(tenantId);
       return {
         tenantId: id,
-        goals: new GoalRepository(db, id),
-        events: new GoalEventRepository(db, id),
+        goals: new GoalRepository(db, id, cipher),
+        events: new GoalEventRepository(db, id, cipher),
         plans: new PlanRepository(db, id),
         playbooks: new PlaybookRepository(db, id),
         experiences: new ExperienceRepository(db, id),
@@ -349,7 +358,7 @@ function bind(db: Db): StoreTransaction {
     },
     tenants: new TenantRepository(db),
     agents: new AgentRepository(db),
-    work: new WorkQueue(db),
+    work: new WorkQueue(db, cipher),
     learning: new LearningRepository(db),
     flags: new FeatureFlagRepository(db),
     audit: new AuditLog(db),

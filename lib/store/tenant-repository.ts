@@ -6,6 +6,7 @@
  * await store.tenants.create({ id: "acme", displayName: "Acme Corp" });
  * const key = await store.tenants.findApiKey(parseApiKey(secret)!.keyId);
  */
+
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
 import { nameRules } from "../proto/name-rules.js";
@@ -20,6 +21,7 @@ import {
   requireText,
 } from "./db.js";
 import { ApiKeyEntity, TenantEntity } from "./entities.js";
+import { type EncryptionMode, encryptionModes } from "./payload-cipher.js";
 import type { ApiKeyRecord, TenantRecord } from "./records.js";
 
 /** What a tenant id must look like: lowercase letters, digits and dashes, 1-63 characters (the contract's rule). */
@@ -171,6 +173,54 @@ export class TenantRepository {
       [id],
     );
     return Number(row?.n ?? 0);
+  }
+
+  /** Sets which payloads of the tenant are encrypted at rest from now on; NOT_FOUND if it does not exist. */
+  async setEncryption(id: string, mode: EncryptionMode): Promise<void> {
+    checkTenantId(id);
+    if (!encryptionModes.includes(mode)) {
+      throw new MeshError(
+        Code.InvalidArgument,
+        `encryption must be one of ${encryptionModes.join(", ")}`,
+      );
+    }
+    const rows = await this.db.rows(
+      "update tenants set encryption = ?, updated_at = now() where id = ? returning id",
+      [mode, id],
+    );
+    if (rows.length === 0) throw new MeshError(Code.NotFound, `tenant ${id} not found`);
+  }
+
+  /** The tenant's encryption mode and when its keys were erased, if they were. */
+  async protection(id: string): Promise<{ encryption: EncryptionMode; erasedAt: Date | null }> {
+    checkTenantId(id);
+    const [row] = await this.db.rows<{ encryption: EncryptionMode; erased_at: Date | null }>(
+      "select encryption, erased_at from tenants where id = ?",
+      [id],
+    );
+    if (!row) throw new MeshError(Code.NotFound, `tenant ${id} not found`);
+    return {
+      encryption: row.encryption,
+      erasedAt: row.erased_at === null ? null : new Date(row.erased_at),
+    };
+  }
+
+  /** Records that the tenant's data keys were destroyed. */
+  async markErased(id: string): Promise<void> {
+    checkTenantId(id);
+    await this.db.rows("update tenants set erased_at = now(), updated_at = now() where id = ?", [
+      id,
+    ]);
+  }
+
+  /** How many of the tenant's goals hold payloads stored in clear (before encryption was on, or with it off). */
+  async countPlaintextGoals(id: string): Promise<number> {
+    checkTenantId(id);
+    const [row] = await this.db.rows<{ n: number }>(
+      "select count(*)::int as n from goals where tenant_id = ? and input->'$sealed' is null",
+      [id],
+    );
+    return row?.n ?? 0;
   }
 
   /**

@@ -13,9 +13,11 @@
  *   await store.tenant(goal.tenantId).goals.update(goal.id, goal.version, { status: "PLANNING" });
  * }
  */
+
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { type Db, pgArray, requireText } from "./db.js";
 import { GoalEntity, StepEntity } from "./entities.js";
+import { openGoal, type PayloadCipher } from "./payload-cipher.js";
 import type { GoalRecord, GoalStatusName, StepRecord, StepStatusName } from "./records.js";
 
 export interface ClaimOptions {
@@ -29,7 +31,10 @@ export interface ClaimOptions {
 
 export class WorkQueue {
   /** @internal */
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly cipher: PayloadCipher,
+  ) {}
 
   /**
    * Claims goals in the given statuses (default PENDING) without a current
@@ -50,7 +55,8 @@ export class WorkQueue {
        returning *`,
       [owner, leaseMs, pgArray(options.statuses ?? ["PENDING"]), limit],
     );
-    return rows.sort(
+    const opened = await Promise.all(rows.map((r) => openGoal(this.cipher, r)));
+    return opened.sort(
       (a, b) => b.priority - a.priority || a.createdAt.getTime() - b.createdAt.getTime(),
     );
   }

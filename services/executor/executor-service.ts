@@ -28,6 +28,8 @@ import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { parseSpiffeId } from "../../lib/identity/spiffe.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { ComponentDefinition, ServiceHandle } from "../../lib/mesh/start-component.js";
+import type { PolicyInput } from "../../lib/policy/input.js";
+import type { Decision } from "../../lib/rpc/authorizer.js";
 import type { HandlerContext } from "../../lib/rpc/handler.js";
 import type { GoalStatusName } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
@@ -36,6 +38,7 @@ import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
+import { payloadAccess } from "./payload-access.js";
 import { policyResultAuthority, resultsRefusedCounter } from "./result-authority.js";
 
 export interface ExecutorServiceDeps {
@@ -49,6 +52,8 @@ export interface ExecutorServiceDeps {
   resultBinding?: GoalEngineDeps["resultBinding"];
   /** Policy at dispatch (see `dispatch-policy.ts`); none: every job is published. */
   dispatchPolicy?: DispatchPolicy;
+  /** Who may read sensitive fields in clear (`payload-access.ts`); none: mesh services only. */
+  payloadPolicy?: (input: PolicyInput) => Decision;
 }
 
 export interface ExecutorServiceOptions extends GoalEngineOptions {
@@ -71,6 +76,10 @@ export function createExecutorService(
     ...(deps.dispatchPolicy ? { dispatchPolicy: deps.dispatchPolicy } : {}),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
+  const access = payloadAccess({
+    store,
+    ...(deps.payloadPolicy ? { check: deps.payloadPolicy } : {}),
+  });
 
   return {
     engine,
@@ -111,13 +120,15 @@ export function createExecutorService(
         return { goal: goalWithSteps(submitted.loaded), created: submitted.created };
       },
 
-      async getGoal(req) {
+      async getGoal(req, ctx) {
         const tenant = store.tenant(req.tenantId);
         requireGoalId(req.goalId);
-        return { goal: goalWithSteps(await loadGoal(tenant, req.goalId)) };
+        const goal = goalWithSteps(await loadGoal(tenant, req.goalId));
+        await access.goals(ctx, tenant.tenantId, [goal]);
+        return { goal };
       },
 
-      async listGoals(req) {
+      async listGoals(req, ctx) {
         const tenant = store.tenant(req.tenantId);
         const statuses = req.statuses.map((s) => {
           const name = GoalStatus[s];
@@ -135,10 +146,9 @@ export function createExecutorService(
           pageSize: req.pageSize,
           ...(req.pageToken ? { pageToken: req.pageToken } : {}),
         });
-        return {
-          goals: page.goals.map((g) => goalMessage(g)),
-          nextPageToken: page.nextPageToken,
-        };
+        const goals = page.goals.map((g) => goalMessage(g));
+        await access.goals(ctx, tenant.tenantId, goals);
+        return { goals, nextPageToken: page.nextPageToken };
       },
 
       async cancelGoal(req, ctx) {
@@ -162,6 +172,7 @@ export function createExecutorService(
         requireGoalId(req.goalId);
         const tenant = store.tenant(tenantId);
         await tenant.goals.get(req.goalId);
+        const redact = await access.watch(ctx, tenantId, req.goalId);
         // Subscribe before reading the history so nothing falls in between.
         const feed = await bus.subscribeGoalEvents(tenantId, req.goalId);
         let last = Number(req.afterSequence);
@@ -186,6 +197,7 @@ export function createExecutorService(
         try {
           for (const e of await fromStore()) {
             last = Number(e.sequence);
+            redact(e);
             yield { event: e };
             if (e.kind.case === "finished") return;
           }
@@ -212,6 +224,7 @@ export function createExecutorService(
             for (const e of batch) {
               if (Number(e.sequence) <= last) continue;
               last = Number(e.sequence);
+              redact(e);
               yield { event: e };
               if (e.kind.case === "finished") {
                 finished = true;
@@ -261,6 +274,7 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
         check: deps.runtime.policyCheck("executor", deps.instanceId),
         executor: parseSpiffeId(deps.spiffeId),
       }),
+      payloadPolicy: deps.runtime.policyCheck("executor", deps.instanceId),
     }),
 };
 

@@ -29,6 +29,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0005-tenant-operations",
     load: async () => (await import("./0005-tenant-operations.js")).TenantOperations,
   },
+  {
+    name: "0006-tenant-data-keys",
+    load: async () => (await import("./0006-tenant-data-keys.js")).TenantDataKeys,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -1860,15 +1860,15 @@ var File_agentmesh_v1_executor_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_executor_proto_rawDesc = "" +
 	"\n" +
-	"\x1bagentmesh/v1/executor.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1aagentmesh/v1/planner.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n" +
+	"\x1bagentmesh/v1/executor.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1aagentmesh/v1/options.proto\x1a\x1aagentmesh/v1/planner.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x03\n" +
 	"\tStepState\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x02 \x01(\tR\n" +
 	"capability\x120\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x18.agentmesh.v1.StepStatusR\x06status\x12\x1a\n" +
-	"\battempts\x18\x04 \x01(\rR\battempts\x12.\n" +
-	"\x06output\x18\x05 \x01(\v2\x16.google.protobuf.ValueR\x06output\x12-\n" +
+	"\battempts\x18\x04 \x01(\rR\battempts\x124\n" +
+	"\x06output\x18\x05 \x01(\v2\x16.google.protobuf.ValueB\x04\x88\xb5\x18\x01R\x06output\x12-\n" +
 	"\x05error\x18\x06 \x01(\v2\x17.agentmesh.v1.ErrorInfoR\x05error\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
@@ -1878,17 +1878,17 @@ const file_agentmesh_v1_executor_proto_rawDesc = "" +
 	"\n" +
 	"depends_on\x18\n" +
 	" \x03(\tR\tdependsOn\x12\"\n" +
-	"\rchild_goal_id\x18\v \x01(\tR\vchildGoalId\"\xfe\x06\n" +
+	"\rchild_goal_id\x18\v \x01(\tR\vchildGoalId\"\x8a\a\n" +
 	"\x04Goal\x12\x17\n" +
 	"\agoal_id\x18\x01 \x01(\tR\x06goalId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\x12-\n" +
-	"\x05input\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x05input\x12'\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x123\n" +
+	"\x05input\x18\x04 \x01(\v2\x17.google.protobuf.StructB\x04\x88\xb5\x18\x01R\x05input\x12'\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\x05R\bpriority\x126\n" +
 	"\bdeadline\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x120\n" +
-	"\x06status\x18\b \x01(\x0e2\x18.agentmesh.v1.GoalStatusR\x06status\x12.\n" +
-	"\x06output\x18\t \x01(\v2\x16.google.protobuf.ValueR\x06output\x12-\n" +
+	"\x06status\x18\b \x01(\x0e2\x18.agentmesh.v1.GoalStatusR\x06status\x124\n" +
+	"\x06output\x18\t \x01(\v2\x16.google.protobuf.ValueB\x04\x88\xb5\x18\x01R\x06output\x12-\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x17.agentmesh.v1.ErrorInfoR\x05error\x12\x17\n" +
 	"\aplan_id\x18\v \x01(\tR\x06planId\x12\x1a\n" +
@@ -1971,11 +1971,11 @@ const file_agentmesh_v1_executor_proto_rawDesc = "" +
 	"\vStepStarted\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x19\n" +
-	"\bagent_id\x18\x03 \x01(\tR\aagentId\"\xb3\x01\n" +
+	"\bagent_id\x18\x03 \x01(\tR\aagentId\"\xb9\x01\n" +
 	"\rStepSucceeded\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\rR\aattempt\x12.\n" +
-	"\x06output\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\x06output\x12\x1b\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x124\n" +
+	"\x06output\x18\x03 \x01(\v2\x16.google.protobuf.ValueB\x04\x88\xb5\x18\x01R\x06output\x12\x1b\n" +
 	"\tagent_ids\x18\x04 \x03(\tR\bagentIds\x12\"\n" +
 	"\fdisagreement\x18\x05 \x01(\bR\fdisagreement\"\x8d\x01\n" +
 	"\n" +
@@ -1988,10 +1988,10 @@ const file_agentmesh_v1_executor_proto_rawDesc = "" +
 	"\vStepRetried\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12!\n" +
 	"\fnext_attempt\x18\x02 \x01(\rR\vnextAttempt\x123\n" +
-	"\abackoff\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\x9f\x01\n" +
+	"\abackoff\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\abackoff\"\xa5\x01\n" +
 	"\fGoalFinished\x120\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x18.agentmesh.v1.GoalStatusR\x06status\x12.\n" +
-	"\x06output\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x06output\x12-\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x18.agentmesh.v1.GoalStatusR\x06status\x124\n" +
+	"\x06output\x18\x02 \x01(\v2\x16.google.protobuf.ValueB\x04\x88\xb5\x18\x01R\x06output\x12-\n" +
 	"\x05error\x18\x03 \x01(\v2\x17.agentmesh.v1.ErrorInfoR\x05error\"\x9d\x01\n" +
 	"\x14GoalWaitingForAgents\x12\"\n" +
 	"\fcapabilities\x18\x01 \x03(\tR\fcapabilities\x120\n" +
@@ -2139,6 +2139,7 @@ func file_agentmesh_v1_executor_proto_init() {
 		return
 	}
 	file_agentmesh_v1_common_proto_init()
+	file_agentmesh_v1_options_proto_init()
 	file_agentmesh_v1_planner_proto_init()
 	file_agentmesh_v1_executor_proto_msgTypes[21].OneofWrappers = []any{
 		(*GoalEvent_Submitted)(nil),

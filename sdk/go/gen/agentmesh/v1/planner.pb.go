@@ -1291,17 +1291,17 @@ var File_agentmesh_v1_planner_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_planner_proto_rawDesc = "" +
 	"\n" +
-	"\x1aagentmesh/v1/planner.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1bagentmesh/v1/registry.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	"\x1aagentmesh/v1/planner.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1aagentmesh/v1/options.proto\x1a\x1bagentmesh/v1/registry.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n" +
 	"\aSubGoal\x12E\n" +
-	"\x04kind\x18\x01 \x01(\tB1\xbaH.r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\x04kind\x12-\n" +
-	"\x05input\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05input\"\xa1\x03\n" +
+	"\x04kind\x18\x01 \x01(\tB1\xbaH.r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\x04kind\x123\n" +
+	"\x05input\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x04\x88\xb5\x18\x01R\x05input\"\xa7\x03\n" +
 	"\x04Step\x12\"\n" +
 	"\astep_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06stepId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12T\n" +
 	"\n" +
 	"capability\x18\x03 \x01(\tB4\xbaH1\xd8\x01\x01r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\n" +
-	"capability\x12-\n" +
-	"\x05input\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x05input\x12(\n" +
+	"capability\x123\n" +
+	"\x05input\x18\x04 \x01(\v2\x17.google.protobuf.StructB\x04\x88\xb5\x18\x01R\x05input\x12(\n" +
 	"\n" +
 	"depends_on\x18\x05 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xc8\x01R\tdependsOn\x12/\n" +
 	"\x05retry\x18\x06 \x01(\v2\x19.agentmesh.v1.RetryPolicyR\x05retry\x123\n" +
@@ -1482,6 +1482,7 @@ func file_agentmesh_v1_planner_proto_init() {
 		return
 	}
 	file_agentmesh_v1_common_proto_init()
+	file_agentmesh_v1_options_proto_init()
 	file_agentmesh_v1_registry_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

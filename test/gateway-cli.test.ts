@@ -120,6 +120,15 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^invalid_argument: /);
+    const unknown = await cli(f.keys.acmeWriter, "goal", "submit", "--kind", "no-such-kind");
+    expect(unknown.stderr).toMatch(/^not_found: /);
+    // Refused submissions store nothing: the one wait goal is the cancelled one, no-such-kind has none.
+    const waits = await cli(f.keys.acmeReader, "goal", "ls", "--kind", "wait");
+    expect(waits.stdout.trim().split("\n").slice(1)).toEqual([
+      expect.stringMatching(new RegExp(`^${id}\\s+wait\\s+cancelled\\s`)),
+    ]);
+    const none = await cli(f.keys.acmeReader, "goal", "ls", "--kind", "no-such-kind");
+    expect(none.stdout.trim().split("\n")).toHaveLength(1);
   }, 120_000);
 
   it("validates, puts, lists, shows and deletes a playbook file", async () => {

@@ -17,10 +17,10 @@ import {
 import { type Command, UsageError } from "../command.js";
 import { flags, meshFromEnv, reporting, table } from "./gateway-client.js";
 
-const usage = `agentmesh playbook <ls|show|validate|put|rm> [options]   (AGENTMESH_URL, AGENTMESH_API_KEY)
+const usage = `agentmesh playbook <ls|show|get|validate|put|rm> [options]   (AGENTMESH_URL, AGENTMESH_API_KEY)
 
   ls                   the playbooks your tenant sees (its own, and the built-in ones)
-  show KIND [--json]   one playbook, as a file for put (YAML; --json for JSON)
+  show KIND [--json]   one playbook, as a file for put (YAML; --json for JSON); also: get
   validate FILE...     check playbook files offline (exit 1 naming every problem and its line)
   put FILE             check a file, then store it as your tenant's playbook of its goal kind
                        (a tenant.admin key; steps need capabilities the policy can dispatch)
@@ -56,7 +56,8 @@ async function dispatch(args: string[]): Promise<number> {
       );
       return 0;
     }
-    case "show": {
+    case "show":
+    case "get": {
       const { values, positionals } = flags(rest, { json: { type: "boolean" } });
       const kind = positionals[0];
       if (!kind) throw new UsageError("show needs a goal kind");

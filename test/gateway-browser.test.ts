@@ -335,7 +335,7 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     await page.getByLabel("Tenant id").fill("initech");
     await page.getByRole("button", { name: "Create tenant" }).click();
     await expect.poll(() => page.locator("#tenants tbody").textContent()).toContain("initech");
-    await page.locator('#tenants tr:has-text("initech") button').click();
+    await page.getByRole("button", { name: "Keys of initech" }).click();
     await expect.poll(() => page.locator("#keys-title").textContent()).toBe("API keys of initech");
     await page.getByLabel("Key name").fill("ci");
     await page.getByRole("button", { name: "Create key" }).click();
@@ -357,6 +357,12 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
             .status,
       )
       .toBe(401);
+    // Suspended, the tenant is shown so, and resumed.
+    const status = page.locator('#tenants tr[data-tenant="initech"] td[data-status]');
+    await page.getByRole("button", { name: "Suspend tenant initech" }).click();
+    await expect.poll(() => status.textContent()).toMatch(/^suspended/);
+    await page.getByRole("button", { name: "Resume tenant initech" }).click();
+    await expect.poll(() => status.textContent()).toBe("active");
     // A writer has no such view.
     const writer = await open(f.keys.acmeWriter);
     expect(await writer.locator("nav").textContent()).not.toContain("Tenants");

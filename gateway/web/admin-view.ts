@@ -1,6 +1,7 @@
 /**
  * Tenants and API keys, as AdminService allows the caller: an operator
- * (platform.admin) lists and creates tenants and manages any tenant's keys;
+ * (platform.admin) lists, creates, suspends and resumes tenants and manages
+ * any tenant's keys;
  * a tenant admin manages its own tenant's keys. A new key's secret is shown
  * once.
  */
@@ -126,8 +127,8 @@ export function adminView(root: Elem): Mounted {
               h(
                 "tr",
                 {},
-                ...["Tenant", "Name", "Created", "Rate/s", "Streams", ""].map((t, i) =>
-                  h(i === 5 ? "td" : "th", i === 5 ? {} : { scope: "col" }, t),
+                ...["Tenant", "Name", "Status", "Created", "Rate/s", "Streams", ""].map((t, i) =>
+                  h(i === 6 ? "td" : "th", i === 6 ? {} : { scope: "col" }, t),
                 ),
               ),
             ),
@@ -174,21 +175,68 @@ export function adminView(root: Elem): Mounted {
       patch(
         tenantBody,
         ...tenants.map((t) => {
-          const pick = h("button", { type: "button", "data-key": `tenant:${t.tenantId}` }, "Keys");
+          const pick = h(
+            "button",
+            {
+              type: "button",
+              "data-key": `tenant:${t.tenantId}`,
+              "aria-label": `Keys of ${t.tenantId}`,
+            },
+            "Keys",
+          );
           pick.addEventListener("click", () => {
             tenantId = t.tenantId;
             secret.replaceChildren();
             void loadKeys().catch(fail);
           });
+          // Suspending refuses the tenant's calls (within the gateways' refresh, 5 s).
+          const suspended = t.suspendedAt !== undefined;
+          const toggle = h(
+            "button",
+            {
+              type: "button",
+              "data-key": `suspend:${t.tenantId}`,
+              "aria-label": `${suspended ? "Resume" : "Suspend"} tenant ${t.tenantId}`,
+            },
+            suspended ? "Resume" : "Suspend",
+          );
+          toggle.addEventListener("click", () => {
+            error.textContent = "";
+            const call = suspended
+              ? admin().resumeTenant({ tenantId: t.tenantId })
+              : admin().suspendTenant({
+                  tenantId: t.tenantId,
+                  reason: "suspended from the console",
+                });
+            call
+              .then(() => {
+                say(`${suspended ? "Resumed" : "Suspended"} tenant ${t.tenantId}.`);
+                return loadTenants();
+              })
+              .catch(fail);
+          });
           return h(
             "tr",
-            { "aria-current": t.tenantId === tenantId ? "true" : undefined },
+            {
+              "aria-current": t.tenantId === tenantId ? "true" : undefined,
+              "data-tenant": t.tenantId,
+            },
             h("td", {}, t.tenantId),
             h("td", {}, t.displayName),
+            h(
+              "td",
+              { class: suspended ? "status-failed" : "status-succeeded", "data-status": "" },
+              suspended ? `suspended: ${t.suspendedReason}` : "active",
+            ),
             h("td", {}, clock(t.createdAt ? timestampMs(t.createdAt) : undefined)),
             h("td", {}, t.rateLimitPerSecond ? String(t.rateLimitPerSecond) : "default"),
             h("td", {}, t.maxConcurrentStreams ? String(t.maxConcurrentStreams) : "default"),
-            h("td", {}, pick),
+            h(
+              "td",
+              { class: "row-actions" },
+              pick,
+              t.tenantId === state.me?.tenantId ? "" : toggle,
+            ),
           );
         }),
       );

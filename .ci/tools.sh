@@ -12,6 +12,9 @@ NATS_SERVER_VERSION=v2.15.3
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
+# promtool checks ops/prometheus/*.yaml and runs their unit tests (test/ops-rules.test.ts).
+# Built from source (minutes), so only when the installed one is another version.
+PROMETHEUS_VERSION=v0.316.0
 
 # Read versions into variables: piping into `head`/`grep -q` under pipefail
 # would fail on SIGPIPE.
@@ -40,7 +43,13 @@ go_plugin() { # name module version
 go_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 go_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 go_plugin protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go "$PROTOC_GEN_CONNECT_GO_VERSION"
+# promtool prints no version when built by `go install`: ask the binary's module info.
+promtool_module="$(go version -m "$HOME/go/bin/promtool" 2>/dev/null || true)"
+if [[ "$promtool_module" != *"github.com/prometheus/prometheus"*"${PROMETHEUS_VERSION}"* ]]; then
+  go install "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_VERSION}"
+fi
 echo "${opa_version%%$'\n'*}"
 echo "grpcurl: $(command -v grpcurl)"
 echo "${nats_version} ($HOME/go/bin/nats-server)"
 echo "protoc-gen-go ${PROTOC_GEN_GO_VERSION}, protoc-gen-go-grpc ${PROTOC_GEN_GO_GRPC_VERSION}, protoc-gen-connect-go ${PROTOC_GEN_CONNECT_GO_VERSION}"
+echo "promtool ${PROMETHEUS_VERSION} ($HOME/go/bin/promtool)"

@@ -210,6 +210,8 @@ async function startDevAgent(
     registry: grpcRegistryLink(registry.client),
     handleSignals: false,
     log: log.child({ agent: name }),
+    // On dev's own /metrics.
+    metrics: runtime.metrics.registry,
   });
   return {
     name,

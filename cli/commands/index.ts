@@ -22,5 +22,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   config: async () => (await import("./config.js")).config,
   audit: async () => (await import("./audit.js")).audit,
   dlq: async () => (await import("./dlq.js")).dlq,
+  ops: async () => (await import("./ops.js")).ops,
   bench: async () => (await import("./bench.js")).bench,
 };

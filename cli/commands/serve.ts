@@ -48,11 +48,18 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
     }
     case "registry": {
       const m = await import("../../services/registry/registry-service.js");
+      const { fleetMetrics } = await import("../../services/registry/fleet-metrics.js");
       return {
         name,
         service: RegistryService,
-        create: (d: ComponentDeps) =>
-          m.createRegistryService({ store: d.store, log: d.log, learning: d.clients.learning }),
+        create: (d: ComponentDeps) => {
+          fleetMetrics(d.metrics.registry, d.store);
+          return m.createRegistryService({
+            store: d.store,
+            log: d.log,
+            learning: d.clients.learning,
+          });
+        },
       } as unknown as ComponentDefinition;
     }
     case "planner": {

@@ -1,7 +1,8 @@
 /**
- * Queue depth, consumer lag and in-flight counts per capability as Prometheus
- * gauges. They are collected at scrape time from `JobBus.stats()`, so they cost
- * nothing between scrapes and are never stale.
+ * Queue depth, consumer lag and in-flight counts per capability, dead letters
+ * per queue and whether the bus connection is up, as Prometheus gauges. They
+ * are collected at scrape time from the bus (`stats()`, `deadLetterCounts()`),
+ * so they cost nothing between scrapes and are never stale.
  *
  * @example
  * registerBusMetrics(bus); // on prom-client's default registry
@@ -44,6 +45,35 @@ export function registerBusMetrics(bus: JobBus, registry: Registry = defaultRegi
     gauge("agentmesh_bus_queue_depth", "Jobs waiting or in flight per capability.", (s) => s.depth);
     gauge("agentmesh_bus_consumer_lag", "Jobs not yet delivered to any agent.", (s) => s.lag);
     gauge("agentmesh_bus_ack_pending", "Jobs delivered and not yet settled.", (s) => s.ackPending);
+    new Gauge({
+      name: "agentmesh_bus_up",
+      help: "1 while this process's connection to the bus can publish, 0 while it is down.",
+      registers: [registry],
+      collect() {
+        let up = 1;
+        for (const b of live) {
+          try {
+            b.checkAvailable();
+          } catch {
+            up = 0;
+          }
+        }
+        this.set(up);
+      },
+    });
+    new Gauge({
+      name: "agentmesh_bus_dead_letters",
+      help: "Dead letters kept, by queue (a capability, or _results, _outcomes, _training).",
+      labelNames: ["queue"],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const counts = await Promise.all(
+          [...live].map((b) => b.deadLetterCounts().catch(() => new Map<string, number>())),
+        );
+        for (const m of counts) for (const [queue, n] of m) this.set({ queue }, n);
+      },
+    });
   }
   buses.add(bus);
   const set = buses;

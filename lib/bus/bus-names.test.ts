@@ -51,6 +51,9 @@ describe("bus metrics", () => {
     const text = await registry.metrics();
     expect(text).toContain('agentmesh_bus_queue_depth{capability="text.stats"} 1');
     expect(text).toContain('agentmesh_bus_consumer_lag{capability="text.stats"} 1');
+    expect(text).toContain("agentmesh_bus_up 1");
     await bus.close();
+    // A closed bus cannot publish: the gauge says so.
+    expect(await registry.metrics()).toContain("agentmesh_bus_up 0");
   });
 });

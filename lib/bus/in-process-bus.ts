@@ -357,6 +357,18 @@ class InProcessBus implements JobBus {
     return out;
   }
 
+  async deadLetterCounts(): Promise<Map<string, number>> {
+    const cutoff = Date.now() - this.options.deadLetterMaxAgeMs;
+    const head = `${this.names.dlqSubject("")}`;
+    const out = new Map<string, number>();
+    for (const d of this.#deadLetters) {
+      if (d.time < cutoff) continue;
+      const queue = d.subject.slice(head.length);
+      out.set(queue, (out.get(queue) ?? 0) + 1);
+    }
+    return out;
+  }
+
   async stats(): Promise<QueueStats[]> {
     return [...this.#jobQueues.entries()].map(([capability, q]) => ({ capability, ...q.stats() }));
   }

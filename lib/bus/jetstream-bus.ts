@@ -752,6 +752,19 @@ class JetStreamBus implements JobBus {
     return out;
   }
 
+  async deadLetterCounts(): Promise<Map<string, number>> {
+    this.#open();
+    const info = await this.jsm.streams.info(this.names.streams.dlq, {
+      subjects_filter: this.names.dlqWildcard,
+    });
+    const head = this.names.dlqSubject("");
+    const out = new Map<string, number>();
+    for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+      out.set(subject.slice(head.length), count);
+    }
+    return out;
+  }
+
   async stats(): Promise<QueueStats[]> {
     this.#open();
     const out: QueueStats[] = [];

@@ -277,6 +277,8 @@ export function describeJobBusContract(
       }
       expect(letters[0]?.reason).toBe("handler gave up: boom");
       expect(letters[0]?.deliveries).toBe(1);
+      // Counted per queue for the dead-letter gauge.
+      expect((await bus().deadLetterCounts()).get(c)).toBe(1);
       await sub.stop();
     });
 

@@ -265,6 +265,8 @@ export interface JobBus {
   listDeadLetters(options?: ListDeadLettersOptions): Promise<DeadLetter[]>;
   /** Depth, lag and in-flight counts of every provisioned capability. */
   stats(): Promise<QueueStats[]>;
+  /** Dead letters kept now, by queue (a capability, or `_results`, `_outcomes`, `_training`). */
+  deadLetterCounts(): Promise<Map<string, number>>;
 
   /** Stops every subscription (see `Subscription.stop`) and closes the connection. */
   close(options?: StopOptions): Promise<void>;

@@ -787,6 +787,25 @@ export const settings = {
     "the commands with an argument policy: echo, uname, date, wc, sort, head, tail, cat, tr, cut, uniq, base64, sha256sum, seq",
   ),
 
+  metricsTenants: define(
+    "AGENTMESH_METRICS_TENANTS",
+    m(
+      "Telemetry",
+      ["all"],
+      "tenants (comma-separated, at most 100) whose metrics carry their own `tenant` label; every other tenant is counted as `other`, so the number of series stays bounded",
+    ),
+    "`default`",
+    (raw) => {
+      if (raw === undefined) return ["default"];
+      const names = raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      if (names.length > 100)
+        throw invalid("AGENTMESH_METRICS_TENANTS", raw, "at most 100 tenants");
+      return names;
+    },
+  ),
   otlpEndpoint: text(
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     m(

@@ -1,6 +1,6 @@
 /**
  * The per-process HTTP endpoint for operators and Kubernetes probes:
- * `/metrics` (Prometheus text), `/healthz` (alive: 200 while the process
+ * `/metrics` (Prometheus text, or OpenMetrics with exemplars when asked), `/healthz` (alive: 200 while the process
  * runs) and `/readyz` (200 only while the store serves, the policy is loaded
  * and every component started; 503 otherwise).
  *
@@ -11,6 +11,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { renderMetrics } from "../telemetry/exposition.js";
 
 export interface HealthHttpOptions {
   registry: Registry;
@@ -51,8 +52,9 @@ export async function serveHealthHttp(options: HealthHttpOptions): Promise<Healt
         return;
       }
       case "/metrics":
-        registry.metrics().then(
-          (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        // OpenMetrics (with exemplars) when the scraper asks for it, else the Prometheus text.
+        renderMetrics(registry, req.headers.accept).then(
+          ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(body),
           () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics failed\n"),
         );
         return;

@@ -22,6 +22,7 @@ import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
 import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { registerBusMetrics } from "../bus/bus-metrics.js";
 import { busOptionsFromEnv, type ConnectBusOptions, connectBus } from "../bus/connect-bus.js";
 import type { JobBus } from "../bus/job-bus.js";
 import { isTlsUrl } from "../bus/nats-tls.js";
@@ -42,7 +43,7 @@ import { openSecrets } from "../secrets/open-secrets.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import { auditCheckpointSettings, startAuditCheckpoints } from "../store/audit-checkpoint.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
-import { storeMetrics } from "../store/store-metrics.js";
+import { storeMetrics, storeUpMetric } from "../store/store-metrics.js";
 import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
 import { type CertWatcher, watchCertificates } from "../tls/cert-watcher.js";
 import { certPaths, ensureIdentities } from "../tls/dev-ca.js";
@@ -189,6 +190,9 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       openOrShareStore(options.store, config, secrets, log, cleanups),
       openOrShareBus(options.bus, config, log, cleanups, busIdentityOf(options)),
     ]);
+
+    storeUpMetric(registry, () => store.health.status === "serving");
+    cleanups.push(registerBusMetrics(bus, registry));
 
     const addresses = new Map<ComponentName, string>();
     const probes = new Map<string, () => boolean>();

@@ -191,6 +191,19 @@ export class AgentRepository {
     return { agents, nextPageToken: rows.length > size && last ? encodeToken([last.id]) : "" };
   }
 
+  /** Live agents (state LIVE, lease not expired) per capability they offer, for the fleet gauge. */
+  async countLive(): Promise<Map<string, number>> {
+    const rows = await this.db.rows<{ capability: string; agents: string | number }>(
+      // Capabilities whose agents all went away count 0, so a fleet gone to nothing shows.
+      `select s.capability,
+              count(*) filter (where a.state = 'LIVE' and a.lease_expires_at > now()) as agents
+       from agent_skills s join agents a on a.id = s.agent_id
+       group by s.capability`,
+      [],
+    );
+    return new Map(rows.map((r) => [r.capability, Number(r.agents)]));
+  }
+
   /**
    * Live agents (state LIVE, lease not expired) offering a capability, most
    * reliable first (unknown reliability counts as 0.5), then least loaded.

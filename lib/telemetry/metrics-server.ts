@@ -1,6 +1,6 @@
 /**
  * A tiny HTTP server per process exposing `/metrics` in the Prometheus text
- * format (and `/healthz` for liveness probes). It binds to loopback by default:
+ * format, or OpenMetrics when the scraper asks (and `/healthz` for liveness probes). It binds to loopback by default:
  * scrape it through the pod network in Kubernetes by setting `host`.
  *
  * @example
@@ -11,6 +11,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { renderMetrics } from "./exposition.js";
 
 export interface ServeMetricsOptions {
   registry: Registry;
@@ -42,8 +43,8 @@ export async function serveMetrics(options: ServeMetricsOptions): Promise<Metric
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics\n");
       return;
     }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+    renderMetrics(registry, req.headers.accept).then(
+      ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(body),
       (err: unknown) =>
         res
           .writeHead(500, { "content-type": "text/plain" })

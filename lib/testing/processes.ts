@@ -16,6 +16,10 @@ export interface ChildComponent {
   readonly address: string;
   readonly spiffeId: string;
   readonly readyMs: number;
+  /** Its `/metrics` `/healthz` `/readyz` base URL, from the ready line. */
+  readonly http: string | undefined;
+  /** The gateway's public URL, from its ready line. */
+  readonly url: string | undefined;
   /** Output so far, for failure messages. */
   output(): string;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -40,37 +44,43 @@ export async function spawnComponent(
   });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   child.once("exit", () => children.delete(child));
-  const ready = await new Promise<{ address: string; spiffeId: string; readyMs: number }>(
-    (resolveReady, reject) => {
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        reject(new Error(`${name} did not get ready in ${timeoutMs} ms:\n${out}`));
-      }, timeoutMs);
-      const lines = createInterface({ input: child.stdout! });
-      lines.on("line", (line) => {
-        out += `${line}\n`;
-        if (!line.startsWith("{")) return;
-        try {
-          const msg = JSON.parse(line) as {
-            event?: string;
-            address: string;
-            spiffeId: string;
-            readyMs: number;
-          };
-          if (msg.event === "ready") {
-            clearTimeout(timer);
-            resolveReady(msg);
-          }
-        } catch {
-          // Not our line.
+  const ready = await new Promise<{
+    address: string;
+    spiffeId: string;
+    readyMs: number;
+    http: string | undefined;
+    url: string | undefined;
+  }>((resolveReady, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not get ready in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      out += `${line}\n`;
+      if (!line.startsWith("{")) return;
+      try {
+        const msg = JSON.parse(line) as {
+          event?: string;
+          address: string;
+          spiffeId: string;
+          readyMs: number;
+          http: string | undefined;
+          url: string | undefined;
+        };
+        if (msg.event === "ready") {
+          clearTimeout(timer);
+          resolveReady(msg);
         }
-      });
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${name} exited with ${code} before it was ready:\n${out}`));
-      });
-    },
-  );
+      } catch {
+        // Not our line.
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready:\n${out}`));
+    });
+  });
   return {
     process: child,
     ...ready,

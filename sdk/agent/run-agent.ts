@@ -30,6 +30,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { durationMs, timestampFromMs, timestampMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { Registry } from "prom-client";
 import {
   type StepJob,
   type StepResult,
@@ -42,6 +43,9 @@ import type { Delivery, JobBus, Subscription, Unsubscribe } from "../../lib/bus/
 import { defaultBackoff } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
+import { traceIdOf } from "../../lib/telemetry/exemplar-histogram.js";
+import { meshMetrics } from "../../lib/telemetry/metrics.js";
+import { type JobOutcome, jobSli } from "../../lib/telemetry/slis.js";
 import { type FailureInfo, failureOf } from "./agent-error.js";
 import { type AgentConnectionOptions, connectAgent } from "./connect-agent.js";
 import {
@@ -95,6 +99,11 @@ export interface RunAgentOptions {
   onStatus?: (status: AgentStatus) => void;
   /** Logger; default one named `agent-<name>`. */
   log?: Logger;
+  /**
+   * Where the job metrics go (queue wait, run time and jobs settled by capability,
+   * `lib/telemetry/slis.ts`); default the process registry that `agentmesh agent` serves on `/metrics`.
+   */
+  metrics?: Registry;
 }
 
 export interface RunningAgent {
@@ -184,6 +193,7 @@ async function runOnBus(
   const graceMs = options.drainGraceMs ?? 10_000;
   const reportStarted = options.reportStarted ?? true;
   const startedDelayMs = Math.max(0, options.startedReportDelayMs ?? 100);
+  const sli = jobSli(options.metrics ?? meshMetrics().registry);
 
   // Compile every schema before anything connects: a bad schema fails start-up.
   const skills = Object.entries(agent.skills).map(([capability, skill]) => ({
@@ -280,6 +290,14 @@ async function runOnBus(
     }
     if (settle === "ack") delivery.ack();
     else delivery.term();
+    const job = delivery.data;
+    sli.settled({
+      tenantId: job.tenantId,
+      capability: job.capability,
+      outcome: settle === "term" ? "refused" : (outcomes[result.status] ?? "failed"),
+      seconds: (Date.now() - timestampMs(result.startedAt!)) / 1000,
+      traceId: traceIdOf(delivery.traceparent),
+    });
   };
 
   const failed = (job: StepJob, startedAt: number, f: FailureInfo) =>
@@ -303,6 +321,15 @@ async function runOnBus(
   ): Promise<void> {
     const job = delivery.data;
     const startedAt = Date.now();
+    // Queue wait: from dispatch to the first taker (a redelivery's wait includes a run).
+    if (delivery.deliveryCount === 1 && job.dispatchedAt) {
+      sli.taken({
+        tenantId: job.tenantId,
+        capability,
+        waitSeconds: (startedAt - timestampMs(job.dispatchedAt)) / 1000,
+        traceId: traceIdOf(delivery.traceparent),
+      });
+    }
     // A child logger costs more than the rest of a no-op job: build it only when used.
     let childLog: Logger | undefined;
     const jobLog = () =>
@@ -424,6 +451,12 @@ async function runOnBus(
     if (delivery.settled) return; // handed back by the drain already
     if (reason === "shutdown") {
       delivery.nak(0); // a clean hand-back: another agent runs it now
+      sli.settled({
+        tenantId: job.tenantId,
+        capability,
+        outcome: "handed_back",
+        seconds: 0,
+      });
       return;
     }
     if (reason === "cancelled") {
@@ -554,6 +587,13 @@ async function runOnBus(
     stopped,
   };
 }
+
+/** The job outcome each reported status counts as. */
+const outcomes: Partial<Record<StepResultStatus, JobOutcome>> = {
+  [StepResultStatus.SUCCEEDED]: "succeeded",
+  [StepResultStatus.FAILED]: "failed",
+  [StepResultStatus.CANCELLED]: "cancelled",
+};
 
 class AbortedError extends Error {
   override readonly name = "AbortError";

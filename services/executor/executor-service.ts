@@ -34,6 +34,7 @@ import type { HandlerContext } from "../../lib/rpc/handler.js";
 import type { GoalStatusName } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
 import { checkTenantId } from "../../lib/store/tenant-repository.js";
+import { goalSli } from "../../lib/telemetry/slis.js";
 import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
@@ -54,6 +55,8 @@ export interface ExecutorServiceDeps {
   dispatchPolicy?: DispatchPolicy;
   /** Who may read sensitive fields in clear (`payload-access.ts`); none: mesh services only. */
   payloadPolicy?: (input: PolicyInput) => Decision;
+  /** Finished goals counted and timed (the SLIs); default nowhere. */
+  sli?: GoalEngineDeps["sli"];
 }
 
 export interface ExecutorServiceOptions extends GoalEngineOptions {
@@ -74,6 +77,7 @@ export function createExecutorService(
     ...(deps.options ? { options: deps.options } : {}),
     ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
     ...(deps.dispatchPolicy ? { dispatchPolicy: deps.dispatchPolicy } : {}),
+    ...(deps.sli ? { sli: deps.sli } : {}),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
   const access = payloadAccess({
@@ -275,6 +279,7 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
         executor: parseSpiffeId(deps.spiffeId),
       }),
       payloadPolicy: deps.runtime.policyCheck("executor", deps.instanceId),
+      sli: goalSli(deps.metrics.registry),
     }),
 };
 

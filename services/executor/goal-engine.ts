@@ -39,6 +39,7 @@ import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
 import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
 import { untilStored } from "../../lib/store/until-stored.js";
+import type { GoalEnd, GoalSli } from "../../lib/telemetry/slis.js";
 import {
   defaultAgentWaitMs,
   missingCapabilitiesOf,
@@ -117,6 +118,8 @@ export interface GoalEngineDeps {
   dispatchPolicy?: DispatchPolicy;
   /** Results bound to identity (see `result-authority.ts`); enforced when the bus is authenticated. */
   resultBinding?: ResultBinding;
+  /** Where finished goals are counted and timed (the SLIs); default nowhere. */
+  sli?: GoalSli;
 }
 
 export interface ResultBinding {
@@ -186,6 +189,13 @@ const agentRecheckMs = 2_000;
 /** Unfinished goals `#recent` remembers at most; finished ones are dropped at once. */
 const maxRecentGoals = 2_000;
 
+/** The SLI status of each final goal status. */
+const goalEnds: Partial<Record<GoalStatus, GoalEnd>> = {
+  [GoalStatus.SUCCEEDED]: "succeeded",
+  [GoalStatus.FAILED]: "failed",
+  [GoalStatus.CANCELLED]: "cancelled",
+};
+
 /** Planner answers that mean "this goal cannot be planned": refused, or (accepted) failed. */
 const rejectionCodes = new Set<Code>([
   Code.InvalidArgument,
@@ -215,6 +225,7 @@ export class GoalEngine implements GoalOperations {
   /** Jobs the bus could not take while NATS was away, published again once it is back. */
   readonly #dispatchRetry: DispatchRetry;
   readonly #tenants: TenantGate;
+  readonly #sli: GoalSli | undefined;
   #results: Subscription | undefined;
   /** Aborted by `stop()`: results waiting out a database outage go back to the bus. */
   readonly #stopping = new AbortController();
@@ -265,6 +276,7 @@ export class GoalEngine implements GoalOperations {
     this.#dispatchPolicy = deps.dispatchPolicy;
     this.#dispatchRetry = new DispatchRetry({ bus: this.#bus, clock: this.#clock, log: this.#log });
     this.#tenants = new TenantGate({ store: this.#store });
+    this.#sli = deps.sli;
   }
 
   /** Starts consuming results and ticking. */
@@ -885,6 +897,14 @@ export class GoalEngine implements GoalOperations {
       { goalId: state.goalId, status: GoalStatus[state.status], kind: state.kind },
       "goal finished",
     );
+    // One replica commits the final transition, so each goal is counted once.
+    this.#sli?.finished({
+      tenantId: state.tenantId,
+      kind: state.kind,
+      status: goalEnds[state.status] ?? "failed",
+      seconds: ((state.finishedAtMs ?? this.#clock.now()) - state.createdAtMs) / 1000,
+      traceId: loaded?.goal.traceId ?? undefined,
+    });
     if (state.parentGoalId && loaded) {
       await this.#children.notifyParent({ ...loaded, state });
     }

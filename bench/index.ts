@@ -7,6 +7,7 @@ export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   goals: async () => (await import("./goals.js")).goals,
   learning: async () => (await import("./learning.js")).learning,
   policy: async () => (await import("./policy.js")).policy,
+  "rate-limit": async () => (await import("./rate-limit.js")).rateLimit,
   rpc: async () => (await import("./rpc.js")).rpc,
   startup: async () => (await import("./startup.js")).startup,
   store: async () => (await import("./store.js")).store,

@@ -150,7 +150,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     lookup: async (tenantId) => store.tenants.find(tenantId),
     // One bucket per tenant for the whole mesh (ADR-013); this replica's own while the store is away.
     shared: {
-      take: (key, shape) => store.buckets.take(key, shape),
+      take: (key, shape, want) => store.buckets.take(key, shape, want),
       available: () => store.health.status === "serving",
       onFallback: (err) => {
         if (Date.now() - fallbackLoggedAt < 60_000) return;

@@ -48,6 +48,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0004-goal-submitter",
         "0005-tenant-operations",
         "0006-tenant-data-keys",
+        "0007-unlogged-rate-buckets",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

@@ -33,6 +33,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0006-tenant-data-keys",
     load: async () => (await import("./0006-tenant-data-keys.js")).TenantDataKeys,
   },
+  {
+    name: "0007-unlogged-rate-buckets",
+    load: async () => (await import("./0007-unlogged-rate-buckets.js")).UnloggedRateBuckets,
+  },
 ];
 
 /** The names of every migration, in order. */

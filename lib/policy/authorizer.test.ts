@@ -230,7 +230,7 @@ describe("decisions in detail", () => {
     expect(d).toMatchObject({
       allow: false,
       reason:
-        "peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-text may not register capabilities shell.exec",
+        'peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-text may not register capabilities shell.exec (grant them to "agent-text" in agent_capabilities of policies/data.json)',
       principalTrusted: false,
     });
     expect(ok("agent-mcp-everything", ["mcp.github.search"]).allow).toBe(false);

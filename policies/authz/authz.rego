@@ -52,7 +52,7 @@ builtin_decision := deny("caller has no valid mesh SPIFFE ID") if {
 } else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full, " without a principal"])) if {
 	peer_name in cfg.delegators
 	tenant_scoped
-} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not register capabilities ", concat(", ", sort(denied_capabilities))])) if {
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not register capabilities ", concat(", ", sort(denied_capabilities)), " (grant them to ", json.marshal(peer_name), " in agent_capabilities of policies/data.json)"])) if {
 	peer_may_call
 	count(denied_capabilities) > 0
 } else := allow(concat("", ["peer ", input.peer.spiffe_id, " may call ", method_full])) if {

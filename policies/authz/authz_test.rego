@@ -156,7 +156,7 @@ test_agent_registers_own_capabilities if {
 test_agent_may_not_register_foreign_capabilities if {
 	d := authz.decision with input as call("agent-text", register, {"capabilities": ["text.summarize", "shell.exec", "http.fetch"]})
 	not d.allow
-	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-text may not register capabilities http.fetch, shell.exec"
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/agent-text may not register capabilities http.fetch, shell.exec (grant them to \"agent-text\" in agent_capabilities of policies/data.json)"
 }
 
 test_unknown_agent_is_told_the_grant_to_add if {

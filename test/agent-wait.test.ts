@@ -11,12 +11,16 @@
  * - the wait is bounded (`AGENTMESH_EXECUTOR_AGENT_WAIT_MS`, the subject of
  *   its own mesh): then the goal fails with the planner's reason.
  */
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { utilAgent } from "../agents/util.js";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
 import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
+import { busNames } from "../lib/bus/bus-names.js";
+import { connectNats } from "../lib/bus/jetstream-bus.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { needNats, needPostgres, runId } from "../lib/testing/infra.js";
+import { waitFor } from "../lib/testing/wait-for.js";
 import { defineAgent } from "../sdk/agent/define-agent.js";
 import { eventsOf, kinds, watchToEnd } from "./support/goals.js";
 import { startTestMesh, type TestMesh } from "./support/mesh.js";
@@ -96,7 +100,7 @@ describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing",
     expect(events.map((e) => Number(e.sequence))).toEqual(events.map((_, i) => i + 1));
   });
 
-  it("a job no agent took waits for an agent instead of spending its attempts", async () => {
+  it("a job no agent took waits for an agent, and the wait costs the step no attempt", async () => {
     const planner = await mesh.clientAs(PlannerService, "planner", "cli");
     await planner.putPlaybook({
       tenantId: mesh.tenantId,
@@ -113,6 +117,8 @@ describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing",
                 capability: "test.relay",
                 dependsOn: ["first"],
                 timeout: { seconds: 2n },
+                // One attempt: losing it to the agents' absence would fail the goal.
+                retry: { maxAttempts: 1 },
               },
             ],
           },
@@ -141,10 +147,70 @@ describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing",
     const waiting = eventsOf(events, "waitingForAgents");
     expect(waiting).toHaveLength(1);
     expect(waiting[0]!.capabilities).toEqual(["test.relay"]);
-    // One attempt lost to the outage, the next one ran.
+    // The attempt no agent could take is given up as NOT_TAKEN, not charged to the
+    // step's single attempt: the next one ran.
     const failed = eventsOf(events, "stepFailed").filter((f) => f.stepId === "second");
-    expect(failed.map((f) => f.attempt)).toEqual([1]);
+    expect(failed.map((f) => [f.attempt, f.error?.code, f.willRetry])).toEqual([
+      [1, "NOT_TAKEN", true],
+    ]);
     expect(eventsOf(events, "stepSucceeded").find((x) => x.stepId === "second")?.attempt).toBe(2);
+  });
+
+  it("a job lost while its agents were away costs the step no attempt either", async () => {
+    // The ticker, not an agent's refusal, gives the attempt up once an agent is back.
+    const planner = await mesh.clientAs(PlannerService, "planner", "cli");
+    await planner.putPlaybook({
+      tenantId: mesh.tenantId,
+      playbook: {
+        goalKind: "relay-lost",
+        description: "A sleep, then a step whose job is lost while no agent is live.",
+        strategies: [
+          {
+            name: "only",
+            steps: [
+              { stepId: "first", capability: "util.sleep", input: { ms: 1_500 } },
+              {
+                stepId: "x",
+                capability: "test.relay-lost",
+                dependsOn: ["first"],
+                timeout: { seconds: 2n },
+                retry: { maxAttempts: 1 },
+              },
+            ],
+          },
+        ],
+      },
+    });
+    const relay = defineAgent({
+      name: "test",
+      version: "1.0.0",
+      skills: { "test.relay-lost": { description: "Relays", handler: async () => ({ ok: 1 }) } },
+    });
+    const first = await mesh.startAgent(relay, runId("lost-a"));
+    const { goal } = await mesh.executor.submitGoal({
+      tenantId: mesh.tenantId,
+      kind: "relay-lost",
+    });
+    await first.stop("gone before its step");
+    const goalId = goal!.goalId;
+    const waited = async () => {
+      const events = await mesh.runtime.store.tenant(mesh.tenantId).events.list(goalId);
+      return events.some((e) => e.type === "waitingForAgents");
+    };
+    await waitFor("the goal to wait for agents", waited, 20_000);
+    const nc = await connectNats(nats!.url);
+    const names = busNames(mesh.prefix);
+    await (await jetstreamManager(nc)).streams.purge(names.streams.jobs, {
+      filter: names.jobSubject("test.relay-lost"),
+    });
+    await nc.close();
+    await mesh.startAgent(relay, runId("lost-b"));
+    const events = await watchToEnd(mesh.executor, mesh.tenantId, goalId, 30_000);
+    expect(eventsOf(events, "finished")[0]?.status).toBe(GoalStatus.SUCCEEDED);
+    const failed = eventsOf(events, "stepFailed");
+    expect(failed.map((f) => [f.attempt, f.error?.code, f.willRetry])).toEqual([
+      [1, "NOT_TAKEN", true],
+    ]);
   });
 
   it("refuses an unknown kind or invalid input without storing a goal", async () => {

@@ -186,6 +186,9 @@ const outcomePublishWaitMs = 5 * 60_000;
 /** How often a step whose job no agent took asks again whether one is live. */
 const agentRecheckMs = 2_000;
 
+/** How far back a goal's events are searched for its wait for agents. */
+const recentEventsScanned = 500;
+
 /** Unfinished goals `#recent` remembers at most; finished ones are dropped at once. */
 const maxRecentGoals = 2_000;
 
@@ -712,8 +715,10 @@ export class GoalEngine implements GoalOperations {
   /** Feeds what is due for a goal, then re-checks claimed steps nothing changed. */
   async #fireDue(tenantId: string, goalId: string, claimed: string[]): Promise<void> {
     // A job no agent took by its deadline: fed as a timeout only once an agent
-    // offering its capability is live again (or the wait is over), so an agent
-    // outage costs a step one attempt, not all of them.
+    // offering its capability is live again (or the wait is over), and then, if
+    // the goal waited for that agent, as `untaken` (NOT_TAKEN, not charged to the
+    // step's retries, up to `maxUnchargedAttempts`): an agent outage costs a step
+    // none of its attempts.
     let untaken: UntakenJob[] = [];
     const first = await this.apply(tenantId, goalId, (s, now) => {
       const due = dueInputs(s, now);
@@ -731,12 +736,24 @@ export class GoalEngine implements GoalOperations {
       const timedOut = untaken.filter(
         (u) => !away.has(u.capability) || now >= u.timeoutAtMs + this.#agentWaitMs,
       );
+      // Agents back after the job waited for them: the attempt is not the step's failure.
+      const waited = await this.#waitedFor(
+        tenantId,
+        goalId,
+        state.sequence,
+        timedOut.filter((u) => !away.has(u.capability)),
+      );
       if (timedOut.length > 0) {
         ({ state, after } = await this.apply(
           tenantId,
           goalId,
           (_s, at) =>
-            timedOut.map((u) => ({ type: "attemptTimedOut", attemptId: u.attemptId, at })),
+            timedOut.map((u) => ({
+              type: "attemptTimedOut",
+              attemptId: u.attemptId,
+              at,
+              ...(waited.has(u.attemptId) ? { untaken: true } : {}),
+            })),
           after,
         ));
       }
@@ -910,6 +927,39 @@ export class GoalEngine implements GoalOperations {
     }
   }
 
+  /**
+   * Of `jobs` (untaken, their capability live again), those the goal recorded
+   * waiting for (a `waitingForAgents` event naming the capability since the
+   * job was dispatched), by attempt id. Among the goal's recent events only:
+   * the wait is recorded at most an agent-recheck interval before this.
+   */
+  async #waitedFor(
+    tenantId: string,
+    goalId: string,
+    sequence: number,
+    jobs: UntakenJob[],
+  ): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (jobs.length === 0) return out;
+    const events = await this.#store
+      .tenant(tenantId)
+      .events.list(goalId, { afterSequence: Math.max(0, sequence - recentEventsScanned) })
+      .catch((err: unknown) => {
+        this.#log.warn({ err, goalId }, "could not read the goal's waits; untaken jobs time out");
+        return [];
+      });
+    for (const u of jobs) {
+      const waited = events.some(
+        (e) =>
+          e.type === "waitingForAgents" &&
+          e.createdAt.getTime() >= u.dispatchedAtMs &&
+          waitingCapabilities(e.data).includes(u.capability),
+      );
+      if (waited) out.add(u.attemptId);
+    }
+    return out;
+  }
+
   /** Of `capabilities`, those no live agent offers (the registry unreachable: none). */
   async #capabilitiesAway(capabilities: string[]): Promise<Set<string>> {
     const away = new Set<string>();
@@ -984,6 +1034,7 @@ interface UntakenJob {
   attemptId: string;
   stepId: string;
   capability: string;
+  dispatchedAtMs: number;
   timeoutAtMs: number;
 }
 
@@ -999,6 +1050,7 @@ function untakenJobs(state: GoalState, due: GoalInput[]): UntakenJob[] {
           attemptId: a.attemptId,
           stepId: step.spec.stepId,
           capability: step.spec.capability,
+          dispatchedAtMs: a.dispatchedAtMs,
           timeoutAtMs: a.timeoutAtMs,
         });
       }

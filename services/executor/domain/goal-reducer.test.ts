@@ -21,9 +21,12 @@ import {
   type GoalCommand,
   type GoalInput,
   initGoal,
+  maxUnchargedAttempts,
+  notTakenCode,
   type ReduceOptions,
   recoverGoal,
   reduceGoal,
+  unchargedAttempts,
 } from "./goal-reducer.js";
 import { type GoalState, toStepStates } from "./goal-state.js";
 import { backoffMs, retrySpec } from "./retry.js";
@@ -277,6 +280,49 @@ describe("goal reducer", () => {
     );
     // The late answer of the timed-out attempt is ignored.
     expect(d.send(ok(job, "late", 1001))).toEqual([]);
+  });
+
+  it("does not charge a step for attempts no agent could take, up to a bound", () => {
+    const d = new Driver();
+    d.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000, maxAttempts: 1 }]) });
+    let at = 1000 + attemptFenceGraceMs;
+    for (let n = 1; n <= maxUnchargedAttempts; n++) {
+      const job = d.jobs().at(-1)!;
+      expect(job.attempt).toBe(n);
+      d.send({ type: "attemptTimedOut", attemptId: job.attemptId, at, untaken: true });
+      // Not the step's failure: with one attempt allowed, it still gets its attempt.
+      expect(d.state.steps.a!.status).toBe(StepStatus.RETRY_WAIT);
+      expect(d.state.steps.a!.error?.code).toBe(notTakenCode);
+      expect(unchargedAttempts(d.state.steps.a!)).toBe(n);
+      at = d.state.steps.a!.retryAtMs!;
+      d.send({ type: "retryDue", stepId: "a", attempt: n + 1, at });
+      at += 1000 + attemptFenceGraceMs;
+    }
+    // Past the bound, a job nobody takes counts again, and the step ends.
+    const last = d.jobs().at(-1)!;
+    d.send({ type: "attemptTimedOut", attemptId: last.attemptId, at, untaken: true });
+    expect(d.state.steps.a!.status).toBe(StepStatus.FAILED);
+
+    // An agent refusing the job (past its deadline) after the executor held the timeout:
+    // not taken either. Before the timeout, the refusal is the attempt's failure.
+    const r = new Driver();
+    r.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000, maxAttempts: 1 }]) });
+    const held = r.jobs()[0]!;
+    r.send(fail(held, 1000 + attemptFenceGraceMs + 5_000, "DEADLINE_EXCEEDED"));
+    expect(r.state.steps.a!.status).toBe(StepStatus.RETRY_WAIT);
+    expect(r.state.steps.a!.error?.code).toBe(notTakenCode);
+    const q = new Driver();
+    q.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000, maxAttempts: 1 }]) });
+    q.send(fail(q.jobs()[0]!, 1000, "DEADLINE_EXCEEDED"));
+    expect(q.state.steps.a!.status).toBe(StepStatus.FAILED);
+
+    // A job an agent could have taken (agents were live) costs its attempt as before.
+    const e = new Driver();
+    e.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000, maxAttempts: 1 }]) });
+    const job = e.jobs()[0]!;
+    e.send({ type: "attemptTimedOut", attemptId: job.attemptId, at: 1000 + attemptFenceGraceMs });
+    expect(e.state.steps.a!.status).toBe(StepStatus.FAILED);
+    expect(e.state.steps.a!.error?.code).toBe("TIMEOUT");
   });
 
   it("fences attempts: the next one is dispatched only after the previous one's deadline", () => {

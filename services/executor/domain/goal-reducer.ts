@@ -76,7 +76,12 @@ export type GoalInput =
   | { type: "planned"; plan: Plan; at: number }
   | { type: "planFailed"; error: ErrorData; at: number }
   | { type: "result"; result: StepResult; at: number }
-  | { type: "attemptTimedOut"; attemptId: string; at: number }
+  /**
+   * `untaken`: no agent took the job because none offering its capability was
+   * live (the executor waited for one): the attempt is given up without being
+   * charged to the step's retry policy (see `unchargedAttempts`).
+   */
+  | { type: "attemptTimedOut"; attemptId: string; at: number; untaken?: boolean }
   | { type: "retryDue"; stepId: string; attempt: number; at: number }
   | { type: "cancelRequested"; reason: string; at: number }
   | { type: "deadlinePassed"; at: number }
@@ -167,6 +172,26 @@ export function initGoal(goal: NewGoal): Transition {
   return tx.done();
 }
 
+/** Error code of an attempt given up because no agent offering its capability was live to take it. */
+export const notTakenCode = "NOT_TAKEN";
+
+/**
+ * Most attempts per step that no agent took and that are not charged to its
+ * retry policy: an agent outage costs a step none of its attempts, yet a job
+ * nobody ever takes still ends.
+ */
+export const maxUnchargedAttempts = 3;
+
+/** Of a step's attempts, those every replica of which was given up untaken (`notTakenCode`), capped. */
+export function unchargedAttempts(step: StepRuntime): number {
+  let n = 0;
+  for (let attempt = 1; attempt <= step.attempt; attempt++) {
+    const records = step.attempts.filter((a) => a.attempt === attempt);
+    if (records.length > 0 && records.every((a) => a.error?.code === notTakenCode)) n++;
+  }
+  return Math.min(n, maxUnchargedAttempts);
+}
+
 /** Applies one input. Returns the same state object (and no commands) when nothing changes. */
 export function reduceGoal(
   state: GoalState,
@@ -186,7 +211,7 @@ export function reduceGoal(
       tx.result(input.result, input.at);
       break;
     case "attemptTimedOut":
-      tx.timedOut(input.attemptId, input.at);
+      tx.timedOut(input.attemptId, input.at, input.untaken === true);
       break;
     case "retryDue":
       tx.retryDue(input.stepId, input.attempt, input.at);
@@ -560,6 +585,17 @@ class Tx {
           result.status === StepResultStatus.CANCELLED
             ? { code: "CANCELLED", message: "the agent abandoned the attempt", retryable: true }
             : fromErrorInfo(result.error, "the agent reported a failure without an error");
+        // An agent refusing a job it got only after the attempt's deadline, reported
+        // after the executor's own timeout of it: the executor held that timeout
+        // while no agent offering the capability was live, so no agent could take it.
+        if (
+          current.status === "dispatched" &&
+          at >= current.timeoutAtMs &&
+          r.error.code === "DEADLINE_EXCEEDED" &&
+          r.error.retryable
+        ) {
+          r.error = this.notTaken(id, r.attempt);
+        }
         break;
       }
       default:
@@ -568,7 +604,16 @@ class Tx {
     this.decide(id, at);
   }
 
-  timedOut(attemptId: string, at: number): void {
+  private notTaken(id: string, attempt: number): ErrorData {
+    const capability = this.state.steps[id]!.spec.capability;
+    return {
+      code: notTakenCode,
+      message: `no agent took attempt ${attempt} of step "${id}": none offering ${capability} was live`,
+      retryable: true,
+    };
+  }
+
+  timedOut(attemptId: string, at: number, untaken = false): void {
     const found = this.liveRecord(attemptId);
     if (found === undefined) return;
     const [id, i] = found;
@@ -577,11 +622,14 @@ class Tx {
     const r = this.step(id).attempts[i]!;
     r.status = "failed";
     r.finishedAtMs = at;
-    r.error = {
-      code: "TIMEOUT",
-      message: `attempt ${r.attempt} of step "${id}" timed out after ${this.state.steps[id]!.spec.timeoutMs}ms`,
-      retryable: true,
-    };
+    const spec = this.state.steps[id]!.spec;
+    r.error = untaken
+      ? this.notTaken(id, r.attempt)
+      : {
+          code: "TIMEOUT",
+          message: `attempt ${r.attempt} of step "${id}" timed out after ${spec.timeoutMs}ms`,
+          retryable: true,
+        };
     this.cancelSignal(id, "attempt timed out");
     this.decide(id, at);
   }
@@ -631,7 +679,9 @@ class Tx {
 
   private attemptFailed(id: string, at: number, error: ErrorData, notBeforeMs = 0): void {
     const step = this.state.steps[id]!;
-    const retry = shouldRetry(step.spec.retry, step.attempt, error);
+    // Attempts no agent could take (none was live) are not the step's failures.
+    const charged = step.attempt - unchargedAttempts(step);
+    const retry = shouldRetry(step.spec.retry, charged, error);
     this.emit(at, {
       case: "stepFailed",
       value: { stepId: id, attempt: step.attempt, error: toErrorInfo(error), willRetry: retry },
@@ -640,7 +690,7 @@ class Tx {
       this.failStep(id, at, error, false);
       return;
     }
-    const wait = Math.max(backoffMs(step.spec.retry, step.attempt), notBeforeMs - at);
+    const wait = Math.max(backoffMs(step.spec.retry, charged), notBeforeMs - at);
     const w = this.step(id);
     w.status = StepStatus.RETRY_WAIT;
     w.error = error;

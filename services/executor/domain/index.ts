@@ -18,9 +18,12 @@ export {
   childKey,
   defaultStepTimeoutMs,
   initGoal,
+  maxUnchargedAttempts,
+  notTakenCode,
   recoverGoal,
   reduceGoal,
   stepSpecOf,
+  unchargedAttempts,
 } from "./goal-reducer.js";
 export type {
   AttemptRecord,

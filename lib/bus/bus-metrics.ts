@@ -11,15 +11,28 @@
 import { register as defaultRegistry, Gauge, type Registry } from "prom-client";
 import type { JobBus, QueueStats } from "./job-bus.js";
 
-const busesByRegistry = new WeakMap<Registry, Set<JobBus>>();
+/** Per registry: every bus (for `agentmesh_bus_up`), and those whose queues it reports. */
+const busesByRegistry = new WeakMap<Registry, { all: Set<JobBus>; queues: Set<JobBus> }>();
 
-/** Exposes the bus's queue figures on `registry`; returns a function that removes them. */
-export function registerBusMetrics(bus: JobBus, registry: Registry = defaultRegistry): () => void {
+export interface BusMetricsOptions {
+  /**
+   * Also the queue and dead-letter gauges (they read stream and consumer state,
+   * which a NATS identity other than the executor's may not). Default true.
+   */
+  queues?: boolean;
+}
+
+/** Exposes the bus's figures on `registry`; returns a function that removes them. */
+export function registerBusMetrics(
+  bus: JobBus,
+  registry: Registry = defaultRegistry,
+  options: BusMetricsOptions = {},
+): () => void {
   let buses = busesByRegistry.get(registry);
   if (!buses) {
-    buses = new Set();
+    buses = { all: new Set(), queues: new Set() };
     busesByRegistry.set(registry, buses);
-    const live = buses;
+    const { all, queues: live } = buses;
     // One collection per scrape feeds all three gauges.
     let pending: Promise<QueueStats[]> | undefined;
     const collect = () => {
@@ -51,7 +64,7 @@ export function registerBusMetrics(bus: JobBus, registry: Registry = defaultRegi
       registers: [registry],
       collect() {
         let up = 1;
-        for (const b of live) {
+        for (const b of all) {
           try {
             b.checkAvailable();
           } catch {
@@ -75,7 +88,11 @@ export function registerBusMetrics(bus: JobBus, registry: Registry = defaultRegi
       },
     });
   }
-  buses.add(bus);
-  const set = buses;
-  return () => set.delete(bus);
+  const { all, queues } = buses;
+  all.add(bus);
+  if (options.queues ?? true) queues.add(bus);
+  return () => {
+    all.delete(bus);
+    queues.delete(bus);
+  };
 }

@@ -56,4 +56,15 @@ describe("bus metrics", () => {
     // A closed bus cannot publish: the gauge says so.
     expect(await registry.metrics()).toContain("agentmesh_bus_up 0");
   });
+
+  it("leaves queues and dead letters to the process that owns them when told", async () => {
+    const registry = new Registry();
+    const bus = createInProcessBus({ prefix: "metrics" });
+    registerBusMetrics(bus, registry, { queues: false });
+    await bus.publishJob(stepJob("text.stats"));
+    const text = await registry.metrics();
+    expect(text).toContain("agentmesh_bus_up 1");
+    expect(text).not.toContain('agentmesh_bus_queue_depth{capability="text.stats"}');
+    await bus.close();
+  });
 });

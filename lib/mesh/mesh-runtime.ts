@@ -192,7 +192,11 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     ]);
 
     storeUpMetric(registry, () => store.health.status === "serving");
-    cleanups.push(registerBusMetrics(bus, registry));
+    // Queue and dead-letter figures come from the process that owns the queues (the
+    // executor, or every component in one process): on a TLS bus other identities may not read them.
+    const ids = options.identities ?? [];
+    const ownsQueues = ids.length !== 1 || ids[0] === "executor";
+    cleanups.push(registerBusMetrics(bus, registry, { queues: ownsQueues }));
 
     const addresses = new Map<ComponentName, string>();
     const probes = new Map<string, () => boolean>();

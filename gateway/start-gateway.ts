@@ -32,6 +32,7 @@ import { createReflection } from "../lib/rpc/reflection.js";
 import { policyDenialEvent } from "../lib/store/audit-log.js";
 import type { Store } from "../lib/store/store.js";
 import type { CertWatcher } from "../lib/tls/cert-watcher.js";
+import { a2aHandler } from "./a2a/a2a-handler.js";
 import { adminHandlers } from "./admin-service.js";
 import { apiKeyAuthenticator } from "./api-key-auth.js";
 import { createAuthenticator } from "./authenticate.js";
@@ -48,6 +49,7 @@ import {
   withEdgeHeaders,
 } from "./http-edge.js";
 import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
+import { createPublicCaller } from "./protocols/public-caller.js";
 import { publicMethods, publicServices, type Upstream } from "./public-api.js";
 import { validateRequests } from "./request-validation.js";
 import { createTenantLimits, type TenantLimitsOptions } from "./tenant-limits.js";
@@ -244,6 +246,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           peer,
         });
   const policyReady = options.policyReady ?? (() => true);
+  // The agent protocols call the public API through the same guard as Connect clients.
+  const caller = createPublicCaller({
+    guard,
+    channels,
+    defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
+  });
+  const a2a = a2aHandler({ caller, tls: Boolean(options.tls), log });
 
   const handler = (req: NodeRequest, res: NodeResponse) => {
     const path = req.url ?? "/";
@@ -260,6 +269,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       res.end(problems.length ? `${problems.join("; ")}\n` : "ready\n");
       return;
     }
+    if (a2a(req, res)) return;
     if (dashboard?.(req, res)) return;
     rpc(req as never, res as never);
   };

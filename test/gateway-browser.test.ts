@@ -242,23 +242,31 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     const mesh = createClient({ baseUrl: f.url, apiKey: f.keys.acmeWriter });
     const { goal } = await mesh.executor.submitGoal({
       kind: "echo",
-      input: { message: "findme" },
+      input: { message: "findme", api_key: "s3cret-value" },
       idempotencyKey: "console-search-1",
     });
+    const { goal: doomed } = await mesh.executor.submitGoal({ kind: diamondKind });
+    await mesh.executor.cancelGoal({ goalId: doomed?.goalId ?? "" });
     const page = await open(f.keys.acmeWriter, "#/goals");
     await page.getByLabel("Goal id or idempotency key").fill("console-search-1");
     await page.getByRole("button", { name: "Apply" }).click();
     await expect.poll(() => page.url()).toContain("q=console-search-1");
     await expect.poll(() => page.locator("#goals tbody tr").evaluateAll((r) => r.length)).toBe(1);
     expect(await page.locator("#goals tbody tr").getAttribute("data-goal")).toBe(goal?.goalId);
+    // Its page masks the secret-looking field of its input.
+    await page.locator("#goals tbody tr a").first().click();
+    await expect.poll(() => page.locator("#goal-input").textContent()).toContain("[REDACTED]");
+    expect(await page.locator("body").textContent()).not.toContain("s3cret-value");
     await page.goto(`${f.url}/#/goals?q=${goal?.goalId}`);
     await expect
       .poll(() => page.locator("#goals tbody tr").first().getAttribute("data-goal"))
       .toBe(goal?.goalId);
-    // Cancelled goals of the last 15 minutes: the one cancelled above, and no succeeded one.
+    // Cancelled goals of the last 15 minutes: those cancelled here, and no succeeded one.
     await page.goto(`${f.url}/#/goals?status=cancelled&since=15m`);
     await expect
-      .poll(() => page.locator("#goals tbody td[data-status]").allTextContents())
+      .poll(async () => [
+        ...new Set(await page.locator("#goals tbody td[data-status]").allTextContents()),
+      ])
       .toEqual(["cancelled"]);
     // Nothing was created in the future.
     const { goals } = await mesh.executor.listGoals({

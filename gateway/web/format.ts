@@ -1,4 +1,5 @@
 /** How the dashboard writes ids, times, ages and values. Pure, browser-safe. */
+import { redactSecrets } from "../../lib/policy/redact-secrets.js";
 
 /** The first 8 characters of an id (a UUID's first group): enough to tell goals apart on a page. */
 export const shortId = (id: string) => (id.length > 8 ? id.slice(0, 8) : id);
@@ -27,10 +28,17 @@ export function span(from: number | undefined, to: number | undefined): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 
-/** A value as indented JSON (bigint-safe), for input/output panes. */
+/**
+ * A value as indented JSON (bigint-safe) for input/output panes, with
+ * secret-looking fields masked (a console is often on a shared screen).
+ */
 export function pretty(value: unknown): string {
   if (value === undefined) return "–";
-  return JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
+  return JSON.stringify(
+    redactSecrets(value),
+    (_k, v) => (typeof v === "bigint" ? v.toString() : v),
+    2,
+  );
 }
 
 /** Lower-case name of an enum value, e.g. `GoalStatus.RETRY_WAIT` → "retry_wait". */

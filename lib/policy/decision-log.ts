@@ -16,6 +16,7 @@ import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import type { EngineDecision } from "./engine.js";
 import type { PolicyInput } from "./input.js";
+import { redactSecrets } from "./redact-secrets.js";
 
 export interface DecisionLogOptions {
   /**
@@ -67,21 +68,6 @@ export interface DecisionLog {
 
 /** Where the policy decides; the OPA `path` of every line. */
 const decisionPath = "agentmesh/authz/decision";
-
-/** Keys whose values never reach the log, at any depth of the input (as in lib/log). */
-const secretKey =
-  /^(password|secret|token|api_?key|authorization|private_?key|key|cookie|credentials?)$/i;
-
-/** A copy of `value` with secret-looking fields replaced by "[REDACTED]". */
-export function redactSecrets<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(redactSecrets) as T;
-  if (typeof value !== "object" || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = secretKey.test(k) ? "[REDACTED]" : redactSecrets(v);
-  }
-  return out as T;
-}
 
 export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog {
   const { destination = "stdout", sampleAllows = 0.01, labels = {} } = options;

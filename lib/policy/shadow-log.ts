@@ -15,9 +15,9 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { pino } from "pino";
-import { redactSecrets } from "./decision-log.js";
 import type { EngineDecision, ShadowDifference } from "./engine.js";
 import type { PolicyInput } from "./input.js";
+import { redactSecrets } from "./redact-secrets.js";
 
 /** One line of the shadow log. */
 export interface ShadowEntry {

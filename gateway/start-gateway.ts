@@ -26,6 +26,7 @@ import { spiffeId } from "../lib/identity/spiffe.js";
 import { createLogger, type Logger } from "../lib/log/logger.js";
 import { componentNames, type MeshRuntime } from "../lib/mesh/mesh-runtime.js";
 import { useFastUtf8Encoding } from "../lib/proto/fast-utf8.js";
+import { warmValidation } from "../lib/proto/validate-message.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { createChannel, type MeshChannel } from "../lib/rpc/client.js";
 import { createReflection } from "../lib/rpc/reflection.js";
@@ -288,6 +289,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const urlHost = host.includes(":") ? `[${host}]` : host;
   const url = `${options.tls ? "https" : "http"}://${urlHost}:${listener.port}`;
   log.info({ url, tls: Boolean(options.tls) }, "gateway listening");
+  warmValidation(publicMethods().map((m) => m.method.input));
   let closed: Promise<void> | undefined;
   return {
     url,

@@ -9,7 +9,7 @@
  * checkMessage(SubmitGoalRequestSchema, request);
  * // throws INVALID_ARGUMENT "invalid agentmesh.v1.SubmitGoalRequest: kind: does not match regex …"
  */
-import type { DescMessage, Message } from "@bufbuild/protobuf";
+import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { Code, MeshError } from "../errors/mesh-error.js";
@@ -41,6 +41,27 @@ export function messageViolations(schema: DescMessage, message: Message): FieldV
       // A rule that cannot be compiled or evaluated is our bug, not the caller's.
       throw new MeshError(Code.Internal, "request validation failed", { cause: result.error });
   }
+}
+
+/**
+ * Compiles the rules of `schemas` in the background, one per event-loop turn.
+ * A message type's first check compiles its rules, and the very first builds
+ * protovalidate's CEL and RE2 machinery (a few hundred ms): servers call this
+ * when they start listening so no early call with a short deadline pays it.
+ */
+export function warmValidation(schemas: readonly DescMessage[]): void {
+  const pending = [...new Set(schemas)];
+  const next = () => {
+    const schema = pending.shift();
+    if (schema === undefined) return;
+    try {
+      messageViolations(schema, create(schema));
+    } catch {
+      // A rule that fails to compile fails the call that needs it, where it is logged.
+    }
+    setImmediate(next).unref();
+  };
+  setImmediate(next).unref();
 }
 
 /** Throws INVALID_ARGUMENT naming each violated field unless `message` keeps the contract's rules. */

@@ -41,6 +41,7 @@ import {
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
+import { warmValidation } from "../proto/validate-message.js";
 import { type MeshMetrics, meshMetrics } from "../telemetry/metrics.js";
 import type { CertWatcher } from "../tls/cert-watcher.js";
 import { serverCredentials } from "../tls/credentials.js";
@@ -207,6 +208,8 @@ export function createServer(options: ServerOptions): MeshServer {
         { event: "server_listening", port, services: services.map((s) => s.typeName) },
         "gRPC server listening (mTLS)",
       );
+      // Compile the request rules now rather than on each type's first call (see validate-message.ts).
+      warmValidation(services.flatMap((s) => s.methods.map((m) => m.input)));
       return port;
     },
     get port() {

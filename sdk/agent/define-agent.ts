@@ -22,7 +22,6 @@ import { type AgentCard, AgentCardSchema } from "../../gen/agentmesh/v1/registry
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import { nameProblem, nameRules } from "../../lib/proto/name-rules.js";
-import { checkMessage } from "../../lib/proto/validate-message.js";
 
 /** A JSON Schema (draft 2020-12 or 07, as ajv reads it). */
 export type JsonSchema = JsonObject;
@@ -90,8 +89,8 @@ export interface AgentDefinition extends AgentDefinitionInput {
 
 /**
  * Checks and freezes an agent definition; throws INVALID_ARGUMENT on a bad
- * name or skill. Names and the card are checked by the contract's own rules
- * (`lib/proto/name-rules.ts`), so what passes here the registry accepts.
+ * name or skill. Names are checked by the contract's own rules
+ * (`lib/proto/name-rules.ts`), the same the registry applies.
  */
 export function defineAgent(definition: AgentDefinitionInput): AgentDefinition {
   const nameIssue = nameProblem(nameRules.agentName, definition.name);
@@ -115,10 +114,9 @@ export function defineAgent(definition: AgentDefinitionInput): AgentDefinition {
       throw new MeshError(Code.InvalidArgument, `skill ${capability} has no handler`);
     }
   }
-  const agent = Object.freeze({ ...definition, kind: "agentmesh.agent" as const });
-  // Sizes and the rest of the card's rules, exactly as RegisterAgent checks them.
-  checkMessage(AgentCardSchema, agentCard(agent));
-  return agent;
+  // The card's other rules (sizes) are checked at registration: protovalidate's first check
+  // costs a few hundred ms, too much for a definition evaluated when its module is imported.
+  return Object.freeze({ ...definition, kind: "agentmesh.agent" as const });
 }
 
 /** The registry's view of an agent: its card, built from the definition. */

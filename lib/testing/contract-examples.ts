@@ -14,6 +14,7 @@ import {
   type DescMessage,
   getOption,
   type Message,
+  ScalarType,
 } from "@bufbuild/protobuf";
 import { field as fieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
@@ -89,7 +90,10 @@ function failingValues(field: DescField): [string, unknown][] {
       out.push([
         "map.max_pairs",
         Object.fromEntries(
-          Array.from({ length: Number(t.value.maxPairs) + 1 }, (_, i) => [`k${i}`, "v"]),
+          Array.from({ length: Number(t.value.maxPairs) + 1 }, (_, i) => [
+            `k${i}`,
+            mapValue(field),
+          ]),
         ),
       ]);
       break;
@@ -100,6 +104,16 @@ function failingValues(field: DescField): [string, unknown][] {
       throw new Error(`${field.parent.typeName}.${field.name}: no failing example for ${t.case}`);
   }
   return out;
+}
+
+function mapValue(field: DescField): unknown {
+  if (field.fieldKind !== "map") return undefined;
+  if (field.mapKind === "message") return validExample(field.message);
+  if (field.mapKind === "enum") return 1;
+  if (field.scalar === ScalarType.STRING) return "v";
+  if (field.scalar === ScalarType.BOOL) return true;
+  if (field.scalar === ScalarType.BYTES) return new Uint8Array(1);
+  return field.scalar === ScalarType.INT64 || field.scalar === ScalarType.UINT64 ? 1n : 1;
 }
 
 function listItem(field: DescField): unknown {

@@ -1662,15 +1662,15 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\x06key_id\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05keyId\">\n" +
 	"\x14RevokeApiKeyResponse\x12&\n" +
-	"\x03key\x18\x01 \x01(\v2\x14.agentmesh.v1.ApiKeyR\x03key\"\xaf\x06\n" +
-	"\x13UpdateTenantRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12&\n" +
-	"\fdisplay_name\x18\x02 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x126\n" +
+	"\x03key\x18\x01 \x01(\v2\x14.agentmesh.v1.ApiKeyR\x03key\"\xe6\x06\n" +
+	"\x13UpdateTenantRequest\x12=\n" +
+	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\x120\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02H\x00R\vdisplayName\x88\x01\x01\x126\n" +
 	"\x15rate_limit_per_second\x18\x03 \x01(\x01H\x01R\x12rateLimitPerSecond\x88\x01\x01\x129\n" +
 	"\x16max_concurrent_streams\x18\x04 \x01(\rH\x02R\x14maxConcurrentStreams\x88\x01\x01\x125\n" +
 	"\x14max_concurrent_goals\x18\x05 \x01(\rH\x03R\x12maxConcurrentGoals\x88\x01\x01\x124\n" +
-	"\x14max_goal_input_bytes\x18\x06 \x01(\rH\x04R\x11maxGoalInputBytes\x88\x01\x01\x12R\n" +
-	"\vstep_quotas\x18\a \x03(\v21.agentmesh.v1.UpdateTenantRequest.StepQuotasEntryR\n" +
+	"\x14max_goal_input_bytes\x18\x06 \x01(\rH\x04R\x11maxGoalInputBytes\x88\x01\x01\x12]\n" +
+	"\vstep_quotas\x18\a \x03(\v21.agentmesh.v1.UpdateTenantRequest.StepQuotasEntryB\t\xbaH\x06\x9a\x01\x03\x10\x80\x02R\n" +
 	"stepQuotas\x12B\n" +
 	"\x0erequest_limits\x18\b \x01(\v2\x1b.agentmesh.v1.RequestLimitsR\rrequestLimits\x120\n" +
 	"\x11learning_selector\x18\t \x01(\tH\x05R\x10learningSelector\x88\x01\x01\x12$\n" +
@@ -1690,18 +1690,18 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\f_llm_plannerB\t\n" +
 	"\a_canary\"D\n" +
 	"\x14UpdateTenantResponse\x12,\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"K\n" +
-	"\x14SuspendTenantRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"E\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"w\n" +
+	"\x14SuspendTenantRequest\x12=\n" +
+	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\x12 \n" +
+	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06reason\"E\n" +
 	"\x15SuspendTenantResponse\x12,\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"2\n" +
-	"\x13ResumeTenantRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"D\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"T\n" +
+	"\x13ResumeTenantRequest\x12=\n" +
+	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\"D\n" +
 	"\x14ResumeTenantResponse\x12,\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"4\n" +
-	"\x15GetTenantUsageRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"I\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x14.agentmesh.v1.TenantR\x06tenant\"V\n" +
+	"\x15GetTenantUsageRequest\x12=\n" +
+	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\"I\n" +
 	"\x16GetTenantUsageResponse\x12/\n" +
 	"\x05usage\x18\x01 \x01(\v2\x19.agentmesh.v1.TenantUsageR\x05usage2\xee\x06\n" +
 	"\fAdminService\x12U\n" +

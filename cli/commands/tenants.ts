@@ -5,6 +5,7 @@ import { TenantSchema, TenantUsageSchema } from "../../gen/agentmesh/v1/admin_pb
 import { settings } from "../../lib/config/settings.js";
 import { processSecrets } from "../../lib/secrets/open-secrets.js";
 import { type EncryptionMode, encryptionModes } from "../../lib/store/payload-cipher.js";
+import { setTenantRetention } from "../../lib/store/retention.js";
 import { openStore } from "../../lib/store/store.js";
 import { eraseTenant, rotateTenantKeys, setTenantEncryption } from "../../lib/store/tenant-keys.js";
 import { type Command, UsageError } from "../command.js";
@@ -26,7 +27,7 @@ const usage = `agentmesh tenants <create|ls|get|update|suspend|resume|usage> [op
   resume TENANT_ID
   usage TENANT_ID               (goals by status, in flight, requests admitted and refused)
 
-agentmesh tenants <encryption|rotate-keys|erase> TENANT_ID [--schema S]
+agentmesh tenants <encryption|rotate-keys|erase|retention> TENANT_ID [--schema S]
   (an operator with the database, DATABASE_URL, and the secrets, AGENTMESH_SECRETS_PROVIDER)
 
   encryption TENANT_ID off|sensitive|all   what is encrypted at rest from now on: nothing,
@@ -34,13 +35,21 @@ agentmesh tenants <encryption|rotate-keys|erase> TENANT_ID [--schema S]
   rotate-keys TENANT_ID                    re-wrap the tenant's data keys under the newest
                                            key-encryption key and start a new data key
   erase TENANT_ID                          destroy the tenant's data keys (crypto-shredding):
-                                           no payload sealed with them can be read again`;
+                                           no payload sealed with them can be read again
+  retention TENANT_ID DAYS|off [--region REGION|any]
+                                           keep finished goals, their plans, events and
+                                           experiences DAYS days (purged hourly; the audit
+                                           log is kept); pin the tenant's data to a region
+                                           (AGENTMESH_REGION elsewhere refuses it)`;
 
 /** Sub-commands run against the database and the secrets, not the gateway. */
-const operatorSubs = new Set(["encryption", "rotate-keys", "erase"]);
+const operatorSubs = new Set(["encryption", "rotate-keys", "erase", "retention"]);
 
 async function operator(sub: string, rest: string[]): Promise<number> {
-  const { values, positionals } = flags(rest, { schema: { type: "string" } });
+  const { values, positionals } = flags(rest, {
+    schema: { type: "string" },
+    region: { type: "string" },
+  });
   const [tenantId, mode] = positionals;
   if (!tenantId) throw new UsageError(`${sub} needs a tenant id`);
   if (sub === "encryption" && !encryptionModes.includes(mode as EncryptionMode)) {
@@ -51,7 +60,23 @@ async function operator(sub: string, rest: string[]): Promise<number> {
   const schema = values.schema ?? settings.dbSchema.read();
   const store = await openStore({ secrets, ...(schema ? { schema } : {}) });
   try {
-    if (sub === "encryption") {
+    if (sub === "retention") {
+      if (mode === undefined || (mode !== "off" && !/^\d+$/.test(mode))) {
+        throw new UsageError("retention needs a number of days or off");
+      }
+      const days = mode === "off" ? null : Number(mode);
+      const region =
+        values.region === undefined ? undefined : values.region === "any" ? null : values.region;
+      await setTenantRetention(
+        store,
+        tenantId,
+        { days, ...(region !== undefined ? { region } : {}) },
+        actor,
+      );
+      console.log(
+        JSON.stringify({ tenant: tenantId, retentionDays: days, region: region ?? null }),
+      );
+    } else if (sub === "encryption") {
       await setTenantEncryption(store, tenantId, mode as EncryptionMode, actor);
       console.log(JSON.stringify({ tenant: tenantId, encryption: mode }));
     } else if (sub === "rotate-keys") {

@@ -526,6 +526,30 @@ export const settings = {
     "`30000`",
   ),
 
+  region: text(
+    "AGENTMESH_REGION",
+    m(
+      "Store",
+      ["serve", "gateway", "dev"],
+      "region this deployment runs in: tenants pinned to another region (`agentmesh tenants retention TENANT --region R`) are refused with FAILED_PRECONDITION; checked at start and with every retention run",
+    ),
+    undefined,
+    "unset: no tenant is refused",
+  ),
+  retentionIntervalMs: positive(
+    "AGENTMESH_RETENTION_INTERVAL_MS",
+    m(
+      "Store",
+      ["serve", "gateway", "dev"],
+      "how often finished goals and experiences past their tenant's retention are purged",
+    ),
+    "`3600000`",
+  ),
+  retentionBatch: positive(
+    "AGENTMESH_RETENTION_BATCH",
+    m("Store", ["serve", "gateway", "dev"], "rows one purge statement deletes at most"),
+    "`500`",
+  ),
   natsUrl: text(
     "NATS_URL",
     m(

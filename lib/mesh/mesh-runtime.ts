@@ -42,6 +42,7 @@ import type { Client } from "../rpc/client.js";
 import { openSecrets } from "../secrets/open-secrets.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import { auditCheckpointSettings, startAuditCheckpoints } from "../store/audit-checkpoint.js";
+import { startRetention } from "../store/retention.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
 import { storeMetrics, storeUpMetric } from "../store/store-metrics.js";
 import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
@@ -187,7 +188,7 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
     const secrets = await openSecrets(process.env, config.home);
     cleanups.push(() => secrets.close());
     const [store, bus] = await Promise.all([
-      openOrShareStore(options.store, config, secrets, log, cleanups),
+      openOrShareStore(options.store, config, secrets, log, cleanups, registry),
       openOrShareBus(options.bus, config, log, cleanups, busIdentityOf(options)),
     ]);
 
@@ -387,6 +388,7 @@ async function openOrShareStore(
   secrets: SecretStore,
   log: Logger,
   cleanups: (() => Promise<void> | void)[],
+  registry: Registry,
 ): Promise<Store> {
   if (option !== undefined && "tenant" in option) return option;
   const schema = settings.dbSchema.read();
@@ -421,6 +423,25 @@ async function openOrShareStore(
   } catch (err) {
     log.error({ err }, "audit checkpoints are off: truncation and rewrites will not be detected");
   }
+  // Tenants pinned to another region are refused here from the start.
+  const region = settings.region.read();
+  const enforce = async () => {
+    if (!region) return;
+    const elsewhere = await store.enforceRegion(region);
+    if (elsewhere.length > 0) {
+      log.warn({ region, refused: elsewhere }, "tenants pinned to other regions are refused");
+    }
+  };
+  await enforce();
+  const retention = startRetention({
+    store,
+    intervalMs: settings.retentionIntervalMs.read() ?? 3_600_000,
+    batch: settings.retentionBatch.read() ?? 500,
+    registry,
+    log: log.child({ component: "retention" }),
+    beforeRun: enforce,
+  });
+  cleanups.push(() => retention.close());
   return store;
 }
 

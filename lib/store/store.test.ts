@@ -49,6 +49,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0005-tenant-operations",
         "0006-tenant-data-keys",
         "0007-unlogged-rate-buckets",
+        "0008-tenant-retention",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

@@ -215,6 +215,8 @@ export class Store implements StoreTransaction {
   readonly #embedded: EmbeddedPostgres | undefined;
   readonly #log: Logger | undefined;
   readonly #schema: string;
+  /** Tenants pinned to another region than this deployment's, and their region. */
+  readonly #pinned = new Map<string, string>();
   #closed = false;
 
   /** @internal use `openStore()` */
@@ -235,7 +237,7 @@ export class Store implements StoreTransaction {
       this.#db,
       async () => (secrets ?? (await processSecrets())).keys,
     );
-    const parts = bind(this.#db, this.cipher);
+    const parts = bind(this.#db, this.cipher, this.#pinned);
     this.tenants = parts.tenants;
     this.agents = parts.agents;
     this.work = parts.work;
@@ -260,7 +262,7 @@ export class Store implements StoreTransaction {
    * when it throws). Keep it short: it holds a connection and row locks.
    */
   transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    return this.#db.transaction((db) => fn(bind(db, this.cipher)));
+    return this.#db.transaction((db) => fn(bind(db, this.cipher, this.#pinned)));
   }
 
   /**
@@ -332,6 +334,18 @@ export class Store implements StoreTransaction {
     );
   }
 
+  /**
+   * Refuses (FAILED_PRECONDITION) every tenant whose data is pinned to a
+   * region other than `region`, from now on; returns them. Called at start
+   * with `AGENTMESH_REGION`, and again by the retention job to see changes.
+   */
+  async enforceRegion(region: string): Promise<{ id: string; region: string }[]> {
+    const elsewhere = await this.tenants.pinnedElsewhere(region);
+    this.#pinned.clear();
+    for (const t of elsewhere) this.#pinned.set(t.id, t.region);
+    return elsewhere;
+  }
+
   /** Closes the pool and, if this store started it, the embedded PostgreSQL. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -342,10 +356,21 @@ export class Store implements StoreTransaction {
   }
 }
 
-function bind(db: Db, cipher: PayloadCipher): StoreTransaction {
+function bind(
+  db: Db,
+  cipher: PayloadCipher,
+  pinned: ReadonlyMap<string, string>,
+): StoreTransaction {
   return {
     tenant: (tenantId: string): TenantStore => {
       const id = checkTenantId(tenantId);
+      const region = pinned.get(id);
+      if (region !== undefined) {
+        throw new MeshError(
+          Code.FailedPrecondition,
+          `tenant ${id} is pinned to region ${region}: this deployment serves another region`,
+        );
+      }
       return {
         tenantId: id,
         goals: new GoalRepository(db, id, cipher),

@@ -205,6 +205,89 @@ export class TenantRepository {
     };
   }
 
+  /** Keeps the tenant's finished goals `days` days (undefined: forever); pins its data to `region` (undefined: any). */
+  async setRetention(
+    id: string,
+    change: { days?: number | null; region?: string | null },
+  ): Promise<void> {
+    checkTenantId(id);
+    const { days, region } = change;
+    if (
+      days !== undefined &&
+      days !== null &&
+      (!Number.isInteger(days) || days <= 0 || days > 36_500)
+    ) {
+      throw new MeshError(
+        Code.InvalidArgument,
+        "retention must be a whole number of days, 1-36500",
+      );
+    }
+    if (region !== undefined && region !== null && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(region)) {
+      throw new MeshError(
+        Code.InvalidArgument,
+        "a region is lower-case letters, digits and dashes",
+      );
+    }
+    const sets: string[] = [];
+    const params: unknown[] = [];
+    if (days !== undefined) {
+      sets.push("retention_days = ?");
+      params.push(days);
+    }
+    if (region !== undefined) {
+      sets.push("region = ?");
+      params.push(region);
+    }
+    if (sets.length === 0) return;
+    const rows = await this.db.rows(
+      `update tenants set ${sets.join(", ")}, updated_at = now() where id = ? returning id`,
+      [...params, id],
+    );
+    if (rows.length === 0) throw new MeshError(Code.NotFound, `tenant ${id} not found`);
+  }
+
+  /** Tenants with a retention period. */
+  async withRetention(): Promise<{ id: string; retentionDays: number }[]> {
+    const rows = await this.db.rows<{ id: string; retention_days: number }>(
+      "select id, retention_days from tenants where retention_days is not null order by id",
+    );
+    return rows.map((r) => ({ id: r.id, retentionDays: Number(r.retention_days) }));
+  }
+
+  /** Tenants pinned to a region other than `region`. */
+  async pinnedElsewhere(region: string): Promise<{ id: string; region: string }[]> {
+    return this.db.rows<{ id: string; region: string }>(
+      "select id, region from tenants where region is not null and region <> ? order by id",
+      [region],
+    );
+  }
+
+  /** Deletes up to `limit` of the tenant's goals finished before `before` (plans, steps, events cascade); how many. */
+  async purgeGoals(id: string, before: Date, limit: number): Promise<number> {
+    const rows = await this.db.rows(
+      `delete from goals where id in (
+         select id from goals g where tenant_id = ? and finished_at < ?
+           -- a parent goes once its sub-goals are gone (the next batch)
+           and not exists (select 1 from goals c where c.parent_goal_id = g.id)
+         order by finished_at limit ? for update skip locked)
+       returning id`,
+      [id, before, limit],
+    );
+    return rows.length;
+  }
+
+  /** Deletes up to `limit` of the tenant's experiences recorded before `before`; how many. */
+  async purgeExperiences(id: string, before: Date, limit: number): Promise<number> {
+    const rows = await this.db.rows(
+      `delete from experiences where goal_id in (
+         select goal_id from experiences where tenant_id = ? and created_at < ?
+         order by created_at limit ? for update skip locked)
+       returning goal_id`,
+      [id, before, limit],
+    );
+    return rows.length;
+  }
+
   /** Records that the tenant's data keys were destroyed. */
   async markErased(id: string): Promise<void> {
     checkTenantId(id);

@@ -37,6 +37,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0007-unlogged-rate-buckets",
     load: async () => (await import("./0007-unlogged-rate-buckets.js")).UnloggedRateBuckets,
   },
+  {
+    name: "0008-tenant-retention",
+    load: async () => (await import("./0008-tenant-retention.js")).TenantRetention,
+  },
 ];
 
 /** The names of every migration, in order. */

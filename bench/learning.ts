@@ -7,7 +7,11 @@
  * of arm i has the same outcome for all selectors in a seed), and the arm
  * order is shuffled per seed so "fixed" and tie-breaking favour no arm.
  *
- * `agentmesh bench learning` (T = 10,000, 20 seeds); `--smoke`: T = 1,000, 3 seeds.
+ * Then the contextual instance (`learning-contextual.ts`): 8 context clusters,
+ * a strategy degrading at goal 2,500, success as a fraction of the oracle.
+ *
+ * `agentmesh bench learning` (T = 10,000, 20 seeds; contextual T = 5,000, 20
+ * seeds); `--smoke`: T = 1,000, 3 seeds, contextual 3 seeds.
  */
 import { performance } from "node:perf_hooks";
 import type { ArmView } from "../services/learning/domain/arm-stats.js";
@@ -17,6 +21,11 @@ import { createRng, randomInt } from "../services/learning/domain/random.js";
 import { selectorConfig } from "../services/learning/domain/selector.js";
 import { selectorRegistry } from "../services/learning/domain/selector-registry.js";
 import type { Benchmark } from "./benchmark.js";
+import {
+  CONTEXTUAL_TARGETS,
+  contextualBench,
+  contextualTargetsMet,
+} from "./learning-contextual.js";
 
 /** Success probabilities of the instance; the first is the best arm. */
 const means = [0.9, 0.8, 0.7, 0.6, 0.5];
@@ -97,7 +106,7 @@ const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 export const learning: Benchmark = {
   name: "learning",
   description:
-    "Bernoulli bandit (5 arms): cumulative regret per selector vs the Lai–Robbins lower bound",
+    "Bernoulli bandit (5 arms): regret per selector vs the Lai–Robbins bound; contextual instance vs the oracle",
   async run({ smoke }) {
     const horizon = smoke ? 1_000 : 10_000;
     const seeds = smoke ? 3 : 20;
@@ -126,6 +135,7 @@ export const learning: Benchmark = {
       ([name, r]) => name === "thompson" || thompson <= r.medianRegret!,
     );
     const ratio = thompson / bound;
+    const contextual = contextualBench(seeds);
     return {
       instance: { arms: means, horizon, seeds, regret: "pseudo-regret Σ(μ* − μ_chosen)" },
       laiRobbinsBound: round(bound),
@@ -134,6 +144,13 @@ export const learning: Benchmark = {
       thompsonLowest: lowest,
       target: "Thompson median regret ≤ 2× the bound and the lowest of the selectors",
       targetMet: ratio <= 2 && lowest,
+      contextual: {
+        instance: "4 strategies, 8 clusters, T = 5,000, strategy 0 → 0.3 at goal 2,500",
+        seeds,
+        selectors: contextual,
+        targets: CONTEXTUAL_TARGETS,
+        targetsMet: contextualTargetsMet(contextual),
+      },
     };
   },
 };

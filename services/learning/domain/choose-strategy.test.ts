@@ -147,7 +147,7 @@ describe("chooseStrategy properties", () => {
           },
         ),
         fc.array(fc.tuple(num, num, num, num)),
-        fc.constantFrom("thompson", "ucb1", "epsilon-greedy", "fixed"),
+        fc.constantFrom("thompson", "ucb1", "epsilon-greedy", "fixed", "contextual"),
         fc.integer(),
         (candidates, rows, selector, seed) => {
           const p = emptyParameters();

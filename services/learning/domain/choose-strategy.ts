@@ -18,7 +18,7 @@ import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
 import type { ArmView } from "./arm-stats.js";
 import { addViews, armView } from "./arm-stats.js";
 import type { DecisionContext } from "./context-bucket.js";
-import { bucketKey } from "./context-bucket.js";
+import { bucketKey, parseBucketKey } from "./context-bucket.js";
 import type { FeatureFlag } from "./feature-flags.js";
 import { resolveFlag, SELECTOR_FLAG } from "./feature-flags.js";
 import type { Neighbour } from "./feature-hashing.js";
@@ -113,6 +113,28 @@ export function bucketViews(
   return views;
 }
 
+/**
+ * The candidates' statistics summed over every bucket of the context's tenant:
+ * the shared level the contextual selector's priors come from.
+ */
+export function sharedViews(
+  parameters: ParametersSnapshot,
+  context: DecisionContext,
+  candidates: readonly string[],
+  now: number,
+): Record<string, ArmView> {
+  const views: Record<string, ArmView> = {};
+  for (const c of candidates) views[c] = armView(undefined, now, parameters.halfLifeMs);
+  for (const [key, bucket] of Object.entries(parameters.buckets)) {
+    if (parseBucketKey(key)?.tenantId !== context.tenantId) continue;
+    for (const c of candidates) {
+      const row = bucket[c];
+      if (row) views[c] = addViews(views[c]!, armView(row, now, parameters.halfLifeMs));
+    }
+  }
+  return views;
+}
+
 function coldness(views: Record<string, ArmView>): number {
   let n = 0;
   for (const v of Object.values(views)) n += v.successes + v.failures;
@@ -174,7 +196,10 @@ export function chooseStrategy(input: ChooseStrategyInput): ChooseStrategyResult
     }
   }
 
-  const choice = selector.choose(context, candidates, views, input.rng);
+  const shared = selector.usesShared
+    ? sharedViews(parameters, context, candidates, now)
+    : undefined;
+  const choice = selector.choose(context, candidates, views, input.rng, shared);
   if (!candidates.includes(choice.strategy)) {
     throw new MeshError(
       Code.Internal,

@@ -18,11 +18,20 @@ export {
   MAX_CANDIDATES,
   needsWarmStart,
   routingKey,
+  sharedViews,
   validateCandidates,
 } from "./choose-strategy.js";
 export type { Bucket, DecisionContext } from "./context-bucket.js";
 export { bucketKey, bucketOf, parseBucketKey, sizeClassOf } from "./context-bucket.js";
+export { contextualPosterior, contextualSelector } from "./contextual-selector.js";
 export { DAY_MS, DEFAULT_HALF_LIFE_MS, decayFactor, HOUR_MS } from "./decay.js";
+export type { ResetOptions } from "./discounting.js";
+export {
+  DEFAULT_DISCOUNT,
+  effectiveMemory,
+  observeDiscounted,
+  observeWithReset,
+} from "./discounting.js";
 export type { Counts, DriftAction, DriftGuardOptions, DriftVerdict } from "./drift-guard.js";
 export { evaluateCanary } from "./drift-guard.js";
 export type { FeatureFlag, FlagScope } from "./feature-flags.js";
@@ -44,6 +53,8 @@ export {
   nearest,
   tokenize,
 } from "./feature-hashing.js";
+export type { GoalFeatures } from "./goal-features.js";
+export { contextKey, goalFeatures, inputShape } from "./goal-features.js";
 export type { AgentOutcome, OutcomeRecord } from "./outcome.js";
 export { armObservation, validateOutcome } from "./outcome.js";
 export type {

@@ -1,5 +1,5 @@
 /**
- * Selectors by name. The four built-ins are always present; a deployment may
+ * Selectors by name. The five built-ins are always present; a deployment may
  * add its own factories. Built per `SelectorConfig` and cached, so looking up
  * a selector on the hot path allocates nothing.
  *
@@ -8,6 +8,7 @@
  * registry.get("ucb1").choose(ctx, candidates, views, rng);
  */
 import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
+import { contextualSelector } from "./contextual-selector.js";
 import { epsilonGreedySelector } from "./epsilon-greedy-selector.js";
 import { fixedSelector } from "./fixed-selector.js";
 import type { Selector, SelectorConfig } from "./selector.js";
@@ -22,6 +23,7 @@ export const builtinSelectors: Readonly<Record<string, SelectorFactory>> = Objec
   ucb1: ucb1Selector,
   "epsilon-greedy": epsilonGreedySelector,
   fixed: fixedSelector,
+  contextual: contextualSelector,
 });
 
 export interface SelectorRegistry {

@@ -29,7 +29,20 @@ export type ArmViews = Readonly<Record<string, ArmView | undefined>>;
 /** A strategy-selection algorithm. */
 export interface Selector {
   readonly name: string;
-  choose(ctx: DecisionContext, candidates: readonly string[], stats: ArmViews, rng: Rng): Choice;
+  /**
+   * `stats` are the context's own statistics; `shared` (given to selectors
+   * that set `usesShared`) the same strategies' statistics over all of the
+   * tenant's contexts, which a sparse context may borrow strength from.
+   */
+  choose(
+    ctx: DecisionContext,
+    candidates: readonly string[],
+    stats: ArmViews,
+    rng: Rng,
+    shared?: ArmViews,
+  ): Choice;
+  /** Whether `choose` reads `shared`; computing it costs a pass over the tenant's buckets. */
+  readonly usesShared?: boolean;
 }
 
 /**
@@ -76,6 +89,11 @@ export interface SelectorConfig {
   /** The strategy "fixed" picks; empty (default) means the first candidate. */
   fixed: { strategy: string };
   warmStart: WarmStartConfig;
+  /**
+   * The contextual selector's shared prior: a strategy's tenant-wide success
+   * rate counts as up to this many pseudo-observations in each context; default 4.
+   */
+  contextual: { priorStrength: number };
 }
 
 /** A partial configuration, as read from config files or flags. */
@@ -87,6 +105,7 @@ export interface SelectorConfigInput {
   epsilonGreedy?: Partial<SelectorConfig["epsilonGreedy"]>;
   fixed?: Partial<SelectorConfig["fixed"]>;
   warmStart?: Partial<WarmStartConfig>;
+  contextual?: Partial<SelectorConfig["contextual"]>;
 }
 
 export const defaultSelectorConfig: Readonly<SelectorConfig> = Object.freeze({
@@ -97,6 +116,7 @@ export const defaultSelectorConfig: Readonly<SelectorConfig> = Object.freeze({
   epsilonGreedy: { epsilon: 0.1 },
   fixed: { strategy: "" },
   warmStart: { k: 20, minSimilarity: 0.3, maxPseudoCount: 10, coldBelow: 20 },
+  contextual: { priorStrength: 4 },
 });
 
 /** A complete, validated configuration from a partial one (INVALID_ARGUMENT when out of range). */
@@ -110,6 +130,7 @@ export function selectorConfig(input: SelectorConfigInput = {}): SelectorConfig 
     epsilonGreedy: { ...d.epsilonGreedy, ...input.epsilonGreedy },
     fixed: { ...d.fixed, ...input.fixed },
     warmStart: { ...d.warmStart, ...input.warmStart },
+    contextual: { ...d.contextual, ...input.contextual },
   };
   const bad: string[] = [];
   const check = (name: string, v: number, ok: (v: number) => boolean) => {
@@ -127,6 +148,7 @@ export function selectorConfig(input: SelectorConfigInput = {}): SelectorConfig 
   check("warmStart.minSimilarity", c.warmStart.minSimilarity, (v) => v >= -1 && v <= 1);
   check("warmStart.maxPseudoCount", c.warmStart.maxPseudoCount, (v) => v >= 0);
   check("warmStart.coldBelow", c.warmStart.coldBelow, (v) => v >= 0);
+  check("contextual.priorStrength", c.contextual.priorStrength, (v) => v >= 0);
   if (bad.length > 0) {
     throw new MeshError(Code.InvalidArgument, `invalid selector config: ${bad.join(", ")}`, {
       details: { invalid: bad },

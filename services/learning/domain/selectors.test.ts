@@ -153,7 +153,13 @@ describe("registry and helpers", () => {
   it("holds the built-ins, caches per config and rejects unknown names with NOT_FOUND", () => {
     const config = selectorConfig();
     const registry = selectorRegistry(config);
-    expect(registry.names().sort()).toEqual(["epsilon-greedy", "fixed", "thompson", "ucb1"]);
+    expect(registry.names().sort()).toEqual([
+      "contextual",
+      "epsilon-greedy",
+      "fixed",
+      "thompson",
+      "ucb1",
+    ]);
     expect(selectorRegistry(config)).toBe(registry);
     expect(registry.get("ucb1").name).toBe("ucb1");
     try {

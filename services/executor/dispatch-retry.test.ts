@@ -2,7 +2,8 @@
  * `DispatchRetry` on a NATS of its own, killed with SIGKILL and restarted on
  * its JetStream store: a job whose publish failed while NATS was away is in
  * the stream within moments of the restart, not at its attempt's timeout; a
- * job past its attempt's deadline, or refused for good, is not retried.
+ * job past its attempt's deadline, refused for good, or no longer wanted (its
+ * goal cancelled meanwhile) is not published.
  */
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,7 +43,16 @@ describe("DispatchRetry: a job NATS could not take leaves as soon as NATS is bac
   });
 
   it("publishes after the restart, well inside the attempt's timeout; gives up past its deadline", async () => {
-    const retry = new DispatchRetry({ bus, clock: systemClock, log });
+    // A job whose goal was cancelled during the outage is not published.
+    const cancelled = stepJob("test.retry", {
+      attemptDeadline: timestampFromMs(Date.now() + 30_000),
+    });
+    const retry = new DispatchRetry({
+      bus,
+      clock: systemClock,
+      log,
+      stillWanted: async (j) => j.attemptId !== cancelled.attemptId,
+    });
     const timeoutMs = 10_000;
     const job = stepJob("test.retry", {
       attemptDeadline: timestampFromMs(Date.now() + 30_000),
@@ -50,14 +60,14 @@ describe("DispatchRetry: a job NATS could not take leaves as soon as NATS is bac
     const late = stepJob("test.retry", { attemptDeadline: timestampFromMs(Date.now() + 1_000) });
     await nats.kill();
     await waitFor("the bus to see NATS gone", () => down(bus), 10_000);
-    for (const j of [job, late]) {
+    for (const j of [job, late, cancelled]) {
       const err = await bus.publishJob(j).catch((e: unknown) => e);
       expect(MeshError.from(err).code).toBe(Code.Unavailable);
       retry.add(j, err);
     }
     // A failure that no retry can mend is not retried.
     retry.add(stepJob("test.retry"), new MeshError(Code.ResourceExhausted, "too large"));
-    expect(retry.size).toBe(2);
+    expect(retry.size).toBe(3);
     await sleep(2_000); // `late` is past its deadline meanwhile
     await nats.start();
     const restarted = Date.now();

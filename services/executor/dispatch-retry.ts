@@ -28,6 +28,9 @@ import { type Clock, sleep } from "./clock.js";
 const firstPauseMs = 200;
 const maxPauseMs = 2_000;
 
+/** How often a retry looks whether the bus is connected again. */
+const connectionPollMs = 100;
+
 /** Jobs retried at once at most; beyond, a job is left to its due time. */
 const maxRetrying = 10_000;
 
@@ -35,6 +38,11 @@ export interface DispatchRetryDeps {
   bus: JobBus;
   clock: Clock;
   log: Logger;
+  /**
+   * Asked before each try: whether the job's attempt is still waiting for it
+   * (a goal cancelled or ended during the outage is not). Default: always.
+   */
+  stillWanted?: (job: StepJob) => Promise<boolean>;
 }
 
 /** Whether a failed publish may succeed later: the bus was away, not the job wrong. */
@@ -101,8 +109,13 @@ export class DispatchRetry {
         return;
       }
       try {
-        // Waits for a lost connection itself, at most until the deadline.
-        await bus.publishJob(job, { waitForConnectionMs: left });
+        // Connected first, so the check below sees what happened during the outage.
+        if (!(await this.#connected(until))) continue;
+        if (!(await this.#wanted(job))) {
+          log.info({ goalId: job.goalId, attemptId: job.attemptId }, "job no longer wanted");
+          return;
+        }
+        await bus.publishJob(job, { waitForConnectionMs: Math.max(0, until - clock.now()) });
         this.published++;
         log.info({ goalId: job.goalId, attemptId: job.attemptId }, "job published on retry");
         return;
@@ -115,6 +128,28 @@ export class DispatchRetry {
       await sleep(clock, Math.min(pause, Math.max(0, until - clock.now())));
       pause = Math.min(maxPauseMs, pause * 2);
     }
+  }
+
+  /** Waits (polling) until the bus is connected; false when stopped or past `until` first; throws when closed. */
+  async #connected(until: number): Promise<boolean> {
+    const { bus, clock } = this.#deps;
+    for (;;) {
+      if (this.#stopped || clock.now() >= until) return false;
+      try {
+        bus.checkAvailable();
+        return true;
+      } catch (err) {
+        if (!passingPublishFailure(err)) throw err; // closed: no retry mends it
+      }
+      await sleep(clock, connectionPollMs);
+    }
+  }
+
+  /** Whether to publish: on a failed check (the store away), yes; the bus drops duplicates. */
+  async #wanted(job: StepJob): Promise<boolean> {
+    const check = this.#deps.stillWanted;
+    if (!check) return true;
+    return check(job).catch(() => true);
   }
 
   /**

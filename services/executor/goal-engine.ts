@@ -277,7 +277,12 @@ export class GoalEngine implements GoalOperations {
     });
     this.#children = new ChildGoals({ store: this.#store, log: this.#log, goals: this });
     this.#dispatchPolicy = deps.dispatchPolicy;
-    this.#dispatchRetry = new DispatchRetry({ bus: this.#bus, clock: this.#clock, log: this.#log });
+    this.#dispatchRetry = new DispatchRetry({
+      bus: this.#bus,
+      clock: this.#clock,
+      log: this.#log,
+      stillWanted: (job) => this.#attemptDispatched(job),
+    });
     this.#tenants = new TenantGate({ store: this.#store });
     this.#sli = deps.sli;
   }
@@ -958,6 +963,17 @@ export class GoalEngine implements GoalOperations {
       if (waited) out.add(u.attemptId);
     }
     return out;
+  }
+
+  /** Whether the job's attempt, as stored, still waits for its job (not cancelled, ended or superseded). */
+  async #attemptDispatched(job: StepJob): Promise<boolean> {
+    const { state } = await loadGoal(this.#store.tenant(job.tenantId), job.goalId);
+    if (isTerminal(state.status)) return false;
+    const step = state.steps[job.stepId];
+    return (
+      step?.attempts.some((a) => a.attemptId === job.attemptId && a.status === "dispatched") ??
+      false
+    );
   }
 
   /** Of `capabilities`, those no live agent offers (the registry unreachable: none). */

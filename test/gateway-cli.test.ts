@@ -64,6 +64,8 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     expect(ls.stdout).toContain(id);
     const get = await cli(f.keys.acmeReader, "goal", "get", id);
     expect(get.stdout).toMatch(/report\s+util\.echo\s+succeeded/);
+    // The goal's trace id, shared by its child goals and its agents' spans.
+    expect(get.stdout).toMatch(/\ntrace [0-9a-f]{32}\n/);
   }, 120_000);
 
   it("lists agents, creates a tenant and a key, and reports errors by code", async () => {
@@ -72,6 +74,36 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     expect(agents.stdout).toMatch(/\nutil\s+1\.0\.0\s+live\s+util\.echo,\S+\s.*\s\ds ago\s+\S+/);
     const tenant = await cli(f.keys.admin, "tenants", "create", "umbrella", "--name", "Umbrella");
     expect(tenant.stdout).toContain("created tenant umbrella");
+    const update = await cli(
+      f.keys.admin,
+      "tenants",
+      "update",
+      "umbrella",
+      "--goals",
+      "3",
+      "--quota",
+      "util.echo=60",
+      "--canary",
+      "off",
+    );
+    expect(JSON.parse(update.stdout)).toMatchObject({
+      maxConcurrentGoals: 3,
+      stepQuotas: { "util.echo": 60 },
+      // Proto JSON leaves out false: canary off, the LLM planner still on.
+      features: { llmPlanner: true },
+    });
+    expect(JSON.parse(update.stdout).features.canary).toBeUndefined();
+    expect(
+      (await cli(f.keys.admin, "tenants", "suspend", "umbrella", "--reason", "t")).stdout,
+    ).toBe("suspended tenant umbrella\n");
+    expect(
+      JSON.parse((await cli(f.keys.admin, "tenants", "usage", "umbrella")).stdout),
+    ).toMatchObject({
+      tenantId: "umbrella",
+    });
+    expect((await cli(f.keys.admin, "tenants", "resume", "umbrella")).stdout).toBe(
+      "resumed tenant umbrella\n",
+    );
     const key = await cli(
       f.keys.admin,
       "keys",

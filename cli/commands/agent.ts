@@ -9,6 +9,7 @@ import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { serveHealthHttp } from "../../lib/mesh/health-http.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
+import { startTracing } from "../../lib/telemetry/tracing.js";
 import { certPaths, ensureIdentities } from "../../lib/tls/index.js";
 import { connectAgent } from "../../sdk/agent/connect-agent.js";
 import type { AgentDefinition } from "../../sdk/agent/define-agent.js";
@@ -134,6 +135,8 @@ export const agent: Command = {
     };
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, each job's handler span joins its goal's trace.
+    const tracing = await startTracing({ serviceName: `agentmesh-agent-${definition.name}` });
     try {
       await runUntilStopped();
     } catch (err) {
@@ -146,6 +149,7 @@ export const agent: Command = {
     } finally {
       draining = true;
       await http.close();
+      await tracing?.shutdown();
     }
     return 0;
 

@@ -173,6 +173,8 @@ async function get(args: string[]): Promise<number> {
     return 0;
   }
   console.log(`goal ${g.goalId} (${g.kind}) ${lower(GoalStatus, g.status)}`);
+  // The goal's trace (its child goals and agents' spans share it): look it up in the trace backend.
+  if (g.traceId) console.log(`trace ${g.traceId}`);
   table(
     ["STEP", "CAPABILITY", "STATUS", "ATTEMPTS", "AFTER"],
     g.steps.map((s) => [

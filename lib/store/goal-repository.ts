@@ -52,6 +52,8 @@ export interface NewGoal {
   parentGoalId?: string;
   parentStepId?: string;
   traceId?: string;
+  /** The span the goal's trace continues from (16 hex digits). */
+  traceSpanId?: string;
   /** Who the goal acts for (`GoalRecord.submittedBy`). */
   submittedBy?: string;
   /** Default PENDING. */
@@ -180,8 +182,8 @@ export class GoalRepository {
     const storedInput = await this.cipher.seal(this.tenantId, "goal.input", goal.input);
     const storedEvents = await sealEvents(this.cipher, this.tenantId, events);
     const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
-           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, last_event_seq)
-         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?)
+           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, trace_span_id, last_event_seq)
+         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?)
          on conflict (tenant_id, idempotency_key) do nothing
          returning *`;
     const withEvents = storedEvents.length > 0 ? insertEvents("g", storedEvents) : undefined;
@@ -209,6 +211,7 @@ export class GoalRepository {
           json(goal.labels),
           input.traceId || null,
           input.submittedBy || null,
+          input.traceSpanId || null,
           storedEvents.length,
           ...(withEvents?.params ?? []),
           ...(withAudit?.params ?? []),

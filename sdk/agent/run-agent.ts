@@ -54,6 +54,7 @@ import {
   type SkillContext,
   type SkillDefinition,
 } from "./define-agent.js";
+import { inHandlerSpan, markHandlerFailed } from "./handler-span.js";
 import { keepLease } from "./lease-keeper.js";
 import type { AgentStatus } from "./lease-lifecycle.js";
 import { noopRegistryLink, type RegistryLink } from "./registry-link.js";
@@ -261,6 +262,7 @@ async function runOnBus(
     settle: "ack" | "term" = "ack",
   ): Promise<void> => {
     result.finishedAt = timestampFromMs(Date.now());
+    if (result.status === StepResultStatus.FAILED) markHandlerFailed(result.error?.message ?? "");
     try {
       await bus.publishResult(result, { waitForConnectionMs: publishWaitMs });
     } catch (err) {
@@ -500,7 +502,17 @@ async function runOnBus(
         await bus.consumeJobs(capability, {
           concurrency: limit,
           ...(options.prefetch ? { prefetch: options.prefetch } : {}),
-          handler: (d) => handle(capability, skill, validateInput, validateOutput, d),
+          handler: (d) =>
+            inHandlerSpan(
+              capability,
+              d.traceparent,
+              {
+                "agentmesh.goal_id": d.data.goalId,
+                "agentmesh.step_id": d.data.stepId,
+                "agentmesh.attempt": d.data.attempt,
+              },
+              () => handle(capability, skill, validateInput, validateOutput, d),
+            ),
         }),
       );
     }

@@ -12,6 +12,7 @@ import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { Store } from "../../lib/store/store.js";
+import { parseTraceparent } from "../../lib/telemetry/trace-context.js";
 import { type GoalCommand, type GoalState, isTerminal } from "./domain/index.js";
 import type { GoalOperations, Submitted } from "./goal-engine.js";
 import { type LoadedGoal, loadGoal } from "./goal-store.js";
@@ -21,6 +22,12 @@ export interface ChildGoalsDeps {
   log: Logger;
   /** The engine: submits children and feeds parents. */
   goals: GoalOperations;
+}
+
+/** The trace id and span id of a traceparent, as a goal stores them. */
+function traceOf(traceparent: string | undefined): { traceId?: string; traceSpanId?: string } {
+  const sc = parseTraceparent(traceparent);
+  return sc ? { traceId: sc.traceId, traceSpanId: sc.spanId } : {};
 }
 
 type StartChild = Extract<GoalCommand, { type: "startChildGoal" }>;
@@ -51,6 +58,8 @@ export class ChildGoals {
         actor: "executor",
         // The child acts for whoever the parent acts for: the policy sees the same submitter.
         ...(parent.submittedBy ? { submittedBy: parent.submittedBy } : {}),
+        // One trace per goal tree: the child continues its parent's trace.
+        ...traceOf(parent.traceparent),
       });
     } catch (err) {
       const e = MeshError.from(err);

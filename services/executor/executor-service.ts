@@ -30,6 +30,7 @@ import type { Logger } from "../../lib/log/logger.js";
 import type { ComponentDefinition, ServiceHandle } from "../../lib/mesh/start-component.js";
 import type { PolicyInput } from "../../lib/policy/input.js";
 import type { Decision } from "../../lib/rpc/authorizer.js";
+import { spanKey } from "../../lib/rpc/context-keys.js";
 import type { HandlerContext } from "../../lib/rpc/handler.js";
 import type { GoalStatusName } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
@@ -108,6 +109,7 @@ export function createExecutorService(
           throw new MeshError(Code.InvalidArgument, `${nonFinite} is not a finite number`);
         }
         const actor = actorOf(ctx);
+        const spanId = ctx.values.get(spanKey)?.spanId;
         const submitted = await engine.submit({
           tenantId,
           kind,
@@ -120,6 +122,8 @@ export function createExecutorService(
           ...(Object.keys(req.labels).length > 0 ? { labels: { ...req.labels } } : {}),
           ...(req.strategy ? { strategy: req.strategy } : {}),
           ...(ctx.traceId ? { traceId: ctx.traceId } : {}),
+          // The server span of this call: the goal's jobs and child goals continue from it.
+          ...(spanId ? { traceSpanId: spanId } : {}),
         });
         return { goal: goalWithSteps(submitted.loaded), created: submitted.created };
       },

@@ -144,6 +144,8 @@ export interface NewGoalRequest {
   parentGoalId?: string;
   parentStepId?: string;
   traceId?: string;
+  /** The span the goal's trace continues from (with `traceId`). */
+  traceSpanId?: string;
   /** Who submitted, for the audit log. */
   actor: string;
   /**
@@ -406,6 +408,9 @@ export class GoalEngine implements GoalOperations {
       ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
       ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
       ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
+      ...(req.traceId && req.traceSpanId
+        ? { traceparent: `00-${req.traceId}-${req.traceSpanId}-01` }
+        : {}),
     });
     // One statement: the goal, its first events and its audit record, or (a
     // repeated idempotency key) nothing but the existing goal.
@@ -423,6 +428,7 @@ export class GoalEngine implements GoalOperations {
           ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
           ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
           ...(req.traceId ? { traceId: req.traceId } : {}),
+          ...(req.traceSpanId ? { traceSpanId: req.traceSpanId } : {}),
           ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
         },
         init.commands.flatMap((c) =>
@@ -841,7 +847,8 @@ export class GoalEngine implements GoalOperations {
             else
               published.push(
                 this.#bus
-                  .publishJob(c.job)
+                  // The job joins its goal's trace: the agent's handler span is its child.
+                  .publishJob(c.job, state.traceparent ? { traceparent: state.traceparent } : {})
                   // NATS away: published again once it is back, not left to the step's timeout.
                   .catch((err: unknown) => this.#dispatchRetry.add(c.job, err)),
               );

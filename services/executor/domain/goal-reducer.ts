@@ -147,6 +147,7 @@ export interface NewGoal {
   parentGoalId?: string;
   parentStepId?: string;
   submittedBy?: string;
+  traceparent?: string;
 }
 
 /** The state of a freshly accepted goal, its `submitted` event and its deadline timer. */
@@ -165,6 +166,7 @@ export function initGoal(goal: NewGoal): Transition {
     ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
     ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
     ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
+    ...(goal.traceparent ? { traceparent: goal.traceparent } : {}),
   };
   const tx = new Tx(state, {});
   tx.emit(goal.createdAtMs, { case: "submitted", value: { kind: goal.kind } });

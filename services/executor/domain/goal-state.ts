@@ -113,6 +113,8 @@ export interface GoalState {
   parentStepId?: string;
   /** Who the goal acts for (`GoalRecord.submittedBy`); the policy sees it at dispatch. */
   submittedBy?: string;
+  /** W3C traceparent the goal's jobs continue (its submission's span); absent: no trace. */
+  traceparent?: string;
 }
 
 /** Whether a goal status is final. */

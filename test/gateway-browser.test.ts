@@ -282,6 +282,17 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     for (const name of ["util", "text", "data"]) expect(text).toContain(name);
     expect(text).toMatch(/\d+ (s|min) ago/);
     expect(await page.locator("#agents thead").textContent()).toContain("In flight");
+    // An agent's reliability (util's, after an echo goal) gets a trend chart once read twice.
+    const mesh = createClient({ baseUrl: f.url, apiKey: f.keys.acmeWriter });
+    const { goal } = await mesh.executor.submitGoal({ kind: "echo", input: { message: "r" } });
+    for await (const _ of mesh.executor.watchGoal({ goalId: goal?.goalId ?? "" })) {
+      // until it finishes
+    }
+    await expect
+      .poll(() => page.locator('#agents tr:has-text("util") svg.spark').count(), {
+        timeout: 20_000,
+      })
+      .toBe(1);
     // Nothing overflows the panel at 1366 px.
     const overflow = await page.locator("#agents").evaluate((t) => {
       const el = t as unknown as { scrollWidth: number; parentElement: { clientWidth: number } };

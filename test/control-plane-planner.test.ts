@@ -338,5 +338,11 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
     // The model's plan is validated like any other: no live agent offers shell.exec.
     llmReply = JSON.stringify({ steps: [{ id: "x", capability: "shell.exec" }] });
     expect((await failure(withLlm.planGoal(brief))).code).toBe(Code.InvalidArgument);
+    // A tenant switched off the LLM planner (AdminService UpdateTenant) is not planned by it.
+    await h.store.flags.set({ key: "planner.llm", value: "false", tenantId: "acme" });
+    const calls = llmCalls;
+    expect((await failure(withLlm.planGoal(brief))).code).toBe(Code.NotFound);
+    expect(llmCalls).toBe(calls);
+    await h.store.flags.delete({ key: "planner.llm", tenantId: "acme" });
   });
 });

@@ -9,6 +9,7 @@ import {
   recordServed,
   rollbackTo,
   routeVersion,
+  withoutCanary,
 } from "./parameter-versions.js";
 
 const t0 = Date.UTC(2025, 0, 1);
@@ -77,6 +78,13 @@ describe("parameters versions", () => {
     }
     expect(canary).toBeGreaterThan(900);
     expect(canary).toBeLessThan(1100);
+    // A tenant out of canaries (flag learning.canary=false) is routed without the canary.
+    for (let i = 0; i < 1000; i++) {
+      expect(routeVersion(withoutCanary(vs), `goal-${i}`)).toEqual({
+        version: "v1",
+        canary: false,
+      });
+    }
     expect(routeVersion(vs, "goal-7")).toEqual(routeVersion(vs, "goal-7"));
   });
 

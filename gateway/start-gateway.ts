@@ -50,6 +50,7 @@ import {
   withEdgeHeaders,
 } from "./http-edge.js";
 import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
+import { mcpHandler } from "./mcp/mcp-handler.js";
 import { createPublicCaller } from "./protocols/public-caller.js";
 import { publicMethods, publicServices, type Upstream } from "./public-api.js";
 import { validateRequests } from "./request-validation.js";
@@ -254,6 +255,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
   });
   const a2a = a2aHandler({ caller, tls: Boolean(options.tls), log });
+  const mcp = mcpHandler({ caller, log });
 
   const handler = (req: NodeRequest, res: NodeResponse) => {
     const path = req.url ?? "/";
@@ -270,7 +272,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       res.end(problems.length ? `${problems.join("; ")}\n` : "ready\n");
       return;
     }
-    if (a2a(req, res)) return;
+    if (a2a(req, res) || mcp(req, res)) return;
     if (dashboard?.(req, res)) return;
     rpc(req as never, res as never);
   };

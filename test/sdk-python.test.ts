@@ -1,9 +1,9 @@
 /**
- * A Python client generated from the contract with Debian's grpc tools
- * (`sdk/python/generate.sh`) against a running mesh: it submits and watches a
+ * A Python client generated from the contract with Debian's protoc and gRPC
+ * plugin (`sdk/python/generate.sh`) against a running mesh: it submits and watches a
  * goal over gRPC through the gateway and sees a bad goal kind refused with
- * INVALID_ARGUMENT naming the field. Needs /usr/bin/python3 with
- * python3-grpcio, python3-grpc-tools and python3-protobuf (CI installs them).
+ * INVALID_ARGUMENT naming the field. Needs protobuf-compiler,
+ * protobuf-compiler-grpc, python3-grpcio and python3-protobuf (CI installs them).
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -18,12 +18,15 @@ const run = promisify(execFile);
 const pg = await needPostgres();
 const nats = await needNats();
 const python = "/usr/bin/python3";
-const haveTools = await run(python, ["-c", "import grpc, grpc_tools.protoc"]).then(
+const haveTools = await run("bash", [
+  "-c",
+  `command -v protoc && command -v grpc_python_plugin && ${python} -c "import grpc, google.protobuf"`,
+]).then(
   () => true,
   () => false,
 );
 if (!haveTools && process.env.CI === "true") {
-  throw new Error("CI needs python3-grpcio and python3-grpc-tools (Debian) for sdk/python");
+  throw new Error("CI needs Debian's protoc, grpc_python_plugin and python3-grpcio for sdk/python");
 }
 const sdk = join(import.meta.dirname, "../sdk/python");
 

@@ -171,19 +171,29 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
   // step's attempt times out and is retried.
   const agentsCacheMs = deps.agentsCacheMs ?? 1000;
   const foundAgents = new Map<string, { until: number; agents: Agent[] }>();
+  // A burst of goals misses the cache together: they share the one lookup in
+  // flight instead of each sending its own (sixty at once overran the
+  // registry's deadline on a busy host and failed goals as UNAVAILABLE).
+  const lookups = new Map<string, Promise<Agent[]>>();
   const findAgents = async (capability: string, limit: number): Promise<Agent[]> => {
     const key = `${capability} ${limit}`;
     const hit = foundAgents.get(key);
     if (hit && hit.until > clock()) return hit.agents;
-    const res = await deps.registry.findAgents(
-      { capability, limit },
-      { timeoutMs: deps.registryTimeoutMs ?? 2000 },
-    );
-    if (res.agents.length > 0 && agentsCacheMs > 0) {
-      if (foundAgents.size >= 10_000) foundAgents.clear(); // bounded: capabilities are few
-      foundAgents.set(key, { until: clock() + agentsCacheMs, agents: res.agents });
-    } else foundAgents.delete(key);
-    return res.agents;
+    const inFlight = lookups.get(key);
+    if (inFlight) return inFlight;
+    const lookup = (async () => {
+      const res = await deps.registry.findAgents(
+        { capability, limit },
+        { timeoutMs: deps.registryTimeoutMs ?? 2000 },
+      );
+      if (res.agents.length > 0 && agentsCacheMs > 0) {
+        if (foundAgents.size >= 10_000) foundAgents.clear(); // bounded: capabilities are few
+        foundAgents.set(key, { until: clock() + agentsCacheMs, agents: res.agents });
+      } else foundAgents.delete(key);
+      return res.agents;
+    })().finally(() => lookups.delete(key));
+    lookups.set(key, lookup);
+    return lookup;
   };
 
   /** Live agents per capability needed by any strategy of the playbook (one FindAgents each). */

@@ -156,6 +156,19 @@ const m = (section: Section, readers: readonly Reader[], description: string): M
   description,
 });
 
+/** The SIEM sinks (`AGENTMESH_SIEM_SINK`). */
+export const siemSinks = ["off", "stdout", "file", "syslog", "http"] as const;
+export type SiemSinkKind = (typeof siemSinks)[number];
+const siemReaders: readonly Reader[] = [
+  "serve",
+  "gateway",
+  "registry",
+  "planner",
+  "executor",
+  "learning",
+  "cli",
+];
+
 /** The four internal components, whose address and port variables follow one pattern. */
 const components = ["registry", "planner", "executor", "learning"] as const;
 type Component = (typeof components)[number];
@@ -858,6 +871,51 @@ export const settings = {
     m("Command line", ["cli"], "API key of the CLI"),
     undefined,
     "`$AGENTMESH_HOME/admin.key`",
+  ),
+  siemSink: define(
+    "AGENTMESH_SIEM_SINK",
+    m(
+      "Policy and logs",
+      siemReaders,
+      "where security events go as OCSF JSON: `off`, `stdout`, `file` (JSON lines appended to `AGENTMESH_SIEM_ADDRESS`), `syslog` (RFC 5424 over TCP with TLS to `AGENTMESH_SIEM_ADDRESS` `host:port`, octet-counted) or `http` (POST of a JSON array to the URL `AGENTMESH_SIEM_ADDRESS`)",
+    ),
+    "`off`",
+    (raw) => {
+      const v = (raw ?? "off").trim();
+      if (!siemSinks.includes(v as SiemSinkKind)) {
+        throw invalid("AGENTMESH_SIEM_SINK", v, siemSinks.join(", "));
+      }
+      return v as SiemSinkKind;
+    },
+  ),
+  siemAddress: text(
+    "AGENTMESH_SIEM_ADDRESS",
+    m(
+      "Policy and logs",
+      siemReaders,
+      "the SIEM sink's target: a file path (`file`), `host:port` (`syslog`) or an `http(s)://` URL (`http`)",
+    ),
+    undefined,
+    "`$AGENTMESH_LOG_DIR/siem.jsonl` for `file`; required otherwise",
+  ),
+  siemCaFile: text(
+    "AGENTMESH_SIEM_CA_FILE",
+    m(
+      "Policy and logs",
+      siemReaders,
+      "PEM CA bundle the syslog or HTTPS receiver's certificate must chain to",
+    ),
+    undefined,
+    "the system roots",
+  ),
+  siemBuffer: positive(
+    "AGENTMESH_SIEM_BUFFER",
+    m(
+      "Policy and logs",
+      siemReaders,
+      "security events held in memory while the sink is down; beyond it new events are dropped and counted in `agentmesh_siem_events_dropped_total`",
+    ),
+    "`10000`",
   ),
   opa: text(
     "OPA",

@@ -23,5 +23,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   audit: async () => (await import("./audit.js")).audit,
   dlq: async () => (await import("./dlq.js")).dlq,
   ops: async () => (await import("./ops.js")).ops,
+  catalog: async () => (await import("./catalog.js")).catalog,
   bench: async () => (await import("./bench.js")).bench,
 };

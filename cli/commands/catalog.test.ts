@@ -1,0 +1,45 @@
+/**
+ * The built-in tool catalog: generated from the built-in agents' definitions
+ * and playbook files, equal to the committed `docs/catalog/` (regenerate with
+ * `node bin/agentmesh.js catalog`), and saying what a user looks up in it.
+ */
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import { catalogJson, renderCatalogMarkdown } from "../../lib/catalog/tool-catalog.js";
+import { packagePath } from "../../lib/config/package-root.js";
+import { builtinCatalog } from "./catalog.js";
+
+describe("agentmesh catalog", () => {
+  it("matches the committed catalog of the built-in agents and goal kinds", async () => {
+    const catalog = await builtinCatalog();
+    const committed = (name: string) => readFile(packagePath("docs", "catalog", name), "utf8");
+    expect(renderCatalogMarkdown(catalog)).toBe(await committed("catalog.md"));
+    expect(catalogJson(catalog)).toBe(await committed("catalog.json"));
+  });
+
+  it("describes each capability with its agent, schemas and owner, and each goal kind with what it uses", async () => {
+    const { capabilities, goalKinds } = await builtinCatalog();
+    expect(capabilities.map((c) => c.capability)).toEqual(
+      expect.arrayContaining([
+        "util.sleep",
+        "text.summarize",
+        "http.fetch",
+        "shell.exec",
+        "data.transform",
+      ]),
+    );
+    expect(capabilities.find((c) => c.capability === "util.sleep")).toMatchObject({
+      agent: "util",
+      owner: "agentmesh",
+      inputSchema: { required: ["ms"] },
+      outputSchema: { required: ["sleptMs"] },
+    });
+    expect(goalKinds.find((g) => g.goalKind === "research")?.strategies[0]).toMatchObject({
+      capabilities: ["data.transform", "text.keywords"],
+      subGoals: ["summarize"],
+    });
+    const markdown = renderCatalogMarkdown({ capabilities, goalKinds });
+    expect(markdown).toContain("| [`util.sleep`](#utilsleep) | util | 1.0.0 | agentmesh |");
+    expect(markdown).toContain("### goal wait");
+  });
+});

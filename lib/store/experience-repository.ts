@@ -48,6 +48,12 @@ export interface NewExperience {
   cost?: number;
   /** Feature vector, stored as `real[]`; default empty. */
   features?: number[];
+  /**
+   * Similarity signature of `features` (the learning domain's
+   * `similaritySignature`): a signed 64-bit integer in decimal and its band
+   * codes. Without one the experience is not found by `similar`.
+   */
+  signature?: { hash: string; bands: readonly number[] };
   /** The outcome as JSON. */
   outcome: JsonObject;
   /** Default now. */
@@ -79,10 +85,15 @@ export type OutcomeRecording =
   | { status: "duplicate" }
   | { status: "stale"; servingVersions: string[] };
 
-const experienceColumns = `goal_id, tenant_id, goal_kind, bucket, strategy, parameters_version,
+const recordColumns = `goal_id, tenant_id, goal_kind, bucket, strategy, parameters_version,
   success, latency_ms, cost, features, outcome, created_at`;
+const experienceColumns = `${recordColumns}, signature, lsh_bands`;
 const experienceValues = `?::text, ?::text, ?::text, ?::text, ?::text, ?::text,
-  ?::boolean, ?::float8, ?::float8, ?::real[], ?::jsonb, ?::timestamptz`;
+  ?::boolean, ?::float8, ?::float8, ?::real[], ?::jsonb, ?::timestamptz, ?::bigint, ?::int[]`;
+
+/** Most rows `similar` returns, and most band matches it ranks. */
+export const MAX_SIMILAR = 1_000;
+export const MAX_SIMILAR_POOL = 5_000;
 
 export class ExperienceRepository {
   /** @internal */
@@ -159,6 +170,46 @@ export class ExperienceRepository {
     return { status: "duplicate" };
   }
 
+  /**
+   * Experiences of a goal kind and strategies most similar to a signature:
+   * rows sharing at least one band (GIN index on `lsh_bands`), the newest
+   * `MAX_SIMILAR_POOL` of them ranked by Hamming distance, at most `limit`
+   * (≤ `MAX_SIMILAR`). Bounded whatever the table holds.
+   */
+  async similar(input: {
+    goalKind: string;
+    strategies: readonly string[];
+    signature: { hash: string; bands: readonly number[] };
+    limit: number;
+  }): Promise<ExperienceRecord[]> {
+    const limit = Math.min(Math.max(0, Math.floor(input.limit)), MAX_SIMILAR);
+    if (limit === 0 || input.strategies.length === 0 || input.signature.bands.length === 0) {
+      return [];
+    }
+    if (!/^-?\d{1,19}$/.test(input.signature.hash)) {
+      throw new MeshError(Code.InvalidArgument, "signature must be a 64-bit integer");
+    }
+    return this.db.mapped<ExperienceRecord>(
+      ExperienceEntity,
+      `select ${recordColumns} from (
+         select ${recordColumns}, signature from experiences
+         where tenant_id = ? and goal_kind = ? and strategy = any(?::text[])
+           and lsh_bands && ?::int[]
+         order by created_at desc limit ?) pool
+       order by bit_count((signature # ?::bigint)::bit(64)), created_at desc
+       limit ?`,
+      [
+        this.tenantId,
+        input.goalKind,
+        pgArray(input.strategies),
+        pgArray(input.signature.bands),
+        MAX_SIMILAR_POOL,
+        input.signature.hash,
+        limit,
+      ],
+    );
+  }
+
   /** One page of experiences, newest first, optionally of one goal kind. */
   async list(
     options: { goalKind?: string; pageSize?: number; pageToken?: string } = {},
@@ -199,6 +250,15 @@ export class ExperienceRepository {
     if (!features.every(Number.isFinite)) {
       throw new MeshError(Code.InvalidArgument, "features must be finite numbers");
     }
+    const sig = input.signature;
+    if (
+      sig &&
+      (!/^-?\d{1,19}$/.test(sig.hash) ||
+        sig.bands.length > 64 ||
+        !sig.bands.every((b) => Number.isInteger(b) && b >= 0 && b < 2 ** 31))
+    ) {
+      throw new MeshError(Code.InvalidArgument, "signature must be a 64-bit integer and bands");
+    }
     if (!Number.isFinite(input.latencyMs) || !Number.isFinite(input.cost ?? 0)) {
       throw new MeshError(Code.InvalidArgument, "latency and cost must be finite numbers");
     }
@@ -215,6 +275,8 @@ export class ExperienceRepository {
       pgArray(features),
       json(input.outcome),
       input.createdAt ?? new Date(),
+      input.signature?.hash ?? null,
+      input.signature ? pgArray(input.signature.bands) : null,
     ];
   }
 

@@ -50,6 +50,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0006-tenant-data-keys",
         "0007-unlogged-rate-buckets",
         "0008-tenant-retention",
+        "0009-experience-signatures",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

@@ -15,6 +15,7 @@ import type { DecisionContext as DecisionContextMessage } from "../../gen/agentm
 import { type Outcome, OutcomeSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
+import { MAX_SIMILAR } from "../../lib/store/experience-repository.js";
 import type { ExperienceRecord, Store } from "../../lib/store/index.js";
 import {
   applyVerdict,
@@ -48,6 +49,7 @@ import {
   validateOutcome,
   withoutCanary,
 } from "./domain/index.js";
+import { similaritySignature } from "./domain/similarity-signature.js";
 import { createLearningState, untrainedVersion } from "./learning-state.js";
 import { contextFromMessage, outcomeFromMessage } from "./wire.js";
 
@@ -76,8 +78,11 @@ export interface LearningEngineOptions {
   driftEvery?: number;
   /** Drift guard settings; default the domain's (95%, margin 0.02, 30 samples). */
   drift?: DriftGuardOptions;
-  /** Experiences kept for warm start lookups per tenant and kind; default 500. */
-  warmStartPool?: number;
+  /**
+   * Similar experiences fetched per wanted neighbour (the query ranks by
+   * signature, the service re-ranks by cosine); default 2.
+   */
+  warmStartOverfetch?: number;
   /** Most experiences one training run replays; default 200,000. */
   maxTrainingExperiences?: number;
 }
@@ -104,12 +109,25 @@ export function createLearningEngine(options: LearningEngineOptions) {
       .append({ actor: "system", action, resource, details })
       .catch((err: unknown) => log.warn({ err, action }, "audit append failed"));
 
-  /** Recent experiences of a tenant and kind with their vectors, for warm start. */
-  const warmStartSamples = async (tenantId: string, goalKind: string) => {
-    const { experiences } = await store
-      .tenant(tenantId)
-      .experiences.list({ goalKind, pageSize: options.warmStartPool ?? 500 });
-    return experiences.map((e) => ({
+  /**
+   * The experiences of a tenant and kind most similar to a vector, for warm
+   * start: a bounded, indexed query on the similarity signature (at most
+   * k per candidate, ≤ 1,000 rows), ranked again by cosine in `similarExperiences`.
+   */
+  const warmStartSamples = async (
+    tenantId: string,
+    goalKind: string,
+    vector: number[],
+    candidates: readonly string[],
+    k: number,
+  ) => {
+    const rows = await store.tenant(tenantId).experiences.similar({
+      goalKind,
+      strategies: candidates,
+      signature: similaritySignature(vector),
+      limit: Math.min(k * candidates.length * (options.warmStartOverfetch ?? 2), MAX_SIMILAR),
+    });
+    return rows.map((e) => ({
       strategy: e.strategy,
       success: e.success,
       latencyMs: e.latencyMs,
@@ -140,12 +158,16 @@ export function createLearningEngine(options: LearningEngineOptions) {
       };
       const bucket = bucketKey(ctx);
       const parameters = await state.parameters(route.version, bucket, ctx, now);
-      const neighbours = needsWarmStart(parameters, ctx, input.candidates, now)
+      const vector = needsWarmStart(parameters, ctx, input.candidates, now)
+        ? similarityVector(ctx)
+        : undefined;
+      const k = parameters.config.warmStart.k;
+      const neighbours = vector
         ? similarExperiences(
-            similarityVector(ctx),
-            await warmStartSamples(ctx.tenantId, ctx.goalKind),
+            vector,
+            await warmStartSamples(ctx.tenantId, ctx.goalKind, vector, input.candidates, k),
             input.candidates,
-            parameters.config.warmStart.k,
+            k,
           )
         : undefined;
       const result = chooseStrategy({
@@ -181,6 +203,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
       const ctx = o.context;
       if (!ctx.tenantId) throw new MeshError(Code.InvalidArgument, "context.tenant_id is required");
       const bucket = bucketKey(ctx);
+      const features = similarityVector(ctx);
       const experience = {
         goalId: o.goalId,
         goalKind: ctx.goalKind,
@@ -190,7 +213,8 @@ export function createLearningEngine(options: LearningEngineOptions) {
         success: o.success,
         latencyMs: o.latencyMs,
         cost: o.cost,
-        features: similarityVector(ctx),
+        features,
+        signature: similaritySignature(features),
         outcome: toJson(OutcomeSchema, message!) as JsonObject,
         createdAt: new Date(o.finishedAt),
       };

@@ -41,6 +41,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0008-tenant-retention",
     load: async () => (await import("./0008-tenant-retention.js")).TenantRetention,
   },
+  {
+    name: "0009-experience-signatures",
+    load: async () => (await import("./0009-experience-signatures.js")).ExperienceSignatures,
+  },
 ];
 
 /** The names of every migration, in order. */

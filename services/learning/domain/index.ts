@@ -103,6 +103,12 @@ export type {
 export { defaultSelectorConfig, rewardPenalty, selectorConfig } from "./selector.js";
 export type { SelectorFactory, SelectorRegistry } from "./selector-registry.js";
 export { builtinSelectors, selectorRegistry } from "./selector-registry.js";
+export type { SimilaritySignature } from "./similarity-signature.js";
+export {
+  hammingDistance,
+  SIGNATURE_VERSION,
+  similaritySignature,
+} from "./similarity-signature.js";
 export type { TrainingExperience, TrainOptions } from "./training.js";
 export { trainParameters } from "./training.js";
 export type { ScheduleOptions, TrainingSchedule } from "./training-schedule.js";

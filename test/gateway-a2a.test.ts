@@ -241,4 +241,39 @@ describe.skipIf(!pg || !nats)("gateway A2A endpoint", () => {
       5_000,
     );
   });
+
+  it("answers hostile or malformed JSON-RPC with the right error and runs nothing", async () => {
+    const post = async (body: string) => {
+      const res = await fetch(`${f.url}/a2a`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": f.keys.acmeWriter },
+        body,
+      });
+      return { status: res.status, body: (await res.json()) as { error: { code: number } } };
+    };
+    const newest = async () =>
+      (await f.store.tenant("acme").goals.list({ pageSize: 1 })).goals[0]?.id;
+    const before = await newest();
+    expect((await post("{not json")).body.error.code).toBe(-32700);
+    expect((await post("[]")).body.error.code).toBe(-32600);
+    expect((await post('{"jsonrpc":"1.0","id":1,"method":"GetTask"}')).body.error.code).toBe(
+      -32600,
+    );
+    expect((await post('{"jsonrpc":"2.0","id":1,"method":"Nope"}')).body.error.code).toBe(-32601);
+    const noSkill = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "SendMessage",
+      params: { message: { parts: [{ data: {} }] } },
+    };
+    expect((await post(JSON.stringify(noSkill))).body.error.code).toBe(-32602);
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":${"[".repeat(100)}${"]".repeat(100)}}`;
+    expect((await post(deep)).body.error.code).toBe(-32602);
+    const huge = await post(
+      `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"x":"${"a".repeat(1100 * 1024)}"}}`,
+    );
+    expect(huge.status).toBe(413);
+    expect(huge.body.error).toMatchObject({ code: -32108, data: { retryable: false } });
+    expect(await newest()).toBe(before);
+  });
 });

@@ -76,18 +76,22 @@ export function errorEnvelope(
   }
   const mesh = MeshError.from(err);
   const data: JsonObject = { code: codeName(mesh.code), retryable: mesh.retryable };
+  // `notJson` and `tooLarge` only choose the codes below; the wire carries the mesh code.
   const retryAfterMs = mesh.details.retryAfterMs;
   if (typeof retryAfterMs === "number") data.retryAfterMs = retryAfterMs;
   const code =
-    mesh.code === Code.InvalidArgument
-      ? jsonRpcCodes.invalidParams
-      : mesh.code === Code.Internal || mesh.code === Code.Unknown
-        ? jsonRpcCodes.internalError
-        : -32100 - mesh.code;
+    mesh.details.notJson === true
+      ? jsonRpcCodes.parseError
+      : mesh.code === Code.InvalidArgument
+        ? jsonRpcCodes.invalidParams
+        : mesh.code === Code.Internal || mesh.code === Code.Unknown
+          ? jsonRpcCodes.internalError
+          : -32100 - mesh.code;
   // Unknown failures keep their cause in the log, not on the wire.
   const message =
     mesh.code === Code.Internal || mesh.code === Code.Unknown ? "internal error" : mesh.message;
-  const status = httpStatus[mesh.code] ?? 200;
+  // A body past the byte limit is 413 (not worth retrying), a rate past its limit 429.
+  const status = mesh.details.tooLarge === true ? 413 : (httpStatus[mesh.code] ?? 200);
   return {
     status,
     body: { jsonrpc: "2.0", id, error: { code, message, data } },

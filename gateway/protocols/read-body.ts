@@ -20,6 +20,7 @@ export async function readJsonBody(
       throw new MeshError(
         Code.ResourceExhausted,
         `request is larger than ${limits.maxBytes} bytes, the most this tenant may send`,
+        { retryable: false, details: { tooLarge: true } },
       );
     }
     chunks.push(chunk);
@@ -30,6 +31,8 @@ export async function readJsonBody(
   try {
     return JSON.parse(bytes.toString("utf8"));
   } catch {
-    throw new MeshError(Code.InvalidArgument, "request body is not JSON");
+    throw new MeshError(Code.InvalidArgument, "request body is not JSON", {
+      details: { notJson: true },
+    });
   }
 }

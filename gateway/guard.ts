@@ -70,7 +70,7 @@ export function guardInterceptor(options: GuardOptions): Interceptor {
     ) {
       return next(req);
     }
-    const release = limits.openStream(principal.tenantId);
+    const release = await limits.openStream(principal.tenantId);
     try {
       const res = (await next(req)) as StreamResponse;
       return { ...res, message: releasing(res.message, release) };

@@ -18,6 +18,7 @@
  * console.log(`dashboard at ${gateway.url}`);
  * await gateway.close();
  */
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -148,6 +149,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const authenticate = createAuthenticator({ apiKeys, ...(jwt ? { jwt } : {}) });
   const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   let fallbackLoggedAt = 0;
+  const streamInstance = `gateway-${randomUUID()}`;
   const limits = createTenantLimits({
     ...options.limits,
     defaultRequest: { maxBytes: maxRequestBytes, ...options.limits?.defaultRequest },
@@ -160,6 +162,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (Date.now() - fallbackLoggedAt < 60_000) return;
         fallbackLoggedAt = Date.now();
         log.warn({ err }, "shared rate limit unreachable; this replica limits on its own");
+      },
+    },
+    // A tenant's open streams counted for the whole mesh, leased per replica (ADR-013).
+    sharedStreams: {
+      instance: streamInstance,
+      open: (req) => store.streams.open(req),
+      renew: (instance, ttlMs) => store.streams.renew(instance, ttlMs),
+      close: (instance, streamId) => store.streams.close(instance, streamId),
+      available: () => store.health.status === "serving",
+      onFallback: (err) => {
+        if (Date.now() - fallbackLoggedAt < 60_000) return;
+        fallbackLoggedAt = Date.now();
+        log.warn({ err }, "shared stream limit unreachable; this replica counts its own streams");
       },
     },
   });
@@ -299,6 +314,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close() {
       closed ??= (async () => {
         await listener.close();
+        limits.stop();
+        // Streams still open here end with the listener; their leases go with them.
+        await store.streams.closeAll(streamInstance).catch(() => undefined);
         for (const c of Object.values(channels)) c.close();
       })();
       return closed;

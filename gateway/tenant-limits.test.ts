@@ -89,3 +89,51 @@ describe("tenant limits with a shared bucket", () => {
     ]);
   });
 });
+
+describe("tenant limits with shared stream leases", () => {
+  const leases = (open: () => Promise<boolean>) => {
+    const closed: string[] = [];
+    return {
+      closed,
+      sharedStreams: {
+        instance: "gw-1",
+        open,
+        renew: async () => 0,
+        close: async (_instance: string, streamId: string) => {
+          closed.push(streamId);
+        },
+      },
+    };
+  };
+
+  it("refuses when the mesh holds the limit and deletes the lease when the stream ends", async () => {
+    let allow = true;
+    const { sharedStreams, closed } = leases(async () => allow);
+    const limits = createTenantLimits({ defaultMaxStreams: 5, sharedStreams });
+    const release = await limits.openStream("acme");
+    allow = false;
+    const err = await limits.openStream("acme").catch((e: unknown) => e);
+    expect(isMeshError(err) && err.message).toMatch(/open streams across the mesh/);
+    release();
+    release();
+    expect(closed).toHaveLength(1);
+    limits.stop();
+  });
+
+  it("counts the replica's own streams when the store fails (fail open, bounded)", async () => {
+    const fallbacks: unknown[] = [];
+    const { sharedStreams } = leases(async () => {
+      throw new Error("store away");
+    });
+    const limits = createTenantLimits({
+      defaultMaxStreams: 2,
+      sharedStreams: { ...sharedStreams, onFallback: (e) => fallbacks.push(e) },
+    });
+    await limits.openStream("acme");
+    await limits.openStream("acme");
+    const err = await limits.openStream("acme").catch((e: unknown) => e);
+    expect(isMeshError(err) && err.message).toMatch(/has 2 open streams/);
+    expect(fallbacks).toHaveLength(3);
+    limits.stop();
+  });
+});

@@ -13,15 +13,19 @@
  * one bucket for the whole mesh: N gateway replicas together admit the
  * tenant's rate, not N times it. When the shared bucket cannot be reached
  * the replica falls back to its own in-memory bucket (fail open, bounded:
- * at most N times the rate while the store is away; ADR-013). Streams are
- * counted per replica.
+ * at most N times the rate while the store is away; ADR-013). With
+ * `sharedStreams` a tenant's open streams are counted for the whole mesh too:
+ * each is a leased row in the store, renewed by this replica in one statement
+ * per interval and deleted when the stream ends; when the store is away the
+ * replica counts its own streams (fail open, bounded the same way).
  *
  * @example
  * const limits = createTenantLimits({ defaultRatePerSecond: 100, lookup: (t) => store.tenants.find(t) });
  * await limits.admit("acme");           // throws RESOURCE_EXHAUSTED when over the rate
- * const release = limits.openStream("acme"); // throws when too many streams
+ * const release = await limits.openStream("acme"); // throws when too many streams
  * release();
  */
+import { randomUUID } from "node:crypto";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import {
   type RequestLimits as RequestLimitsMessage,
@@ -122,6 +126,33 @@ export interface SharedRate {
   onFallback?: (err: unknown) => void;
 }
 
+/** Mesh-wide leases of open streams (`store.streams`). */
+export interface SharedStreams {
+  /** This replica's name in the leases (unique per process). */
+  instance: string;
+  /** Leases a slot; false when the tenant holds its limit across the mesh. */
+  open(req: {
+    tenantId: string;
+    instance: string;
+    streamId: string;
+    limit: number;
+    ttlMs: number;
+  }): Promise<boolean>;
+  /** Renews every lease of the instance. */
+  renew(instance: string, ttlMs: number): Promise<number>;
+  /** Ends one lease. */
+  close(instance: string, streamId: string): Promise<void>;
+  /**
+   * How long a lease lives unless renewed: how long a crashed replica's
+   * streams still count. Renewed every third of it. Default 30 s.
+   */
+  leaseMs?: number;
+  /** False while the store is known to be away: streams are counted locally. Default always true. */
+  available?: () => boolean;
+  /** Called when the store failed and the local count answered. */
+  onFallback?: (err: unknown) => void;
+}
+
 /** The shared bucket key of a tenant's request rate. */
 export function requestBucketKey(tenantId: string): string {
   return `requests:${tenantId}`;
@@ -145,6 +176,8 @@ export interface TenantLimitsOptions {
   refreshMs?: number;
   /** One bucket for the whole mesh; without it each replica has its own. */
   shared?: SharedRate;
+  /** Open streams counted for the whole mesh; without it each replica counts its own. */
+  sharedStreams?: SharedStreams;
   /** Clock in ms (tests). Default `performance.now`-based monotonic time. */
   now?: () => number;
 }
@@ -153,13 +186,15 @@ export interface TenantLimits {
   /** Takes one request token; RESOURCE_EXHAUSTED when the bucket is empty. */
   admit(tenantId: string): Promise<void>;
   /** Counts an open stream; the returned function ends it (idempotent). */
-  openStream(tenantId: string): () => void;
-  /** Open streams of a tenant (metrics, tests). */
+  openStream(tenantId: string): Promise<() => void>;
+  /** Open streams of a tenant on this replica (metrics, tests). */
   streams(tenantId: string): number;
   /** What one request of the tenant may cost (its record's, once `admit` has run; else the defaults). */
   request(tenantId: string): RequestLimits;
   /** Reads the tenant's limits again before its next request (after an admin change). */
   forget(tenantId: string): void;
+  /** Stops renewing stream leases (the replica is closing). */
+  stop(): void;
 }
 
 interface TenantState {
@@ -191,6 +226,27 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
   const now = options.now ?? (() => performance.now());
   const lookup = options.lookup;
   const tenants = new Map<string, TenantState>();
+  const sharedStreams = options.sharedStreams;
+  const leaseMs = sharedStreams?.leaseMs ?? 30_000;
+  // One renewal statement per third of the lease for all of this replica's streams.
+  let leases = 0;
+  let stopped = false;
+  let renewTimer: ReturnType<typeof setInterval> | undefined;
+  const renewing = () => {
+    leases++;
+    if (renewTimer || stopped || !sharedStreams) return;
+    renewTimer = setInterval(() => {
+      if (leases <= 0) {
+        clearInterval(renewTimer);
+        renewTimer = undefined;
+        return;
+      }
+      sharedStreams
+        .renew(sharedStreams.instance, leaseMs)
+        .catch((err: unknown) => sharedStreams.onFallback?.(err));
+    }, leaseMs / 3);
+    renewTimer.unref?.();
+  };
 
   const apply = (state: TenantState, values: TenantLimitValues | undefined) => {
     state.rate = values && values.rateLimitPerSecond > 0 ? values.rateLimitPerSecond : defaultRate;
@@ -304,26 +360,55 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
       const waitMs = ((1 - state.tokens) * 1000) / state.rate;
       throw tooMany(`tenant ${tenantId} is over its rate of ${state.rate} requests/s`, waitMs);
     },
-    openStream(tenantId) {
+    async openStream(tenantId) {
       let state = tenants.get(tenantId);
       if (state === undefined) {
         // admit() runs first and creates the state; this is a safety net.
         state = fresh();
         tenants.set(tenantId, state);
       }
-      if (state.streams >= state.maxStreams) {
-        throw tooMany(
-          `tenant ${tenantId} has ${state.streams} open streams, the most it may have`,
+      const s = state;
+      const refuse = (open: number | undefined) =>
+        tooMany(
+          open === undefined
+            ? `tenant ${tenantId} has ${s.maxStreams} open streams across the mesh, the most it may have`
+            : `tenant ${tenantId} has ${open} open streams, the most it may have`,
           1000,
         );
+      let leased: string | undefined;
+      if (sharedStreams && (sharedStreams.available?.() ?? true)) {
+        const streamId = randomUUID();
+        let ok: boolean | undefined;
+        try {
+          ok = await sharedStreams.open({
+            tenantId,
+            instance: sharedStreams.instance,
+            streamId,
+            limit: s.maxStreams,
+            ttlMs: leaseMs,
+          });
+        } catch (err) {
+          sharedStreams.onFallback?.(err);
+        }
+        if (ok === false) throw refuse(undefined);
+        if (ok === true) {
+          leased = streamId;
+          renewing();
+        }
       }
-      state.streams++;
-      const s = state;
+      if (leased === undefined && s.streams >= s.maxStreams) throw refuse(s.streams);
+      s.streams++;
       let open = true;
       return () => {
         if (!open) return;
         open = false;
         s.streams--;
+        if (leased !== undefined && sharedStreams) {
+          leases--;
+          sharedStreams
+            .close(sharedStreams.instance, leased)
+            .catch((err: unknown) => sharedStreams.onFallback?.(err)); // it expires anyway
+        }
       };
     },
     streams(tenantId) {
@@ -338,6 +423,11 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
         state.refreshAt = 0;
         state.stale = true;
       }
+    },
+    stop() {
+      stopped = true;
+      if (renewTimer) clearInterval(renewTimer);
+      renewTimer = undefined;
     },
   };
 }

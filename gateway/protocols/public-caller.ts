@@ -92,7 +92,7 @@ export function createPublicCaller(options: PublicCallerOptions): PublicCaller {
     },
     async *stream(upstream, method, request, ctx) {
       await check(method, request, ctx.principal);
-      const release = guard.limits.openStream(ctx.principal.tenantId);
+      const release = await guard.limits.openStream(ctx.principal.tenantId);
       try {
         yield* clientFor(upstream, method)(request, {
           principal: ctx.principal,

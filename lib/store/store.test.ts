@@ -51,6 +51,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0007-unlogged-rate-buckets",
         "0008-tenant-retention",
         "0009-experience-signatures",
+        "0010-stream-leases",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],
@@ -109,15 +110,23 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
                 [other.schema],
               )
           ).map((r) => r.name);
-        expect(Number(await tables())).toBe(21); // 20 tables + the migrations table
-        expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
+        expect(Number(await tables())).toBe(22); // 21 tables + the migrations table
+        expect(await functions()).toEqual([
+          "agentmesh_require",
+          "audit_events_append_only",
+          "stream_lease_open",
+        ]);
         expect(await other.store.migrateDown()).toEqual([...migrationNames].reverse());
         expect(Number(await tables())).toBe(1);
         expect(await functions()).toEqual([]);
         expect((await other.store.migrationStatus()).pending).toEqual(migrationNames);
         expect(await other.store.migrate()).toEqual(migrationNames);
-        expect(Number(await tables())).toBe(21);
-        expect(await functions()).toEqual(["agentmesh_require", "audit_events_append_only"]);
+        expect(Number(await tables())).toBe(22);
+        expect(await functions()).toEqual([
+          "agentmesh_require",
+          "audit_events_append_only",
+          "stream_lease_open",
+        ]);
         expect(await other.store.migrate()).toEqual([]);
       } finally {
         await other.cleanup();

@@ -47,6 +47,7 @@ import { PlaybookRepository } from "./playbook-repository.js";
 import { RateBucketRepository } from "./rate-bucket-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
 import { storeMetrics } from "./store-metrics.js";
+import { StreamLeaseRepository } from "./stream-lease-repository.js";
 import { checkTenantId, TenantRepository } from "./tenant-repository.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -110,6 +111,7 @@ export interface StoreTransaction {
   readonly flags: FeatureFlagRepository;
   readonly audit: AuditLog;
   readonly buckets: RateBucketRepository;
+  readonly streams: StreamLeaseRepository;
 }
 
 export interface MigrationStatus {
@@ -206,6 +208,7 @@ export class Store implements StoreTransaction {
   readonly flags: FeatureFlagRepository;
   readonly audit: AuditLog;
   readonly buckets: RateBucketRepository;
+  readonly streams: StreamLeaseRepository;
   /** Envelope encryption of tenants' payloads (rotation, erasure). */
   readonly cipher: PayloadCipher;
   /** Where the data lives, with any password masked. */
@@ -245,6 +248,7 @@ export class Store implements StoreTransaction {
     this.flags = parts.flags;
     this.audit = parts.audit;
     this.buckets = parts.buckets;
+    this.streams = parts.streams;
     this.tenant = parts.tenant;
     const url = new URL(String(options.clientUrl));
     if (url.password) url.password = "*****";
@@ -388,5 +392,6 @@ function bind(
     flags: new FeatureFlagRepository(db),
     audit: new AuditLog(db),
     buckets: new RateBucketRepository(db),
+    streams: new StreamLeaseRepository(db),
   };
 }

@@ -45,6 +45,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0009-experience-signatures",
     load: async () => (await import("./0009-experience-signatures.js")).ExperienceSignatures,
   },
+  {
+    name: "0010-stream-leases",
+    load: async () => (await import("./0010-stream-leases.js")).StreamLeases,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -22,6 +22,8 @@ import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import type { Logger } from "../lib/log/logger.js";
 import { checkMessage } from "../lib/proto/validate-message.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
+import { emitSecurityEvent } from "../lib/siem/siem.js";
+import { activeSpanContext } from "../lib/telemetry/trace-context.js";
 import type { Authenticate } from "./authenticate.js";
 import type { DenialLog } from "./denial-log.js";
 import { inputErrorKey } from "./request-validation.js";
@@ -46,7 +48,15 @@ export interface GuardOptions {
 
 /** Authenticates the caller of a request and takes one token of its tenant's rate. */
 export async function admitCaller(options: GuardOptions, headers: Headers): Promise<Principal> {
-  const principal = await options.authenticate(headers);
+  const principal = await options.authenticate(headers).catch((err: unknown) => {
+    emitSecurityEvent({
+      kind: "auth.failure",
+      identity: credentialHint(headers),
+      traceId: activeSpanContext()?.traceId ?? null,
+      message: err instanceof Error ? err.message : String(err),
+    });
+    throw err;
+  });
   await options.limits.admit(principal.tenantId);
   return principal;
 }
@@ -133,6 +143,13 @@ export async function authorize(
   options.onDenied?.({ principal, method, reason: decision.reason });
   options.log.info(denial, "policy denied a public call");
   throw new MeshError(Code.PermissionDenied, decision.reason);
+}
+
+/** Who claimed to call, without the secret: an API key's id, else nothing. */
+function credentialHint(headers: Headers): string | null {
+  const raw = headers.get("authorization")?.replace(/^Bearer\s+/i, "") ?? headers.get("x-api-key");
+  const keyId = /^am_([A-Za-z0-9]{1,64})_/.exec(raw?.trim() ?? "")?.[1];
+  return keyId ? `key:${keyId}` : null;
 }
 
 const tenantFields = new WeakMap<DescMethod, string | null>();

@@ -1,5 +1,6 @@
 import { loadConfig } from "../../lib/config/config.js";
 import { processSecrets } from "../../lib/secrets/open-secrets.js";
+import { emitSecurityEvent, startSiemExport, stopSiemExport } from "../../lib/siem/siem.js";
 import {
   auditCheckpointSettings,
   checkpointPublicKey,
@@ -40,7 +41,9 @@ export const audit: Command = {
       }
       given[flags[flag as keyof typeof flags]] = value;
     }
-    const defaults = auditCheckpointSettings(loadConfig().home);
+    const config = loadConfig();
+    const defaults = auditCheckpointSettings(config.home);
+    startSiemExport(process.env, { logDir: config.logDir });
     const secrets = await processSecrets();
     const store = await openStore({ schema: given.schema, secrets });
     try {
@@ -54,6 +57,13 @@ export const audit: Command = {
       if (!report.ok) {
         const detail = "detail" in report && report.detail ? `: ${report.detail}` : "";
         console.error(`audit log tampered: ${report.reason} at row ${report.seq}${detail}`);
+        emitSecurityEvent({
+          kind: "audit.verify_failed",
+          identity: "cli",
+          resource: `audit/${report.seq}`,
+          message: `audit log tampered: ${report.reason} at row ${report.seq}${detail}`,
+          details: { reason: report.reason, seq: report.seq },
+        });
         return 3;
       }
       if (report.checkpoint === null) {
@@ -64,6 +74,7 @@ export const audit: Command = {
       return 0;
     } finally {
       await store.close();
+      await stopSiemExport();
     }
   },
 };

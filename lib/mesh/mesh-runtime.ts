@@ -41,6 +41,7 @@ import type { Authorizer } from "../rpc/authorizer.js";
 import type { Client } from "../rpc/client.js";
 import { openSecrets } from "../secrets/open-secrets.js";
 import type { SecretStore } from "../secrets/secret-store.js";
+import { startSiemExport, stopSiemExport } from "../siem/siem.js";
 import { auditCheckpointSettings, startAuditCheckpoints } from "../store/audit-checkpoint.js";
 import { startRetention } from "../store/retention.js";
 import { type OpenStoreOptions, openStore, type Store } from "../store/store.js";
@@ -155,6 +156,13 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       component: options.identities?.length === 1 ? options.identities[0]! : "mesh",
       instance: `${hostname()}-${process.pid}`,
     };
+    // Security events (OCSF) to the configured SIEM sink; bad settings fail the start here.
+    const siem = startSiemExport(process.env, {
+      logDir: config.logDir,
+      registry,
+      onError: (err) => log.warn({ err }, "SIEM sink failed; events kept and retried"),
+    });
+    if (siem) cleanups.push(() => stopSiemExport(siem));
     const destination = await decisionLogDestination(options.decisionLog, config);
     const shadowLog = createShadowLog({
       destination: options.shadowLog ?? join(config.logDir, "policy-shadow.log"),

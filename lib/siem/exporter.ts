@@ -34,7 +34,7 @@ export interface SiemExporterOptions {
   maxBackoffMs?: number;
   /** Where the counters are registered; none when unset. */
   registry?: Registry;
-  /** Told about each failed send (e.g. a rate-limited warning). */
+  /** Told about the first failed send of each outage. */
   onError?: (err: unknown) => void;
 }
 
@@ -94,7 +94,8 @@ export function createSiemExporter(options: SiemExporterOptions): SiemExporter {
         backoff = minBackoff;
       } catch (err) {
         failures++;
-        options.onError?.(err);
+        // Told once per outage, not once per retry.
+        if (backoff === minBackoff) options.onError?.(err);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, backoff);
           timer.unref();

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Registry } from "prom-client";
 import { settings } from "../config/settings.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { meshMetrics } from "../telemetry/metrics.js";
@@ -89,14 +90,14 @@ export function siemSinkFromSettings(env: Env, defaults: { logDir?: string } = {
 /** Starts the process's exporter from the settings (none for `off`). */
 export function startSiemExport(
   env: Env = process.env,
-  options: { logDir?: string; onError?: (err: unknown) => void } = {},
+  options: { logDir?: string; registry?: Registry; onError?: (err: unknown) => void } = {},
 ): SiemExporter | undefined {
   const sink = siemSinkFromSettings(env, options);
   if (!sink) return undefined;
   const exporter = createSiemExporter({
     sink,
     capacity: settings.siemBuffer.read(env),
-    registry: meshMetrics().registry,
+    registry: options.registry ?? meshMetrics().registry,
     onError: options.onError,
   });
   void current?.close(0);
@@ -104,9 +105,8 @@ export function startSiemExport(
   return exporter;
 }
 
-/** Flushes and closes the process's exporter (at shutdown). */
-export async function stopSiemExport(timeoutMs = 2000): Promise<void> {
-  const exporter = current;
-  current = undefined;
+/** Flushes and closes `exporter` (default the process's), unsetting it if it is the process's. */
+export async function stopSiemExport(exporter = current, timeoutMs = 2000): Promise<void> {
+  if (exporter === current) current = undefined;
   await exporter?.close(timeoutMs);
 }

@@ -16,6 +16,9 @@
 import { createHash } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
+import { securityEventOfAudit } from "../siem/audit-mapping.js";
+import { emitSecurityEvent } from "../siem/siem.js";
+import { activeSpanContext } from "../telemetry/trace-context.js";
 import { canonicalJson } from "./canonical-json.js";
 import { type Db, json, requireText } from "./db.js";
 import { AuditEventEntity } from "./entities.js";
@@ -59,6 +62,24 @@ export interface AuditListOptions {
   limit?: number;
 }
 
+/** Hands a stored row to the SIEM export when it is a security event (never throws). */
+function reportSecurityEvent(row: AuditEventRecord): void {
+  try {
+    const event = securityEventOfAudit(
+      row as unknown as Parameters<typeof securityEventOfAudit>[0],
+    );
+    if (event) {
+      emitSecurityEvent({
+        ...event,
+        time: row.time.getTime(),
+        traceId: activeSpanContext()?.traceId ?? null,
+      });
+    }
+  } catch {
+    // The SIEM copy must never fail an append.
+  }
+}
+
 /** The hash a row must carry, given its predecessor's hash. */
 export function auditHash(prevHash: string, event: Omit<AuditEventRecord, "prevHash" | "hash">) {
   return createHash("sha256").update(prevHash).update(auditBody(event)).digest("hex");
@@ -89,6 +110,8 @@ export class AuditLog {
       `with ${append.sql} select * from audit_row`,
       append.params,
     );
+    // The one choke point security events pass through: denials, admin actions, refused results.
+    reportSecurityEvent(row!);
     return row!;
   }
 

@@ -26,6 +26,7 @@ import type { experimental } from "@grpc/grpc-js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { peerFromSubjectAltName } from "../identity/spiffe.js";
 import type { Logger } from "../log/logger.js";
+import { emitSecurityEvent } from "../siem/siem.js";
 import type { MeshMetrics } from "../telemetry/metrics.js";
 import { type DirectoryWatch, serialReloads, watchDirectories } from "../watch/file-reload.js";
 
@@ -161,6 +162,13 @@ export class CertWatcher implements experimental.CertificateProvider {
     this.#current = next;
     this.#recordExpiry();
     metrics?.certReloads.inc({ name: this.name, result: "ok" });
+    emitSecurityEvent({
+      kind: "cert.rotated",
+      identity: next.spiffeId,
+      resource: this.name,
+      message: `certificate ${this.name} rotated to serial ${next.serial}`,
+      details: { serial: next.serial, notAfter: next.notAfter.toISOString() },
+    });
     logger?.info(
       {
         event: "cert_reloaded",

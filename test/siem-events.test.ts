@@ -16,6 +16,14 @@ import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { createClient } from "../sdk/client/index.js";
 import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
+/** The OCSF fields the test reads. */
+interface OcsfLine {
+  class_uid: number;
+  metadata: { tenant_uid?: string };
+  actor: { user: { name: string } };
+  entity: { name: string; type?: string };
+}
+
 const pg = await needPostgres();
 const nats = await needNats();
 
@@ -53,7 +61,7 @@ describe.skipIf(!pg || !nats)("security events to the SIEM sink", () => {
     const events = (await readFile(join(dir, "siem.jsonl"), "utf8"))
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l) as Record<string, any>);
+      .map((l) => JSON.parse(l) as OcsfLine);
     const auth = events.find((e) => e.class_uid === 3002);
     expect(auth).toMatchObject({
       type_uid: 300201,

@@ -11,7 +11,8 @@
  * - `recovered`: goals 2,601–2,700 (the 100 goals ending 200 after the drift),
  *   against the new oracle;
  * - `recoveryGoals`: goals after the drift until a 100-goal window first
- *   reaches 95 % of the new oracle (checked every 10 goals).
+ *   reaches 95 % of the new oracle (checked every 10 goals; NaN, `null` in
+ *   the JSON output, when never).
  *
  * Every selector sees the same goal sequence and, per cluster and strategy,
  * the same reward stream (common random numbers). The non-contextual

@@ -18,7 +18,7 @@ import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
 import type { ArmView } from "./arm-stats.js";
 import { addViews, armView } from "./arm-stats.js";
 import type { DecisionContext } from "./context-bucket.js";
-import { bucketKey, parseBucketKey } from "./context-bucket.js";
+import { bucketKey } from "./context-bucket.js";
 import type { FeatureFlag } from "./feature-flags.js";
 import { resolveFlag, SELECTOR_FLAG } from "./feature-flags.js";
 import type { Neighbour } from "./feature-hashing.js";
@@ -125,8 +125,10 @@ export function sharedViews(
 ): Record<string, ArmView> {
   const views: Record<string, ArmView> = {};
   for (const c of candidates) views[c] = armView(undefined, now, parameters.halfLifeMs);
+  // Bucket keys start with the URI-encoded tenant (see `bucketKey`): a prefix test suffices.
+  const prefix = `tenant=${encodeURIComponent(context.tenantId)}/`;
   for (const [key, bucket] of Object.entries(parameters.buckets)) {
-    if (parseBucketKey(key)?.tenantId !== context.tenantId) continue;
+    if (!key.startsWith(prefix)) continue;
     for (const c of candidates) {
       const row = bucket[c];
       if (row) views[c] = addViews(views[c]!, armView(row, now, parameters.halfLifeMs));

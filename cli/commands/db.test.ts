@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { migrationNames } from "../../lib/store/migrations/index.js";
 import { openTestStore } from "../../lib/store/testing.js";
@@ -41,8 +44,28 @@ describe.skipIf(!pg)("agentmesh db and audit", () => {
       update audit_events set actor = 'mallory';
       alter table audit_events enable trigger audit_events_no_update`);
     await t.store.close();
-    expect(await audit.run(["verify", "--schema", schema])).toBe(3);
+    // The failure also goes to the SIEM sink the settings name.
+    const siemDir = await mkdtemp(join(tmpdir(), "agentmesh-siem-"));
+    const siemFile = join(siemDir, "siem.jsonl");
+    process.env.AGENTMESH_SIEM_SINK = "file";
+    process.env.AGENTMESH_SIEM_ADDRESS = siemFile;
+    try {
+      expect(await audit.run(["verify", "--schema", schema])).toBe(3);
+    } finally {
+      delete process.env.AGENTMESH_SIEM_SINK;
+      delete process.env.AGENTMESH_SIEM_ADDRESS;
+    }
     expect(lastJson()).toMatchObject({ ok: false, seq: 1, reason: "hash mismatch" });
+    const [finding] = (await readFile(siemFile, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(finding).toMatchObject({
+      class_uid: 2004,
+      metadata: { event_code: "audit.verify_failed" },
+      unmapped: { reason: "hash mismatch", seq: 1 },
+    });
+    await rm(siemDir, { recursive: true, force: true });
 
     expect(await db.run(["down", "--schema", schema])).toBe(0);
     expect(lastJson().reverted).toEqual([...migrationNames].reverse());

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "../errors/mesh-error.js";
+import { createSiemExporter } from "../siem/exporter.js";
+import { setSiemExporter } from "../siem/siem.js";
 import { createMeshMetrics } from "../telemetry/metrics.js";
 import { readCertificateSet, watchCertificates } from "./cert-watcher.js";
 import { certPaths, ensureIdentities, initCa, issueCertificate } from "./dev-ca.js";
@@ -93,9 +95,24 @@ describe("certificate watcher", () => {
     const before = certs.current.serial;
     const updates: string[] = [];
     certs.onUpdate((s) => updates.push(s.serial));
+    // A rotation is also a security event for the SIEM.
+    const siem: Record<string, unknown>[] = [];
+    const exporter = createSiemExporter({
+      sink: { name: "memory", send: async (e) => void siem.push(...e), close: async () => {} },
+    });
+    setSiemExporter(exporter);
     await issueCertificate({ certDir: dir, name: "learning" });
     await expect.poll(() => certs.current.serial).not.toBe(before);
     expect(updates.at(-1)).toBe(certs.current.serial);
+    await exporter.flush();
+    setSiemExporter(undefined);
+    expect(siem).toContainEqual(
+      expect.objectContaining({
+        class_uid: 6002,
+        activity_id: 8,
+        actor: { user: expect.objectContaining({ name: certs.current.spiffeId }) },
+      }),
+    );
     const expiry = await metrics.certExpiry.get();
     expect(expiry.values[0]?.value).toBe(Math.floor(certs.current.notAfter.getTime() / 1000));
     certs.close();

@@ -382,6 +382,23 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     await expect.poll(() => status.textContent()).toMatch(/^suspended/);
     await page.getByRole("button", { name: "Resume tenant initech" }).click();
     await expect.poll(() => status.textContent()).toBe("active");
+    // Its limits and flags are edited, and stick: the row shows them, and so does a new page.
+    await expect
+      .poll(() => page.locator("#limits-title").textContent())
+      .toBe("Usage and limits of initech");
+    await expect
+      .poll(() => page.locator("#tenant-usage").textContent())
+      .toMatch(/Requests admitted\d+/);
+    await page.getByLabel("Open streams").fill("7");
+    await page.getByLabel("LLM planner").check();
+    await page.getByRole("button", { name: "Save limits" }).click();
+    const streams = page.locator('#tenants tr[data-tenant="initech"] td:nth-child(6)');
+    await expect.poll(() => streams.textContent()).toBe("7");
+    const again = await open(f.keys.admin, "#/admin");
+    await again.getByRole("button", { name: "Keys of initech" }).click();
+    await expect.poll(() => again.getByLabel("Open streams").inputValue()).toBe("7");
+    expect(await again.getByLabel("LLM planner").isChecked()).toBe(true);
+    expect((await f.store.tenants.find("initech"))?.maxConcurrentStreams).toBe(7);
     // A writer has no such view.
     const writer = await open(f.keys.acmeWriter);
     expect(await writer.locator("nav").textContent()).not.toContain("Tenants");

@@ -3,16 +3,25 @@
  * (platform.admin) lists, creates, suspends and resumes tenants and manages
  * any tenant's keys;
  * a tenant admin manages its own tenant's keys. A new key's secret is shown
- * once.
+ * once. The picked tenant's usage (GetTenantUsage) is shown to both; an
+ * operator also edits its limits and feature flags (UpdateTenant).
  */
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import type { ApiKey, Tenant } from "../../gen/agentmesh/v1/admin_pb.js";
+import type { ApiKey, Tenant, TenantUsage } from "../../gen/agentmesh/v1/admin_pb.js";
 import { type Elem, h, patch } from "./dom.js";
 import { clock } from "./format.js";
 import { changed, may, say, state } from "./state.js";
 import type { Mounted } from "./view.js";
 
 const knownRoles = ["goals.read", "goals.write", "tenant.admin", "platform.admin"];
+
+/** The numeric limits an operator edits: input id, label, the tenant's value. 0 means the default. */
+const limitFields = [
+  ["l-rate", "Requests per second", (t: Tenant) => t.rateLimitPerSecond],
+  ["l-streams", "Open streams", (t: Tenant) => t.maxConcurrentStreams],
+  ["l-goals", "Goals in flight", (t: Tenant) => t.maxConcurrentGoals],
+  ["l-input", "Largest goal input (bytes)", (t: Tenant) => t.maxGoalInputBytes],
+] as const;
 
 export function adminView(root: Elem): Mounted {
   const operator = may("platform.admin");
@@ -24,6 +33,8 @@ export function adminView(root: Elem): Mounted {
   const keysTitle = h("h2", { id: "keys-title" });
   const error = h("p", { class: "error", role: "alert" });
   const secret = h("div", { id: "new-secret", "aria-live": "polite" });
+  const usageList = h("dl", { id: "tenant-usage" });
+  const limitsTitle = h("h2", { id: "limits-title" });
   const admin = () => state.mesh!.admin;
   const fail = (err: unknown) => {
     error.textContent = (err as Error).message;
@@ -37,6 +48,77 @@ export function adminView(root: Elem): Mounted {
   const loadKeys = async () => {
     keys = (await admin().listApiKeys({ tenantId })).keys;
     changed();
+  };
+  const loadUsage = async () => {
+    const { usage } = await admin().getTenantUsage({ tenantId });
+    showUsage(usage);
+  };
+  const showUsage = (u: TenantUsage | undefined) => {
+    const statuses = Object.entries(u?.goalsByStatus ?? {})
+      .map(([k, n]) => `${k.toLowerCase()} ${n}`)
+      .join(", ");
+    const row = (term: string, value: string) => [h("dt", {}, term), h("dd", {}, value)];
+    patch(
+      usageList,
+      ...row("Goals", statuses || "none"),
+      ...row("Goals in flight", String(u?.goalsInFlight ?? 0)),
+      ...row("Requests admitted", String(u?.requestsAdmitted ?? 0)),
+      ...row("Requests refused", String(u?.requestsRefused ?? 0)),
+    );
+  };
+
+  // An operator's editor of the picked tenant's limits and feature flags (0 or empty: the default).
+  const limitsForm = h(
+    "form",
+    { id: "tenant-limits", "aria-label": "Limits and feature flags" },
+    ...limitFields.flatMap(([id, label]) => [
+      h("label", { for: id }, label),
+      h("input", { id, type: "number", min: 0, step: "any", size: 8 }),
+    ]),
+    h("label", { for: "l-selector" }, "Learning selector"),
+    h("input", { id: "l-selector", size: 14 }),
+    h("label", { class: "check" }, h("input", { id: "l-llm", type: "checkbox" }), " LLM planner"),
+    h("label", { class: "check" }, h("input", { id: "l-canary", type: "checkbox" }), " Canaries"),
+    h("button", { type: "submit" }, "Save limits"),
+  );
+  const input = (id: string) => limitsForm.querySelector(`#${id}`)!;
+  const fillLimits = () => {
+    const t = tenants.find((x) => x.tenantId === tenantId);
+    if (!t) return;
+    for (const [id, , value] of limitFields) input(id).value = String(value(t));
+    input("l-selector").value = t.features?.learningSelector ?? "";
+    input("l-llm").checked = t.features?.llmPlanner ?? false;
+    input("l-canary").checked = t.features?.canary ?? false;
+  };
+  limitsForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    const num = (id: string) => Math.max(0, Number(input(id).value || 0));
+    const id = tenantId;
+    admin()
+      .updateTenant({
+        tenantId: id,
+        rateLimitPerSecond: num("l-rate"),
+        maxConcurrentStreams: Math.floor(num("l-streams")),
+        maxConcurrentGoals: Math.floor(num("l-goals")),
+        maxGoalInputBytes: Math.floor(num("l-input")),
+        learningSelector: input("l-selector").value.trim(),
+        llmPlanner: input("l-llm").checked,
+        canary: input("l-canary").checked,
+      })
+      .then(() => {
+        say(`Saved the limits of ${id}.`);
+        return loadTenants();
+      })
+      .then(fillLimits)
+      .catch(fail);
+  });
+  const pickTenant = (id: string) => {
+    tenantId = id;
+    secret.replaceChildren();
+    fillLimits();
+    void loadKeys().catch(fail);
+    void loadUsage().catch(fail);
   };
 
   const tenantForm = h(
@@ -139,6 +221,13 @@ export function adminView(root: Elem): Mounted {
       ),
     h(
       "section",
+      { class: "panel wide", "aria-labelledby": "limits-title" },
+      limitsTitle,
+      usageList,
+      operator && limitsForm,
+    ),
+    h(
+      "section",
       { class: "panel wide", "aria-labelledby": "keys-title" },
       keysTitle,
       error,
@@ -166,12 +255,14 @@ export function adminView(root: Elem): Mounted {
       secret,
     ),
   );
-  void loadTenants().catch(fail);
+  void loadTenants().then(fillLimits).catch(fail);
   void loadKeys().catch(fail);
+  void loadUsage().catch(fail);
 
   return {
     render() {
       keysTitle.textContent = `API keys of ${tenantId}`;
+      limitsTitle.textContent = `Usage${operator ? " and limits" : ""} of ${tenantId}`;
       patch(
         tenantBody,
         ...tenants.map((t) => {
@@ -184,11 +275,7 @@ export function adminView(root: Elem): Mounted {
             },
             "Keys",
           );
-          pick.addEventListener("click", () => {
-            tenantId = t.tenantId;
-            secret.replaceChildren();
-            void loadKeys().catch(fail);
-          });
+          pick.addEventListener("click", () => pickTenant(t.tenantId));
           // Suspending refuses the tenant's calls (within the gateways' refresh, 5 s).
           const suspended = t.suspendedAt !== undefined;
           const toggle = h(

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../gen/agentmesh/v1/admin_pb.js";
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import { ExecutorService } from "../gen/agentmesh/v1/executor_pb.js";
-import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
+import { type RegisterAgentRequest, RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
 import { Code, isMeshError } from "../lib/errors/mesh-error.js";
 import { createPolicyAuthorizer } from "../lib/policy/authorizer.js";
 import { openPolicyEngine, type PolicyEngine } from "../lib/policy/engine.js";
@@ -94,6 +94,20 @@ type AnyClient = Record<
   (req: Message, o?: CallOptions) => Promise<unknown> | AsyncIterable<unknown>
 >;
 
+/**
+ * The policy's sample request, completed where the contract wants more than the
+ * policy reads (an agent card's name and version), so an allowed call passes
+ * validation and reaches the (absent) handler.
+ */
+function validSample(method: DescMethod): Message {
+  const request = sampleRequest(method);
+  if (method === RegistryService.method.registerAgent) {
+    const { card } = request as RegisterAgentRequest;
+    if (card) Object.assign(card, { name: "text", version: "1.0.0" });
+  }
+  return request;
+}
+
 /** The status code a call ends with, and its message. */
 async function outcome(
   client: AnyClient,
@@ -101,7 +115,7 @@ async function outcome(
   options: CallOptions,
 ): Promise<{ code: Code; message: string }> {
   try {
-    const result = client[method.localName]!(sampleRequest(method), options);
+    const result = client[method.localName]!(validSample(method), options);
     if (Symbol.asyncIterator in (result as object)) {
       for await (const _ of result as AsyncIterable<unknown>) {
         // drain

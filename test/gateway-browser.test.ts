@@ -399,6 +399,13 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     await expect.poll(() => again.getByLabel("Open streams").inputValue()).toBe("7");
     expect(await again.getByLabel("LLM planner").isChecked()).toBe(true);
     expect((await f.store.tenants.find("initech"))?.maxConcurrentStreams).toBe(7);
+    // A tenant admin sees its own tenant's usage, not the editor.
+    const tenantAdmin = await open(f.keys.acmeAdmin, "#/admin");
+    await expect
+      .poll(() => tenantAdmin.locator("#tenant-usage").textContent())
+      .toMatch(/Requests admitted\d+/);
+    expect(await tenantAdmin.locator("#limits-title").textContent()).toBe("Usage of acme");
+    expect(await tenantAdmin.locator("#tenant-limits").count()).toBe(0);
     // A writer has no such view.
     const writer = await open(f.keys.acmeWriter);
     expect(await writer.locator("nav").textContent()).not.toContain("Tenants");

@@ -12,6 +12,8 @@ import { PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
+import { createSiemExporter } from "../siem/exporter.js";
+import { setSiemExporter } from "../siem/siem.js";
 import { createMeshMetrics, type MeshMetrics } from "../telemetry/metrics.js";
 import { serveMetrics } from "../telemetry/metrics-server.js";
 import { type CertWatcher, watchCertificates } from "../tls/cert-watcher.js";
@@ -219,7 +221,25 @@ describe("mTLS RPC spine", () => {
       { authorizer: allowNames(["executor"]), metrics },
     );
     const { echo } = await connect(server, "agent-rogue");
+    const siem: Record<string, unknown>[] = [];
+    const exporter = createSiemExporter({
+      sink: { name: "memory", send: async (e) => void siem.push(...e), close: async () => {} },
+    });
+    setSiemExporter(exporter);
     const err = await echo.echo({ value: bytes("x") }).catch((e: unknown) => e);
+    await exporter.flush();
+    setSiemExporter(undefined);
+    expect(siem).toEqual([
+      expect.objectContaining({
+        class_uid: 6003,
+        status_id: 2,
+        actor: {
+          user: expect.objectContaining({
+            name: "spiffe://agentmesh.local/ns/agentmesh/sa/agent-rogue",
+          }),
+        },
+      }),
+    ]);
     expect(err).toBeInstanceOf(MeshError);
     expect(err).toMatchObject({ code: Code.PermissionDenied });
     expect((err as Error).message).toContain(

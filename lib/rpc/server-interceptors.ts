@@ -21,8 +21,14 @@ import { Code, codeName, MeshError } from "../errors/mesh-error.js";
 import { peerFromSubjectAltName } from "../identity/spiffe.js";
 import type { Logger } from "../log/logger.js";
 import { checkMessage } from "../proto/validate-message.js";
+import { emitSecurityEvent } from "../siem/siem.js";
 import type { MeshMetrics } from "../telemetry/metrics.js";
-import { parseTraceparent, startRpcSpan, traceparentKey } from "../telemetry/trace-context.js";
+import {
+  activeSpanContext,
+  parseTraceparent,
+  startRpcSpan,
+  traceparentKey,
+} from "../telemetry/trace-context.js";
 import {
   type Authorizer,
   type Decision,
@@ -418,5 +424,17 @@ function deny(
     },
     "call denied",
   );
+  // Internal calls are not audited in the store (the gateway's are); the SIEM hears of each denial.
+  emitSecurityEvent({
+    kind: "policy.denial",
+    tenantId: principal?.tenantId ?? null,
+    identity: principal
+      ? `${principal.tenantId}/${principal.subject}`
+      : (peer?.spiffeId ?? "unknown"),
+    resource: methodPath(call),
+    traceId: activeSpanContext()?.traceId ?? null,
+    message: `policy denied ${methodPath(call)}: ${reason}`,
+    details: { peer: peer?.spiffeId ?? null, reason },
+  });
   return Promise.reject(new MeshError(Code.PermissionDenied, reason));
 }

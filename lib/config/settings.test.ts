@@ -31,8 +31,8 @@ function namesIn(text: string): string[] {
   return [...names];
 }
 
-/** Read by Node.js or the test runner, not by agentmesh. */
-const notOurs = new Set(["PATH", "VITEST", "CI", "HOME", "NODE_ENV"]);
+/** Read by Node.js, the test runner or the Go toolchain, not by agentmesh. */
+const notOurs = new Set(["PATH", "VITEST", "CI", "HOME", "NODE_ENV", "GOPATH"]);
 /**
  * Names that look like settings but are not: the default job stream's name, and
  * the marker the shell agent puts in its children's environment to find them.

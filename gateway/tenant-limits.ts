@@ -206,6 +206,8 @@ interface TenantState {
   /** Tokens taken from the shared bucket and not yet spent, and until when they may be. */
   leased: number;
   leasedUntil: number;
+  /** The take from the shared bucket in flight, which waiting requests share. */
+  taking: Promise<BucketTake | undefined> | undefined;
   /** Read the limits again before admitting (set by `forget`). */
   stale: boolean;
   tokens: number;
@@ -223,6 +225,32 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
   const refreshMs = options.refreshMs ?? 5000;
   const shared = options.shared;
   const leaseSeconds = shared?.leaseSeconds ?? 0.05;
+
+  /**
+   * Leases `leaseSeconds` of the tenant's rate from the shared bucket into
+   * `state.leased`; undefined when the store did not answer.
+   */
+  const takeShared = async (
+    tenantId: string,
+    state: TenantState,
+  ): Promise<BucketTake | undefined> => {
+    try {
+      const want = Math.max(1, Math.floor(state.rate * leaseSeconds));
+      const take = await shared!.take(
+        requestBucketKey(tenantId),
+        { rate: state.rate, burst: state.burst },
+        want,
+      );
+      if (take.admitted) {
+        state.leased = take.granted;
+        state.leasedUntil = now() + 2000 * leaseSeconds;
+      }
+      return take;
+    } catch (err) {
+      shared!.onFallback?.(err);
+      return undefined;
+    }
+  };
   const now = options.now ?? (() => performance.now());
   const lookup = options.lookup;
   const tenants = new Map<string, TenantState>();
@@ -281,6 +309,7 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
     suspended: false,
     leased: 0,
     leasedUntil: 0,
+    taking: undefined,
     stale: false,
     tokens: Math.max(1, defaultRate * burstSeconds),
     last: now(),
@@ -323,31 +352,29 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
         });
       }
       if (shared && (shared.available?.() ?? true)) {
-        if (state.leased >= 1 && now() < state.leasedUntil) {
-          state.leased -= 1;
-          return;
-        }
-        let take: BucketTake | undefined;
-        try {
-          const want = Math.max(1, Math.floor(state.rate * leaseSeconds));
-          take = await shared.take(
-            requestBucketKey(tenantId),
-            { rate: state.rate, burst: state.burst },
-            want,
-          );
-        } catch (err) {
-          shared.onFallback?.(err);
-        }
-        if (take?.admitted) {
-          state.leased = take.granted - 1;
-          state.leasedUntil = now() + 2000 * leaseSeconds;
-          return;
-        }
-        if (take) {
-          throw tooMany(
-            `tenant ${tenantId} is over its rate of ${state.rate} requests/s`,
-            take.retryAfterMs,
-          );
+        // Requests that find no leased token wait for the one take in flight and
+        // share what it brought: each taking its own lease at once drew a burst
+        // of 25 calls as 25 leases of 50 ms, more than the whole bucket.
+        for (;;) {
+          if (state.leased >= 1 && now() < state.leasedUntil) {
+            state.leased -= 1;
+            return;
+          }
+          const joined = state.taking !== undefined;
+          state.taking ??= takeShared(tenantId, state).finally(() => {
+            state.taking = undefined;
+          });
+          let take = await state.taking;
+          // A refusal is counted per request in the bucket's row (the tenant's
+          // usage), so a request that only shared another's refusal asks for itself.
+          if (joined && take?.admitted === false) take = await takeShared(tenantId, state);
+          if (take === undefined) break; // the store is away: the local bucket decides
+          if (!take.admitted) {
+            throw tooMany(
+              `tenant ${tenantId} is over its rate of ${state.rate} requests/s`,
+              take.retryAfterMs,
+            );
+          }
         }
       }
       const t = now();

@@ -38,10 +38,15 @@ describe("runAgent metrics", () => {
         if (d.data.status > 1) settled.push(d.data.attemptId);
       },
     });
+    const timestampFromMs = (ms: number) => ({
+      seconds: BigInt(Math.floor(ms / 1000)),
+      nanos: (ms % 1000) * 1_000_000,
+    });
     const running = await runAgent(agent, { bus, metrics: registry, handleSignals: false });
     await bus.publishJob(
       stepJob("test.ok", {
-        dispatchedAt: { seconds: BigInt(Math.floor(Date.now() / 1000) - 2), nanos: 0 },
+        // Exactly 2 s ago (whole seconds only would make it 2.0–2.99 s: half the time past 2.5).
+        dispatchedAt: timestampFromMs(Date.now() - 2000),
       }),
       {
         traceparent: `00-${traceId}-00f067aa0ba902b7-01`,

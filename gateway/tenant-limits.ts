@@ -242,7 +242,7 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
         want,
       );
       if (take.admitted) {
-        state.leased = take.granted;
+        state.leased = take.granted - 1; // one is the taking request's
         state.leasedUntil = now() + 2000 * leaseSeconds;
       }
       return take;
@@ -360,21 +360,25 @@ export function createTenantLimits(options: TenantLimitsOptions = {}): TenantLim
             state.leased -= 1;
             return;
           }
-          const joined = state.taking !== undefined;
-          state.taking ??= takeShared(tenantId, state).finally(() => {
-            state.taking = undefined;
-          });
-          let take = await state.taking;
-          // A refusal is counted per request in the bucket's row (the tenant's
-          // usage), so a request that only shared another's refusal asks for itself.
-          if (joined && take?.admitted === false) take = await takeShared(tenantId, state);
-          if (take === undefined) break; // the store is away: the local bucket decides
-          if (!take.admitted) {
-            throw tooMany(
-              `tenant ${tenantId} is over its rate of ${state.rate} requests/s`,
-              take.retryAfterMs,
-            );
+          if (state.taking !== undefined) {
+            // Its tokens may be enough for this request too: look again once it is back.
+            // After a refusal this request asks for itself, so usage counts every refusal.
+            if ((await state.taking)?.admitted) continue;
           }
+          // Cleared before anyone waiting on it resumes.
+          const taking: Promise<BucketTake | undefined> = takeShared(tenantId, state).finally(
+            () => {
+              if (state.taking === taking) state.taking = undefined;
+            },
+          );
+          state.taking = taking;
+          const take = await taking;
+          if (take === undefined) break; // the store is away: the local bucket decides
+          if (take.admitted) return; // one of its tokens is this request's
+          throw tooMany(
+            `tenant ${tenantId} is over its rate of ${state.rate} requests/s`,
+            take.retryAfterMs,
+          );
         }
       }
       const t = now();

@@ -122,14 +122,7 @@ export function openFileSecrets(options: FileSecretsOptions): SecretStore {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       // Written whole to a private file, then linked into place: link never
       // overwrites, so of two processes creating at once one value wins, complete.
-      const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-      const file = await open(tmp, "wx", 0o600);
-      try {
-        await file.writeFile(`${value}\n`);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
+      const tmp = await writePrivateTemp(path, value);
       try {
         await link(tmp, path);
       } catch (err) {
@@ -147,14 +140,7 @@ export function openFileSecrets(options: FileSecretsOptions): SecretStore {
       const madeDir = !existsSync(dirname(path));
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       // Write then rename so a reader never sees half a secret; 0600 before any byte lands.
-      const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-      const file = await open(tmp, "wx", 0o600);
-      try {
-        await file.writeFile(`${value}\n`);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
+      const tmp = await writePrivateTemp(path, value);
       await rename(tmp, path);
       if (madeDir) rewatch();
       cache.set(name, value);
@@ -187,4 +173,17 @@ export function openFileSecrets(options: FileSecretsOptions): SecretStore {
 
 function variableName(name: SecretName): string {
   return name === "database-url" ? settings.databaseUrl.name : settings.llmPlannerApiKey.name;
+}
+
+/** Writes `value` to a new 0600 file beside `path` (synced; 0600 before any byte lands) and returns its name. */
+async function writePrivateTemp(path: string, value: string): Promise<string> {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  const file = await open(tmp, "wx", 0o600);
+  try {
+    await file.writeFile(`${value}\n`);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  return tmp;
 }

@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -170,5 +170,14 @@ describe.skipIf(!pg || !nats)("the installed package runs the README's agent and
     agent.kill("SIGTERM");
     const [code] = await once(agent, "exit");
     expect(code, out).toBe(0);
+  }, 60_000);
+  it("ships the SLOs, alert rules and dashboards: the installed `agentmesh ops` checks and writes them", async () => {
+    const bin = "node_modules/.bin/agentmesh";
+    const opts = { cwd: project.dir, env: { PATH: process.env.PATH! }, timeout: 30_000 };
+    // The shipped rules are the ones the shipped SLOs generate.
+    await exec("node", [bin, "ops", "rules", "--check"], opts);
+    await exec("node", [bin, "ops", "dashboards", "--dir", "my-ops"], opts);
+    const dashboards = await readdir(join(project.dir, "my-ops/grafana/dashboards"));
+    expect(dashboards.filter((f) => f.endsWith(".json")).length).toBeGreaterThan(0);
   }, 60_000);
 });

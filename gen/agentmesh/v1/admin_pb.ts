@@ -124,7 +124,7 @@ export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
 export type TenantFeatures = Message<"agentmesh.v1.TenantFeatures"> & {
   /**
    * Strategy selector of the learning service for the tenant's goals
-   * ("thompson", "ucb1", "linucb", "fixed"); empty means the mesh's.
+   * ("thompson", "ucb1", "epsilon-greedy", "fixed", "contextual"); empty means the mesh's.
    *
    * @generated from field: string learning_selector = 1;
    */

@@ -175,7 +175,7 @@ func (x *Tenant) GetSuspendedReason() string {
 type TenantFeatures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Strategy selector of the learning service for the tenant's goals
-	// ("thompson", "ucb1", "linucb", "fixed"); empty means the mesh's.
+	// ("thompson", "ucb1", "epsilon-greedy", "fixed", "contextual"); empty means the mesh's.
 	LearningSelector string `protobuf:"bytes,1,opt,name=learning_selector,json=learningSelector,proto3" json:"learning_selector,omitempty"`
 	// Whether the LLM planner may plan the tenant's goals of kinds without a playbook
 	// (when the mesh has one configured). Default true.

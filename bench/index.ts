@@ -6,6 +6,7 @@ export const benchmarks: Record<string, () => Promise<Benchmark>> = {
   gateway: async () => (await import("./gateway.js")).gateway,
   goals: async () => (await import("./goals.js")).goals,
   learning: async () => (await import("./learning.js")).learning,
+  "learning-mesh": async () => (await import("./learning-mesh.js")).learningMesh,
   policy: async () => (await import("./policy.js")).policy,
   "rate-limit": async () => (await import("./rate-limit.js")).rateLimit,
   rpc: async () => (await import("./rpc.js")).rpc,

@@ -141,6 +141,39 @@ export class LearningRepository {
     );
   }
 
+  /**
+   * Keeps at most `keep` observations' worth of evidence in the statistics of
+   * these strategies of a tenant's goal kind (every version and bucket), each
+   * row's success rate unchanged: the drift guard's answer to a degraded
+   * agent they use. Returns the rows changed.
+   */
+  async discountStrategyStats(input: {
+    tenantId: string;
+    goalKind: string;
+    strategies: readonly string[];
+    keep: number;
+  }): Promise<number> {
+    if (!(input.keep >= 0)) throw new MeshError(Code.InvalidArgument, "keep must be ≥ 0");
+    if (input.strategies.length === 0) return 0;
+    const rows = await this.db.rows<{ bucket: string }>(
+      `update strategy_stats
+       set successes = successes * ? / (successes + failures),
+           failures = failures * ? / (successes + failures)
+       where tenant_id = ? and goal_kind = ? and strategy = any(?::text[])
+         and successes + failures > ?
+       returning bucket`,
+      [
+        input.keep,
+        input.keep,
+        input.tenantId,
+        input.goalKind,
+        pgArray(input.strategies),
+        input.keep,
+      ],
+    );
+    return rows.length;
+  }
+
   /** Stores a new parameter version. ALREADY_EXISTS if the version exists; FAILED_PRECONDITION if its state is CURRENT or CANARY and another one already is. */
   async createParameters(input: NewParametersVersion): Promise<ParametersVersionRecord> {
     requireText(input.version, "version", 64);

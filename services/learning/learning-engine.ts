@@ -25,6 +25,7 @@ import {
   canaryVersion,
   chooseStrategy,
   contextVector,
+  createReliabilityDrift,
   createRng,
   currentVersion,
   DEFAULT_HALF_LIFE_MS,
@@ -36,6 +37,8 @@ import {
   nextVersionId,
   parseBucketKey,
   publishVersion,
+  type ReliabilityDriftOptions,
+  type ReliabilityDrop,
   type Rng,
   resolveCanaryFraction,
   resolveFlag,
@@ -85,6 +88,14 @@ export interface LearningEngineOptions {
   warmStartOverfetch?: number;
   /** Most experiences one training run replays; default 200,000. */
   maxTrainingExperiences?: number;
+  /**
+   * The drift guard on agent reliability (`domain/reliability-drift.ts`): when
+   * an agent's recent success rate for a capability falls 0.4 below its
+   * long-run rate, the online statistics of the strategies that used the
+   * capability keep at most `keep` (default 2) observations' worth of
+   * evidence. `false` turns it off. Each replica watches the outcomes it records.
+   */
+  reliabilityDrift?: (ReliabilityDriftOptions & { keep?: number }) | false;
 }
 
 export interface ChooseInput {
@@ -103,6 +114,11 @@ export function createLearningEngine(options: LearningEngineOptions) {
   const driftEvery = options.driftEvery ?? 25;
   let recordedSinceDrift = 0;
   let drift: Promise<DriftVerdict | undefined> | undefined;
+  const reliabilityDrift =
+    options.reliabilityDrift === false
+      ? undefined
+      : createReliabilityDrift(options.reliabilityDrift ?? {});
+  const keepOnDrop = options.reliabilityDrift === false ? 0 : (options.reliabilityDrift?.keep ?? 2);
 
   const audit = (action: string, resource: string, details: JsonObject) =>
     store.audit
@@ -255,6 +271,17 @@ export function createLearningEngine(options: LearningEngineOptions) {
         }
       }
       const recorded = answer.status === "recorded";
+      const drops = recorded
+        ? (reliabilityDrift?.observe(
+            { tenantId: ctx.tenantId, goalKind: ctx.goalKind, strategy: o.strategy },
+            reliability,
+          ) ?? [])
+        : [];
+      for (const d of drops) {
+        await engine
+          .reliabilityDropped(d)
+          .catch((err: unknown) => log.warn({ err }, "reliability drift reaction failed"));
+      }
       if (recorded && ++recordedSinceDrift >= driftEvery) {
         recordedSinceDrift = 0;
         await engine.guard().catch((err: unknown) => log.warn({ err }, "drift guard failed"));
@@ -299,6 +326,46 @@ export function createLearningEngine(options: LearningEngineOptions) {
         drift = undefined;
       });
       return drift;
+    },
+
+    /**
+     * The drift guard's answer to an agent that degraded: the statistics of
+     * every strategy seen using its capability keep little evidence (their
+     * rates unchanged), so the selectors re-learn them from the next outcomes
+     * instead of trusting a record the agent no longer earns; audited.
+     * Trained snapshots are left as they are (the next training run replays
+     * the failures too).
+     */
+    async reliabilityDropped(drop: ReliabilityDrop): Promise<number> {
+      const byScope = new Map<
+        string,
+        { tenantId: string; goalKind: string; strategies: string[] }
+      >();
+      for (const s of drop.strategies) {
+        const key = `${s.tenantId}\u0000${s.goalKind}`;
+        const scope = byScope.get(key) ?? {
+          tenantId: s.tenantId,
+          goalKind: s.goalKind,
+          strategies: [],
+        };
+        scope.strategies.push(s.strategy);
+        byScope.set(key, scope);
+      }
+      let rows = 0;
+      for (const scope of byScope.values()) {
+        rows += await store.learning.discountStrategyStats({ ...scope, keep: keepOnDrop });
+      }
+      const details = {
+        agentId: drop.agentId,
+        capability: drop.capability,
+        longRate: drop.longRate,
+        recentRate: drop.recentRate,
+        strategies: drop.strategies.map((s) => `${s.tenantId}/${s.goalKind}/${s.strategy}`),
+        rows,
+      };
+      log.info(details, "drift guard: agent reliability dropped; strategy statistics discounted");
+      await audit("learning.reliability.dropped", `agents/${drop.agentId}`, details);
+      return rows;
     },
 
     /**

@@ -92,6 +92,14 @@ export {
   reliabilityScore,
 } from "./reliability.js";
 export type {
+  AgentResult,
+  ReliabilityDrift,
+  ReliabilityDriftOptions,
+  ReliabilityDrop,
+  StrategyScope,
+} from "./reliability-drift.js";
+export { createReliabilityDrift } from "./reliability-drift.js";
+export type {
   ArmViews,
   Choice,
   RewardPenalty,

@@ -22,8 +22,8 @@ const nats = await needNats();
 
 /**
  * The last 200 goals' expected success, as a fraction of the oracle's, at
- * least. Measured 0.92–0.94 on a 2-core machine at load 9–21 (the first 100
- * goals: 0.81–0.87; the bench's 1,000 goals go further); 0.88 leaves room for
+ * least. Measured 0.92–0.94 on a 2-core machine at load 9–28 (the first 100
+ * goals: 0.78–0.87; the bench's 1,000 goals go further); 0.88 leaves room for
  * the noise of 200 goals (σ ≈ 0.01) and slow learning under load.
  */
 const finalFraction = 0.88;

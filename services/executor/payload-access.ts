@@ -1,11 +1,12 @@
 /**
- * Sensitive fields on the way out of the executor. For a tenant with
- * encryption at rest on, a goal's sensitive fields (`(agentmesh.v1.sensitive)`
- * in the contract) go out in clear only to principals the policy lets write
- * the tenant's goals (SubmitGoal, so `goals.write` and above) and to mesh
- * services calling for themselves; everyone else gets them redacted. Every
- * such read, clear or redacted, is audited: who, which tenant, which goals,
- * which fields.
+ * Sensitive fields on the way out of the executor. For every tenant, a goal's
+ * sensitive fields (`(agentmesh.v1.sensitive)` in the contract) go out in
+ * clear only to principals the policy lets write the tenant's goals
+ * (SubmitGoal, so `goals.write` and above) and to mesh services calling for
+ * themselves; everyone else gets them redacted, so no client (the console
+ * included) is trusted to hide them. For a tenant with encryption at rest on,
+ * every such read, clear or redacted, is also audited: who, which tenant,
+ * which goals, which fields.
  *
  * @example
  * const access = payloadAccess({ store, check: runtime.policyCheck("executor", id) });
@@ -80,15 +81,17 @@ export function payloadAccess(deps: {
   };
   return {
     async goals(ctx, tenantId, goals) {
-      if (goals.length === 0 || !(await protectedTenant(tenantId))) return;
+      if (goals.length === 0) return;
       const clear = mayRead(ctx, tenantId);
+      const audited = await protectedTenant(tenantId);
+      if (clear && !audited) return;
       const fields: string[] = [];
       for (const g of goals) {
         // Redact a copy to learn the paths; keep the original when the caller may read.
         const paths = redactSensitive(GoalSchema, clear ? structuredClone(g) : g);
         fields.push(...paths);
       }
-      if (fields.length > 0) {
+      if (audited && fields.length > 0) {
         await audit(
           ctx,
           tenantId,
@@ -99,9 +102,10 @@ export function payloadAccess(deps: {
       }
     },
     async watch(ctx, tenantId, goalId) {
-      if (!(await protectedTenant(tenantId))) return () => undefined;
       const clear = mayRead(ctx, tenantId);
-      await audit(ctx, tenantId, [goalId], sensitiveFields(GoalEventSchema), clear);
+      if (await protectedTenant(tenantId)) {
+        await audit(ctx, tenantId, [goalId], sensitiveFields(GoalEventSchema), clear);
+      }
       return clear ? () => undefined : (e) => void redactSensitive(GoalEventSchema, e);
     },
   };

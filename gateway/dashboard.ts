@@ -5,7 +5,8 @@
  * public API has no RPC for yet, as JSON under `/api/v1/`, admitted like any
  * call (credentials and the tenant's rate): who the caller is (`me`: tenant
  * and effective roles, so the page shows only the actions it may take),
- * recent policy denials, queue depth per capability, and `policy/try`, which
+ * recent policy denials, queue depth per capability (with the last minutes
+ * the gateway sampled, `queue-history.ts`), and `policy/try`, which
  * asks the live policy about a hypothetical call without making it. Queue
  * figures and policy tries are mesh-wide, so they need the operator role
  * (`platform.admin`); denials are the caller's tenant's.
@@ -20,9 +21,10 @@ import { packagePath } from "../lib/config/package-root.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { effectiveRoles } from "./admin-service.js";
-import type { DenialLog } from "./denial-log.js";
 import type { NodeRequest, NodeResponse } from "./http-edge.js";
 import { publicMethods } from "./public-api.js";
+import type { QueueHistory } from "./queue-history.js";
+import type { RecentDecisions } from "./recent-decisions.js";
 
 const webDir = packagePath("gateway", "web");
 
@@ -39,9 +41,11 @@ const httpStatus: Partial<Record<Code, number>> = {
 export interface DashboardOptions {
   /** Authenticates the caller and takes a token of its tenant's rate (`admitCaller`). */
   admit: (headers: Headers) => Promise<Principal>;
-  denials: DenialLog;
+  decisions: RecentDecisions;
   /** Queue figures per capability (the job bus's `stats`); absent means not available here. */
   queueStats?: (() => Promise<QueueStats[]>) | undefined;
+  /** The last minutes of those figures, sampled by the gateway, so charts open with history. */
+  queueHistory?: QueueHistory | undefined;
   /** Asks the live policy about a call as the gateway would (`policy/try`); absent means not here. */
   authorizer?: Authorizer | undefined;
   /** The gateway's own identity, the peer the policy sees. */
@@ -140,7 +144,21 @@ async function json(
     }
     if (path === "/api/v1/denials") {
       // An operator sees every tenant's denials, anyone else only their own.
-      reply(200, { denials: options.denials.list(operator ? undefined : principal.tenantId) });
+      const denials = options.decisions.list({
+        ...(operator ? {} : { tenantId: principal.tenantId }),
+        deniedOnly: true,
+        limit: 50,
+      });
+      // Who, what and why; what the policy read of each call is AdminService/ListPolicyDecisions'.
+      reply(200, {
+        denials: denials.map(({ time, tenantId, subject, method, reason }) => ({
+          time,
+          tenantId,
+          subject,
+          method,
+          reason,
+        })),
+      });
       return;
     }
     if (path === "/api/v1/policy/try") {
@@ -157,7 +175,16 @@ async function json(
       reply(200, { available: false, queues: [] });
       return;
     }
-    reply(200, { available: true, queues: await options.queueStats() });
+    const history = options.queueHistory;
+    reply(200, {
+      available: true,
+      sampleIntervalMs: history?.intervalMs ?? 0,
+      historyMs: history?.windowMs ?? 0,
+      queues: (await options.queueStats()).map((row) => ({
+        ...row,
+        history: history?.series(row.capability) ?? { depth: [], lag: [], ackPending: [] },
+      })),
+    });
   } catch (err) {
     const e = MeshError.from(err);
     const retryAfterMs = e.details.retryAfterMs;

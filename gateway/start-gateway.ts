@@ -39,7 +39,6 @@ import { adminHandlers } from "./admin-service.js";
 import { apiKeyAuthenticator } from "./api-key-auth.js";
 import { createAuthenticator } from "./authenticate.js";
 import { dashboardHandler } from "./dashboard.js";
-import { createDenialLog } from "./denial-log.js";
 import { errorInterceptor } from "./errors.js";
 import { registerPublicRoutes } from "./forward.js";
 import { admitCaller, type GuardOptions, guardInterceptor, principalContextKey } from "./guard.js";
@@ -52,8 +51,11 @@ import {
 } from "./http-edge.js";
 import { type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
 import { mcpHandler } from "./mcp/mcp-handler.js";
+import { policyDecisionHandlers } from "./policy-decisions.js";
 import { createPublicCaller } from "./protocols/public-caller.js";
 import { publicMethods, publicServices, type Upstream } from "./public-api.js";
+import { startQueueHistory } from "./queue-history.js";
+import { createRecentDecisions } from "./recent-decisions.js";
 import { validateRequests } from "./request-validation.js";
 import { createTenantLimits, type TenantLimitsOptions } from "./tenant-limits.js";
 import { unknownRoute } from "./unknown-route.js";
@@ -178,13 +180,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       },
     },
   });
-  const denials = createDenialLog();
+  const decisions = createRecentDecisions();
   const guard: GuardOptions = {
     authenticate,
     limits,
     authorizer: options.authorizer,
     peer,
-    denials,
+    decisions,
     log,
     onDenied: ({ principal, method, reason }) => {
       store.audit
@@ -231,11 +233,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         methods: publicMethods(),
         guard,
         channels,
-        local: adminHandlers({
-          store,
-          onRevoke: (keyId) => apiKeys.forget(keyId),
-          onTenantChanged: (tenantId) => limits.forget(tenantId),
-        }),
+        local: {
+          ...adminHandlers({
+            store,
+            onRevoke: (keyId) => apiKeys.forget(keyId),
+            onTenantChanged: (tenantId) => limits.forget(tenantId),
+          }),
+          ...policyDecisionHandlers(decisions),
+        },
         defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000,
       });
       // The schema is public (it is the SDK), so reflection needs no credentials.
@@ -252,13 +257,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     fallback: unknownRoute as never,
   });
+  // Sampled from the start, so the console's queue charts open with the last minutes.
+  const queueHistory =
+    options.dashboard !== false && options.queueStats
+      ? startQueueHistory({ stats: options.queueStats })
+      : undefined;
   const dashboard =
     options.dashboard === false
       ? undefined
       : dashboardHandler({
           admit: (headers) => admitCaller(guard, headers),
-          denials,
+          decisions,
           queueStats: options.queueStats,
+          queueHistory,
           authorizer: options.authorizer,
           peer,
         });
@@ -315,6 +326,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closed ??= (async () => {
         await listener.close();
         limits.stop();
+        queueHistory?.stop();
         // Streams still open here end with the listener; their leases go with them.
         await store.streams.closeAll(streamInstance).catch(() => undefined);
         for (const c of Object.values(channels)) c.close();

@@ -1,11 +1,12 @@
 /**
  * Queues per capability, read every 2 s while the view is open: depth,
  * waiting (not yet delivered: the consumer lag), in flight (delivered, not
- * settled) and redelivered, with a chart of the last samples. Mesh-wide
- * figures, so only for the operator role.
+ * settled) and redelivered, with charts of the last minutes as the gateway
+ * sampled them (so they show history from the moment the view opens).
+ * Mesh-wide figures, so only for the operator role.
  */
 import { type Elem, h, patch } from "./dom.js";
-import { push, sparkline } from "./sparkline.js";
+import { sparkline } from "./sparkline.js";
 import { changed, getJson, type QueueRow, state } from "./state.js";
 import { every, type Mounted } from "./view.js";
 
@@ -83,15 +84,25 @@ export function queuesView(root: Elem): Mounted {
 
 async function refreshQueues(): Promise<void> {
   try {
-    const q = await getJson<{ available: boolean; queues: QueueRow[] }>("/api/v1/queues");
-    state.queuesNote = q.available ? "" : "Queue figures are not available from this gateway.";
-    for (const row of q.queues) {
-      const s = state.queues.get(row.capability) ?? { row, depth: [], lag: [], inFlight: [] };
-      s.row = row;
-      push(s.depth, row.depth);
-      push(s.lag, row.lag);
-      push(s.inFlight, row.ackPending);
-      state.queues.set(row.capability, s);
+    const q = await getJson<{
+      available: boolean;
+      sampleIntervalMs: number;
+      historyMs: number;
+      queues: (QueueRow & { history: { depth: number[]; lag: number[]; ackPending: number[] } })[];
+    }>("/api/v1/queues");
+    state.queuesNote = !q.available
+      ? "Queue figures are not available from this gateway."
+      : q.sampleIntervalMs
+        ? `Charts: the last ${q.historyMs / 60_000} minutes, a sample every ${q.sampleIntervalMs / 1000} s.`
+        : "";
+    state.queues.clear();
+    for (const { history, ...row } of q.queues) {
+      state.queues.set(row.capability, {
+        row,
+        depth: history.depth,
+        lag: history.lag,
+        inFlight: history.ackPending,
+      });
     }
   } catch (err) {
     state.queuesNote = `Queue figures: ${(err as Error).message}`;

@@ -12,7 +12,6 @@ export { adminHandlers, effectiveRoles, roleIncludes } from "./admin-service.js"
 export { type ApiKeyAuthenticator, apiKeyAuthenticator } from "./api-key-auth.js";
 export { type Authenticate, createAuthenticator } from "./authenticate.js";
 export { type BootstrapOptions, type BootstrapResult, ensureBootstrapAdmin } from "./bootstrap.js";
-export { createDenialLog, type Denial, type DenialLog } from "./denial-log.js";
 export { toConnectError } from "./errors.js";
 export { principalContextKey } from "./guard.js";
 export { type JwtAuthenticator, type JwtOptions, jwtAuthenticator } from "./jwt-auth.js";
@@ -24,6 +23,11 @@ export {
   publicServices,
   type Upstream,
 } from "./public-api.js";
+export {
+  createRecentDecisions,
+  type RecentDecision,
+  type RecentDecisions,
+} from "./recent-decisions.js";
 export { type Gateway, type GatewayOptions, startGateway } from "./start-gateway.js";
 export {
   createTenantLimits,

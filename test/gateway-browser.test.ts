@@ -3,9 +3,11 @@
  * by playwright-core), one browser and one mesh for the file: the first-click
  * path (paste a key, submit the prefilled form, open the goal, read its
  * output), a goal followed live and cancelled, 20 fast goals whose rows,
- * plans and steps agree, search and filters, and the agents, queues, policy
- * and tenants-and-keys views, each checked with axe-core (no serious or
- * critical violations) and photographed into test-results/.
+ * plans and steps agree, search and filters, sensitive fields a reader is
+ * never sent, and the agents, queues (history from the first paint), policy
+ * (decisions by role and tenant) and tenants-and-keys views, each checked
+ * with axe-core (no serious or critical violations) and photographed into
+ * test-results/.
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -257,6 +259,24 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     await page.locator("#goals tbody tr a").first().click();
     await expect.poll(() => page.locator("#goal-input").textContent()).toContain("[REDACTED]");
     expect(await page.locator("body").textContent()).not.toContain("s3cret-value");
+    // A reader is sent no sensitive field at all (acme does not encrypt at rest): the server redacts.
+    const reader = await open(f.keys.acmeReader, `#/goals/${goal?.goalId}`);
+    await expect
+      .poll(() => reader.locator("#goal-input").textContent())
+      .toContain("[redacted: sensitive]");
+    await expect.poll(() => reader.locator("#goal-status").textContent()).toBe("succeeded");
+    expect(await reader.locator("body").textContent()).not.toMatch(/findme|s3cret-value/);
+    await axe(reader, "goal-reader");
+    const asReader = createClient({ baseUrl: f.url, apiKey: f.keys.acmeReader });
+    const seen = JSON.stringify(
+      [
+        (await asReader.executor.getGoal({ goalId: goal?.goalId ?? "" })).goal,
+        (await asReader.executor.listGoals({ idempotencyKey: "console-search-1" })).goals,
+      ],
+      (_k, v) => (typeof v === "bigint" ? String(v) : v),
+    );
+    expect(seen).toContain("[redacted: sensitive]");
+    expect(seen).not.toMatch(/findme|s3cret-value/);
     await page.goto(`${f.url}/#/goals?q=${goal?.goalId}`);
     await expect
       .poll(() => page.locator("#goals tbody tr").first().getAttribute("data-goal"))
@@ -307,29 +327,79 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
     await expect
       .poll(() => tenant.locator("#queues-note").textContent())
       .toMatch(/need the platform\.admin role/);
+    // The gateway samples queues from its start (every 5 s, the last 10 min): by now it has a few.
+    const history = async () => {
+      const res = await fetch(`${f.url}/api/v1/queues`, {
+        headers: { authorization: `Bearer ${f.keys.admin}` },
+      });
+      const body = (await res.json()) as {
+        queues: { capability: string; history: { depth: number[] } }[];
+      };
+      return body.queues.find((q) => q.capability === "report.archive")?.history.depth ?? [];
+    };
+    await expect.poll(async () => (await history()).length, { timeout: 20_000 }).toBeGreaterThan(1);
     const page = await open(f.keys.admin, "#/queues");
     const row = page.locator('#queues tr[data-capability="report.archive"]');
-    await expect.poll(() => row.locator("[data-depth]").textContent()).toBe("2");
-    // Samples accumulate into the chart.
-    await expect
-      .poll(() => row.locator("svg.spark").first().getAttribute("aria-label"), { timeout: 10_000 })
-      .toMatch(/[2-9] samples, latest 2/);
+    // The chart has history the moment the row first appears: no waiting for samples.
+    await row.waitFor();
+    expect(await row.locator("svg.spark").first().getAttribute("aria-label")).toMatch(
+      /: ([2-9]|\d{2,}) samples, latest 2, highest 2$/,
+    );
+    expect(await row.locator("[data-depth]").textContent()).toBe("2");
+    expect(await page.locator("#queues-note").textContent()).toMatch(
+      /the last 10 minutes, a sample every 5 s/,
+    );
     await axe(page, "queues");
   }, 30_000);
 
-  it("policy: recent denials, filterable, and an operator tries an input", async () => {
+  it("policy: recent decisions and denials with input and reason, filterable, by role and tenant", async () => {
     await fetch(`${f.url}/agentmesh.v1.ExecutorService/SubmitGoal`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${f.keys.acmeReader}` },
       body: JSON.stringify({ kind: diamondKind }),
     });
+    const writer = createClient({ baseUrl: f.url, apiKey: f.keys.acmeWriter });
+    await writer.executor.submitGoal({
+      kind: "echo",
+      input: { message: "decision-input-secret", token: "t0ken-value" },
+      labels: { team: "console" },
+    });
     const page = await open(f.keys.admin, "#/policy");
-    await expect.poll(() => page.locator("#denials tbody").textContent()).toMatch(/SubmitGoal/);
-    await page.getByLabel(/^Filter/).fill("no-such-thing");
-    await expect.poll(() => page.locator("#denials tbody").textContent()).toBe("None.");
-    await page.getByLabel(/^Filter/).fill("acme");
-    await expect.poll(() => page.locator("#denials tbody").textContent()).toMatch(/SubmitGoal/);
-
+    const rows = page.locator("#decisions tbody tr");
+    const table = page.locator("#decisions tbody");
+    const filters = page.getByRole("search", { name: "Filter decisions" });
+    // Allowed and denied, each with what the policy read of the call.
+    await expect.poll(() => table.textContent()).toMatch(/allowed.*ExecutorService\/SubmitGoal/s);
+    await expect.poll(() => table.textContent()).toMatch(/denied.*ExecutorService\/SubmitGoal/s);
+    expect(await page.locator("#decisions-source").textContent()).toMatch(
+      /this gateway made on public calls.*Calls between services.*decision log/,
+    );
+    const submitted = rows.filter({ hasText: /"goal_kind":"echo"/ }).first();
+    await submitted.waitFor();
+    expect(await submitted.textContent()).toMatch(
+      /allowed.*acme\/.*"labels":\{"team":"console"\}/s,
+    );
+    // Goal inputs, sensitive and secret-looking fields never reach the decisions.
+    expect(await page.locator("body").textContent()).not.toMatch(/decision-input-secret|t0ken/);
+    // Filter by decision (denials are kept apart, so none is pushed out by allowed calls) ...
+    await filters.getByLabel("Decision", { exact: true }).selectOption("denied");
+    await expect
+      .poll(async () => [...new Set(await rows.locator("td:nth-child(2)").allTextContents())])
+      .toEqual(["denied"]);
+    // ... by caller and by method.
+    await filters.getByLabel("Tenant or caller", { exact: true }).fill("no-such-caller");
+    await expect.poll(() => table.textContent()).toBe("None.");
+    await filters.getByLabel("Tenant or caller", { exact: true }).fill("acme/");
+    await filters
+      .getByLabel("Method", { exact: true })
+      .selectOption("agentmesh.v1.ExecutorService/SubmitGoal");
+    await expect.poll(() => table.textContent()).toMatch(/SubmitGoal/);
+    await filters.getByLabel("Decision", { exact: true }).selectOption("allowed");
+    await expect
+      .poll(async () => [...new Set(await rows.locator("td:nth-child(4)").allTextContents())])
+      .toEqual(["ExecutorService/SubmitGoal"]);
+    expect(await rows.locator("td:nth-child(2)").allTextContents()).not.toContain("denied");
+    await filters.getByLabel("Decision", { exact: true }).selectOption("");
     await page.getByLabel("Tenant", { exact: true }).fill("acme");
     await page.getByLabel("Roles (comma-separated)").fill("goals.read");
     await page.getByLabel("Goal kind (if the method has one)").fill(diamondKind);
@@ -346,7 +416,32 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
       { headers: { authorization: `Bearer ${f.keys.acmeWriter}` } },
     );
     expect(res.status).toBe(403);
-  }, 30_000);
+
+    // A tenant admin reads its own tenant's decisions, not the operator's, nor every tenant's.
+    const tenantAdmin = await open(f.keys.acmeAdmin, "#/policy");
+    const own = tenantAdmin.locator("#decisions tbody");
+    await expect.poll(() => own.textContent()).toMatch(/allowed.*acme\//s);
+    expect(await own.textContent()).not.toMatch(/ops\//);
+    await axe(tenantAdmin, "policy-tenant-admin");
+    const acmeAdmin = createClient({ baseUrl: f.url, apiKey: f.keys.acmeAdmin });
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => "ok",
+        (e: { code?: number }) => e.code,
+      );
+    expect(await codeOf(acmeAdmin.admin.listPolicyDecisions({ allTenants: true }))).toBe(7);
+    expect(await codeOf(acmeAdmin.admin.listPolicyDecisions({ tenantId: "globex" }))).toBe(7);
+    // A writer sees its tenant's denials, without what the policy read, and may not list decisions.
+    const plain = await open(f.keys.acmeWriter, "#/policy");
+    await expect
+      .poll(() => plain.locator("#decisions-title").textContent())
+      .toBe("Recent policy denials");
+    await expect.poll(() => plain.locator("#decisions tbody").textContent()).toMatch(/denied/);
+    expect(await plain.locator("#decisions thead").textContent()).not.toContain("Input");
+    expect(await plain.locator("#decisions tbody").textContent()).not.toMatch(/allowed/);
+    await axe(plain, "policy-writer");
+    expect(await codeOf(writer.admin.listPolicyDecisions({}))).toBe(7);
+  }, 60_000);
 
   it("tenants and keys: an operator creates a tenant and a key, then revokes it", async () => {
     const page = await open(f.keys.admin, "#/admin");

@@ -4,7 +4,7 @@
  * (`route.ts`) give every view and every goal a link; each view is built on
  * arrival and re-rendered from `state` when something changes. Goals are live
  * through WatchGoal streams, agents through WatchAgents; queue figures and
- * denials are re-read while their view is open.
+ * decisions are re-read while their view is open.
  */
 import { adminView } from "./admin-view.js";
 import { agentsView } from "./agents-view.js";

@@ -1,20 +1,51 @@
 /**
- * Policy: the gateway's recent denials (caller, method, reason), filterable,
- * re-read every 3 s while open; and, for operators, "try an input": the live
+ * Policy: the gateway's recent decisions on public calls, allowed and
+ * denied, with what the policy read of each call and its reason, filterable
+ * by decision, tenant or caller, and method; re-read every 3 s while open.
+ * Admins read them (`AdminService/ListPolicyDecisions`: a tenant admin its
+ * tenant's, an operator every tenant's); anyone else sees its tenant's
+ * denials, without inputs. And, for operators, "try an input": the live
  * policy's answer to a hypothetical call, without making it.
  */
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { publicMethods } from "../public-api.js";
 import { type Elem, h, patch } from "./dom.js";
 import { clock } from "./format.js";
-import { changed, type Denial, getJson, may, state } from "./state.js";
+import { changed, type DecisionRow, getJson, may, state } from "./state.js";
 import { every, type Mounted } from "./view.js";
+
+/** What the view says of where its decisions come from (it shows the gateway's only). */
+const source =
+  "Decisions this gateway made on public calls: the last 500, and the last 200 denials kept apart. " +
+  "Calls between services are decided by each service and go to its decision log, not here.";
 
 export function policyView(root: Elem): Mounted {
   const body = h("tbody");
-  const filter = h("input", { id: "denial-filter", type: "search", size: 30 });
-  filter.addEventListener("input", changed);
-  const answer = h("p", { id: "try-answer", role: "status" });
+  const admin = may("tenant.admin");
+  const operator = may("platform.admin");
   const methods = publicMethods().map((m) => `${m.method.parent.typeName}/${m.method.name}`);
+  const decision = h(
+    "select",
+    { id: "decision-filter" },
+    h("option", { value: "" }, "Allowed and denied"),
+    h("option", { value: "allowed" }, "Allowed"),
+    h("option", { value: "denied" }, "Denied"),
+  );
+  const who = h("input", { id: "who-filter", type: "search", size: 24 });
+  const method = h(
+    "select",
+    { id: "method-filter" },
+    h("option", { value: "" }, "Any method"),
+    ...methods.map((m) => h("option", { value: m }, m.replace(/^agentmesh\.v1\./, ""))),
+  );
+  const refresh = () => void readDecisions(admin, operator, decision.value === "denied");
+  decision.addEventListener("change", () => {
+    refresh();
+    changed();
+  });
+  who.addEventListener("input", changed);
+  method.addEventListener("change", changed);
+  const answer = h("p", { id: "try-answer", role: "status" });
   const tryForm = h(
     "form",
     { id: "try", "aria-labelledby": "try-title" },
@@ -63,28 +94,42 @@ export function policyView(root: Elem): Mounted {
       },
     );
   });
+  const filters = h(
+    "form",
+    { id: "decision-filters", role: "search", "aria-label": "Filter decisions" },
+    ...(admin ? [h("label", { for: "decision-filter" }, "Decision"), decision] : []),
+    h("label", { for: "who-filter" }, "Tenant or caller"),
+    who,
+    h("label", { for: "method-filter" }, "Method"),
+    method,
+  );
+  // Filters apply as they change; Enter must not reload the page.
+  filters.addEventListener("submit", (e) => e.preventDefault());
+  const columns = ["Time", "Decision", "Caller", "Method", "Reason", ...(admin ? ["Input"] : [])];
   root.replaceChildren(
     h(
       "section",
-      { class: "panel wide", "aria-labelledby": "denials-title" },
-      h("h2", { id: "denials-title" }, "Recent policy denials"),
-      h("label", { for: "denial-filter" }, "Filter (tenant, caller, method or reason) "),
-      filter,
+      { class: "panel wide", "aria-labelledby": "decisions-title" },
+      h(
+        "h2",
+        { id: "decisions-title" },
+        admin ? "Recent policy decisions" : "Recent policy denials",
+      ),
+      h(
+        "p",
+        { class: "muted", id: "decisions-source" },
+        admin
+          ? source
+          : `${source} Allowed decisions and what the policy read need the tenant.admin role.`,
+      ),
+      filters,
       h(
         "div",
-        { class: "scroll", tabindex: 0 },
+        { class: "scroll", tabindex: 0, role: "region", "aria-label": "Decisions" },
         h(
           "table",
-          { id: "denials" },
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              ...["Time", "Caller", "Method", "Reason"].map((t) => h("th", { scope: "col" }, t)),
-            ),
-          ),
+          { id: "decisions" },
+          h("thead", {}, h("tr", {}, ...columns.map((t) => h("th", { scope: "col" }, t)))),
           body,
         ),
       ),
@@ -98,40 +143,75 @@ export function policyView(root: Elem): Mounted {
           h("p", { class: "muted" }, "Trying the policy needs the platform.admin role."),
         ),
   );
-  const stop = every(3000, () => {
-    getJson<{ denials: Denial[] }>("/api/v1/denials").then(
-      (d) => {
-        state.denials = d.denials;
-        changed();
-      },
-      () => undefined,
-    );
-  });
+  const stop = every(3000, refresh);
   return {
     render() {
-      const words = filter.value.trim().toLowerCase();
-      const list = state.denials.filter(
+      const words = who.value.trim().toLowerCase();
+      const list = state.decisions.filter(
         (d) =>
-          !words ||
-          `${d.tenantId}/${d.subject} ${d.method} ${d.reason}`.toLowerCase().includes(words),
+          (decision.value === "" || (decision.value === "allowed") === d.allow) &&
+          (method.value === "" || d.method === method.value) &&
+          (!words || `${d.tenantId}/${d.subject}`.toLowerCase().includes(words)),
       );
       patch(
         body,
         ...list.map((d) =>
           h(
             "tr",
-            {},
-            h("td", {}, clock(d.time)),
+            { "data-allow": String(d.allow) },
+            h("td", { class: "num" }, clock(d.time)),
+            h(
+              "td",
+              { class: d.allow ? "status-succeeded" : "status-failed" },
+              d.allow ? "allowed" : "denied",
+            ),
             h("td", {}, `${d.tenantId}/${d.subject}`),
-            h("td", {}, d.method),
+            h("td", {}, d.method.replace(/^agentmesh\.v1\./, "")),
             h("td", {}, d.reason),
+            admin
+              ? h("td", {}, h("code", { class: "json" }, JSON.stringify(d.input ?? {})))
+              : undefined,
           ),
         ),
         list.length === 0
-          ? h("tr", {}, h("td", { colspan: 4, class: "muted" }, "None."))
+          ? h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "None."))
           : undefined,
       );
     },
     unmount: stop,
   };
+}
+
+let reads = 0;
+/** Reads the decisions the caller may see into `state.decisions` (a later read wins). */
+async function readDecisions(admin: boolean, operator: boolean, deniedOnly: boolean) {
+  const read = ++reads;
+  try {
+    if (admin && state.mesh) {
+      const { decisions } = await state.mesh.admin.listPolicyDecisions({
+        allTenants: operator,
+        deniedOnly,
+        limit: 200,
+      });
+      if (read !== reads) return;
+      state.decisions = decisions.map((d) => ({
+        time: d.time ? timestampMs(d.time) : 0,
+        tenantId: d.tenantId,
+        subject: d.subject,
+        method: d.method,
+        allow: d.allow,
+        reason: d.reason,
+        input: d.input,
+      }));
+    } else {
+      const { denials } = await getJson<{ denials: Omit<DecisionRow, "allow">[] }>(
+        "/api/v1/denials",
+      );
+      if (read !== reads) return;
+      state.decisions = denials.map((d) => ({ ...d, allow: false }));
+    }
+    changed();
+  } catch {
+    // The table stays as last read.
+  }
 }

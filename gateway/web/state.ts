@@ -27,12 +27,15 @@ export interface QueueRow {
   redelivered: number;
 }
 
-export interface Denial {
+/** A policy decision as the policy view shows it (`input` only for admins). */
+export interface DecisionRow {
   time: number;
   tenantId: string;
   subject: string;
   method: string;
+  allow: boolean;
   reason: string;
+  input?: unknown;
 }
 
 export const state = {
@@ -45,7 +48,7 @@ export const state = {
   reliability: new Map<string, number[]>(),
   queues: new Map<string, { row: QueueRow; depth: number[]; lag: number[]; inFlight: number[] }>(),
   queuesNote: "",
-  denials: [] as Denial[],
+  decisions: [] as DecisionRow[],
 };
 
 /** Streams open at once (a tenant has 100 by default; leave most to others). */
@@ -105,7 +108,7 @@ export async function connect(key: string): Promise<Me> {
   state.agents.clear();
   state.reliability.clear();
   state.queues.clear();
-  state.denials = [];
+  state.decisions = [];
   state.me = me;
   state.mesh = createClient({ baseUrl: origin(), apiKey: key });
   void followAgents(session.signal);

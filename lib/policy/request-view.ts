@@ -10,14 +10,16 @@
  * - enums by value name (`GOAL_STATUS_RUNNING`), 64-bit integers as numbers
  *   (as strings beyond 2^53), Timestamp and Duration as milliseconds;
  * - left out: bytes, free-form `google.protobuf.Struct`/`Value`/`Any` (goal and
- *   step inputs are user data, not policy facts), and fields whose name looks
- *   secret (`token`, `secret`, `password`, `api_key`, ...).
+ *   step inputs are user data, not policy facts), fields marked
+ *   `(agentmesh.v1.sensitive)`, and fields whose name looks secret (`token`,
+ *   `secret`, `password`, `api_key`, ...).
  *
  * @example
  * const { value, truncated } = requestView(SubmitGoalRequestSchema, request);
  * // value: { tenant_id: "acme", kind: "summarize", priority: 3, labels: { team: "a" } }
  */
 import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
+import { isSensitive } from "../proto/sensitive-fields.js";
 
 export interface RequestViewLimits {
   /** Characters kept of a string. Default 256. */
@@ -84,6 +86,17 @@ export function requestView(
   return { value, truncated: budget.truncated };
 }
 
+const sensitiveFields = new WeakMap<DescField, boolean>();
+/** `isSensitive`, remembered per field (this runs on every policy decision). */
+function sensitive(field: DescField): boolean {
+  let s = sensitiveFields.get(field);
+  if (s === undefined) {
+    s = isSensitive(field);
+    sensitiveFields.set(field, s);
+  }
+  return s;
+}
+
 function viewMessage(
   schema: DescMessage,
   message: Message,
@@ -93,7 +106,7 @@ function viewMessage(
   const out: { [key: string]: JsonLike } = {};
   const record = message as unknown as Record<string, unknown>;
   for (const field of schema.fields) {
-    if (secretName.test(field.name)) continue;
+    if (secretName.test(field.name) || sensitive(field)) continue;
     let raw: unknown;
     if (field.oneof !== undefined) {
       const chosen = record[field.oneof.localName] as

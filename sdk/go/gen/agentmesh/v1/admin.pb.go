@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1575,11 +1576,241 @@ func (x *GetTenantUsageResponse) GetUsage() *TenantUsage {
 	return nil
 }
 
+// Request of AdminService.ListPolicyDecisions.
+type ListPolicyDecisionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whose decisions; empty: the caller's tenant.
+	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Every tenant's decisions (platform admins only); tenant_id is then ignored.
+	AllTenants bool `protobuf:"varint,2,opt,name=all_tenants,json=allTenants,proto3" json:"all_tenants,omitempty"`
+	// Only denials (kept apart, so a flood of allowed calls does not push them out).
+	DeniedOnly bool `protobuf:"varint,3,opt,name=denied_only,json=deniedOnly,proto3" json:"denied_only,omitempty"`
+	// At most this many; default 100.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyDecisionsRequest) Reset() {
+	*x = ListPolicyDecisionsRequest{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyDecisionsRequest) ProtoMessage() {}
+
+func (x *ListPolicyDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ListPolicyDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListPolicyDecisionsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListPolicyDecisionsRequest) GetAllTenants() bool {
+	if x != nil {
+		return x.AllTenants
+	}
+	return false
+}
+
+func (x *ListPolicyDecisionsRequest) GetDeniedOnly() bool {
+	if x != nil {
+		return x.DeniedOnly
+	}
+	return false
+}
+
+func (x *ListPolicyDecisionsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// One decision of the policy on a public call.
+type PolicyDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it was decided.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// The caller's tenant.
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The caller (API key id or JWT subject).
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The caller's roles as presented.
+	Roles []string `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	// The method called, e.g. "agentmesh.v1.ExecutorService/SubmitGoal".
+	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	// Whether the call was allowed.
+	Allow bool `protobuf:"varint,6,opt,name=allow,proto3" json:"allow,omitempty"`
+	// The policy's reason.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// What the policy read: `resource` (tenant, goal, kind, capability, ...) and `request`
+	// (the bounded view of the request). Free-form user data (goal inputs), sensitive fields
+	// and secret-looking fields are never in it.
+	Input         *structpb.Struct `protobuf:"bytes,8,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDecision) Reset() {
+	*x = PolicyDecision{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDecision) ProtoMessage() {}
+
+func (x *PolicyDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDecision.ProtoReflect.Descriptor instead.
+func (*PolicyDecision) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PolicyDecision) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PolicyDecision) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *PolicyDecision) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetAllow() bool {
+	if x != nil {
+		return x.Allow
+	}
+	return false
+}
+
+func (x *PolicyDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PolicyDecision) GetInput() *structpb.Struct {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+// Response of AdminService.ListPolicyDecisions.
+type ListPolicyDecisionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Decisions     []*PolicyDecision `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyDecisionsResponse) Reset() {
+	*x = ListPolicyDecisionsResponse{}
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyDecisionsResponse) ProtoMessage() {}
+
+func (x *ListPolicyDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ListPolicyDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListPolicyDecisionsResponse) GetDecisions() []*PolicyDecision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
 var File_agentmesh_v1_admin_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18agentmesh/v1/admin.proto\x12\fagentmesh.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x05\n" +
+	"\x18agentmesh/v1/admin.proto\x12\fagentmesh.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x05\n" +
 	"\x06Tenant\x12=\n" +
 	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\x12+\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdisplayName\x129\n" +
@@ -1703,7 +1934,26 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\x15GetTenantUsageRequest\x12=\n" +
 	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\"I\n" +
 	"\x16GetTenantUsageResponse\x12/\n" +
-	"\x05usage\x18\x01 \x01(\v2\x19.agentmesh.v1.TenantUsageR\x05usage2\xee\x06\n" +
+	"\x05usage\x18\x01 \x01(\v2\x19.agentmesh.v1.TenantUsageR\x05usage\"\xc2\x01\n" +
+	"\x1aListPolicyDecisionsRequest\x12@\n" +
+	"\ttenant_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^([a-z0-9][a-z0-9-]{0,62})?$R\btenantId\x12\x1f\n" +
+	"\vall_tenants\x18\x02 \x01(\bR\n" +
+	"allTenants\x12\x1f\n" +
+	"\vdenied_only\x18\x03 \x01(\bR\n" +
+	"deniedOnly\x12 \n" +
+	"\x05limit\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05limit\"\x82\x02\n" +
+	"\x0ePolicyDecision\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x14\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x14\n" +
+	"\x05allow\x18\x06 \x01(\bR\x05allow\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12-\n" +
+	"\x05input\x18\b \x01(\v2\x17.google.protobuf.StructR\x05input\"Y\n" +
+	"\x1bListPolicyDecisionsResponse\x12:\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x1c.agentmesh.v1.PolicyDecisionR\tdecisions2\xda\a\n" +
 	"\fAdminService\x12U\n" +
 	"\fCreateTenant\x12!.agentmesh.v1.CreateTenantRequest\x1a\".agentmesh.v1.CreateTenantResponse\x12L\n" +
 	"\tGetTenant\x12\x1e.agentmesh.v1.GetTenantRequest\x1a\x1f.agentmesh.v1.GetTenantResponse\x12R\n" +
@@ -1714,7 +1964,8 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\fUpdateTenant\x12!.agentmesh.v1.UpdateTenantRequest\x1a\".agentmesh.v1.UpdateTenantResponse\x12X\n" +
 	"\rSuspendTenant\x12\".agentmesh.v1.SuspendTenantRequest\x1a#.agentmesh.v1.SuspendTenantResponse\x12U\n" +
 	"\fResumeTenant\x12!.agentmesh.v1.ResumeTenantRequest\x1a\".agentmesh.v1.ResumeTenantResponse\x12[\n" +
-	"\x0eGetTenantUsage\x12#.agentmesh.v1.GetTenantUsageRequest\x1a$.agentmesh.v1.GetTenantUsageResponseB/Z-agentmesh/sdk/go/gen/agentmesh/v1;agentmeshv1b\x06proto3"
+	"\x0eGetTenantUsage\x12#.agentmesh.v1.GetTenantUsageRequest\x1a$.agentmesh.v1.GetTenantUsageResponse\x12j\n" +
+	"\x13ListPolicyDecisions\x12(.agentmesh.v1.ListPolicyDecisionsRequest\x1a).agentmesh.v1.ListPolicyDecisionsResponseB/Z-agentmesh/sdk/go/gen/agentmesh/v1;agentmeshv1b\x06proto3"
 
 var (
 	file_agentmesh_v1_admin_proto_rawDescOnce sync.Once
@@ -1728,87 +1979,96 @@ func file_agentmesh_v1_admin_proto_rawDescGZIP() []byte {
 	return file_agentmesh_v1_admin_proto_rawDescData
 }
 
-var file_agentmesh_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_agentmesh_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_agentmesh_v1_admin_proto_goTypes = []any{
-	(*Tenant)(nil),                 // 0: agentmesh.v1.Tenant
-	(*TenantFeatures)(nil),         // 1: agentmesh.v1.TenantFeatures
-	(*TenantUsage)(nil),            // 2: agentmesh.v1.TenantUsage
-	(*RequestLimits)(nil),          // 3: agentmesh.v1.RequestLimits
-	(*ApiKey)(nil),                 // 4: agentmesh.v1.ApiKey
-	(*CreateTenantRequest)(nil),    // 5: agentmesh.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),   // 6: agentmesh.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),       // 7: agentmesh.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),      // 8: agentmesh.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),     // 9: agentmesh.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),    // 10: agentmesh.v1.ListTenantsResponse
-	(*CreateApiKeyRequest)(nil),    // 11: agentmesh.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),   // 12: agentmesh.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),     // 13: agentmesh.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),    // 14: agentmesh.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),    // 15: agentmesh.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),   // 16: agentmesh.v1.RevokeApiKeyResponse
-	(*UpdateTenantRequest)(nil),    // 17: agentmesh.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),   // 18: agentmesh.v1.UpdateTenantResponse
-	(*SuspendTenantRequest)(nil),   // 19: agentmesh.v1.SuspendTenantRequest
-	(*SuspendTenantResponse)(nil),  // 20: agentmesh.v1.SuspendTenantResponse
-	(*ResumeTenantRequest)(nil),    // 21: agentmesh.v1.ResumeTenantRequest
-	(*ResumeTenantResponse)(nil),   // 22: agentmesh.v1.ResumeTenantResponse
-	(*GetTenantUsageRequest)(nil),  // 23: agentmesh.v1.GetTenantUsageRequest
-	(*GetTenantUsageResponse)(nil), // 24: agentmesh.v1.GetTenantUsageResponse
-	nil,                            // 25: agentmesh.v1.Tenant.StepQuotasEntry
-	nil,                            // 26: agentmesh.v1.TenantUsage.GoalsByStatusEntry
-	nil,                            // 27: agentmesh.v1.UpdateTenantRequest.StepQuotasEntry
-	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
+	(*Tenant)(nil),                      // 0: agentmesh.v1.Tenant
+	(*TenantFeatures)(nil),              // 1: agentmesh.v1.TenantFeatures
+	(*TenantUsage)(nil),                 // 2: agentmesh.v1.TenantUsage
+	(*RequestLimits)(nil),               // 3: agentmesh.v1.RequestLimits
+	(*ApiKey)(nil),                      // 4: agentmesh.v1.ApiKey
+	(*CreateTenantRequest)(nil),         // 5: agentmesh.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),        // 6: agentmesh.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),            // 7: agentmesh.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),           // 8: agentmesh.v1.GetTenantResponse
+	(*ListTenantsRequest)(nil),          // 9: agentmesh.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),         // 10: agentmesh.v1.ListTenantsResponse
+	(*CreateApiKeyRequest)(nil),         // 11: agentmesh.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),        // 12: agentmesh.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),          // 13: agentmesh.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),         // 14: agentmesh.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),         // 15: agentmesh.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),        // 16: agentmesh.v1.RevokeApiKeyResponse
+	(*UpdateTenantRequest)(nil),         // 17: agentmesh.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),        // 18: agentmesh.v1.UpdateTenantResponse
+	(*SuspendTenantRequest)(nil),        // 19: agentmesh.v1.SuspendTenantRequest
+	(*SuspendTenantResponse)(nil),       // 20: agentmesh.v1.SuspendTenantResponse
+	(*ResumeTenantRequest)(nil),         // 21: agentmesh.v1.ResumeTenantRequest
+	(*ResumeTenantResponse)(nil),        // 22: agentmesh.v1.ResumeTenantResponse
+	(*GetTenantUsageRequest)(nil),       // 23: agentmesh.v1.GetTenantUsageRequest
+	(*GetTenantUsageResponse)(nil),      // 24: agentmesh.v1.GetTenantUsageResponse
+	(*ListPolicyDecisionsRequest)(nil),  // 25: agentmesh.v1.ListPolicyDecisionsRequest
+	(*PolicyDecision)(nil),              // 26: agentmesh.v1.PolicyDecision
+	(*ListPolicyDecisionsResponse)(nil), // 27: agentmesh.v1.ListPolicyDecisionsResponse
+	nil,                                 // 28: agentmesh.v1.Tenant.StepQuotasEntry
+	nil,                                 // 29: agentmesh.v1.TenantUsage.GoalsByStatusEntry
+	nil,                                 // 30: agentmesh.v1.UpdateTenantRequest.StepQuotasEntry
+	(*timestamppb.Timestamp)(nil),       // 31: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),             // 32: google.protobuf.Struct
 }
 var file_agentmesh_v1_admin_proto_depIdxs = []int32{
-	28, // 0: agentmesh.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	31, // 0: agentmesh.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
 	3,  // 1: agentmesh.v1.Tenant.request_limits:type_name -> agentmesh.v1.RequestLimits
-	25, // 2: agentmesh.v1.Tenant.step_quotas:type_name -> agentmesh.v1.Tenant.StepQuotasEntry
+	28, // 2: agentmesh.v1.Tenant.step_quotas:type_name -> agentmesh.v1.Tenant.StepQuotasEntry
 	1,  // 3: agentmesh.v1.Tenant.features:type_name -> agentmesh.v1.TenantFeatures
-	28, // 4: agentmesh.v1.Tenant.suspended_at:type_name -> google.protobuf.Timestamp
-	26, // 5: agentmesh.v1.TenantUsage.goals_by_status:type_name -> agentmesh.v1.TenantUsage.GoalsByStatusEntry
-	28, // 6: agentmesh.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	28, // 7: agentmesh.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 8: agentmesh.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	31, // 4: agentmesh.v1.Tenant.suspended_at:type_name -> google.protobuf.Timestamp
+	29, // 5: agentmesh.v1.TenantUsage.goals_by_status:type_name -> agentmesh.v1.TenantUsage.GoalsByStatusEntry
+	31, // 6: agentmesh.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	31, // 7: agentmesh.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 8: agentmesh.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	0,  // 9: agentmesh.v1.CreateTenantRequest.tenant:type_name -> agentmesh.v1.Tenant
 	0,  // 10: agentmesh.v1.CreateTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
 	0,  // 11: agentmesh.v1.GetTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
 	0,  // 12: agentmesh.v1.ListTenantsResponse.tenants:type_name -> agentmesh.v1.Tenant
-	28, // 13: agentmesh.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 13: agentmesh.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 14: agentmesh.v1.CreateApiKeyResponse.key:type_name -> agentmesh.v1.ApiKey
 	4,  // 15: agentmesh.v1.ListApiKeysResponse.keys:type_name -> agentmesh.v1.ApiKey
 	4,  // 16: agentmesh.v1.RevokeApiKeyResponse.key:type_name -> agentmesh.v1.ApiKey
-	27, // 17: agentmesh.v1.UpdateTenantRequest.step_quotas:type_name -> agentmesh.v1.UpdateTenantRequest.StepQuotasEntry
+	30, // 17: agentmesh.v1.UpdateTenantRequest.step_quotas:type_name -> agentmesh.v1.UpdateTenantRequest.StepQuotasEntry
 	3,  // 18: agentmesh.v1.UpdateTenantRequest.request_limits:type_name -> agentmesh.v1.RequestLimits
 	0,  // 19: agentmesh.v1.UpdateTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
 	0,  // 20: agentmesh.v1.SuspendTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
 	0,  // 21: agentmesh.v1.ResumeTenantResponse.tenant:type_name -> agentmesh.v1.Tenant
 	2,  // 22: agentmesh.v1.GetTenantUsageResponse.usage:type_name -> agentmesh.v1.TenantUsage
-	5,  // 23: agentmesh.v1.AdminService.CreateTenant:input_type -> agentmesh.v1.CreateTenantRequest
-	7,  // 24: agentmesh.v1.AdminService.GetTenant:input_type -> agentmesh.v1.GetTenantRequest
-	9,  // 25: agentmesh.v1.AdminService.ListTenants:input_type -> agentmesh.v1.ListTenantsRequest
-	11, // 26: agentmesh.v1.AdminService.CreateApiKey:input_type -> agentmesh.v1.CreateApiKeyRequest
-	13, // 27: agentmesh.v1.AdminService.ListApiKeys:input_type -> agentmesh.v1.ListApiKeysRequest
-	15, // 28: agentmesh.v1.AdminService.RevokeApiKey:input_type -> agentmesh.v1.RevokeApiKeyRequest
-	17, // 29: agentmesh.v1.AdminService.UpdateTenant:input_type -> agentmesh.v1.UpdateTenantRequest
-	19, // 30: agentmesh.v1.AdminService.SuspendTenant:input_type -> agentmesh.v1.SuspendTenantRequest
-	21, // 31: agentmesh.v1.AdminService.ResumeTenant:input_type -> agentmesh.v1.ResumeTenantRequest
-	23, // 32: agentmesh.v1.AdminService.GetTenantUsage:input_type -> agentmesh.v1.GetTenantUsageRequest
-	6,  // 33: agentmesh.v1.AdminService.CreateTenant:output_type -> agentmesh.v1.CreateTenantResponse
-	8,  // 34: agentmesh.v1.AdminService.GetTenant:output_type -> agentmesh.v1.GetTenantResponse
-	10, // 35: agentmesh.v1.AdminService.ListTenants:output_type -> agentmesh.v1.ListTenantsResponse
-	12, // 36: agentmesh.v1.AdminService.CreateApiKey:output_type -> agentmesh.v1.CreateApiKeyResponse
-	14, // 37: agentmesh.v1.AdminService.ListApiKeys:output_type -> agentmesh.v1.ListApiKeysResponse
-	16, // 38: agentmesh.v1.AdminService.RevokeApiKey:output_type -> agentmesh.v1.RevokeApiKeyResponse
-	18, // 39: agentmesh.v1.AdminService.UpdateTenant:output_type -> agentmesh.v1.UpdateTenantResponse
-	20, // 40: agentmesh.v1.AdminService.SuspendTenant:output_type -> agentmesh.v1.SuspendTenantResponse
-	22, // 41: agentmesh.v1.AdminService.ResumeTenant:output_type -> agentmesh.v1.ResumeTenantResponse
-	24, // 42: agentmesh.v1.AdminService.GetTenantUsage:output_type -> agentmesh.v1.GetTenantUsageResponse
-	33, // [33:43] is the sub-list for method output_type
-	23, // [23:33] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	31, // 23: agentmesh.v1.PolicyDecision.time:type_name -> google.protobuf.Timestamp
+	32, // 24: agentmesh.v1.PolicyDecision.input:type_name -> google.protobuf.Struct
+	26, // 25: agentmesh.v1.ListPolicyDecisionsResponse.decisions:type_name -> agentmesh.v1.PolicyDecision
+	5,  // 26: agentmesh.v1.AdminService.CreateTenant:input_type -> agentmesh.v1.CreateTenantRequest
+	7,  // 27: agentmesh.v1.AdminService.GetTenant:input_type -> agentmesh.v1.GetTenantRequest
+	9,  // 28: agentmesh.v1.AdminService.ListTenants:input_type -> agentmesh.v1.ListTenantsRequest
+	11, // 29: agentmesh.v1.AdminService.CreateApiKey:input_type -> agentmesh.v1.CreateApiKeyRequest
+	13, // 30: agentmesh.v1.AdminService.ListApiKeys:input_type -> agentmesh.v1.ListApiKeysRequest
+	15, // 31: agentmesh.v1.AdminService.RevokeApiKey:input_type -> agentmesh.v1.RevokeApiKeyRequest
+	17, // 32: agentmesh.v1.AdminService.UpdateTenant:input_type -> agentmesh.v1.UpdateTenantRequest
+	19, // 33: agentmesh.v1.AdminService.SuspendTenant:input_type -> agentmesh.v1.SuspendTenantRequest
+	21, // 34: agentmesh.v1.AdminService.ResumeTenant:input_type -> agentmesh.v1.ResumeTenantRequest
+	23, // 35: agentmesh.v1.AdminService.GetTenantUsage:input_type -> agentmesh.v1.GetTenantUsageRequest
+	25, // 36: agentmesh.v1.AdminService.ListPolicyDecisions:input_type -> agentmesh.v1.ListPolicyDecisionsRequest
+	6,  // 37: agentmesh.v1.AdminService.CreateTenant:output_type -> agentmesh.v1.CreateTenantResponse
+	8,  // 38: agentmesh.v1.AdminService.GetTenant:output_type -> agentmesh.v1.GetTenantResponse
+	10, // 39: agentmesh.v1.AdminService.ListTenants:output_type -> agentmesh.v1.ListTenantsResponse
+	12, // 40: agentmesh.v1.AdminService.CreateApiKey:output_type -> agentmesh.v1.CreateApiKeyResponse
+	14, // 41: agentmesh.v1.AdminService.ListApiKeys:output_type -> agentmesh.v1.ListApiKeysResponse
+	16, // 42: agentmesh.v1.AdminService.RevokeApiKey:output_type -> agentmesh.v1.RevokeApiKeyResponse
+	18, // 43: agentmesh.v1.AdminService.UpdateTenant:output_type -> agentmesh.v1.UpdateTenantResponse
+	20, // 44: agentmesh.v1.AdminService.SuspendTenant:output_type -> agentmesh.v1.SuspendTenantResponse
+	22, // 45: agentmesh.v1.AdminService.ResumeTenant:output_type -> agentmesh.v1.ResumeTenantResponse
+	24, // 46: agentmesh.v1.AdminService.GetTenantUsage:output_type -> agentmesh.v1.GetTenantUsageResponse
+	27, // 47: agentmesh.v1.AdminService.ListPolicyDecisions:output_type -> agentmesh.v1.ListPolicyDecisionsResponse
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_agentmesh_v1_admin_proto_init() }
@@ -1823,7 +2083,7 @@ func file_agentmesh_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agentmesh_v1_admin_proto_rawDesc), len(file_agentmesh_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

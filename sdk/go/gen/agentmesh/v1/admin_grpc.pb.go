@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateTenant_FullMethodName   = "/agentmesh.v1.AdminService/CreateTenant"
-	AdminService_GetTenant_FullMethodName      = "/agentmesh.v1.AdminService/GetTenant"
-	AdminService_ListTenants_FullMethodName    = "/agentmesh.v1.AdminService/ListTenants"
-	AdminService_CreateApiKey_FullMethodName   = "/agentmesh.v1.AdminService/CreateApiKey"
-	AdminService_ListApiKeys_FullMethodName    = "/agentmesh.v1.AdminService/ListApiKeys"
-	AdminService_RevokeApiKey_FullMethodName   = "/agentmesh.v1.AdminService/RevokeApiKey"
-	AdminService_UpdateTenant_FullMethodName   = "/agentmesh.v1.AdminService/UpdateTenant"
-	AdminService_SuspendTenant_FullMethodName  = "/agentmesh.v1.AdminService/SuspendTenant"
-	AdminService_ResumeTenant_FullMethodName   = "/agentmesh.v1.AdminService/ResumeTenant"
-	AdminService_GetTenantUsage_FullMethodName = "/agentmesh.v1.AdminService/GetTenantUsage"
+	AdminService_CreateTenant_FullMethodName        = "/agentmesh.v1.AdminService/CreateTenant"
+	AdminService_GetTenant_FullMethodName           = "/agentmesh.v1.AdminService/GetTenant"
+	AdminService_ListTenants_FullMethodName         = "/agentmesh.v1.AdminService/ListTenants"
+	AdminService_CreateApiKey_FullMethodName        = "/agentmesh.v1.AdminService/CreateApiKey"
+	AdminService_ListApiKeys_FullMethodName         = "/agentmesh.v1.AdminService/ListApiKeys"
+	AdminService_RevokeApiKey_FullMethodName        = "/agentmesh.v1.AdminService/RevokeApiKey"
+	AdminService_UpdateTenant_FullMethodName        = "/agentmesh.v1.AdminService/UpdateTenant"
+	AdminService_SuspendTenant_FullMethodName       = "/agentmesh.v1.AdminService/SuspendTenant"
+	AdminService_ResumeTenant_FullMethodName        = "/agentmesh.v1.AdminService/ResumeTenant"
+	AdminService_GetTenantUsage_FullMethodName      = "/agentmesh.v1.AdminService/GetTenantUsage"
+	AdminService_ListPolicyDecisions_FullMethodName = "/agentmesh.v1.AdminService/ListPolicyDecisions"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -60,6 +61,12 @@ type AdminServiceClient interface {
 	ResumeTenant(ctx context.Context, in *ResumeTenantRequest, opts ...grpc.CallOption) (*ResumeTenantResponse, error)
 	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
 	GetTenantUsage(ctx context.Context, in *GetTenantUsageRequest, opts ...grpc.CallOption) (*GetTenantUsageResponse, error)
+	// The policy's recent decisions on public calls at this gateway replica, allowed and
+	// denied, newest first: a bounded in-memory window, not the audit log (which keeps every
+	// denial durably). Internal calls between services are not in it (their decisions go to
+	// each service's decision log). A tenant's own for its admins; every tenant's for
+	// platform admins.
+	ListPolicyDecisions(ctx context.Context, in *ListPolicyDecisionsRequest, opts ...grpc.CallOption) (*ListPolicyDecisionsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -170,6 +177,16 @@ func (c *adminServiceClient) GetTenantUsage(ctx context.Context, in *GetTenantUs
 	return out, nil
 }
 
+func (c *adminServiceClient) ListPolicyDecisions(ctx context.Context, in *ListPolicyDecisionsRequest, opts ...grpc.CallOption) (*ListPolicyDecisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPolicyDecisionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListPolicyDecisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -199,6 +216,12 @@ type AdminServiceServer interface {
 	ResumeTenant(context.Context, *ResumeTenantRequest) (*ResumeTenantResponse, error)
 	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
 	GetTenantUsage(context.Context, *GetTenantUsageRequest) (*GetTenantUsageResponse, error)
+	// The policy's recent decisions on public calls at this gateway replica, allowed and
+	// denied, newest first: a bounded in-memory window, not the audit log (which keeps every
+	// denial durably). Internal calls between services are not in it (their decisions go to
+	// each service's decision log). A tenant's own for its admins; every tenant's for
+	// platform admins.
+	ListPolicyDecisions(context.Context, *ListPolicyDecisionsRequest) (*ListPolicyDecisionsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -238,6 +261,9 @@ func (UnimplementedAdminServiceServer) ResumeTenant(context.Context, *ResumeTena
 }
 func (UnimplementedAdminServiceServer) GetTenantUsage(context.Context, *GetTenantUsageRequest) (*GetTenantUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTenantUsage not implemented")
+}
+func (UnimplementedAdminServiceServer) ListPolicyDecisions(context.Context, *ListPolicyDecisionsRequest) (*ListPolicyDecisionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPolicyDecisions not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -440,6 +466,24 @@ func _AdminService_GetTenantUsage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListPolicyDecisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPolicyDecisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListPolicyDecisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListPolicyDecisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListPolicyDecisions(ctx, req.(*ListPolicyDecisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -486,6 +530,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTenantUsage",
 			Handler:    _AdminService_GetTenantUsage_Handler,
+		},
+		{
+			MethodName: "ListPolicyDecisions",
+			Handler:    _AdminService_ListPolicyDecisions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

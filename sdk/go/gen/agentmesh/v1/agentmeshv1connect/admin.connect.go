@@ -62,6 +62,9 @@ const (
 	// AdminServiceGetTenantUsageProcedure is the fully-qualified name of the AdminService's
 	// GetTenantUsage RPC.
 	AdminServiceGetTenantUsageProcedure = "/agentmesh.v1.AdminService/GetTenantUsage"
+	// AdminServiceListPolicyDecisionsProcedure is the fully-qualified name of the AdminService's
+	// ListPolicyDecisions RPC.
+	AdminServiceListPolicyDecisionsProcedure = "/agentmesh.v1.AdminService/ListPolicyDecisions"
 )
 
 // AdminServiceClient is a client for the agentmesh.v1.AdminService service.
@@ -88,6 +91,12 @@ type AdminServiceClient interface {
 	ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error)
 	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
 	GetTenantUsage(context.Context, *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error)
+	// The policy's recent decisions on public calls at this gateway replica, allowed and
+	// denied, newest first: a bounded in-memory window, not the audit log (which keeps every
+	// denial durably). Internal calls between services are not in it (their decisions go to
+	// each service's decision log). A tenant's own for its admins; every tenant's for
+	// platform admins.
+	ListPolicyDecisions(context.Context, *connect.Request[v1.ListPolicyDecisionsRequest]) (*connect.Response[v1.ListPolicyDecisionsResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the agentmesh.v1.AdminService service. By default,
@@ -161,21 +170,28 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("GetTenantUsage")),
 			connect.WithClientOptions(opts...),
 		),
+		listPolicyDecisions: connect.NewClient[v1.ListPolicyDecisionsRequest, v1.ListPolicyDecisionsResponse](
+			httpClient,
+			baseURL+AdminServiceListPolicyDecisionsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListPolicyDecisions")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	createTenant   *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
-	getTenant      *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
-	listTenants    *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
-	createApiKey   *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
-	listApiKeys    *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
-	revokeApiKey   *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
-	updateTenant   *connect.Client[v1.UpdateTenantRequest, v1.UpdateTenantResponse]
-	suspendTenant  *connect.Client[v1.SuspendTenantRequest, v1.SuspendTenantResponse]
-	resumeTenant   *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
-	getTenantUsage *connect.Client[v1.GetTenantUsageRequest, v1.GetTenantUsageResponse]
+	createTenant        *connect.Client[v1.CreateTenantRequest, v1.CreateTenantResponse]
+	getTenant           *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	listTenants         *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
+	createApiKey        *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
+	listApiKeys         *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
+	revokeApiKey        *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	updateTenant        *connect.Client[v1.UpdateTenantRequest, v1.UpdateTenantResponse]
+	suspendTenant       *connect.Client[v1.SuspendTenantRequest, v1.SuspendTenantResponse]
+	resumeTenant        *connect.Client[v1.ResumeTenantRequest, v1.ResumeTenantResponse]
+	getTenantUsage      *connect.Client[v1.GetTenantUsageRequest, v1.GetTenantUsageResponse]
+	listPolicyDecisions *connect.Client[v1.ListPolicyDecisionsRequest, v1.ListPolicyDecisionsResponse]
 }
 
 // CreateTenant calls agentmesh.v1.AdminService.CreateTenant.
@@ -228,6 +244,11 @@ func (c *adminServiceClient) GetTenantUsage(ctx context.Context, req *connect.Re
 	return c.getTenantUsage.CallUnary(ctx, req)
 }
 
+// ListPolicyDecisions calls agentmesh.v1.AdminService.ListPolicyDecisions.
+func (c *adminServiceClient) ListPolicyDecisions(ctx context.Context, req *connect.Request[v1.ListPolicyDecisionsRequest]) (*connect.Response[v1.ListPolicyDecisionsResponse], error) {
+	return c.listPolicyDecisions.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the agentmesh.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Creates a tenant.
@@ -252,6 +273,12 @@ type AdminServiceHandler interface {
 	ResumeTenant(context.Context, *connect.Request[v1.ResumeTenantRequest]) (*connect.Response[v1.ResumeTenantResponse], error)
 	// A tenant's usage across the mesh: goals by status, goals in flight, requests admitted.
 	GetTenantUsage(context.Context, *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error)
+	// The policy's recent decisions on public calls at this gateway replica, allowed and
+	// denied, newest first: a bounded in-memory window, not the audit log (which keeps every
+	// denial durably). Internal calls between services are not in it (their decisions go to
+	// each service's decision log). A tenant's own for its admins; every tenant's for
+	// platform admins.
+	ListPolicyDecisions(context.Context, *connect.Request[v1.ListPolicyDecisionsRequest]) (*connect.Response[v1.ListPolicyDecisionsResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -321,6 +348,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("GetTenantUsage")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceListPolicyDecisionsHandler := connect.NewUnaryHandler(
+		AdminServiceListPolicyDecisionsProcedure,
+		svc.ListPolicyDecisions,
+		connect.WithSchema(adminServiceMethods.ByName("ListPolicyDecisions")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/agentmesh.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateTenantProcedure:
@@ -343,6 +376,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceResumeTenantHandler.ServeHTTP(w, r)
 		case AdminServiceGetTenantUsageProcedure:
 			adminServiceGetTenantUsageHandler.ServeHTTP(w, r)
+		case AdminServiceListPolicyDecisionsProcedure:
+			adminServiceListPolicyDecisionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -390,4 +425,8 @@ func (UnimplementedAdminServiceHandler) ResumeTenant(context.Context, *connect.R
 
 func (UnimplementedAdminServiceHandler) GetTenantUsage(context.Context, *connect.Request[v1.GetTenantUsageRequest]) (*connect.Response[v1.GetTenantUsageResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.GetTenantUsage is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListPolicyDecisions(context.Context, *connect.Request[v1.ListPolicyDecisionsRequest]) (*connect.Response[v1.ListPolicyDecisionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.AdminService.ListPolicyDecisions is not implemented"))
 }

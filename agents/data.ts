@@ -71,6 +71,7 @@ export function createDataAgent(options: DataAgentOptions = {}): AgentDefinition
       "JSON transforms in JSONata, sandboxed and bounded in time, memory, depth and size.",
     skills: {
       "data.transform": {
+        sideEffect: "read_only",
         description:
           "Evaluates a JSONata expression (https://jsonata.org) against `data`, with optional `bindings` as $variables.",
         inputSchema: {

@@ -128,6 +128,8 @@ export function createHttpAgent(options: HttpAgentOptions = {}): AgentDefinition
     labels: { network: "egress" },
     skills: {
       "http.fetch": {
+        // POST, PUT, PATCH and DELETE change what an allowed host holds.
+        sideEffect: "destructive",
         description:
           "Makes one HTTP request to an allowed host and returns status, headers and body text.",
         inputSchema: {

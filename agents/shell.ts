@@ -126,6 +126,8 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentDefiniti
     labels: { sandbox: "namespaces,ulimit" },
     skills: {
       "shell.exec": {
+        // Only allowlisted commands that read, in a fresh working directory.
+        sideEffect: "read_only",
         description: `Runs one allowlisted command (${[...allow].join(", ") || "none allowed"}) with arguments and optional stdin, in a fresh working directory${unchecked.length ? `; ${unchecked.join(", ")} take any arguments (no argument policy)` : ""}.`,
         inputSchema: {
           type: "object",

@@ -118,6 +118,7 @@ export const textAgent = defineAgent({
   description: "Extractive summaries, keywords and statistics of plain text.",
   skills: {
     "text.summarize": {
+      sideEffect: "read_only",
       description: "Picks the most representative sentences of a text (extractive summary).",
       inputSchema: {
         type: "object",
@@ -142,6 +143,7 @@ export const textAgent = defineAgent({
       },
     },
     "text.keywords": {
+      sideEffect: "read_only",
       description: "The most frequent meaningful words of a text.",
       inputSchema: {
         type: "object",
@@ -157,6 +159,7 @@ export const textAgent = defineAgent({
       }),
     },
     "text.stats": {
+      sideEffect: "read_only",
       description: "Counts characters, words, sentences and paragraphs; estimates reading time.",
       inputSchema: { type: "object", properties: { text: textInput }, required: ["text"] },
       tags: ["nlp", "fast"],

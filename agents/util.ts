@@ -22,12 +22,14 @@ export const utilAgent = defineAgent({
   description: "Echo, sleep and a flaky skill for wiring, load and retry tests.",
   skills: {
     "util.echo": {
+      sideEffect: "read_only",
       description: "Returns its input unchanged.",
       inputSchema: { type: "object" },
       tags: ["test"],
       handler: (input: Record<string, unknown>) => input,
     },
     "util.sleep": {
+      sideEffect: "read_only",
       description: "Waits `ms` milliseconds (stops early when the step is aborted).",
       inputSchema: {
         type: "object",
@@ -57,6 +59,7 @@ export const utilAgent = defineAgent({
       },
     },
     "util.flaky": {
+      sideEffect: "read_only",
       description:
         "Fails the first `failTimes` tries, or at random with `failRate`, else succeeds.",
       inputSchema: {

@@ -70,6 +70,7 @@ export {
   agentCard,
   defineAgent,
   type JsonSchema,
+  type SideEffectName,
   type SkillContext,
   type SkillDefinition,
 } from "./agent/define-agent.js";

@@ -41,5 +41,16 @@ describe("agentmesh catalog", () => {
     const markdown = renderCatalogMarkdown({ capabilities, goalKinds });
     expect(markdown).toContain("| [`util.sleep`](#utilsleep) | util | 1.0.0 | agentmesh |");
     expect(markdown).toContain("### goal wait");
+    // The declared metadata: side effects, scopes and limits, in both forms.
+    expect(capabilities.find((c) => c.capability === "http.fetch")).toMatchObject({
+      sideEffect: "destructive",
+      authScope: "",
+      rateLimit: null,
+      reliability: null,
+    });
+    expect(markdown).toContain(
+      "| [`http.fetch`](#httpfetch) | http | 1.0.0 | agentmesh | destructive | — | none |",
+    );
+    expect(markdown).toContain("- reliability: not measured (generated offline)");
   });
 });

@@ -4,7 +4,10 @@
  * (`renderCatalogMarkdown`). Built from definitions alone (no running mesh),
  * so the built-in catalog is a file in the repository that a test keeps
  * current. Per capability: the agent, its version and owner, description,
- * tags, concurrency, input and output JSON Schemas; per goal kind: its
+ * tags, concurrency, input and output JSON Schemas, the scope a goal's
+ * principal needs, the rate limit per tenant, the declared side effect and
+ * the reliability the registry measured (null when built offline, as the
+ * committed catalog is); per goal kind: its
  * description, input schema, strategies and the capabilities their steps need.
  *
  * @example
@@ -23,6 +26,14 @@ export interface CatalogCapability {
   description: string;
   tags: string[];
   maxConcurrency: number | null;
+  /** Scope the goal's principal must hold; "" for none. */
+  authScope: string;
+  /** Dispatches per second per tenant across the mesh; null: unlimited. */
+  rateLimit: { perSecond: number; burst: number } | null;
+  /** `read_only`, `idempotent`, `destructive`; "" when not declared. */
+  sideEffect: string;
+  /** Success score in [0, 1] from the registry (best live agent); null when not measured. */
+  reliability: number | null;
   inputSchema: JsonValue;
   outputSchema: JsonValue | null;
 }
@@ -42,6 +53,8 @@ export interface Catalog {
 export function buildCatalog(
   agents: readonly AgentDefinition[],
   playbooks: readonly Playbook[],
+  /** The registry's reliability of a capability, when built against a running mesh. */
+  reliability: (capability: string) => number | undefined = () => undefined,
 ): Catalog {
   const capabilities: CatalogCapability[] = [];
   for (const agent of agents) {
@@ -54,6 +67,12 @@ export function buildCatalog(
         description: skill.description,
         tags: [...(skill.tags ?? [])],
         maxConcurrency: skill.maxConcurrency ?? null,
+        authScope: skill.authScope ?? "",
+        rateLimit: skill.rateLimit
+          ? { perSecond: skill.rateLimit.perSecond, burst: skill.rateLimit.burst }
+          : null,
+        sideEffect: skill.sideEffect ?? "",
+        reliability: reliability(capability) ?? null,
         inputSchema: (skill.inputSchema ?? { type: "object" }) as JsonValue,
         outputSchema: (skill.outputSchema ?? null) as JsonValue | null,
       });
@@ -97,12 +116,12 @@ export function renderCatalogMarkdown(catalog: Catalog): string {
     "",
     "## Capabilities",
     "",
-    "| capability | agent | version | owner | description |",
-    "| --- | --- | --- | --- | --- |",
+    "| capability | agent | version | owner | side effect | scope | rate limit | description |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const c of catalog.capabilities) {
     out.push(
-      `| [\`${c.capability}\`](#${anchor(c.capability)}) | ${c.agent} | ${c.version} | ${c.owner || "—"} | ${cell(c.description)} |`,
+      `| [\`${c.capability}\`](#${anchor(c.capability)}) | ${c.agent} | ${c.version} | ${c.owner || "—"} | ${sideEffectLabel(c.sideEffect)} | ${c.authScope ? `\`${c.authScope}\`` : "—"} | ${rateLabel(c.rateLimit)} | ${cell(c.description)} |`,
     );
   }
   out.push(
@@ -128,6 +147,10 @@ export function renderCatalogMarkdown(catalog: Catalog): string {
       `- agent: \`${c.agent}\` ${c.version}${c.owner ? `, owner ${c.owner}` : ""}`,
       `- tags: ${c.tags.length ? c.tags.join(", ") : "—"}`,
       `- concurrency per agent process: ${c.maxConcurrency ?? "the agent's default"}`,
+      `- side effect: ${sideEffectLabel(c.sideEffect)}`,
+      `- scope a goal's principal needs: ${c.authScope ? `\`${c.authScope}\`` : "none"}`,
+      `- rate limit per tenant across the mesh: ${rateLabel(c.rateLimit)}`,
+      `- reliability: ${c.reliability === null ? "not measured (generated offline)" : c.reliability.toFixed(2)}`,
       "",
       `Input schema:${schemaBlock(c.inputSchema)}`,
       `Output schema: ${schemaBlock(c.outputSchema)}`.replace(
@@ -154,6 +177,10 @@ export function renderCatalogMarkdown(catalog: Catalog): string {
     .replace(/\n{3,}/g, "\n\n")
     .trimEnd()}\n`;
 }
+
+const sideEffectLabel = (s: string) => (s === "" ? "not declared" : s.replace("_", "-"));
+const rateLabel = (r: CatalogCapability["rateLimit"]) =>
+  r === null ? "none" : `${r.perSecond}/s, burst ${r.burst}`;
 
 /** GitHub's heading anchor. */
 function anchor(heading: string): string {

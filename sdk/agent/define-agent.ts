@@ -17,8 +17,13 @@
  *   },
  * });
  */
-import { create, type JsonObject } from "@bufbuild/protobuf";
-import { type AgentCard, AgentCardSchema } from "../../gen/agentmesh/v1/registry_pb.js";
+import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type AgentCard,
+  AgentCardSchema,
+  SideEffect,
+  type ToolSchema,
+} from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import { nameProblem, nameRules } from "../../lib/proto/name-rules.js";
@@ -65,10 +70,29 @@ export interface SkillDefinition<I = never, O = unknown> {
   tags?: string[];
   /** Jobs of this skill run at once in one agent process. Default: `runAgent`'s `concurrency`. */
   maxConcurrency?: number;
+  /**
+   * Scope a goal's principal must hold for a step of this capability to be
+   * dispatched, e.g. `tools:shell` (a role of that name, or a role listing it
+   * in `scopes` in the policy data).
+   */
+  authScope?: string;
+  /** Dispatches per second of this capability per tenant across the mesh; over it, steps wait. */
+  rateLimit?: { perSecond: number; burst: number };
+  /** What a call does outside the mesh; shown in the catalog, seen by the policy. */
+  sideEffect?: SideEffectName;
   handler(input: I, ctx: SkillContext): unknown | Promise<unknown>;
   /** Output type witness; never set. */
   readonly __output?: O;
 }
+
+/** A declared side effect (`SideEffect` of the contract, by its short name). */
+export type SideEffectName = "read_only" | "idempotent" | "destructive";
+
+const sideEffectValues: Record<SideEffectName, SideEffect> = {
+  read_only: SideEffect.READ_ONLY,
+  idempotent: SideEffect.IDEMPOTENT,
+  destructive: SideEffect.DESTRUCTIVE,
+};
 
 export interface AgentDefinitionInput {
   /** Stable name, lowercase words joined by `-`, e.g. `text`; the identity is `agent-<name>`. */
@@ -113,6 +137,12 @@ export function defineAgent(definition: AgentDefinitionInput): AgentDefinition {
     if (typeof skill.handler !== "function") {
       throw new MeshError(Code.InvalidArgument, `skill ${capability} has no handler`);
     }
+    if (skill.sideEffect !== undefined && !(skill.sideEffect in sideEffectValues)) {
+      throw new MeshError(
+        Code.InvalidArgument,
+        `skill ${capability}: side effect must be one of ${Object.keys(sideEffectValues).join(", ")}`,
+      );
+    }
   }
   // The card's other rules (sizes) are checked at registration: protovalidate's first check
   // costs a few hundred ms, too much for a definition evaluated when its module is imported.
@@ -135,5 +165,33 @@ export function agentCard(agent: AgentDefinition): AgentCard {
       tags: s.tags ?? [],
       maxConcurrency: s.maxConcurrency ?? 0,
     })),
+    tools: Object.entries(agent.skills).flatMap(([capability, s]) =>
+      hasToolMetadata(s) ? [skillTool(capability, s)] : [],
+    ),
   });
+}
+
+function hasToolMetadata(s: SkillDefinition<never, unknown>): boolean {
+  return s.authScope !== undefined || s.rateLimit !== undefined || s.sideEffect !== undefined;
+}
+
+/**
+ * A skill's scope, limit and side effect as the tool named like its
+ * capability: the registry's record of capability metadata, which the
+ * executors enforce at dispatch.
+ */
+function skillTool(
+  capability: string,
+  s: SkillDefinition<never, unknown>,
+): MessageInitShape<typeof ToolSchema> {
+  return {
+    name: capability,
+    description: s.description,
+    authScope: s.authScope ?? "",
+    ...(s.rateLimit
+      ? { rateLimit: { perSecond: s.rateLimit.perSecond, burst: s.rateLimit.burst } }
+      : {}),
+    sideEffect: s.sideEffect ? sideEffectValues[s.sideEffect] : SideEffect.UNSPECIFIED,
+    ...(s.inputSchema ? { inputSchema: s.inputSchema } : {}),
+  };
 }

@@ -36,6 +36,7 @@ export {
   agentCard,
   defineAgent,
   type JsonSchema,
+  type SideEffectName,
   type SkillContext,
   type SkillDefinition,
 } from "./define-agent.js";

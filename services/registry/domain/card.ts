@@ -1,6 +1,6 @@
 /**
  * Validation of agent cards at registration: names, capabilities, schemas
- * that compile, sane concurrency, tool scopes and rate limits. One
+ * that compile, sane concurrency, tool scopes, rate limits and side effects. One
  * INVALID_ARGUMENT error lists every problem with its field path.
  *
  * @example
@@ -8,7 +8,7 @@
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Ajv } from "ajv";
-import type { AgentCard, Tool } from "../../../gen/agentmesh/v1/registry_pb.js";
+import { type AgentCard, SideEffect, type Tool } from "../../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
 import { capabilityNameProblem } from "../../../lib/plan/capability.js";
 import { nameProblem, nameRules } from "../../../lib/proto/name-rules.js";
@@ -113,6 +113,9 @@ export function toolViolations(tool: Tool): CardViolation[] {
     if (limit.perSecond > 0 && limit.burst === 0) {
       add("rate_limit.burst", "a limited tool needs a burst of at least 1");
     }
+  }
+  if (!(tool.sideEffect in SideEffect)) {
+    add("side_effect", "must be read-only, idempotent, destructive or unspecified");
   }
   schemaCheck(tool.inputSchema, "input_schema", add);
   return out;

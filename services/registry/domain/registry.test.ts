@@ -7,6 +7,7 @@ import {
   AgentChangeKind,
   AgentSchema,
   AgentState,
+  type SideEffect,
   SkillSchema,
   ToolSchema,
 } from "../../../gen/agentmesh/v1/registry_pb.js";
@@ -82,6 +83,7 @@ describe("card validation", () => {
           name: "x y",
           authScope: "ALL",
           rateLimit: { perSecond: -1, burst: 0 },
+          sideEffect: 7 as SideEffect,
         }),
       ],
     });
@@ -96,6 +98,7 @@ describe("card validation", () => {
       "tools[0].name",
       "tools[0].auth_scope",
       "tools[0].rate_limit.per_second",
+      "tools[0].side_effect",
     ]);
     try {
       validateCard(bad);

@@ -86,6 +86,65 @@ func (AgentState) EnumDescriptor() ([]byte, []int) {
 	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{0}
 }
 
+// What calling a tool (or the capability it names) does to the world outside
+// the mesh, declared by its owner. The catalog shows it and the policy sees it
+// at dispatch (`resource.side_effect`).
+type SideEffect int32
+
+const (
+	// Not declared.
+	SideEffect_SIDE_EFFECT_UNSPECIFIED SideEffect = 0
+	// Reads only: calling it any number of times changes nothing.
+	SideEffect_SIDE_EFFECT_READ_ONLY SideEffect = 1
+	// Changes something, but calling it again with the same input changes nothing more.
+	SideEffect_SIDE_EFFECT_IDEMPOTENT SideEffect = 2
+	// Changes or destroys something; a repeated call may do it again.
+	SideEffect_SIDE_EFFECT_DESTRUCTIVE SideEffect = 3
+)
+
+// Enum value maps for SideEffect.
+var (
+	SideEffect_name = map[int32]string{
+		0: "SIDE_EFFECT_UNSPECIFIED",
+		1: "SIDE_EFFECT_READ_ONLY",
+		2: "SIDE_EFFECT_IDEMPOTENT",
+		3: "SIDE_EFFECT_DESTRUCTIVE",
+	}
+	SideEffect_value = map[string]int32{
+		"SIDE_EFFECT_UNSPECIFIED": 0,
+		"SIDE_EFFECT_READ_ONLY":   1,
+		"SIDE_EFFECT_IDEMPOTENT":  2,
+		"SIDE_EFFECT_DESTRUCTIVE": 3,
+	}
+)
+
+func (x SideEffect) Enum() *SideEffect {
+	p := new(SideEffect)
+	*p = x
+	return p
+}
+
+func (x SideEffect) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SideEffect) Descriptor() protoreflect.EnumDescriptor {
+	return file_agentmesh_v1_registry_proto_enumTypes[1].Descriptor()
+}
+
+func (SideEffect) Type() protoreflect.EnumType {
+	return &file_agentmesh_v1_registry_proto_enumTypes[1]
+}
+
+func (x SideEffect) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SideEffect.Descriptor instead.
+func (SideEffect) EnumDescriptor() ([]byte, []int) {
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
 // Kind of an agent change.
 type AgentChangeKind int32
 
@@ -135,11 +194,11 @@ func (x AgentChangeKind) String() string {
 }
 
 func (AgentChangeKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_agentmesh_v1_registry_proto_enumTypes[1].Descriptor()
+	return file_agentmesh_v1_registry_proto_enumTypes[2].Descriptor()
 }
 
 func (AgentChangeKind) Type() protoreflect.EnumType {
-	return &file_agentmesh_v1_registry_proto_enumTypes[1]
+	return &file_agentmesh_v1_registry_proto_enumTypes[2]
 }
 
 func (x AgentChangeKind) Number() protoreflect.EnumNumber {
@@ -148,7 +207,7 @@ func (x AgentChangeKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AgentChangeKind.Descriptor instead.
 func (AgentChangeKind) EnumDescriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{2}
 }
 
 // One capability an agent offers.
@@ -297,7 +356,9 @@ func (x *RateLimit) GetBurst() uint32 {
 	return 0
 }
 
-// A tool agents may call (an external API, a shell command, an MCP tool).
+// A tool agents may call (an external API, a shell command, an MCP tool). A
+// tool named like a capability carries that capability's metadata: its scope,
+// rate limit and side effect hold at every dispatch of the capability.
 type Tool struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique tool name, e.g. "http.fetch" or "mcp.everything.echo".
@@ -306,12 +367,15 @@ type Tool struct {
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// OAuth-style scope a caller needs to use the tool, e.g. "tools:http".
 	AuthScope string `protobuf:"bytes,3,opt,name=auth_scope,json=authScope,proto3" json:"auth_scope,omitempty"`
-	// Limit on calls to the tool across the mesh.
+	// Limit on calls to the tool per tenant across the mesh (at the executors' dispatch,
+	// for a tool named like a capability).
 	RateLimit *RateLimit `protobuf:"bytes,4,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// JSON Schema of the tool's arguments.
 	InputSchema *structpb.Struct `protobuf:"bytes,5,opt,name=input_schema,json=inputSchema,proto3" json:"input_schema,omitempty"`
 	// Agent that provides the tool; empty for tools registered by operators.
-	AgentId       string `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	AgentId string `protobuf:"bytes,6,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// What calling the tool does outside the mesh.
+	SideEffect    SideEffect `protobuf:"varint,7,opt,name=side_effect,json=sideEffect,proto3,enum=agentmesh.v1.SideEffect" json:"side_effect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +450,13 @@ func (x *Tool) GetAgentId() string {
 		return x.AgentId
 	}
 	return ""
+}
+
+func (x *Tool) GetSideEffect() SideEffect {
+	if x != nil {
+		return x.SideEffect
+	}
+	return SideEffect_SIDE_EFFECT_UNSPECIFIED
 }
 
 // What an agent says about itself when it registers (an A2A-style agent card).
@@ -1569,7 +1640,7 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\tRateLimit\x12\x1d\n" +
 	"\n" +
 	"per_second\x18\x01 \x01(\x01R\tperSecond\x12\x14\n" +
-	"\x05burst\x18\x02 \x01(\rR\x05burst\"\xd7\x02\n" +
+	"\x05burst\x18\x02 \x01(\rR\x05burst\"\x9c\x03\n" +
 	"\x04Tool\x12E\n" +
 	"\x04name\x18\x01 \x01(\tB1\xbaH.r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\x04name\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12C\n" +
@@ -1578,7 +1649,9 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\x04 \x01(\v2\x17.agentmesh.v1.RateLimitR\trateLimit\x12:\n" +
 	"\finput_schema\x18\x05 \x01(\v2\x17.google.protobuf.StructR\vinputSchema\x12#\n" +
-	"\bagent_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\aagentId\"\x9e\x03\n" +
+	"\bagent_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\aagentId\x12C\n" +
+	"\vside_effect\x18\a \x01(\x0e2\x18.agentmesh.v1.SideEffectB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
+	"sideEffect\"\x9e\x03\n" +
 	"\tAgentCard\x121\n" +
 	"\x04name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{0,63}$R\x04name\x12#\n" +
 	"\aversion\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aversion\x12\x1e\n" +
@@ -1671,7 +1744,13 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\x10AGENT_STATE_LIVE\x10\x01\x12\x18\n" +
 	"\x14AGENT_STATE_DRAINING\x10\x02\x12\x17\n" +
 	"\x13AGENT_STATE_EXPIRED\x10\x03\x12\x1c\n" +
-	"\x18AGENT_STATE_DEREGISTERED\x10\x04*\xd8\x01\n" +
+	"\x18AGENT_STATE_DEREGISTERED\x10\x04*}\n" +
+	"\n" +
+	"SideEffect\x12\x1b\n" +
+	"\x17SIDE_EFFECT_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15SIDE_EFFECT_READ_ONLY\x10\x01\x12\x1a\n" +
+	"\x16SIDE_EFFECT_IDEMPOTENT\x10\x02\x12\x1b\n" +
+	"\x17SIDE_EFFECT_DESTRUCTIVE\x10\x03*\xd8\x01\n" +
 	"\x0fAgentChangeKind\x12!\n" +
 	"\x1dAGENT_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aAGENT_CHANGE_KIND_SNAPSHOT\x10\x01\x12 \n" +
@@ -1704,92 +1783,94 @@ func file_agentmesh_v1_registry_proto_rawDescGZIP() []byte {
 	return file_agentmesh_v1_registry_proto_rawDescData
 }
 
-var file_agentmesh_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_agentmesh_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_agentmesh_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_agentmesh_v1_registry_proto_goTypes = []any{
 	(AgentState)(0),                 // 0: agentmesh.v1.AgentState
-	(AgentChangeKind)(0),            // 1: agentmesh.v1.AgentChangeKind
-	(*Skill)(nil),                   // 2: agentmesh.v1.Skill
-	(*RateLimit)(nil),               // 3: agentmesh.v1.RateLimit
-	(*Tool)(nil),                    // 4: agentmesh.v1.Tool
-	(*AgentCard)(nil),               // 5: agentmesh.v1.AgentCard
-	(*Agent)(nil),                   // 6: agentmesh.v1.Agent
-	(*RegisterAgentRequest)(nil),    // 7: agentmesh.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),   // 8: agentmesh.v1.RegisterAgentResponse
-	(*HeartbeatRequest)(nil),        // 9: agentmesh.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),       // 10: agentmesh.v1.HeartbeatResponse
-	(*DeregisterAgentRequest)(nil),  // 11: agentmesh.v1.DeregisterAgentRequest
-	(*DeregisterAgentResponse)(nil), // 12: agentmesh.v1.DeregisterAgentResponse
-	(*GetAgentRequest)(nil),         // 13: agentmesh.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),        // 14: agentmesh.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),       // 15: agentmesh.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 16: agentmesh.v1.ListAgentsResponse
-	(*FindAgentsRequest)(nil),       // 17: agentmesh.v1.FindAgentsRequest
-	(*FindAgentsResponse)(nil),      // 18: agentmesh.v1.FindAgentsResponse
-	(*WatchAgentsRequest)(nil),      // 19: agentmesh.v1.WatchAgentsRequest
-	(*WatchAgentsResponse)(nil),     // 20: agentmesh.v1.WatchAgentsResponse
-	(*RegisterToolRequest)(nil),     // 21: agentmesh.v1.RegisterToolRequest
-	(*RegisterToolResponse)(nil),    // 22: agentmesh.v1.RegisterToolResponse
-	(*ListToolsRequest)(nil),        // 23: agentmesh.v1.ListToolsRequest
-	(*ListToolsResponse)(nil),       // 24: agentmesh.v1.ListToolsResponse
-	nil,                             // 25: agentmesh.v1.AgentCard.LabelsEntry
-	nil,                             // 26: agentmesh.v1.Agent.ReliabilityEntry
-	(*structpb.Struct)(nil),         // 27: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),   // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
+	(SideEffect)(0),                 // 1: agentmesh.v1.SideEffect
+	(AgentChangeKind)(0),            // 2: agentmesh.v1.AgentChangeKind
+	(*Skill)(nil),                   // 3: agentmesh.v1.Skill
+	(*RateLimit)(nil),               // 4: agentmesh.v1.RateLimit
+	(*Tool)(nil),                    // 5: agentmesh.v1.Tool
+	(*AgentCard)(nil),               // 6: agentmesh.v1.AgentCard
+	(*Agent)(nil),                   // 7: agentmesh.v1.Agent
+	(*RegisterAgentRequest)(nil),    // 8: agentmesh.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),   // 9: agentmesh.v1.RegisterAgentResponse
+	(*HeartbeatRequest)(nil),        // 10: agentmesh.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),       // 11: agentmesh.v1.HeartbeatResponse
+	(*DeregisterAgentRequest)(nil),  // 12: agentmesh.v1.DeregisterAgentRequest
+	(*DeregisterAgentResponse)(nil), // 13: agentmesh.v1.DeregisterAgentResponse
+	(*GetAgentRequest)(nil),         // 14: agentmesh.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),        // 15: agentmesh.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),       // 16: agentmesh.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),      // 17: agentmesh.v1.ListAgentsResponse
+	(*FindAgentsRequest)(nil),       // 18: agentmesh.v1.FindAgentsRequest
+	(*FindAgentsResponse)(nil),      // 19: agentmesh.v1.FindAgentsResponse
+	(*WatchAgentsRequest)(nil),      // 20: agentmesh.v1.WatchAgentsRequest
+	(*WatchAgentsResponse)(nil),     // 21: agentmesh.v1.WatchAgentsResponse
+	(*RegisterToolRequest)(nil),     // 22: agentmesh.v1.RegisterToolRequest
+	(*RegisterToolResponse)(nil),    // 23: agentmesh.v1.RegisterToolResponse
+	(*ListToolsRequest)(nil),        // 24: agentmesh.v1.ListToolsRequest
+	(*ListToolsResponse)(nil),       // 25: agentmesh.v1.ListToolsResponse
+	nil,                             // 26: agentmesh.v1.AgentCard.LabelsEntry
+	nil,                             // 27: agentmesh.v1.Agent.ReliabilityEntry
+	(*structpb.Struct)(nil),         // 28: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
 }
 var file_agentmesh_v1_registry_proto_depIdxs = []int32{
-	27, // 0: agentmesh.v1.Skill.input_schema:type_name -> google.protobuf.Struct
-	27, // 1: agentmesh.v1.Skill.output_schema:type_name -> google.protobuf.Struct
-	3,  // 2: agentmesh.v1.Tool.rate_limit:type_name -> agentmesh.v1.RateLimit
-	27, // 3: agentmesh.v1.Tool.input_schema:type_name -> google.protobuf.Struct
-	2,  // 4: agentmesh.v1.AgentCard.skills:type_name -> agentmesh.v1.Skill
-	4,  // 5: agentmesh.v1.AgentCard.tools:type_name -> agentmesh.v1.Tool
-	25, // 6: agentmesh.v1.AgentCard.labels:type_name -> agentmesh.v1.AgentCard.LabelsEntry
-	5,  // 7: agentmesh.v1.Agent.card:type_name -> agentmesh.v1.AgentCard
-	0,  // 8: agentmesh.v1.Agent.state:type_name -> agentmesh.v1.AgentState
-	28, // 9: agentmesh.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	28, // 10: agentmesh.v1.Agent.lease_expires_at:type_name -> google.protobuf.Timestamp
-	28, // 11: agentmesh.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	26, // 12: agentmesh.v1.Agent.reliability:type_name -> agentmesh.v1.Agent.ReliabilityEntry
-	5,  // 13: agentmesh.v1.RegisterAgentRequest.card:type_name -> agentmesh.v1.AgentCard
-	29, // 14: agentmesh.v1.RegisterAgentRequest.lease_ttl:type_name -> google.protobuf.Duration
-	6,  // 15: agentmesh.v1.RegisterAgentResponse.agent:type_name -> agentmesh.v1.Agent
-	29, // 16: agentmesh.v1.RegisterAgentResponse.lease_ttl:type_name -> google.protobuf.Duration
-	0,  // 17: agentmesh.v1.HeartbeatRequest.state:type_name -> agentmesh.v1.AgentState
-	28, // 18: agentmesh.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	6,  // 19: agentmesh.v1.GetAgentResponse.agent:type_name -> agentmesh.v1.Agent
-	6,  // 20: agentmesh.v1.ListAgentsResponse.agents:type_name -> agentmesh.v1.Agent
-	6,  // 21: agentmesh.v1.FindAgentsResponse.agents:type_name -> agentmesh.v1.Agent
-	1,  // 22: agentmesh.v1.WatchAgentsResponse.kind:type_name -> agentmesh.v1.AgentChangeKind
-	6,  // 23: agentmesh.v1.WatchAgentsResponse.agent:type_name -> agentmesh.v1.Agent
-	28, // 24: agentmesh.v1.WatchAgentsResponse.time:type_name -> google.protobuf.Timestamp
-	4,  // 25: agentmesh.v1.RegisterToolRequest.tool:type_name -> agentmesh.v1.Tool
-	4,  // 26: agentmesh.v1.RegisterToolResponse.tool:type_name -> agentmesh.v1.Tool
-	4,  // 27: agentmesh.v1.ListToolsResponse.tools:type_name -> agentmesh.v1.Tool
-	7,  // 28: agentmesh.v1.RegistryService.RegisterAgent:input_type -> agentmesh.v1.RegisterAgentRequest
-	9,  // 29: agentmesh.v1.RegistryService.Heartbeat:input_type -> agentmesh.v1.HeartbeatRequest
-	11, // 30: agentmesh.v1.RegistryService.DeregisterAgent:input_type -> agentmesh.v1.DeregisterAgentRequest
-	13, // 31: agentmesh.v1.RegistryService.GetAgent:input_type -> agentmesh.v1.GetAgentRequest
-	15, // 32: agentmesh.v1.RegistryService.ListAgents:input_type -> agentmesh.v1.ListAgentsRequest
-	17, // 33: agentmesh.v1.RegistryService.FindAgents:input_type -> agentmesh.v1.FindAgentsRequest
-	19, // 34: agentmesh.v1.RegistryService.WatchAgents:input_type -> agentmesh.v1.WatchAgentsRequest
-	21, // 35: agentmesh.v1.RegistryService.RegisterTool:input_type -> agentmesh.v1.RegisterToolRequest
-	23, // 36: agentmesh.v1.RegistryService.ListTools:input_type -> agentmesh.v1.ListToolsRequest
-	8,  // 37: agentmesh.v1.RegistryService.RegisterAgent:output_type -> agentmesh.v1.RegisterAgentResponse
-	10, // 38: agentmesh.v1.RegistryService.Heartbeat:output_type -> agentmesh.v1.HeartbeatResponse
-	12, // 39: agentmesh.v1.RegistryService.DeregisterAgent:output_type -> agentmesh.v1.DeregisterAgentResponse
-	14, // 40: agentmesh.v1.RegistryService.GetAgent:output_type -> agentmesh.v1.GetAgentResponse
-	16, // 41: agentmesh.v1.RegistryService.ListAgents:output_type -> agentmesh.v1.ListAgentsResponse
-	18, // 42: agentmesh.v1.RegistryService.FindAgents:output_type -> agentmesh.v1.FindAgentsResponse
-	20, // 43: agentmesh.v1.RegistryService.WatchAgents:output_type -> agentmesh.v1.WatchAgentsResponse
-	22, // 44: agentmesh.v1.RegistryService.RegisterTool:output_type -> agentmesh.v1.RegisterToolResponse
-	24, // 45: agentmesh.v1.RegistryService.ListTools:output_type -> agentmesh.v1.ListToolsResponse
-	37, // [37:46] is the sub-list for method output_type
-	28, // [28:37] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	28, // 0: agentmesh.v1.Skill.input_schema:type_name -> google.protobuf.Struct
+	28, // 1: agentmesh.v1.Skill.output_schema:type_name -> google.protobuf.Struct
+	4,  // 2: agentmesh.v1.Tool.rate_limit:type_name -> agentmesh.v1.RateLimit
+	28, // 3: agentmesh.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	1,  // 4: agentmesh.v1.Tool.side_effect:type_name -> agentmesh.v1.SideEffect
+	3,  // 5: agentmesh.v1.AgentCard.skills:type_name -> agentmesh.v1.Skill
+	5,  // 6: agentmesh.v1.AgentCard.tools:type_name -> agentmesh.v1.Tool
+	26, // 7: agentmesh.v1.AgentCard.labels:type_name -> agentmesh.v1.AgentCard.LabelsEntry
+	6,  // 8: agentmesh.v1.Agent.card:type_name -> agentmesh.v1.AgentCard
+	0,  // 9: agentmesh.v1.Agent.state:type_name -> agentmesh.v1.AgentState
+	29, // 10: agentmesh.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	29, // 11: agentmesh.v1.Agent.lease_expires_at:type_name -> google.protobuf.Timestamp
+	29, // 12: agentmesh.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	27, // 13: agentmesh.v1.Agent.reliability:type_name -> agentmesh.v1.Agent.ReliabilityEntry
+	6,  // 14: agentmesh.v1.RegisterAgentRequest.card:type_name -> agentmesh.v1.AgentCard
+	30, // 15: agentmesh.v1.RegisterAgentRequest.lease_ttl:type_name -> google.protobuf.Duration
+	7,  // 16: agentmesh.v1.RegisterAgentResponse.agent:type_name -> agentmesh.v1.Agent
+	30, // 17: agentmesh.v1.RegisterAgentResponse.lease_ttl:type_name -> google.protobuf.Duration
+	0,  // 18: agentmesh.v1.HeartbeatRequest.state:type_name -> agentmesh.v1.AgentState
+	29, // 19: agentmesh.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 20: agentmesh.v1.GetAgentResponse.agent:type_name -> agentmesh.v1.Agent
+	7,  // 21: agentmesh.v1.ListAgentsResponse.agents:type_name -> agentmesh.v1.Agent
+	7,  // 22: agentmesh.v1.FindAgentsResponse.agents:type_name -> agentmesh.v1.Agent
+	2,  // 23: agentmesh.v1.WatchAgentsResponse.kind:type_name -> agentmesh.v1.AgentChangeKind
+	7,  // 24: agentmesh.v1.WatchAgentsResponse.agent:type_name -> agentmesh.v1.Agent
+	29, // 25: agentmesh.v1.WatchAgentsResponse.time:type_name -> google.protobuf.Timestamp
+	5,  // 26: agentmesh.v1.RegisterToolRequest.tool:type_name -> agentmesh.v1.Tool
+	5,  // 27: agentmesh.v1.RegisterToolResponse.tool:type_name -> agentmesh.v1.Tool
+	5,  // 28: agentmesh.v1.ListToolsResponse.tools:type_name -> agentmesh.v1.Tool
+	8,  // 29: agentmesh.v1.RegistryService.RegisterAgent:input_type -> agentmesh.v1.RegisterAgentRequest
+	10, // 30: agentmesh.v1.RegistryService.Heartbeat:input_type -> agentmesh.v1.HeartbeatRequest
+	12, // 31: agentmesh.v1.RegistryService.DeregisterAgent:input_type -> agentmesh.v1.DeregisterAgentRequest
+	14, // 32: agentmesh.v1.RegistryService.GetAgent:input_type -> agentmesh.v1.GetAgentRequest
+	16, // 33: agentmesh.v1.RegistryService.ListAgents:input_type -> agentmesh.v1.ListAgentsRequest
+	18, // 34: agentmesh.v1.RegistryService.FindAgents:input_type -> agentmesh.v1.FindAgentsRequest
+	20, // 35: agentmesh.v1.RegistryService.WatchAgents:input_type -> agentmesh.v1.WatchAgentsRequest
+	22, // 36: agentmesh.v1.RegistryService.RegisterTool:input_type -> agentmesh.v1.RegisterToolRequest
+	24, // 37: agentmesh.v1.RegistryService.ListTools:input_type -> agentmesh.v1.ListToolsRequest
+	9,  // 38: agentmesh.v1.RegistryService.RegisterAgent:output_type -> agentmesh.v1.RegisterAgentResponse
+	11, // 39: agentmesh.v1.RegistryService.Heartbeat:output_type -> agentmesh.v1.HeartbeatResponse
+	13, // 40: agentmesh.v1.RegistryService.DeregisterAgent:output_type -> agentmesh.v1.DeregisterAgentResponse
+	15, // 41: agentmesh.v1.RegistryService.GetAgent:output_type -> agentmesh.v1.GetAgentResponse
+	17, // 42: agentmesh.v1.RegistryService.ListAgents:output_type -> agentmesh.v1.ListAgentsResponse
+	19, // 43: agentmesh.v1.RegistryService.FindAgents:output_type -> agentmesh.v1.FindAgentsResponse
+	21, // 44: agentmesh.v1.RegistryService.WatchAgents:output_type -> agentmesh.v1.WatchAgentsResponse
+	23, // 45: agentmesh.v1.RegistryService.RegisterTool:output_type -> agentmesh.v1.RegisterToolResponse
+	25, // 46: agentmesh.v1.RegistryService.ListTools:output_type -> agentmesh.v1.ListToolsResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_agentmesh_v1_registry_proto_init() }
@@ -1802,7 +1883,7 @@ func file_agentmesh_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agentmesh_v1_registry_proto_rawDesc), len(file_agentmesh_v1_registry_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,

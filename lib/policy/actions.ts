@@ -9,8 +9,10 @@
  * for, as stored with it at SubmitGoal (a child goal has its parent's): the
  * gateway's principal (`tenant_id`, `subject`) or, for a goal a mesh identity
  * submitted directly, its SPIFFE ID as `subject` and the goal's tenant. Its
- * `roles` are empty: roles were checked when the goal was submitted, and a
- * stored goal keeps running after a key's roles change. The raw stored value
+ * `roles` are the principal's roles as at submission (kept with the goal,
+ * empty for goals stored before; a stored goal keeps running after a key's
+ * roles change). `resource.auth_scope` and `resource.side_effect` are the
+ * capability's declared metadata (the tool named like it), "" when none. The raw stored value
  * is `request.submitted_by`. Goals stored before the submitter was kept have
  * no `principal`. The planner asks the same question for every step of a
  * playbook it is asked to store (no goal, no principal), so a playbook that
@@ -46,6 +48,12 @@ export interface DispatchQuestion {
   strategy?: string;
   /** Who the goal acts for (`GoalRecord.submittedBy`: `<tenant>/<subject>` or a SPIFFE ID). */
   submittedBy?: string;
+  /** That principal's roles at submission (`GoalRecord.submitterRoles`). */
+  submitterRoles?: readonly string[];
+  /** The capability's declared scope (the tool named like it); "" or absent: none. */
+  authScope?: string;
+  /** The capability's declared side effect: `read_only`, `idempotent`, `destructive`; "" or absent: none. */
+  sideEffect?: string;
 }
 
 /** The input document of the dispatch action. */
@@ -61,13 +69,17 @@ export function dispatchInput(q: DispatchQuestion, now = Date.now()): PolicyInpu
       namespace: q.executor.namespace,
       name: q.executor.name,
     },
-    ...(q.submittedBy ? { principal: submitterPrincipal(q.submittedBy, q.tenantId) } : {}),
+    ...(q.submittedBy
+      ? { principal: submitterPrincipal(q.submittedBy, q.tenantId, q.submitterRoles) }
+      : {}),
     method: { ...dispatchAction },
     resource: {
       tenant_id: q.tenantId,
       goal_id: q.goalId,
       goal_kind: q.goalKind,
       capability: q.capability,
+      auth_scope: q.authScope ?? "",
+      side_effect: q.sideEffect ?? "",
     },
     request,
     time: { unix_ms: now },
@@ -82,6 +94,7 @@ export function dispatchInput(q: DispatchQuestion, now = Date.now()): PolicyInpu
 export function submitterPrincipal(
   submittedBy: string,
   goalTenantId: string,
+  roles: readonly string[] = [],
 ): NonNullable<PolicyInput["principal"]> {
   const slash = submittedBy.indexOf("/");
   if (submittedBy.startsWith("spiffe://") || slash <= 0) {
@@ -90,6 +103,6 @@ export function submitterPrincipal(
   return {
     tenant_id: submittedBy.slice(0, slash),
     subject: submittedBy.slice(slash + 1),
-    roles: [],
+    roles: [...roles],
   };
 }

@@ -71,6 +71,10 @@ export interface PolicyResource {
    * `card.skills[]`, PutPlaybook's `playbook.strategies[].steps[]`.
    */
   capabilities?: string[];
+  /** The dispatch action only: the capability's declared scope ("" for none). */
+  auth_scope?: string;
+  /** The dispatch action only: its declared side effect (`read_only`, `idempotent`, `destructive`, ""). */
+  side_effect?: string;
 }
 
 /** Resource fields looked up by proto field name. */

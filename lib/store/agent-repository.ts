@@ -276,6 +276,22 @@ export class AgentRepository {
         )
       : this.db.mapped<ToolRecord>(ToolEntity, "select * from tools order by name");
   }
+
+  /**
+   * The tools that carry a capability's metadata: those named like a
+   * capability their own agent offers, and those an operator registered
+   * (no agent). An agent cannot set the scope or limit of a capability it
+   * does not offer by naming a tool after it.
+   */
+  async capabilityTools(): Promise<ToolRecord[]> {
+    return this.db.mapped<ToolRecord>(
+      ToolEntity,
+      `select t.* from tools t
+        where t.agent_id is null
+           or exists (select 1 from agent_skills s where s.agent_id = t.agent_id and s.capability = t.name)
+        order by t.name`,
+    );
+  }
 }
 
 function checkState(state: string): void {

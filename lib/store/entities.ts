@@ -76,6 +76,7 @@ export const GoalEntity = defineEntity({
     labels: p.json<Record<string, string>>(),
     traceId: p.text().nullable(),
     submittedBy: p.text().nullable(),
+    submitterRoles: p.array().columnType("text[]").nullable(),
     traceSpanId: p.text().nullable(),
     createdAt: createdAt(),
     updatedAt: createdAt(),

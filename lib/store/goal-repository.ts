@@ -56,6 +56,8 @@ export interface NewGoal {
   traceSpanId?: string;
   /** Who the goal acts for (`GoalRecord.submittedBy`). */
   submittedBy?: string;
+  /** The roles of the principal the goal acts for, at submission. */
+  submitterRoles?: string[];
   /** Default PENDING. */
   status?: GoalStatusName;
 }
@@ -182,8 +184,8 @@ export class GoalRepository {
     const storedInput = await this.cipher.seal(this.tenantId, "goal.input", goal.input);
     const storedEvents = await sealEvents(this.cipher, this.tenantId, events);
     const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
-           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, trace_span_id, last_event_seq)
-         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?)
+           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, trace_span_id, last_event_seq, submitter_roles)
+         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::text[])
          on conflict (tenant_id, idempotency_key) do nothing
          returning *`;
     const withEvents = storedEvents.length > 0 ? insertEvents("g", storedEvents) : undefined;
@@ -213,6 +215,7 @@ export class GoalRepository {
           input.submittedBy || null,
           input.traceSpanId || null,
           storedEvents.length,
+          input.submitterRoles?.length ? input.submitterRoles : null,
           ...(withEvents?.params ?? []),
           ...(withAudit?.params ?? []),
         ],

@@ -116,6 +116,8 @@ export interface GoalRecord {
    * Null for goals stored before migration 0004.
    */
   submittedBy: string | null;
+  /** The roles of the principal the goal acts for, at submission (null: none kept). */
+  submitterRoles: string[] | null;
   /** The span the goal's trace continues from (its submission's server span). */
   traceSpanId: string | null;
   createdAt: Date;

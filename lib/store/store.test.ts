@@ -52,6 +52,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0008-tenant-retention",
         "0009-experience-signatures",
         "0010-stream-leases",
+        "0011-goal-submitter-roles",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

@@ -55,6 +55,9 @@ builtin_decision := deny("caller has no valid mesh SPIFFE ID") if {
 } else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not register capabilities ", concat(", ", sort(denied_capabilities)), " (grant them to ", json.marshal(peer_name), " in agent_capabilities of policies/data.json)"])) if {
 	peer_may_call
 	count(denied_capabilities) > 0
+} else := deny(concat("", [scope_holder_label, " lacks the scope ", required_scope, " that ", input.resource.capability, " requires (a role named ", required_scope, ", or a role listing it in scopes)"])) if {
+	peer_may_call
+	scope_missing
 } else := allow(concat("", ["peer ", input.peer.spiffe_id, " may call ", method_full])) if {
 	peer_may_call
 } else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full, ": identity ", peer_name, " has no grant; add ", json.marshal(peer_name), ": [", grant_hint, "] to agent_capabilities in policies/data.json and rebuild the bundle (agentmesh policy build)"])) if {
@@ -207,6 +210,48 @@ tenant_allowed if {
 tenant_allowed if {
 	input.principal.tenant_id != ""
 	input.resource.tenant_id == input.principal.tenant_id
+}
+
+# --- Capability scopes: a capability's declared auth_scope (the tool named like it,
+# in the dispatch action's resource) must be held by the principal a goal acts
+# for. A principal holds a role's name and every scope its effective roles list
+# under `scopes`. Goals a mesh identity submitted directly (a SPIFFE ID subject)
+# are governed by that identity's grants instead.
+
+required_scope := input.resource.auth_scope if {
+	is_string(input.resource.auth_scope)
+	input.resource.auth_scope != ""
+}
+
+principal_scopes contains r if some r in principal_roles
+
+principal_scopes contains r if some r in effective_roles
+
+principal_scopes contains s if {
+	some r in effective_roles
+	some s in object.get(object.get(cfg.roles, r, {}), "scopes", [])
+}
+
+acts_for_delegated_principal if {
+	is_object(input.principal)
+	not startswith(input.principal.subject, "spiffe://")
+}
+
+scope_missing if {
+	required_scope
+	acts_for_delegated_principal
+	not required_scope in principal_scopes
+}
+
+scope_holder_label := principal_label if is_object(input.principal)
+
+scope_holder_label := "a goal acting for no principal" if not input.principal
+
+# A call by a mesh identity with no principal naming a scoped capability
+# (e.g. a dispatch for a goal stored before submitters were kept) is refused too.
+scope_missing if {
+	required_scope
+	not input.principal
 }
 
 tenant_label("") := "all tenants"

@@ -357,3 +357,45 @@ test_uses_capability if {
 	not authz.uses_capability("shell.*") with input as dispatch_input("acme", "echo", "util.echo")
 	authz.uses_capability("*") with input as dispatch_input("acme", "echo", "util.echo")
 }
+
+# --- Capability scopes at dispatch
+
+scoped_dispatch(principal, scope) := object.union(
+	call("executor", dispatch, {"tenant_id": "initech", "goal_id": "g1", "goal_kind": "ops", "capability": "ops.deploy", "auth_scope": scope, "side_effect": ""}),
+	{"principal": principal},
+)
+
+test_scoped_capability_refused_without_the_scope if {
+	d := authz.decision with input as scoped_dispatch({"tenant_id": "initech", "subject": "key:k1", "roles": ["goals.write"]}, "tools:deploy")
+	not d.allow
+	d.reason == "principal initech/key:k1 (roles: goals.write) lacks the scope tools:deploy that ops.deploy requires (a role named tools:deploy, or a role listing it in scopes)"
+}
+
+test_scoped_capability_allowed_with_a_role_of_its_name if {
+	d := authz.decision with input as scoped_dispatch({"tenant_id": "initech", "subject": "key:k1", "roles": ["goals.write", "tools:deploy"]}, "tools:deploy")
+	d.allow
+}
+
+test_scoped_capability_allowed_by_a_role_listing_it if {
+	d := authz.decision with input as scoped_dispatch({"tenant_id": "initech", "subject": "key:k1", "roles": ["tenant.admin"]}, "tools:deploy")
+		with data.agentmesh.config.roles["goals.write"].scopes as ["tools:deploy"]
+	d.allow
+	authz.principal_scopes["tools:deploy"] with input as scoped_dispatch({"tenant_id": "initech", "subject": "key:k1", "roles": ["tenant.admin"]}, "tools:deploy")
+		with data.agentmesh.config.roles["goals.write"].scopes as ["tools:deploy"]
+}
+
+test_unscoped_capability_needs_no_scope if {
+	d := authz.decision with input as scoped_dispatch({"tenant_id": "initech", "subject": "key:k1", "roles": []}, "")
+	d.allow
+}
+
+test_scoped_capability_for_a_mesh_identity_goal_follows_its_grants if {
+	d := authz.decision with input as scoped_dispatch({"tenant_id": "initech", "subject": "spiffe://agentmesh.local/ns/agentmesh/sa/cli", "roles": []}, "tools:deploy")
+	d.allow
+}
+
+test_scoped_capability_without_a_principal_refused if {
+	d := authz.decision with input as call("executor", dispatch, {"tenant_id": "initech", "goal_id": "g1", "goal_kind": "ops", "capability": "ops.deploy", "auth_scope": "tools:deploy"})
+	not d.allow
+	contains(d.reason, "lacks the scope tools:deploy")
+}

@@ -58,6 +58,7 @@ export class ChildGoals {
         actor: "executor",
         // The child acts for whoever the parent acts for: the policy sees the same submitter.
         ...(parent.submittedBy ? { submittedBy: parent.submittedBy } : {}),
+        ...(parent.submitterRoles?.length ? { submitterRoles: parent.submitterRoles } : {}),
         // One trace per goal tree: the child continues its parent's trace.
         ...traceOf(parent.traceparent),
       });

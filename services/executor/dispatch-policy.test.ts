@@ -32,7 +32,14 @@ describe("policy at dispatch", () => {
       peer: { spiffe_id: "spiffe://agentmesh.local/ns/agentmesh/sa/executor" },
       principal: { tenant_id: "acme", subject: "key:k1", roles: [] },
       method: { full: "agentmesh.v1.ExecutorService/DispatchStep", kind: "action" },
-      resource: { tenant_id: "acme", goal_id: "g-1", goal_kind: "ops", capability: "shell.exec" },
+      resource: {
+        tenant_id: "acme",
+        goal_id: "g-1",
+        goal_kind: "ops",
+        capability: "shell.exec",
+        auth_scope: "",
+        side_effect: "",
+      },
       request: {
         step_id: "run",
         capability: "shell.exec",
@@ -44,6 +51,24 @@ describe("policy at dispatch", () => {
     const cli = "spiffe://agentmesh.local/ns/agentmesh/sa/cli";
     policy.authorize(job, { kind: "ops", submittedBy: cli });
     expect(asked?.principal).toEqual({ tenant_id: "acme", subject: cli, roles: [] });
+    // The submitter's roles at submission and the capability's declared metadata.
+    policy.authorize(
+      job,
+      { kind: "ops", submittedBy: "acme/key:k1", submitterRoles: ["goals.write", "tools:shell"] },
+      { authScope: "tools:shell", sideEffect: "destructive" },
+    );
+    expect(asked?.principal).toEqual({
+      tenant_id: "acme",
+      subject: "key:k1",
+      roles: ["goals.write", "tools:shell"],
+    });
+    expect(asked?.resource).toMatchObject({
+      auth_scope: "tools:shell",
+      side_effect: "destructive",
+    });
+    // A mesh identity's goal never carries roles.
+    policy.authorize(job, { kind: "ops", submittedBy: cli, submitterRoles: ["x"] });
+    expect(asked?.principal?.roles).toEqual([]);
     // A goal stored before submitters were kept: no principal at all.
     policy.authorize(job, { kind: "ops" });
     expect(asked?.principal).toBeUndefined();

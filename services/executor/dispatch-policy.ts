@@ -26,8 +26,16 @@ import { type AuditEventInput, policyDenialEvent } from "../../lib/store/audit-l
 
 /** The policy as the goal engine asks it before each publish. */
 export interface DispatchPolicy {
-  /** Decides whether `job` of this goal (its kind and submitter) may be published. */
-  authorize(job: StepJob, goal: { kind: string; submittedBy?: string }): Decision;
+  /**
+   * Decides whether `job` of this goal (its kind, submitter and the
+   * submitter's roles) may be published; `meta` is the capability's declared
+   * scope and side effect.
+   */
+  authorize(
+    job: StepJob,
+    goal: { kind: string; submittedBy?: string; submitterRoles?: readonly string[] },
+    meta?: { authScope: string; sideEffect: string },
+  ): Decision;
   /** The audit record of a denial. */
   denialEvent(job: StepJob, reason: string): AuditEventInput;
 }
@@ -39,7 +47,7 @@ export function dispatchPolicy(deps: {
   executor: PeerIdentity;
 }): DispatchPolicy {
   return {
-    authorize: (job, goal) =>
+    authorize: (job, goal, meta) =>
       deps.check(
         dispatchInput({
           executor: deps.executor,
@@ -47,6 +55,8 @@ export function dispatchPolicy(deps: {
           goalId: job.goalId,
           goalKind: goal.kind,
           ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
+          ...(goal.submitterRoles ? { submitterRoles: goal.submitterRoles } : {}),
+          ...(meta ? { authScope: meta.authScope, sideEffect: meta.sideEffect } : {}),
           capability: job.capability,
           stepId: job.stepId,
           attempt: job.attempt,

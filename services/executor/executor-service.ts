@@ -116,6 +116,7 @@ export function createExecutorService(
           input,
           actor,
           submittedBy: actor,
+          ...(ctx.principal?.roles.length ? { submitterRoles: [...ctx.principal.roles] } : {}),
           priority: req.priority,
           ...(deadlineMs !== undefined ? { deadlineMs } : {}),
           ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),

@@ -46,6 +46,7 @@ import {
   waitingTransition,
   waitUntil,
 } from "./agent-wait.js";
+import { CapabilityTools } from "./capability-tools.js";
 import { ChildGoals } from "./child-goals.js";
 import { type Clock, sleep, systemClock } from "./clock.js";
 import { type DispatchPolicy, deniedResult } from "./dispatch-policy.js";
@@ -154,6 +155,8 @@ export interface NewGoalRequest {
    * for a child goal.
    */
   submittedBy?: string;
+  /** The roles of the principal the goal acts for, as at submission (the policy's scopes at dispatch). */
+  submitterRoles?: string[];
 }
 
 export interface Submitted {
@@ -230,6 +233,8 @@ export class GoalEngine implements GoalOperations {
   /** Jobs the bus could not take while NATS was away, published again once it is back. */
   readonly #dispatchRetry: DispatchRetry;
   readonly #tenants: TenantGate;
+  /** Each capability's declared scope, side effect and rate limit (the tool named like it). */
+  readonly #capabilityTools: CapabilityTools;
   readonly #sli: GoalSli | undefined;
   #results: Subscription | undefined;
   /** Aborted by `stop()`: results waiting out a database outage go back to the bus. */
@@ -286,6 +291,7 @@ export class GoalEngine implements GoalOperations {
       stillWanted: (job) => this.#attemptDispatched(job),
     });
     this.#tenants = new TenantGate({ store: this.#store });
+    this.#capabilityTools = new CapabilityTools({ store: this.#store });
     this.#sli = deps.sli;
   }
 
@@ -408,6 +414,7 @@ export class GoalEngine implements GoalOperations {
       ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
       ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
       ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
+      ...(req.submitterRoles?.length ? { submitterRoles: req.submitterRoles } : {}),
       ...(req.traceId && req.traceSpanId
         ? { traceparent: `00-${req.traceId}-${req.traceSpanId}-01` }
         : {}),
@@ -430,6 +437,7 @@ export class GoalEngine implements GoalOperations {
           ...(req.traceId ? { traceId: req.traceId } : {}),
           ...(req.traceSpanId ? { traceSpanId: req.traceSpanId } : {}),
           ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
+          ...(req.submitterRoles?.length ? { submitterRoles: req.submitterRoles } : {}),
         },
         init.commands.flatMap((c) =>
           c.type === "emitEvent"
@@ -837,7 +845,8 @@ export class GoalEngine implements GoalOperations {
             published.push(this.#bus.publishGoalEvent(c.event).catch(failed(c)));
             break;
           case "dispatchJob": {
-            const decision = this.#dispatchPolicy?.authorize(c.job, state);
+            const meta = await this.#capabilityTools.get(c.job.capability);
+            const decision = this.#dispatchPolicy?.authorize(c.job, state, meta);
             if (decision && !decision.allow) {
               refused.push({ job: c.job, reason: decision.reason });
               break;

@@ -169,6 +169,7 @@ export function goalStateOf(goal: GoalRecord): GoalState {
     ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
     ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
     ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
+    ...(goal.submitterRoles?.length ? { submitterRoles: goal.submitterRoles } : {}),
     ...(goal.traceId && goal.traceSpanId
       ? { traceparent: `00-${goal.traceId}-${goal.traceSpanId}-01` }
       : {}),

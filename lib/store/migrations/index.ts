@@ -49,6 +49,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0010-stream-leases",
     load: async () => (await import("./0010-stream-leases.js")).StreamLeases,
   },
+  {
+    name: "0011-goal-submitter-roles",
+    load: async () => (await import("./0011-goal-submitter-roles.js")).GoalSubmitterRoles,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -147,6 +147,7 @@ export interface NewGoal {
   parentGoalId?: string;
   parentStepId?: string;
   submittedBy?: string;
+  submitterRoles?: string[];
   traceparent?: string;
 }
 
@@ -166,6 +167,7 @@ export function initGoal(goal: NewGoal): Transition {
     ...(goal.parentGoalId ? { parentGoalId: goal.parentGoalId } : {}),
     ...(goal.parentStepId ? { parentStepId: goal.parentStepId } : {}),
     ...(goal.submittedBy ? { submittedBy: goal.submittedBy } : {}),
+    ...(goal.submitterRoles?.length ? { submitterRoles: goal.submitterRoles } : {}),
     ...(goal.traceparent ? { traceparent: goal.traceparent } : {}),
   };
   const tx = new Tx(state, {});

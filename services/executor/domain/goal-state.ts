@@ -113,6 +113,8 @@ export interface GoalState {
   parentStepId?: string;
   /** Who the goal acts for (`GoalRecord.submittedBy`); the policy sees it at dispatch. */
   submittedBy?: string;
+  /** The roles of that principal at submission (`GoalRecord.submitterRoles`): the policy derives scopes from them. */
+  submitterRoles?: string[];
   /** W3C traceparent the goal's jobs continue (its submission's span); absent: no trace. */
   traceparent?: string;
 }

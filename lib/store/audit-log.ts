@@ -62,19 +62,20 @@ export interface AuditListOptions {
   limit?: number;
 }
 
-/** Hands a stored row to the SIEM export when it is a security event (never throws). */
-function reportSecurityEvent(row: AuditEventRecord): void {
+/**
+ * Hands a stored row to the SIEM export when it is a security event, once
+ * the row is committed: an append inside a transaction that rolls back
+ * reports nothing, as the row never existed (never throws).
+ */
+function reportSecurityEvent(db: Db, row: AuditEventRecord): void {
   try {
     const event = securityEventOfAudit(
       row as unknown as Parameters<typeof securityEventOfAudit>[0],
     );
-    if (event) {
-      emitSecurityEvent({
-        ...event,
-        time: row.time.getTime(),
-        traceId: activeSpanContext()?.traceId ?? null,
-      });
-    }
+    if (!event) return;
+    // The trace is the appending request's, read now: the commit may finish elsewhere.
+    const traceId = activeSpanContext()?.traceId ?? null;
+    db.afterCommit(() => emitSecurityEvent({ ...event, time: row.time.getTime(), traceId }));
   } catch {
     // The SIEM copy must never fail an append.
   }
@@ -111,7 +112,7 @@ export class AuditLog {
       append.params,
     );
     // The one choke point security events pass through: denials, admin actions, refused results.
-    reportSecurityEvent(row!);
+    reportSecurityEvent(this.db, row!);
     return row!;
   }
 

@@ -47,6 +47,8 @@ const maxPrepared = 1_000;
 export class Db {
   /** Statement text (with `?`) → the text pg gets (with `$n`) and its prepared name. */
   readonly #statements: Map<string, Statement>;
+  /** Inside a transaction: what runs once it committed (dropped when it rolls back). */
+  readonly #afterCommit: (() => void)[] = [];
 
   constructor(
     readonly orm: MikroORM,
@@ -61,6 +63,17 @@ export class Db {
   /** Whether calls run inside a transaction. */
   get inTransaction(): boolean {
     return this.txEm !== undefined;
+  }
+
+  /**
+   * Runs `fn` once what this Db wrote is committed: at once outside a
+   * transaction, after COMMIT inside one, never when it rolls back. For
+   * copies to the outside world (security events) that must not report
+   * what did not happen. `fn` must not throw.
+   */
+  afterCommit(fn: () => void): void {
+    if (this.txEm) this.#afterCommit.push(fn);
+    else fn();
   }
 
   /** Runs `fn` (one statement) with an EntityManager, mapping errors and recording health. */
@@ -134,11 +147,16 @@ export class Db {
     // BEGIN here, COMMIT or ROLLBACK through run().
     storeCounts.statements++;
     storeCounts.transactions++;
+    let inner: Db | undefined;
     return this.run((em) =>
-      em.transactional((tx) =>
-        fn(new Db(this.orm, this.health, tx as EntityManager, this.prepare, this.#statements)),
-      ),
-    );
+      em.transactional((tx) => {
+        inner = new Db(this.orm, this.health, tx as EntityManager, this.prepare, this.#statements);
+        return fn(inner);
+      }),
+    ).then((result) => {
+      for (const done of inner?.#afterCommit.splice(0) ?? []) done();
+      return result;
+    });
   }
 }
 

@@ -154,7 +154,7 @@ export class Db {
         return fn(inner);
       }),
     ).then((result) => {
-      for (const done of inner?.#afterCommit.splice(0) ?? []) done();
+      for (const done of inner ? inner.#afterCommit.splice(0) : []) done();
       return result;
     });
   }

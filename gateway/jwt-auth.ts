@@ -1,6 +1,7 @@
 /**
- * JWT authentication with `jose`: signature against a JWKS (a file, read
- * once, or a URL, fetched and cached by jose), `iss`, `aud`, `exp` and `nbf`
+ * JWT authentication with `jose`: signature against a JWKS (the `jwt-jwks`
+ * secret of `lib/secrets`, swapped in whenever it rotates, or a URL, fetched
+ * and cached by jose), `iss`, `aud`, `exp` and `nbf`
  * always (a gateway without an issuer and an audience refuses to start: a
  * token the same identity provider issued for another application must not
  * pass), then claims → principal: the tenant claim, `sub`, and
@@ -10,7 +11,6 @@
  * const jwt = await jwtAuthenticator({ jwksUrl: "https://idp.example/.well-known/jwks.json", issuer: "https://idp.example/", audience: "agentmesh" });
  * const principal = await jwt.verify(token);
  */
-import { readFile } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import {
   createLocalJWKSet,
@@ -23,11 +23,17 @@ import {
 import { type Principal, PrincipalSchema } from "../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { isName, nameRules } from "../lib/proto/name-rules.js";
+import type { SecretStore } from "../lib/secrets/secret-store.js";
 import { unauthenticated } from "./api-key-auth.js";
 
 export interface JwtOptions {
-  /** A JWKS JSON file (`{"keys": [...]}`). One of `jwksFile`, `jwksUrl`, `jwks` is required. */
-  jwksFile?: string;
+  /**
+   * The JWKS (`{"keys": [...]}`) is the `jwt-jwks` secret of this store
+   * (`AGENTMESH_JWT_JWKS_FILE`, `$AGENTMESH_SECRETS_DIR/jwt-jwks` or Vault),
+   * and a rotated one takes effect without a restart. One of `jwksSecret`,
+   * `jwksUrl`, `jwks` is required.
+   */
+  jwksSecret?: Pick<SecretStore, "require" | "subscribe">;
   /** A JWKS URL, fetched on demand and cached (jose's defaults: 10 min, cooldown 30 s). */
   jwksUrl?: string;
   /** An in-memory JWKS (tests). */
@@ -48,6 +54,8 @@ export interface JwtOptions {
 
 export interface JwtAuthenticator {
   verify(token: string): Promise<Principal>;
+  /** Stops following the JWKS secret. */
+  close(): void;
 }
 
 export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenticator> {
@@ -61,12 +69,19 @@ export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenti
     );
   }
   let keys: ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
+  let close = () => {};
   if (options.jwks) keys = createLocalJWKSet(options.jwks);
-  else if (options.jwksFile) {
-    const text = await readFile(options.jwksFile, "utf8");
-    keys = createLocalJWKSet(JSON.parse(text) as JSONWebKeySet);
+  else if (options.jwksSecret) {
+    const secret = options.jwksSecret;
+    keys = localKeys(await secret.require("jwt-jwks"));
+    // A rotated JWKS replaces the keys for the next token; a broken one keeps the last good set.
+    close = secret.subscribe("jwt-jwks", (text) => {
+      try {
+        if (text) keys = localKeys(text);
+      } catch {}
+    });
   } else if (options.jwksUrl) keys = createRemoteJWKSet(new URL(options.jwksUrl));
-  else throw new MeshError(Code.InvalidArgument, "JWT auth needs jwksFile, jwksUrl or jwks");
+  else throw new MeshError(Code.InvalidArgument, "JWT auth needs jwksSecret, jwksUrl or jwks");
   const tenantClaim = options.tenantClaim ?? "tenant_id";
   const rolesClaim = options.rolesClaim ?? "roles";
   const verifyOptions = {
@@ -99,7 +114,19 @@ export async function jwtAuthenticator(options: JwtOptions): Promise<JwtAuthenti
           : [];
       return create(PrincipalSchema, { tenantId, subject: `jwt:${payload.sub}`, roles });
     },
+    close: () => close(),
   };
+}
+
+/** The key set of a JWKS text; FAILED_PRECONDITION when it is not a JWKS. */
+function localKeys(text: string): ReturnType<typeof createLocalJWKSet> {
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = JSON.parse(text) as JSONWebKeySet;
+    return createLocalJWKSet(jwks);
+  } catch (err) {
+    throw new MeshError(Code.FailedPrecondition, "secret jwt-jwks is not a JWKS", { cause: err });
+  }
 }
 
 function jwtError(err: unknown): MeshError {

@@ -31,6 +31,7 @@ import { warmValidation } from "../lib/proto/validate-message.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { createChannel, type MeshChannel } from "../lib/rpc/client.js";
 import { createReflection } from "../lib/rpc/reflection.js";
+import type { SecretStore } from "../lib/secrets/secret-store.js";
 import { policyDenialEvent } from "../lib/store/audit-log.js";
 import type { Store } from "../lib/store/store.js";
 import type { CertWatcher } from "../lib/tls/cert-watcher.js";
@@ -85,8 +86,13 @@ export interface GatewayOptions {
   tls?: ListenerTls;
   /** Plain text on a non-loopback address (behind a TLS-terminating proxy). Default false. */
   allowInsecure?: boolean;
-  /** Accept JWTs (an issuer and an audience are required); default API keys only. */
+  /**
+   * Accept JWTs (an issuer and an audience are required); default API keys
+   * only. Without `jwksUrl` or `jwks` the JWKS is the `jwt-jwks` secret of `secrets`.
+   */
   jwt?: JwtOptions;
+  /** The process's secrets (`runtime.secrets`): where the JWT JWKS is read and followed. */
+  secrets?: SecretStore;
   /** How long a verified API key is trusted without a store lookup. Default 5000 ms. */
   apiKeyCacheTtlMs?: number;
   /**
@@ -147,7 +153,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     keys: store.tenants,
     ...(options.apiKeyCacheTtlMs === undefined ? {} : { cacheTtlMs: options.apiKeyCacheTtlMs }),
   });
-  const jwt = options.jwt ? await jwtAuthenticator(options.jwt) : undefined;
+  const jwt = options.jwt
+    ? await jwtAuthenticator({
+        ...(options.secrets && !options.jwt.jwksUrl && !options.jwt.jwks
+          ? { jwksSecret: options.secrets }
+          : {}),
+        ...options.jwt,
+      })
+    : undefined;
   const authenticate = createAuthenticator({ apiKeys, ...(jwt ? { jwt } : {}) });
   const maxRequestBytes = options.maxRequestBytes ?? 1024 * 1024;
   let fallbackLoggedAt = 0;
@@ -325,6 +338,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close() {
       closed ??= (async () => {
         await listener.close();
+        jwt?.close();
         limits.stop();
         queueHistory?.stop();
         // Streams still open here end with the listener; their leases go with them.
@@ -345,6 +359,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 export async function meshGatewayOptions(runtime: MeshRuntime) {
   return {
     store: runtime.store,
+    secrets: runtime.secrets,
     // Decision-log lines name the gateway as the deciding component, even in `agentmesh dev`.
     authorizer: runtime.authorizerFor("gateway", `gateway-${hostname()}-${process.pid}`),
     policyReady: () => runtime.policy.ready,

@@ -4,7 +4,7 @@
  * invocation starts the CLI from source (seconds), so the calls are few.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -23,14 +23,15 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
   }, 60_000);
   afterAll(() => f?.close());
 
-  const cli = async (key: string, ...args: string[]) => {
+  const cli = (key: string, ...args: string[]) => cliWith({ AGENTMESH_API_KEY: key }, ...args);
+  const cliWith = async (env: Record<string, string | undefined>, ...args: string[]) => {
     try {
       const { stdout, stderr } = await exec("node", ["bin/agentmesh.js", ...args], {
         env: {
           ...process.env,
           AGENTMESH_URL: f.url,
-          AGENTMESH_API_KEY: key,
           LOG_LEVEL: "silent",
+          ...env,
         },
         timeout: 30_000,
       });
@@ -40,6 +41,30 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
       return { code: e.code, stdout: e.stdout, stderr: e.stderr };
     }
   };
+
+  it("takes its key from lib/secrets: a mounted cli-api-key, else the bootstrap admin key", async () => {
+    const home = await mkdtemp(join(tmpdir(), "agentmesh-cli-"));
+    try {
+      const base = { AGENTMESH_API_KEY: undefined, AGENTMESH_HOME: home };
+      const none = await cliWith(base, "goal", "ls");
+      expect(none.code).not.toBe(0);
+      expect(none.stderr).toContain("set AGENTMESH_API_KEY");
+      // Where `agentmesh dev` leaves the bootstrap key: a platform admin may list tenants.
+      await writeFile(join(home, "admin.key"), `${f.keys.admin}\n`, { mode: 0o600 });
+      const tenants = await cliWith(base, "tenants", "ls");
+      expect(tenants.stderr).toBe("");
+      expect(tenants.stdout).toContain("acme");
+      // A mounted Secret's cli-api-key comes first: acme's reader may not list tenants.
+      const dir = join(home, "mounted");
+      await mkdir(dir);
+      await writeFile(join(dir, "cli-api-key"), f.keys.acmeReader, { mode: 0o600 });
+      const reader = await cliWith({ ...base, AGENTMESH_SECRETS_DIR: dir }, "tenants", "ls");
+      expect(reader.code).toBe(1);
+      expect(reader.stderr).toMatch(/^permission_denied: /);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it("submits a goal and watches its steps to the end", async () => {
     const r = await cli(

@@ -30,7 +30,7 @@ export const agents: Command = {
           sub ? `unknown sub-command ${JSON.stringify(sub)}` : "missing sub-command",
         );
       const { values } = flags(rest, { capability: { type: "string" }, all: { type: "boolean" } });
-      const { agents: list } = await meshFromEnv().registry.listAgents({
+      const { agents: list } = await (await meshFromEnv()).registry.listAgents({
         capability: values.capability ?? "",
         includeInactive: values.all === true,
       });

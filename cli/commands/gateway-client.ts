@@ -1,31 +1,34 @@
 /**
  * What the gateway-facing commands share: a client from `AGENTMESH_URL` and
- * `AGENTMESH_API_KEY` (default the embedded gateway and `.agentmesh/admin.key`),
- * flag parsing, and errors printed as `code: message`.
+ * the `cli-api-key` secret (`AGENTMESH_API_KEY`; default the embedded gateway
+ * and the bootstrap `admin-api-key`, `.agentmesh/admin.key`), flag parsing,
+ * and errors printed as `code: message`.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { loadConfig } from "../../lib/config/config.js";
+import { settings } from "../../lib/config/settings.js";
+import { openSecrets } from "../../lib/secrets/open-secrets.js";
 import { createClient, type MeshClient } from "../../sdk/client/index.js";
 import { UsageError } from "../command.js";
 
-/** A client of the gateway named by the environment. */
-export function meshFromEnv(env: NodeJS.ProcessEnv = process.env): MeshClient {
+/** A client of the gateway named by the environment, with the key the secret store holds for the CLI. */
+export async function meshFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<MeshClient> {
   const config = loadConfig(env);
-  const baseUrl = env.AGENTMESH_URL ?? `http://127.0.0.1:${config.ports.gateway}`;
-  let apiKey = env.AGENTMESH_API_KEY;
-  if (!apiKey) {
-    try {
-      apiKey = readFileSync(join(config.home, "admin.key"), "utf8").trim();
-    } catch {
-      throw new UsageError(
-        "set AGENTMESH_API_KEY (or run `agentmesh dev`, which writes .agentmesh/admin.key)",
-      );
-    }
+  const baseUrl = settings.url.read(env) ?? `http://127.0.0.1:${config.ports.gateway}`;
+  const secrets = await openSecrets(env, config.home);
+  let apiKey: string | undefined;
+  try {
+    apiKey = (await secrets.get("cli-api-key")) ?? (await secrets.get("admin-api-key"));
+  } finally {
+    await secrets.close();
   }
-  return createClient({ baseUrl, apiKey, defaultTimeoutMs: 30_000 });
+  if (!apiKey?.trim()) {
+    throw new UsageError(
+      `set ${settings.apiKey.name} (or run \`agentmesh dev\`, which writes .agentmesh/admin.key)`,
+    );
+  }
+  return createClient({ baseUrl, apiKey: apiKey.trim(), defaultTimeoutMs: 30_000 });
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

@@ -38,7 +38,7 @@ async function dispatch(args: string[]): Promise<number> {
     case "watch": {
       const id = rest[0];
       if (!id) throw new UsageError("watch needs a goal id");
-      return watch(meshFromEnv(), id);
+      return watch(await meshFromEnv(), id);
     }
     case "cancel":
       return cancel(rest);
@@ -69,7 +69,7 @@ async function submit(args: string[]): Promise<number> {
       throw new UsageError("--input must be a JSON object");
     }
   }
-  const mesh = meshFromEnv();
+  const mesh = await meshFromEnv();
   const res = await mesh.executor.submitGoal({
     kind: values.kind,
     input,
@@ -145,7 +145,7 @@ async function list(args: string[]): Promise<number> {
     if (typeof v !== "number") throw new UsageError(`unknown status ${JSON.stringify(s)}`);
     return v;
   });
-  const { goals } = await meshFromEnv().executor.listGoals({
+  const { goals } = await (await meshFromEnv()).executor.listGoals({
     statuses,
     kind: values.kind ?? "",
     pageSize: values.limit ? Number.parseInt(values.limit, 10) : 20,
@@ -166,7 +166,7 @@ async function get(args: string[]): Promise<number> {
   const { values, positionals } = flags(args, { json: { type: "boolean" } });
   const id = positionals[0];
   if (!id) throw new UsageError("get needs a goal id");
-  const { goal: g } = await meshFromEnv().executor.getGoal({ goalId: id });
+  const { goal: g } = await (await meshFromEnv()).executor.getGoal({ goalId: id });
   if (!g) return 1;
   if (values.json) {
     console.log(JSON.stringify(toJson(GoalSchema, g), null, 2));
@@ -194,7 +194,7 @@ async function cancel(args: string[]): Promise<number> {
   const { values, positionals } = flags(args, { reason: { type: "string" } });
   const id = positionals[0];
   if (!id) throw new UsageError("cancel needs a goal id");
-  const { goal: g } = await meshFromEnv().executor.cancelGoal({
+  const { goal: g } = await (await meshFromEnv()).executor.cancelGoal({
     goalId: id,
     reason: values.reason ?? "",
   });

@@ -25,7 +25,7 @@ export const keys: Command = {
       });
       const tenantId = values.tenant;
       if (!tenantId) throw new UsageError("--tenant is required");
-      const mesh = meshFromEnv();
+      const mesh = await meshFromEnv();
       switch (sub) {
         case "create": {
           const expiresIn = values["expires-in"];

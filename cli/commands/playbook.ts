@@ -43,7 +43,7 @@ async function dispatch(args: string[]): Promise<number> {
   switch (sub) {
     case "ls": {
       flags(rest, {});
-      const { playbooks } = await meshFromEnv().planner.listPlaybooks({});
+      const { playbooks } = await (await meshFromEnv()).planner.listPlaybooks({});
       table(
         ["KIND", "OWNER", "VERSION", "STRATEGIES", "DESCRIPTION"],
         playbooks.map((p) => [
@@ -61,7 +61,7 @@ async function dispatch(args: string[]): Promise<number> {
       const { values, positionals } = flags(rest, { json: { type: "boolean" } });
       const kind = positionals[0];
       if (!kind) throw new UsageError("show needs a goal kind");
-      const { playbook: p } = await meshFromEnv().planner.getPlaybook({ goalKind: kind });
+      const { playbook: p } = await (await meshFromEnv()).planner.getPlaybook({ goalKind: kind });
       if (!p) return 1;
       const json = toJson(PlaybookSchema, p);
       process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : stringify(json));
@@ -95,7 +95,9 @@ async function dispatch(args: string[]): Promise<number> {
         console.error(err.message);
         return 1;
       }
-      const { playbook: stored } = await meshFromEnv().planner.putPlaybook({ playbook: parsed });
+      const { playbook: stored } = await (await meshFromEnv()).planner.putPlaybook({
+        playbook: parsed,
+      });
       console.log(`put playbook ${stored?.goalKind} version ${stored?.version}`);
       return 0;
     }
@@ -103,7 +105,7 @@ async function dispatch(args: string[]): Promise<number> {
       const { positionals } = flags(rest, {});
       const kind = positionals[0];
       if (!kind) throw new UsageError("rm needs a goal kind");
-      await meshFromEnv().planner.deletePlaybook({ goalKind: kind });
+      await (await meshFromEnv()).planner.deletePlaybook({ goalKind: kind });
       console.log(`deleted playbook ${kind}`);
       return 0;
     }

@@ -49,6 +49,19 @@ describe("gatewayOptionsFromEnv", () => {
     });
   });
 
+  it("takes the JWKS from the jwt-jwks secret when no URL is set", () => {
+    const jwt = {
+      issuer: "https://idp.example/",
+      audience: "agentmesh",
+      tenantClaim: "tenant_id",
+      rolesClaim: "roles",
+    };
+    const env = { AGENTMESH_JWT_ISSUER: jwt.issuer, AGENTMESH_JWT_AUDIENCE: jwt.audience };
+    expect(gatewayOptionsFromEnv(env).jwt).toEqual(jwt);
+    // The file is where the file secrets provider finds the secret, not read here.
+    expect(gatewayOptionsFromEnv({ ...env, AGENTMESH_JWT_JWKS_FILE: "/j" }).jwt).toEqual(jwt);
+  });
+
   it("refuses half a configuration with the variables' names", () => {
     expect(() => gatewayOptionsFromEnv({ AGENTMESH_GATEWAY_TLS_CERT: "/tls/tls.crt" })).toThrow(
       /AGENTMESH_GATEWAY_TLS_CERT and AGENTMESH_GATEWAY_TLS_KEY/,
@@ -60,7 +73,10 @@ describe("gatewayOptionsFromEnv", () => {
       }),
     ).toThrow(/JWT auth needs AGENTMESH_JWT_ISSUER and AGENTMESH_JWT_AUDIENCE/);
     expect(() => gatewayOptionsFromEnv({ AGENTMESH_JWT_ISSUER: "https://idp.example/" })).toThrow(
-      /need AGENTMESH_JWT_JWKS_URL or AGENTMESH_JWT_JWKS_FILE/,
+      /JWT auth needs AGENTMESH_JWT_ISSUER and AGENTMESH_JWT_AUDIENCE/,
+    );
+    expect(() => gatewayOptionsFromEnv({ AGENTMESH_JWT_JWKS_FILE: "/j" })).toThrow(
+      /JWT auth needs AGENTMESH_JWT_ISSUER and AGENTMESH_JWT_AUDIENCE/,
     );
     expect(() =>
       gatewayOptionsFromEnv({

@@ -2,7 +2,7 @@
  * `agentmesh serve gateway`: the public gateway as its own process, with
  * everything a deployment sets from the environment (docs/configuration.md,
  * section Gateway): the TLS listener's certificate files (re-read when they
- * change), JWT issuer/audience/JWKS, CORS origins, limits, and the internal
+ * change), JWT issuer/audience/JWKS URL, CORS origins, limits, and the internal
  * services' addresses (`AGENTMESH_<NAME>_ADDR`). Its own `/healthz` and
  * `/readyz` are on the gateway port; `/metrics` and the same probes on the
  * metrics port like every other process.
@@ -36,6 +36,8 @@ export function gatewayOptionsFromEnv(
       `${settings.gatewayTlsCert.name} and ${settings.gatewayTlsKey.name} are set together or not at all`,
     );
   }
+  // JWTs are on with an issuer and an audience; their JWKS is the URL, else the `jwt-jwks`
+  // secret (`AGENTMESH_JWT_JWKS_FILE`, the secrets directory or Vault), read by the gateway.
   const jwksUrl = settings.jwtJwksUrl.read(env);
   const jwksFile = settings.jwtJwksFile.read(env);
   if (jwksUrl && jwksFile) {
@@ -46,13 +48,8 @@ export function gatewayOptionsFromEnv(
   }
   const issuer = settings.jwtIssuer.read(env);
   const audience = settings.jwtAudience.read(env);
-  if (!jwksUrl && !jwksFile && (issuer || audience)) {
-    throw new MeshError(
-      Code.InvalidArgument,
-      `${settings.jwtIssuer.name}/${settings.jwtAudience.name} need ${settings.jwtJwksUrl.name} or ${settings.jwtJwksFile.name}`,
-    );
-  }
-  if ((jwksUrl || jwksFile) && (!issuer || !audience)) {
+  const jwtOn = Boolean(jwksUrl || jwksFile || issuer || audience);
+  if (jwtOn && (!issuer || !audience)) {
     throw new MeshError(
       Code.InvalidArgument,
       `JWT auth needs ${settings.jwtIssuer.name} and ${settings.jwtAudience.name}: a token issued for another application must not pass`,
@@ -74,10 +71,10 @@ export function gatewayOptionsFromEnv(
   return {
     ...(certFile && keyFile ? { tls: { certFile, keyFile } } : {}),
     allowInsecure: settings.gatewayAllowInsecure.read(env),
-    ...(jwksUrl || jwksFile
+    ...(jwtOn
       ? {
           jwt: {
-            ...(jwksUrl ? { jwksUrl } : { jwksFile: jwksFile as string }),
+            ...(jwksUrl ? { jwksUrl } : {}),
             issuer: issuer as string,
             audience: audience as string,
             tenantClaim: settings.jwtTenantClaim.read(env),

@@ -74,6 +74,7 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
             log: d.log,
             registry: d.clients.registry,
             learning: d.clients.learning,
+            secrets: d.runtime.secrets,
             playbookPolicy: playbookPolicy({
               check: d.runtime.policyCheck("planner", d.instanceId),
               executor: parseSpiffeId(d.runtime.spiffeId("executor")),

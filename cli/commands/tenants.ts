@@ -109,7 +109,7 @@ export const tenants: Command = {
     reporting(async () => {
       const [sub, ...rest] = args;
       if (sub && operatorSubs.has(sub)) return operator(sub, rest);
-      const mesh = meshFromEnv();
+      const mesh = await meshFromEnv();
       if (sub === "create") {
         const { values, positionals } = flags(rest, {
           name: { type: "string" },

@@ -644,27 +644,39 @@ export const settings = {
   ),
   jwtJwksUrl: text(
     "AGENTMESH_JWT_JWKS_URL",
-    m("Gateway", ["gateway"], "accept JWTs signed by keys of this JWKS URL (fetched and cached)"),
+    m(
+      "Gateway",
+      ["gateway"],
+      "accept JWTs signed by keys of this JWKS URL (fetched and cached); unset: the JWKS is the `jwt-jwks` secret",
+    ),
     undefined,
-    "unset: API keys only",
+    "unset",
   ),
   jwtJwksFile: text(
     "AGENTMESH_JWT_JWKS_FILE",
-    m("Gateway", ["gateway"], "accept JWTs signed by keys of this JWKS file"),
+    m(
+      "Gateway",
+      ["gateway"],
+      "where the `file` secrets provider finds the `jwt-jwks` secret, the JWKS of accepted JWTs (re-read when it changes)",
+    ),
     undefined,
-    "unset: API keys only",
+    "`$AGENTMESH_SECRETS_DIR/jwt-jwks`",
   ),
   jwtIssuer: text(
     "AGENTMESH_JWT_ISSUER",
-    m("Gateway", ["gateway"], "required `iss` of JWTs"),
+    m(
+      "Gateway",
+      ["gateway"],
+      "required `iss` of JWTs; with `AGENTMESH_JWT_AUDIENCE` it turns JWT authentication on",
+    ),
     undefined,
-    "not checked",
+    "unset: API keys only",
   ),
   jwtAudience: text(
     "AGENTMESH_JWT_AUDIENCE",
     m("Gateway", ["gateway"], "required `aud` of JWTs"),
     undefined,
-    "not checked",
+    "unset: API keys only",
   ),
   jwtTenantClaim: text(
     "AGENTMESH_JWT_TENANT_CLAIM",
@@ -796,7 +808,11 @@ export const settings = {
   ),
   llmPlannerApiKey: text(
     "AGENTMESH_LLM_PLANNER_API_KEY",
-    m("Planner", ["planner", "dev"], "bearer token of the LLM endpoint (never logged)"),
+    m(
+      "Planner",
+      ["planner", "dev"],
+      "bearer token of the LLM endpoint: the `llm-planner-api-key` secret as a variable (else `$AGENTMESH_SECRETS_DIR/llm-planner-api-key` or Vault; a changed file or Vault version is picked up without a restart); never logged",
+    ),
     undefined,
   ),
 
@@ -868,9 +884,13 @@ export const settings = {
   ),
   apiKey: text(
     "AGENTMESH_API_KEY",
-    m("Command line", ["cli"], "API key of the CLI"),
+    m(
+      "Command line",
+      ["cli"],
+      "API key of the CLI: the `cli-api-key` secret as a variable (else `$AGENTMESH_SECRETS_DIR/cli-api-key` or Vault)",
+    ),
     undefined,
-    "`$AGENTMESH_HOME/admin.key`",
+    "the `admin-api-key` secret (`$AGENTMESH_HOME/admin.key`)",
   ),
   siemSink: define(
     "AGENTMESH_SIEM_SINK",

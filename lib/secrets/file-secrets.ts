@@ -5,8 +5,9 @@
  * file named for it in the secrets directory (`AGENTMESH_SECRETS_DIR`, a
  * Kubernetes Secret mounted as a volume), or where earlier versions kept it
  * (`$AGENTMESH_HOME/admin.key`, `$AGENTMESH_HOME/audit-checkpoint.key`).
- * Two secrets may also come from a variable, as Kubernetes `secretKeyRef`s
- * deliver them: `DATABASE_URL` and `AGENTMESH_LLM_PLANNER_API_KEY`.
+ * Three secrets may also come from a variable, as Kubernetes `secretKeyRef`s
+ * deliver them (or a shell, for the CLI): `DATABASE_URL`,
+ * `AGENTMESH_LLM_PLANNER_API_KEY` and `AGENTMESH_API_KEY`.
  *
  * @example
  * const secrets = openFileSecrets({ home: ".agentmesh" });
@@ -37,6 +38,7 @@ export interface FileSecretsOptions {
 const fromVariable: Partial<Record<SecretName, (env: Env) => string | undefined>> = {
   "database-url": (env) => settings.databaseUrl.read(env),
   "llm-planner-api-key": (env) => settings.llmPlannerApiKey.read(env),
+  "cli-api-key": (env) => settings.apiKey.read(env),
 };
 
 export function openFileSecrets(options: FileSecretsOptions): SecretStore {
@@ -72,7 +74,8 @@ export function openFileSecrets(options: FileSecretsOptions): SecretStore {
     return text === undefined ? undefined : text.replace(/\r?\n$/, "");
   };
   const get = async (name: SecretName) => {
-    if (cache.has(name)) return cache.get(name);
+    // A missing secret is looked for again next time: it may have been put there since.
+    if (cache.get(name) !== undefined) return cache.get(name);
     const value = await read(name);
     cache.set(name, value);
     return value;
@@ -172,7 +175,8 @@ export function openFileSecrets(options: FileSecretsOptions): SecretStore {
 }
 
 function variableName(name: SecretName): string {
-  return name === "database-url" ? settings.databaseUrl.name : settings.llmPlannerApiKey.name;
+  if (name === "database-url") return settings.databaseUrl.name;
+  return name === "cli-api-key" ? settings.apiKey.name : settings.llmPlannerApiKey.name;
 }
 
 /** Writes `value` to a new 0600 file beside `path` (synced; 0600 before any byte lands) and returns its name. */

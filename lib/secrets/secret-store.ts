@@ -19,6 +19,7 @@ export const secretNames = [
   "audit-checkpoint-key",
   "jwt-jwks",
   "llm-planner-api-key",
+  "cli-api-key",
   "data-kek",
 ] as const;
 
@@ -31,6 +32,7 @@ export const secretPurposes: Record<SecretName, string> = {
   "audit-checkpoint-key": "Ed25519 key signing audit checkpoints (PKCS#8 PEM)",
   "jwt-jwks": "JWKS of the keys that sign accepted JWTs",
   "llm-planner-api-key": "bearer token of the LLM planner endpoint",
+  "cli-api-key": "the API key the agentmesh CLI sends (default: admin-api-key)",
   "data-kek": "key-encryption keys wrapping tenants' data keys (file provider only)",
 };
 

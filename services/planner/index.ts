@@ -12,7 +12,6 @@ export { dryRunFeature, type LearningChooserOptions, learningChooser } from "./l
 export {
   createHttpLlmPlanner,
   type HttpLlmPlannerOptions,
-  llmPlannerApiKeyEnv,
   llmPlannerFromEnv,
 } from "./llm-planner-http.js";
 export {

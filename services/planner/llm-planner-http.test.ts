@@ -3,12 +3,16 @@
  * The HTTP LLM planner against a local stand-in for an OpenAI-compatible
  * endpoint (127.0.0.1, chat-completions response shape): no real model runs.
  */
+import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger } from "../../lib/log/logger.js";
+import { openFileSecrets } from "../../lib/secrets/file-secrets.js";
 import type { LlmPlanRequest } from "./domain/index.js";
 import { createHttpLlmPlanner, llmPlannerFromEnv } from "./llm-planner-http.js";
 
@@ -111,8 +115,7 @@ describe("http llm planner", () => {
     createHttpLlmPlanner({
       endpoint: baseUrl,
       model: "stand-in",
-      apiKeyEnv: "AGENTMESH_LLM_PLANNER_API_KEY",
-      env: { AGENTMESH_LLM_PLANNER_API_KEY: apiKey },
+      apiKey: async () => apiKey,
       timeoutMs: 2000,
       ...extra,
     });
@@ -138,7 +141,7 @@ describe("http llm planner", () => {
 
   it("omits response_format in plain mode and the header without a key", async () => {
     reply = completion(`Here is the plan:\n\`\`\`json\n${validPlan}\n\`\`\``);
-    await planner({ jsonMode: false, env: {} }).propose(request);
+    await planner({ jsonMode: false, apiKey: async () => undefined }).propose(request);
     expect(seen[0]!.body).not.toHaveProperty("response_format");
     expect(seen[0]!.authorization).toBeUndefined();
   });
@@ -268,14 +271,39 @@ describe("llmPlannerFromEnv", () => {
     ).toThrow(/endpoint/);
   });
 
-  it("reads the key from AGENTMESH_LLM_PLANNER_API_KEY", async () => {
+  it("sends the llm-planner-api-key secret, a rotated key from the next request on", async () => {
     reply = completion(validPlan);
-    const llm = llmPlannerFromEnv({
-      AGENTMESH_LLM_PLANNER_URL: baseUrl,
-      AGENTMESH_LLM_PLANNER_MODEL: "stand-in",
-      AGENTMESH_LLM_PLANNER_API_KEY: apiKey,
+    const env = { AGENTMESH_LLM_PLANNER_URL: baseUrl, AGENTMESH_LLM_PLANNER_MODEL: "stand-in" };
+    // As Kubernetes delivers a secretKeyRef: the variable, read by lib/secrets.
+    const fromVariable = openFileSecrets({
+      home: mkdtempSync(join(tmpdir(), "llm-key-")),
+      env: { AGENTMESH_LLM_PLANNER_API_KEY: apiKey },
+      pollMs: 0,
     });
-    await llm!.propose(request);
+    await llmPlannerFromEnv(env, undefined, fromVariable)!.propose(request);
     expect(seen[0]!.authorization).toBe(`Bearer ${apiKey}`);
+    await fromVariable.close();
+
+    // As a mounted Secret: a file, swapped by rename.
+    const dir = mkdtempSync(join(tmpdir(), "llm-key-"));
+    writeFileSync(join(dir, "llm-planner-api-key"), "sk-first\n");
+    const mounted = openFileSecrets({ home: dir, env: { AGENTMESH_SECRETS_DIR: dir }, pollMs: 50 });
+    try {
+      const llm = llmPlannerFromEnv(env, undefined, mounted)!;
+      await llm.propose(request);
+      expect(seen[1]!.authorization).toBe("Bearer sk-first");
+      writeFileSync(join(dir, "next"), "sk-second\n");
+      renameSync(join(dir, "next"), join(dir, "llm-planner-api-key"));
+      await vi.waitFor(
+        async () => expect(await mounted.get("llm-planner-api-key")).toBe("sk-second"),
+        {
+          timeout: 10_000,
+        },
+      );
+      await llm.propose(request);
+      expect(seen[2]!.authorization).toBe("Bearer sk-second");
+    } finally {
+      await mounted.close();
+    }
   });
 });

@@ -10,7 +10,7 @@
  * |---|---|---|
  * | `AGENTMESH_LLM_PLANNER_URL` | unset (off) | base URL, e.g. `https://api.openai.com/v1` |
  * | `AGENTMESH_LLM_PLANNER_MODEL` | required when on | model name |
- * | `AGENTMESH_LLM_PLANNER_API_KEY` | unset | sent as `Authorization: Bearer`, never logged |
+ * | `AGENTMESH_LLM_PLANNER_API_KEY` | unset | the `llm-planner-api-key` secret (`lib/secrets`: this variable, the secrets directory or Vault), sent as `Authorization: Bearer`, never logged |
  * | `AGENTMESH_LLM_PLANNER_TIMEOUT_MS` | 20000 | time limit of one completion |
  * | `AGENTMESH_LLM_PLANNER_JSON_MODE` | `1` | `0` omits `response_format` for endpoints without it |
  *
@@ -19,12 +19,14 @@
  * a valid plan, or too large → INVALID_ARGUMENT.
  *
  * @example
- * const llm = llmPlannerFromEnv(process.env, log); // undefined unless configured
+ * const llm = llmPlannerFromEnv(process.env, log, secrets); // undefined unless configured
  * const strategy = await llm?.propose({ goalKind, input, capabilities });
  */
 import type { Strategy } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
+import { processSecrets } from "../../lib/secrets/open-secrets.js";
+import type { SecretStore } from "../../lib/secrets/secret-store.js";
 import {
   type LlmPlanner,
   type LlmPlannerOptions,
@@ -34,12 +36,12 @@ import {
   validateLlmPlannerOptions,
 } from "./domain/index.js";
 
-/** Default name of the variable holding the API key. */
-export const llmPlannerApiKeyEnv = "AGENTMESH_LLM_PLANNER_API_KEY";
-
 export interface HttpLlmPlannerOptions extends Omit<LlmPlannerOptions, "enabled"> {
-  /** Where `apiKeyEnv` is read; default `process.env`. */
-  env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The API key, asked before each request (the secret store caches it, so a
+   * rotated key is sent from the next request on); default none.
+   */
+  apiKey?: () => Promise<string | undefined>;
   /** Send `response_format: {type: "json_object"}`; default true. */
   jsonMode?: boolean;
   /** Largest response body read; default 1 MiB. */
@@ -54,7 +56,6 @@ export interface HttpLlmPlannerOptions extends Omit<LlmPlannerOptions, "enabled"
 export function createHttpLlmPlanner(options: HttpLlmPlannerOptions): LlmPlanner {
   const resolved = validateLlmPlannerOptions({ ...options, enabled: true });
   const url = `${resolved.endpoint.replace(/\/+$/, "")}/chat/completions`;
-  const env = options.env ?? process.env;
   const maxBytes = options.maxResponseBytes ?? 1024 * 1024;
   const doFetch = options.fetch ?? fetch;
   const log = options.log;
@@ -75,7 +76,7 @@ export function createHttpLlmPlanner(options: HttpLlmPlannerOptions): LlmPlanner
         "content-type": "application/json",
         accept: "application/json",
       };
-      const apiKey = resolved.apiKeyEnv ? env[resolved.apiKeyEnv] : undefined;
+      const apiKey = await options.apiKey?.();
       if (apiKey) headers.authorization = `Bearer ${apiKey}`;
 
       const timeout = AbortSignal.timeout(resolved.timeoutMs);
@@ -115,12 +116,14 @@ export function createHttpLlmPlanner(options: HttpLlmPlannerOptions): LlmPlanner
 
 /**
  * The HTTP LLM planner configured by `AGENTMESH_LLM_PLANNER_*`, or undefined
- * when `AGENTMESH_LLM_PLANNER_URL` is unset (the default). Throws
- * INVALID_ARGUMENT for a bad URL, a missing model or a bad timeout.
+ * when `AGENTMESH_LLM_PLANNER_URL` is unset (the default). Its key is the
+ * `llm-planner-api-key` secret of `secrets` (default the process's store).
+ * Throws INVALID_ARGUMENT for a bad URL, a missing model or a bad timeout.
  */
 export function llmPlannerFromEnv(
   env: Readonly<Record<string, string | undefined>>,
   log?: Logger,
+  secrets?: Pick<SecretStore, "get">,
 ): LlmPlanner | undefined {
   const endpoint = env.AGENTMESH_LLM_PLANNER_URL?.trim();
   if (!endpoint) return undefined;
@@ -128,10 +131,9 @@ export function llmPlannerFromEnv(
   return createHttpLlmPlanner({
     endpoint,
     model: env.AGENTMESH_LLM_PLANNER_MODEL?.trim() ?? "",
-    apiKeyEnv: llmPlannerApiKeyEnv,
+    apiKey: async () => (secrets ?? (await processSecrets())).get("llm-planner-api-key"),
     timeoutMs: timeout ? Number(timeout) : undefined,
     jsonMode: env.AGENTMESH_LLM_PLANNER_JSON_MODE !== "0",
-    env,
     log,
   });
 }

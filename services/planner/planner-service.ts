@@ -39,6 +39,7 @@ import type { Agent, RegistryService } from "../../gen/agentmesh/v1/registry_pb.
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
+import type { SecretStore } from "../../lib/secrets/secret-store.js";
 import type { AuditEventInput, Store } from "../../lib/store/index.js";
 import { flagOff, tenantFlags } from "../../lib/tenancy/tenant-settings.js";
 import {
@@ -81,6 +82,8 @@ export interface PlannerServiceDeps {
    * which is off unless `AGENTMESH_LLM_PLANNER_URL` is set; `null` forces it off.
    */
   llmPlanner?: LlmPlanner | null;
+  /** Holds the LLM planner's key (`llm-planner-api-key`). Default the process's secret store. */
+  secrets?: Pick<SecretStore, "get">;
   /** PutPlaybook refuses steps the policy would not let the executor dispatch (`playbook-policy.ts`); none: no check. */
   playbookPolicy?: PlaybookPolicy;
 }
@@ -100,7 +103,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
   const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
   const llm =
     deps.llmPlanner === undefined
-      ? llmPlannerFromEnv(process.env, log.child({ component: "llm-planner" }))
+      ? llmPlannerFromEnv(process.env, log.child({ component: "llm-planner" }), deps.secrets)
       : (deps.llmPlanner ?? undefined);
 
   /** Every capability a live agent offers, with a description (paged ListAgents). */

@@ -27,8 +27,6 @@ export interface LlmPlannerOptions {
   endpoint: string;
   /** Model name sent with each request. */
   model: string;
-  /** Name of the environment variable holding the API key (never the key itself); default none. */
-  apiKeyEnv?: string;
   /** Time limit of one completion; default 20s. */
   timeoutMs?: number;
   /** Largest plan accepted; default 20 steps. */
@@ -56,9 +54,7 @@ export interface LlmPlanner {
 }
 
 /** Checks options; throws INVALID_ARGUMENT naming the bad field. Disabled options pass as they are. */
-export function validateLlmPlannerOptions(
-  options: LlmPlannerOptions,
-): Required<Omit<LlmPlannerOptions, "apiKeyEnv">> & { apiKeyEnv?: string } {
+export function validateLlmPlannerOptions(options: LlmPlannerOptions): Required<LlmPlannerOptions> {
   const bad = (field: string, why: string) =>
     new MeshError(Code.InvalidArgument, `llm planner ${field}: ${why}`, { retryable: false });
   const resolved = {
@@ -77,12 +73,12 @@ export function validateLlmPlannerOptions(
     throw bad("endpoint", "must be an http(s) URL");
   }
   if (url.username !== "" || url.password !== "") {
-    throw bad("endpoint", "must not contain credentials; use apiKeyEnv");
+    throw bad(
+      "endpoint",
+      "must not contain credentials; the key is the llm-planner-api-key secret",
+    );
   }
   if (options.model.trim() === "") throw bad("model", "is required");
-  if (options.apiKeyEnv !== undefined && !/^[A-Z_][A-Z0-9_]*$/.test(options.apiKeyEnv)) {
-    throw bad("apiKeyEnv", "must name an environment variable");
-  }
   if (!(resolved.timeoutMs > 0 && resolved.timeoutMs <= 300_000)) {
     throw bad("timeoutMs", "must be between 1ms and 5 minutes");
   }

@@ -256,6 +256,8 @@ export const StrategyStatsEntity = defineEntity({
     goalKind: p.text().nullable(),
     successes: p.double().$type<number>().default(0),
     failures: p.double().$type<number>().default(0),
+    recentSuccesses: p.double().$type<number>().default(0),
+    recentFailures: p.double().$type<number>().default(0),
     pulls: p.bigint("number").default(0),
     outcomes: p.bigint("number").default(0),
     latencySumMs: p.double().$type<number>().default(0),

@@ -40,6 +40,7 @@ export type { GoalPage, GoalPatch, ListGoalsOptions, NewGoal } from "./goal-repo
 export { GoalRepository } from "./goal-repository.js";
 export type {
   NewParametersVersion,
+  OutcomeForgetting,
   ParametersPatch,
   StrategyOutcome,
 } from "./learning-repository.js";

@@ -46,6 +46,22 @@ export interface StrategyOutcome {
   decayHalfLifeMs?: number;
   /** The moment of the outcome, for `decayHalfLifeMs`; default now. */
   at?: Date;
+  /** Forgetting per outcome; default none (counts forget only by time). */
+  forgetting?: OutcomeForgetting;
+}
+
+/**
+ * Forgetting per outcome, as the learning domain's `observeWithReset`: the
+ * long counts are multiplied by `discount` before the outcome is added, the
+ * recent counts by `recentDiscount`; when the recent success rate is `drop`
+ * below the long one with at least `minRecent` recent evidence, the long
+ * counts are replaced by the recent ones.
+ */
+export interface OutcomeForgetting {
+  discount: number;
+  recentDiscount: number;
+  drop: number;
+  minRecent: number;
 }
 
 /** One agent's result for a capability. */
@@ -344,6 +360,12 @@ export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?:
     const halfLife = o.decayHalfLifeMs ?? 0;
     if (!(halfLife >= 0) || !Number.isFinite(halfLife))
       throw new MeshError(Code.InvalidArgument, "decay half-life must be finite and not negative");
+    // No forgetting: discounts of 1 and a drop no rate can reach.
+    const f = o.forgetting ?? { discount: 1, recentDiscount: 1, drop: 2, minRecent: 0 };
+    if (!(f.discount > 0 && f.discount <= 1 && f.recentDiscount > 0 && f.recentDiscount <= 1))
+      throw new MeshError(Code.InvalidArgument, "discounts must be in (0, 1]");
+    if (!(f.drop > 0 && f.minRecent >= 0))
+      throw new MeshError(Code.InvalidArgument, "drop must be > 0 and minRecent ≥ 0");
     // An upsert may touch a row once.
     const key = `${o.bucket}\u0000${o.strategy}`;
     if (keys.has(key))
@@ -360,6 +382,10 @@ export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?:
       cost: o.cost ?? 0,
       half_life_ms: halfLife,
       at: o.at ?? new Date(),
+      discount: f.discount,
+      recent_discount: f.recentDiscount,
+      reset_drop: f.drop,
+      min_recent: f.minRecent,
     };
   });
   // 2^-(age / half-life), as the learning domain's decayFactor; the exponent is
@@ -371,19 +397,30 @@ export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?:
     sql: `strategy_input as (
       select * from json_to_recordset(?::json) as i(bucket text, strategy text, tenant_id text,
         goal_kind text, successes float8, failures float8, latency_ms float8, cost float8,
-        half_life_ms float8, at timestamptz)),
+        half_life_ms float8, at timestamptz, discount float8, recent_discount float8, reset_drop float8,
+        min_recent float8)),
     strategy_outcomes as (
       insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, successes, failures,
-        outcomes, latency_sum_ms, cost_sum)
-      select i.bucket, i.strategy, i.tenant_id, i.goal_kind, i.successes, i.failures, 1,
-        i.latency_ms, i.cost
+        recent_successes, recent_failures, outcomes, latency_sum_ms, cost_sum)
+      select i.bucket, i.strategy, i.tenant_id, i.goal_kind, i.successes, i.failures,
+        i.successes, i.failures, 1, i.latency_ms, i.cost
       from ${gated("strategy_input i", gate)}
       order by i.bucket, i.strategy
       on conflict (bucket, strategy) do update set
-        (successes, failures) = (
-          select s.successes * d.factor + excluded.successes, s.failures * d.factor + excluded.failures
-          from (select ${factor} as factor from strategy_input i
-                where i.bucket = s.bucket and i.strategy = s.strategy) d),
+        -- long = decayed by age, discounted, plus the outcome; recent likewise with its own
+        -- discount; long := recent when the recent rate fell "drop" below the long one.
+        (successes, failures, recent_successes, recent_failures) = (
+          select case when d.reset then d.rs else d.ls end, case when d.reset then d.rf else d.lf end,
+            d.rs, d.rf
+          from (select l.*, l.rs + l.rf >= l.min_recent
+                  and l.ls / (l.ls + l.lf) - l.rs / (l.rs + l.rf) >= l.reset_drop as reset
+                from (select s.successes * ${factor} * i.discount + excluded.successes as ls,
+                        s.failures * ${factor} * i.discount + excluded.failures as lf,
+                        s.recent_successes * i.recent_discount + excluded.successes as rs,
+                        s.recent_failures * i.recent_discount + excluded.failures as rf,
+                        i.reset_drop, i.min_recent
+                      from strategy_input i
+                      where i.bucket = s.bucket and i.strategy = s.strategy) l) d),
         outcomes = s.outcomes + 1,
         latency_sum_ms = s.latency_sum_ms + excluded.latency_sum_ms,
         cost_sum = s.cost_sum + excluded.cost_sum,

@@ -277,6 +277,9 @@ export interface StrategyStatsRecord {
   goalKind: string | null;
   successes: number;
   failures: number;
+  /** The same counts with a short memory (see `StrategyOutcome.forgetting`). */
+  recentSuccesses: number;
+  recentFailures: number;
   /** Times chosen. */
   pulls: number;
   /** Outcomes recorded (not decayed): the divisor of the sums. */

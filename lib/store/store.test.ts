@@ -53,6 +53,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0009-experience-signatures",
         "0010-stream-leases",
         "0011-goal-submitter-roles",
+        "0012-strategy-recent-stats",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

@@ -13,7 +13,7 @@ import { createLogger } from "../../lib/log/logger.js";
 import { type Store, storeCounts } from "../../lib/store/index.js";
 import { openTestStore, type TestStore } from "../../lib/store/testing.js";
 import { needPostgres, runId } from "../../lib/testing/infra.js";
-import { bucketKey } from "./domain/index.js";
+import { bucketKey, DEFAULT_DISCOUNT } from "./domain/index.js";
 import { createLearningEngine, type LearningEngine } from "./learning-engine.js";
 import { onlineKey } from "./learning-state.js";
 
@@ -135,10 +135,12 @@ describe.skipIf(!pg)("learning engine: recording an outcome", () => {
       e.record(outcome({ finishedAt: at, success: false })),
     );
     expect([recorded, statements]).toEqual([true, 1]);
-    // The untrained version decays with the default half-life (7 days): a minute barely counts.
+    // The untrained version decays with the default half-life (7 days): a minute barely
+    // counts; then the default forgetting per outcome (0.995) applies.
     const v0 = await row("v0");
-    expect(v0?.successes).toBeCloseTo(4 * 2 ** (-minute / (7 * 24 * 60 * minute)), 9);
-    expect(v0?.failures).toBeCloseTo(2 * 2 ** (-minute / (7 * 24 * 60 * minute)) + 1, 9);
+    const d = DEFAULT_DISCOUNT;
+    expect(v0?.successes).toBeCloseTo(4 * 2 ** (-minute / (7 * 24 * 60 * minute)) * d, 9);
+    expect(v0?.failures).toBeCloseTo(2 * 2 ** (-minute / (7 * 24 * 60 * minute)) * d + 1, 9);
     expect(v0?.outcomes).toBe(2);
   });
 
@@ -183,11 +185,15 @@ describe.skipIf(!pg)("learning engine: recording an outcome", () => {
 
     const after = await everything();
     expect(after.experiences).toEqual([...before.experiences, message.goalId].sort());
-    // v2 decays a minute with a 1-minute half-life, v3 with a 2-minute one; v1 is retired.
-    expect(await row("v2")).toMatchObject({ successes: 4 * 0.5 + 1, failures: 2 * 0.5 });
+    // v2 decays a minute with a 1-minute half-life, v3 with a 2-minute one, both then
+    // forget 0.995 per outcome; v1 is retired.
+    const d = DEFAULT_DISCOUNT;
+    const v2 = await row("v2");
+    expect(v2?.successes).toBeCloseTo(4 * 0.5 * d + 1, 9);
+    expect(v2?.failures).toBeCloseTo(2 * 0.5 * d, 9);
     const v3 = await row("v3");
-    expect(v3?.successes).toBeCloseTo(4 * Math.SQRT1_2 + 1, 9);
-    expect(v3?.failures).toBeCloseTo(2 * Math.SQRT1_2, 9);
+    expect(v3?.successes).toBeCloseTo(4 * Math.SQRT1_2 * d + 1, 9);
+    expect(v3?.failures).toBeCloseTo(2 * Math.SQRT1_2 * d, 9);
     expect(v3).toMatchObject({ outcomes: 2, latencySumMs: 900, costSum: 0.25 });
     expect(await row("v1")).toEqual(
       before.strategy.find((r) => r.bucket === onlineKey("v1", bucket)),

@@ -16,7 +16,7 @@ import { type Outcome, OutcomeSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import { MAX_SIMILAR } from "../../lib/store/experience-repository.js";
-import type { ExperienceRecord, Store } from "../../lib/store/index.js";
+import type { ExperienceRecord, OutcomeForgetting, Store } from "../../lib/store/index.js";
 import {
   applyVerdict,
   bucketKey,
@@ -28,6 +28,7 @@ import {
   createReliabilityDrift,
   createRng,
   currentVersion,
+  DEFAULT_FORGETTING,
   DEFAULT_HALF_LIFE_MS,
   type DecisionContext,
   type DriftGuardOptions,
@@ -96,6 +97,14 @@ export interface LearningEngineOptions {
    * evidence. `false` turns it off. Each replica watches the outcomes it records.
    */
   reliabilityDrift?: (ReliabilityDriftOptions & { keep?: number }) | false;
+  /**
+   * Forgetting per outcome in the stored statistics, besides the version's
+   * time half-life: default `DEFAULT_FORGETTING` (discount 0.995, a memory of
+   * ~200 outcomes per strategy and bucket; recent memory 0.85; the long counts
+   * replaced by the recent ones when those are 0.4 lower after ≥ 4). `false`:
+   * forget only by time.
+   */
+  forgetting?: Partial<OutcomeForgetting> | false;
 }
 
 export interface ChooseInput {
@@ -118,6 +127,8 @@ export function createLearningEngine(options: LearningEngineOptions) {
     options.reliabilityDrift === false
       ? undefined
       : createReliabilityDrift(options.reliabilityDrift ?? {});
+  const forgetting =
+    options.forgetting === false ? undefined : { ...DEFAULT_FORGETTING, ...options.forgetting };
   const keepOnDrop = options.reliabilityDrift === false ? 0 : (options.reliabilityDrift?.keep ?? 2);
 
   const audit = (action: string, resource: string, details: JsonObject) =>
@@ -243,6 +254,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
         latencyMs: o.latencyMs,
         cost: o.cost,
         at: new Date(o.finishedAt),
+        ...(forgetting ? { forgetting } : {}),
       };
       const reliability = o.agentResults.map((r) => ({
         agentId: r.agentId,

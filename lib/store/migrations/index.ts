@@ -53,6 +53,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0011-goal-submitter-roles",
     load: async () => (await import("./0011-goal-submitter-roles.js")).GoalSubmitterRoles,
   },
+  {
+    name: "0012-strategy-recent-stats",
+    load: async () => (await import("./0012-strategy-recent-stats.js")).StrategyRecentStats,
+  },
 ];
 
 /** The names of every migration, in order. */

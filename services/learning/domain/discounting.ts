@@ -54,6 +54,14 @@ export function effectiveMemory(discount: number): number {
   return discount >= 1 ? Number.POSITIVE_INFINITY : 1 / (1 - discount);
 }
 
+/** The defaults of `observeWithReset`, which the service's stored statistics use too. */
+export const DEFAULT_FORGETTING = {
+  discount: DEFAULT_DISCOUNT,
+  recentDiscount: 0.85,
+  drop: 0.4,
+  minRecent: 4,
+} as const;
+
 /** When a strategy's recent outcomes say it has changed (see `observeWithReset`). */
 export interface ResetOptions {
   /** Discount of the long statistics; default `DEFAULT_DISCOUNT`. */
@@ -80,14 +88,15 @@ export function observeWithReset(
   success: boolean,
   options: ResetOptions = {},
 ): boolean {
-  observeDiscounted(long, strategy, success, options.discount ?? DEFAULT_DISCOUNT);
-  observeDiscounted(recent, strategy, success, options.recentDiscount ?? 0.85);
+  const d = DEFAULT_FORGETTING;
+  observeDiscounted(long, strategy, success, options.discount ?? d.discount);
+  observeDiscounted(recent, strategy, success, options.recentDiscount ?? d.recentDiscount);
   const l = long[strategy]!;
   const r = recent[strategy]!;
   const rn = r.successes + r.failures;
-  if (rn < (options.minRecent ?? 4)) return false;
+  if (rn < (options.minRecent ?? d.minRecent)) return false;
   const lm = l.successes / (l.successes + l.failures);
-  if (lm - r.successes / rn < (options.drop ?? 0.4)) return false;
+  if (lm - r.successes / rn < (options.drop ?? d.drop)) return false;
   long[strategy] = { ...r, pulls: l.pulls };
   return true;
 }

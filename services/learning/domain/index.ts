@@ -28,6 +28,7 @@ export { DAY_MS, DEFAULT_HALF_LIFE_MS, decayFactor, HOUR_MS } from "./decay.js";
 export type { ResetOptions } from "./discounting.js";
 export {
   DEFAULT_DISCOUNT,
+  DEFAULT_FORGETTING,
   effectiveMemory,
   observeDiscounted,
   observeWithReset,

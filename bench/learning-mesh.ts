@@ -106,7 +106,7 @@ async function putPlaybooks(mesh: TestMesh, tenantId: string): Promise<void> {
 export interface LearningMeshOptions {
   /** Learner goals; default 1,000. */
   goals?: number;
-  /** Goals in flight at once (closed loop); default 16. */
+  /** Goals in flight at once (closed loop); default 4 (more miss the learning deadline under load). */
   concurrency?: number;
   /** Selector of the learner tenant (flag `learning.selector`); default "contextual". */
   selector?: string;
@@ -167,7 +167,7 @@ export async function runLearningMesh(
   options: LearningMeshOptions = {},
 ): Promise<LearningMeshRun> {
   const total = options.goals ?? 1_000;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? 4;
   const windowSize = options.window ?? 100;
   const oracleEvery = options.oracleEvery ?? 1;
   const learner = mesh.tenantId;

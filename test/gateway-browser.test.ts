@@ -401,6 +401,16 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
       .poll(async () => [...new Set(await rows.locator("td:nth-child(4)").allTextContents())])
       .toEqual(["ExecutorService/SubmitGoal"]);
     expect(await rows.locator("td:nth-child(2)").allTextContents()).not.toContain("denied");
+    // The filters are in the link: opened again, the page shows the same.
+    await expect.poll(() => page.url()).toMatch(/#\/policy\?decision=allowed&who=acme%2F&method=/);
+    const linked = await open(f.keys.admin, `#/policy?decision=denied&who=acme`);
+    await expect
+      .poll(async () => [
+        ...new Set(await linked.locator("#decisions tbody td:nth-child(2)").allTextContents()),
+      ])
+      .toEqual(["denied"]);
+    expect(await linked.getByLabel("Tenant or caller").inputValue()).toBe("acme");
+    await linked.context().close();
     await filters.getByLabel("Decision", { exact: true }).selectOption("");
     await page.getByLabel("Tenant", { exact: true }).fill("acme");
     await page.getByLabel("Roles (comma-separated)").fill("goals.read");

@@ -41,6 +41,7 @@ interface Dom {
   };
   sessionStorage: { getItem(k: string): string | null; setItem(k: string, v: string): void };
   location: { origin: string; hash: string };
+  history: { replaceState(data: unknown, unused: string, url: string): void };
   navigator: { clipboard?: { writeText(text: string): Promise<void> } };
   addEventListener(type: string, listener: () => void): void;
 }
@@ -107,6 +108,8 @@ export const hash = () => dom.location.hash;
 export const setHash = (h: string) => {
   dom.location.hash = h;
 };
+/** Puts `h` in the address bar without a hashchange (no re-render): filters as they change. */
+export const replaceHash = (h: string) => dom.history.replaceState(null, "", h);
 export const onHashChange = (f: () => void) => dom.addEventListener("hashchange", f);
 export const setTitle = (t: string) => {
   dom.document.title = t;

@@ -1,7 +1,8 @@
 /**
  * Policy: the gateway's recent decisions on public calls, allowed and
  * denied, with what the policy read of each call and its reason, filterable
- * by decision, tenant or caller, and method; re-read every 3 s while open.
+ * by decision, tenant or caller, and method (kept in the link); re-read
+ * every 3 s while open.
  * Admins read them (`AdminService/ListPolicyDecisions`: a tenant admin its
  * tenant's, an operator every tenant's); anyone else sees its tenant's
  * denials, without inputs. And, for operators, "try an input": the live
@@ -9,8 +10,9 @@
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { publicMethods } from "../public-api.js";
-import { type Elem, h, patch } from "./dom.js";
+import { type Elem, h, patch, replaceHash } from "./dom.js";
 import { clock } from "./format.js";
+import { formatRoute, type Route } from "./route.js";
 import { changed, type DecisionRow, getJson, may, state } from "./state.js";
 import { every, type Mounted } from "./view.js";
 
@@ -19,7 +21,7 @@ const source =
   "Decisions this gateway made on public calls: the last 500, and the last 200 denials kept apart. " +
   "Calls between services are decided by each service and go to its decision log, not here.";
 
-export function policyView(root: Elem): Mounted {
+export function policyView(root: Elem, route: Route): Mounted {
   const body = h("tbody");
   const admin = may("tenant.admin");
   const operator = may("platform.admin");
@@ -38,13 +40,26 @@ export function policyView(root: Elem): Mounted {
     h("option", { value: "" }, "Any method"),
     ...methods.map((m) => h("option", { value: m }, m.replace(/^agentmesh\.v1\./, ""))),
   );
+  // Filters come from the link (`#/policy?decision=denied&who=acme&method=...`) and go back to it.
+  decision.value = admin ? (route.query.decision ?? "") : "";
+  who.value = route.query.who ?? "";
+  method.value = route.query.method ?? "";
+  const filtered = () => {
+    replaceHash(
+      formatRoute({
+        view: "policy",
+        query: { decision: decision.value, who: who.value.trim(), method: method.value },
+      }),
+    );
+    changed();
+  };
   const refresh = () => void readDecisions(admin, operator, decision.value === "denied");
   decision.addEventListener("change", () => {
     refresh();
-    changed();
+    filtered();
   });
-  who.addEventListener("input", changed);
-  method.addEventListener("change", changed);
+  who.addEventListener("input", filtered);
+  method.addEventListener("change", filtered);
   const answer = h("p", { id: "try-answer", role: "status" });
   const tryForm = h(
     "form",

@@ -1,7 +1,8 @@
 /**
  * The dashboard's hash routes, so every view and every goal has a link:
  * `#/goals?status=running&kind=diamond&since=1h&q=...`, `#/goals/<id>`,
- * `#/agents`, `#/queues`, `#/policy`, `#/admin`. Pure, browser-safe.
+ * `#/agents`, `#/queues`, `#/policy?decision=denied&who=acme&method=...`, `#/admin`.
+ * Pure, browser-safe.
  */
 
 export type View = "goals" | "goal" | "agents" | "queues" | "policy" | "admin";

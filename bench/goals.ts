@@ -18,6 +18,7 @@ import { type ChildComponent, spawnComponent } from "../lib/testing/processes.js
 import { grpcRegistryLink } from "../sdk/agent/grpc-registry-link.js";
 import { runAgent } from "../sdk/agent/run-agent.js";
 import type { Benchmark } from "./benchmark.js";
+import { floorStatementsPerGoal, startFloor } from "./goals-floor.js";
 import { LatencyHistogram, type LatencySummary } from "./histogram.js";
 import { runOpenLoop } from "./open-loop.js";
 import { commandCpuSeconds, cpuSecondsOf, machineBusySeconds } from "./process-cpu.js";
@@ -33,11 +34,17 @@ interface RateResult {
   errors: number;
   dropped: number;
   goalLatencyMs: { p50: number; p99: number; max: number };
-  queueWaitMs: { p50: number; p99: number; max: number };
+  /** The mesh only: a job's wait from dispatch to the agent's handler starting. */
+  queueWaitMs?: { p50: number; p99: number; max: number };
   /** CPU cores the mesh's processes used during the level (PostgreSQL and NATS not included). */
   meshCores: number;
   /** Cores per process: each component, and the bench process (load generator, agent, event watcher). */
   cores: Record<string, number>;
+  /** CPU milliseconds per finished goal, per process (this one included), and their sum. */
+  cpuMsPerGoal: Record<string, number>;
+  cpuMsPerGoalTotal: number;
+  /** PostgreSQL's and NATS's CPU milliseconds per goal (shared servers: other clients count too). */
+  serverCpuMsPerGoal: Record<string, number>;
   /** Busy cores of the whole machine (PostgreSQL, NATS and anything else running included). */
   machineCores: number;
   /** Cores of all PostgreSQL and NATS server processes (shared servers: other clients count too). */
@@ -126,7 +133,7 @@ const serverCommands = ["postgres", "nats-server"];
 export const goals: Benchmark = {
   name: "goals",
   description:
-    "1-step echo goals end to end (submit → plan → dispatch → util.echo → result → finished event) at rising open-loop rates vs raw JetStream publish→consume→ack; the mesh in separate processes (AGENTMESH_BENCH_MESH=in-process: one process)",
+    "1-step echo goals end to end (submit → plan → dispatch → util.echo → result → finished event) at rising open-loop rates vs the floor (the same durable work on bare pg + NATS, bench/goals-floor.ts) and raw JetStream publish→consume→ack; the mesh in separate processes (AGENTMESH_BENCH_MESH=in-process: one process)",
   async run({ smoke }) {
     const databaseUrl = process.env.DATABASE_URL || defaultDatabaseUrl;
     const natsUrl = process.env.NATS_URL || defaultNatsUrl;
@@ -138,6 +145,11 @@ export const goals: Benchmark = {
     const durationMs = smoke ? 1_500 : 6_000;
 
     const raw = await rawJetStream(natsUrl, smoke ? 2_000 : 30_000);
+    const floorLevels = await driveFloor(databaseUrl, natsUrl, {
+      rates,
+      durationMs,
+      warmUpMs: smoke ? 500 : 2_000,
+    });
     // Statements per goal are a property of the code, not of where it runs: counted in
     // this process, so with the processes mesh by a short in-process run first.
     const statements = inProcess
@@ -156,25 +168,190 @@ export const goals: Benchmark = {
     const best = sustained.at(-1);
     const stepsPerSecond = best?.stepsPerSecond ?? 0;
     const at500 = levels.find((l) => l.targetRate === 500);
+    const floorRate = floorLevels.filter((l) => l.held).at(-1)?.stepsPerSecond ?? 0;
+    // The issue's budget: the rate each side holds with goal p99 ≤ 150 ms.
+    const at150 = (ls: RateResult[]) =>
+      ls.filter((l) => l.held && l.goalLatencyMs.p99 <= 150).at(-1)?.stepsPerSecond ?? 0;
+    const [mesh150, floor150] = [at150(levels), at150(floorLevels)];
+    // CPU per goal compared at the highest offered rate both sides held.
+    const common = levels
+      .filter((l) => l.held && floorLevels.some((f) => f.held && f.targetRate === l.targetRate))
+      .at(-1);
+    const floorCommon = floorLevels.find((f) => f.targetRate === common?.targetRate);
+    const cpuRatio =
+      common && floorCommon
+        ? round2(common.cpuMsPerGoalTotal / floorCommon.cpuMsPerGoalTotal)
+        : null;
+    const at200 = levels.find((l) => l.targetRate === 200);
+    const floorAt200 = floorLevels.find((l) => l.targetRate === 200);
     return {
       mesh: inProcess ? "in-process" : "processes",
-      baseline: { rawJetStream: raw },
+      baseline: {
+        rawJetStream: raw,
+        floor: {
+          description:
+            "the same durable work on bare pg + NATS: insert row, publish job, worker process, update row, publish event",
+          processes: [
+            "bench (load, event watcher)",
+            "floor-intake",
+            "floor-worker",
+            "floor-finisher",
+          ],
+          statementsPerGoal: floorStatementsPerGoal,
+          maxSustainedGoalsPerSecond: floorRate,
+          maxGoalsPerSecondAtP99Le150Ms: floor150,
+          levels: floorLevels,
+        },
+      },
       statementsPerGoal: (inProcess ? levels[0] : statements?.[0])?.statementsPerGoal ?? null,
       levels,
       maxSustainedStepsPerSecond: stepsPerSecond,
+      maxGoalsPerSecondAtP99Le150Ms: mesh150,
+      ratioToFloor: floorRate > 0 ? round2(stepsPerSecond / floorRate) : null,
+      ratioToFloorAtP99Le150Ms: floor150 > 0 ? round2(mesh150 / floor150) : null,
+      cpuPerGoal: common
+        ? {
+            atRate: common.targetRate,
+            meshMs: common.cpuMsPerGoal,
+            floorMs: floorCommon!.cpuMsPerGoal,
+            meshTotalMs: common.cpuMsPerGoalTotal,
+            floorTotalMs: floorCommon!.cpuMsPerGoalTotal,
+            meshServersMs: common.serverCpuMsPerGoal,
+            floorServersMs: floorCommon!.serverCpuMsPerGoal,
+            ratio: cpuRatio,
+          }
+        : null,
       ratioToRawJetStream: round((stepsPerSecond / raw.messagesPerSecond) * 100) / 100,
       p99BudgetMs,
       targets: {
+        ratioToFloorAtP99Le150Ms: {
+          want: ">= 0.5",
+          got: floor150 > 0 ? round2(mesh150 / floor150) : null,
+          met: floor150 > 0 && mesh150 / floor150 >= 0.5,
+        },
+        p99MsAt200: {
+          want: "<= 150 (if the floor holds 200/s at <= 150)",
+          got: at200?.held ? at200.goalLatencyMs.p99 : null,
+          floor: floorAt200?.held ? floorAt200.goalLatencyMs.p99 : null,
+          met: at200?.held === true && at200.goalLatencyMs.p99 <= 150,
+        },
+        cpuPerGoalRatioToFloor: {
+          want: "<= 2",
+          got: cpuRatio,
+          met: cpuRatio !== null && cpuRatio <= 2,
+        },
         stepsPerSecond: { want: ">= 1000", got: stepsPerSecond, met: stepsPerSecond >= 1_000 },
         queueWaitP99MsAt500: {
           want: "<= 20",
-          got: at500?.queueWaitMs.p99 ?? null,
-          met: at500?.held === true && at500.queueWaitMs.p99 <= 20,
+          got: at500?.queueWaitMs?.p99 ?? null,
+          met: at500?.held === true && (at500.queueWaitMs?.p99 ?? Infinity) <= 20,
         },
       },
     };
   },
 };
+
+/** What one side of the comparison runs: a goal end to end, and its processes besides this one. */
+interface RampOptions {
+  rates: number[];
+  durationMs: number;
+  oneGoal: () => Promise<void>;
+  processes: { name: string; pid: number }[];
+  /** What this process is called in `cores`: `bench`, or `mesh` when the mesh runs in it. */
+  benchName: string;
+  /** Called as a level starts; what it returns gives the level's own figures at its end. */
+  level?: () => (completed: number) => Partial<RateResult>;
+}
+
+/** Open-loop levels at rising rates until one does not hold; CPU per process and per goal. */
+async function rampLevels(options: RampOptions): Promise<RateResult[]> {
+  const { processes } = options;
+  const levels: RateResult[] = [];
+  for (const rate of options.rates) {
+    const extras = options.level?.();
+    const cpu0 = process.cpuUsage();
+    const children0 = processes.map((p) => cpuSecondsOf(p.pid));
+    const machine0 = machineBusySeconds();
+    const servers0 = commandCpuSeconds(serverCommands);
+    const elu0 = performance.eventLoopUtilization();
+    const t0 = process.hrtime.bigint();
+    const r = await runOpenLoop({
+      rate,
+      durationMs: options.durationMs,
+      call: options.oneGoal,
+      maxInFlight: 5_000,
+    });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    const elu = performance.eventLoopUtilization(elu0).utilization;
+    const cpuSeconds: Record<string, number> = {
+      [options.benchName]: (cpu.user + cpu.system) / 1e6,
+    };
+    processes.forEach((p, i) => {
+      cpuSeconds[p.name] = cpuSecondsOf(p.pid) - children0[i]!;
+    });
+    const serverSeconds = Object.fromEntries(
+      Object.entries(commandCpuSeconds(serverCommands)).map(([n, cpu]) => [n, cpu - servers0[n]!]),
+    );
+    const perSecond = (o: Record<string, number>) =>
+      Object.fromEntries(Object.entries(o).map(([n, v]) => [n, round(v / seconds)]));
+    // Milliseconds of CPU per finished goal (/proc counts in 10 ms ticks: long levels only).
+    const perGoal = (o: Record<string, number>) =>
+      Object.fromEntries(
+        Object.entries(o).map(([n, v]) => [n, round2((v * 1000) / Math.max(1, r.completed))]),
+      );
+    const cpuMsPerGoal = perGoal(cpuSeconds);
+    const goalLatency = ms(r.latency);
+    // Open loop: a growing backlog shows in p99 (latency runs from the intended start).
+    const held = r.errors === 0 && r.dropped === 0 && goalLatency.p99 <= p99BudgetMs;
+    const cores = perSecond(cpuSeconds);
+    levels.push({
+      targetRate: rate,
+      stepsPerSecond: r.achievedRate,
+      completed: r.completed,
+      errors: r.errors,
+      dropped: r.dropped,
+      goalLatencyMs: goalLatency,
+      // In-process the bench's own work is part of the one mesh process.
+      meshCores: round(Object.values(cores).reduce((a, b) => a + b, 0) - (cores.bench ?? 0)),
+      cores,
+      cpuMsPerGoal,
+      cpuMsPerGoalTotal: round2(Object.values(cpuMsPerGoal).reduce((a, b) => a + b, 0)),
+      serverCpuMsPerGoal: perGoal(serverSeconds),
+      machineCores: round((machineBusySeconds() - machine0) / seconds),
+      serverCores: perSecond(serverSeconds),
+      benchLoopUtilisation: round2(elu),
+      ...(processes.length === 0 ? { meshLoopUtilisation: round2(elu) } : {}),
+      ...extras?.(r.completed),
+      held,
+      ...(r.firstError ? { firstError: r.firstError } : {}),
+    });
+    if (!held) break;
+    // Let the backlog of this level drain so the next starts clean.
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return levels;
+}
+
+/** The floor: its processes up, the same warm-up and levels as the mesh, then down. */
+async function driveFloor(
+  databaseUrl: string,
+  natsUrl: string,
+  options: { rates: number[]; durationMs: number; warmUpMs: number },
+): Promise<RateResult[]> {
+  const floor = await startFloor(databaseUrl, natsUrl);
+  try {
+    await runOpenLoop({ rate: 20, durationMs: options.warmUpMs, call: floor.oneGoal });
+    return await rampLevels({
+      ...options,
+      oneGoal: floor.oneGoal,
+      processes: floor.processes,
+      benchName: "bench",
+    });
+  } finally {
+    await floor.close();
+  }
+}
 
 async function startInProcessMesh(databaseUrl: string, natsUrl: string): Promise<BenchMesh> {
   return { mesh: await startTestMesh({ databaseUrl, natsUrl }), children: [] };
@@ -273,66 +450,22 @@ async function drive(
     // Warm up (JIT, connections, caches) before measuring.
     await runOpenLoop({ rate: 20, durationMs: options.warmUpMs, call: oneGoal });
 
-    const levels: RateResult[] = [];
-    for (const rate of options.rates) {
-      queueWait = new LatencyHistogram();
-      const cpu0 = process.cpuUsage();
-      const children0 = children.map((c) => cpuSecondsOf(c.child.process.pid!));
-      const machine0 = machineBusySeconds();
-      const servers0 = commandCpuSeconds(serverCommands);
-      const elu0 = performance.eventLoopUtilization();
-      const statements0 = storeCounts.statements;
-      const t0 = process.hrtime.bigint();
-      const r = await runOpenLoop({
-        rate,
-        durationMs: options.durationMs,
-        call: oneGoal,
-        maxInFlight: 5_000,
-      });
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const cpu = process.cpuUsage(cpu0);
-      const elu = performance.eventLoopUtilization(elu0).utilization;
-      const cores: Record<string, number> = {
-        [children.length > 0 ? "bench" : "mesh"]: round((cpu.user + cpu.system) / 1e6 / seconds),
-      };
-      children.forEach((c, i) => {
-        cores[c.name] = round((cpuSecondsOf(c.child.process.pid!) - children0[i]!) / seconds);
-      });
-      const goalLatency = ms(r.latency);
-      // Open loop: a growing backlog shows in p99 (latency runs from the intended start).
-      const held = r.errors === 0 && r.dropped === 0 && goalLatency.p99 <= p99BudgetMs;
-      levels.push({
-        targetRate: rate,
-        stepsPerSecond: r.achievedRate,
-        completed: r.completed,
-        errors: r.errors,
-        dropped: r.dropped,
-        goalLatencyMs: goalLatency,
-        queueWaitMs: ms(queueWait.summary()),
-        // In-process the bench's own work is part of the one mesh process.
-        meshCores: round(Object.values(cores).reduce((a, b) => a + b, 0) - (cores.bench ?? 0)),
-        cores,
-        machineCores: round((machineBusySeconds() - machine0) / seconds),
-        serverCores: Object.fromEntries(
-          Object.entries(commandCpuSeconds(serverCommands)).map(([n, cpu]) => [
-            n,
-            round((cpu - servers0[n]!) / seconds),
-          ]),
-        ),
-        benchLoopUtilisation: round2(elu),
-        ...(children.length === 0
-          ? {
-              meshLoopUtilisation: round2(elu),
-              statementsPerGoal: round((storeCounts.statements - statements0) / r.completed),
-            }
-          : {}),
-        held,
-        ...(r.firstError ? { firstError: r.firstError } : {}),
-      });
-      if (!held) break;
-      // Let the backlog of this level drain so the next starts clean.
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    const levels = await rampLevels({
+      ...options,
+      oneGoal,
+      processes: children.map((c) => ({ name: c.name, pid: c.child.process.pid! })),
+      benchName: children.length > 0 ? "bench" : "mesh",
+      level: () => {
+        queueWait = new LatencyHistogram();
+        const statements0 = storeCounts.statements;
+        return (completed) => ({
+          queueWaitMs: ms(queueWait.summary()),
+          ...(children.length === 0
+            ? { statementsPerGoal: round((storeCounts.statements - statements0) / completed) }
+            : {}),
+        });
+      },
+    });
     sub.unsubscribe();
     await agent.stop("bench over");
     registry.close();

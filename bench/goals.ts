@@ -114,10 +114,12 @@ async function startProcessMesh(databaseUrl: string, natsUrl: string): Promise<B
     const children = await Promise.all(
       componentNames.map(async (name) => ({
         name,
-        child: await spawnComponent(name, {
-          ...env,
-          [`AGENTMESH_${name.toUpperCase()}_PORT`]: String(ports.get(name)),
-        }),
+        child: await spawnComponent(
+          name,
+          { ...env, [`AGENTMESH_${name.toUpperCase()}_PORT`]: String(ports.get(name)) },
+          // A first start builds the source bundle; on a loaded machine that takes a while.
+          120_000,
+        ),
       })),
     );
     return { mesh, children };

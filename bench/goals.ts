@@ -147,24 +147,43 @@ export const goals: Benchmark = {
     const durationMs = smoke ? 1_500 : 6_000;
 
     const raw = await rawJetStream(natsUrl, smoke ? 2_000 : 30_000);
-    const floorLevels = await driveFloor(databaseUrl, natsUrl, {
+    // Both sides: the open-loop ramp, then closed loop (the most each finishes, CPU per goal busy).
+    const closed = smoke ? { total: 40, concurrency: 8 } : { total: 2_000, concurrency: 32 };
+    const floor = await driveFloor(databaseUrl, natsUrl, {
       rates,
       durationMs,
       warmUpMs: smoke ? 500 : 2_000,
+      closed,
     });
+    const floorLevels = floor.levels;
     // Statements per goal are a property of the code, not of where it runs: counted in
     // this process, so with the processes mesh by a short in-process run first.
     const statements = inProcess
       ? undefined
-      : await drive(await startInProcessMesh(databaseUrl, natsUrl), {
-          rates: [20],
-          durationMs: smoke ? 1_000 : 3_000,
-          warmUpMs: 500,
-        });
+      : (
+          await drive(await startInProcessMesh(databaseUrl, natsUrl), {
+            rates: [20],
+            durationMs: smoke ? 1_000 : 3_000,
+            warmUpMs: 500,
+          })
+        ).levels;
     const mesh = inProcess
       ? await startInProcessMesh(databaseUrl, natsUrl)
       : await startProcessMesh(databaseUrl, natsUrl);
-    const levels = await drive(mesh, { rates, durationMs, warmUpMs: smoke ? 500 : 2_000 });
+    const driven = await drive(mesh, {
+      rates,
+      durationMs,
+      warmUpMs: smoke ? 500 : 2_000,
+      closed,
+    });
+    const levels = driven.levels;
+    const closedRatio =
+      floor.closed && driven.closed
+        ? {
+            goalsPerSecond: round2(driven.closed.goalsPerSecond / floor.closed.goalsPerSecond),
+            cpuMsPerGoal: round2(driven.closed.cpuMsPerGoalTotal / floor.closed.cpuMsPerGoalTotal),
+          }
+        : null;
 
     const sustained = levels.filter((l) => l.held);
     const best = sustained.at(-1);
@@ -203,12 +222,16 @@ export const goals: Benchmark = {
           maxSustainedGoalsPerSecond: floorRate,
           maxGoalsPerSecondAtP99Le150Ms: floor150,
           levels: floorLevels,
+          closedLoop: floor.closed,
         },
       },
       statementsPerGoal: (inProcess ? levels[0] : statements?.[0])?.statementsPerGoal ?? null,
       levels,
       maxSustainedStepsPerSecond: stepsPerSecond,
       maxGoalsPerSecondAtP99Le150Ms: mesh150,
+      closedLoop: driven.closed,
+      /** Closed loop, mesh ÷ floor: goals per second, and CPU per goal over every process. */
+      closedLoopRatioToFloor: closedRatio,
       ratioToFloor: floorRate > 0 ? round2(stepsPerSecond / floorRate) : null,
       ratioToFloorAtP99Le150Ms: floor150 > 0 ? round2(mesh150 / floor150) : null,
       cpuPerGoal: common
@@ -335,21 +358,100 @@ async function rampLevels(options: RampOptions): Promise<RateResult[]> {
   return levels;
 }
 
+interface ClosedLoopResult {
+  goals: number;
+  concurrency: number;
+  goalsPerSecond: number;
+  errors: number;
+  goalLatencyMs: { p50: number; p99: number; max: number };
+  cpuMsPerGoal: Record<string, number>;
+  cpuMsPerGoalTotal: number;
+  serverCpuMsPerGoal: Record<string, number>;
+}
+
+/**
+ * `total` goals with `concurrency` in flight: the most a side finishes, and its
+ * CPU per goal when busy. Less sensitive to other load on the machine than the
+ * open-loop ramp (a level that misses its p99 budget by a stall ends the ramp).
+ */
+async function closedLoop(
+  options: Pick<RampOptions, "oneGoal" | "processes" | "benchName"> & {
+    total: number;
+    concurrency: number;
+  },
+): Promise<ClosedLoopResult> {
+  const { processes, total } = options;
+  const latency = new LatencyHistogram();
+  const cpu0 = process.cpuUsage();
+  const children0 = processes.map((p) => cpuSecondsOf(p.pid));
+  const servers0 = commandCpuSeconds(serverCommands);
+  const t0 = process.hrtime.bigint();
+  let next = 0;
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      while (next < total) {
+        next++;
+        const start = process.hrtime.bigint();
+        await options.oneGoal().then(
+          () => latency.recordSince(start),
+          () => errors++,
+        );
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const perGoal = (cpuSeconds: number) => round2((cpuSeconds * 1000) / total);
+  const cpuMsPerGoal: Record<string, number> = {
+    [options.benchName]: perGoal((cpu.user + cpu.system) / 1e6),
+  };
+  processes.forEach((p, i) => {
+    cpuMsPerGoal[p.name] = perGoal(cpuSecondsOf(p.pid) - children0[i]!);
+  });
+  return {
+    goals: total,
+    concurrency: options.concurrency,
+    goalsPerSecond: Math.round(total / seconds),
+    errors,
+    goalLatencyMs: ms(latency.summary()),
+    cpuMsPerGoal,
+    cpuMsPerGoalTotal: round2(Object.values(cpuMsPerGoal).reduce((a, b) => a + b, 0)),
+    serverCpuMsPerGoal: Object.fromEntries(
+      Object.entries(commandCpuSeconds(serverCommands)).map(([n, c]) => [
+        n,
+        perGoal(c - servers0[n]!),
+      ]),
+    ),
+  };
+}
+
+interface DriveOptions {
+  rates: number[];
+  durationMs: number;
+  warmUpMs: number;
+  /** After the ramp, this many goals closed-loop with this many in flight. */
+  closed?: { total: number; concurrency: number };
+}
+interface Driven {
+  levels: RateResult[];
+  closed: ClosedLoopResult | undefined;
+}
+
 /** The floor: its processes up, the same warm-up and levels as the mesh, then down. */
 async function driveFloor(
   databaseUrl: string,
   natsUrl: string,
-  options: { rates: number[]; durationMs: number; warmUpMs: number },
-): Promise<RateResult[]> {
+  options: DriveOptions,
+): Promise<Driven> {
   const floor = await startFloor(databaseUrl, natsUrl);
   try {
     await runOpenLoop({ rate: 20, durationMs: options.warmUpMs, call: floor.oneGoal });
-    return await rampLevels({
-      ...options,
-      oneGoal: floor.oneGoal,
-      processes: floor.processes,
-      benchName: "bench",
-    });
+    const side = { oneGoal: floor.oneGoal, processes: floor.processes, benchName: "bench" };
+    const levels = await rampLevels({ ...options, ...side });
+    await new Promise((r) => setTimeout(r, 500));
+    const closed = options.closed ? await closedLoop({ ...side, ...options.closed }) : undefined;
+    return { levels, closed };
   } finally {
     await floor.close();
   }
@@ -360,10 +462,7 @@ async function startInProcessMesh(databaseUrl: string, natsUrl: string): Promise
 }
 
 /** Runs the util agent and the load here, level by level, then stops the mesh. */
-async function drive(
-  bench: BenchMesh,
-  options: { rates: number[]; durationMs: number; warmUpMs: number },
-): Promise<RateResult[]> {
+async function drive(bench: BenchMesh, options: DriveOptions): Promise<Driven> {
   const { mesh, children } = bench;
   const natsUrl = mesh.config.natsUrl;
   const nc = await connectNats(natsUrl, "bench-goals-events");
@@ -452,11 +551,14 @@ async function drive(
     // Warm up (JIT, connections, caches) before measuring.
     await runOpenLoop({ rate: 20, durationMs: options.warmUpMs, call: oneGoal });
 
-    const levels = await rampLevels({
-      ...options,
+    const side = {
       oneGoal,
       processes: children.map((c) => ({ name: c.name, pid: c.child.process.pid! })),
       benchName: children.length > 0 ? "bench" : "mesh",
+    };
+    const levels = await rampLevels({
+      ...options,
+      ...side,
       level: () => {
         queueWait = new LatencyHistogram();
         const statements0 = storeCounts.statements;
@@ -468,10 +570,12 @@ async function drive(
         });
       },
     });
+    await new Promise((r) => setTimeout(r, 500));
+    const closed = options.closed ? await closedLoop({ ...side, ...options.closed }) : undefined;
     sub.unsubscribe();
     await agent.stop("bench over");
     registry.close();
-    return levels;
+    return { levels, closed };
   } finally {
     await agentBus?.close({ graceMs: 0 }).catch(() => undefined);
     await nc.close().catch(() => undefined);

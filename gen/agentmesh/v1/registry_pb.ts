@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentmesh/v1/registry.proto.
  */
 export const file_agentmesh_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("ChthZ2VudG1lc2gvdjEvcmVnaXN0cnkucHJvdG8SDGFnZW50bWVzaC52MSKHAgoFU2tpbGwSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SLQoMaW5wdXRfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIWCgR0YWdzGAUgAygJQgi6SAWSAQIQIBIhCg9tYXhfY29uY3VycmVuY3kYBiABKA1CCLpIBSoDGIAIIi4KCVJhdGVMaW1pdBISCgpwZXJfc2Vjb25kGAEgASgBEg0KBWJ1cnN0GAIgASgNItECCgRUb29sEj8KBG5hbWUYASABKAlCMbpILnIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQSHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGNAPEjgKCmF1dGhfc2NvcGUYAyABKAlCJLpIIdgBAXIcMhpeW2Etel1bYS16MC05Xy46LV17MCwxMjd9JBIrCgpyYXRlX2xpbWl0GAQgASgLMhcuYWdlbnRtZXNoLnYxLlJhdGVMaW1pdBItCgxpbnB1dF9zY2hlbWEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhoKCGFnZW50X2lkGAYgASgJQgi6SAVyAxiAARI3CgtzaWRlX2VmZmVjdBgHIAEoDjIYLmFnZW50bWVzaC52MS5TaWRlRWZmZWN0Qgi6SAWCAQIQASLYAgoJQWdlbnRDYXJkEisKBG5hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05LV17MCw2M30kEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIXCgVvd25lchgDIAEoCUIIukgFcgMYgAISHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPEi4KBnNraWxscxgFIAMoCzITLmFnZW50bWVzaC52MS5Ta2lsbEIJukgGkgEDEIABEiwKBXRvb2xzGAYgAygLMhIuYWdlbnRtZXNoLnYxLlRvb2xCCbpIBpIBAxCAARI9CgZsYWJlbHMYByADKAsyIy5hZ2VudG1lc2gudjEuQWdlbnRDYXJkLkxhYmVsc0VudHJ5Qgi6SAWaAQIQQBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrMDCgVBZ2VudBIQCghhZ2VudF9pZBgBIAEoCRIlCgRjYXJkGAIgASgLMhcuYWdlbnRtZXNoLnYxLkFnZW50Q2FyZBIRCglzcGlmZmVfaWQYAyABKAkSJwoFc3RhdGUYBCABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZRIxCg1yZWdpc3RlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2hlYXJ0YmVhdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoLcmVsaWFiaWxpdHkYCCADKAsyJC5hZ2VudG1lc2gudjEuQWdlbnQuUmVsaWFiaWxpdHlFbnRyeRIRCglpbl9mbGlnaHQYCSABKA0SEwoLaW5zdGFuY2VfaWQYCiABKAkaMgoQUmVsaWFiaWxpdHlFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIpIBChRSZWdpc3RlckFnZW50UmVxdWVzdBItCgRjYXJkGAEgASgLMhcuYWdlbnRtZXNoLnYxLkFnZW50Q2FyZEIGukgDyAEBEh0KC2luc3RhbmNlX2lkGAIgASgJQgi6SAVyAxiAARIsCglsZWFzZV90dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iaQoVUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuYWdlbnRtZXNoLnYxLkFnZW50EiwKCWxlYXNlX3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJsChBIZWFydGJlYXRSZXF1ZXN0EhwKCGFnZW50X2lkGAEgASgJQgq6SAdyBRABGIABEhEKCWluX2ZsaWdodBgCIAEoDRInCgVzdGF0ZRgDIAEoDjIYLmFnZW50bWVzaC52MS5BZ2VudFN0YXRlIkkKEUhlYXJ0YmVhdFJlc3BvbnNlEjQKEGxlYXNlX2V4cGlyZXNfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKFkRlcmVnaXN0ZXJBZ2VudFJlcXVlc3QSHAoIYWdlbnRfaWQYASABKAlCCrpIB3IFEAEYgAESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACCIZChdEZXJlZ2lzdGVyQWdlbnRSZXNwb25zZSIvCg9HZXRBZ2VudFJlcXVlc3QSHAoIYWdlbnRfaWQYASABKAlCCrpIB3IFEAEYgAEiNgoQR2V0QWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmFnZW50bWVzaC52MS5BZ2VudCKoAQoRTGlzdEFnZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEkgKCmNhcGFiaWxpdHkYAyABKAlCNLpIMdgBAXIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQSGAoQaW5jbHVkZV9pbmFjdGl2ZRgEIAEoCCJSChJMaXN0QWdlbnRzUmVzcG9uc2USIwoGYWdlbnRzGAEgAygLMhMuYWdlbnRtZXNoLnYxLkFnZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJpChFGaW5kQWdlbnRzUmVxdWVzdBJFCgpjYXBhYmlsaXR5GAEgASgJQjG6SC5yLBiAATInXlthLXpdW2EtejAtOV8tXSooXC5bYS16XVthLXowLTlfLV0qKSokEg0KBWxpbWl0GAIgASgNIjkKEkZpbmRBZ2VudHNSZXNwb25zZRIjCgZhZ2VudHMYASADKAsyEy5hZ2VudG1lc2gudjEuQWdlbnQiXgoSV2F0Y2hBZ2VudHNSZXF1ZXN0EkgKCmNhcGFiaWxpdHkYASABKAlCNLpIMdgBAXIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQikAEKE1dhdGNoQWdlbnRzUmVzcG9uc2USKwoEa2luZBgBIAEoDjIdLmFnZW50bWVzaC52MS5BZ2VudENoYW5nZUtpbmQSIgoFYWdlbnQYAiABKAsyEy5hZ2VudG1lc2gudjEuQWdlbnQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPwoTUmVnaXN0ZXJUb29sUmVxdWVzdBIoCgR0b29sGAEgASgLMhIuYWdlbnRtZXNoLnYxLlRvb2xCBrpIA8gBASI4ChRSZWdpc3RlclRvb2xSZXNwb25zZRIgCgR0b29sGAEgASgLMhIuYWdlbnRtZXNoLnYxLlRvb2wiLgoQTGlzdFRvb2xzUmVxdWVzdBIaCghhZ2VudF9pZBgBIAEoCUIIukgFcgMYgAEiNgoRTGlzdFRvb2xzUmVzcG9uc2USIQoFdG9vbHMYASADKAsyEi5hZ2VudG1lc2gudjEuVG9vbCqQAQoKQWdlbnRTdGF0ZRIbChdBR0VOVF9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEFHRU5UX1NUQVRFX0xJVkUQARIYChRBR0VOVF9TVEFURV9EUkFJTklORxACEhcKE0FHRU5UX1NUQVRFX0VYUElSRUQQAxIcChhBR0VOVF9TVEFURV9ERVJFR0lTVEVSRUQQBCp9CgpTaWRlRWZmZWN0EhsKF1NJREVfRUZGRUNUX1VOU1BFQ0lGSUVEEAASGQoVU0lERV9FRkZFQ1RfUkVBRF9PTkxZEAESGgoWU0lERV9FRkZFQ1RfSURFTVBPVEVOVBACEhsKF1NJREVfRUZGRUNUX0RFU1RSVUNUSVZFEAMq2AEKD0FnZW50Q2hhbmdlS2luZBIhCh1BR0VOVF9DSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEh4KGkFHRU5UX0NIQU5HRV9LSU5EX1NOQVBTSE9UEAESIAocQUdFTlRfQ0hBTkdFX0tJTkRfUkVHSVNURVJFRBACEh0KGUFHRU5UX0NIQU5HRV9LSU5EX1VQREFURUQQAxIdChlBR0VOVF9DSEFOR0VfS0lORF9FWFBJUkVEEAQSIgoeQUdFTlRfQ0hBTkdFX0tJTkRfREVSRUdJU1RFUkVEEAUygQYKD1JlZ2lzdHJ5U2VydmljZRJYCg1SZWdpc3RlckFnZW50EiIuYWdlbnRtZXNoLnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiMuYWdlbnRtZXNoLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJMCglIZWFydGJlYXQSHi5hZ2VudG1lc2gudjEuSGVhcnRiZWF0UmVxdWVzdBofLmFnZW50bWVzaC52MS5IZWFydGJlYXRSZXNwb25zZRJeCg9EZXJlZ2lzdGVyQWdlbnQSJC5hZ2VudG1lc2gudjEuRGVyZWdpc3RlckFnZW50UmVxdWVzdBolLmFnZW50bWVzaC52MS5EZXJlZ2lzdGVyQWdlbnRSZXNwb25zZRJJCghHZXRBZ2VudBIdLmFnZW50bWVzaC52MS5HZXRBZ2VudFJlcXVlc3QaHi5hZ2VudG1lc2gudjEuR2V0QWdlbnRSZXNwb25zZRJPCgpMaXN0QWdlbnRzEh8uYWdlbnRtZXNoLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiAuYWdlbnRtZXNoLnYxLkxpc3RBZ2VudHNSZXNwb25zZRJPCgpGaW5kQWdlbnRzEh8uYWdlbnRtZXNoLnYxLkZpbmRBZ2VudHNSZXF1ZXN0GiAuYWdlbnRtZXNoLnYxLkZpbmRBZ2VudHNSZXNwb25zZRJUCgtXYXRjaEFnZW50cxIgLmFnZW50bWVzaC52MS5XYXRjaEFnZW50c1JlcXVlc3QaIS5hZ2VudG1lc2gudjEuV2F0Y2hBZ2VudHNSZXNwb25zZTABElUKDFJlZ2lzdGVyVG9vbBIhLmFnZW50bWVzaC52MS5SZWdpc3RlclRvb2xSZXF1ZXN0GiIuYWdlbnRtZXNoLnYxLlJlZ2lzdGVyVG9vbFJlc3BvbnNlEkwKCUxpc3RUb29scxIeLmFnZW50bWVzaC52MS5MaXN0VG9vbHNSZXF1ZXN0Gh8uYWdlbnRtZXNoLnYxLkxpc3RUb29sc1Jlc3BvbnNlQi9aLWFnZW50bWVzaC9zZGsvZ28vZ2VuL2FnZW50bWVzaC92MTthZ2VudG1lc2h2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChthZ2VudG1lc2gvdjEvcmVnaXN0cnkucHJvdG8SDGFnZW50bWVzaC52MSKHAgoFU2tpbGwSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SLQoMaW5wdXRfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIWCgR0YWdzGAUgAygJQgi6SAWSAQIQIBIhCg9tYXhfY29uY3VycmVuY3kYBiABKA1CCLpIBSoDGIAIIi4KCVJhdGVMaW1pdBISCgpwZXJfc2Vjb25kGAEgASgBEg0KBWJ1cnN0GAIgASgNItECCgRUb29sEj8KBG5hbWUYASABKAlCMbpILnIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQSHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGNAPEjgKCmF1dGhfc2NvcGUYAyABKAlCJLpIIdgBAXIcMhpeW2Etel1bYS16MC05Xy46LV17MCwxMjd9JBIrCgpyYXRlX2xpbWl0GAQgASgLMhcuYWdlbnRtZXNoLnYxLlJhdGVMaW1pdBItCgxpbnB1dF9zY2hlbWEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhoKCGFnZW50X2lkGAYgASgJQgi6SAVyAxiAARI3CgtzaWRlX2VmZmVjdBgHIAEoDjIYLmFnZW50bWVzaC52MS5TaWRlRWZmZWN0Qgi6SAWCAQIQASLJAwoJQWdlbnRDYXJkEisKBG5hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05LV17MCw2M30kEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIXCgVvd25lchgDIAEoCUIIukgFcgMYgAISHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPEi4KBnNraWxscxgFIAMoCzITLmFnZW50bWVzaC52MS5Ta2lsbEIJukgGkgEDEIABEiwKBXRvb2xzGAYgAygLMhIuYWdlbnRtZXNoLnYxLlRvb2xCCbpIBpIBAxCAARI9CgZsYWJlbHMYByADKAsyIy5hZ2VudG1lc2gudjEuQWdlbnRDYXJkLkxhYmVsc0VudHJ5Qgi6SAWaAQIQQBIuCglzaWduYXR1cmUYCCABKAsyGy5hZ2VudG1lc2gudjEuQ2FyZFNpZ25hdHVyZRI/Cgtjb25mb3JtYW5jZRgJIAMoCzIgLmFnZW50bWVzaC52MS5Db25mb3JtYW5jZUV4YW1wbGVCCLpIBZIBAhAgGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoNQ2FyZFNpZ25hdHVyZRIvCgZzaWduZXIYASABKAlCH7pIHHIaMhheW2Etel1bYS16MC05Ll8tXXswLDYzfSQSHQoJc2lnbmF0dXJlGAIgASgJQgq6SAdyBRABGIABItsBChJDb25mb3JtYW5jZUV4YW1wbGUSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBImCgVpbnB1dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNwoWZXhwZWN0ZWRfb3V0cHV0X3NjaGVtYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPIsMDCgVBZ2VudBIQCghhZ2VudF9pZBgBIAEoCRIlCgRjYXJkGAIgASgLMhcuYWdlbnRtZXNoLnYxLkFnZW50Q2FyZBIRCglzcGlmZmVfaWQYAyABKAkSJwoFc3RhdGUYBCABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZRIxCg1yZWdpc3RlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2hlYXJ0YmVhdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoLcmVsaWFiaWxpdHkYCCADKAsyJC5hZ2VudG1lc2gudjEuQWdlbnQuUmVsaWFiaWxpdHlFbnRyeRIRCglpbl9mbGlnaHQYCSABKA0SEwoLaW5zdGFuY2VfaWQYCiABKAkSDgoGc2lnbmVyGAsgASgJGjIKEFJlbGlhYmlsaXR5RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASKSAQoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSLQoEY2FyZBgBIAEoCzIXLmFnZW50bWVzaC52MS5BZ2VudENhcmRCBrpIA8gBARIdCgtpbnN0YW5jZV9pZBgCIAEoCUIIukgFcgMYgAESLAoJbGVhc2VfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImkKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmFnZW50bWVzaC52MS5BZ2VudBIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ibAoQSGVhcnRiZWF0UmVxdWVzdBIcCghhZ2VudF9pZBgBIAEoCUIKukgHcgUQARiAARIRCglpbl9mbGlnaHQYAiABKA0SJwoFc3RhdGUYAyABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZSJJChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChZEZXJlZ2lzdGVyQWdlbnRSZXF1ZXN0EhwKCGFnZW50X2lkGAEgASgJQgq6SAdyBRABGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgiGQoXRGVyZWdpc3RlckFnZW50UmVzcG9uc2UiLwoPR2V0QWdlbnRSZXF1ZXN0EhwKCGFnZW50X2lkGAEgASgJQgq6SAdyBRABGIABIjYKEEdldEFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG1lc2gudjEuQWdlbnQiqAEKEUxpc3RBZ2VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBJICgpjYXBhYmlsaXR5GAMgASgJQjS6SDHYAQFyLBiAATInXlthLXpdW2EtejAtOV8tXSooXC5bYS16XVthLXowLTlfLV0qKSokEhgKEGluY2x1ZGVfaW5hY3RpdmUYBCABKAgiUgoSTGlzdEFnZW50c1Jlc3BvbnNlEiMKBmFnZW50cxgBIAMoCzITLmFnZW50bWVzaC52MS5BZ2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoRRmluZEFnZW50c1JlcXVlc3QSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBINCgVsaW1pdBgCIAEoDSI5ChJGaW5kQWdlbnRzUmVzcG9uc2USIwoGYWdlbnRzGAEgAygLMhMuYWdlbnRtZXNoLnYxLkFnZW50Il4KEldhdGNoQWdlbnRzUmVxdWVzdBJICgpjYXBhYmlsaXR5GAEgASgJQjS6SDHYAQFyLBiAATInXlthLXpdW2EtejAtOV8tXSooXC5bYS16XVthLXowLTlfLV0qKSokIpABChNXYXRjaEFnZW50c1Jlc3BvbnNlEisKBGtpbmQYASABKA4yHS5hZ2VudG1lc2gudjEuQWdlbnRDaGFuZ2VLaW5kEiIKBWFnZW50GAIgASgLMhMuYWdlbnRtZXNoLnYxLkFnZW50EigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KE1JlZ2lzdGVyVG9vbFJlcXVlc3QSKAoEdG9vbBgBIAEoCzISLmFnZW50bWVzaC52MS5Ub29sQga6SAPIAQEiOAoUUmVnaXN0ZXJUb29sUmVzcG9uc2USIAoEdG9vbBgBIAEoCzISLmFnZW50bWVzaC52MS5Ub29sIi4KEExpc3RUb29sc1JlcXVlc3QSGgoIYWdlbnRfaWQYASABKAlCCLpIBXIDGIABIjYKEUxpc3RUb29sc1Jlc3BvbnNlEiEKBXRvb2xzGAEgAygLMhIuYWdlbnRtZXNoLnYxLlRvb2wqqwEKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBBR0VOVF9TVEFURV9MSVZFEAESGAoUQUdFTlRfU1RBVEVfRFJBSU5JTkcQAhIXChNBR0VOVF9TVEFURV9FWFBJUkVEEAMSHAoYQUdFTlRfU1RBVEVfREVSRUdJU1RFUkVEEAQSGQoVQUdFTlRfU1RBVEVfUFJPQkFUSU9OEAUqfQoKU2lkZUVmZmVjdBIbChdTSURFX0VGRkVDVF9VTlNQRUNJRklFRBAAEhkKFVNJREVfRUZGRUNUX1JFQURfT05MWRABEhoKFlNJREVfRUZGRUNUX0lERU1QT1RFTlQQAhIbChdTSURFX0VGRkVDVF9ERVNUUlVDVElWRRADKtgBCg9BZ2VudENoYW5nZUtpbmQSIQodQUdFTlRfQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIeChpBR0VOVF9DSEFOR0VfS0lORF9TTkFQU0hPVBABEiAKHEFHRU5UX0NIQU5HRV9LSU5EX1JFR0lTVEVSRUQQAhIdChlBR0VOVF9DSEFOR0VfS0lORF9VUERBVEVEEAMSHQoZQUdFTlRfQ0hBTkdFX0tJTkRfRVhQSVJFRBAEEiIKHkFHRU5UX0NIQU5HRV9LSU5EX0RFUkVHSVNURVJFRBAFMoEGCg9SZWdpc3RyeVNlcnZpY2USWAoNUmVnaXN0ZXJBZ2VudBIiLmFnZW50bWVzaC52MS5SZWdpc3RlckFnZW50UmVxdWVzdBojLmFnZW50bWVzaC52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USTAoJSGVhcnRiZWF0Eh4uYWdlbnRtZXNoLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHy5hZ2VudG1lc2gudjEuSGVhcnRiZWF0UmVzcG9uc2USXgoPRGVyZWdpc3RlckFnZW50EiQuYWdlbnRtZXNoLnYxLkRlcmVnaXN0ZXJBZ2VudFJlcXVlc3QaJS5hZ2VudG1lc2gudjEuRGVyZWdpc3RlckFnZW50UmVzcG9uc2USSQoIR2V0QWdlbnQSHS5hZ2VudG1lc2gudjEuR2V0QWdlbnRSZXF1ZXN0Gh4uYWdlbnRtZXNoLnYxLkdldEFnZW50UmVzcG9uc2USTwoKTGlzdEFnZW50cxIfLmFnZW50bWVzaC52MS5MaXN0QWdlbnRzUmVxdWVzdBogLmFnZW50bWVzaC52MS5MaXN0QWdlbnRzUmVzcG9uc2USTwoKRmluZEFnZW50cxIfLmFnZW50bWVzaC52MS5GaW5kQWdlbnRzUmVxdWVzdBogLmFnZW50bWVzaC52MS5GaW5kQWdlbnRzUmVzcG9uc2USVAoLV2F0Y2hBZ2VudHMSIC5hZ2VudG1lc2gudjEuV2F0Y2hBZ2VudHNSZXF1ZXN0GiEuYWdlbnRtZXNoLnYxLldhdGNoQWdlbnRzUmVzcG9uc2UwARJVCgxSZWdpc3RlclRvb2wSIS5hZ2VudG1lc2gudjEuUmVnaXN0ZXJUb29sUmVxdWVzdBoiLmFnZW50bWVzaC52MS5SZWdpc3RlclRvb2xSZXNwb25zZRJMCglMaXN0VG9vbHMSHi5hZ2VudG1lc2gudjEuTGlzdFRvb2xzUmVxdWVzdBofLmFnZW50bWVzaC52MS5MaXN0VG9vbHNSZXNwb25zZUIvWi1hZ2VudG1lc2gvc2RrL2dvL2dlbi9hZ2VudG1lc2gvdjE7YWdlbnRtZXNodjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One capability an agent offers.
@@ -219,6 +219,20 @@ export type AgentCard = Message<"agentmesh.v1.AgentCard"> & {
    * @generated from field: map<string, string> labels = 7;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Ed25519 signature of the card by a signer the mesh trusts (ADR-015); unset when unsigned.
+   *
+   * @generated from field: agentmesh.v1.CardSignature signature = 8;
+   */
+  signature?: CardSignature | undefined;
+
+  /**
+   * Examples the registry runs against a new version before it takes live traffic.
+   *
+   * @generated from field: repeated agentmesh.v1.ConformanceExample conformance = 9;
+   */
+  conformance: ConformanceExample[];
 };
 
 /**
@@ -227,6 +241,77 @@ export type AgentCard = Message<"agentmesh.v1.AgentCard"> & {
  */
 export const AgentCardSchema: GenMessage<AgentCard> = /*@__PURE__*/
   messageDesc(file_agentmesh_v1_registry, 3);
+
+/**
+ * A signature over the card's canonical JSON: its proto JSON form without
+ * `signature`, keys sorted, no whitespace (`lib/signing/card-signature.ts`).
+ *
+ * @generated from message agentmesh.v1.CardSignature
+ */
+export type CardSignature = Message<"agentmesh.v1.CardSignature"> & {
+  /**
+   * Name the trust roots know the signer's public key by, e.g. "acme-release".
+   *
+   * @generated from field: string signer = 1;
+   */
+  signer: string;
+
+  /**
+   * Base64 of the 64-byte Ed25519 signature.
+   *
+   * @generated from field: string signature = 2;
+   */
+  signature: string;
+};
+
+/**
+ * Describes the message agentmesh.v1.CardSignature.
+ * Use `create(CardSignatureSchema)` to create a new message.
+ */
+export const CardSignatureSchema: GenMessage<CardSignature> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_registry, 4);
+
+/**
+ * One conformance example: a job input and the shape its output must have.
+ *
+ * @generated from message agentmesh.v1.ConformanceExample
+ */
+export type ConformanceExample = Message<"agentmesh.v1.ConformanceExample"> & {
+  /**
+   * Capability of the card the example exercises.
+   *
+   * @generated from field: string capability = 1;
+   */
+  capability: string;
+
+  /**
+   * Job input.
+   *
+   * @generated from field: google.protobuf.Struct input = 2;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * JSON Schema the output must satisfy.
+   *
+   * @generated from field: google.protobuf.Struct expected_output_schema = 3;
+   */
+  expectedOutputSchema?: JsonObject | undefined;
+
+  /**
+   * What the example shows, for humans.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message agentmesh.v1.ConformanceExample.
+ * Use `create(ConformanceExampleSchema)` to create a new message.
+ */
+export const ConformanceExampleSchema: GenMessage<ConformanceExample> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_registry, 5);
 
 /**
  * A registered agent instance as the registry sees it.
@@ -303,6 +388,13 @@ export type Agent = Message<"agentmesh.v1.Agent"> & {
    * @generated from field: string instance_id = 10;
    */
   instanceId: string;
+
+  /**
+   * Signer whose signature of the card the registry verified; empty when unsigned.
+   *
+   * @generated from field: string signer = 11;
+   */
+  signer: string;
 };
 
 /**
@@ -310,7 +402,7 @@ export type Agent = Message<"agentmesh.v1.Agent"> & {
  * Use `create(AgentSchema)` to create a new message.
  */
 export const AgentSchema: GenMessage<Agent> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 4);
+  messageDesc(file_agentmesh_v1_registry, 6);
 
 /**
  * Request of RegistryService.RegisterAgent.
@@ -346,7 +438,7 @@ export type RegisterAgentRequest = Message<"agentmesh.v1.RegisterAgentRequest"> 
  * Use `create(RegisterAgentRequestSchema)` to create a new message.
  */
 export const RegisterAgentRequestSchema: GenMessage<RegisterAgentRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 5);
+  messageDesc(file_agentmesh_v1_registry, 7);
 
 /**
  * Response of RegistryService.RegisterAgent.
@@ -374,7 +466,7 @@ export type RegisterAgentResponse = Message<"agentmesh.v1.RegisterAgentResponse"
  * Use `create(RegisterAgentResponseSchema)` to create a new message.
  */
 export const RegisterAgentResponseSchema: GenMessage<RegisterAgentResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 6);
+  messageDesc(file_agentmesh_v1_registry, 8);
 
 /**
  * Request of RegistryService.Heartbeat.
@@ -409,7 +501,7 @@ export type HeartbeatRequest = Message<"agentmesh.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 7);
+  messageDesc(file_agentmesh_v1_registry, 9);
 
 /**
  * Response of RegistryService.Heartbeat.
@@ -430,7 +522,7 @@ export type HeartbeatResponse = Message<"agentmesh.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 8);
+  messageDesc(file_agentmesh_v1_registry, 10);
 
 /**
  * Request of RegistryService.DeregisterAgent.
@@ -458,7 +550,7 @@ export type DeregisterAgentRequest = Message<"agentmesh.v1.DeregisterAgentReques
  * Use `create(DeregisterAgentRequestSchema)` to create a new message.
  */
 export const DeregisterAgentRequestSchema: GenMessage<DeregisterAgentRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 9);
+  messageDesc(file_agentmesh_v1_registry, 11);
 
 /**
  * Response of RegistryService.DeregisterAgent.
@@ -473,7 +565,7 @@ export type DeregisterAgentResponse = Message<"agentmesh.v1.DeregisterAgentRespo
  * Use `create(DeregisterAgentResponseSchema)` to create a new message.
  */
 export const DeregisterAgentResponseSchema: GenMessage<DeregisterAgentResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 10);
+  messageDesc(file_agentmesh_v1_registry, 12);
 
 /**
  * Request of RegistryService.GetAgent.
@@ -494,7 +586,7 @@ export type GetAgentRequest = Message<"agentmesh.v1.GetAgentRequest"> & {
  * Use `create(GetAgentRequestSchema)` to create a new message.
  */
 export const GetAgentRequestSchema: GenMessage<GetAgentRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 11);
+  messageDesc(file_agentmesh_v1_registry, 13);
 
 /**
  * Response of RegistryService.GetAgent.
@@ -515,7 +607,7 @@ export type GetAgentResponse = Message<"agentmesh.v1.GetAgentResponse"> & {
  * Use `create(GetAgentResponseSchema)` to create a new message.
  */
 export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 12);
+  messageDesc(file_agentmesh_v1_registry, 14);
 
 /**
  * Request of RegistryService.ListAgents.
@@ -557,7 +649,7 @@ export type ListAgentsRequest = Message<"agentmesh.v1.ListAgentsRequest"> & {
  * Use `create(ListAgentsRequestSchema)` to create a new message.
  */
 export const ListAgentsRequestSchema: GenMessage<ListAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 13);
+  messageDesc(file_agentmesh_v1_registry, 15);
 
 /**
  * Response of RegistryService.ListAgents.
@@ -585,7 +677,7 @@ export type ListAgentsResponse = Message<"agentmesh.v1.ListAgentsResponse"> & {
  * Use `create(ListAgentsResponseSchema)` to create a new message.
  */
 export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 14);
+  messageDesc(file_agentmesh_v1_registry, 16);
 
 /**
  * Request of RegistryService.FindAgents.
@@ -613,7 +705,7 @@ export type FindAgentsRequest = Message<"agentmesh.v1.FindAgentsRequest"> & {
  * Use `create(FindAgentsRequestSchema)` to create a new message.
  */
 export const FindAgentsRequestSchema: GenMessage<FindAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 15);
+  messageDesc(file_agentmesh_v1_registry, 17);
 
 /**
  * Response of RegistryService.FindAgents.
@@ -634,7 +726,7 @@ export type FindAgentsResponse = Message<"agentmesh.v1.FindAgentsResponse"> & {
  * Use `create(FindAgentsResponseSchema)` to create a new message.
  */
 export const FindAgentsResponseSchema: GenMessage<FindAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 16);
+  messageDesc(file_agentmesh_v1_registry, 18);
 
 /**
  * Request of RegistryService.WatchAgents.
@@ -655,7 +747,7 @@ export type WatchAgentsRequest = Message<"agentmesh.v1.WatchAgentsRequest"> & {
  * Use `create(WatchAgentsRequestSchema)` to create a new message.
  */
 export const WatchAgentsRequestSchema: GenMessage<WatchAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 17);
+  messageDesc(file_agentmesh_v1_registry, 19);
 
 /**
  * Response of RegistryService.WatchAgents: one change.
@@ -690,7 +782,7 @@ export type WatchAgentsResponse = Message<"agentmesh.v1.WatchAgentsResponse"> & 
  * Use `create(WatchAgentsResponseSchema)` to create a new message.
  */
 export const WatchAgentsResponseSchema: GenMessage<WatchAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 18);
+  messageDesc(file_agentmesh_v1_registry, 20);
 
 /**
  * Request of RegistryService.RegisterTool.
@@ -711,7 +803,7 @@ export type RegisterToolRequest = Message<"agentmesh.v1.RegisterToolRequest"> & 
  * Use `create(RegisterToolRequestSchema)` to create a new message.
  */
 export const RegisterToolRequestSchema: GenMessage<RegisterToolRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 19);
+  messageDesc(file_agentmesh_v1_registry, 21);
 
 /**
  * Response of RegistryService.RegisterTool.
@@ -732,7 +824,7 @@ export type RegisterToolResponse = Message<"agentmesh.v1.RegisterToolResponse"> 
  * Use `create(RegisterToolResponseSchema)` to create a new message.
  */
 export const RegisterToolResponseSchema: GenMessage<RegisterToolResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 20);
+  messageDesc(file_agentmesh_v1_registry, 22);
 
 /**
  * Request of RegistryService.ListTools.
@@ -753,7 +845,7 @@ export type ListToolsRequest = Message<"agentmesh.v1.ListToolsRequest"> & {
  * Use `create(ListToolsRequestSchema)` to create a new message.
  */
 export const ListToolsRequestSchema: GenMessage<ListToolsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 21);
+  messageDesc(file_agentmesh_v1_registry, 23);
 
 /**
  * Response of RegistryService.ListTools.
@@ -774,7 +866,7 @@ export type ListToolsResponse = Message<"agentmesh.v1.ListToolsResponse"> & {
  * Use `create(ListToolsResponseSchema)` to create a new message.
  */
 export const ListToolsResponseSchema: GenMessage<ListToolsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 22);
+  messageDesc(file_agentmesh_v1_registry, 24);
 
 /**
  * Liveness of a registered agent.
@@ -816,6 +908,14 @@ export enum AgentState {
    * @generated from enum value: AGENT_STATE_DEREGISTERED = 4;
    */
   DEREGISTERED = 4,
+
+  /**
+   * A new version whose card declares conformance examples the registry has not
+   * yet seen it pass; it takes no live traffic until they pass.
+   *
+   * @generated from enum value: AGENT_STATE_PROBATION = 5;
+   */
+  PROBATION = 5,
 }
 
 /**

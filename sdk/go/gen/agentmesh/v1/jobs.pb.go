@@ -115,8 +115,12 @@ type StepJob struct {
 	// step's next attempt only after it (plus a grace for clock skew), so no two
 	// attempts of a step run at once and a superseded attempt never starts.
 	AttemptDeadline *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=attempt_deadline,json=attemptDeadline,proto3" json:"attempt_deadline,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set when the step states a version range: the one agent version chosen in it. The
+	// job is then published on the version's own queue (`jobs._v.<version>.<capability>`),
+	// which only agents of that version consume.
+	AgentVersion  string `protobuf:"bytes,13,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepJob) Reset() {
@@ -231,6 +235,13 @@ func (x *StepJob) GetAttemptDeadline() *timestamppb.Timestamp {
 		return x.AttemptDeadline
 	}
 	return nil
+}
+
+func (x *StepJob) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
 }
 
 // An agent's report on a step attempt, on agentmesh.results.<goal>.
@@ -828,7 +839,7 @@ var File_agentmesh_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x17agentmesh/v1/jobs.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
+	"\x17agentmesh/v1/jobs.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x04\n" +
 	"\aStepJob\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x17\n" +
@@ -845,7 +856,8 @@ const file_agentmesh_v1_jobs_proto_rawDesc = "" +
 	"\bdeadline\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12?\n" +
 	"\rdispatched_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\x12E\n" +
-	"\x10attempt_deadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0fattemptDeadline\"\xec\x03\n" +
+	"\x10attempt_deadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0fattemptDeadline\x12#\n" +
+	"\ragent_version\x18\r \x01(\tR\fagentVersion\"\xec\x03\n" +
 	"\n" +
 	"StepResult\x12\x1d\n" +
 	"\n" +

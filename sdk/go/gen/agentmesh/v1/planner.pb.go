@@ -101,7 +101,9 @@ type Step struct {
 	// Agents that run the step independently; above 1 the executor arbitrates.
 	Replicas uint32 `protobuf:"varint,8,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	// Set for a sub-goal step instead of a capability.
-	SubGoal       *SubGoal `protobuf:"bytes,9,opt,name=sub_goal,json=subGoal,proto3" json:"sub_goal,omitempty"`
+	SubGoal *SubGoal `protobuf:"bytes,9,opt,name=sub_goal,json=subGoal,proto3" json:"sub_goal,omitempty"`
+	// Semver range the serving agent's version must satisfy, e.g. "^2.0.0"; empty for any.
+	VersionRange  string `protobuf:"bytes,10,opt,name=version_range,json=versionRange,proto3" json:"version_range,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,6 +199,13 @@ func (x *Step) GetSubGoal() *SubGoal {
 		return x.SubGoal
 	}
 	return nil
+}
+
+func (x *Step) GetVersionRange() string {
+	if x != nil {
+		return x.VersionRange
+	}
+	return ""
 }
 
 // One alternative way to reach a goal kind.
@@ -1294,7 +1303,7 @@ const file_agentmesh_v1_planner_proto_rawDesc = "" +
 	"\x1aagentmesh/v1/planner.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1aagentmesh/v1/options.proto\x1a\x1bagentmesh/v1/registry.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n" +
 	"\aSubGoal\x12E\n" +
 	"\x04kind\x18\x01 \x01(\tB1\xbaH.r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\x04kind\x123\n" +
-	"\x05input\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x04\x88\xb5\x18\x01R\x05input\"\xa7\x03\n" +
+	"\x05input\x18\x02 \x01(\v2\x17.google.protobuf.StructB\x04\x88\xb5\x18\x01R\x05input\"\xd6\x03\n" +
 	"\x04Step\x12\"\n" +
 	"\astep_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x06stepId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12T\n" +
@@ -1307,7 +1316,9 @@ const file_agentmesh_v1_planner_proto_rawDesc = "" +
 	"\x05retry\x18\x06 \x01(\v2\x19.agentmesh.v1.RetryPolicyR\x05retry\x123\n" +
 	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1a\n" +
 	"\breplicas\x18\b \x01(\rR\breplicas\x120\n" +
-	"\bsub_goal\x18\t \x01(\v2\x15.agentmesh.v1.SubGoalR\asubGoal\"\xb1\x01\n" +
+	"\bsub_goal\x18\t \x01(\v2\x15.agentmesh.v1.SubGoalR\asubGoal\x12-\n" +
+	"\rversion_range\x18\n" +
+	" \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\fversionRange\"\xb1\x01\n" +
 	"\bStrategy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12(\n" +

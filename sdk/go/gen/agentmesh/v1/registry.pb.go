@@ -39,6 +39,9 @@ const (
 	AgentState_AGENT_STATE_EXPIRED AgentState = 3
 	// The agent deregistered itself or was removed by an operator.
 	AgentState_AGENT_STATE_DEREGISTERED AgentState = 4
+	// A new version whose card declares conformance examples the registry has not
+	// yet seen it pass; it takes no live traffic until they pass.
+	AgentState_AGENT_STATE_PROBATION AgentState = 5
 )
 
 // Enum value maps for AgentState.
@@ -49,6 +52,7 @@ var (
 		2: "AGENT_STATE_DRAINING",
 		3: "AGENT_STATE_EXPIRED",
 		4: "AGENT_STATE_DEREGISTERED",
+		5: "AGENT_STATE_PROBATION",
 	}
 	AgentState_value = map[string]int32{
 		"AGENT_STATE_UNSPECIFIED":  0,
@@ -56,6 +60,7 @@ var (
 		"AGENT_STATE_DRAINING":     2,
 		"AGENT_STATE_EXPIRED":      3,
 		"AGENT_STATE_DEREGISTERED": 4,
+		"AGENT_STATE_PROBATION":    5,
 	}
 )
 
@@ -475,7 +480,11 @@ type AgentCard struct {
 	// Tools the agent exposes or uses.
 	Tools []*Tool `protobuf:"bytes,6,rep,name=tools,proto3" json:"tools,omitempty"`
 	// Arbitrary labels, e.g. region or runtime.
-	Labels        map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Ed25519 signature of the card by a signer the mesh trusts (ADR-015); unset when unsigned.
+	Signature *CardSignature `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Examples the registry runs against a new version before it takes live traffic.
+	Conformance   []*ConformanceExample `protobuf:"bytes,9,rep,name=conformance,proto3" json:"conformance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -559,6 +568,149 @@ func (x *AgentCard) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *AgentCard) GetSignature() *CardSignature {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *AgentCard) GetConformance() []*ConformanceExample {
+	if x != nil {
+		return x.Conformance
+	}
+	return nil
+}
+
+// A signature over the card's canonical JSON: its proto JSON form without
+// `signature`, keys sorted, no whitespace (`lib/signing/card-signature.ts`).
+type CardSignature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name the trust roots know the signer's public key by, e.g. "acme-release".
+	Signer string `protobuf:"bytes,1,opt,name=signer,proto3" json:"signer,omitempty"`
+	// Base64 of the 64-byte Ed25519 signature.
+	Signature     string `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CardSignature) Reset() {
+	*x = CardSignature{}
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CardSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CardSignature) ProtoMessage() {}
+
+func (x *CardSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CardSignature.ProtoReflect.Descriptor instead.
+func (*CardSignature) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CardSignature) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
+func (x *CardSignature) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+// One conformance example: a job input and the shape its output must have.
+type ConformanceExample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Capability of the card the example exercises.
+	Capability string `protobuf:"bytes,1,opt,name=capability,proto3" json:"capability,omitempty"`
+	// Job input.
+	Input *structpb.Struct `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
+	// JSON Schema the output must satisfy.
+	ExpectedOutputSchema *structpb.Struct `protobuf:"bytes,3,opt,name=expected_output_schema,json=expectedOutputSchema,proto3" json:"expected_output_schema,omitempty"`
+	// What the example shows, for humans.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConformanceExample) Reset() {
+	*x = ConformanceExample{}
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConformanceExample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConformanceExample) ProtoMessage() {}
+
+func (x *ConformanceExample) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConformanceExample.ProtoReflect.Descriptor instead.
+func (*ConformanceExample) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConformanceExample) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *ConformanceExample) GetInput() *structpb.Struct {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+func (x *ConformanceExample) GetExpectedOutputSchema() *structpb.Struct {
+	if x != nil {
+		return x.ExpectedOutputSchema
+	}
+	return nil
+}
+
+func (x *ConformanceExample) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 // A registered agent instance as the registry sees it.
 type Agent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -581,14 +733,16 @@ type Agent struct {
 	// Jobs the agent reported as running at its last heartbeat.
 	InFlight uint32 `protobuf:"varint,9,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	// Process instance id chosen by the agent, distinguishing replicas of one card.
-	InstanceId    string `protobuf:"bytes,10,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	InstanceId string `protobuf:"bytes,10,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// Signer whose signature of the card the registry verified; empty when unsigned.
+	Signer        string `protobuf:"bytes,11,opt,name=signer,proto3" json:"signer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[4]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +754,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[4]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +767,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Agent) GetAgentId() string {
@@ -686,6 +840,13 @@ func (x *Agent) GetInstanceId() string {
 	return ""
 }
 
+func (x *Agent) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
 // Request of RegistryService.RegisterAgent.
 type RegisterAgentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -702,7 +863,7 @@ type RegisterAgentRequest struct {
 
 func (x *RegisterAgentRequest) Reset() {
 	*x = RegisterAgentRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[5]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +875,7 @@ func (x *RegisterAgentRequest) String() string {
 func (*RegisterAgentRequest) ProtoMessage() {}
 
 func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[5]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +888,7 @@ func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterAgentRequest) GetCard() *AgentCard {
@@ -764,7 +925,7 @@ type RegisterAgentResponse struct {
 
 func (x *RegisterAgentResponse) Reset() {
 	*x = RegisterAgentResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[6]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +937,7 @@ func (x *RegisterAgentResponse) String() string {
 func (*RegisterAgentResponse) ProtoMessage() {}
 
 func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[6]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +950,7 @@ func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAgentResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegisterAgentResponse) GetAgent() *Agent {
@@ -821,7 +982,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[7]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +994,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[7]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +1007,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HeartbeatRequest) GetAgentId() string {
@@ -881,7 +1042,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[8]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1054,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[8]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1067,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeartbeatResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
@@ -929,7 +1090,7 @@ type DeregisterAgentRequest struct {
 
 func (x *DeregisterAgentRequest) Reset() {
 	*x = DeregisterAgentRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[9]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1102,7 @@ func (x *DeregisterAgentRequest) String() string {
 func (*DeregisterAgentRequest) ProtoMessage() {}
 
 func (x *DeregisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[9]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1115,7 @@ func (x *DeregisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeregisterAgentRequest) GetAgentId() string {
@@ -980,7 +1141,7 @@ type DeregisterAgentResponse struct {
 
 func (x *DeregisterAgentResponse) Reset() {
 	*x = DeregisterAgentResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[10]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1153,7 @@ func (x *DeregisterAgentResponse) String() string {
 func (*DeregisterAgentResponse) ProtoMessage() {}
 
 func (x *DeregisterAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[10]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1166,7 @@ func (x *DeregisterAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterAgentResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterAgentResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 // Request of RegistryService.GetAgent.
@@ -1019,7 +1180,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1192,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1205,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -1065,7 +1226,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1238,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1251,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -1117,7 +1278,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1290,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1303,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAgentsRequest) GetPageSize() uint32 {
@@ -1186,7 +1347,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1359,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1372,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -1241,7 +1402,7 @@ type FindAgentsRequest struct {
 
 func (x *FindAgentsRequest) Reset() {
 	*x = FindAgentsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1414,7 @@ func (x *FindAgentsRequest) String() string {
 func (*FindAgentsRequest) ProtoMessage() {}
 
 func (x *FindAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1427,7 @@ func (x *FindAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAgentsRequest.ProtoReflect.Descriptor instead.
 func (*FindAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FindAgentsRequest) GetCapability() string {
@@ -1294,7 +1455,7 @@ type FindAgentsResponse struct {
 
 func (x *FindAgentsResponse) Reset() {
 	*x = FindAgentsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1467,7 @@ func (x *FindAgentsResponse) String() string {
 func (*FindAgentsResponse) ProtoMessage() {}
 
 func (x *FindAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1480,7 @@ func (x *FindAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAgentsResponse.ProtoReflect.Descriptor instead.
 func (*FindAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FindAgentsResponse) GetAgents() []*Agent {
@@ -1340,7 +1501,7 @@ type WatchAgentsRequest struct {
 
 func (x *WatchAgentsRequest) Reset() {
 	*x = WatchAgentsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1513,7 @@ func (x *WatchAgentsRequest) String() string {
 func (*WatchAgentsRequest) ProtoMessage() {}
 
 func (x *WatchAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1526,7 @@ func (x *WatchAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAgentsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchAgentsRequest) GetCapability() string {
@@ -1390,7 +1551,7 @@ type WatchAgentsResponse struct {
 
 func (x *WatchAgentsResponse) Reset() {
 	*x = WatchAgentsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1563,7 @@ func (x *WatchAgentsResponse) String() string {
 func (*WatchAgentsResponse) ProtoMessage() {}
 
 func (x *WatchAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1576,7 @@ func (x *WatchAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAgentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchAgentsResponse) GetKind() AgentChangeKind {
@@ -1450,7 +1611,7 @@ type RegisterToolRequest struct {
 
 func (x *RegisterToolRequest) Reset() {
 	*x = RegisterToolRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1623,7 @@ func (x *RegisterToolRequest) String() string {
 func (*RegisterToolRequest) ProtoMessage() {}
 
 func (x *RegisterToolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1636,7 @@ func (x *RegisterToolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterToolRequest.ProtoReflect.Descriptor instead.
 func (*RegisterToolRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterToolRequest) GetTool() *Tool {
@@ -1496,7 +1657,7 @@ type RegisterToolResponse struct {
 
 func (x *RegisterToolResponse) Reset() {
 	*x = RegisterToolResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +1669,7 @@ func (x *RegisterToolResponse) String() string {
 func (*RegisterToolResponse) ProtoMessage() {}
 
 func (x *RegisterToolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +1682,7 @@ func (x *RegisterToolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterToolResponse.ProtoReflect.Descriptor instead.
 func (*RegisterToolResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterToolResponse) GetTool() *Tool {
@@ -1542,7 +1703,7 @@ type ListToolsRequest struct {
 
 func (x *ListToolsRequest) Reset() {
 	*x = ListToolsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1715,7 @@ func (x *ListToolsRequest) String() string {
 func (*ListToolsRequest) ProtoMessage() {}
 
 func (x *ListToolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1728,7 @@ func (x *ListToolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListToolsRequest.ProtoReflect.Descriptor instead.
 func (*ListToolsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListToolsRequest) GetAgentId() string {
@@ -1588,7 +1749,7 @@ type ListToolsResponse struct {
 
 func (x *ListToolsResponse) Reset() {
 	*x = ListToolsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1761,7 @@ func (x *ListToolsResponse) String() string {
 func (*ListToolsResponse) ProtoMessage() {}
 
 func (x *ListToolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1774,7 @@ func (x *ListToolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListToolsResponse.ProtoReflect.Descriptor instead.
 func (*ListToolsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListToolsResponse) GetTools() []*Tool {
@@ -1651,7 +1812,7 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\finput_schema\x18\x05 \x01(\v2\x17.google.protobuf.StructR\vinputSchema\x12#\n" +
 	"\bagent_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\aagentId\x12C\n" +
 	"\vside_effect\x18\a \x01(\x0e2\x18.agentmesh.v1.SideEffectB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
-	"sideEffect\"\x9e\x03\n" +
+	"sideEffect\"\xa7\x04\n" +
 	"\tAgentCard\x121\n" +
 	"\x04name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{0,63}$R\x04name\x12#\n" +
 	"\aversion\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aversion\x12\x1e\n" +
@@ -1659,10 +1820,23 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x126\n" +
 	"\x06skills\x18\x05 \x03(\v2\x13.agentmesh.v1.SkillB\t\xbaH\x06\x92\x01\x03\x10\x80\x01R\x06skills\x123\n" +
 	"\x05tools\x18\x06 \x03(\v2\x12.agentmesh.v1.ToolB\t\xbaH\x06\x92\x01\x03\x10\x80\x01R\x05tools\x12E\n" +
-	"\x06labels\x18\a \x03(\v2#.agentmesh.v1.AgentCard.LabelsEntryB\b\xbaH\x05\x9a\x01\x02\x10@R\x06labels\x1a9\n" +
+	"\x06labels\x18\a \x03(\v2#.agentmesh.v1.AgentCard.LabelsEntryB\b\xbaH\x05\x9a\x01\x02\x10@R\x06labels\x129\n" +
+	"\tsignature\x18\b \x01(\v2\x1b.agentmesh.v1.CardSignatureR\tsignature\x12L\n" +
+	"\vconformance\x18\t \x03(\v2 .agentmesh.v1.ConformanceExampleB\b\xbaH\x05\x92\x01\x02\x10 R\vconformance\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
+	"\rCardSignature\x127\n" +
+	"\x06signer\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[a-z][a-z0-9._-]{0,63}$R\x06signer\x12(\n" +
+	"\tsignature\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\tsignature\"\x91\x02\n" +
+	"\x12ConformanceExample\x12Q\n" +
+	"\n" +
+	"capability\x18\x01 \x01(\tB1\xbaH.r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\n" +
+	"capability\x12-\n" +
+	"\x05input\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05input\x12M\n" +
+	"\x16expected_output_schema\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x14expectedOutputSchema\x12*\n" +
+	"\vdescription\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\"\xc9\x04\n" +
 	"\x05Agent\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12+\n" +
 	"\x04card\x18\x02 \x01(\v2\x17.agentmesh.v1.AgentCardR\x04card\x12\x1b\n" +
@@ -1675,7 +1849,8 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\tin_flight\x18\t \x01(\rR\binFlight\x12\x1f\n" +
 	"\vinstance_id\x18\n" +
 	" \x01(\tR\n" +
-	"instanceId\x1a>\n" +
+	"instanceId\x12\x16\n" +
+	"\x06signer\x18\v \x01(\tR\x06signer\x1a>\n" +
 	"\x10ReliabilityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xae\x01\n" +
@@ -1737,14 +1912,15 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\x10ListToolsRequest\x12#\n" +
 	"\bagent_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\aagentId\"=\n" +
 	"\x11ListToolsResponse\x12(\n" +
-	"\x05tools\x18\x01 \x03(\v2\x12.agentmesh.v1.ToolR\x05tools*\x90\x01\n" +
+	"\x05tools\x18\x01 \x03(\v2\x12.agentmesh.v1.ToolR\x05tools*\xab\x01\n" +
 	"\n" +
 	"AgentState\x12\x1b\n" +
 	"\x17AGENT_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10AGENT_STATE_LIVE\x10\x01\x12\x18\n" +
 	"\x14AGENT_STATE_DRAINING\x10\x02\x12\x17\n" +
 	"\x13AGENT_STATE_EXPIRED\x10\x03\x12\x1c\n" +
-	"\x18AGENT_STATE_DEREGISTERED\x10\x04*}\n" +
+	"\x18AGENT_STATE_DEREGISTERED\x10\x04\x12\x19\n" +
+	"\x15AGENT_STATE_PROBATION\x10\x05*}\n" +
 	"\n" +
 	"SideEffect\x12\x1b\n" +
 	"\x17SIDE_EFFECT_UNSPECIFIED\x10\x00\x12\x19\n" +
@@ -1784,7 +1960,7 @@ func file_agentmesh_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_agentmesh_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agentmesh_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_agentmesh_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_agentmesh_v1_registry_proto_goTypes = []any{
 	(AgentState)(0),                 // 0: agentmesh.v1.AgentState
 	(SideEffect)(0),                 // 1: agentmesh.v1.SideEffect
@@ -1793,84 +1969,90 @@ var file_agentmesh_v1_registry_proto_goTypes = []any{
 	(*RateLimit)(nil),               // 4: agentmesh.v1.RateLimit
 	(*Tool)(nil),                    // 5: agentmesh.v1.Tool
 	(*AgentCard)(nil),               // 6: agentmesh.v1.AgentCard
-	(*Agent)(nil),                   // 7: agentmesh.v1.Agent
-	(*RegisterAgentRequest)(nil),    // 8: agentmesh.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),   // 9: agentmesh.v1.RegisterAgentResponse
-	(*HeartbeatRequest)(nil),        // 10: agentmesh.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),       // 11: agentmesh.v1.HeartbeatResponse
-	(*DeregisterAgentRequest)(nil),  // 12: agentmesh.v1.DeregisterAgentRequest
-	(*DeregisterAgentResponse)(nil), // 13: agentmesh.v1.DeregisterAgentResponse
-	(*GetAgentRequest)(nil),         // 14: agentmesh.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),        // 15: agentmesh.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),       // 16: agentmesh.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 17: agentmesh.v1.ListAgentsResponse
-	(*FindAgentsRequest)(nil),       // 18: agentmesh.v1.FindAgentsRequest
-	(*FindAgentsResponse)(nil),      // 19: agentmesh.v1.FindAgentsResponse
-	(*WatchAgentsRequest)(nil),      // 20: agentmesh.v1.WatchAgentsRequest
-	(*WatchAgentsResponse)(nil),     // 21: agentmesh.v1.WatchAgentsResponse
-	(*RegisterToolRequest)(nil),     // 22: agentmesh.v1.RegisterToolRequest
-	(*RegisterToolResponse)(nil),    // 23: agentmesh.v1.RegisterToolResponse
-	(*ListToolsRequest)(nil),        // 24: agentmesh.v1.ListToolsRequest
-	(*ListToolsResponse)(nil),       // 25: agentmesh.v1.ListToolsResponse
-	nil,                             // 26: agentmesh.v1.AgentCard.LabelsEntry
-	nil,                             // 27: agentmesh.v1.Agent.ReliabilityEntry
-	(*structpb.Struct)(nil),         // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
+	(*CardSignature)(nil),           // 7: agentmesh.v1.CardSignature
+	(*ConformanceExample)(nil),      // 8: agentmesh.v1.ConformanceExample
+	(*Agent)(nil),                   // 9: agentmesh.v1.Agent
+	(*RegisterAgentRequest)(nil),    // 10: agentmesh.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),   // 11: agentmesh.v1.RegisterAgentResponse
+	(*HeartbeatRequest)(nil),        // 12: agentmesh.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),       // 13: agentmesh.v1.HeartbeatResponse
+	(*DeregisterAgentRequest)(nil),  // 14: agentmesh.v1.DeregisterAgentRequest
+	(*DeregisterAgentResponse)(nil), // 15: agentmesh.v1.DeregisterAgentResponse
+	(*GetAgentRequest)(nil),         // 16: agentmesh.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),        // 17: agentmesh.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),       // 18: agentmesh.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),      // 19: agentmesh.v1.ListAgentsResponse
+	(*FindAgentsRequest)(nil),       // 20: agentmesh.v1.FindAgentsRequest
+	(*FindAgentsResponse)(nil),      // 21: agentmesh.v1.FindAgentsResponse
+	(*WatchAgentsRequest)(nil),      // 22: agentmesh.v1.WatchAgentsRequest
+	(*WatchAgentsResponse)(nil),     // 23: agentmesh.v1.WatchAgentsResponse
+	(*RegisterToolRequest)(nil),     // 24: agentmesh.v1.RegisterToolRequest
+	(*RegisterToolResponse)(nil),    // 25: agentmesh.v1.RegisterToolResponse
+	(*ListToolsRequest)(nil),        // 26: agentmesh.v1.ListToolsRequest
+	(*ListToolsResponse)(nil),       // 27: agentmesh.v1.ListToolsResponse
+	nil,                             // 28: agentmesh.v1.AgentCard.LabelsEntry
+	nil,                             // 29: agentmesh.v1.Agent.ReliabilityEntry
+	(*structpb.Struct)(nil),         // 30: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
 }
 var file_agentmesh_v1_registry_proto_depIdxs = []int32{
-	28, // 0: agentmesh.v1.Skill.input_schema:type_name -> google.protobuf.Struct
-	28, // 1: agentmesh.v1.Skill.output_schema:type_name -> google.protobuf.Struct
+	30, // 0: agentmesh.v1.Skill.input_schema:type_name -> google.protobuf.Struct
+	30, // 1: agentmesh.v1.Skill.output_schema:type_name -> google.protobuf.Struct
 	4,  // 2: agentmesh.v1.Tool.rate_limit:type_name -> agentmesh.v1.RateLimit
-	28, // 3: agentmesh.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	30, // 3: agentmesh.v1.Tool.input_schema:type_name -> google.protobuf.Struct
 	1,  // 4: agentmesh.v1.Tool.side_effect:type_name -> agentmesh.v1.SideEffect
 	3,  // 5: agentmesh.v1.AgentCard.skills:type_name -> agentmesh.v1.Skill
 	5,  // 6: agentmesh.v1.AgentCard.tools:type_name -> agentmesh.v1.Tool
-	26, // 7: agentmesh.v1.AgentCard.labels:type_name -> agentmesh.v1.AgentCard.LabelsEntry
-	6,  // 8: agentmesh.v1.Agent.card:type_name -> agentmesh.v1.AgentCard
-	0,  // 9: agentmesh.v1.Agent.state:type_name -> agentmesh.v1.AgentState
-	29, // 10: agentmesh.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	29, // 11: agentmesh.v1.Agent.lease_expires_at:type_name -> google.protobuf.Timestamp
-	29, // 12: agentmesh.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	27, // 13: agentmesh.v1.Agent.reliability:type_name -> agentmesh.v1.Agent.ReliabilityEntry
-	6,  // 14: agentmesh.v1.RegisterAgentRequest.card:type_name -> agentmesh.v1.AgentCard
-	30, // 15: agentmesh.v1.RegisterAgentRequest.lease_ttl:type_name -> google.protobuf.Duration
-	7,  // 16: agentmesh.v1.RegisterAgentResponse.agent:type_name -> agentmesh.v1.Agent
-	30, // 17: agentmesh.v1.RegisterAgentResponse.lease_ttl:type_name -> google.protobuf.Duration
-	0,  // 18: agentmesh.v1.HeartbeatRequest.state:type_name -> agentmesh.v1.AgentState
-	29, // 19: agentmesh.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	7,  // 20: agentmesh.v1.GetAgentResponse.agent:type_name -> agentmesh.v1.Agent
-	7,  // 21: agentmesh.v1.ListAgentsResponse.agents:type_name -> agentmesh.v1.Agent
-	7,  // 22: agentmesh.v1.FindAgentsResponse.agents:type_name -> agentmesh.v1.Agent
-	2,  // 23: agentmesh.v1.WatchAgentsResponse.kind:type_name -> agentmesh.v1.AgentChangeKind
-	7,  // 24: agentmesh.v1.WatchAgentsResponse.agent:type_name -> agentmesh.v1.Agent
-	29, // 25: agentmesh.v1.WatchAgentsResponse.time:type_name -> google.protobuf.Timestamp
-	5,  // 26: agentmesh.v1.RegisterToolRequest.tool:type_name -> agentmesh.v1.Tool
-	5,  // 27: agentmesh.v1.RegisterToolResponse.tool:type_name -> agentmesh.v1.Tool
-	5,  // 28: agentmesh.v1.ListToolsResponse.tools:type_name -> agentmesh.v1.Tool
-	8,  // 29: agentmesh.v1.RegistryService.RegisterAgent:input_type -> agentmesh.v1.RegisterAgentRequest
-	10, // 30: agentmesh.v1.RegistryService.Heartbeat:input_type -> agentmesh.v1.HeartbeatRequest
-	12, // 31: agentmesh.v1.RegistryService.DeregisterAgent:input_type -> agentmesh.v1.DeregisterAgentRequest
-	14, // 32: agentmesh.v1.RegistryService.GetAgent:input_type -> agentmesh.v1.GetAgentRequest
-	16, // 33: agentmesh.v1.RegistryService.ListAgents:input_type -> agentmesh.v1.ListAgentsRequest
-	18, // 34: agentmesh.v1.RegistryService.FindAgents:input_type -> agentmesh.v1.FindAgentsRequest
-	20, // 35: agentmesh.v1.RegistryService.WatchAgents:input_type -> agentmesh.v1.WatchAgentsRequest
-	22, // 36: agentmesh.v1.RegistryService.RegisterTool:input_type -> agentmesh.v1.RegisterToolRequest
-	24, // 37: agentmesh.v1.RegistryService.ListTools:input_type -> agentmesh.v1.ListToolsRequest
-	9,  // 38: agentmesh.v1.RegistryService.RegisterAgent:output_type -> agentmesh.v1.RegisterAgentResponse
-	11, // 39: agentmesh.v1.RegistryService.Heartbeat:output_type -> agentmesh.v1.HeartbeatResponse
-	13, // 40: agentmesh.v1.RegistryService.DeregisterAgent:output_type -> agentmesh.v1.DeregisterAgentResponse
-	15, // 41: agentmesh.v1.RegistryService.GetAgent:output_type -> agentmesh.v1.GetAgentResponse
-	17, // 42: agentmesh.v1.RegistryService.ListAgents:output_type -> agentmesh.v1.ListAgentsResponse
-	19, // 43: agentmesh.v1.RegistryService.FindAgents:output_type -> agentmesh.v1.FindAgentsResponse
-	21, // 44: agentmesh.v1.RegistryService.WatchAgents:output_type -> agentmesh.v1.WatchAgentsResponse
-	23, // 45: agentmesh.v1.RegistryService.RegisterTool:output_type -> agentmesh.v1.RegisterToolResponse
-	25, // 46: agentmesh.v1.RegistryService.ListTools:output_type -> agentmesh.v1.ListToolsResponse
-	38, // [38:47] is the sub-list for method output_type
-	29, // [29:38] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	28, // 7: agentmesh.v1.AgentCard.labels:type_name -> agentmesh.v1.AgentCard.LabelsEntry
+	7,  // 8: agentmesh.v1.AgentCard.signature:type_name -> agentmesh.v1.CardSignature
+	8,  // 9: agentmesh.v1.AgentCard.conformance:type_name -> agentmesh.v1.ConformanceExample
+	30, // 10: agentmesh.v1.ConformanceExample.input:type_name -> google.protobuf.Struct
+	30, // 11: agentmesh.v1.ConformanceExample.expected_output_schema:type_name -> google.protobuf.Struct
+	6,  // 12: agentmesh.v1.Agent.card:type_name -> agentmesh.v1.AgentCard
+	0,  // 13: agentmesh.v1.Agent.state:type_name -> agentmesh.v1.AgentState
+	31, // 14: agentmesh.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	31, // 15: agentmesh.v1.Agent.lease_expires_at:type_name -> google.protobuf.Timestamp
+	31, // 16: agentmesh.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	29, // 17: agentmesh.v1.Agent.reliability:type_name -> agentmesh.v1.Agent.ReliabilityEntry
+	6,  // 18: agentmesh.v1.RegisterAgentRequest.card:type_name -> agentmesh.v1.AgentCard
+	32, // 19: agentmesh.v1.RegisterAgentRequest.lease_ttl:type_name -> google.protobuf.Duration
+	9,  // 20: agentmesh.v1.RegisterAgentResponse.agent:type_name -> agentmesh.v1.Agent
+	32, // 21: agentmesh.v1.RegisterAgentResponse.lease_ttl:type_name -> google.protobuf.Duration
+	0,  // 22: agentmesh.v1.HeartbeatRequest.state:type_name -> agentmesh.v1.AgentState
+	31, // 23: agentmesh.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 24: agentmesh.v1.GetAgentResponse.agent:type_name -> agentmesh.v1.Agent
+	9,  // 25: agentmesh.v1.ListAgentsResponse.agents:type_name -> agentmesh.v1.Agent
+	9,  // 26: agentmesh.v1.FindAgentsResponse.agents:type_name -> agentmesh.v1.Agent
+	2,  // 27: agentmesh.v1.WatchAgentsResponse.kind:type_name -> agentmesh.v1.AgentChangeKind
+	9,  // 28: agentmesh.v1.WatchAgentsResponse.agent:type_name -> agentmesh.v1.Agent
+	31, // 29: agentmesh.v1.WatchAgentsResponse.time:type_name -> google.protobuf.Timestamp
+	5,  // 30: agentmesh.v1.RegisterToolRequest.tool:type_name -> agentmesh.v1.Tool
+	5,  // 31: agentmesh.v1.RegisterToolResponse.tool:type_name -> agentmesh.v1.Tool
+	5,  // 32: agentmesh.v1.ListToolsResponse.tools:type_name -> agentmesh.v1.Tool
+	10, // 33: agentmesh.v1.RegistryService.RegisterAgent:input_type -> agentmesh.v1.RegisterAgentRequest
+	12, // 34: agentmesh.v1.RegistryService.Heartbeat:input_type -> agentmesh.v1.HeartbeatRequest
+	14, // 35: agentmesh.v1.RegistryService.DeregisterAgent:input_type -> agentmesh.v1.DeregisterAgentRequest
+	16, // 36: agentmesh.v1.RegistryService.GetAgent:input_type -> agentmesh.v1.GetAgentRequest
+	18, // 37: agentmesh.v1.RegistryService.ListAgents:input_type -> agentmesh.v1.ListAgentsRequest
+	20, // 38: agentmesh.v1.RegistryService.FindAgents:input_type -> agentmesh.v1.FindAgentsRequest
+	22, // 39: agentmesh.v1.RegistryService.WatchAgents:input_type -> agentmesh.v1.WatchAgentsRequest
+	24, // 40: agentmesh.v1.RegistryService.RegisterTool:input_type -> agentmesh.v1.RegisterToolRequest
+	26, // 41: agentmesh.v1.RegistryService.ListTools:input_type -> agentmesh.v1.ListToolsRequest
+	11, // 42: agentmesh.v1.RegistryService.RegisterAgent:output_type -> agentmesh.v1.RegisterAgentResponse
+	13, // 43: agentmesh.v1.RegistryService.Heartbeat:output_type -> agentmesh.v1.HeartbeatResponse
+	15, // 44: agentmesh.v1.RegistryService.DeregisterAgent:output_type -> agentmesh.v1.DeregisterAgentResponse
+	17, // 45: agentmesh.v1.RegistryService.GetAgent:output_type -> agentmesh.v1.GetAgentResponse
+	19, // 46: agentmesh.v1.RegistryService.ListAgents:output_type -> agentmesh.v1.ListAgentsResponse
+	21, // 47: agentmesh.v1.RegistryService.FindAgents:output_type -> agentmesh.v1.FindAgentsResponse
+	23, // 48: agentmesh.v1.RegistryService.WatchAgents:output_type -> agentmesh.v1.WatchAgentsResponse
+	25, // 49: agentmesh.v1.RegistryService.RegisterTool:output_type -> agentmesh.v1.RegisterToolResponse
+	27, // 50: agentmesh.v1.RegistryService.ListTools:output_type -> agentmesh.v1.ListToolsResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_agentmesh_v1_registry_proto_init() }
@@ -1884,7 +2066,7 @@ func file_agentmesh_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agentmesh_v1_registry_proto_rawDesc), len(file_agentmesh_v1_registry_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

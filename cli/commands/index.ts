@@ -24,5 +24,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   dlq: async () => (await import("./dlq.js")).dlq,
   ops: async () => (await import("./ops.js")).ops,
   catalog: async () => (await import("./catalog.js")).catalog,
+  cards: async () => (await import("./cards.js")).cards,
   bench: async () => (await import("./bench.js")).bench,
 };

@@ -11,6 +11,7 @@
 import { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import { PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import { settings } from "../../lib/config/settings.js";
 import { parseSpiffeId } from "../../lib/identity/spiffe.js";
 import {
   type ComponentName,
@@ -49,15 +50,22 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
     case "registry": {
       const m = await import("../../services/registry/registry-service.js");
       const { fleetMetrics } = await import("../../services/registry/fleet-metrics.js");
+      const { cardAdmission } = await import("../../services/registry/card-admission.js");
+      const { cardTrustFile, noCardTrust } = await import("../../lib/signing/card-trust.js");
       return {
         name,
         service: RegistryService,
         create: (d: ComponentDeps) => {
           fleetMetrics(d.metrics.registry, d.store);
+          const signersFile = settings.cardSignersFile.read();
           return m.createRegistryService({
             store: d.store,
             log: d.log,
             learning: d.clients.learning,
+            admission: cardAdmission({
+              trust: signersFile ? cardTrustFile(signersFile, d.log) : noCardTrust,
+              check: d.runtime.policyCheck("registry", d.instanceId),
+            }),
           });
         },
       } as unknown as ComponentDefinition;

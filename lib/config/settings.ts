@@ -289,6 +289,16 @@ export const settings = {
     ),
     "agentmesh",
   ),
+  cardSignersFile: text(
+    "AGENTMESH_CARD_SIGNERS_FILE",
+    m(
+      "Identity and certificates",
+      ["registry", "serve", "dev"],
+      'trust roots for signed agent cards: JSON `{"signers": {"<name>": "<Ed25519 public key PEM>"}}`, re-read when it changes; which capabilities need a trusted signer is the policy\'s `card_signing` (ADR-015)',
+    ),
+    undefined,
+    "unset: no trusted signers (a signed card counts as from an unknown signer)",
+  ),
   certDir: text(
     "AGENTMESH_CERT_DIR",
     m(

@@ -78,6 +78,7 @@ describe.skipIf(!opa)("agentmesh policy build (opa)", () => {
       ".manifest",
       "data.json",
       "policies/authz/authz.rego",
+      "policies/authz/card_signing.rego",
       "policy.wasm",
     ]);
     expect(JSON.parse(files.get(".manifest")!.toString())).toMatchObject({

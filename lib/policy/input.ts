@@ -55,6 +55,12 @@ export interface PolicyInput {
   request: { [key: string]: JsonLike };
   /** Present (true) when a bound cut something out of `request`. */
   request_truncated?: true;
+  /**
+   * RegisterAgent only, in the registry's second question once it has checked the
+   * card's signature (ADR-015): `signature.status` is `valid`, `unsigned` or
+   * `unknown_signer` (a signature that does not verify never reaches the policy).
+   */
+  card?: { name: string; version: string; signature: { status: string; signer: string } };
   /** Evaluation time. */
   time: { unix_ms: number };
 }

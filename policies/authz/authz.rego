@@ -18,6 +18,9 @@ cfg := data.agentmesh.config
 # The decision: the built-in chain, then the authors' extension rules.
 decision := builtin_decision if {
 	not builtin_decision.allow
+} else := deny(concat("; ", sort(card_signing_denials))) if {
+	# Signed cards (card_signing.rego): a built-in rule, ahead of the extensions.
+	count(card_signing_denials) > 0
 } else := builtin_decision if {
 	count(extension_denials) == 0
 } else := deny(concat("; ", sort(extension_denials)))

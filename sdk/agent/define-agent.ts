@@ -102,8 +102,28 @@ export interface AgentDefinitionInput {
   owner?: string;
   description?: string;
   labels?: Record<string, string>;
+  /**
+   * The card's Ed25519 signature as `agentmesh cards sign` prints it, shipped with the
+   * agent's package so the process needs no private key (ADR-015). A signature that
+   * does not match the card is refused by the registry; `runAgent`'s `signingKey` signs
+   * at start instead.
+   */
+  signature?: { signer: string; signature: string };
+  /**
+   * Examples the registry runs against a new version before it takes live traffic:
+   * a job input per capability and the JSON Schema its output must satisfy.
+   */
+  conformance?: ConformanceExampleInput[];
   // biome-ignore lint/suspicious/noExplicitAny: skills differ in input type; each handler is typed where defined.
   skills: Record<string, SkillDefinition<any, unknown>>;
+}
+
+/** One conformance example of a definition (`AgentDefinitionInput.conformance`). */
+export interface ConformanceExampleInput {
+  capability: string;
+  input: JsonObject;
+  expectedOutputSchema: JsonSchema;
+  description?: string;
 }
 
 export interface AgentDefinition extends AgentDefinitionInput {
@@ -168,6 +188,13 @@ export function agentCard(agent: AgentDefinition): AgentCard {
     tools: Object.entries(agent.skills).flatMap(([capability, s]) =>
       hasToolMetadata(s) ? [skillTool(capability, s)] : [],
     ),
+    ...(agent.signature ? { signature: agent.signature } : {}),
+    conformance: (agent.conformance ?? []).map((c) => ({
+      capability: c.capability,
+      input: c.input,
+      expectedOutputSchema: c.expectedOutputSchema,
+      description: c.description ?? "",
+    })),
   });
 }
 

@@ -43,6 +43,7 @@ import type { Delivery, JobBus, Subscription, Unsubscribe } from "../../lib/bus/
 import { defaultBackoff } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
+import { signCard } from "../../lib/signing/card-signature.js";
 import { traceIdOf } from "../../lib/telemetry/exemplar-histogram.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
 import { type JobOutcome, jobSli } from "../../lib/telemetry/slis.js";
@@ -94,6 +95,11 @@ export interface RunAgentOptions {
    * new and costs a third of the bus traffic. Default 100 ms; 0 reports every start.
    */
   startedReportDelayMs?: number;
+  /**
+   * Signs the card at start with this Ed25519 key (PEM) as `signer` (ADR-015), instead
+   * of a signature shipped in the definition. Default: the definition's signature, if any.
+   */
+  signingKey?: { signer: string; privateKeyPem: string };
   /** Lease length to ask the registry for. Default: the registry's (15 s). */
   leaseTtlMs?: number;
   /** Called when the agent's status changes (registered, lease lost, draining...). */
@@ -186,7 +192,9 @@ async function runOnBus(
   const { bus } = options;
   const log = options.log ?? createLogger({ name: `agent-${agent.name}` });
   const registry = options.registry ?? noopRegistryLink();
-  const card = agentCard(agent);
+  const card = options.signingKey
+    ? signCard(agentCard(agent), options.signingKey)
+    : agentCard(agent);
   const instanceId =
     options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const concurrency = Math.max(1, options.concurrency ?? 8);

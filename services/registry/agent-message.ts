@@ -33,7 +33,23 @@ export function agentToMessage(record: AgentRecord): Agent {
     reliability: { ...record.reliability },
     inFlight: record.inFlight,
     instanceId: record.instanceId,
+    signer:
+      typeof record.card[verifiedSignerKey] === "string" ? record.card[verifiedSignerKey] : "",
   });
+}
+
+/**
+ * Where the stored card JSON keeps the signer the registry verified: the
+ * registry's verdict beside the card, not a field of it (reading the card
+ * back ignores it, ADR-015).
+ */
+const verifiedSignerKey = "agentmeshVerifiedSigner";
+
+/** A registered card as the store keeps it, with the signer the registry verified ("" for none). */
+export function storedCard(card: AgentCard, verifiedSigner: string): JsonObject {
+  const json = cardToJson(card);
+  if (verifiedSigner !== "") json[verifiedSignerKey] = verifiedSigner;
+  return json;
 }
 
 /** A card as the JSON the store keeps. */

@@ -26,7 +26,8 @@ import { capabilityNameProblem } from "../../lib/plan/capability.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import { type AgentRecord, registrationEvent, type Store } from "../../lib/store/index.js";
 import { type AgentFeed, type AgentFeedEvent, createAgentFeed } from "./agent-feed.js";
-import { agentToMessage, cardToJson, toolToJson, toolToMessage } from "./agent-message.js";
+import { agentToMessage, storedCard, toolToJson, toolToMessage } from "./agent-message.js";
+import type { CardAdmission } from "./card-admission.js";
 import {
   leaseTtlMs,
   rankCandidates,
@@ -56,6 +57,11 @@ export interface RegistryServiceDeps {
    * principal (trusted by the policy) may too.
    */
   operators?: readonly string[];
+  /**
+   * Trust roots for signed cards and the policy's second question at
+   * registration (ADR-015); without it signatures are not checked.
+   */
+  admission?: CardAdmission;
 }
 
 /** What every control-plane service factory returns. */
@@ -139,6 +145,7 @@ export function createRegistryService(deps: RegistryServiceDeps): RegistryServic
   const impl: ServiceImpl<typeof RegistryService> = {
     async registerAgent(req, ctx) {
       const card = validateCard(req.card);
+      const signer = deps.admission?.admit(card, req, ctx) ?? "";
       const instanceId = req.instanceId.trim();
       if (!instanceId || instanceId.length > 128) {
         throw new MeshError(
@@ -152,7 +159,7 @@ export function createRegistryService(deps: RegistryServiceDeps): RegistryServic
         name: card.name,
         instanceId,
         version: card.version,
-        card: cardToJson(card),
+        card: storedCard(card, signer),
         spiffeId: ctx.peer.spiffeId,
         capabilities,
         leaseExpiresAt: new Date(clock() + ttl),
@@ -167,6 +174,7 @@ export function createRegistryService(deps: RegistryServiceDeps): RegistryServic
         version: card.version,
         capabilities: capabilities.join(","),
         created: String(created),
+        signer,
       });
       await notify(created ? AgentChangeKind.REGISTERED : AgentChangeKind.UPDATED, agent.id);
       ctx.log.info({ agentId: agent.id, name: card.name, created }, "agent registered");

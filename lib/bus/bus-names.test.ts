@@ -1,11 +1,37 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { registerBusMetrics } from "./bus-metrics.js";
-import { busNames, isValidCapability, jobConsumerName } from "./bus-names.js";
+import {
+  busNames,
+  isValidCapability,
+  jobConsumerName,
+  pinnedConsumerName,
+  versionToken,
+} from "./bus-names.js";
 import { createInProcessBus } from "./in-process-bus.js";
 import { stepJob } from "./job-bus.contract.js";
 
 describe("bus names", () => {
+  it("gives each agent version of a capability its own queue, apart from every capability's", () => {
+    const n = busNames("agentmesh");
+    expect(n.pinnedJobSubject("text.summarize", "2.1.0")).toBe(
+      "agentmesh.jobs._v.2_1_0.text.summarize",
+    );
+    expect(n.pinnedOf("agentmesh.jobs._v.2_1_0.text.summarize")).toEqual({
+      capability: "text.summarize",
+      versionToken: "2_1_0",
+    });
+    // Not a capability's subject ("_v" is no capability word), so stats and DLQ names keep apart.
+    expect(n.capabilityOf("agentmesh.jobs._v.2_1_0.text.summarize")).toBeUndefined();
+    expect(isValidCapability("_v.2_1_0.text.summarize")).toBe(false);
+    expect(n.pinnedOf("agentmesh.jobs.text.summarize")).toBeUndefined();
+    expect(versionToken("2.0.0-rc.1+build.5")).toBe("2_0_0-rc_1__build_5");
+    expect(versionToken("1.0.0+a.b")).not.toBe(versionToken("1.0.0-a.b"));
+    expect(() => versionToken("2.0")).toThrow(/semver version/);
+    expect(() => n.pinnedJobSubject("text.summarize", "latest")).toThrow(/semver version/);
+    expect(pinnedConsumerName("text.summarize", "2.1.0")).toBe("jobs_text_summarize__v2_1_0");
+  });
+
   it("derives subjects and streams from the prefix", () => {
     const n = busNames("agentmesh");
     expect(n.streams).toEqual({

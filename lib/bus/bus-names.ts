@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { capabilityNameProblem, isCapabilityName } from "../plan/capability.js";
+import { isVersion } from "../plan/version-range.js";
 
 export interface BusNames {
   prefix: string;
@@ -22,6 +23,14 @@ export interface BusNames {
     handBacks: string;
   };
   jobSubject(capability: string): string;
+  /**
+   * The queue of one agent version's jobs of a capability (a step with a version
+   * range, ADR-015): `<prefix>.jobs._v.<version token>.<capability>`. `_v` cannot
+   * be a capability's first word, so it never meets a capability's own subject.
+   */
+  pinnedJobSubject(capability: string, version: string): string;
+  /** Capability and version token of a pinned job subject, or undefined if it is not one. */
+  pinnedOf(subject: string): { capability: string; versionToken: string } | undefined;
   /** Every job subject, for the jobs stream. */
   jobsWildcard: string;
   /** Where `publisher` (an identity name; default `anonymous`) reports on a goal. */
@@ -42,7 +51,7 @@ export interface BusNames {
   /** Where the hand-back of the `capability` job stored at `seq` is recorded (`Delivery.previousDelivery`). */
   handBackSubject(capability: string, seq: number): string;
   handBacksWildcard: string;
-  /** Capability of a job subject, or undefined if the subject is not a job subject. */
+  /** Capability of a job subject (not a pinned one), or undefined if the subject is not a job subject. */
   capabilityOf(subject: string): string | undefined;
 }
 
@@ -57,6 +66,7 @@ export function busNames(prefix = "agentmesh"): BusNames {
   const s = prefix.toUpperCase().replace(/-/g, "_");
   const jobsRoot = `${prefix}.jobs.`;
   const resultsRoot = `${prefix}.results.`;
+  const pinnedRoot = `${jobsRoot}_v.`;
   return {
     prefix,
     streams: {
@@ -68,6 +78,15 @@ export function busNames(prefix = "agentmesh"): BusNames {
       handBacks: `${s}_HANDBACKS`,
     },
     jobSubject: (capability) => jobsRoot + checkCapability(capability),
+    pinnedJobSubject: (capability, version) =>
+      `${pinnedRoot}${versionToken(version)}.${checkCapability(capability)}`,
+    pinnedOf: (subject) => {
+      if (!subject.startsWith(pinnedRoot)) return undefined;
+      const rest = subject.slice(pinnedRoot.length);
+      const dot = rest.indexOf(".");
+      if (dot <= 0) return undefined;
+      return { versionToken: rest.slice(0, dot), capability: rest.slice(dot + 1) };
+    },
     jobsWildcard: `${prefix}.jobs.>`,
     resultSubject: (goalId, publisher = "anonymous") =>
       `${resultsRoot}${checkToken("publisher", publisher)}.${checkToken("goal id", goalId)}`,
@@ -91,7 +110,9 @@ export function busNames(prefix = "agentmesh"): BusNames {
       `${prefix}.handbacks.${Math.trunc(seq)}.${checkCapability(capability)}`,
     handBacksWildcard: `${prefix}.handbacks.>`,
     capabilityOf: (subject) =>
-      subject.startsWith(jobsRoot) ? subject.slice(jobsRoot.length) : undefined,
+      subject.startsWith(jobsRoot) && !subject.startsWith(pinnedRoot)
+        ? subject.slice(jobsRoot.length)
+        : undefined,
   };
 }
 
@@ -117,6 +138,26 @@ function checkToken(what: string, value: string): string {
     );
   }
   return value;
+}
+
+/**
+ * A semver version as one subject token: `.` → `_`, `+` → `__` (semver has
+ * neither `_` nor `..`, so no two versions share a token). Throws
+ * INVALID_ARGUMENT for anything that is not a semver version.
+ */
+export function versionToken(version: string): string {
+  if (!isVersion(version)) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `invalid agent version ${JSON.stringify(version)}: a version queue needs a semver version`,
+    );
+  }
+  return version.replace(/\+/g, "__").replace(/\./g, "_");
+}
+
+/** The durable consumer of one agent version's jobs of a capability (`jobs_text_summarize__v2_0_0`). */
+export function pinnedConsumerName(capability: string, version: string): string {
+  return `${jobConsumerName(capability)}__v${versionToken(version)}`;
 }
 
 /**

@@ -31,7 +31,7 @@ import {
 } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
-import { type BusNames, busNames, checkCapability } from "./bus-names.js";
+import { type BusNames, busNames, checkCapability, versionToken } from "./bus-names.js";
 import { HandlerPool } from "./handler-pool.js";
 import {
   type BusOptions,
@@ -40,6 +40,7 @@ import {
   defaultBackoff,
   type GoalEventFeed,
   type JobBus,
+  type JobConsumeOptions,
   type ListDeadLettersOptions,
   type PreviousDelivery,
   type PublishAck,
@@ -108,6 +109,8 @@ class InProcessBus implements JobBus {
   #seq = 0;
   #closed = false;
   readonly #jobQueues = new Map<string, WorkQueue<StepJob>>();
+  /** One agent version's queue of a capability, by `<capability> <version>`; not in `stats()`. */
+  readonly #pinnedQueues = new Map<string, WorkQueue<StepJob>>();
   readonly #results: WorkQueue<StepResult>;
   readonly #outcomes: WorkQueue<Outcome>;
   readonly #training: WorkQueue<TrainingJob>;
@@ -146,6 +149,17 @@ class InProcessBus implements JobBus {
   /** Always available while open: there is no connection to lose. */
   checkAvailable(): void {
     this.#open();
+  }
+
+  #pinnedQueue(capability: string, version: string): WorkQueue<StepJob> {
+    // Named by its capability: its dead letters go where the capability's do.
+    const key = `${capability} ${versionToken(version)}`;
+    let q = this.#pinnedQueues.get(key);
+    if (!q) {
+      q = new WorkQueue(this, capability, StepJobSchema);
+      this.#pinnedQueues.set(key, q);
+    }
+    return q;
   }
 
   #jobQueue(capability: string): WorkQueue<StepJob> {
@@ -190,14 +204,22 @@ class InProcessBus implements JobBus {
   }
 
   async publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck> {
-    const subject = this.names.jobSubject(job.capability);
-    const q = this.#jobQueue(job.capability);
+    const subject = job.agentVersion
+      ? this.names.pinnedJobSubject(job.capability, job.agentVersion)
+      : this.names.jobSubject(job.capability);
+    const q = job.agentVersion
+      ? this.#pinnedQueue(job.capability, job.agentVersion)
+      : this.#jobQueue(job.capability);
     return this.#enqueue(q, this.#dedup.jobs, subject, StepJobSchema, job, jobMsgId(job), options);
   }
 
-  async consumeJobs(capability: string, options: ConsumeOptions<StepJob>): Promise<Subscription> {
+  async consumeJobs(capability: string, options: JobConsumeOptions): Promise<Subscription> {
     this.#open();
-    return this.#jobQueue(checkCapability(capability)).subscribe(options);
+    checkCapability(capability);
+    const q = options.agentVersion
+      ? this.#pinnedQueue(capability, options.agentVersion)
+      : this.#jobQueue(capability);
+    return q.subscribe(options);
   }
 
   async ensureCapability(capability: string): Promise<void> {
@@ -377,7 +399,13 @@ class InProcessBus implements JobBus {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.stop(options)));
-    for (const q of [...this.#jobQueues.values(), this.#results, this.#outcomes, this.#training]) {
+    for (const q of [
+      ...this.#jobQueues.values(),
+      ...this.#pinnedQueues.values(),
+      this.#results,
+      this.#outcomes,
+      this.#training,
+    ]) {
       q.clearTimers();
     }
     for (const set of this.#feeds.values()) for (const f of set) void f.stop();

@@ -38,6 +38,7 @@ export {
   defaultBackoff,
   type GoalEventFeed,
   type JobBus,
+  type JobConsumeOptions,
   type ListDeadLettersOptions,
   type PreviousDelivery,
   type PublishAck,

@@ -70,7 +70,13 @@ import {
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
-import { type BusNames, busNames, checkCapability, jobConsumerName } from "./bus-names.js";
+import {
+  type BusNames,
+  busNames,
+  checkCapability,
+  jobConsumerName,
+  pinnedConsumerName,
+} from "./bus-names.js";
 import { HandlerPool } from "./handler-pool.js";
 import {
   type BusOptions,
@@ -79,6 +85,7 @@ import {
   defaultBackoff,
   type GoalEventFeed,
   type JobBus,
+  type JobConsumeOptions,
   type ListDeadLettersOptions,
   type PreviousDelivery,
   type PublishAck,
@@ -216,7 +223,7 @@ const handBackMaxAgeMs = 24 * 3_600_000;
 
 /** Where a message of a queue goes when it is dead-lettered. */
 function dlqNameFor(names: BusNames, subject: string): string {
-  const capability = names.capabilityOf(subject);
+  const capability = names.capabilityOf(subject) ?? names.pinnedOf(subject)?.capability;
   if (capability !== undefined) return capability;
   if (subject === names.outcomesSubject) return "_outcomes";
   if (subject === names.trainingSubject) return "_training";
@@ -508,7 +515,9 @@ class JetStreamBus implements JobBus {
   }
 
   async publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck> {
-    const subject = this.names.jobSubject(job.capability);
+    const subject = job.agentVersion
+      ? this.names.pinnedJobSubject(job.capability, job.agentVersion)
+      : this.names.jobSubject(job.capability);
     return this.#publish(subject, StepJobSchema, job, jobMsgId(job), options);
   }
 
@@ -518,16 +527,20 @@ class JetStreamBus implements JobBus {
     await this.#ensureConsumer(this.names.streams.jobs, jobConsumerName(capability), subject);
   }
 
-  async consumeJobs(capability: string, options: ConsumeOptions<StepJob>): Promise<Subscription> {
+  async consumeJobs(capability: string, options: JobConsumeOptions): Promise<Subscription> {
     checkCapability(capability);
+    const version = options.agentVersion;
     try {
-      await this.ensureCapability(capability);
-      return await this.#consume(
-        this.names.streams.jobs,
-        jobConsumerName(capability),
-        StepJobSchema,
-        options,
-      );
+      let durable = jobConsumerName(capability);
+      if (version) {
+        this.#open();
+        durable = pinnedConsumerName(capability, version);
+        const subject = this.names.pinnedJobSubject(capability, version);
+        await this.#ensureConsumer(this.names.streams.jobs, durable, subject);
+      } else {
+        await this.ensureCapability(capability);
+      }
+      return await this.#consume(this.names.streams.jobs, durable, StepJobSchema, options);
     } catch (err) {
       // Refused by the server's permissions: PERMISSION_DENIED naming the grant, not retried.
       throw jobConsumeError(err, { identity: this.#publisher, capability });
@@ -677,7 +690,9 @@ class JetStreamBus implements JobBus {
 
   /** Keyed by capability too, so the bus's permissions can limit an agent to its own jobs. */
   #handBackSubject(jobSubject: string, seq: number): string {
-    return this.names.handBackSubject(this.names.capabilityOf(jobSubject) ?? "_", seq);
+    const capability =
+      this.names.capabilityOf(jobSubject) ?? this.names.pinnedOf(jobSubject)?.capability;
+    return this.names.handBackSubject(capability ?? "_", seq);
   }
 
   /** Copies a stored message to its dead-letter subject (deduplicated per stream sequence). */

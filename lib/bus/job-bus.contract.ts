@@ -328,6 +328,28 @@ export function describeJobBusContract(
       await Promise.all([a.stop(), b.stop()]);
     });
 
+    it("delivers a job pinned to an agent version only to that version's consumers", async () => {
+      const c = cap();
+      const got = { shared: [] as string[], v1: [] as string[], v2: [] as string[] };
+      const on = (into: string[]) => (d: Delivery<StepJob>) => {
+        into.push(d.data.attemptId);
+      };
+      const subs = [
+        await bus().consumeJobs(c, { handler: on(got.shared) }),
+        await bus().consumeJobs(c, { agentVersion: "1.4.0", handler: on(got.v1) }),
+        await (h.peer ?? bus()).consumeJobs(c, { agentVersion: "2.1.0", handler: on(got.v2) }),
+      ];
+      const pinned = Array.from({ length: 6 }, () => stepJob(c, { agentVersion: "2.1.0" }));
+      const free = stepJob(c);
+      await Promise.all([...pinned, free].map((j) => bus().publishJob(j)));
+      await waitFor(() => got.v2.length === 6 && got.shared.length === 1);
+      await sleep(200);
+      expect(got.v2.sort()).toEqual(pinned.map((j) => j.attemptId).sort());
+      expect(got.shared).toEqual([free.attemptId]);
+      expect(got.v1).toEqual([]);
+      await Promise.all(subs.map((s) => s.stop()));
+    });
+
     it("stop() lets a handler finish within the grace period and hands back the rest", async () => {
       const c = cap();
       const firstRun: Delivery<StepJob>[] = [];

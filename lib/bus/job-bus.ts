@@ -134,6 +134,17 @@ export interface ConsumeOptions<T> {
   backoff?: (deliveryCount: number) => number;
 }
 
+/** How an agent consumes a capability's jobs. */
+export interface JobConsumeOptions extends ConsumeOptions<StepJob> {
+  /**
+   * Consume the queue of this agent version's jobs (steps with a version range the
+   * executor pinned to it, `StepJob.agent_version`) instead of the capability's shared
+   * queue. Only agents of that version may subscribe: the queue is the guarantee that
+   * a step constrained to a range never reaches an agent outside it (ADR-015).
+   */
+  agentVersion?: string;
+}
+
 export interface StopOptions {
   /** How long in-flight handlers may finish before their messages are handed back (nak). Default 30 s. */
   graceMs?: number;
@@ -229,13 +240,17 @@ export interface JobBus {
    */
   waitingFor?(): string | undefined;
 
-  /** Publishes a step attempt on `jobs.<capability>`, deduplicated by `attemptId`. */
+  /**
+   * Publishes a step attempt on `jobs.<capability>` (with `agent_version` set, on that
+   * version's queue `jobs._v.<version>.<capability>`), deduplicated by `attemptId`.
+   */
   publishJob(job: StepJob, options?: PublishOptions): Promise<PublishAck>;
   /**
    * Consumes one capability's jobs through its durable consumer, shared by
-   * every subscriber of that capability in every process. Provisions it.
+   * every subscriber of that capability (and version, `agentVersion`) in every
+   * process. Provisions it.
    */
-  consumeJobs(capability: string, options: ConsumeOptions<StepJob>): Promise<Subscription>;
+  consumeJobs(capability: string, options: JobConsumeOptions): Promise<Subscription>;
   /** Provisions a capability's consumer without consuming (so depth and lag are visible). */
   ensureCapability(capability: string): Promise<void>;
 

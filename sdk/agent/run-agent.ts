@@ -43,6 +43,7 @@ import type { Delivery, JobBus, Subscription, Unsubscribe } from "../../lib/bus/
 import { defaultBackoff } from "../../lib/bus/job-bus.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
+import { isVersion } from "../../lib/plan/version-range.js";
 import { signCard } from "../../lib/signing/card-signature.js";
 import { traceIdOf } from "../../lib/telemetry/exemplar-histogram.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
@@ -506,23 +507,43 @@ async function runOnBus(
   try {
     for (const { capability, skill, validateInput, validateOutput } of skills) {
       const limit = Math.max(1, skill.maxConcurrency ?? concurrency);
-      subscriptions.push(
-        await bus.consumeJobs(capability, {
+      // The shared queue and this version's own queue (steps pinned to it, ADR-015)
+      // share the skill's concurrency.
+      const gate = concurrencyGate(limit);
+      const consume = (agentVersion?: string) =>
+        bus.consumeJobs(capability, {
           concurrency: limit,
           ...(options.prefetch ? { prefetch: options.prefetch } : {}),
+          ...(agentVersion ? { agentVersion } : {}),
           handler: (d) =>
-            inHandlerSpan(
-              capability,
-              d.traceparent,
-              {
-                "agentmesh.goal_id": d.data.goalId,
-                "agentmesh.step_id": d.data.stepId,
-                "agentmesh.attempt": d.data.attempt,
-              },
-              () => handle(capability, skill, validateInput, validateOutput, d),
+            gate(() =>
+              inHandlerSpan(
+                capability,
+                d.traceparent,
+                {
+                  "agentmesh.goal_id": d.data.goalId,
+                  "agentmesh.step_id": d.data.stepId,
+                  "agentmesh.attempt": d.data.attempt,
+                },
+                () => handle(capability, skill, validateInput, validateOutput, d),
+              ),
             ),
-        }),
-      );
+        });
+      subscriptions.push(await consume());
+      // A version that is not semver is inside no range: no step is ever pinned to it.
+      if (isVersion(card.version)) {
+        try {
+          subscriptions.push(await consume(card.version));
+        } catch (err) {
+          // A mutual-TLS NATS whose permission file predates this version (ADR-015):
+          // the agent still serves unconstrained steps; ranged ones wait for another.
+          if (!isMeshError(err) || err.code !== Code.PermissionDenied) throw err;
+          log.warn(
+            { err, capability, version: card.version },
+            "the bus refused this version's job queue; steps with a version range will not reach this agent",
+          );
+        }
+      }
     }
   } catch (err) {
     await Promise.all(subscriptions.map((s) => s.stop({ graceMs: 0 })));
@@ -640,4 +661,24 @@ function toJsonObject(value: Record<string, unknown>): JsonObject {
   } catch {
     return {};
   }
+}
+
+/**
+ * Runs at most `limit` tasks at once, the rest in arrival order: one skill's
+ * jobs from its two queues (shared and version) stay within its concurrency.
+ */
+function concurrencyGate(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
+    else running++;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
 }

@@ -22,10 +22,10 @@
  * const { loaded, created } = await engine.submit({ tenantId, kind, input, actor });
  */
 import { randomUUID } from "node:crypto";
-import { type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { clone, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
-import type { StepJob, StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
+import { type StepJob, StepJobSchema, type StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import type { Plan, PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
 import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
@@ -78,6 +78,7 @@ import {
 import { type ResultAuthority, resultRefusal } from "./result-authority.js";
 import { ResultBatcher } from "./result-batcher.js";
 import { overQuotaResult, TenantGate } from "./tenant-gate.js";
+import { type VersionRouter, versionRouter } from "./version-routing.js";
 
 export interface GoalEngineOptions {
   /** How often each replica claims due steps and unplanned goals. Default 200 ms. */
@@ -236,6 +237,8 @@ export class GoalEngine implements GoalOperations {
   /** Each capability's declared scope, side effect and rate limit (the tool named like it). */
   readonly #capabilityTools: CapabilityTools;
   readonly #sli: GoalSli | undefined;
+  /** Pins the jobs of steps with a version range to one agent version (ADR-015). */
+  readonly #versions: VersionRouter;
   #results: Subscription | undefined;
   /** Aborted by `stop()`: results waiting out a database outage go back to the bus. */
   readonly #stopping = new AbortController();
@@ -264,6 +267,13 @@ export class GoalEngine implements GoalOperations {
     this.#due = { ...defaultDueTimes, ...o.due };
     this.#defaultDeadlineMs = o.defaultDeadlineMs ?? defaultGoalDeadlineMs;
     this.#agentWaitMs = o.agentWaitMs ?? defaultAgentWaitMs;
+    this.#versions = versionRouter(async (capability) => {
+      const res = await this.#clients.registry.findAgents(
+        { capability, limit: 100 },
+        { timeoutMs: 2_000 },
+      );
+      return res.agents;
+    });
     this.#batcher = new ResultBatcher({
       applyOne: (result, known) => this.#applyResult(result, known),
       recall: (tenantId, goalId) => this.#recall(tenantId, goalId),
@@ -751,16 +761,16 @@ export class GoalEngine implements GoalOperations {
     const now = this.#clock.now();
     const waiting = new Set<string>();
     if (untaken.length > 0 && !isTerminal(state.status)) {
-      const away = await this.#capabilitiesAway(untaken.map((u) => u.capability));
+      const away = await this.#capabilitiesAway(untaken);
       const timedOut = untaken.filter(
-        (u) => !away.has(u.capability) || now >= u.timeoutAtMs + this.#agentWaitMs,
+        (u) => !away.has(awayKey(u)) || now >= u.timeoutAtMs + this.#agentWaitMs,
       );
       // Agents back after the job waited for them: the attempt is not the step's failure.
       const waited = await this.#waitedFor(
         tenantId,
         goalId,
         state.sequence,
-        timedOut.filter((u) => !away.has(u.capability)),
+        timedOut.filter((u) => !away.has(awayKey(u))),
       );
       if (timedOut.length > 0) {
         ({ state, after } = await this.apply(
@@ -851,15 +861,23 @@ export class GoalEngine implements GoalOperations {
               refused.push({ job: c.job, reason: decision.reason });
               break;
             }
-            const quota = await this.#tenants.takeStep(state.tenantId, c.job.capability);
-            if (!quota.allow) overQuota.push(overQuotaResult(c.job, quota.reason));
+            const job = await this.#pinVersion(c.job, state);
+            if (job === undefined) {
+              refused.push({
+                job: c.job,
+                reason: "no agent version can satisfy its version range",
+              });
+              break;
+            }
+            const quota = await this.#tenants.takeStep(state.tenantId, job.capability);
+            if (!quota.allow) overQuota.push(overQuotaResult(job, quota.reason));
             else
               published.push(
                 this.#bus
                   // The job joins its goal's trace: the agent's handler span is its child.
-                  .publishJob(c.job, state.traceparent ? { traceparent: state.traceparent } : {})
+                  .publishJob(job, state.traceparent ? { traceparent: state.traceparent } : {})
                   // NATS away: published again once it is back, not left to the step's timeout.
-                  .catch((err: unknown) => this.#dispatchRetry.add(c.job, err)),
+                  .catch((err: unknown) => this.#dispatchRetry.add(job, err)),
               );
             break;
           }
@@ -992,17 +1010,43 @@ export class GoalEngine implements GoalOperations {
     );
   }
 
-  /** Of `capabilities`, those no live agent offers (the registry unreachable: none). */
-  async #capabilitiesAway(capabilities: string[]): Promise<Set<string>> {
+  /**
+   * The job of a step with a version range, pinned to one agent version inside it
+   * (`version-routing.ts`); the job itself otherwise. Undefined when no version can
+   * satisfy the range. Pinned again on every publish: a recovered job whose first
+   * publish landed keeps that one (the bus drops the repeat by its attempt id).
+   */
+  async #pinVersion(job: StepJob, state: GoalState): Promise<StepJob | undefined> {
+    const range = state.steps[job.stepId]?.spec.versionRange;
+    if (!range) return job;
+    const version = await this.#versions.pin(job.capability, range);
+    if (version === undefined) return undefined;
+    const pinned = clone(StepJobSchema, job);
+    pinned.agentVersion = version;
+    return pinned;
+  }
+
+  /**
+   * Of `jobs`, the keys (`awayKey`) of those no live agent can take: none offers the
+   * capability, or none inside the step's version range (the registry unreachable: none).
+   */
+  async #capabilitiesAway(
+    jobs: readonly { capability: string; versionRange?: string | undefined }[],
+  ): Promise<Set<string>> {
     const away = new Set<string>();
+    const keys = new Map(jobs.map((j) => [awayKey(j), j]));
     await Promise.all(
-      [...new Set(capabilities)].map(async (capability) => {
+      [...keys].map(async ([key, { capability, versionRange }]) => {
+        if (versionRange) {
+          if ((await this.#versions.available(capability, versionRange)) === false) away.add(key);
+          return;
+        }
         try {
           const res = await this.#clients.registry.findAgents(
             { capability, limit: 1 },
             { timeoutMs: 2_000 },
           );
-          if (res.agents.length === 0) away.add(capability);
+          if (res.agents.length === 0) away.add(key);
         } catch {
           // Nothing known: the attempt times out as it would have.
         }
@@ -1066,8 +1110,15 @@ interface UntakenJob {
   attemptId: string;
   stepId: string;
   capability: string;
+  /** The step's version range, when it has one. */
+  versionRange?: string | undefined;
   dispatchedAtMs: number;
   timeoutAtMs: number;
+}
+
+/** What "no agent can take it" is decided for: a capability, with the step's range if any. */
+function awayKey(job: { capability: string; versionRange?: string | undefined }): string {
+  return job.versionRange ? `${job.capability} ${job.versionRange}` : job.capability;
 }
 
 /** The attempt timeouts among `due` whose job no agent started (a sub-goal step has no job). */
@@ -1082,6 +1133,7 @@ function untakenJobs(state: GoalState, due: GoalInput[]): UntakenJob[] {
           attemptId: a.attemptId,
           stepId: step.spec.stepId,
           capability: step.spec.capability,
+          versionRange: step.spec.versionRange,
           dispatchedAtMs: a.dispatchedAtMs,
           timeoutAtMs: a.timeoutAtMs,
         });

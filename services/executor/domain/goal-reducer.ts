@@ -306,6 +306,7 @@ export function stepSpecOf(step: Plan["steps"][number]): StepSpec {
       ? durationMs(step.timeout) || defaultStepTimeoutMs
       : defaultStepTimeoutMs,
     retry: retrySpec(step.retry, subGoal !== undefined),
+    ...(step.versionRange !== "" ? { versionRange: step.versionRange } : {}),
     ...(subGoal !== undefined
       ? { subGoal: { kind: subGoal.kind, input: subGoal.input ?? {} } }
       : {}),

@@ -40,6 +40,8 @@ export interface StepSpec {
   timeoutMs: number;
   retry: RetrySpec;
   subGoal?: { kind: string; input: JsonObject };
+  /** Semver range the serving agent's version must satisfy (ADR-015); absent for any. */
+  versionRange?: string;
 }
 
 /** One job sent to one agent: an attempt of a step, for one replica. */

@@ -301,6 +301,7 @@ const stepKeys = [
   "retry",
   "timeout",
   "replicas",
+  "versionRange",
 ];
 const retryKeys = [
   "maxAttempts",
@@ -349,6 +350,7 @@ function readStep(r: Reader, raw: unknown, at: FieldPath): Step {
     input: r.json(s, "input", at),
     dependsOn: r.strings(s, "dependsOn", at),
     replicas: r.number(s, "replicas", at, { integer: true, min: 1 }) ?? 1,
+    versionRange: r.string(s, "versionRange", at),
   });
   const timeout = r.duration(s, "timeout", at);
   if (timeout !== undefined) step.timeout = durationFromMs(timeout);

@@ -12,6 +12,7 @@ import type { Playbook, Step, Strategy } from "../../../gen/agentmesh/v1/planner
 import type { MeshError } from "../../../lib/errors/mesh-error.js";
 import { capabilityNameProblem } from "../../../lib/plan/capability.js";
 import { templateRefs } from "../../../lib/plan/template.js";
+import { versionRangeProblem } from "../../../lib/plan/version-range.js";
 import { nameProblem as contractNameProblem, nameRules } from "../../../lib/proto/name-rules.js";
 import { findCycle, transitiveDependencies } from "./dag.js";
 import { schemaProblem } from "./input-schema.js";
@@ -173,6 +174,13 @@ function validateStepShape(
         step.capability === "" ? "a step needs a capability or a sub_goal" : problem,
       );
     }
+  }
+  if (step.versionRange !== "") {
+    const rangeIssue =
+      step.subGoal !== undefined
+        ? "a sub-goal step has no agent, so no version range"
+        : versionRangeProblem(step.versionRange);
+    if (rangeIssue !== undefined) add([...at, "version_range"], rangeIssue);
   }
   if (step.replicas > playbookLimits.maxReplicas) {
     add([...at, "replicas"], `replicas must be between 1 and ${playbookLimits.maxReplicas}`);

@@ -110,7 +110,7 @@ export interface LearningMeshOptions {
   concurrency?: number;
   /** Selector of the learner tenant (flag `learning.selector`); default "contextual". */
   selector?: string;
-  /** One oracle goal per this many learner goals; 0: no oracle goals. Default 1. */
+  /** One oracle goal per this many learner goals; 0: no oracle goals. Default 4. */
   oracleEvery?: number;
   /** Seed of the goal sequence; default 1. */
   seed?: number;
@@ -169,7 +169,7 @@ export async function runLearningMesh(
   const total = options.goals ?? 1_000;
   const concurrency = options.concurrency ?? 4;
   const windowSize = options.window ?? 100;
-  const oracleEvery = options.oracleEvery ?? 1;
+  const oracleEvery = options.oracleEvery ?? 4;
   const learner = mesh.tenantId;
   const oracleTenant = "oracle";
   await mesh.runtime.store.tenants.create({ id: oracleTenant, displayName: "Oracle" });
@@ -190,8 +190,8 @@ export async function runLearningMesh(
   const oracle = { ok: 0, goals: 0 };
   const selectors: Record<string, number> = {};
 
-  const runGoal = async (tenantId: string, context: number, strategy?: string) => {
-    const { goal } = await mesh.executor.submitGoal({
+  const submit = (tenantId: string, context: number, strategy?: string) =>
+    mesh.executor.submitGoal({
       tenantId,
       kind: MESH_KINDS[context >> 1]!,
       input: {
@@ -201,11 +201,32 @@ export async function runLearningMesh(
       },
       ...(strategy ? { strategy } : {}),
     });
+  /** A learner goal, watched to its end for its plan's rationale. */
+  const runGoal = async (tenantId: string, context: number) => {
+    const { goal } = await submit(tenantId, context);
     const events = await watchToEnd(mesh.executor, tenantId, goal!.goalId, 60_000);
     const status = eventsOf(events, "finished")[0]?.status;
     // The plan's rationale opens with the deciding selector ("contextual: highest sampled ...").
     const rationale = eventsOf(events, "planned")[0]?.plan?.rationale ?? "";
     return { strategy: goal!.strategy, status, selector: rationale.split(":")[0] ?? "" };
+  };
+  /**
+   * An oracle goal, polled to its end: each WatchGoal is a JetStream consumer
+   * that outlives the call for a few seconds, and a long run of watches met
+   * the server's consumer limit.
+   */
+  const runOracleGoal = async (context: number) => {
+    const { goal } = await submit(oracleTenant, context, oracleStrategy[context]);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { goal: g } = await mesh.executor.getGoal({
+        tenantId: oracleTenant,
+        goalId: goal!.goalId,
+      });
+      if (g!.status >= GoalStatus.SUCCEEDED) return g!.status;
+      if (Date.now() > deadline) throw new Error(`oracle goal ${goal!.goalId} did not finish`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   };
 
   const windows: MeshWindow[] = [];
@@ -259,9 +280,9 @@ export async function runLearningMesh(
         results[i] = { context, strategy: r.strategy, ok };
         selectors[r.selector] = (selectors[r.selector] ?? 0) + 1;
         if (oracleEvery > 0 && i % oracleEvery === 0) {
-          const o = await runGoal(oracleTenant, context, oracleStrategy[context]);
+          const status = await runOracleGoal(context);
           oracle.goals++;
-          if (o.status === GoalStatus.SUCCEEDED) oracle.ok++;
+          if (status === GoalStatus.SUCCEEDED) oracle.ok++;
         }
       } catch (err) {
         errors++;

@@ -22,7 +22,7 @@ const nats = await needNats();
 
 /**
  * The last 200 goals' expected success, as a fraction of the oracle's, at
- * least. Measured 0.89–0.94 on a 2-core machine at load 9–28 (the first 100
+ * least. Measured 0.89–0.96 on a 2-core machine at load 9–28 (the first 100
  * goals: 0.78–0.87); the same selector without the mesh (sequential, no
  * stale statistics) is at 0.93 there (median of 20 seeds) and reaches 0.96
  * by goal 1,000. 0.85 leaves room for a slow seed and for learning under load.

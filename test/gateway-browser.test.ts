@@ -267,6 +267,7 @@ describe.skipIf(!pg || !nats || !haveChromium)("operator console in Chromium", (
       .toContain("[redacted: sensitive]");
     await expect.poll(() => reader.locator("#goal-status").textContent()).toBe("succeeded");
     expect(await reader.locator("body").textContent()).not.toMatch(/findme|s3cret-value/);
+    expect(await reader.locator("#redaction-note").textContent()).toMatch(/goals\.write/);
     await axe(reader, "goal-reader");
     const asReader = createClient({ baseUrl: f.url, apiKey: f.keys.acmeReader });
     const seen = JSON.stringify(

@@ -162,6 +162,13 @@ export function goalPage(root: Elem, route: Route): Mounted {
       );
       patch(
         result,
+        // The server redacts sensitive fields for whom the policy does not let submit the tenant's goals.
+        !mayWrite() &&
+          h(
+            "p",
+            { class: "muted", id: "redaction-note" },
+            "Sensitive inputs and outputs are sent in clear only to callers the policy lets submit this tenant's goals (goals.write by default).",
+          ),
         h("h3", {}, "Input"),
         h("pre", { tabindex: 0, id: "goal-input" }, pretty(g.input)),
         g.output !== undefined && h("h3", {}, "Output"),

@@ -13,9 +13,10 @@
  * @example
  * await transform("$sum(items.price)", { items: [{ price: 2 }, { price: 3 }] }); // 5
  */
-import { nonRetryable } from "../sdk/agent/agent-error.js";
+import { type AgentError, nonRetryable } from "../sdk/agent/agent-error.js";
 import { type AgentDefinition, defineAgent } from "../sdk/agent/define-agent.js";
 import { type JsonataLimits, JsonataSandbox } from "./jsonata-sandbox.js";
+import { refusalsReported } from "./sandbox-refusal.js";
 
 export interface DataAgentOptions {
   /** Longest evaluation; the sandbox process is killed just after. Default 1,000 ms. */
@@ -53,6 +54,10 @@ export async function transform(
   sharedSandbox ??= new JsonataSandbox();
   return sharedSandbox.evaluate({ expression, data, bindings, ...limitsOf(options) });
 }
+
+/** The JSONata sandbox's limits stopped it (not a bad expression, not a cancelled step). */
+const isSandboxLimit = (err: AgentError) =>
+  err.code === "RESOURCE_EXHAUSTED" || err.code === "DEADLINE_EXCEEDED";
 
 export function createDataAgent(options: DataAgentOptions = {}): AgentDefinition {
   const limits = limitsOf(options);
@@ -99,18 +104,21 @@ export function createDataAgent(options: DataAgentOptions = {}): AgentDefinition
           const size = Buffer.byteLength(
             JSON.stringify([input.data ?? null, input.bindings ?? {}]),
           );
-          if (size > maxBytes) {
-            throw nonRetryable(`input is ${size} bytes, more than the limit of ${maxBytes}`, {
-              code: "RESOURCE_EXHAUSTED",
-              details: { bytes: size, maxBytes },
+          // Over a sandbox limit (size, time, memory, depth): refused, and a security event.
+          const result = await refusalsReported(ctx, "data", isSandboxLimit, async () => {
+            if (size > maxBytes) {
+              throw nonRetryable(`input is ${size} bytes, more than the limit of ${maxBytes}`, {
+                code: "RESOURCE_EXHAUSTED",
+                details: { bytes: size, maxBytes },
+              });
+            }
+            return sandbox.evaluate({
+              expression: input.expression,
+              data: input.data,
+              bindings: input.bindings ?? {},
+              signal: ctx.signal,
+              ...limits,
             });
-          }
-          const result = await sandbox.evaluate({
-            expression: input.expression,
-            data: input.data,
-            bindings: input.bindings ?? {},
-            signal: ctx.signal,
-            ...limits,
           });
           return { result };
         },

@@ -32,6 +32,7 @@ import { isIP, type LookupFunction } from "node:net";
 import { AgentError, nonRetryable } from "../sdk/agent/agent-error.js";
 import { type AgentDefinition, defineAgent } from "../sdk/agent/define-agent.js";
 import { addressPolicy, allowCidrsFromEnv } from "./address-policy.js";
+import { refusalsReported } from "./sandbox-refusal.js";
 
 export interface HttpAgentOptions {
   /** Hosts requests may go to; `*.example.com` matches any subdomain. Default: `AGENTMESH_HTTP_ALLOW_HOSTS`. */
@@ -162,7 +163,13 @@ export function createHttpAgent(options: HttpAgentOptions = {}): AgentDefinition
           const timeout = AbortSignal.timeout(timeoutMs);
           const signal = AbortSignal.any([ctx.signal, timeout]);
           for (let hop = 0; ; hop++) {
-            const target = await check(url);
+            // Every hop, redirects included: a refused one is also a security event.
+            const target = await refusalsReported(
+              ctx,
+              "http",
+              (e) => e.code === "PERMISSION_DENIED",
+              () => check(url),
+            );
             let answer: Answer;
             try {
               answer = await send(url, target, method, input.headers ?? {}, body, signal, maxBytes);

@@ -24,6 +24,7 @@ import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import { nonRetryable } from "../sdk/agent/agent-error.js";
 import { type AgentDefinition, defineAgent, type SkillContext } from "../sdk/agent/define-agent.js";
+import { reportSandboxRefusal } from "./sandbox-refusal.js";
 import { checkArgs, commandPolicies, defaultAllowCommands } from "./shell-policy.js";
 import { runSandboxed, type SandboxLimits } from "./shell-sandbox.js";
 
@@ -104,6 +105,14 @@ export function createShellAgent(options: ShellAgentOptions = {}): AgentDefiniti
     const event: ShellAuditEvent = { event: "shell.exec", ...ids(ctx), ...e };
     ctx.log.info({ audit: true, ...event }, `audit shell.exec ${e.outcome}`);
     options.onAudit?.(event);
+    if (e.outcome === "denied") {
+      // The arguments stay out of the SIEM copy: they may carry the tenant's data.
+      reportSandboxRefusal(ctx, "shell", {
+        reason: `${e.command}: ${e.reason}`,
+        code: "PERMISSION_DENIED",
+        details: { command: e.command },
+      });
+    }
   };
 
   const resolve = (command: string): string | undefined => {

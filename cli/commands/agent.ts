@@ -8,6 +8,7 @@ import { defaultMetricsPorts, settings } from "../../lib/config/settings.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { serveHealthHttp } from "../../lib/mesh/health-http.js";
+import { startSiemExport, stopSiemExport } from "../../lib/siem/siem.js";
 import { meshMetrics } from "../../lib/telemetry/metrics.js";
 import { startTracing } from "../../lib/telemetry/tracing.js";
 import { certPaths, ensureIdentities } from "../../lib/tls/index.js";
@@ -137,6 +138,11 @@ export const agent: Command = {
     process.once("SIGINT", onSignal);
     // With OTEL_EXPORTER_OTLP_ENDPOINT set, each job's handler span joins its goal's trace.
     const tracing = await startTracing({ serviceName: `agentmesh-agent-${definition.name}` });
+    // Security events (the built-in agents' sandbox refusals) to the configured SIEM sink.
+    const siem = startSiemExport(process.env, {
+      logDir: config.logDir,
+      onError: (err) => log.warn({ err }, "SIEM sink failed; events kept and retried"),
+    });
     try {
       await runUntilStopped();
     } catch (err) {
@@ -150,6 +156,7 @@ export const agent: Command = {
       draining = true;
       await http.close();
       await tracing?.shutdown();
+      await stopSiemExport(siem);
     }
     return 0;
 

@@ -10,6 +10,8 @@
  * | `bus.forged` | Detection Finding 2004 | 1 Create |
  * | `audit.verify_failed` | Detection Finding 2004 | 1 Create |
  * | `cert.rotated` | Application Lifecycle 6002 | 8 Update |
+ * | `cert.expiring` | Detection Finding 2004 (Medium) | 1 Create |
+ * | `cert.expired` | Detection Finding 2004 (High) | 1 Create |
  *
  * `type_uid` is `class_uid * 100 + activity_id` as the schema defines it. The
  * tenant goes to `metadata.tenant_uid`, the trace id to
@@ -51,6 +53,19 @@ const classes: Record<SecurityEventKind, ClassInfo> = {
     ...application,
     severityId: 1,
   },
+  // A certificate still in use this close to its end means its rotation failed.
+  "cert.expiring": {
+    classUid: 2004,
+    className: "Detection Finding",
+    ...findings,
+    severityId: 3,
+  },
+  "cert.expired": {
+    classUid: 2004,
+    className: "Detection Finding",
+    ...findings,
+    severityId: 4,
+  },
 };
 
 const severityNames = ["Unknown", "Informational", "Low", "Medium", "High"];
@@ -61,6 +76,8 @@ function activity(event: SecurityEvent): { id: number; name: string } {
       return { id: 1, name: "Logon" };
     case "bus.forged":
     case "audit.verify_failed":
+    case "cert.expiring":
+    case "cert.expired":
       return { id: 1, name: "Create" };
     case "cert.rotated":
       return { id: 8, name: "Update" };

@@ -15,7 +15,9 @@ export type SecurityEventKind =
   | "sandbox.refusal"
   | "bus.forged"
   | "audit.verify_failed"
-  | "cert.rotated";
+  | "cert.rotated"
+  | "cert.expiring"
+  | "cert.expired";
 
 export interface SecurityEvent {
   kind: SecurityEventKind;

@@ -9,6 +9,10 @@
  * - A half-written or mismatched set (new key, old certificate) is rejected:
  *   the last good set stays in use, the error is logged and counted in
  *   `agentmesh_cert_reloads_total{result="error"}`, and the next change retries.
+ * - Rotations are security events (`cert.rotated`), and so is a certificate
+ *   still in use with less than a third of its lifetime left (`cert.expiring`:
+ *   cert-manager renews at two thirds, so its rotation failed) or past its end
+ *   (`cert.expired`), checked at every poll and reported once per certificate.
  * - It implements grpc-js's `CertificateProvider` for both the CA and the
  *   identity, and calls new listeners synchronously with the current set, so
  *   credentials built on it are valid from the first connection.
@@ -42,6 +46,7 @@ export interface CertificateSet {
   ca: Buffer;
   /** SPIFFE ID of the leaf (its single spiffe:// URI SAN); undefined if it has none. */
   spiffeId: string | undefined;
+  notBefore: Date;
   notAfter: Date;
   serial: string;
 }
@@ -68,6 +73,8 @@ export class CertWatcher implements experimental.CertificateProvider {
   readonly #updateListeners = new Set<(set: CertificateSet) => void>();
   #watching: DirectoryWatch | undefined;
   #lastError: string | undefined;
+  /** The expiry state last reported, and of which certificate (reported once per serial and state). */
+  #expiryReported: { serial: string; state: ExpiryState } | undefined;
   #closed = false;
   readonly #reloads = serialReloads(
     () => this.#reloadOnce(),
@@ -81,6 +88,7 @@ export class CertWatcher implements experimental.CertificateProvider {
     this.#options = options;
     this.#current = first;
     this.#recordExpiry();
+    this.#checkExpiry();
   }
 
   /** The set in use (the last good one). */
@@ -139,6 +147,15 @@ export class CertWatcher implements experimental.CertificateProvider {
   }
 
   async #reloadOnce(): Promise<boolean> {
+    try {
+      return await this.#readAndSwap();
+    } finally {
+      // Every poll: a certificate that was not rotated in time is reported.
+      this.#checkExpiry();
+    }
+  }
+
+  async #readAndSwap(): Promise<boolean> {
     const { logger, metrics } = this.#options;
     let next: CertificateSet;
     try {
@@ -185,6 +202,36 @@ export class CertWatcher implements experimental.CertificateProvider {
     return true;
   }
 
+  #checkExpiry(now = Date.now()): void {
+    const set = this.#current;
+    const state = expiryState(set, now);
+    if (!state) return;
+    const reported = this.#expiryReported;
+    if (reported?.serial === set.serial && reported.state === state) return;
+    this.#expiryReported = { serial: set.serial, state };
+    const secondsLeft = Math.floor((set.notAfter.getTime() - now) / 1000);
+    const message =
+      state === "expired"
+        ? `certificate ${this.name} expired at ${set.notAfter.toISOString()} and is still in use`
+        : `certificate ${this.name} expires at ${set.notAfter.toISOString()} and was not rotated`;
+    emitSecurityEvent({
+      kind: state === "expired" ? "cert.expired" : "cert.expiring",
+      identity: set.spiffeId,
+      resource: this.name,
+      message,
+      details: {
+        serial: set.serial,
+        notBefore: set.notBefore.toISOString(),
+        notAfter: set.notAfter.toISOString(),
+        secondsLeft,
+      },
+    });
+    this.#options.logger?.warn(
+      { event: `cert_${state}`, name: this.name, serial: set.serial, notAfter: set.notAfter },
+      message,
+    );
+  }
+
   #recordExpiry(): void {
     const { metrics } = this.#options;
     if (!metrics) return;
@@ -193,6 +240,19 @@ export class CertWatcher implements experimental.CertificateProvider {
       Math.floor(this.#current.notAfter.getTime() / 1000),
     );
   }
+}
+
+type ExpiryState = "expiring" | "expired";
+
+/** `expired` past `notAfter`, `expiring` within the last third of its lifetime, else undefined. */
+export function expiryState(
+  set: Pick<CertificateSet, "notBefore" | "notAfter">,
+  now = Date.now(),
+): ExpiryState | undefined {
+  const end = set.notAfter.getTime();
+  if (now >= end) return "expired";
+  const lifetime = end - set.notBefore.getTime();
+  return end - now < lifetime / 3 ? "expiring" : undefined;
 }
 
 /**
@@ -237,6 +297,7 @@ export async function readCertificateSet(dir: string): Promise<CertificateSet> {
     key,
     ca,
     spiffeId: peerFromSubjectAltName(leaf.subjectAltName)?.spiffeId,
+    notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
     serial: leaf.serialNumber,
   };

@@ -55,6 +55,8 @@ export interface SkillContext {
   signal: AbortSignal;
   /** Logger bound to the job's ids. */
   log: Logger;
+  /** W3C trace id of the goal's trace (from the job's `traceparent`), when the job carried one. */
+  traceId?: string | undefined;
   /** Tells the bus the job is alive (the SDK does this on its own while the handler runs). */
   working(): void;
 }

@@ -439,6 +439,9 @@ async function runOnBus(
       get log() {
         return jobLog();
       },
+      get traceId() {
+        return traceIdOf(delivery.traceparent);
+      },
       working: () => delivery.working(),
     };
 

@@ -44,6 +44,8 @@ const allowed: Record<string, string> = {
     "the embedded server's own generated password beside its data directory (never configured)",
   'agents/shell-sandbox.ts: readFile("/etc/passwd", "utf8")':
     "the user database (names and ids; no password is kept there)",
+  'cli/commands/cards.ts: readFile(required(values, "key"), "utf8")':
+    "a publisher's card-signing key named on the command line (`cards sign --key`), not the mesh's",
   "lib/testing/infra.ts: DATABASE_URL": "tests' database (test support, run by no mesh process)",
 };
 
@@ -156,7 +158,7 @@ describe("secrets guard", () => {
           'const t = readFileSync(join(home, "admin.key"), "utf8");',
           "const j = await readFile(\n  options.jwksFile,\n  'utf8',\n);",
           "// process.env.VAULT_TOKEN in a comment is no read",
-        'export const keyVariable = "AGENTMESH_API_KEY";',
+          'export const keyVariable = "AGENTMESH_API_KEY";',
           'const ok = env.AGENTMESH_SECRETS_DIR ?? readFile("policies/data.json");',
         ].join("\n"),
       ),

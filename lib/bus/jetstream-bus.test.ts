@@ -1,4 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
+import { describe, expect, it } from "vitest";
 import { needNats, runId } from "../testing/infra.js";
 import { busNames } from "./bus-names.js";
 import { connectNats, createJetStreamBus } from "./jetstream-bus.js";
@@ -30,3 +31,32 @@ describeJobBusContract(
       };
     }),
 );
+
+describe.skipIf(!nats)("jetstream goal-event feeds", () => {
+  it("a stopped feed leaves no consumer on the server", async () => {
+    const prefix = runId("tfeed");
+    const bus = await createJetStreamBus({ ...contractBusOptions, prefix, servers: nats!.url });
+    const nc = await connectNats(nats!.url);
+    const jsm = await jetstreamManager(nc);
+    const events = busNames(prefix).streams.events;
+    try {
+      const feeds = await Promise.all(
+        [1, 2, 3].map((i) => bus.subscribeGoalEvents("acme", `g-${i}`)),
+      );
+      // Each watcher reads its feed, as WatchGoal does, until it stops.
+      const reading = feeds.map(async (f) => {
+        for await (const _ of f);
+      });
+      expect((await jsm.streams.info(events)).state.consumer_count).toBe(3);
+      await Promise.all(feeds.map((f) => f.stop()));
+      await Promise.all(reading);
+      expect((await jsm.streams.info(events)).state.consumer_count).toBe(0);
+    } finally {
+      await bus.close({ graceMs: 0 });
+      for (const s of Object.values(busNames(prefix).streams)) {
+        await jsm.streams.delete(s).catch(() => false);
+      }
+      await nc.close();
+    }
+  });
+});

@@ -583,6 +583,9 @@ class JetStreamBus implements JobBus {
       async stop() {
         feeds.delete(feed);
         await messages.close();
+        // The server keeps an ordered consumer 5 min after its last pull: one per watch
+        // piled up (2,000 watches met the server's consumer limit), so it goes now.
+        await consumer.delete().catch(() => false);
       },
       async *[Symbol.asyncIterator]() {
         for await (const m of messages) yield fromBinary(GoalEventSchema, m.data);

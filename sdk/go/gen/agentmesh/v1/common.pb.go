@@ -471,7 +471,7 @@ var File_agentmesh_v1_common_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x19agentmesh/v1/common.proto\x12\fagentmesh.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x99\x02\n" +
+	"\x19agentmesh/v1/common.proto\x12\fagentmesh.v1\x1a\x1aagentmesh/v1/options.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x99\x02\n" +
 	"\vRetryPolicy\x12!\n" +
 	"\fmax_attempts\x18\x01 \x01(\rR\vmaxAttempts\x12B\n" +
 	"\x0finitial_backoff\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n" +
@@ -487,14 +487,14 @@ const file_agentmesh_v1_common_proto_rawDesc = "" +
 	"\tPrincipal\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
-	"\x05roles\x18\x03 \x03(\tR\x05roles\"\xec\x02\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\"\xf6\x02\n" +
 	"\x0fDecisionContext\x12=\n" +
 	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\x12N\n" +
 	"\tgoal_kind\x18\x02 \x01(\tB1\xbaH.r,\x18\x80\x012'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$R\bgoalKind\x12&\n" +
 	"\n" +
-	"size_class\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tsizeClass\x12\x12\n" +
-	"\x04text\x18\x04 \x01(\tR\x04text\x12Q\n" +
-	"\bfeatures\x18\x05 \x03(\v2+.agentmesh.v1.DecisionContext.FeaturesEntryB\b\xbaH\x05\x9a\x01\x02\x10@R\bfeatures\x1a;\n" +
+	"size_class\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\tsizeClass\x12\x18\n" +
+	"\x04text\x18\x04 \x01(\tB\x04\x88\xb5\x18\x01R\x04text\x12U\n" +
+	"\bfeatures\x18\x05 \x03(\v2+.agentmesh.v1.DecisionContext.FeaturesEntryB\f\xbaH\x05\x9a\x01\x02\x10@\x88\xb5\x18\x01R\bfeatures\x1a;\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xc3\x01\n" +
@@ -560,6 +560,7 @@ func file_agentmesh_v1_common_proto_init() {
 	if File_agentmesh_v1_common_proto != nil {
 		return
 	}
+	file_agentmesh_v1_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

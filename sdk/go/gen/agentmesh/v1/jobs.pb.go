@@ -839,7 +839,7 @@ var File_agentmesh_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_agentmesh_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x17agentmesh/v1/jobs.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x04\n" +
+	"\x17agentmesh/v1/jobs.proto\x12\fagentmesh.v1\x1a\x19agentmesh/v1/common.proto\x1a\x1aagentmesh/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x04\n" +
 	"\aStepJob\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x17\n" +
@@ -850,14 +850,14 @@ const file_agentmesh_v1_jobs_proto_rawDesc = "" +
 	"capability\x18\x05 \x01(\tR\n" +
 	"capability\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\rR\aattempt\x12\x18\n" +
-	"\areplica\x18\a \x01(\rR\areplica\x12-\n" +
-	"\x05input\x18\b \x01(\v2\x17.google.protobuf.StructR\x05input\x123\n" +
+	"\areplica\x18\a \x01(\rR\areplica\x123\n" +
+	"\x05input\x18\b \x01(\v2\x17.google.protobuf.StructB\x04\x88\xb5\x18\x01R\x05input\x123\n" +
 	"\atimeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\atimeout\x126\n" +
 	"\bdeadline\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12?\n" +
 	"\rdispatched_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\x12E\n" +
 	"\x10attempt_deadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0fattemptDeadline\x12#\n" +
-	"\ragent_version\x18\r \x01(\tR\fagentVersion\"\xec\x03\n" +
+	"\ragent_version\x18\r \x01(\tR\fagentVersion\"\xf2\x03\n" +
 	"\n" +
 	"StepResult\x12\x1d\n" +
 	"\n" +
@@ -868,8 +868,8 @@ const file_agentmesh_v1_jobs_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\rR\aattempt\x12\x18\n" +
 	"\areplica\x18\x06 \x01(\rR\areplica\x12\x19\n" +
 	"\bagent_id\x18\a \x01(\tR\aagentId\x126\n" +
-	"\x06status\x18\b \x01(\x0e2\x1e.agentmesh.v1.StepResultStatusR\x06status\x12.\n" +
-	"\x06output\x18\t \x01(\v2\x16.google.protobuf.ValueR\x06output\x12-\n" +
+	"\x06status\x18\b \x01(\x0e2\x1e.agentmesh.v1.StepResultStatusR\x06status\x124\n" +
+	"\x06output\x18\t \x01(\v2\x16.google.protobuf.ValueB\x04\x88\xb5\x18\x01R\x06output\x12-\n" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x17.agentmesh.v1.ErrorInfoR\x05error\x129\n" +
 	"\n" +
@@ -986,6 +986,7 @@ func file_agentmesh_v1_jobs_proto_init() {
 		return
 	}
 	file_agentmesh_v1_common_proto_init()
+	file_agentmesh_v1_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

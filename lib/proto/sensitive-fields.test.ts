@@ -1,7 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { GoalEventSchema, GoalSchema } from "../../gen/agentmesh/v1/executor_pb.js";
-import { redactedText, redactSensitive, sensitiveFields } from "./sensitive-fields.js";
+import { OutcomeSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
+import {
+  redactedText,
+  redactSensitive,
+  sensitiveFields,
+  sensitiveJsonPaths,
+} from "./sensitive-fields.js";
 
 describe("sensitive fields from the contract", () => {
   it("lists the fields the protos mark (agentmesh.v1.sensitive)", () => {
@@ -42,5 +48,30 @@ describe("sensitive fields from the contract", () => {
       },
     });
     expect(redactSensitive(GoalEventSchema, event)).toEqual(["stepSucceeded.output"]);
+  });
+
+  it("finds the sensitive fields in protobuf JSON: oneofs, lists, maps, proto names; unknown keys are not sensitive", () => {
+    const planned = {
+      planned: {
+        plan: {
+          steps: [
+            { stepId: "a", input: { q: 1 } },
+            { stepId: "b", sub_goal: { kind: "k", input: {} } },
+          ],
+        },
+      },
+      stepSucceeded: { stepId: "a" },
+      whatever: { input: 1 },
+    };
+    expect(sensitiveJsonPaths(GoalEventSchema, planned)).toEqual([
+      ["planned", "plan", "steps", 0, "input"],
+      ["planned", "plan", "steps", 1, "sub_goal", "input"],
+    ]);
+    const outcome = { context: { goalKind: "k", text: "t", features: { a: "b" } } };
+    expect(sensitiveJsonPaths(OutcomeSchema, outcome)).toEqual([
+      ["context", "text"],
+      ["context", "features"],
+    ]);
+    expect(sensitiveJsonPaths(OutcomeSchema, "not an object")).toEqual([]);
   });
 });

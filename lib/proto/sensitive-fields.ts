@@ -80,3 +80,44 @@ function redacted(f: DescField): unknown {
   }
   return f.fieldKind === "scalar" && f.scalar === 9 ? redactedText : undefined;
 }
+
+/** A place in a JSON document: object keys and array indices from the root. */
+export type JsonPath = (string | number)[];
+
+/**
+ * Where the set sensitive fields of `schema` sit in `json`, the message's
+ * protobuf JSON (as `toJson` writes it; proto field names are accepted too),
+ * nested messages, lists and maps included. What the contract does not name
+ * (unknown keys) is not sensitive.
+ */
+export function sensitiveJsonPaths(
+  schema: DescMessage,
+  json: unknown,
+  at: JsonPath = [],
+): JsonPath[] {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return [];
+  const out: JsonPath[] = [];
+  const m = json as Obj;
+  for (const f of schema.fields) {
+    const key = f.jsonName in m ? f.jsonName : f.name;
+    const value = m[key];
+    if (value === undefined || value === null) continue;
+    if (isSensitive(f)) {
+      out.push([...at, key]);
+      continue;
+    }
+    const inner = f.message;
+    if (!inner || inner.typeName.startsWith("google.protobuf.")) continue;
+    if (f.fieldKind === "list" && Array.isArray(value)) {
+      value.forEach((v, i) => {
+        out.push(...sensitiveJsonPaths(inner, v, [...at, key, i]));
+      });
+    } else if (f.fieldKind === "map" && typeof value === "object") {
+      for (const [k, v] of Object.entries(value as Obj))
+        out.push(...sensitiveJsonPaths(inner, v, [...at, key, k]));
+    } else if (f.fieldKind === "message") {
+      out.push(...sensitiveJsonPaths(inner, value, [...at, key]));
+    }
+  }
+  return out;
+}

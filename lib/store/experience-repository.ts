@@ -34,6 +34,8 @@ import {
   servingParametersCte,
   strategyOutcomesCte,
 } from "./learning-repository.js";
+import type { PayloadCipher } from "./payload-cipher.js";
+import { payloadColumns } from "./payload-columns.js";
 import type { ExperienceRecord } from "./records.js";
 
 export interface NewExperience {
@@ -100,26 +102,47 @@ export class ExperienceRepository {
   constructor(
     private readonly db: Db,
     readonly tenantId: string,
+    private readonly cipher: PayloadCipher,
   ) {}
+
+  /**
+   * Rows as stored, with the outcome opened. The columns similarity search
+   * and training read (bucket, strategy, figures, the hashed feature vector
+   * and its signature) are kept in clear; the goal's own text is only in the
+   * outcome.
+   */
+  #open(rows: ExperienceRecord[]): Promise<ExperienceRecord[]> {
+    return Promise.all(
+      rows.map(async (r) => ({
+        ...r,
+        outcome: await this.cipher.openPayload(
+          this.tenantId,
+          payloadColumns.experienceOutcome,
+          r.outcome,
+        ),
+      })),
+    );
+  }
 
   /** Records an outcome once per goal. */
   async record(input: NewExperience): Promise<{ experience: ExperienceRecord; recorded: boolean }> {
+    const values = await this.#values(input);
     const [row] = await this.#insert(() =>
       this.db.mapped<ExperienceRecord>(
         ExperienceEntity,
         `insert into experiences (${experienceColumns}) values (${experienceValues})
          on conflict (goal_id) do nothing returning *`,
-        this.#values(input),
+        values,
       ),
     );
-    if (row) return { experience: row, recorded: true };
+    if (row) return { experience: (await this.#open([row]))[0]!, recorded: true };
     const [existing] = await this.db.mapped<ExperienceRecord>(
       ExperienceEntity,
       "select * from experiences where tenant_id = ? and goal_id = ?",
       [this.tenantId, input.goalId],
     );
     if (!existing) throw this.#takenByAnotherTenant(input.goalId);
-    return { experience: existing, recorded: false };
+    return { experience: (await this.#open([existing]))[0]!, recorded: false };
   }
 
   /**
@@ -140,7 +163,7 @@ export class ExperienceRepository {
           where versions @> ?::text[] and versions <@ ?::text[]
           on conflict (goal_id) do nothing returning goal_id)`,
         params: [
-          ...this.#values(input),
+          ...(await this.#values(input)),
           pgArray(learning.servingVersions),
           pgArray(learning.servingVersions),
         ],
@@ -189,7 +212,7 @@ export class ExperienceRepository {
     if (!/^-?\d{1,19}$/.test(input.signature.hash)) {
       throw new MeshError(Code.InvalidArgument, "signature must be a 64-bit integer");
     }
-    return this.db.mapped<ExperienceRecord>(
+    const rows = await this.db.mapped<ExperienceRecord>(
       ExperienceEntity,
       `select ${recordColumns} from (
          select ${recordColumns}, signature from experiences
@@ -208,6 +231,7 @@ export class ExperienceRepository {
         limit,
       ],
     );
+    return this.#open(rows);
   }
 
   /** One page of experiences, newest first, optionally of one goal kind. */
@@ -233,7 +257,7 @@ export class ExperienceRepository {
        order by created_at desc, goal_id desc limit ?`,
       params,
     );
-    const experiences = rows.slice(0, size);
+    const experiences = await this.#open(rows.slice(0, size));
     const last = experiences[experiences.length - 1];
     return {
       experiences,
@@ -242,8 +266,8 @@ export class ExperienceRepository {
     };
   }
 
-  /** The parameters of `experienceValues`, validated. */
-  #values(input: NewExperience): unknown[] {
+  /** The parameters of `experienceValues`, validated, the outcome as the tenant's mode stores it. */
+  async #values(input: NewExperience): Promise<unknown[]> {
     requireText(input.goalId, "goal id");
     requireText(input.strategy, "strategy", 128);
     const features = input.features ?? [];
@@ -273,7 +297,13 @@ export class ExperienceRepository {
       input.latencyMs,
       input.cost ?? 0,
       pgArray(features),
-      json(input.outcome),
+      json(
+        await this.cipher.sealPayload(
+          this.tenantId,
+          payloadColumns.experienceOutcome,
+          input.outcome,
+        ),
+      ),
       input.createdAt ?? new Date(),
       input.signature?.hash ?? null,
       input.signature ? pgArray(input.signature.bands) : null,

@@ -14,7 +14,8 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { type Db, json, requireText } from "./db.js";
 import { GoalEventEntity } from "./entities.js";
-import { isSealed, type PayloadCipher, sealEvents } from "./payload-cipher.js";
+import { type PayloadCipher, sealEvents } from "./payload-cipher.js";
+import { payloadColumns } from "./payload-columns.js";
 import type { GoalEventRecord } from "./records.js";
 
 export interface NewGoalEvent {
@@ -35,11 +36,10 @@ export class GoalEventRepository {
   /** Events as stored, with sealed data opened. */
   #open(rows: GoalEventRecord[]): Promise<GoalEventRecord[]> {
     return Promise.all(
-      rows.map(async (r) =>
-        isSealed(r.data)
-          ? { ...r, data: await this.cipher.open(this.tenantId, "goal_event.data", r.data) }
-          : r,
-      ),
+      rows.map(async (r) => {
+        const data = await this.cipher.openPayload(this.tenantId, payloadColumns.eventData, r.data);
+        return data === r.data ? r : { ...r, data };
+      }),
     );
   }
 

@@ -26,6 +26,7 @@ import {
 import { GoalEntity } from "./entities.js";
 import { insertEvents, type NewGoalEvent } from "./goal-event-repository.js";
 import { openGoal, type PayloadCipher, sealEvents } from "./payload-cipher.js";
+import { payloadColumns } from "./payload-columns.js";
 import {
   type ErrorRecord,
   type GoalRecord,
@@ -181,7 +182,11 @@ export class GoalRepository {
     const goal = validateNewGoal(input);
     const key = input.idempotencyKey || null;
     if (input.parentGoalId) await this.get(input.parentGoalId);
-    const storedInput = await this.cipher.seal(this.tenantId, "goal.input", goal.input);
+    const storedInput = await this.cipher.sealPayload(
+      this.tenantId,
+      payloadColumns.goalInput,
+      goal.input,
+    );
     const storedEvents = await sealEvents(this.cipher, this.tenantId, events);
     const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
            requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, trace_span_id, last_event_seq, submitter_roles)
@@ -354,7 +359,18 @@ export class GoalRepository {
     if (patch.status !== undefined) checkStatus(patch.status);
     const effective = { ...patch };
     if (patch.output !== undefined && patch.output !== null) {
-      effective.output = await this.cipher.seal(this.tenantId, "goal.output", patch.output);
+      effective.output = await this.cipher.sealPayload(
+        this.tenantId,
+        payloadColumns.goalOutput,
+        patch.output,
+      );
+    }
+    if (patch.error) {
+      effective.error = (await this.cipher.sealPayload(
+        this.tenantId,
+        payloadColumns.goalError,
+        patch.error as unknown as JsonValue,
+      )) as unknown as ErrorRecord;
     }
     if (patch.status && terminalGoalStatuses.includes(patch.status) && !patch.finishedAt) {
       effective.finishedAt = new Date();

@@ -323,7 +323,9 @@ export class LearningRepository {
 
   /**
    * Experiences of every tenant recorded at or after `since`, oldest first,
-   * for training. Page with the last row's `createdAt` and `goalId`.
+   * for training. Page with the last row's `createdAt` and `goalId`. The
+   * outcome is as stored (sealed for a tenant encrypting at rest, unreadable
+   * for an erased one): training reads only the columns kept in clear.
    */
   async experiencesSince(
     since: Date,

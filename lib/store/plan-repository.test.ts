@@ -50,7 +50,7 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
       {
         events: [{ type: "planned", data: {} }],
         afterEventSeq: 1,
-        ctes: acme.plans.plannedWrites(
+        ctes: await acme.plans.plannedWrites(
           {
             id: planId,
             goalId: goal.id,
@@ -105,13 +105,15 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
       );
     // A stale goal version: no plan, no step, no attempt.
     expect(
-      await codeOf(acme.goals.update(goal.id, goal.version + 1, { planId }, { ctes: writes() })),
+      await codeOf(
+        acme.goals.update(goal.id, goal.version + 1, { planId }, { ctes: await writes() }),
+      ),
     ).toBe(Code.Aborted);
     expect(await codeOf(acme.plans.get(planId))).toBe(Code.NotFound);
     expect(await acme.plans.steps(planId)).toEqual([]);
 
     const before = storeCounts.statements;
-    await acme.goals.update(goal.id, goal.version, { planId }, { ctes: writes() });
+    await acme.goals.update(goal.id, goal.version, { planId }, { ctes: await writes() });
     expect(storeCounts.statements - before).toBe(1);
     const steps = await acme.plans.steps(planId);
     expect(steps.map((s) => [s.stepId, s.position, s.dependsOn, s.status, s.version])).toEqual([
@@ -155,7 +157,7 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
           },
         ],
       );
-    const save = () =>
+    const save = async () =>
       acme.goals.update(
         goal.id,
         goal.version,
@@ -163,7 +165,7 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
         {
           events: [{ type: "stepSucceeded", data: {} }],
           afterEventSeq: goal.lastEventSeq,
-          ctes: transition(),
+          ctes: await transition(),
         },
       );
 
@@ -221,7 +223,7 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
         current.version,
         {},
         {
-          ctes: acme.plans.stepWrites(
+          ctes: await acme.plans.stepWrites(
             planId,
             [{ stepId: "a", expectedVersion: version, status: "RUNNING", attempts: 1 }],
             [],
@@ -263,24 +265,26 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
         [],
         [],
       );
-    expect(await codeOf(acme.goals.update("missing", 1, {}, { ctes: ctes() }))).toBe(Code.NotFound);
+    expect(await codeOf(acme.goals.update("missing", 1, {}, { ctes: await ctes() }))).toBe(
+      Code.NotFound,
+    );
     const err = await acme.goals
-      .update(goal.id, goal.version - 1, {}, { ctes: ctes() })
+      .update(goal.id, goal.version - 1, {}, { ctes: await ctes() })
       .catch((e: unknown) => e);
     expect(isMeshError(err) && [err.code, err.details.actualVersion]).toEqual([
       Code.Aborted,
       goal.version,
     ]);
     expect((await acme.plans.getStep(planId, "a")).status).toBe("DISPATCHED");
-    expect(() => acme.plans.stepWrites(planId, [], [], [])).toThrow(/no step/);
-    expect(() =>
+    await expect(acme.plans.stepWrites(planId, [], [], [])).rejects.toThrow(/no step/);
+    await expect(
       acme.plans.stepWrites(
         planId,
         [{ stepId: "a", expectedVersion: 1, status: "DONE" as "FAILED" }],
         [],
         [],
       ),
-    ).toThrow(/invalid step status/);
+    ).rejects.toThrow(/invalid step status/);
   });
 
   it("releases a claimed step with its next due time only while the lease is the owner's", async () => {

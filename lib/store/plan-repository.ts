@@ -18,6 +18,8 @@ import { Code, MeshError } from "../errors/mesh-error.js";
 import { type Db, json, pgArray, requireText } from "./db.js";
 import { PlanEntity, StepAttemptEntity, StepEntity } from "./entities.js";
 import type { ChainedWrites } from "./goal-repository.js";
+import type { PayloadCipher } from "./payload-cipher.js";
+import { type PayloadColumn, payloadColumns } from "./payload-columns.js";
 import {
   type AttemptOutcome,
   type ErrorRecord,
@@ -97,6 +99,7 @@ export class PlanRepository {
   constructor(
     private readonly db: Db,
     readonly tenantId: string,
+    private readonly cipher: PayloadCipher,
   ) {}
 
   /**
@@ -105,8 +108,32 @@ export class PlanRepository {
    * all written by the goal's versioned update statement (so only if it
    * applies). Step rows start at version 1.
    */
-  plannedWrites(input: NewPlan, steps: NewStep[], attempts: AttemptRowState[]): ChainedWrites {
+  async plannedWrites(
+    input: NewPlan,
+    steps: NewStep[],
+    attempts: AttemptRowState[],
+  ): Promise<ChainedWrites> {
     checkPlan(input, steps);
+    const c = payloadColumns;
+    const sealed: NewPlan = {
+      ...input,
+      // Sealed whole (`all`), the rationale is kept only inside the sealed spec.
+      rationale: (await this.cipher.sealsWhole(this.tenantId, c.planRationale))
+        ? ""
+        : input.rationale,
+      spec: (await this.cipher.sealPayload(this.tenantId, c.planSpec, input.spec)) as JsonObject,
+    };
+    const sealedSteps = await Promise.all(
+      steps.map(async (s) => ({
+        ...(await this.#sealState(s)),
+        spec: (await this.cipher.sealPayload(
+          this.tenantId,
+          c.stepSpec,
+          s.spec ?? {},
+        )) as JsonObject,
+      })),
+    );
+    const sealedAttempts = await this.#sealAttempts(attempts);
     return {
       sql: `plan_row as (
            insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
@@ -120,14 +147,14 @@ export class PlanRepository {
            }`,
       params: [
         input.id,
-        ...planValues(input),
-        stepsJson(steps, (s, position) => ({
+        ...planValues(sealed),
+        stepsJson(sealedSteps, (s, position) => ({
           position,
           capability: s.capability ?? null,
           depends_on: s.dependsOn ?? [],
-          spec: s.spec ?? {},
+          spec: s.spec,
         })),
-        ...(attempts.length > 0 ? [attemptsJson(attempts)] : []),
+        ...(attempts.length > 0 ? [attemptsJson(sealedAttempts)] : []),
       ],
     };
   }
@@ -142,18 +169,21 @@ export class PlanRepository {
    * not at its expected version (e.g. a ticker claimed it), nothing at all is
    * written, the goal row included, and the update fails with ABORTED.
    */
-  stepWrites(
+  async stepWrites(
     planId: string,
-    steps: StepChange[],
-    added: AttemptRowState[],
-    moved: AttemptRowState[],
-  ): ChainedWrites {
+    changed: StepChange[],
+    newAttempts: AttemptRowState[],
+    movedAttempts: AttemptRowState[],
+  ): Promise<ChainedWrites> {
     requireText(planId, "plan id");
-    if (steps.length === 0) throw new MeshError(Code.InvalidArgument, "no step to write");
-    for (const step of steps) {
+    if (changed.length === 0) throw new MeshError(Code.InvalidArgument, "no step to write");
+    for (const step of changed) {
       requireText(step.stepId, "step id", 128);
       if (step.status) checkStepStatus(step.status);
     }
+    const steps = await Promise.all(changed.map((s) => this.#sealState(s)));
+    const added = await this.#sealAttempts(newAttempts);
+    const moved = await this.#sealAttempts(movedAttempts);
     const ctes = [
       `step_rows as (
          update steps s set status = x.status, attempts = x.attempts, output = x.output,
@@ -206,7 +236,7 @@ export class PlanRepository {
       [this.tenantId, planId],
     );
     if (!plan) throw new MeshError(Code.NotFound, `plan ${planId} not found`);
-    return plan;
+    return this.#openPlan(plan);
   }
 
   /** The newest plan of a goal, or undefined before planning. */
@@ -216,25 +246,29 @@ export class PlanRepository {
       "select * from plans where tenant_id = ? and goal_id = ? order by created_at desc, id desc limit 1",
       [this.tenantId, goalId],
     );
-    return plan;
+    return plan && this.#openPlan(plan);
   }
 
   /** The plan's steps in plan order. */
   async steps(planId: string): Promise<StepRecord[]> {
-    return this.db.mapped<StepRecord>(
-      StepEntity,
-      "select * from steps where tenant_id = ? and plan_id = ? order by position",
-      [this.tenantId, planId],
+    return this.#openSteps(
+      await this.db.mapped<StepRecord>(
+        StepEntity,
+        "select * from steps where tenant_id = ? and plan_id = ? order by position",
+        [this.tenantId, planId],
+      ),
     );
   }
 
   /** The steps of the goal's current plan (`goals.plan_id`); empty before planning. */
   async stepsOfGoal(goalId: string): Promise<StepRecord[]> {
-    return this.db.mapped<StepRecord>(
-      StepEntity,
-      `select s.* from steps s join goals g on g.plan_id = s.plan_id and g.tenant_id = s.tenant_id
+    return this.#openSteps(
+      await this.db.mapped<StepRecord>(
+        StepEntity,
+        `select s.* from steps s join goals g on g.plan_id = s.plan_id and g.tenant_id = s.tenant_id
        where g.tenant_id = ? and g.id = ? order by s.position`,
-      [this.tenantId, goalId],
+        [this.tenantId, goalId],
+      ),
     );
   }
 
@@ -246,7 +280,7 @@ export class PlanRepository {
       [this.tenantId, planId, stepId],
     );
     if (!step) throw new MeshError(Code.NotFound, `step ${stepId} of plan ${planId} not found`);
-    return step;
+    return (await this.#openSteps([step]))[0]!;
   }
 
   /**
@@ -273,34 +307,120 @@ export class PlanRepository {
 
   /** Attempts of a step, by attempt number and replica. */
   async attempts(planId: string, stepId: string): Promise<StepAttemptRecord[]> {
-    return this.db.mapped<StepAttemptRecord>(
-      StepAttemptEntity,
-      `select * from step_attempts where tenant_id = ? and plan_id = ? and step_id = ?
+    return this.#openAttempts(
+      await this.db.mapped<StepAttemptRecord>(
+        StepAttemptEntity,
+        `select * from step_attempts where tenant_id = ? and plan_id = ? and step_id = ?
        order by attempt, replica, dispatched_at`,
-      [this.tenantId, planId, stepId],
+        [this.tenantId, planId, stepId],
+      ),
     );
   }
 
   /** The steps of several plans, by plan and plan order. */
   async stepsOfPlans(planIds: readonly string[]): Promise<StepRecord[]> {
     if (planIds.length === 0) return [];
-    return this.db.mapped<StepRecord>(
-      StepEntity,
-      "select * from steps where tenant_id = ? and plan_id = any(?::text[]) order by plan_id, position",
-      [this.tenantId, pgArray(planIds)],
+    return this.#openSteps(
+      await this.db.mapped<StepRecord>(
+        StepEntity,
+        "select * from steps where tenant_id = ? and plan_id = any(?::text[]) order by plan_id, position",
+        [this.tenantId, pgArray(planIds)],
+      ),
     );
   }
 
   /** Attempts of every step of several plans, by plan, step, attempt number and replica. */
   async attemptsOfPlans(planIds: readonly string[]): Promise<StepAttemptRecord[]> {
     if (planIds.length === 0) return [];
-    return this.db.mapped<StepAttemptRecord>(
-      StepAttemptEntity,
-      `select * from step_attempts where tenant_id = ? and plan_id = any(?::text[])
+    return this.#openAttempts(
+      await this.db.mapped<StepAttemptRecord>(
+        StepAttemptEntity,
+        `select * from step_attempts where tenant_id = ? and plan_id = any(?::text[])
        order by plan_id, step_id, attempt, replica, dispatched_at`,
-      [this.tenantId, pgArray(planIds)],
+        [this.tenantId, pgArray(planIds)],
+      ),
     );
   }
+
+  /** A plan row as stored, opened (its rationale from the spec when only the sealed spec kept it). */
+  async #openPlan(plan: PlanRecord): Promise<PlanRecord> {
+    const spec = await this.cipher.openPayload(this.tenantId, payloadColumns.planSpec, plan.spec);
+    if (spec === plan.spec) return plan;
+    const rationale = plan.rationale || (typeof spec.rationale === "string" ? spec.rationale : "");
+    return { ...plan, spec, rationale };
+  }
+
+  #openSteps(rows: StepRecord[]): Promise<StepRecord[]> {
+    return openSteps(this.cipher, rows);
+  }
+
+  #openAttempts(rows: StepAttemptRecord[]): Promise<StepAttemptRecord[]> {
+    return Promise.all(
+      rows.map(async (r) => ({
+        ...r,
+        output: await this.cipher.openPayload(
+          this.tenantId,
+          payloadColumns.attemptOutput,
+          r.output,
+        ),
+        error: await openError(this.cipher, this.tenantId, payloadColumns.attemptError, r.error),
+      })),
+    );
+  }
+
+  /** A step's state as the tenant's mode stores it. */
+  async #sealState<T extends StepRowState>(step: T): Promise<T> {
+    const c = payloadColumns;
+    return {
+      ...step,
+      output: await this.cipher.sealPayload(this.tenantId, c.stepOutput, step.output ?? null),
+      error: await this.#sealError(c.stepError, step.error),
+    };
+  }
+
+  /** Attempts as the tenant's mode stores them. */
+  #sealAttempts(attempts: readonly AttemptRowState[]): Promise<AttemptRowState[]> {
+    const c = payloadColumns;
+    return Promise.all(
+      attempts.map(async (a) => ({
+        ...a,
+        output: await this.cipher.sealPayload(this.tenantId, c.attemptOutput, a.output ?? null),
+        error: await this.#sealError(c.attemptError, a.error),
+      })),
+    );
+  }
+
+  async #sealError(column: PayloadColumn, error: ErrorRecord | null | undefined) {
+    if (!error) return null;
+    return (await this.cipher.sealPayload(
+      this.tenantId,
+      column,
+      error as unknown as JsonValue,
+    )) as unknown as ErrorRecord;
+  }
+}
+
+/** Step rows as stored (of any tenants), opened. @internal */
+export function openSteps(cipher: PayloadCipher, rows: StepRecord[]): Promise<StepRecord[]> {
+  const c = payloadColumns;
+  return Promise.all(
+    rows.map(async (r) => ({
+      ...r,
+      spec: await cipher.openPayload(r.tenantId, c.stepSpec, r.spec),
+      output: await cipher.openPayload(r.tenantId, c.stepOutput, r.output),
+      error: await openError(cipher, r.tenantId, c.stepError, r.error),
+    })),
+  );
+}
+
+async function openError(
+  cipher: PayloadCipher,
+  tenantId: string,
+  column: PayloadColumn,
+  error: ErrorRecord | null,
+): Promise<ErrorRecord | null> {
+  const opened = await cipher.openPayload(tenantId, column, error as unknown as JsonValue);
+  return opened as unknown as ErrorRecord | null;
 }
 
 function checkPlan(input: NewPlan, steps: readonly NewStep[]): void {

@@ -463,7 +463,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         goal.version,
         { planId: plan.id, status: "RUNNING" },
         {
-          ctes: acme.plans.plannedWrites(
+          ctes: await acme.plans.plannedWrites(
             { ...plan, outputStep: "s0", spec: {} },
             stepIds.map((stepId, i) => ({
               stepId,

@@ -48,6 +48,7 @@ import { RateBucketRepository } from "./rate-bucket-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
 import { storeMetrics } from "./store-metrics.js";
 import { StreamLeaseRepository } from "./stream-lease-repository.js";
+import { type ListeningClient, TenantKeyFeed } from "./tenant-key-feed.js";
 import { checkTenantId, TenantRepository } from "./tenant-repository.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -197,6 +198,12 @@ function ormOptions(url: string, options: OpenStoreOptions): Options {
   };
 }
 
+/** knex's connections outside its pool (as it opens one to cancel a query). */
+interface RawConnections {
+  acquireRawConnection(): Promise<ListeningClient>;
+  destroyRawConnection(connection: ListeningClient): Promise<void>;
+}
+
 export class Store implements StoreTransaction {
   /** The underlying ORM, for tooling; services use the repositories. */
   readonly orm: MikroORM;
@@ -218,6 +225,7 @@ export class Store implements StoreTransaction {
   readonly #embedded: EmbeddedPostgres | undefined;
   readonly #log: Logger | undefined;
   readonly #schema: string;
+  readonly #keyFeed: TenantKeyFeed;
   /** Tenants pinned to another region than this deployment's, and their region. */
   readonly #pinned = new Map<string, string>();
   #closed = false;
@@ -235,10 +243,23 @@ export class Store implements StoreTransaction {
     this.health = this.#health;
     this.#db = new Db(this.orm, this.#health, undefined, open.preparedStatements ?? true);
     const secrets = open.secrets;
+    const knex = this.orm.em.getConnection().getKnex().client as unknown as RawConnections;
+    const db = this.#db;
+    this.#keyFeed = new TenantKeyFeed({
+      connect: () => knex.acquireRawConnection(),
+      disconnect: (c) => knex.destroyRawConnection(c),
+      notify: async (channel, payload) =>
+        void (await db.rows("select pg_notify(?, ?)", [channel, payload])),
+      channel: `agentmesh_tenant_keys_${this.#schema}`.slice(0, 63),
+      onChange: (tenantId) => this.cipher.forget(tenantId),
+      onGap: () => this.cipher.forgetAll(),
+      log: open.logger,
+    });
     // Keys are asked for only when a tenant encrypts, so a store without secrets opens as before.
     this.cipher = new PayloadCipher(
       this.#db,
       async () => (secrets ?? (await processSecrets())).keys,
+      this.#keyFeed,
     );
     const parts = bind(this.#db, this.cipher, this.#pinned);
     this.tenants = parts.tenants;
@@ -355,6 +376,7 @@ export class Store implements StoreTransaction {
     if (this.#closed) return;
     this.#closed = true;
     this.#health.close();
+    await this.#keyFeed.close();
     await this.orm.close(true).catch(() => undefined);
     await this.#embedded?.stop();
   }
@@ -379,9 +401,9 @@ function bind(
         tenantId: id,
         goals: new GoalRepository(db, id, cipher),
         events: new GoalEventRepository(db, id, cipher),
-        plans: new PlanRepository(db, id),
+        plans: new PlanRepository(db, id, cipher),
         playbooks: new PlaybookRepository(db, id),
-        experiences: new ExperienceRepository(db, id),
+        experiences: new ExperienceRepository(db, id, cipher),
         apiKeys: new ApiKeyRepository(db, id),
       };
     },

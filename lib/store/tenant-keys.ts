@@ -4,7 +4,9 @@
  * data key for new writes) and erase (crypto-shredding: the keys are
  * destroyed, so every sealed payload of the tenant is unreadable from then
  * on, in this database and in any copy of it made after the key-encryption
- * key that wrapped them is retired). Each is kept in the audit log.
+ * key that wrapped them is retired). Each is kept in the audit log, and
+ * announced to every process on the database (`TenantKeyFeed`), which forgets
+ * what it cached of the tenant at once.
  *
  * @example
  * await setTenantEncryption(store, "acme", "sensitive", "ops/alice");
@@ -21,7 +23,7 @@ export async function setTenantEncryption(
   actor: string,
 ): Promise<void> {
   await store.tenants.setEncryption(tenantId, mode);
-  store.cipher.forget(tenantId);
+  await store.cipher.changed(tenantId);
   await store.audit.append(
     adminActionEvent({
       actor,
@@ -41,6 +43,7 @@ export async function rotateTenantKeys(
 ): Promise<number> {
   await store.tenants.get(tenantId);
   const version = await store.cipher.rotate(tenantId);
+  await store.cipher.changed(tenantId);
   await store.audit.append(
     adminActionEvent({
       actor,
@@ -58,6 +61,8 @@ export async function eraseTenant(store: Store, tenantId: string, actor: string)
   await store.tenants.get(tenantId);
   const destroyed = await store.cipher.erase(tenantId);
   await store.tenants.markErased(tenantId);
+  // Every process forgets the keys it holds before this returns.
+  await store.cipher.changed(tenantId);
   await store.audit.append(
     adminActionEvent({
       actor,

@@ -7,6 +7,8 @@
  *
  * This is the one place that reads several tenants' rows at once; follow-up
  * writes go through `store.tenant(row.tenantId)` with the returned `version`.
+ * An erased tenant's rows are never claimed: their payloads cannot be opened
+ * and nothing more may be stored for them.
  *
  * @example
  * for (const goal of await store.work.claimGoals({ owner: replicaId, statuses: ["PENDING"] })) {
@@ -18,6 +20,7 @@ import { Code, MeshError } from "../errors/mesh-error.js";
 import { type Db, pgArray, requireText } from "./db.js";
 import { GoalEntity, StepEntity } from "./entities.js";
 import { openGoal, type PayloadCipher } from "./payload-cipher.js";
+import { openSteps } from "./plan-repository.js";
 import type { GoalRecord, GoalStatusName, StepRecord, StepStatusName } from "./records.js";
 
 export interface ClaimOptions {
@@ -50,6 +53,7 @@ export class WorkQueue {
        where id in (
          select id from goals
          where status = any(?::text[]) and (lease_expires_at is null or lease_expires_at < now())
+           and tenant_id not in (select id from tenants where erased_at is not null)
          order by priority desc, created_at
          limit ? for update skip locked)
        returning *`,
@@ -79,12 +83,14 @@ export class WorkQueue {
          where status = any(?::text[])
            and (next_attempt_at is null or next_attempt_at <= now())
            and (lease_expires_at is null or lease_expires_at < now())
+           and tenant_id not in (select id from tenants where erased_at is not null)
          order by next_attempt_at nulls first
          limit ? for update skip locked)
        returning *`,
       [owner, leaseMs, pgArray(options.statuses ?? ["RETRY_WAIT"]), limit],
     );
-    return rows.sort(
+    const opened = await openSteps(this.cipher, rows);
+    return opened.sort(
       (a, b) => (a.nextAttemptAt?.getTime() ?? 0) - (b.nextAttemptAt?.getTime() ?? 0),
     );
   }

@@ -358,12 +358,12 @@ export async function commitTransition(
   if (planning) {
     plan = plannedPlan(commands);
     if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
-    ctes = plannedWrites(tenant, next, plan, now, due);
+    ctes = await plannedWrites(tenant, next, plan, now, due);
     for (const id of next.stepOrder) versions.set(id, 1);
   } else if (next.plan) {
     const changed = next.stepOrder.filter((id) => before.steps[id] !== next.steps[id]);
     if (changed.length > 0) {
-      ctes = stepWrites(tenant, loaded, next, changed, now, due);
+      ctes = await stepWrites(tenant, loaded, next, changed, now, due);
       for (const id of changed) versions.set(id, (versions.get(id) ?? 1) + 1);
     }
   }
@@ -384,7 +384,7 @@ function plannedWrites(
   plan: Plan,
   now: number,
   due: DueTimes,
-): ChainedWrites {
+): Promise<ChainedWrites> {
   const steps: NewStep[] = plan.steps.map((s) => ({
     stepId: s.stepId,
     capability: s.capability || null,
@@ -422,7 +422,7 @@ function stepWrites(
   changed: readonly string[],
   now: number,
   due: DueTimes,
-): ChainedWrites {
+): Promise<ChainedWrites> {
   const steps: StepChange[] = [];
   const added: AttemptRowState[] = [];
   const moved: AttemptRowState[] = [];

@@ -6,7 +6,9 @@
  * (serialized by design), against the baseline of a bare `select 1` round trip
  * through the same pool; and goal create and read by id for a tenant without
  * and one with encryption at rest (`sensitive`, data keys wrapped by a file
- * KEK), in the same run.
+ * KEK), in the same run; and a planned goal's writes (plan, steps, attempts,
+ * an event) and its plan, steps and attempts read back, in clear, `sensitive`
+ * and `all`.
  *
  * `agentmesh bench store` (2,000 operations each); `--smoke`: 200.
  */
@@ -91,11 +93,109 @@ export const store: Benchmark = {
         const readOp = await measure(n, (i) => goals.get(ids[i] as string));
         return { create: createOp, read: readOp };
       };
+      /**
+       * A planned goal written as the executor writes it (goal, plan with two
+       * steps, an attempt, in one statement), then a step finished with its
+       * attempt's output and an event; read back as the executor loads it
+       * (plan, steps, attempts).
+       */
+      const byTenantPlanned = async (tenantId: string) => {
+        const tenant = s.tenant(tenantId);
+        const ids: { goalId: string; planId: string }[] = [];
+        const write = await measure(n, async (i) => {
+          const { goal } = await tenant.goals.create({ kind: "bench", input: { i, text } });
+          const planId = `plan-${goal.id}`;
+          const spec = {
+            planId,
+            steps: [
+              { stepId: "a", capability: "text.summarize", dependsOn: [], input: { text } },
+              { stepId: "b", capability: "text.analyze", dependsOn: ["a"], input: { text } },
+            ],
+          };
+          const attemptId = `${goal.id}:a:1:0`;
+          const planned = await tenant.goals.update(
+            goal.id,
+            goal.version,
+            { planId, status: "RUNNING" },
+            {
+              ctes: await tenant.plans.plannedWrites(
+                {
+                  id: planId,
+                  goalId: goal.id,
+                  goalKind: "bench",
+                  strategy: "solo",
+                  outputStep: "b",
+                  spec,
+                },
+                [
+                  { stepId: "a", capability: "text.summarize", status: "DISPATCHED", attempts: 1 },
+                  { stepId: "b", capability: "text.analyze", dependsOn: ["a"] },
+                ],
+                [{ attemptId, stepId: "a", attempt: 1 }],
+              ),
+            },
+          );
+          const finishedAt = new Date();
+          await tenant.goals.update(
+            goal.id,
+            planned.version,
+            {},
+            {
+              events: [
+                {
+                  type: "stepSucceeded",
+                  data: { stepSucceeded: { stepId: "a", output: { text } } },
+                },
+              ],
+              ctes: await tenant.plans.stepWrites(
+                planId,
+                [
+                  {
+                    stepId: "a",
+                    expectedVersion: 1,
+                    status: "SUCCEEDED",
+                    attempts: 1,
+                    output: { text },
+                    finishedAt,
+                  },
+                ],
+                [],
+                [
+                  {
+                    attemptId,
+                    stepId: "a",
+                    attempt: 1,
+                    outcome: "SUCCEEDED",
+                    output: { text },
+                    finishedAt,
+                  },
+                ],
+              ),
+            },
+          );
+          ids.push({ goalId: goal.id, planId });
+        });
+        const read = await measure(n, (i) => {
+          const { planId } = ids[i] as { planId: string };
+          return Promise.all([
+            tenant.plans.get(planId),
+            tenant.plans.steps(planId),
+            tenant.plans.attemptsOfPlans([planId]),
+          ]);
+        });
+        return { write, read };
+      };
       await s.tenants.create({ id: "bench-clear", displayName: "Bench clear" });
       await s.tenants.create({ id: "bench-sealed", displayName: "Bench sealed" });
+      await s.tenants.create({ id: "bench-all", displayName: "Bench all" });
       await setTenantEncryption(s, "bench-sealed", "sensitive", "bench");
+      await setTenantEncryption(s, "bench-all", "all", "bench");
       const clear = await byTenant("bench-clear");
       const sealed = await byTenant("bench-sealed");
+      const plannedClear = await byTenantPlanned("bench-clear");
+      const plannedSensitive = await byTenantPlanned("bench-sealed");
+      const plannedAll = await byTenantPlanned("bench-all");
+      const ratio = (a: { p50Us: number }, b: { p50Us: number }) => a.p50Us / b.p50Us;
       const verifyStart = performance.now();
       const verdict = await s.audit.verify();
       const verifyMs = Math.round(performance.now() - verifyStart);
@@ -120,6 +220,25 @@ export const store: Benchmark = {
           goalReadEncrypted: {
             ...sealed.read,
             ratioToClearP50: sealed.read.p50Us / clear.read.p50Us,
+          },
+          // Two updates (planned; a step done) after a create, and plan + steps + attempts read.
+          plannedGoalWriteClear: plannedClear.write,
+          plannedGoalWriteSensitive: {
+            ...plannedSensitive.write,
+            ratioToClearP50: ratio(plannedSensitive.write, plannedClear.write),
+          },
+          plannedGoalWriteAll: {
+            ...plannedAll.write,
+            ratioToClearP50: ratio(plannedAll.write, plannedClear.write),
+          },
+          planStepsReadClear: plannedClear.read,
+          planStepsReadSensitive: {
+            ...plannedSensitive.read,
+            ratioToClearP50: ratio(plannedSensitive.read, plannedClear.read),
+          },
+          planStepsReadAll: {
+            ...plannedAll.read,
+            ratioToClearP50: ratio(plannedAll.read, plannedClear.read),
           },
         },
       };

@@ -190,7 +190,8 @@ export class GoalRepository {
     const storedEvents = await sealEvents(this.cipher, this.tenantId, events);
     const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
            requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, trace_span_id, last_event_seq, submitter_roles)
-         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::text[])
+         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?,
+                 (select array_agg(r) from jsonb_array_elements_text(?::jsonb) as r))
          on conflict (tenant_id, idempotency_key) do nothing
          returning *`;
     const withEvents = storedEvents.length > 0 ? insertEvents("g", storedEvents) : undefined;
@@ -220,7 +221,8 @@ export class GoalRepository {
           input.submittedBy || null,
           input.traceSpanId || null,
           storedEvents.length,
-          input.submitterRoles?.length ? input.submitterRoles : null,
+          // As JSON: inside a transaction the driver would spread an array into a list.
+          input.submitterRoles?.length ? JSON.stringify(input.submitterRoles) : null,
           ...(withEvents?.params ?? []),
           ...(withAudit?.params ?? []),
         ],

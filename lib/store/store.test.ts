@@ -184,6 +184,22 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       expect(other.goal.id).not.toBe(results[0]?.goal.id);
     });
 
+    it("keeps the submitter's roles, in a transaction as outside one", async () => {
+      const roles = ["goals.write", "tools:shell"];
+      const direct = await store
+        .tenant("acme")
+        .goals.create({ kind: "roles", submittedBy: "acme/key:k1", submitterRoles: roles });
+      const inTx = await store.transaction((tx) =>
+        tx
+          .tenant("acme")
+          .goals.create({ kind: "roles", submittedBy: "acme/key:k1", submitterRoles: ["one"] }),
+      );
+      const none = await store.tenant("acme").goals.create({ kind: "roles" });
+      expect((await store.tenant("acme").goals.get(direct.goal.id)).submitterRoles).toEqual(roles);
+      expect((await store.tenant("acme").goals.get(inTx.goal.id)).submitterRoles).toEqual(["one"]);
+      expect((await store.tenant("acme").goals.get(none.goal.id)).submitterRoles).toBeNull();
+    });
+
     it("rejects a stale version with ABORTED and applies exactly one of two racing updates", async () => {
       const goals = store.tenant("acme").goals;
       const { goal } = await goals.create({ kind: "race", labels: { team: "a" } });

@@ -46,12 +46,14 @@ import {
   waitingTransition,
   waitUntil,
 } from "./agent-wait.js";
+import { CapabilityLimiter, noTurnResult, rateLimitedResult } from "./capability-limit.js";
 import { CapabilityTools } from "./capability-tools.js";
 import { ChildGoals } from "./child-goals.js";
 import { type Clock, sleep, systemClock } from "./clock.js";
 import { type DispatchPolicy, deniedResult } from "./dispatch-policy.js";
 import { DispatchRetry } from "./dispatch-retry.js";
 import {
+  attemptRateLimited,
   type ErrorData,
   type GoalCommand,
   type GoalInput,
@@ -236,6 +238,8 @@ export class GoalEngine implements GoalOperations {
   readonly #tenants: TenantGate;
   /** Each capability's declared scope, side effect and rate limit (the tool named like it). */
   readonly #capabilityTools: CapabilityTools;
+  /** Each capability's rate limit per tenant, shared by every replica. */
+  readonly #capabilityLimiter: CapabilityLimiter;
   readonly #sli: GoalSli | undefined;
   /** Pins the jobs of steps with a version range to one agent version (ADR-015). */
   readonly #versions: VersionRouter;
@@ -302,6 +306,10 @@ export class GoalEngine implements GoalOperations {
     });
     this.#tenants = new TenantGate({ store: this.#store });
     this.#capabilityTools = new CapabilityTools({ store: this.#store });
+    this.#capabilityLimiter = new CapabilityLimiter({
+      store: this.#store,
+      now: () => this.#clock.now(),
+    });
     this.#sli = deps.sli;
   }
 
@@ -824,6 +832,7 @@ export class GoalEngine implements GoalOperations {
           state,
           recovery.filter((c) => c.type === "dispatchJob" && c.job.stepId === stepId),
           undefined,
+          { republish: true },
         );
       }
       // Not released when changed meanwhile: whoever changed it set the due time.
@@ -838,8 +847,17 @@ export class GoalEngine implements GoalOperations {
     }
   }
 
-  /** Carries out a persisted transition's commands. Failures are logged; due times recover them. */
-  async #run(state: GoalState, commands: GoalCommand[], loaded: LoadedGoal | undefined) {
+  /**
+   * Carries out a persisted transition's commands. Failures are logged; due
+   * times recover them. `republish`: the jobs may have left before (a
+   * recovery), so they are not counted against a rate limit again.
+   */
+  async #run(
+    state: GoalState,
+    commands: GoalCommand[],
+    loaded: LoadedGoal | undefined,
+    { republish = false } = {},
+  ) {
     const failed = (c: GoalCommand) => (err: unknown) =>
       this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
     // Publishes leave in order without waiting for each PubAck in turn, so a
@@ -847,7 +865,8 @@ export class GoalEngine implements GoalOperations {
     const published: Promise<unknown>[] = [];
     const later: GoalCommand[] = [];
     const refused: { job: StepJob; reason: string }[] = [];
-    const overQuota: StepResult[] = [];
+    /** Attempts ended at dispatch (over a quota or a rate limit), applied as results. */
+    const heldBack: StepResult[] = [];
     for (const c of commands) {
       try {
         switch (c.type) {
@@ -869,8 +888,26 @@ export class GoalEngine implements GoalOperations {
               });
               break;
             }
+            const limit = meta?.rateLimit;
+            // An attempt following one a rate limit held back has its turn reserved already.
+            const step = state.steps[job.stepId];
+            if (limit && !republish && !(step && attemptRateLimited(step, job.attempt - 1))) {
+              const verdict = await this.#capabilityLimiter.admit(job, limit, state.deadlineMs);
+              if (verdict.kind !== "now") {
+                this.#log.debug(
+                  { goalId: job.goalId, stepId: job.stepId, reason: verdict.reason },
+                  "dispatch held back by a rate limit",
+                );
+                heldBack.push(
+                  verdict.kind === "wait"
+                    ? rateLimitedResult(job, verdict.notBeforeMs, verdict.reason)
+                    : noTurnResult(job, verdict.reason),
+                );
+                break;
+              }
+            }
             const quota = await this.#tenants.takeStep(state.tenantId, job.capability);
-            if (!quota.allow) overQuota.push(overQuotaResult(job, quota.reason));
+            if (!quota.allow) heldBack.push(overQuotaResult(job, quota.reason));
             else
               published.push(
                 this.#bus
@@ -898,11 +935,11 @@ export class GoalEngine implements GoalOperations {
     }
     await Promise.all(published);
     for (const { job, reason } of refused) await this.#refuseDispatch(job, reason);
-    for (const result of overQuota) {
+    for (const result of heldBack) {
       await this.#batcher
         .add(result)
         .catch((err: unknown) =>
-          this.#log.warn({ err, goalId: result.goalId }, "over-quota result not applied"),
+          this.#log.warn({ err, goalId: result.goalId }, "held-back attempt not applied"),
         );
     }
     for (const c of later) {

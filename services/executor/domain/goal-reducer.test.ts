@@ -18,12 +18,14 @@ import {
 import { agentLostCode, attemptFenceGraceMs } from "../../../lib/bus/attempt-fence.js";
 import { arbitrate, canonicalJson } from "./arbitrate.js";
 import {
+  attemptRateLimited,
   type GoalCommand,
   type GoalInput,
   initGoal,
   maxUnchargedAttempts,
   notTakenCode,
   type ReduceOptions,
+  rateLimitedCode,
   recoverGoal,
   reduceGoal,
   unchargedAttempts,
@@ -139,6 +141,24 @@ function result(
 const ok = (job: StepJob, output: JsonValue, at = 1, agentId?: string): GoalInput => ({
   type: "result",
   result: result(job, StepResultStatus.SUCCEEDED, { output, ...(agentId ? { agentId } : {}) }),
+  at,
+});
+/** The result the executor applies for an attempt a rate limit held back until `turn`. */
+const limited = (job: StepJob, at: number, turn: number): GoalInput => ({
+  type: "result",
+  result: create(StepResultSchema, {
+    attemptId: job.attemptId,
+    goalId: job.goalId,
+    tenantId: job.tenantId,
+    stepId: job.stepId,
+    status: StepResultStatus.FAILED,
+    error: {
+      code: rateLimitedCode,
+      message: "over",
+      retryable: true,
+      details: { notBeforeMs: turn },
+    },
+  }),
   at,
 });
 const fail = (job: StepJob, at = 1, code = "TOOL_ERROR", retryable = true): GoalInput => ({
@@ -323,6 +343,40 @@ describe("goal reducer", () => {
     e.send({ type: "attemptTimedOut", attemptId: job.attemptId, at: 1000 + attemptFenceGraceMs });
     expect(e.state.steps.a!.status).toBe(StepStatus.FAILED);
     expect(e.state.steps.a!.error?.code).toBe("TIMEOUT");
+  });
+
+  it("delays a step a rate limit held back to its turn, without charging its retries", () => {
+    const d = new Driver();
+    d.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000, maxAttempts: 1 }]) });
+    // Held back twice (two turns in a row), each retried exactly at its turn, no backoff.
+    for (const [n, turn] of [
+      [1, 750],
+      [2, 2_000],
+    ] as const) {
+      const job = d.jobs().at(-1)!;
+      expect(job.attempt).toBe(n);
+      d.send(limited(job, turn - 500, turn));
+      expect(d.state.steps.a!.status).toBe(StepStatus.RETRY_WAIT);
+      expect(d.state.steps.a!.retryAtMs).toBe(turn);
+      expect(attemptRateLimited(d.state.steps.a!, n)).toBe(true);
+      expect(unchargedAttempts(d.state.steps.a!)).toBe(n);
+      d.send({ type: "retryDue", stepId: "a", attempt: n + 1, at: turn });
+    }
+    // With one attempt allowed, the attempt at its turn still runs, and its success ends the goal.
+    const job = d.jobs().at(-1)!;
+    expect(job.attempt).toBe(3);
+    expect(attemptRateLimited(d.state.steps.a!, 3)).toBe(false);
+    d.send(ok(job, { done: true }, 2_100));
+    expect(d.state.status).toBe(GoalStatus.SUCCEEDED);
+    expect(d.events("stepFailed").map((e) => e.kind.value)).toMatchObject([
+      { error: { code: rateLimitedCode }, willRetry: true },
+      { error: { code: rateLimitedCode }, willRetry: true },
+    ]);
+    // A turn already passed when the result is applied: the next attempt starts at once.
+    const late = new Driver();
+    late.send({ type: "planned", at: 0, plan: plan([{ id: "a", timeoutMs: 1000 }]) });
+    late.send(limited(late.jobs()[0]!, 900, 400));
+    expect(late.state.steps.a!.retryAtMs).toBe(900);
   });
 
   it("fences attempts: the next one is dispatched only after the previous one's deadline", () => {

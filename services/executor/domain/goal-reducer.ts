@@ -186,14 +186,37 @@ export const notTakenCode = "NOT_TAKEN";
  */
 export const maxUnchargedAttempts = 3;
 
-/** Of a step's attempts, those every replica of which was given up untaken (`notTakenCode`), capped. */
+/**
+ * Error code of an attempt held back at dispatch because its capability was
+ * over its rate limit: never published, not charged to the step's retries,
+ * and retried exactly at the turn the executor reserved for it
+ * (`details.notBeforeMs`), when it is published without asking the limit again.
+ */
+export const rateLimitedCode = "RATE_LIMITED";
+
+/** Whether every record of an attempt ended with `code`. */
+function attemptEndedWith(step: StepRuntime, attempt: number, code: string): boolean {
+  const records = step.attempts.filter((a) => a.attempt === attempt);
+  return records.length > 0 && records.every((a) => a.error?.code === code);
+}
+
+/** Whether the step's attempt `attempt` was held back by a rate limit (so its successor has its turn). */
+export function attemptRateLimited(step: StepRuntime, attempt: number): boolean {
+  return attempt >= 1 && attemptEndedWith(step, attempt, rateLimitedCode);
+}
+
+/**
+ * Of a step's attempts, those not charged to its retry policy: every replica
+ * given up untaken (`notTakenCode`, capped) and those held back by a rate limit.
+ */
 export function unchargedAttempts(step: StepRuntime): number {
-  let n = 0;
+  let untaken = 0;
+  let limited = 0;
   for (let attempt = 1; attempt <= step.attempt; attempt++) {
-    const records = step.attempts.filter((a) => a.attempt === attempt);
-    if (records.length > 0 && records.every((a) => a.error?.code === notTakenCode)) n++;
+    if (attemptEndedWith(step, attempt, notTakenCode)) untaken++;
+    else if (attemptEndedWith(step, attempt, rateLimitedCode)) limited++;
   }
-  return Math.min(n, maxUnchargedAttempts);
+  return Math.min(untaken, maxUnchargedAttempts) + limited;
 }
 
 /** Applies one input. Returns the same state object (and no commands) when nothing changes. */
@@ -679,10 +702,22 @@ class Tx {
     // attempt's deadline; the next attempt starts after it, so the two never overlap.
     const lost = records.filter((r) => r.error?.code === agentLostCode);
     const notBefore = Math.max(0, ...lost.map((r) => r.timeoutAtMs));
+    if (records.every((r) => r.error?.code === rateLimitedCode)) {
+      // Held back by a rate limit: the next attempt waits for its reserved turn, no backoff.
+      const turns = records.map((r) => Number(r.error?.details?.notBeforeMs ?? 0));
+      this.attemptFailed(id, at, error, Math.max(at, ...turns), true);
+      return;
+    }
     this.attemptFailed(id, at, error, notBefore);
   }
 
-  private attemptFailed(id: string, at: number, error: ErrorData, notBeforeMs = 0): void {
+  private attemptFailed(
+    id: string,
+    at: number,
+    error: ErrorData,
+    notBeforeMs = 0,
+    exactlyAtNotBefore = false,
+  ): void {
     const step = this.state.steps[id]!;
     // Attempts no agent could take (none was live) are not the step's failures.
     const charged = step.attempt - unchargedAttempts(step);
@@ -695,7 +730,9 @@ class Tx {
       this.failStep(id, at, error, false);
       return;
     }
-    const wait = Math.max(backoffMs(step.spec.retry, charged), notBeforeMs - at);
+    const wait = exactlyAtNotBefore
+      ? Math.max(0, notBeforeMs - at)
+      : Math.max(backoffMs(step.spec.retry, charged), notBeforeMs - at);
     const w = this.step(id);
     w.status = StepStatus.RETRY_WAIT;
     w.error = error;

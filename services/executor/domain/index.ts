@@ -14,12 +14,14 @@ export { arbitrate, canonicalJson } from "./arbitrate.js";
 export type { GoalCommand, GoalInput, NewGoal, ReduceOptions, Transition } from "./goal-reducer.js";
 export {
   attemptDeadlineMs,
+  attemptRateLimited,
   attemptTimeoutAtMs,
   childKey,
   defaultStepTimeoutMs,
   initGoal,
   maxUnchargedAttempts,
   notTakenCode,
+  rateLimitedCode,
   recoverGoal,
   reduceGoal,
   stepSpecOf,

@@ -45,6 +45,8 @@ export type {
   StrategyOutcome,
 } from "./learning-repository.js";
 export { LearningRepository } from "./learning-repository.js";
+export type { NotifyChannel, NotifyChannelOptions, NotifyEvent } from "./notify-channel.js";
+export { channelName, createNotifyChannel } from "./notify-channel.js";
 export type {
   AttemptRowState,
   NewPlan,

@@ -54,6 +54,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0010-stream-leases",
         "0011-goal-submitter-roles",
         "0012-strategy-recent-stats",
+        "0013-playbook-notify",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],
@@ -116,6 +117,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         expect(await functions()).toEqual([
           "agentmesh_require",
           "audit_events_append_only",
+          "playbooks_notify",
           "stream_lease_open",
         ]);
         expect(await other.store.migrateDown()).toEqual([...migrationNames].reverse());
@@ -127,6 +129,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         expect(await functions()).toEqual([
           "agentmesh_require",
           "audit_events_append_only",
+          "playbooks_notify",
           "stream_lease_open",
         ]);
         expect(await other.store.migrate()).toEqual([]);

@@ -40,7 +40,7 @@ import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import type { SecretStore } from "../../lib/secrets/secret-store.js";
-import type { AuditEventInput, Store } from "../../lib/store/index.js";
+import { type AuditEventInput, createNotifyChannel, type Store } from "../../lib/store/index.js";
 import { flagOff, tenantFlags } from "../../lib/tenancy/tenant-settings.js";
 import {
   assertValidPlaybook,
@@ -98,7 +98,14 @@ export interface PlannerServiceHandle {
 export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHandle {
   const { store, log } = deps;
   const clock = deps.clock ?? Date.now;
-  const catalog = createPlaybookCatalog({ store, playbookDir: deps.playbookDir, clock });
+  // Keeps the playbooks planning reads, dropped on every change (migration 0013's trigger).
+  const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
+  const catalog = createPlaybookCatalog({
+    store,
+    playbookDir: deps.playbookDir,
+    clock,
+    changes,
+  });
   // A cached list answers ListPlaybooks many times; its few KB of Structs are encoded once.
   const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
   const llm =
@@ -356,8 +363,18 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
 
   return {
     impl,
-    start: () => catalog.load(),
-    async stop() {},
+    async start() {
+      await catalog.load();
+      // Without the channel planning still works, reading the playbook every time.
+      await changes
+        .start()
+        .catch((err: unknown) =>
+          log.warn({ err }, "playbook changes not heard; reading playbooks on every plan"),
+        );
+    },
+    async stop() {
+      await changes.stop();
+    },
   };
 }
 

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../lib/log/logger.js";
+import { createNotifyChannel, storeCounts } from "../../lib/store/index.js";
 import type { Store } from "../../lib/store/store.js";
 import { openTestStore, type TestStore } from "../../lib/store/testing.js";
 import { needPostgres } from "../../lib/testing/infra.js";
@@ -47,5 +49,72 @@ describe.skipIf(!pg)("playbook catalog: the cached tenant list", () => {
     await store.tenant("acme").playbooks.put("third", playbook("third"));
     catalog.forget("acme");
     expect(await kinds(catalog.list("acme"))).toContain("third");
+  });
+});
+
+describe.skipIf(!pg)("playbook catalog: playbooks kept for planning", () => {
+  let t: TestStore;
+  let store: Store;
+  const log = createLogger({ name: "playbook-catalog-test", level: "silent" });
+  beforeAll(async () => {
+    t = await openTestStore({ databaseUrl: pg!.url });
+    store = t.store;
+    await store.tenants.create({ id: "acme", displayName: "Acme" });
+  });
+  afterAll(() => t?.cleanup());
+
+  const strategyOf = async (p: Promise<{ strategies: { name: string }[] }>) =>
+    (await p).strategies[0]?.name;
+  const named = (name: string) => ({
+    goalKind: "kept",
+    strategies: [{ name, steps: [{ stepId: "a", capability: "util.echo" }] }],
+  });
+
+  it("reads a playbook once while listening, and drops it when any writer changes it", async () => {
+    const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
+    await changes.start();
+    try {
+      const catalog = createPlaybookCatalog({ store, changes });
+      // The put's own notification arrives after its commit: wait for it, or it could drop
+      // what the next read keeps.
+      const heard = new Promise<void>((resolve) => {
+        const off = changes.subscribe(() => {
+          off();
+          resolve();
+        });
+      });
+      await store.tenant("acme").playbooks.put("kept", named("first"));
+      await heard;
+      expect(await strategyOf(catalog.get("acme", "kept"))).toBe("first");
+      const before = storeCounts.statements;
+      expect(await strategyOf(catalog.get("acme", "kept"))).toBe("first");
+      expect(storeCounts.statements).toBe(before);
+      // Written by another replica (straight to the store, no forget()): the trigger's
+      // notification drops it.
+      await store.tenant("acme").playbooks.put("kept", named("second"));
+      await expect.poll(() => strategyOf(catalog.get("acme", "kept"))).toBe("second");
+      // Deleted: the global playbook (none for this kind) or NOT_FOUND, never the old one.
+      await store.tenant("acme").playbooks.delete("kept");
+      await expect
+        .poll(() =>
+          catalog.get("acme", "kept").then(
+            () => "found",
+            (e: Error) => e.message,
+          ),
+        )
+        .toMatch(/no playbook/);
+    } finally {
+      await changes.stop();
+    }
+  });
+
+  it("reads every time when the channel is not listening", async () => {
+    const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
+    const catalog = createPlaybookCatalog({ store, changes });
+    await store.tenant("acme").playbooks.put("kept", named("third"));
+    expect(await strategyOf(catalog.get("acme", "kept"))).toBe("third");
+    const before = storeCounts.statements;
+    expect(await strategyOf(catalog.get("acme", "kept"))).toBe("third");
+    expect(storeCounts.statements).toBe(before + 1);
   });
 });

@@ -1,12 +1,21 @@
 /**
  * The playbooks a tenant sees: the built-in files (global, loaded once) and
  * the tenant's own from the store, a tenant's playbook hiding a global one of
- * the same goal kind. `get` (the planning path) reads the tenant's playbook on
- * every call (one indexed row), so a PutPlaybook on one replica plans on every
- * other at once. `list` (ListPlaybooks, a hot read for dashboards and SDKs)
- * reuses a tenant's list for `listCacheMs` (then answers from it once more
- * while re-reading it): a write through this replica is seen at once
- * (`forget`), one through another replica within that time and a read.
+ * the same goal kind.
+ *
+ * `get` (the planning path, once per goal) keeps what it read per tenant and
+ * goal kind while `changes` (the store's `agentmesh_playbooks` channel, which
+ * a trigger notifies on every write to a tenant's playbooks, migration 0013)
+ * is listening, and drops a tenant's on its notification: a PutPlaybook on
+ * one replica plans on every other as soon as the notification arrives
+ * (milliseconds after the commit). While the channel is not listening (no
+ * `changes`, or its connection lost) `get` reads the row on every call, and
+ * the channel's `resync` drops everything kept.
+ *
+ * `list` (ListPlaybooks, a hot read for dashboards and SDKs) reuses a
+ * tenant's list for `listCacheMs` (then answers from it once more while
+ * re-reading it): a write through this replica is seen at once (`forget`),
+ * one through another replica on its notification or within that time.
  *
  * @example
  * const catalog = createPlaybookCatalog({ store });
@@ -15,7 +24,7 @@
 import { fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { type Playbook, PlaybookSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
-import type { PlaybookRecord, Store } from "../../lib/store/index.js";
+import type { NotifyChannel, PlaybookRecord, Store } from "../../lib/store/index.js";
 import { builtinPlaybookDir, loadPlaybookDir } from "./domain/index.js";
 
 export interface PlaybookCatalogOptions {
@@ -26,6 +35,8 @@ export interface PlaybookCatalogOptions {
   listCacheMs?: number;
   /** Milliseconds now; default `Date.now`. */
   clock?: () => number;
+  /** The playbooks' change channel (started by the caller); without it `get` reads every time. */
+  changes?: NotifyChannel;
 }
 
 export interface PlaybookCatalog {
@@ -33,13 +44,16 @@ export interface PlaybookCatalog {
   load(): Promise<void>;
   /** The global playbooks by goal kind. */
   globals(): Promise<ReadonlyMap<string, Playbook>>;
-  /** The playbook the tenant sees for a kind, or NOT_FOUND. */
+  /** The playbook the tenant sees for a kind, or NOT_FOUND (kept: do not modify). */
   get(tenantId: string, goalKind: string): Promise<Playbook>;
   /** Every playbook the tenant sees, by goal kind (the same array while cached: do not modify). */
   list(tenantId: string): Promise<Playbook[]>;
-  /** Drops the cached list of a tenant (after this replica changed one of its playbooks). */
+  /** Drops what is kept of a tenant (after this replica changed one of its playbooks). */
   forget(tenantId: string): void;
 }
+
+/** Tenant playbooks (or their absence) `get` keeps at most. */
+const maxOwned = 10_000;
 
 export function createPlaybookCatalog(options: PlaybookCatalogOptions): PlaybookCatalog {
   const { store } = options;
@@ -49,6 +63,54 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     string,
     { until: number; playbooks: Promise<Playbook[]>; refreshing: boolean }
   >();
+  /** Per tenant, per goal kind: the tenant's own playbook as read (undefined: none). */
+  const owned = new Map<string, Map<string, Promise<Playbook | undefined>>>();
+  let ownedCount = 0;
+  const dropOwned = (tenantId?: string) => {
+    if (tenantId === undefined) {
+      owned.clear();
+      ownedCount = 0;
+    } else {
+      ownedCount -= owned.get(tenantId)?.size ?? 0;
+      owned.delete(tenantId);
+    }
+  };
+  options.changes?.subscribe((event) => {
+    if (event.type === "notification" && event.payload !== "*") {
+      dropOwned(event.payload);
+      lists.delete(event.payload);
+    } else {
+      dropOwned();
+      lists.clear();
+    }
+  });
+  const readOwn = async (tenantId: string, goalKind: string) => {
+    const own = await store.tenant(tenantId).playbooks.find(goalKind);
+    return own ? playbookFromRecord(own) : undefined;
+  };
+  /** The tenant's own playbook: kept while the change channel listens, else read. */
+  const ownPlaybook = (tenantId: string, goalKind: string): Promise<Playbook | undefined> => {
+    if (!options.changes?.listening()) return readOwn(tenantId, goalKind);
+    let kinds = owned.get(tenantId);
+    const hit = kinds?.get(goalKind);
+    if (hit) return hit;
+    // Bounded: goal kinds come from requests; past the bound, start over.
+    if (ownedCount >= maxOwned) dropOwned();
+    if (!owned.has(tenantId)) owned.set(tenantId, new Map());
+    kinds = owned.get(tenantId)!;
+    // Kept as the read in flight, so a notification during the read drops it too.
+    const read = readOwn(tenantId, goalKind);
+    kinds.set(goalKind, read);
+    ownedCount++;
+    const entries = kinds;
+    read.catch(() => {
+      if (entries.get(goalKind) === read) {
+        entries.delete(goalKind);
+        ownedCount--;
+      }
+    });
+    return read;
+  };
   let loaded: Promise<ReadonlyMap<string, Playbook>> | undefined;
   const globals = () => {
     loaded ??= loadPlaybookDir(options.playbookDir ?? builtinPlaybookDir).then(
@@ -68,8 +130,8 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     async get(tenantId, goalKind) {
       if (!goalKind) throw new MeshError(Code.InvalidArgument, "goal_kind is required");
       if (tenantId) {
-        const own = await store.tenant(tenantId).playbooks.find(goalKind);
-        if (own) return playbookFromRecord(own);
+        const own = await ownPlaybook(tenantId, goalKind);
+        if (own) return own;
       }
       const global = (await globals()).get(goalKind);
       if (!global) throw new MeshError(Code.NotFound, `no playbook for goal kind "${goalKind}"`);
@@ -104,6 +166,7 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     },
     forget(tenantId) {
       lists.delete(tenantId);
+      dropOwned(tenantId);
     },
   };
 

@@ -1,5 +1,6 @@
 /**
- * Agent changes across registry replicas, over PostgreSQL LISTEN/NOTIFY.
+ * Agent changes across registry replicas, over PostgreSQL LISTEN/NOTIFY
+ * (`lib/store/notify-channel.ts`).
  *
  * Why LISTEN/NOTIFY rather than polling `agents.updated_at`: the replica that
  * makes a change knows its kind (registered, expired, deregistered ...), a
@@ -28,7 +29,7 @@ import {
   WatchAgentsResponseSchema,
 } from "../../gen/agentmesh/v1/registry_pb.js";
 import type { Logger } from "../../lib/log/logger.js";
-import type { Store } from "../../lib/store/index.js";
+import { createNotifyChannel, type Store } from "../../lib/store/index.js";
 import { agentToMessage } from "./agent-message.js";
 
 /** What subscribers receive: a change, or `resync` after notifications may have been lost. */
@@ -53,18 +54,6 @@ export interface AgentFeedOptions {
   reconnectMs?: number;
 }
 
-/** The slice of a node-postgres client the feed uses. */
-interface PgClient {
-  query(sql: string): Promise<unknown>;
-  on(event: "notification", fn: (msg: { channel: string; payload?: string }) => void): void;
-  on(event: "error" | "end", fn: (err?: Error) => void): void;
-  removeAllListeners(event: string): void;
-}
-interface KnexPool {
-  acquireConnection(): Promise<PgClient>;
-  releaseConnection(connection: PgClient): Promise<void>;
-}
-
 const kindNames: Record<string, AgentChangeKind> = {
   registered: AgentChangeKind.REGISTERED,
   updated: AgentChangeKind.UPDATED,
@@ -74,13 +63,13 @@ const kindNames: Record<string, AgentChangeKind> = {
 
 export function createAgentFeed(options: AgentFeedOptions): AgentFeed {
   const { store, log } = options;
-  const schema = String(store.orm.config.get("schema") ?? "public");
-  const channel = `${options.channel ?? "agentmesh_agents"}_${schema}`.slice(0, 63);
+  const channel = createNotifyChannel({
+    store,
+    name: options.channel ?? "agentmesh_agents",
+    log,
+    ...(options.reconnectMs !== undefined ? { reconnectMs: options.reconnectMs } : {}),
+  });
   const listeners = new Set<(event: AgentFeedEvent) => void>();
-  const pool = store.orm.em.getConnection().getKnex().client as unknown as KnexPool;
-  let client: PgClient | undefined;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
 
   const emit = (event: AgentFeedEvent) => {
     for (const l of listeners) {
@@ -114,67 +103,24 @@ export function createAgentFeed(options: AgentFeedOptions): AgentFeed {
     }
   };
 
-  const listen = async (): Promise<void> => {
-    const c = await pool.acquireConnection();
-    c.on("notification", (msg) => {
-      if (msg.channel === channel && msg.payload) void onNotification(msg.payload);
-    });
-    const lost = (err?: Error) => {
-      if (client !== c) return;
-      client = undefined;
-      c.removeAllListeners("notification");
-      pool.releaseConnection(c).catch(() => undefined);
-      if (stopped) return;
-      log.warn({ err }, "agent feed lost its listening connection; reconnecting");
-      schedule();
-    };
-    c.on("error", lost);
-    c.on("end", lost);
-    client = c;
-    try {
-      await c.query(`listen "${channel}"`);
-    } catch (err) {
-      lost(err as Error);
-      throw err;
-    }
-  };
-
-  const schedule = () => {
-    timer = setTimeout(() => {
-      listen().then(
-        () => emit({ type: "resync" }),
-        () => undefined,
-      );
-    }, options.reconnectMs ?? 1000);
-    timer.unref();
-  };
-
   return {
     async start() {
-      stopped = false;
-      await listen();
+      channel.subscribe((event) => {
+        if (event.type === "resync") emit(event);
+        else void onNotification(event.payload);
+      });
+      await channel.start();
     },
     async publish(kind, agentId) {
       const name = Object.keys(kindNames).find((k) => kindNames[k] === kind) ?? "updated";
-      await store.orm.em
-        .fork()
-        .getConnection()
-        .execute("select pg_notify(?, ?)", [channel, `${name}:${agentId}`]);
+      await channel.notify(`${name}:${agentId}`);
     },
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      const c = client;
-      client = undefined;
-      if (c) {
-        c.removeAllListeners("notification");
-        await c.query(`unlisten "${channel}"`).catch(() => undefined);
-        await pool.releaseConnection(c).catch(() => undefined);
-      }
+      await channel.stop();
       listeners.clear();
     },
   };

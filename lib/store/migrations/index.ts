@@ -57,6 +57,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0012-strategy-recent-stats",
     load: async () => (await import("./0012-strategy-recent-stats.js")).StrategyRecentStats,
   },
+  {
+    name: "0013-playbook-notify",
+    load: async () => (await import("./0013-playbook-notify.js")).PlaybookNotify,
+  },
 ];
 
 /** The names of every migration, in order. */

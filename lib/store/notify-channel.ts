@@ -1,0 +1,160 @@
+/**
+ * One PostgreSQL LISTEN/NOTIFY channel of the store's schema, for replicas
+ * that keep something in memory and must hear when another replica changes
+ * it (the registry's agent feed, the planner's playbook cache).
+ *
+ * Each channel holds one listening connection taken from the store's pool,
+ * however many subscribers it serves. Notifications sent while that
+ * connection is down are lost: the channel reconnects with backoff and, once
+ * listening again, tells subscribers (`resync`) so they can drop or re-read
+ * what they hold; `listening()` is false meanwhile so a cache knows not to
+ * trust itself.
+ *
+ * The channel name includes the store's schema, so test runs (and meshes)
+ * sharing one database do not hear each other; `channelName` gives the same
+ * name to a trigger that notifies it (see migration 0013).
+ *
+ * @example
+ * const channel = createNotifyChannel({ store, name: "agentmesh_agents", log });
+ * await channel.start();
+ * channel.subscribe((e) => e.type === "resync" ? reload() : changed(e.payload));
+ * await channel.notify("registered:agent-1");
+ */
+import type { Logger } from "../log/logger.js";
+import type { Store } from "./store.js";
+
+/** What subscribers receive: a payload, or `resync` after notifications may have been lost. */
+export type NotifyEvent = { type: "notification"; payload: string } | { type: "resync" };
+
+export interface NotifyChannel {
+  /** The channel's full name (`<name>_<schema>`, at most 63 bytes). */
+  readonly channel: string;
+  /** Starts listening; resolves once the LISTEN is in place. */
+  start(): Promise<void>;
+  /** True while the LISTEN is in place: nothing sent meanwhile was missed. */
+  listening(): boolean;
+  /** Notifies every replica (this one included). */
+  notify(payload: string): Promise<void>;
+  /** Receives every notification; returns the unsubscribe function. */
+  subscribe(listener: (event: NotifyEvent) => void): () => void;
+  stop(): Promise<void>;
+}
+
+export interface NotifyChannelOptions {
+  store: Store;
+  /** Channel prefix; the schema is appended. */
+  name: string;
+  log: Logger;
+  /** Delay before re-listening after the connection drops; default 1000 ms. */
+  reconnectMs?: number;
+}
+
+/** The slice of a node-postgres client the channel uses. */
+interface PgClient {
+  query(sql: string): Promise<unknown>;
+  on(event: "notification", fn: (msg: { channel: string; payload?: string }) => void): void;
+  on(event: "error" | "end", fn: (err?: Error) => void): void;
+  removeAllListeners(event: string): void;
+}
+interface KnexPool {
+  acquireConnection(): Promise<PgClient>;
+  releaseConnection(connection: PgClient): Promise<void>;
+}
+
+/** The channel `name` gets in the store's schema (what a trigger must notify). */
+export function channelName(store: Store, name: string): string {
+  const schema = String(store.orm.config.get("schema") ?? "public");
+  return `${name}_${schema}`.slice(0, 63);
+}
+
+export function createNotifyChannel(options: NotifyChannelOptions): NotifyChannel {
+  const { store, log } = options;
+  const channel = channelName(store, options.name);
+  const listeners = new Set<(event: NotifyEvent) => void>();
+  const pool = store.orm.em.getConnection().getKnex().client as unknown as KnexPool;
+  let client: PgClient | undefined;
+  let live = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const emit = (event: NotifyEvent) => {
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        log.warn({ err, channel }, "notify channel listener failed");
+      }
+    }
+  };
+
+  const listen = async (): Promise<void> => {
+    const c = await pool.acquireConnection();
+    c.on("notification", (msg) => {
+      if (msg.channel === channel && msg.payload !== undefined) {
+        emit({ type: "notification", payload: msg.payload });
+      }
+    });
+    const lost = (err?: Error) => {
+      if (client !== c) return;
+      client = undefined;
+      live = false;
+      c.removeAllListeners("notification");
+      pool.releaseConnection(c).catch(() => undefined);
+      if (stopped) return;
+      log.warn({ err, channel }, "lost the listening connection; reconnecting");
+      schedule();
+    };
+    c.on("error", lost);
+    c.on("end", lost);
+    client = c;
+    try {
+      await c.query(`listen "${channel}"`);
+      live = client === c;
+    } catch (err) {
+      lost(err as Error);
+      throw err;
+    }
+  };
+
+  const schedule = () => {
+    timer = setTimeout(() => {
+      listen().then(
+        () => emit({ type: "resync" }),
+        () => undefined,
+      );
+    }, options.reconnectMs ?? 1000);
+    timer.unref();
+  };
+
+  return {
+    channel,
+    async start() {
+      stopped = false;
+      await listen();
+    },
+    listening: () => live,
+    async notify(payload) {
+      await store.orm.em
+        .fork()
+        .getConnection()
+        .execute("select pg_notify(?, ?)", [channel, payload]);
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async stop() {
+      stopped = true;
+      live = false;
+      clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      if (c) {
+        c.removeAllListeners("notification");
+        await c.query(`unlisten "${channel}"`).catch(() => undefined);
+        await pool.releaseConnection(c).catch(() => undefined);
+      }
+      listeners.clear();
+    },
+  };
+}

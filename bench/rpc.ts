@@ -11,10 +11,17 @@
  * open-loop at a fixed rate (latency without coordinated omission); rounds
  * alternate bare/mesh so machine noise hits both. Client and server share
  * the process, as in the embedded mode. Target: mesh ≥ 70% of bare rps.
+ *
+ * Bare grpc-js runs with the options the mesh gives grpc-js (channelz off), so
+ * the difference is the mesh's own work. The open-loop rounds alternate too
+ * and record, beside the latency, the CPU per call, the event loop's delay and
+ * the garbage collector's pauses (issue 23: mesh p99 ≤ 2× bare's at the same
+ * rate), which is where a tail comes from.
  */
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import { createLogger } from "../lib/log/logger.js";
 import { createChannel, createClient } from "../lib/rpc/client.js";
@@ -22,7 +29,7 @@ import { createServer } from "../lib/rpc/server.js";
 import { allowNames, createTestPki, echoImpl, echoService } from "../lib/rpc/testing.js";
 import { createMeshMetrics } from "../lib/telemetry/metrics.js";
 import type { Benchmark } from "./benchmark.js";
-import { runClosedLoop, runOpenLoop } from "./open-loop.js";
+import { type OpenLoopResult, runClosedLoop, runOpenLoop } from "./open-loop.js";
 
 interface Target {
   call: () => Promise<unknown>;
@@ -33,7 +40,8 @@ const payload = new Uint8Array(64).fill(7);
 
 async function bare(dir: (name: string) => string): Promise<Target> {
   const read = (name: string, file: string) => readFileSync(join(dir(name), file));
-  const server = new grpc.Server();
+  // channelz off, as the mesh runs grpc-js (lib/rpc/server.ts, client.ts).
+  const server = new grpc.Server({ "grpc.enable_channelz": 0 });
   const id = (b: Buffer) => b;
   server.register(
     "/agentmesh.testing.EchoService/Echo",
@@ -58,7 +66,7 @@ async function bare(dir: (name: string) => string): Promise<Target> {
       read("executor", "tls.key"),
       read("executor", "tls.crt"),
     ),
-    { "grpc.ssl_target_name_override": "registry" },
+    { "grpc.ssl_target_name_override": "registry", "grpc.enable_channelz": 0 },
   );
   // The same bytes the mesh client sends: a BytesValue with 64 bytes.
   const body = Buffer.concat([Buffer.from([0x0a, payload.length]), Buffer.from(payload)]);
@@ -133,6 +141,58 @@ async function closed(target: Target, concurrency: number, ms: number): Promise<
   };
 }
 
+interface OpenFigures {
+  achievedRate: number;
+  errors: number;
+  p50Us: number;
+  p99Us: number;
+  p999Us: number;
+  cpuUsPerCall: number;
+  /** The event loop's delay while it ran (monitorEventLoopDelay, 1 ms resolution). */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  /** Garbage collections and their summed and longest pause. */
+  gcCount: number;
+  gcPauseMs: number;
+  gcMaxPauseMs: number;
+}
+
+async function openLoop(target: Target, rate: number, ms: number): Promise<OpenFigures> {
+  const pauses: number[] = [];
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push(e.duration);
+  });
+  gc.observe({ entryTypes: ["gc"] });
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const cpu0 = process.cpuUsage();
+  let r: OpenLoopResult;
+  try {
+    r = await runOpenLoop({ rate, durationMs: ms, call: target.call });
+  } finally {
+    delay.disable();
+    gc.disconnect();
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const round1 = (x: number) => Math.round(x * 10) / 10;
+  return {
+    achievedRate: r.achievedRate,
+    errors: r.errors,
+    ...pick(r.latency),
+    cpuUsPerCall: Math.round((cpu.user + cpu.system) / Math.max(1, r.completed)),
+    loopDelayP99Ms: round1(delay.percentile(99) / 1e6),
+    loopDelayMaxMs: round1(delay.max / 1e6),
+    gcCount: pauses.length,
+    gcPauseMs: round1(pauses.reduce((a, b) => a + b, 0)),
+    gcMaxPauseMs: round1(Math.max(0, ...pauses)),
+  };
+}
+
+function medianByP99(runs: OpenFigures[]): OpenFigures {
+  const sorted = [...runs].sort((a, b) => a.p99Us - b.p99Us);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as OpenFigures;
+}
+
 function best(runs: Figures[]): Figures {
   return runs.reduce((a, b) => (b.rps > a.rps ? b : a));
 }
@@ -160,10 +220,13 @@ export const rpc: Benchmark = {
       const meshBest = best(runs.mesh);
       // Latency at a rate both can sustain: half of the mesh's closed-loop throughput.
       const rate = Math.max(100, Math.floor(meshBest.rps / 2));
-      const open = {
-        bare: await runOpenLoop({ rate, durationMs: ms, call: targets.bare.call }),
-        mesh: await runOpenLoop({ rate, durationMs: ms, call: targets.mesh.call }),
-      };
+      const open: { bare: OpenFigures[]; mesh: OpenFigures[] } = { bare: [], mesh: [] };
+      for (let i = 0; i < rounds; i++) {
+        open.bare.push(await openLoop(targets.bare, rate, ms));
+        open.mesh.push(await openLoop(targets.mesh, rate, ms));
+      }
+      const bareOpen = medianByP99(open.bare);
+      const meshOpen = medianByP99(open.mesh);
       const ratio = Math.round((meshBest.rps / Math.max(1, bareBest.rps)) * 100) / 100;
       return {
         concurrency,
@@ -171,16 +234,14 @@ export const rpc: Benchmark = {
         closedLoop: { bare: bareBest, mesh: meshBest, rounds },
         openLoop: {
           rate,
-          bare: {
-            achievedRate: open.bare.achievedRate,
-            errors: open.bare.errors,
-            ...pick(open.bare.latency),
-          },
-          mesh: {
-            achievedRate: open.mesh.achievedRate,
-            errors: open.mesh.errors,
-            ...pick(open.mesh.latency),
-          },
+          rounds,
+          // The round with the median p99 of each side; every round's p99 beside it.
+          bare: { ...bareOpen, p99UsByRound: open.bare.map((r) => r.p99Us) },
+          mesh: { ...meshOpen, p99UsByRound: open.mesh.map((r) => r.p99Us) },
+          p99RatioMeshToBare:
+            Math.round((meshOpen.p99Us / Math.max(1, bareOpen.p99Us)) * 100) / 100,
+          p99Target: "mesh p99 <= 2 x bare p99 at the same rate",
+          meetsP99Target: meshOpen.p99Us <= 2 * bareOpen.p99Us,
         },
         ratio,
         meshCpuOverheadUsPerCall: meshBest.cpuUsPerCall - bareBest.cpuUsPerCall,

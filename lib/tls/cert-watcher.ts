@@ -159,7 +159,15 @@ export class CertWatcher implements experimental.CertificateProvider {
     const { logger, metrics } = this.#options;
     let next: CertificateSet;
     try {
-      next = await readCertificateSet(this.dir);
+      const files = await readCertificateFiles(this.dir);
+      const cur = this.#current;
+      // Unchanged files (every poll, between rotations) need no new check: validating a set
+      // (key against leaf, a trial secure context) costs milliseconds of the event loop.
+      if (files.cert.equals(cur.cert) && files.key.equals(cur.key) && files.ca.equals(cur.ca)) {
+        this.#lastError = undefined;
+        return false;
+      }
+      next = checkCertificateFiles(files);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message !== this.#lastError) {
@@ -173,9 +181,6 @@ export class CertWatcher implements experimental.CertificateProvider {
       return false;
     }
     this.#lastError = undefined;
-    const cur = this.#current;
-    if (next.cert.equals(cur.cert) && next.key.equals(cur.key) && next.ca.equals(cur.ca))
-      return false;
     this.#current = next;
     this.#recordExpiry();
     metrics?.certReloads.inc({ name: this.name, result: "ok" });
@@ -281,11 +286,22 @@ export async function watchCertificates(options: WatchCertificatesOptions): Prom
  * (grpc-js drops every new connection if `setSecureContext` throws later).
  */
 export async function readCertificateSet(dir: string): Promise<CertificateSet> {
+  return checkCertificateFiles(await readCertificateFiles(dir));
+}
+
+type CertificateFiles = Pick<CertificateSet, "cert" | "key" | "ca">;
+
+async function readCertificateFiles(dir: string): Promise<CertificateFiles> {
   const [cert, key, ca] = await Promise.all([
     readFile(join(dir, "tls.crt")),
     readFile(join(dir, "tls.key")),
     readFile(join(dir, "ca.crt")),
   ]);
+  return { cert, key, ca };
+}
+
+/** The checks of `readCertificateSet` on files already read. */
+function checkCertificateFiles({ cert, key, ca }: CertificateFiles): CertificateSet {
   const leaf = new X509Certificate(cert);
   if (!leaf.checkPrivateKey(createPrivateKey(key))) {
     throw new Error("tls.key does not match tls.crt");

@@ -22,7 +22,7 @@ import { principalMetadataKey } from "./authorizer.js";
 import { currentScope } from "./call-scope.js";
 import { principalKey, spanKey } from "./context-keys.js";
 import { type Interceptor, isStreamingResponse } from "./interceptor.js";
-import { observeCall } from "./server-interceptors.js";
+import { methodPath, observeCall } from "./server-interceptors.js";
 import { observeStream } from "./stream-util.js";
 
 /** 1. Request count, latency histogram and errors per method. */
@@ -33,12 +33,9 @@ export function clientMetrics(metrics: MeshMetrics): Interceptor {
 /** 2. Starts a client span and puts its context on the wire. */
 export function clientTracing(): Interceptor {
   return (next) => (call) => {
-    const path = `/${call.method.parent.typeName}/${call.method.name}`;
+    const path = methodPath(call);
     const parent = activeSpanContext() ?? currentScope()?.spanContext;
-    const started = startRpcSpan(path, "client", parent, {
-      "rpc.system": "grpc",
-      "rpc.method": path,
-    });
+    const started = startRpcSpan(path, "client", parent);
     call.values.set(spanKey, started.spanContext);
     call.metadata.set(traceparentKey, formatTraceparent(started.spanContext));
     return next(call).then(

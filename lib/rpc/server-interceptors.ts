@@ -56,8 +56,16 @@ import { observeStream } from "./stream-util.js";
 
 /** Full method path `/pkg.Service/Method`, the label used in metrics and logs. */
 export function methodPath(call: MeshCall): string {
-  return `/${call.method.parent.typeName}/${call.method.name}`;
+  let path = methodPaths.get(call.method);
+  if (path === undefined) {
+    path = `/${call.method.parent.typeName}/${call.method.name}`;
+    methodPaths.set(call.method, path);
+  }
+  return path;
 }
+
+// Built once per method, not per call.
+const methodPaths = new WeakMap<DescMethod, string>();
 
 /** 1. Request count, latency histogram and errors per method. */
 export function serverMetrics(metrics: MeshMetrics): Interceptor {
@@ -141,10 +149,7 @@ export function serverTracing(options: ServerTracingOptions): Interceptor {
   return (next) => (call) => {
     const path = methodPath(call);
     const parent = parseTraceparent(call.metadata.get(traceparentKey)[0] as string | undefined);
-    const started = startRpcSpan(path, "server", parent, {
-      "rpc.system": "grpc",
-      "rpc.method": path,
-    });
+    const started = startRpcSpan(path, "server", parent);
     const sc = started.spanContext;
     call.values.set(spanKey, sc);
     const scope = call.values.get(scopeKey);

@@ -30,6 +30,7 @@ import {
 } from "@bufbuild/protobuf";
 import {
   type ChannelOptions,
+  type Metadata,
   Server,
   type ServerDuplexStream,
   type ServerReadableStream,
@@ -38,6 +39,7 @@ import {
   type StatusObject,
   type sendUnaryData,
 } from "@grpc/grpc-js";
+import type { Principal } from "../../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
@@ -45,7 +47,7 @@ import { warmValidation } from "../proto/validate-message.js";
 import { type MeshMetrics, meshMetrics } from "../telemetry/metrics.js";
 import type { CertWatcher } from "../tls/cert-watcher.js";
 import { serverCredentials } from "../tls/credentials.js";
-import type { Authorizer } from "./authorizer.js";
+import type { Authorizer, PeerIdentity } from "./authorizer.js";
 import { type CallScope, runInScope } from "./call-scope.js";
 import { decode, encode } from "./codec.js";
 import {
@@ -57,7 +59,7 @@ import {
   type TransportCall,
   transportKey,
 } from "./context-keys.js";
-import { createContextValues } from "./context-values.js";
+import { type ContextValues, createContextValues } from "./context-values.js";
 import type { AnyHandler, HandlerContext, ServiceImpl } from "./handler.js";
 import { createHealth, type HealthStatus } from "./health.js";
 import {
@@ -238,24 +240,36 @@ export function createServer(options: ServerOptions): MeshServer {
 
 /** The innermost step: the handler itself, given its context. */
 function terminal(handler: AnyHandler | undefined): Next {
-  return async (call) => {
-    if (!handler) {
-      throw new MeshError(
-        Code.Unimplemented,
-        `${call.method.parent.typeName}.${call.method.name} is not implemented`,
-      );
-    }
-    const ctx = handlerContext(call);
-    const out = handler(call.request, ctx);
-    const output = call.method.output;
-    switch (call.method.methodKind) {
-      case "unary":
-      case "client_streaming":
-        return create(output, await out);
-      default:
-        return toMessages(output, out as AsyncIterable<unknown>);
+  return (call) => {
+    try {
+      if (!handler) {
+        throw new MeshError(
+          Code.Unimplemented,
+          `${call.method.parent.typeName}.${call.method.name} is not implemented`,
+        );
+      }
+      const ctx = handlerContext(call);
+      const out = handler(call.request, ctx);
+      const output = call.method.output;
+      switch (call.method.methodKind) {
+        case "unary":
+        case "client_streaming":
+          // One promise step after an async handler and none after a synchronous one (an
+          // async function here made two: its own and the await's).
+          return isThenable(out)
+            ? Promise.resolve(out).then((res) => create(output, res as never))
+            : Promise.resolve(create(output, out as never));
+        default:
+          return Promise.resolve(toMessages(output, out as AsyncIterable<unknown>));
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
   };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
 }
 
 async function* toMessages(
@@ -266,26 +280,47 @@ async function* toMessages(
 }
 
 function handlerContext(call: MeshCall): HandlerContext {
-  const values = call.values;
-  const peer = values.get(peerKey);
+  const peer = call.values.get(peerKey);
   if (!peer) throw new MeshError(Code.Unauthenticated, "no verified peer");
-  let log: Logger | undefined;
-  return {
-    method: call.method,
-    peer,
-    principal: values.get(principalKey),
-    get signal() {
-      return call.signal;
-    },
-    deadline: call.deadline,
-    get log() {
-      log ??= (values.get(loggerKey) as () => Logger)();
-      return log;
-    },
-    traceId: values.get(spanKey)?.traceId ?? "",
-    metadata: call.metadata,
-    values,
-  };
+  return new CallHandlerContext(call, peer);
+}
+
+/**
+ * What a handler is given. A class, so the lazy `signal` and `log` are getters
+ * on its prototype: an object literal with getters builds both accessors anew
+ * on every call.
+ */
+class CallHandlerContext implements HandlerContext {
+  readonly method: DescMethod;
+  readonly principal: Principal | undefined;
+  readonly deadline: number | undefined;
+  readonly traceId: string;
+  readonly metadata: Metadata;
+  readonly values: ContextValues;
+  readonly #call: MeshCall;
+  #log: Logger | undefined;
+
+  constructor(
+    call: MeshCall,
+    readonly peer: PeerIdentity,
+  ) {
+    this.#call = call;
+    this.method = call.method;
+    this.values = call.values;
+    this.principal = call.values.get(principalKey);
+    this.deadline = call.deadline;
+    this.traceId = call.values.get(spanKey)?.traceId ?? "";
+    this.metadata = call.metadata;
+  }
+
+  get signal(): AbortSignal {
+    return this.#call.signal;
+  }
+
+  get log(): Logger {
+    this.#log ??= (this.values.get(loggerKey) as () => Logger)();
+    return this.#log;
+  }
 }
 
 /** grpc-js hands us raw bytes; we decode so malformed input is INVALID_ARGUMENT, not INTERNAL. */
@@ -356,27 +391,39 @@ function startCall(
   const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
   const cancellation = new CallCancellation(call, deadline);
   const values = createContextValues();
-  const scope: CallScope = {
-    deadline,
-    get signal() {
-      return cancellation.signal;
-    },
-    spanContext: undefined,
-  };
+  const scope = new ServerCallScope(cancellation, deadline);
   values.set(transportKey, call as unknown as TransportCall);
   values.set(scopeKey, scope);
-  const mesh: MeshCall = {
-    side: "server",
-    method,
-    request,
-    metadata: call.metadata,
-    get signal() {
-      return cancellation.signal;
-    },
-    deadline,
-    values,
-  };
+  const mesh = new ServerMeshCall(method, request, call.metadata, cancellation, deadline, values);
   return { mesh, scope, cancellation };
+}
+
+/** The scope handed to calls a handler makes (a class: its `signal` getter is not rebuilt per call). */
+class ServerCallScope implements CallScope {
+  spanContext: CallScope["spanContext"] = undefined;
+  constructor(
+    readonly cancellation: CallCancellation,
+    public deadline: number | undefined,
+  ) {}
+  get signal(): AbortSignal {
+    return this.cancellation.signal;
+  }
+}
+
+/** One incoming call as the interceptors see it. */
+class ServerMeshCall implements MeshCall {
+  readonly side = "server";
+  constructor(
+    readonly method: DescMethod,
+    public request: MeshCall["request"],
+    readonly metadata: Metadata,
+    readonly cancellation: CallCancellation,
+    public deadline: number | undefined,
+    readonly values: ContextValues,
+  ) {}
+  get signal(): AbortSignal {
+    return this.cancellation.signal;
+  }
 }
 
 function statusOf(err: unknown): Partial<StatusObject> {

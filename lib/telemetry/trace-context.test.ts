@@ -44,11 +44,11 @@ describe("W3C trace context", () => {
     const ids = new Set(Array.from({ length: 2000 }, () => newSpanId()));
     expect(ids.size).toBe(2000);
     const parent = parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    const child = startRpcSpan("/x.Y/Z", "server", parent, {});
+    const child = startRpcSpan("/x.Y/Z", "server", parent);
     expect(child.spanContext.traceId).toBe(parent?.traceId);
     expect(child.spanContext.spanId).not.toBe(parent?.spanId);
     expect(child.spanContext.traceFlags).toBe(1);
-    const root = startRpcSpan("/x.Y/Z", "client", undefined, {});
+    const root = startRpcSpan("/x.Y/Z", "client", undefined);
     expect(root.spanContext.traceId).toMatch(/^[0-9a-f]{32}$/);
   });
 });

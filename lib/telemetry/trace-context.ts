@@ -99,7 +99,6 @@ export function startRpcSpan(
   name: string,
   kind: "server" | "client",
   parent: SpanContext | undefined,
-  attributes: Record<string, string>,
 ): StartedSpan {
   if (!sdkRegistered()) {
     // No SDK: skip the no-op tracer and context objects entirely (hot path).
@@ -113,7 +112,10 @@ export function startRpcSpan(
   const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;
   let span = tracer().startSpan(
     name,
-    { kind: kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT, attributes },
+    {
+      kind: kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT,
+      attributes: { "rpc.system": "grpc", "rpc.method": name },
+    },
     parentContext,
   );
   let spanContext = span.spanContext();

@@ -11,8 +11,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import nodeVault from "node-vault";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jwtAuthenticator } from "../gateway/jwt-auth.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import { openSecrets } from "../lib/secrets/open-secrets.js";
 import { openVaultSecrets, type VaultSecrets } from "../lib/secrets/vault-secrets.js";
@@ -132,6 +134,45 @@ describe(
       await until(() => seen.length > 0);
       expect(seen).toEqual(["postgres://app:second@db/app"]);
       expect(await secrets.get("database-url")).toBe("postgres://app:second@db/app");
+    });
+
+    it("the gateway's JWT verification follows a JWKS rotated in Vault, without a restart", async () => {
+      const signer = async () => {
+        const { publicKey, privateKey } = await generateKeyPair("ES256");
+        const kid = randomBytes(4).toString("hex");
+        const jwks = JSON.stringify({
+          keys: [{ ...(await exportJWK(publicKey)), kid, alg: "ES256" }],
+        });
+        const token = await new SignJWT({ tenant_id: "acme" })
+          .setProtectedHeader({ alg: "ES256", kid })
+          .setSubject("alice")
+          .setIssuer("https://idp.example/")
+          .setAudience("agentmesh")
+          .setExpirationTime("5m")
+          .sign(privateKey);
+        return { jwks, token };
+      };
+      const [first, second] = [await signer(), await signer()];
+      await vault.putSecret("jwt-jwks", first.jwks);
+      const secrets = await open();
+      const jwt = await jwtAuthenticator({
+        jwksSecret: secrets,
+        issuer: "https://idp.example/",
+        audience: "agentmesh",
+      });
+      expect((await jwt.verify(first.token)).subject).toBe("jwt:alice");
+      await expect(jwt.verify(second.token)).rejects.toThrow(/unknown key/);
+      await vault.putSecret("jwt-jwks", second.jwks);
+      await until(
+        () =>
+          jwt.verify(second.token).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
+      await expect(jwt.verify(first.token)).rejects.toThrow(/unknown key/);
+      jwt.close();
     });
 
     it("answers undefined for a secret Vault does not hold, and `require` says where to write it", async () => {

@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSiemExporter } from "../lib/siem/exporter.js";
+import { fileSink } from "../lib/siem/file-sink.js";
+import { setSiemExporter } from "../lib/siem/siem.js";
 import { certPaths, initCa, issueCertificate } from "../lib/tls/dev-ca.js";
 import { type Listener, listen } from "./http-edge.js";
 
@@ -16,8 +19,8 @@ describe("public TLS listener", () => {
     certFile: join(dir, "public", "tls.crt"),
     keyFile: join(dir, "public", "tls.key"),
   });
-  const issue = async () => {
-    const issued = await issueCertificate({ certDir: dir, name: "gateway-public" });
+  const issue = async (validity: { notBefore?: Date; ttlMs?: number } = {}) => {
+    const issued = await issueCertificate({ certDir: dir, name: "gateway-public", ...validity });
     await copyFile(issued.paths.cert, files().certFile);
     await copyFile(issued.paths.key, files().keyFile);
     return issued.serial.toUpperCase();
@@ -75,6 +78,31 @@ describe("public TLS listener", () => {
     const renewed = await issue();
     expect(renewed).not.toBe(before);
     await expect.poll(servedSerial, { timeout: 5000 }).toBe(renewed);
+  });
+
+  it("reports a rotation, and a certificate left unrotated, to the SIEM", async () => {
+    const sinkFile = join(dir, "siem.jsonl");
+    const exporter = createSiemExporter({ sink: fileSink(sinkFile) });
+    setSiemExporter(exporter);
+    try {
+      // Half an hour left of three: whatever renews it did not.
+      const hour = 3_600_000;
+      const late = await issue({ notBefore: new Date(Date.now() - 2.5 * hour), ttlMs: 3 * hour });
+      await expect.poll(servedSerial, { timeout: 5000 }).toBe(late);
+      await new Promise((r) => setTimeout(r, 400)); // several polls: still one warning
+      expect(await exporter.flush(5000)).toBe(true);
+      const events = (await readFile(sinkFile, "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { class_uid: number; metadata: { event_code: string } });
+      expect(events.map((e) => [e.metadata.event_code, e.class_uid])).toEqual([
+        ["cert.rotated", 6002],
+        ["cert.expiring", 2004],
+      ]);
+    } finally {
+      setSiemExporter(undefined);
+      await exporter.close(1000);
+    }
   });
 
   it("keeps the last good certificate when the files do not match", async () => {

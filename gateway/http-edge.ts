@@ -8,6 +8,7 @@
  * renewal), like the internal ones: new connections get the new certificate,
  * and a broken or mismatched pair is refused while the last good one serves.
  */
+import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttp1Server } from "node:http";
@@ -23,6 +24,8 @@ import { createSecureContext } from "node:tls";
 import { cors } from "@connectrpc/connect";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import type { Logger } from "../lib/log/logger.js";
+import { emitSecurityEvent } from "../lib/siem/siem.js";
+import { type CertificateValidity, certificateExpiryReporter } from "../lib/tls/cert-watcher.js";
 import { serialReloads, watchDirectories } from "../lib/watch/file-reload.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -136,29 +139,47 @@ export async function listen(handler: NodeHandler, options: ListenOptions): Prom
     closeAll = () => undefined;
     if (files) {
       let closed = false;
+      // Rotations and a certificate left unrotated are security events, as for workload certificates.
+      const name = `public listener ${files.certFile}`;
+      const reportExpiry = certificateExpiryReporter(name, options.log);
+      reportExpiry(validityOf(pair.cert));
       const reloads = serialReloads(
         async () => {
-          let next: { cert: Buffer; key: Buffer };
           try {
-            next = await readPair(files);
-            createSecureContext(next); // throws when the key does not match the certificate
-          } catch (err) {
-            options.log?.warn(
-              { err, certFile: files.certFile },
-              "public certificate invalid; keeping the last good one",
-            );
-            return false;
+            return await reload();
+          } finally {
+            reportExpiry(validityOf(pair.cert));
           }
-          if (Buffer.from(pair.cert).equals(next.cert) && Buffer.from(pair.key).equals(next.key)) {
-            return false;
-          }
-          secure.setSecureContext({ ...next, minVersion: "TLSv1.2" });
-          pair = next;
-          options.log?.info({ certFile: files.certFile }, "public certificate reloaded");
-          return true;
         },
         () => closed,
       );
+      const reload = async () => {
+        let next: { cert: Buffer; key: Buffer };
+        try {
+          next = await readPair(files);
+          createSecureContext(next); // throws when the key does not match the certificate
+        } catch (err) {
+          options.log?.warn(
+            { err, certFile: files.certFile },
+            "public certificate invalid; keeping the last good one",
+          );
+          return false;
+        }
+        if (Buffer.from(pair.cert).equals(next.cert) && Buffer.from(pair.key).equals(next.key)) {
+          return false;
+        }
+        secure.setSecureContext({ ...next, minVersion: "TLSv1.2" });
+        pair = next;
+        const { serial, notAfter } = validityOf(next.cert);
+        emitSecurityEvent({
+          kind: "cert.rotated",
+          resource: name,
+          message: `certificate ${name} rotated to serial ${serial}`,
+          details: { serial, notAfter: notAfter.toISOString() },
+        });
+        options.log?.info({ certFile: files.certFile }, "public certificate reloaded");
+        return true;
+      };
       // cert-manager writes both files in a burst: a short debounce waits for its end.
       const watching = watchDirectories(
         [dirname(files.certFile), dirname(files.keyFile)],
@@ -229,6 +250,16 @@ export async function listen(handler: NodeHandler, options: ListenOptions): Prom
         closeAll();
         for (const s of sockets) s.destroy();
       }),
+  };
+}
+
+/** The leaf's serial and validity (the first certificate of a PEM chain). */
+function validityOf(cert: string | Buffer): CertificateValidity {
+  const leaf = new X509Certificate(cert);
+  return {
+    serial: leaf.serialNumber,
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
   };
 }
 

@@ -73,8 +73,7 @@ export class CertWatcher implements experimental.CertificateProvider {
   readonly #updateListeners = new Set<(set: CertificateSet) => void>();
   #watching: DirectoryWatch | undefined;
   #lastError: string | undefined;
-  /** The expiry state last reported, and of which certificate (reported once per serial and state). */
-  #expiryReported: { serial: string; state: ExpiryState } | undefined;
+  readonly #reportExpiry: ReturnType<typeof certificateExpiryReporter>;
   #closed = false;
   readonly #reloads = serialReloads(
     () => this.#reloadOnce(),
@@ -87,6 +86,7 @@ export class CertWatcher implements experimental.CertificateProvider {
     this.name = options.name ?? (options.dir.split(/[\\/]/).filter(Boolean).pop() as string);
     this.#options = options;
     this.#current = first;
+    this.#reportExpiry = certificateExpiryReporter(this.name, options.logger);
     this.#recordExpiry();
     this.#checkExpiry();
   }
@@ -208,33 +208,7 @@ export class CertWatcher implements experimental.CertificateProvider {
   }
 
   #checkExpiry(now = Date.now()): void {
-    const set = this.#current;
-    const state = expiryState(set, now);
-    if (!state) return;
-    const reported = this.#expiryReported;
-    if (reported?.serial === set.serial && reported.state === state) return;
-    this.#expiryReported = { serial: set.serial, state };
-    const secondsLeft = Math.floor((set.notAfter.getTime() - now) / 1000);
-    const message =
-      state === "expired"
-        ? `certificate ${this.name} expired at ${set.notAfter.toISOString()} and is still in use`
-        : `certificate ${this.name} expires at ${set.notAfter.toISOString()} and was not rotated`;
-    emitSecurityEvent({
-      kind: state === "expired" ? "cert.expired" : "cert.expiring",
-      identity: set.spiffeId,
-      resource: this.name,
-      message,
-      details: {
-        serial: set.serial,
-        notBefore: set.notBefore.toISOString(),
-        notAfter: set.notAfter.toISOString(),
-        secondsLeft,
-      },
-    });
-    this.#options.logger?.warn(
-      { event: `cert_${state}`, name: this.name, serial: set.serial, notAfter: set.notAfter },
-      message,
-    );
+    this.#reportExpiry(this.#current, now);
   }
 
   #recordExpiry(): void {
@@ -258,6 +232,50 @@ export function expiryState(
   if (now >= end) return "expired";
   const lifetime = end - set.notBefore.getTime();
   return end - now < lifetime / 3 ? "expiring" : undefined;
+}
+
+/** What the expiry of a certificate in use is judged and reported on. */
+export interface CertificateValidity {
+  spiffeId?: string | undefined;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/**
+ * Reports the certificate called `name` as `cert.expiring` or `cert.expired`
+ * (a security event and a warning) when `expiryState` says so, once per
+ * certificate and state however often it is called.
+ */
+export function certificateExpiryReporter(name: string, logger?: Logger) {
+  let reported: { serial: string; state: ExpiryState } | undefined;
+  return (set: CertificateValidity, now = Date.now()): void => {
+    const state = expiryState(set, now);
+    if (!state) return;
+    if (reported?.serial === set.serial && reported.state === state) return;
+    reported = { serial: set.serial, state };
+    const secondsLeft = Math.floor((set.notAfter.getTime() - now) / 1000);
+    const message =
+      state === "expired"
+        ? `certificate ${name} expired at ${set.notAfter.toISOString()} and is still in use`
+        : `certificate ${name} expires at ${set.notAfter.toISOString()} and was not rotated`;
+    emitSecurityEvent({
+      kind: state === "expired" ? "cert.expired" : "cert.expiring",
+      identity: set.spiffeId,
+      resource: name,
+      message,
+      details: {
+        serial: set.serial,
+        notBefore: set.notBefore.toISOString(),
+        notAfter: set.notAfter.toISOString(),
+        secondsLeft,
+      },
+    });
+    logger?.warn(
+      { event: `cert_${state}`, name, serial: set.serial, notAfter: set.notAfter },
+      message,
+    );
+  };
 }
 
 /**

@@ -87,6 +87,7 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
               check: d.runtime.policyCheck("planner", d.instanceId),
               executor: parseSpiffeId(d.runtime.spiffeId("executor")),
             }),
+            payloadPolicy: d.runtime.policyCheck("planner", d.instanceId),
           }),
       } as unknown as ComponentDefinition;
     }

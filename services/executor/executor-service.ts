@@ -22,13 +22,18 @@ import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { GoalStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import type { GoalEvent } from "../../gen/agentmesh/v1/executor_pb.js";
-import { ExecutorService } from "../../gen/agentmesh/v1/executor_pb.js";
+import {
+  ExecutorService,
+  GoalEventSchema,
+  GoalSchema,
+} from "../../gen/agentmesh/v1/executor_pb.js";
 import type { JobBus } from "../../lib/bus/job-bus.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { parseSpiffeId } from "../../lib/identity/spiffe.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { ComponentDefinition, ServiceHandle } from "../../lib/mesh/start-component.js";
 import type { PolicyInput } from "../../lib/policy/input.js";
+import { payloadAccess } from "../../lib/policy/payload-access.js";
 import type { Decision } from "../../lib/rpc/authorizer.js";
 import { spanKey } from "../../lib/rpc/context-keys.js";
 import type { HandlerContext } from "../../lib/rpc/handler.js";
@@ -40,7 +45,6 @@ import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
-import { payloadAccess } from "./payload-access.js";
 import { policyResultAuthority, resultsRefusedCounter } from "./result-authority.js";
 
 export interface ExecutorServiceDeps {
@@ -54,7 +58,7 @@ export interface ExecutorServiceDeps {
   resultBinding?: GoalEngineDeps["resultBinding"];
   /** Policy at dispatch (see `dispatch-policy.ts`); none: every job is published. */
   dispatchPolicy?: DispatchPolicy;
-  /** Who may read sensitive fields in clear (`payload-access.ts`); none: mesh services only. */
+  /** Who may read sensitive fields in clear (`lib/policy/payload-access.ts`); none: mesh services only. */
   payloadPolicy?: (input: PolicyInput) => Decision;
   /** Finished goals counted and timed (the SLIs); default nowhere. */
   sli?: GoalEngineDeps["sli"];
@@ -133,8 +137,11 @@ export function createExecutorService(
         const tenant = store.tenant(req.tenantId);
         requireGoalId(req.goalId);
         const goal = goalWithSteps(await loadGoal(tenant, req.goalId));
-        await access.goals(ctx, tenant.tenantId, [goal]);
-        return { goal };
+        const [shown] = await access.read(ctx, tenant.tenantId, GoalSchema, [goal], {
+          kind: "goal",
+          ids: [goal.goalId],
+        });
+        return { goal: shown };
       },
 
       async listGoals(req, ctx) {
@@ -155,8 +162,13 @@ export function createExecutorService(
           pageSize: req.pageSize,
           ...(req.pageToken ? { pageToken: req.pageToken } : {}),
         });
-        const goals = page.goals.map((g) => goalMessage(g));
-        await access.goals(ctx, tenant.tenantId, goals);
+        const goals = await access.read(
+          ctx,
+          tenant.tenantId,
+          GoalSchema,
+          page.goals.map((g) => goalMessage(g)),
+          { kind: "goal", ids: page.goals.map((g) => g.id) },
+        );
         return { goals, nextPageToken: page.nextPageToken };
       },
 
@@ -181,7 +193,10 @@ export function createExecutorService(
         requireGoalId(req.goalId);
         const tenant = store.tenant(tenantId);
         await tenant.goals.get(req.goalId);
-        const redact = await access.watch(ctx, tenantId, req.goalId);
+        const redact = await access.watch(ctx, tenantId, GoalEventSchema, {
+          kind: "goal",
+          ids: [req.goalId],
+        });
         // Subscribe before reading the history so nothing falls in between.
         const feed = await bus.subscribeGoalEvents(tenantId, req.goalId);
         let last = Number(req.afterSequence);

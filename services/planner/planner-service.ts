@@ -29,6 +29,7 @@ import {
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import {
+  ExplainPlanResponseSchema,
   type ListPlaybooksResponse,
   ListPlaybooksResponseSchema,
   type PlannerService,
@@ -38,6 +39,9 @@ import {
 import type { Agent, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
+import type { PolicyInput } from "../../lib/policy/input.js";
+import { payloadAccess } from "../../lib/policy/payload-access.js";
+import type { Decision } from "../../lib/rpc/authorizer.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import type { SecretStore } from "../../lib/secrets/secret-store.js";
 import { type AuditEventInput, createNotifyChannel, type Store } from "../../lib/store/index.js";
@@ -86,6 +90,8 @@ export interface PlannerServiceDeps {
   secrets?: Pick<SecretStore, "get">;
   /** PutPlaybook refuses steps the policy would not let the executor dispatch (`playbook-policy.ts`); none: no check. */
   playbookPolicy?: PlaybookPolicy;
+  /** Who may read step inputs in clear (`lib/policy/payload-access.ts`); none: mesh services only. */
+  payloadPolicy?: (input: PolicyInput) => Decision;
 }
 
 export interface PlannerServiceHandle {
@@ -108,6 +114,10 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
   });
   // A cached list answers ListPlaybooks many times; its few KB of Structs are encoded once.
   const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
+  const access = payloadAccess({
+    store,
+    ...(deps.payloadPolicy ? { check: deps.payloadPolicy } : {}),
+  });
   const llm =
     deps.llmPlanner === undefined
       ? llmPlannerFromEnv(process.env, log.child({ component: "llm-planner" }), deps.secrets)
@@ -295,13 +305,29 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
       return { plan: result.plan };
     },
 
-    async explainPlan(req) {
+    // The plan's step inputs are the playbook's templates filled in with the caller's
+    // input: part the caller's own, part the playbook's literals. Those are the tenant's
+    // like any playbook's, so a principal that may not submit the tenant's goals gets
+    // every step input redacted, as ListPlaybooks and GetPlaybook would show it them.
+    async explainPlan(req, ctx) {
       const { result, agents } = await plan({ ...req, goalId: "" }, true, 0);
-      return explainPlan(result, (capability) => agents.get(capability) ?? []);
+      // A fresh message (the plan's steps are copies of the playbook's): redacted in place.
+      const explained = explainPlan(result, (capability) => agents.get(capability) ?? []);
+      const [shown] = await access.read(ctx, req.tenantId, ExplainPlanResponseSchema, [explained], {
+        kind: "plan",
+        ids: [req.goalKind],
+      });
+      return shown ?? explained;
     },
 
-    async listPlaybooks(req) {
+    async listPlaybooks(req, ctx) {
       const playbooks = await catalog.list(req.tenantId);
+      const shown = await access.read(ctx, req.tenantId, PlaybookSchema, playbooks, {
+        kind: "playbook",
+        ids: playbooks.map((p) => p.goalKind),
+        shared: true,
+      });
+      if (shown !== playbooks) return { playbooks: shown };
       let response = encodedLists.get(playbooks);
       if (response === undefined) {
         response = preEncoded(ListPlaybooksResponseSchema, { playbooks });
@@ -310,8 +336,14 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
       return response;
     },
 
-    async getPlaybook(req) {
-      return { playbook: await catalog.get(req.tenantId, req.goalKind) };
+    async getPlaybook(req, ctx) {
+      const playbook = await catalog.get(req.tenantId, req.goalKind);
+      const [shown] = await access.read(ctx, req.tenantId, PlaybookSchema, [playbook], {
+        kind: "playbook",
+        ids: [playbook.goalKind],
+        shared: true,
+      });
+      return { playbook: shown ?? playbook };
     },
 
     async putPlaybook(req, ctx) {

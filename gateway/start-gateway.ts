@@ -39,6 +39,7 @@ import { a2aHandler } from "./a2a/a2a-handler.js";
 import { adminHandlers } from "./admin-service.js";
 import { apiKeyAuthenticator } from "./api-key-auth.js";
 import { createAuthenticator } from "./authenticate.js";
+import { catalogHandler } from "./catalog-route.js";
 import { dashboardHandler } from "./dashboard.js";
 import { errorInterceptor } from "./errors.js";
 import { registerPublicRoutes } from "./forward.js";
@@ -275,6 +276,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     options.dashboard !== false && options.queueStats
       ? startQueueHistory({ stats: options.queueStats })
       : undefined;
+  // The tool catalog the dashboard links to.
+  const catalog = options.dashboard === false ? undefined : catalogHandler();
   const dashboard =
     options.dashboard === false
       ? undefined
@@ -313,6 +316,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (a2a(req, res) || mcp(req, res)) return;
     if (dashboard?.(req, res)) return;
+    if (catalog?.(req, res)) return;
     rpc(req as never, res as never);
   };
 

@@ -4,12 +4,15 @@
  * `tools:echo`; a goal of a key lacking that scope fails at dispatch with
  * PERMISSION_DENIED and the policy's reason (audited as `policy.denied`), a
  * key holding it (a role of that name) runs the same goal. Real mesh, real
- * compiled bundle, through the gateway.
+ * compiled bundle, through the gateway. The same gateway serves the tool
+ * catalog the dashboard links to.
  */
+import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
 import type { Goal } from "../gen/agentmesh/v1/executor_pb.js";
 import { RegistryService, SideEffect } from "../gen/agentmesh/v1/registry_pb.js";
+import { packagePath } from "../lib/config/package-root.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { waitFor } from "../lib/testing/wait-for.js";
 import { createClient } from "../sdk/client/index.js";
@@ -78,5 +81,22 @@ describe.skipIf(!pg || !nats)("capability scopes at dispatch", () => {
     const scoped = await f.key("acme", ["goals.write", "tools:echo"]);
     const g = await run(scoped);
     expect(g.status).toBe(GoalStatus.SUCCEEDED);
+  });
+
+  it("serves the catalog the dashboard links to: scopes, limits and side effects per capability", async () => {
+    const page = await (await fetch(`${f.url}/`)).text();
+    expect(page).toContain('<a id="catalog-link" href="/catalog">Tool catalog</a>');
+    const md = await fetch(`${f.url}/catalog`);
+    expect(md.headers.get("content-type")).toBe("text/markdown; charset=utf-8");
+    expect(await md.text()).toBe(
+      await readFile(packagePath("docs", "catalog", "catalog.md"), "utf8"),
+    );
+    const json = (await (await fetch(`${f.url}/catalog.json`)).json()) as {
+      capabilities: { capability: string; sideEffect: string; authScope: string }[];
+    };
+    expect(json.capabilities.find((c) => c.capability === "http.fetch")).toMatchObject({
+      sideEffect: "destructive",
+      authScope: "",
+    });
   });
 });

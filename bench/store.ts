@@ -5,10 +5,10 @@
  * the gapless counter is contended), SKIP LOCKED claiming and audit append
  * (serialized by design), against the baseline of a bare `select 1` round trip
  * through the same pool; and goal create and read by id for a tenant without
- * and one with encryption at rest (`sensitive`, data keys wrapped by a file
- * KEK), in the same run; and a planned goal's writes (plan, steps, attempts,
- * an event) and its plan, steps and attempts read back, in clear, `sensitive`
- * and `all`.
+ * and ones with encryption at rest (`sensitive` and `all`, data keys wrapped
+ * by a file KEK), and a planned goal's writes (plan, steps, attempts, an
+ * event) and its plan, steps and attempts read back, in the same run with the
+ * three tenants' operations interleaved.
  *
  * `agentmesh bench store` (2,000 operations each); `--smoke`: 200.
  */
@@ -21,7 +21,7 @@ import { setTenantEncryption } from "../lib/store/tenant-keys.js";
 import { openTestStore } from "../lib/store/testing.js";
 import { defaultDatabaseUrl } from "../lib/testing/infra.js";
 import type { Benchmark } from "./benchmark.js";
-import { LatencyHistogram } from "./histogram.js";
+import { LatencyHistogram, type LatencySummary } from "./histogram.js";
 
 const concurrency = 8;
 
@@ -40,6 +40,46 @@ async function measure(total: number, op: (i: number) => Promise<unknown>) {
   );
   const seconds = (performance.now() - started) / 1000;
   return { opsPerSecond: Math.round(total / seconds), ...histogram.summary() };
+}
+
+/**
+ * The same operation for several tenants under the same load: each caller
+ * takes the next index and runs every tenant's operation on it, in an order
+ * that rotates with the index, so no tenant always goes first or meets a
+ * fuller table; one histogram a tenant.
+ */
+async function measureInterleaved<K extends string>(
+  total: number,
+  ops: Record<K, (i: number) => Promise<unknown>>,
+): Promise<Record<K, LatencySummary>> {
+  const names = Object.keys(ops) as K[];
+  const histograms = new Map(names.map((k) => [k, new LatencyHistogram()]));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < total; i = next++) {
+        for (let j = 0; j < names.length; j++) {
+          const name = names[(i + j) % names.length] as K;
+          const t0 = process.hrtime.bigint();
+          await ops[name](i);
+          histograms.get(name)?.recordSince(t0);
+        }
+      }
+    }),
+  );
+  return Object.fromEntries(names.map((k) => [k, histograms.get(k)!.summary()])) as Record<
+    K,
+    LatencySummary
+  >;
+}
+
+/** Each mode's figures with its p50 as a ratio of the clear tenant's. */
+function againstClear(m: Record<"clear" | "sensitive" | "all", LatencySummary>) {
+  return {
+    clear: m.clear,
+    sensitive: { ...m.sensitive, ratioToClearP50: m.sensitive.p50Us / m.clear.p50Us },
+    all: { ...m.all, ratioToClearP50: m.all.p50Us / m.clear.p50Us },
+  };
 }
 
 export const store: Benchmark = {
@@ -82,120 +122,116 @@ export const store: Benchmark = {
       const audit = await measure(n, (i) =>
         s.audit.append({ actor: "bench", action: "bench.op", resource: `op/${i}` }),
       );
-      // The same goals for a tenant in clear and one encrypting at rest.
+      // The same goals for a tenant in clear and ones encrypting at rest, interleaved.
       const text = "Agents run steps. The executor merges results. ".repeat(8);
-      const byTenant = async (tenantId: string) => {
-        const goals = s.tenant(tenantId).goals;
-        const ids: string[] = [];
-        const createOp = await measure(n, async (i) => {
-          ids.push((await goals.create({ kind: "bench", input: { i, text } })).goal.id);
+      const modes = { clear: "off", sensitive: "sensitive", all: "all" } as const;
+      type Mode = keyof typeof modes;
+      const tenantOf = (m: Mode) => `bench-${m}`;
+      for (const [m, encryption] of Object.entries(modes)) {
+        await s.tenants.create({ id: tenantOf(m as Mode), displayName: `Bench ${m}` });
+        await setTenantEncryption(s, tenantOf(m as Mode), encryption, "bench");
+      }
+      const perMode = (op: (m: Mode, i: number) => Promise<unknown>) =>
+        measureInterleaved(n, {
+          clear: (i) => op("clear", i),
+          sensitive: (i) => op("sensitive", i),
+          all: (i) => op("all", i),
         });
-        const readOp = await measure(n, (i) => goals.get(ids[i] as string));
-        return { create: createOp, read: readOp };
-      };
+      const goalIds: Record<Mode, string[]> = { clear: [], sensitive: [], all: [] };
+      const goalCreate = await perMode(async (m, i) => {
+        const { goal } = await s
+          .tenant(tenantOf(m))
+          .goals.create({ kind: "bench", input: { i, text } });
+        goalIds[m][i] = goal.id;
+      });
+      const goalRead = await perMode((m, i) => s.tenant(tenantOf(m)).goals.get(goalIds[m][i]!));
       /**
        * A planned goal written as the executor writes it (goal, plan with two
        * steps, an attempt, in one statement), then a step finished with its
        * attempt's output and an event; read back as the executor loads it
        * (plan, steps, attempts).
        */
-      const byTenantPlanned = async (tenantId: string) => {
-        const tenant = s.tenant(tenantId);
-        const ids: { goalId: string; planId: string }[] = [];
-        const write = await measure(n, async (i) => {
-          const { goal } = await tenant.goals.create({ kind: "bench", input: { i, text } });
-          const planId = `plan-${goal.id}`;
-          const spec = {
-            planId,
-            steps: [
-              { stepId: "a", capability: "text.summarize", dependsOn: [], input: { text } },
-              { stepId: "b", capability: "text.analyze", dependsOn: ["a"], input: { text } },
+      const planIds: Record<Mode, string[]> = { clear: [], sensitive: [], all: [] };
+      const plannedGoalWrite = await perMode(async (m, i) => {
+        const tenant = s.tenant(tenantOf(m));
+        const { goal } = await tenant.goals.create({ kind: "bench", input: { i, text } });
+        const planId = `plan-${goal.id}`;
+        const spec = {
+          planId,
+          steps: [
+            { stepId: "a", capability: "text.summarize", dependsOn: [], input: { text } },
+            { stepId: "b", capability: "text.analyze", dependsOn: ["a"], input: { text } },
+          ],
+        };
+        const attemptId = `${goal.id}:a:1:0`;
+        const planned = await tenant.goals.update(
+          goal.id,
+          goal.version,
+          { planId, status: "RUNNING" },
+          {
+            ctes: await tenant.plans.plannedWrites(
+              {
+                id: planId,
+                goalId: goal.id,
+                goalKind: "bench",
+                strategy: "solo",
+                outputStep: "b",
+                spec,
+              },
+              [
+                { stepId: "a", capability: "text.summarize", status: "DISPATCHED", attempts: 1 },
+                { stepId: "b", capability: "text.analyze", dependsOn: ["a"] },
+              ],
+              [{ attemptId, stepId: "a", attempt: 1 }],
+            ),
+          },
+        );
+        const finishedAt = new Date();
+        await tenant.goals.update(
+          goal.id,
+          planned.version,
+          {},
+          {
+            events: [
+              { type: "stepSucceeded", data: { stepSucceeded: { stepId: "a", output: { text } } } },
             ],
-          };
-          const attemptId = `${goal.id}:a:1:0`;
-          const planned = await tenant.goals.update(
-            goal.id,
-            goal.version,
-            { planId, status: "RUNNING" },
-            {
-              ctes: await tenant.plans.plannedWrites(
+            ctes: await tenant.plans.stepWrites(
+              planId,
+              [
                 {
-                  id: planId,
-                  goalId: goal.id,
-                  goalKind: "bench",
-                  strategy: "solo",
-                  outputStep: "b",
-                  spec,
-                },
-                [
-                  { stepId: "a", capability: "text.summarize", status: "DISPATCHED", attempts: 1 },
-                  { stepId: "b", capability: "text.analyze", dependsOn: ["a"] },
-                ],
-                [{ attemptId, stepId: "a", attempt: 1 }],
-              ),
-            },
-          );
-          const finishedAt = new Date();
-          await tenant.goals.update(
-            goal.id,
-            planned.version,
-            {},
-            {
-              events: [
-                {
-                  type: "stepSucceeded",
-                  data: { stepSucceeded: { stepId: "a", output: { text } } },
+                  stepId: "a",
+                  expectedVersion: 1,
+                  status: "SUCCEEDED",
+                  attempts: 1,
+                  output: { text },
+                  finishedAt,
                 },
               ],
-              ctes: await tenant.plans.stepWrites(
-                planId,
-                [
-                  {
-                    stepId: "a",
-                    expectedVersion: 1,
-                    status: "SUCCEEDED",
-                    attempts: 1,
-                    output: { text },
-                    finishedAt,
-                  },
-                ],
-                [],
-                [
-                  {
-                    attemptId,
-                    stepId: "a",
-                    attempt: 1,
-                    outcome: "SUCCEEDED",
-                    output: { text },
-                    finishedAt,
-                  },
-                ],
-              ),
-            },
-          );
-          ids.push({ goalId: goal.id, planId });
-        });
-        const read = await measure(n, (i) => {
-          const { planId } = ids[i] as { planId: string };
-          return Promise.all([
-            tenant.plans.get(planId),
-            tenant.plans.steps(planId),
-            tenant.plans.attemptsOfPlans([planId]),
-          ]);
-        });
-        return { write, read };
-      };
-      await s.tenants.create({ id: "bench-clear", displayName: "Bench clear" });
-      await s.tenants.create({ id: "bench-sealed", displayName: "Bench sealed" });
-      await s.tenants.create({ id: "bench-all", displayName: "Bench all" });
-      await setTenantEncryption(s, "bench-sealed", "sensitive", "bench");
-      await setTenantEncryption(s, "bench-all", "all", "bench");
-      const clear = await byTenant("bench-clear");
-      const sealed = await byTenant("bench-sealed");
-      const plannedClear = await byTenantPlanned("bench-clear");
-      const plannedSensitive = await byTenantPlanned("bench-sealed");
-      const plannedAll = await byTenantPlanned("bench-all");
-      const ratio = (a: { p50Us: number }, b: { p50Us: number }) => a.p50Us / b.p50Us;
+              [],
+              [
+                {
+                  attemptId,
+                  stepId: "a",
+                  attempt: 1,
+                  outcome: "SUCCEEDED",
+                  output: { text },
+                  finishedAt,
+                },
+              ],
+            ),
+          },
+        );
+        planIds[m][i] = planId;
+      });
+      const planStepsRead = await perMode((m, i) => {
+        const plans = s.tenant(tenantOf(m)).plans;
+        const planId = planIds[m][i]!;
+        return Promise.all([
+          plans.get(planId),
+          plans.steps(planId),
+          plans.attemptsOfPlans([planId]),
+        ]);
+      });
       const verifyStart = performance.now();
       const verdict = await s.audit.verify();
       const verifyMs = Math.round(performance.now() - verifyStart);
@@ -211,35 +247,12 @@ export const store: Benchmark = {
         auditVerify: { rows: verdict.ok ? verdict.rows : -1, ms: verifyMs },
         encryptionAtRest: {
           inputBytes: JSON.stringify({ i: 0, text }).length,
-          goalCreateClear: clear.create,
-          goalCreateEncrypted: {
-            ...sealed.create,
-            ratioToClearP50: sealed.create.p50Us / clear.create.p50Us,
-          },
-          goalReadClear: clear.read,
-          goalReadEncrypted: {
-            ...sealed.read,
-            ratioToClearP50: sealed.read.p50Us / clear.read.p50Us,
-          },
-          // Two updates (planned; a step done) after a create, and plan + steps + attempts read.
-          plannedGoalWriteClear: plannedClear.write,
-          plannedGoalWriteSensitive: {
-            ...plannedSensitive.write,
-            ratioToClearP50: ratio(plannedSensitive.write, plannedClear.write),
-          },
-          plannedGoalWriteAll: {
-            ...plannedAll.write,
-            ratioToClearP50: ratio(plannedAll.write, plannedClear.write),
-          },
-          planStepsReadClear: plannedClear.read,
-          planStepsReadSensitive: {
-            ...plannedSensitive.read,
-            ratioToClearP50: ratio(plannedSensitive.read, plannedClear.read),
-          },
-          planStepsReadAll: {
-            ...plannedAll.read,
-            ratioToClearP50: ratio(plannedAll.read, plannedClear.read),
-          },
+          order: "interleaved: each index runs clear, sensitive and all in rotating order",
+          goalCreate: againstClear(goalCreate),
+          goalRead: againstClear(goalRead),
+          // A create and two updates (planned; a step done), and plan + steps + attempts read.
+          plannedGoalWrite: againstClear(plannedGoalWrite),
+          planStepsRead: againstClear(planStepsRead),
         },
       };
     } finally {

@@ -27,6 +27,7 @@ import {
   type AgentDefinition,
   defineAgent,
   type JsonSchema,
+  type SideEffectName,
   type SkillDefinition,
 } from "../sdk/agent/define-agent.js";
 
@@ -140,6 +141,7 @@ export async function createMcpAgent(options: McpAgentOptions): Promise<McpBridg
       description: tool.description ?? tool.title ?? tool.name,
       inputSchema: tool.inputSchema as JsonSchema,
       tags: ["mcp", server],
+      ...sideEffectOf(tool),
       handler: async (input: Record<string, unknown>, ctx) => {
         let c: Client;
         try {
@@ -207,4 +209,18 @@ function textOf(content: unknown): string {
     .map((c) => c.text)
     .join("\n")
     .slice(0, 4_000);
+}
+
+/**
+ * The side effect a tool's MCP annotations declare: read-only, else
+ * idempotent when it says it is not destructive and idempotent, else
+ * destructive (MCP's defaults). Nothing when it has no annotations: the
+ * server made no claim (and hints are the server's word, not a guarantee).
+ */
+export function sideEffectOf(tool: Tool): { sideEffect?: SideEffectName } {
+  const a = tool.annotations;
+  if (a === undefined) return {};
+  if (a.readOnlyHint === true) return { sideEffect: "read_only" };
+  if (a.destructiveHint === false && a.idempotentHint === true) return { sideEffect: "idempotent" };
+  return { sideEffect: "destructive" };
 }

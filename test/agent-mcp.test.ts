@@ -7,10 +7,12 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMcpAgent, type McpBridge } from "../agents/mcp.js";
+import { createMcpAgent, type McpBridge, sideEffectOf } from "../agents/mcp.js";
 import { type StepResult, StepResultStatus } from "../gen/agentmesh/v1/jobs_pb.js";
+import { SideEffect } from "../gen/agentmesh/v1/registry_pb.js";
 import { busNames } from "../lib/bus/bus-names.js";
 import { createInProcessBus } from "../lib/bus/in-process-bus.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
@@ -73,6 +75,22 @@ describe("MCP bridge to server-everything", () => {
     expect(card.name).toBe("mcp-everything");
     const echo = card.skills.find((s) => s.capability === "mcp.everything.echo")!;
     expect(echo.inputSchema).toMatchObject({ required: ["message"] });
+    // Its annotations (readOnlyHint) become the capability's declared side effect, a tool
+    // named like it that the registry keeps and the executors enforce.
+    expect(card.tools.find((t) => t.name === "mcp.everything.echo")).toMatchObject({
+      sideEffect: SideEffect.READ_ONLY,
+    });
+    const tool = (annotations?: Tool["annotations"]) =>
+      ({
+        name: "t",
+        inputSchema: { type: "object" },
+        ...(annotations ? { annotations } : {}),
+      }) as Tool;
+    expect(sideEffectOf(tool())).toEqual({});
+    expect(sideEffectOf(tool({ destructiveHint: false, idempotentHint: true }))).toEqual({
+      sideEffect: "idempotent",
+    });
+    expect(sideEffectOf(tool({ title: "no hints" }))).toEqual({ sideEffect: "destructive" });
   });
 
   it("calls echo and get-sum through jobs on the bus", async () => {

@@ -4,9 +4,16 @@
  * `node bin/agentmesh.js catalog`), and saying what a user looks up in it.
  */
 import { readFile } from "node:fs/promises";
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { catalogJson, renderCatalogMarkdown } from "../../lib/catalog/tool-catalog.js";
+import { PlaybookSchema } from "../../gen/agentmesh/v1/planner_pb.js";
+import {
+  buildCatalog,
+  catalogJson,
+  renderCatalogMarkdown,
+} from "../../lib/catalog/tool-catalog.js";
 import { packagePath } from "../../lib/config/package-root.js";
+import { defineAgent } from "../../sdk/agent/define-agent.js";
 import { builtinCatalog } from "./catalog.js";
 
 describe("agentmesh catalog", () => {
@@ -52,5 +59,34 @@ describe("agentmesh catalog", () => {
       "| [`http.fetch`](#httpfetch) | http | 1.0.0 | agentmesh | destructive | — | none |",
     );
     expect(markdown).toContain("- reliability: not measured (generated offline)");
+  });
+
+  it("names each card's signer and each step's version range", async () => {
+    const { capabilities } = await builtinCatalog();
+    // The built-in agents ship unsigned cards.
+    expect(capabilities.every((c) => c.signer === "")).toBe(true);
+    const signed = defineAgent({
+      name: "shout",
+      version: "2.1.0",
+      signature: { signer: "acme-release", signature: "c2ln" },
+      skills: { "shout.upper": { description: "Shouts.", handler: () => ({}) } },
+    });
+    const playbook = create(PlaybookSchema, {
+      goalKind: "shout",
+      strategies: [
+        {
+          name: "new",
+          steps: [{ stepId: "s", capability: "shout.upper", versionRange: "^2.0.0" }],
+        },
+      ],
+    });
+    const catalog = buildCatalog([signed], [playbook]);
+    expect(catalog.capabilities[0]?.signer).toBe("acme-release");
+    expect(catalog.goalKinds[0]?.strategies[0]?.versionRanges).toEqual({ "shout.upper": "^2.0.0" });
+    const markdown = renderCatalogMarkdown(catalog);
+    expect(markdown).toContain(
+      "- card signer: `acme-release` (verified by the registry at registration)",
+    );
+    expect(markdown).toContain("- strategy `new` (uses `shout.upper` ^2.0.0)");
   });
 });

@@ -7,8 +7,9 @@
  * tags, concurrency, input and output JSON Schemas, the scope a goal's
  * principal needs, the rate limit per tenant, the declared side effect and
  * the reliability the registry measured (null when built offline, as the
- * committed catalog is); per goal kind: its
- * description, input schema, strategies and the capabilities their steps need.
+ * committed catalog is) and the signer the card names (ADR-015; the registry
+ * verifies it at registration); per goal kind: its description, input schema,
+ * strategies, the capabilities their steps need and the version ranges they state.
  *
  * @example
  * const catalog = buildCatalog(Object.values(builtinAgents).map((a) => a()), await loadPlaybookDir(dir));
@@ -34,6 +35,8 @@ export interface CatalogCapability {
   sideEffect: string;
   /** Success score in [0, 1] from the registry (best live agent); null when not measured. */
   reliability: number | null;
+  /** Signer of the agent's card as the definition ships it (ADR-015); "" when unsigned. */
+  signer: string;
   inputSchema: JsonValue;
   outputSchema: JsonValue | null;
 }
@@ -42,7 +45,14 @@ export interface CatalogGoalKind {
   goalKind: string;
   description: string;
   inputSchema: JsonValue;
-  strategies: { name: string; description: string; capabilities: string[]; subGoals: string[] }[];
+  strategies: {
+    name: string;
+    description: string;
+    capabilities: string[];
+    subGoals: string[];
+    /** Capability → the semver range its steps require of the agent's version (ADR-015). */
+    versionRanges: Record<string, string>;
+  }[];
 }
 
 export interface Catalog {
@@ -73,6 +83,7 @@ export function buildCatalog(
           : null,
         sideEffect: skill.sideEffect ?? "",
         reliability: reliability(capability) ?? null,
+        signer: agent.signature?.signer ?? "",
         inputSchema: (skill.inputSchema ?? { type: "object" }) as JsonValue,
         outputSchema: (skill.outputSchema ?? null) as JsonValue | null,
       });
@@ -89,6 +100,12 @@ export function buildCatalog(
         description: s.description,
         capabilities: [...new Set(s.steps.map((st) => st.capability).filter(Boolean))].sort(),
         subGoals: [...new Set(s.steps.map((st) => st.subGoal?.kind ?? "").filter(Boolean))].sort(),
+        versionRanges: Object.fromEntries(
+          s.steps
+            .filter((st) => st.capability !== "" && st.versionRange !== "")
+            .map((st) => [st.capability, st.versionRange] as const)
+            .sort(([a], [b]) => a.localeCompare(b)),
+        ),
       })),
     }))
     .sort((a, b) => a.goalKind.localeCompare(b.goalKind));
@@ -151,6 +168,7 @@ export function renderCatalogMarkdown(catalog: Catalog): string {
       `- scope a goal's principal needs: ${c.authScope ? `\`${c.authScope}\`` : "none"}`,
       `- rate limit per tenant across the mesh: ${rateLabel(c.rateLimit)}`,
       `- reliability: ${c.reliability === null ? "not measured (generated offline)" : c.reliability.toFixed(2)}`,
+      `- card signer: ${c.signer ? `\`${c.signer}\` (verified by the registry at registration)` : "unsigned"}`,
       "",
       `Input schema:${schemaBlock(c.inputSchema)}`,
       `Output schema: ${schemaBlock(c.outputSchema)}`.replace(
@@ -163,7 +181,9 @@ export function renderCatalogMarkdown(catalog: Catalog): string {
     out.push("", `### goal ${g.goalKind}`, "", cell(g.description), "");
     for (const s of g.strategies) {
       const uses = [
-        ...s.capabilities.map((c) => `\`${c}\``),
+        ...s.capabilities.map((c) =>
+          s.versionRanges[c] ? `\`${c}\` ${s.versionRanges[c]}` : `\`${c}\``,
+        ),
         ...s.subGoals.map((k) => `goal \`${k}\``),
       ];
       out.push(

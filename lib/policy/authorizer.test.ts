@@ -56,7 +56,14 @@ const serviceGrants: Record<string, Set<string> | "all"> = {
   cli: "all",
 };
 const agentGrants = new Set(
-  ["RegisterAgent", "Heartbeat", "DeregisterAgent", "RegisterTool", "FindAgents"].map(reg),
+  [
+    "RegisterAgent",
+    "Heartbeat",
+    "DeregisterAgent",
+    "RegisterTool",
+    "FindAgents",
+    "ReportConformance",
+  ].map(reg),
 );
 const goalsRead = new Set([
   exe("GetGoal"),
@@ -94,6 +101,7 @@ const unscoped = new Set([
     "WatchAgents",
     "RegisterTool",
     "ListTools",
+    "ReportConformance",
   ].map(reg),
   learn("GetAgentReliability"),
   learn("TriggerTraining"),
@@ -168,7 +176,7 @@ const decide = (caller: Caller, method: DescMethod, request = sampleRequest(meth
 
 describe("authorization matrix (committed bundle)", () => {
   it("covers every method of the five services", () => {
-    expect(meshMethods.length).toBe(38);
+    expect(meshMethods.length).toBe(39);
   });
 
   for (const caller of callers) {

@@ -33,7 +33,11 @@ describe("methodPlan", () => {
       methodPlan(method(name)).capabilities.map((c) =>
         c.steps.map((s) => s.key + (s.list ? "[]" : "")).join("."),
       );
-    expect(capabilityPaths("RegisterAgent")).toEqual(["card.skills[].capability"]);
+    // Conformance examples name capabilities of the card too (ADR-015): granted like its skills.
+    expect(capabilityPaths("RegisterAgent")).toEqual([
+      "card.skills[].capability",
+      "card.conformance[].capability",
+    ]);
     expect(capabilityPaths("PutPlaybook")).toEqual(["playbook.strategies[].steps[].capability"]);
     expect(capabilityPaths("GetGoal")).toEqual([]);
     expect(methodPlan(method("GetGoal"))).toBe(methodPlan(method("GetGoal")));

@@ -49,7 +49,7 @@ export interface ListAgentsOptions {
   pageToken?: string;
 }
 
-const agentStates: AgentStateName[] = ["LIVE", "DRAINING", "EXPIRED", "DEREGISTERED"];
+const agentStates: AgentStateName[] = ["LIVE", "DRAINING", "EXPIRED", "DEREGISTERED", "PROBATION"];
 
 export class AgentRepository {
   /** @internal */
@@ -111,6 +111,30 @@ export class AgentRepository {
       }
       return { agent, created: inserted };
     });
+  }
+
+  /**
+   * Whether an agent of this name and version with exactly this card has passed its
+   * conformance examples before (ADR-015): another instance of it need not again.
+   */
+  async conformancePassed(name: string, version: string, card: JsonObject): Promise<boolean> {
+    const rows = await this.db.rows(
+      `select 1 from agents where name = ? and version = ? and card = ?::jsonb
+         and conformance_passed_at is not null limit 1`,
+      [name, version, json(card)],
+    );
+    return rows.length > 0;
+  }
+
+  /** An agent in probation that passed its conformance examples, now LIVE; undefined when it is not in probation. */
+  async passConformance(agentId: string): Promise<AgentRecord | undefined> {
+    const [row] = await this.db.mapped<AgentRecord>(
+      AgentEntity,
+      `update agents set state = 'LIVE', conformance_passed_at = now(), updated_at = now()
+       where id = ? and state = 'PROBATION' returning *`,
+      [agentId],
+    );
+    return row;
   }
 
   /** Renews a lease and records load; NOT_FOUND if the agent is unknown. */
@@ -230,7 +254,7 @@ export class AgentRepository {
       AgentEntity,
       `update agents set state = 'EXPIRED', updated_at = now()
        where id in (
-         select id from agents where state in ('LIVE','DRAINING') and lease_expires_at <= now()
+         select id from agents where state in ('LIVE','DRAINING','PROBATION') and lease_expires_at <= now()
          order by lease_expires_at limit ? for update skip locked)
        returning *`,
       [options.limit ?? 100],

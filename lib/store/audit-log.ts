@@ -220,7 +220,7 @@ export function auditAppend(
 /** An agent registered, re-registered, deregistered or expired. */
 export function registrationEvent(input: {
   actor: string;
-  change: "registered" | "deregistered" | "expired" | "tool.registered";
+  change: "registered" | "deregistered" | "expired" | "tool.registered" | "conformance.passed";
   agentId: string;
   details?: JsonObject;
 }): AuditEventInput {

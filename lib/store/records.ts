@@ -19,7 +19,7 @@ export type { JsonObject, JsonValue };
 export type GoalStatusName = Exclude<keyof typeof GoalStatus, "UNSPECIFIED">;
 /** `"PENDING" | "DISPATCHED" | ... | "RETRY_WAIT"`: a stored step status. */
 export type StepStatusName = Exclude<keyof typeof StepStatus, "UNSPECIFIED">;
-/** `"LIVE" | "DRAINING" | "EXPIRED" | "DEREGISTERED"`: a stored agent state. */
+/** `"LIVE" | "DRAINING" | "EXPIRED" | "DEREGISTERED" | "PROBATION"`: a stored agent state. */
 export type AgentStateName = Exclude<keyof typeof AgentState, "UNSPECIFIED">;
 /** `"CURRENT" | "CANARY" | "RETIRED" | "ROLLED_BACK"`: a stored parameter version state. */
 export type ParametersStateName = Exclude<keyof typeof ParametersState, "UNSPECIFIED">;

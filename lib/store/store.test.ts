@@ -55,6 +55,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0011-goal-submitter-roles",
         "0012-strategy-recent-stats",
         "0013-playbook-notify",
+        "0014-agent-probation",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

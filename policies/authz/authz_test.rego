@@ -138,6 +138,7 @@ test_agent_methods if {
 		"agentmesh.v1.RegistryService/DeregisterAgent",
 		"agentmesh.v1.RegistryService/RegisterTool",
 		"agentmesh.v1.RegistryService/FindAgents",
+		"agentmesh.v1.RegistryService/ReportConformance",
 	] {
 		d := authz.decision with input as call("agent-data", m, {})
 		d.allow

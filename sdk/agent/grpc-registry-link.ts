@@ -1,6 +1,6 @@
 /**
  * The RegistryLink over the mesh's mTLS gRPC client: `RegisterAgent`,
- * `Heartbeat` and `DeregisterAgent` of `agentmesh.v1.RegistryService`. The
+ * `Heartbeat`, `DeregisterAgent` and `ReportConformance` of `agentmesh.v1.RegistryService`. The
  * channel proves this agent's identity (`agent-<name>`) with its certificate.
  *
  * @example
@@ -8,7 +8,8 @@
  * const channel = createChannel({ address: "127.0.0.1:7101", certs, server: spiffeId({ name: "registry" }) });
  * await runAgent(textAgent, { bus, registry: grpcRegistryLink(channel) });
  */
-import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { durationFromMs, durationMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { AgentState, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { type Client, createClient, type MeshChannel } from "../../lib/rpc/index.js";
@@ -45,6 +46,7 @@ export function grpcRegistryLink(
       return {
         agentId: res.agent.agentId,
         leaseTtlMs: res.leaseTtl ? durationMs(res.leaseTtl) : (leaseTtlMs ?? 30_000),
+        probation: res.agent.state === AgentState.PROBATION,
       };
     },
     async heartbeat(agentId, inFlight, state) {
@@ -59,6 +61,21 @@ export function grpcRegistryLink(
     },
     async deregister(agentId, reason) {
       await registry.deregisterAgent({ agentId, reason }, call);
+    },
+    async reportConformance(agentId, outcomes) {
+      const res = await registry.reportConformance(
+        {
+          agentId,
+          results: outcomes.map((o) => ({
+            index: o.index,
+            ...(o.error === undefined
+              ? { output: fromJson(ValueSchema, (o.output ?? null) as JsonValue) }
+              : { error: o.error.slice(0, 2000) }),
+          })),
+        },
+        call,
+      );
+      return res.failures;
     },
   };
 }

@@ -46,6 +46,8 @@ export interface LeaseKeeper {
   readonly registered: Promise<void>;
   /** The registry's id of this agent (stable per instance id across re-registrations). */
   readonly agentId: string;
+  /** Whether the latest registration put the agent in probation (conformance examples to pass). */
+  readonly probation: boolean;
   status(): AgentStatus;
   /** Heartbeats DRAINING once and stops re-registering. */
   drain(): Promise<void>;
@@ -73,6 +75,7 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
     settleFirst = { resolve, reject };
   });
   let everRegistered = false;
+  let probation = false;
 
   const apply = (event: LeaseEvent) => {
     const before = leaseStatus(state, now());
@@ -95,6 +98,7 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
         if (everRegistered && r.agentId !== state.agentId) {
           log.warn({ was: state.agentId, now: r.agentId }, "registry gave this agent a new id");
         }
+        probation = r.probation === true;
         apply({
           type: "registered",
           agentId: r.agentId,
@@ -145,6 +149,9 @@ export function keepLease(options: LeaseKeeperOptions): LeaseKeeper {
     registered,
     get agentId() {
       return state.agentId;
+    },
+    get probation() {
+      return probation;
     },
     status: () => leaseStatus(state, now()),
     async drain() {

@@ -19,6 +19,18 @@ export interface Registration {
   agentId: string;
   /** Lease length; the agent heartbeats well within it. */
   leaseTtlMs: number;
+  /**
+   * True when the registry holds the agent in probation until it reports its card's
+   * conformance examples passing (`reportConformance`); it must take no jobs until then.
+   */
+  probation?: boolean;
+}
+
+/** What a handler produced for one conformance example of the card (by index). */
+export interface ConformanceOutcome {
+  index: number;
+  output?: unknown;
+  error?: string;
 }
 
 export interface RegisterOptions {
@@ -32,6 +44,8 @@ export interface RegistryLink {
   register(card: AgentCard, options: RegisterOptions): Promise<Registration>;
   heartbeat(agentId: string, inFlight: number, state: AgentLiveness): Promise<void>;
   deregister(agentId: string, reason: string): Promise<void>;
+  /** Reports conformance outcomes; resolves to the registry's failures (empty: the agent is LIVE). */
+  reportConformance?(agentId: string, outcomes: ConformanceOutcome[]): Promise<string[]>;
 }
 
 /** A link for agents run without a registry: ids are local, calls do nothing. */

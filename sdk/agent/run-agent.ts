@@ -59,7 +59,7 @@ import {
 import { inHandlerSpan, markHandlerFailed } from "./handler-span.js";
 import { keepLease } from "./lease-keeper.js";
 import type { AgentStatus } from "./lease-lifecycle.js";
-import { noopRegistryLink, type RegistryLink } from "./registry-link.js";
+import { type ConformanceOutcome, noopRegistryLink, type RegistryLink } from "./registry-link.js";
 import { compileSchema, type Validator } from "./schema.js";
 
 export interface RunAgentOptions {
@@ -507,8 +507,56 @@ async function runOnBus(
     return finish(delivery, failed(job, startedAt, f));
   }
 
+  /**
+   * Runs the card's conformance examples through the handlers (input checked as a
+   * job's is) and reports the outputs; the registry judges them (ADR-015).
+   */
+  const proveConformance = async (): Promise<string[]> => {
+    const outcomes: ConformanceOutcome[] = [];
+    for (const [index, example] of card.conformance.entries()) {
+      const entry = skills.find((s) => s.capability === example.capability);
+      try {
+        if (entry === undefined) throw new Error(`no skill ${example.capability}`);
+        const input = (example.input ?? {}) as JsonValue;
+        const violations = entry.validateInput(input);
+        if (violations.length > 0) throw new Error(`input: ${JSON.stringify(violations)}`);
+        const signal = AbortSignal.timeout(defaultTimeoutMs);
+        const output = await entry.skill.handler(input as never, {
+          attemptId: `conformance:${lease.agentId}:${index}`,
+          idempotencyKey: `conformance/${card.name}/${card.version}/${index}`,
+          goalId: "conformance",
+          tenantId: "",
+          stepId: `conformance-${index}`,
+          capability: example.capability,
+          attempt: 1,
+          delivery: 1,
+          deadline: new Date(Date.now() + defaultTimeoutMs),
+          signal,
+          log: log.child({ conformance: index }),
+          working: () => undefined,
+        });
+        outcomes.push({ index, output: toJsonValue(output) });
+      } catch (err) {
+        outcomes.push({ index, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    if (registry.reportConformance === undefined) return [];
+    return registry.reportConformance(lease.agentId, outcomes);
+  };
+
+  // A new version with conformance examples takes no job until it passed them.
+  const failures = lease.probation ? await proveConformance() : [];
+  if (failures.length > 0) {
+    log.error(
+      { agentId: lease.agentId, failures },
+      "conformance examples failed: the registry keeps this agent in probation and it takes no jobs",
+    );
+  }
+
   try {
-    for (const { capability, skill, validateInput, validateOutput } of skills) {
+    for (const { capability, skill, validateInput, validateOutput } of failures.length > 0
+      ? []
+      : skills) {
       const limit = Math.max(1, skill.maxConcurrency ?? concurrency);
       // The shared queue and this version's own queue (steps pinned to it, ADR-015)
       // share the skill's concurrency.

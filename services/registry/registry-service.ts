@@ -29,6 +29,7 @@ import { type AgentFeed, type AgentFeedEvent, createAgentFeed } from "./agent-fe
 import { agentToMessage, storedCard, toolToJson, toolToMessage } from "./agent-message.js";
 import type { CardAdmission } from "./card-admission.js";
 import {
+  conformanceFailures,
   leaseTtlMs,
   rankCandidates,
   validateCard,
@@ -75,7 +76,7 @@ export interface RegistryServiceHandle {
   sweep(): Promise<number>;
 }
 
-const activeStates = ["LIVE", "DRAINING"] as const;
+const activeStates = ["LIVE", "DRAINING", "PROBATION"] as const;
 
 export function createRegistryService(deps: RegistryServiceDeps): RegistryServiceHandle {
   const { store, log } = deps;
@@ -155,11 +156,17 @@ export function createRegistryService(deps: RegistryServiceDeps): RegistryServic
       }
       const ttl = leaseTtlMs(req.leaseTtl);
       const capabilities = card.skills.map((s) => s.capability);
+      const stored = storedCard(card, signer);
+      // A card with conformance examples takes no live traffic until it passed them (ADR-015).
+      const probation =
+        card.conformance.length > 0 &&
+        !(await store.agents.conformancePassed(card.name, card.version, stored));
       const { agent, created } = await store.agents.upsert({
         name: card.name,
         instanceId,
         version: card.version,
-        card: storedCard(card, signer),
+        state: probation ? "PROBATION" : "LIVE",
+        card: stored,
         spiffeId: ctx.peer.spiffeId,
         capabilities,
         leaseExpiresAt: new Date(clock() + ttl),
@@ -192,7 +199,8 @@ export function createRegistryService(deps: RegistryServiceDeps): RegistryServic
       let state: "LIVE" | "DRAINING" | undefined;
       if (req.state === AgentState.DRAINING) state = "DRAINING";
       else if (req.state === AgentState.LIVE || req.state === AgentState.UNSPECIFIED)
-        state = "LIVE";
+        // An agent in probation stays there until its conformance examples pass.
+        state = agent.state === "PROBATION" ? undefined : "LIVE";
       else throw new MeshError(Code.InvalidArgument, "heartbeat state must be LIVE or DRAINING");
       // Renew from the lease length the agent was granted at registration.
       const ttl = Math.max(agent.leaseExpiresAt.getTime() - agent.lastHeartbeatAt.getTime(), 0);
@@ -203,6 +211,36 @@ export function createRegistryService(deps: RegistryServiceDeps): RegistryServic
       });
       if (updated.state !== agent.state) await notify(AgentChangeKind.UPDATED, agent.id);
       return { leaseExpiresAt: timestampFromMs(updated.leaseExpiresAt.getTime()) };
+    },
+
+    async reportConformance(req, ctx) {
+      const agent = await owned(req.agentId, ctx);
+      if (agent.state !== "PROBATION") {
+        if (agent.state === "LIVE" || agent.state === "DRAINING") {
+          return { agent: agentToMessage(agent), failures: [] };
+        }
+        throw new MeshError(
+          Code.FailedPrecondition,
+          `agent ${agent.id} is ${agent.state.toLowerCase()}; register again`,
+        );
+      }
+      const message = agentToMessage(agent);
+      const failures = conformanceFailures(message.card!, req.results);
+      if (failures.length > 0) {
+        ctx.log.warn({ agentId: agent.id, failures }, "agent failed its conformance examples");
+        return { agent: message, failures };
+      }
+      const passed = await store.agents.passConformance(agent.id);
+      if (passed === undefined)
+        return { agent: agentToMessage(await store.agents.get(agent.id)), failures: [] };
+      await audit(ctx, "conformance.passed", agent.id, {
+        name: agent.name,
+        version: agent.version,
+        examples: String(message.card!.conformance.length),
+      });
+      await notify(AgentChangeKind.UPDATED, agent.id);
+      ctx.log.info({ agentId: agent.id }, "agent passed its conformance examples; live");
+      return { agent: agentToMessage(passed), failures: [] };
     },
 
     async deregisterAgent(req, ctx) {

@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentmesh/v1/registry.proto.
  */
 export const file_agentmesh_v1_registry: GenFile = /*@__PURE__*/
-  fileDesc("ChthZ2VudG1lc2gvdjEvcmVnaXN0cnkucHJvdG8SDGFnZW50bWVzaC52MSKHAgoFU2tpbGwSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SLQoMaW5wdXRfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIWCgR0YWdzGAUgAygJQgi6SAWSAQIQIBIhCg9tYXhfY29uY3VycmVuY3kYBiABKA1CCLpIBSoDGIAIIi4KCVJhdGVMaW1pdBISCgpwZXJfc2Vjb25kGAEgASgBEg0KBWJ1cnN0GAIgASgNItECCgRUb29sEj8KBG5hbWUYASABKAlCMbpILnIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQSHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGNAPEjgKCmF1dGhfc2NvcGUYAyABKAlCJLpIIdgBAXIcMhpeW2Etel1bYS16MC05Xy46LV17MCwxMjd9JBIrCgpyYXRlX2xpbWl0GAQgASgLMhcuYWdlbnRtZXNoLnYxLlJhdGVMaW1pdBItCgxpbnB1dF9zY2hlbWEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhoKCGFnZW50X2lkGAYgASgJQgi6SAVyAxiAARI3CgtzaWRlX2VmZmVjdBgHIAEoDjIYLmFnZW50bWVzaC52MS5TaWRlRWZmZWN0Qgi6SAWCAQIQASLJAwoJQWdlbnRDYXJkEisKBG5hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05LV17MCw2M30kEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIXCgVvd25lchgDIAEoCUIIukgFcgMYgAISHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPEi4KBnNraWxscxgFIAMoCzITLmFnZW50bWVzaC52MS5Ta2lsbEIJukgGkgEDEIABEiwKBXRvb2xzGAYgAygLMhIuYWdlbnRtZXNoLnYxLlRvb2xCCbpIBpIBAxCAARI9CgZsYWJlbHMYByADKAsyIy5hZ2VudG1lc2gudjEuQWdlbnRDYXJkLkxhYmVsc0VudHJ5Qgi6SAWaAQIQQBIuCglzaWduYXR1cmUYCCABKAsyGy5hZ2VudG1lc2gudjEuQ2FyZFNpZ25hdHVyZRI/Cgtjb25mb3JtYW5jZRgJIAMoCzIgLmFnZW50bWVzaC52MS5Db25mb3JtYW5jZUV4YW1wbGVCCLpIBZIBAhAgGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoNQ2FyZFNpZ25hdHVyZRIvCgZzaWduZXIYASABKAlCH7pIHHIaMhheW2Etel1bYS16MC05Ll8tXXswLDYzfSQSHQoJc2lnbmF0dXJlGAIgASgJQgq6SAdyBRABGIABItsBChJDb25mb3JtYW5jZUV4YW1wbGUSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBImCgVpbnB1dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNwoWZXhwZWN0ZWRfb3V0cHV0X3NjaGVtYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPIsMDCgVBZ2VudBIQCghhZ2VudF9pZBgBIAEoCRIlCgRjYXJkGAIgASgLMhcuYWdlbnRtZXNoLnYxLkFnZW50Q2FyZBIRCglzcGlmZmVfaWQYAyABKAkSJwoFc3RhdGUYBCABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZRIxCg1yZWdpc3RlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2hlYXJ0YmVhdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoLcmVsaWFiaWxpdHkYCCADKAsyJC5hZ2VudG1lc2gudjEuQWdlbnQuUmVsaWFiaWxpdHlFbnRyeRIRCglpbl9mbGlnaHQYCSABKA0SEwoLaW5zdGFuY2VfaWQYCiABKAkSDgoGc2lnbmVyGAsgASgJGjIKEFJlbGlhYmlsaXR5RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASKSAQoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSLQoEY2FyZBgBIAEoCzIXLmFnZW50bWVzaC52MS5BZ2VudENhcmRCBrpIA8gBARIdCgtpbnN0YW5jZV9pZBgCIAEoCUIIukgFcgMYgAESLAoJbGVhc2VfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImkKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmFnZW50bWVzaC52MS5BZ2VudBIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ibAoQSGVhcnRiZWF0UmVxdWVzdBIcCghhZ2VudF9pZBgBIAEoCUIKukgHcgUQARiAARIRCglpbl9mbGlnaHQYAiABKA0SJwoFc3RhdGUYAyABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZSJJChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChZEZXJlZ2lzdGVyQWdlbnRSZXF1ZXN0EhwKCGFnZW50X2lkGAEgASgJQgq6SAdyBRABGIABEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgiGQoXRGVyZWdpc3RlckFnZW50UmVzcG9uc2UiLwoPR2V0QWdlbnRSZXF1ZXN0EhwKCGFnZW50X2lkGAEgASgJQgq6SAdyBRABGIABIjYKEEdldEFnZW50UmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG1lc2gudjEuQWdlbnQiqAEKEUxpc3RBZ2VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiACBJICgpjYXBhYmlsaXR5GAMgASgJQjS6SDHYAQFyLBiAATInXlthLXpdW2EtejAtOV8tXSooXC5bYS16XVthLXowLTlfLV0qKSokEhgKEGluY2x1ZGVfaW5hY3RpdmUYBCABKAgiUgoSTGlzdEFnZW50c1Jlc3BvbnNlEiMKBmFnZW50cxgBIAMoCzITLmFnZW50bWVzaC52MS5BZ2VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoRRmluZEFnZW50c1JlcXVlc3QSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBINCgVsaW1pdBgCIAEoDSI5ChJGaW5kQWdlbnRzUmVzcG9uc2USIwoGYWdlbnRzGAEgAygLMhMuYWdlbnRtZXNoLnYxLkFnZW50Il4KEldhdGNoQWdlbnRzUmVxdWVzdBJICgpjYXBhYmlsaXR5GAEgASgJQjS6SDHYAQFyLBiAATInXlthLXpdW2EtejAtOV8tXSooXC5bYS16XVthLXowLTlfLV0qKSokIpABChNXYXRjaEFnZW50c1Jlc3BvbnNlEisKBGtpbmQYASABKA4yHS5hZ2VudG1lc2gudjEuQWdlbnRDaGFuZ2VLaW5kEiIKBWFnZW50GAIgASgLMhMuYWdlbnRtZXNoLnYxLkFnZW50EigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KE1JlZ2lzdGVyVG9vbFJlcXVlc3QSKAoEdG9vbBgBIAEoCzISLmFnZW50bWVzaC52MS5Ub29sQga6SAPIAQEiOAoUUmVnaXN0ZXJUb29sUmVzcG9uc2USIAoEdG9vbBgBIAEoCzISLmFnZW50bWVzaC52MS5Ub29sIi4KEExpc3RUb29sc1JlcXVlc3QSGgoIYWdlbnRfaWQYASABKAlCCLpIBXIDGIABIjYKEUxpc3RUb29sc1Jlc3BvbnNlEiEKBXRvb2xzGAEgAygLMhIuYWdlbnRtZXNoLnYxLlRvb2wqqwEKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBBR0VOVF9TVEFURV9MSVZFEAESGAoUQUdFTlRfU1RBVEVfRFJBSU5JTkcQAhIXChNBR0VOVF9TVEFURV9FWFBJUkVEEAMSHAoYQUdFTlRfU1RBVEVfREVSRUdJU1RFUkVEEAQSGQoVQUdFTlRfU1RBVEVfUFJPQkFUSU9OEAUqfQoKU2lkZUVmZmVjdBIbChdTSURFX0VGRkVDVF9VTlNQRUNJRklFRBAAEhkKFVNJREVfRUZGRUNUX1JFQURfT05MWRABEhoKFlNJREVfRUZGRUNUX0lERU1QT1RFTlQQAhIbChdTSURFX0VGRkVDVF9ERVNUUlVDVElWRRADKtgBCg9BZ2VudENoYW5nZUtpbmQSIQodQUdFTlRfQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIeChpBR0VOVF9DSEFOR0VfS0lORF9TTkFQU0hPVBABEiAKHEFHRU5UX0NIQU5HRV9LSU5EX1JFR0lTVEVSRUQQAhIdChlBR0VOVF9DSEFOR0VfS0lORF9VUERBVEVEEAMSHQoZQUdFTlRfQ0hBTkdFX0tJTkRfRVhQSVJFRBAEEiIKHkFHRU5UX0NIQU5HRV9LSU5EX0RFUkVHSVNURVJFRBAFMoEGCg9SZWdpc3RyeVNlcnZpY2USWAoNUmVnaXN0ZXJBZ2VudBIiLmFnZW50bWVzaC52MS5SZWdpc3RlckFnZW50UmVxdWVzdBojLmFnZW50bWVzaC52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USTAoJSGVhcnRiZWF0Eh4uYWdlbnRtZXNoLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHy5hZ2VudG1lc2gudjEuSGVhcnRiZWF0UmVzcG9uc2USXgoPRGVyZWdpc3RlckFnZW50EiQuYWdlbnRtZXNoLnYxLkRlcmVnaXN0ZXJBZ2VudFJlcXVlc3QaJS5hZ2VudG1lc2gudjEuRGVyZWdpc3RlckFnZW50UmVzcG9uc2USSQoIR2V0QWdlbnQSHS5hZ2VudG1lc2gudjEuR2V0QWdlbnRSZXF1ZXN0Gh4uYWdlbnRtZXNoLnYxLkdldEFnZW50UmVzcG9uc2USTwoKTGlzdEFnZW50cxIfLmFnZW50bWVzaC52MS5MaXN0QWdlbnRzUmVxdWVzdBogLmFnZW50bWVzaC52MS5MaXN0QWdlbnRzUmVzcG9uc2USTwoKRmluZEFnZW50cxIfLmFnZW50bWVzaC52MS5GaW5kQWdlbnRzUmVxdWVzdBogLmFnZW50bWVzaC52MS5GaW5kQWdlbnRzUmVzcG9uc2USVAoLV2F0Y2hBZ2VudHMSIC5hZ2VudG1lc2gudjEuV2F0Y2hBZ2VudHNSZXF1ZXN0GiEuYWdlbnRtZXNoLnYxLldhdGNoQWdlbnRzUmVzcG9uc2UwARJVCgxSZWdpc3RlclRvb2wSIS5hZ2VudG1lc2gudjEuUmVnaXN0ZXJUb29sUmVxdWVzdBoiLmFnZW50bWVzaC52MS5SZWdpc3RlclRvb2xSZXNwb25zZRJMCglMaXN0VG9vbHMSHi5hZ2VudG1lc2gudjEuTGlzdFRvb2xzUmVxdWVzdBofLmFnZW50bWVzaC52MS5MaXN0VG9vbHNSZXNwb25zZUIvWi1hZ2VudG1lc2gvc2RrL2dvL2dlbi9hZ2VudG1lc2gvdjE7YWdlbnRtZXNodjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChthZ2VudG1lc2gvdjEvcmVnaXN0cnkucHJvdG8SDGFnZW50bWVzaC52MSKHAgoFU2tpbGwSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBIdCgtkZXNjcmlwdGlvbhgCIAEoCUIIukgFcgMY0A8SLQoMaW5wdXRfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIWCgR0YWdzGAUgAygJQgi6SAWSAQIQIBIhCg9tYXhfY29uY3VycmVuY3kYBiABKA1CCLpIBSoDGIAIIi4KCVJhdGVMaW1pdBISCgpwZXJfc2Vjb25kGAEgASgBEg0KBWJ1cnN0GAIgASgNItECCgRUb29sEj8KBG5hbWUYASABKAlCMbpILnIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQSHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGNAPEjgKCmF1dGhfc2NvcGUYAyABKAlCJLpIIdgBAXIcMhpeW2Etel1bYS16MC05Xy46LV17MCwxMjd9JBIrCgpyYXRlX2xpbWl0GAQgASgLMhcuYWdlbnRtZXNoLnYxLlJhdGVMaW1pdBItCgxpbnB1dF9zY2hlbWEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhoKCGFnZW50X2lkGAYgASgJQgi6SAVyAxiAARI3CgtzaWRlX2VmZmVjdBgHIAEoDjIYLmFnZW50bWVzaC52MS5TaWRlRWZmZWN0Qgi6SAWCAQIQASLJAwoJQWdlbnRDYXJkEisKBG5hbWUYASABKAlCHbpIGnIYMhZeW2Etel1bYS16MC05LV17MCw2M30kEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIXCgVvd25lchgDIAEoCUIIukgFcgMYgAISHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPEi4KBnNraWxscxgFIAMoCzITLmFnZW50bWVzaC52MS5Ta2lsbEIJukgGkgEDEIABEiwKBXRvb2xzGAYgAygLMhIuYWdlbnRtZXNoLnYxLlRvb2xCCbpIBpIBAxCAARI9CgZsYWJlbHMYByADKAsyIy5hZ2VudG1lc2gudjEuQWdlbnRDYXJkLkxhYmVsc0VudHJ5Qgi6SAWaAQIQQBIuCglzaWduYXR1cmUYCCABKAsyGy5hZ2VudG1lc2gudjEuQ2FyZFNpZ25hdHVyZRI/Cgtjb25mb3JtYW5jZRgJIAMoCzIgLmFnZW50bWVzaC52MS5Db25mb3JtYW5jZUV4YW1wbGVCCLpIBZIBAhAgGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoNQ2FyZFNpZ25hdHVyZRIvCgZzaWduZXIYASABKAlCH7pIHHIaMhheW2Etel1bYS16MC05Ll8tXXswLDYzfSQSHQoJc2lnbmF0dXJlGAIgASgJQgq6SAdyBRABGIABItsBChJDb25mb3JtYW5jZUV4YW1wbGUSRQoKY2FwYWJpbGl0eRgBIAEoCUIxukguciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBImCgVpbnB1dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNwoWZXhwZWN0ZWRfb3V0cHV0X3NjaGVtYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHQoLZGVzY3JpcHRpb24YBCABKAlCCLpIBXIDGNAPIsMDCgVBZ2VudBIQCghhZ2VudF9pZBgBIAEoCRIlCgRjYXJkGAIgASgLMhcuYWdlbnRtZXNoLnYxLkFnZW50Q2FyZBIRCglzcGlmZmVfaWQYAyABKAkSJwoFc3RhdGUYBCABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZRIxCg1yZWdpc3RlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsZWFzZV9leHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2hlYXJ0YmVhdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoLcmVsaWFiaWxpdHkYCCADKAsyJC5hZ2VudG1lc2gudjEuQWdlbnQuUmVsaWFiaWxpdHlFbnRyeRIRCglpbl9mbGlnaHQYCSABKA0SEwoLaW5zdGFuY2VfaWQYCiABKAkSDgoGc2lnbmVyGAsgASgJGjIKEFJlbGlhYmlsaXR5RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASKSAQoUUmVnaXN0ZXJBZ2VudFJlcXVlc3QSLQoEY2FyZBgBIAEoCzIXLmFnZW50bWVzaC52MS5BZ2VudENhcmRCBrpIA8gBARIdCgtpbnN0YW5jZV9pZBgCIAEoCUIIukgFcgMYgAESLAoJbGVhc2VfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImkKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZRIiCgVhZ2VudBgBIAEoCzITLmFnZW50bWVzaC52MS5BZ2VudBIsCglsZWFzZV90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ibAoQSGVhcnRiZWF0UmVxdWVzdBIcCghhZ2VudF9pZBgBIAEoCUIKukgHcgUQARiAARIRCglpbl9mbGlnaHQYAiABKA0SJwoFc3RhdGUYAyABKA4yGC5hZ2VudG1lc2gudjEuQWdlbnRTdGF0ZSJJChFIZWFydGJlYXRSZXNwb25zZRI0ChBsZWFzZV9leHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjChFDb25mb3JtYW5jZVJlc3VsdBINCgVpbmRleBgBIAEoDRImCgZvdXRwdXQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSFwoFZXJyb3IYAyABKAlCCLpIBXIDGNAPInMKGFJlcG9ydENvbmZvcm1hbmNlUmVxdWVzdBIbCghhZ2VudF9pZBgBIAEoCUIJukgGcgQQARhAEjoKB3Jlc3VsdHMYAiADKAsyHy5hZ2VudG1lc2gudjEuQ29uZm9ybWFuY2VSZXN1bHRCCLpIBZIBAhAgIlEKGVJlcG9ydENvbmZvcm1hbmNlUmVzcG9uc2USIgoFYWdlbnQYASABKAsyEy5hZ2VudG1lc2gudjEuQWdlbnQSEAoIZmFpbHVyZXMYAiADKAkiUAoWRGVyZWdpc3RlckFnZW50UmVxdWVzdBIcCghhZ2VudF9pZBgBIAEoCUIKukgHcgUQARiAARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIIhkKF0RlcmVnaXN0ZXJBZ2VudFJlc3BvbnNlIi8KD0dldEFnZW50UmVxdWVzdBIcCghhZ2VudF9pZBgBIAEoCUIKukgHcgUQARiAASI2ChBHZXRBZ2VudFJlc3BvbnNlEiIKBWFnZW50GAEgASgLMhMuYWdlbnRtZXNoLnYxLkFnZW50IqgBChFMaXN0QWdlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgSSAoKY2FwYWJpbGl0eRgDIAEoCUI0ukgx2AEBciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJBIYChBpbmNsdWRlX2luYWN0aXZlGAQgASgIIlIKEkxpc3RBZ2VudHNSZXNwb25zZRIjCgZhZ2VudHMYASADKAsyEy5hZ2VudG1lc2gudjEuQWdlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKEUZpbmRBZ2VudHNSZXF1ZXN0EkUKCmNhcGFiaWxpdHkYASABKAlCMbpILnIsGIABMideW2Etel1bYS16MC05Xy1dKihcLlthLXpdW2EtejAtOV8tXSopKiQSDQoFbGltaXQYAiABKA0iOQoSRmluZEFnZW50c1Jlc3BvbnNlEiMKBmFnZW50cxgBIAMoCzITLmFnZW50bWVzaC52MS5BZ2VudCJeChJXYXRjaEFnZW50c1JlcXVlc3QSSAoKY2FwYWJpbGl0eRgBIAEoCUI0ukgx2AEBciwYgAEyJ15bYS16XVthLXowLTlfLV0qKFwuW2Etel1bYS16MC05Xy1dKikqJCKQAQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIrCgRraW5kGAEgASgOMh0uYWdlbnRtZXNoLnYxLkFnZW50Q2hhbmdlS2luZBIiCgVhZ2VudBgCIAEoCzITLmFnZW50bWVzaC52MS5BZ2VudBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChNSZWdpc3RlclRvb2xSZXF1ZXN0EigKBHRvb2wYASABKAsyEi5hZ2VudG1lc2gudjEuVG9vbEIGukgDyAEBIjgKFFJlZ2lzdGVyVG9vbFJlc3BvbnNlEiAKBHRvb2wYASABKAsyEi5hZ2VudG1lc2gudjEuVG9vbCIuChBMaXN0VG9vbHNSZXF1ZXN0EhoKCGFnZW50X2lkGAEgASgJQgi6SAVyAxiAASI2ChFMaXN0VG9vbHNSZXNwb25zZRIhCgV0b29scxgBIAMoCzISLmFnZW50bWVzaC52MS5Ub29sKqsBCgpBZ2VudFN0YXRlEhsKF0FHRU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQQUdFTlRfU1RBVEVfTElWRRABEhgKFEFHRU5UX1NUQVRFX0RSQUlOSU5HEAISFwoTQUdFTlRfU1RBVEVfRVhQSVJFRBADEhwKGEFHRU5UX1NUQVRFX0RFUkVHSVNURVJFRBAEEhkKFUFHRU5UX1NUQVRFX1BST0JBVElPThAFKn0KClNpZGVFZmZlY3QSGwoXU0lERV9FRkZFQ1RfVU5TUEVDSUZJRUQQABIZChVTSURFX0VGRkVDVF9SRUFEX09OTFkQARIaChZTSURFX0VGRkVDVF9JREVNUE9URU5UEAISGwoXU0lERV9FRkZFQ1RfREVTVFJVQ1RJVkUQAyrYAQoPQWdlbnRDaGFuZ2VLaW5kEiEKHUFHRU5UX0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaQUdFTlRfQ0hBTkdFX0tJTkRfU05BUFNIT1QQARIgChxBR0VOVF9DSEFOR0VfS0lORF9SRUdJU1RFUkVEEAISHQoZQUdFTlRfQ0hBTkdFX0tJTkRfVVBEQVRFRBADEh0KGUFHRU5UX0NIQU5HRV9LSU5EX0VYUElSRUQQBBIiCh5BR0VOVF9DSEFOR0VfS0lORF9ERVJFR0lTVEVSRUQQBTLnBgoPUmVnaXN0cnlTZXJ2aWNlElgKDVJlZ2lzdGVyQWdlbnQSIi5hZ2VudG1lc2gudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaIy5hZ2VudG1lc2gudjEuUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEkwKCUhlYXJ0YmVhdBIeLmFnZW50bWVzaC52MS5IZWFydGJlYXRSZXF1ZXN0Gh8uYWdlbnRtZXNoLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEl4KD0RlcmVnaXN0ZXJBZ2VudBIkLmFnZW50bWVzaC52MS5EZXJlZ2lzdGVyQWdlbnRSZXF1ZXN0GiUuYWdlbnRtZXNoLnYxLkRlcmVnaXN0ZXJBZ2VudFJlc3BvbnNlEkkKCEdldEFnZW50Eh0uYWdlbnRtZXNoLnYxLkdldEFnZW50UmVxdWVzdBoeLmFnZW50bWVzaC52MS5HZXRBZ2VudFJlc3BvbnNlEk8KCkxpc3RBZ2VudHMSHy5hZ2VudG1lc2gudjEuTGlzdEFnZW50c1JlcXVlc3QaIC5hZ2VudG1lc2gudjEuTGlzdEFnZW50c1Jlc3BvbnNlEk8KCkZpbmRBZ2VudHMSHy5hZ2VudG1lc2gudjEuRmluZEFnZW50c1JlcXVlc3QaIC5hZ2VudG1lc2gudjEuRmluZEFnZW50c1Jlc3BvbnNlElQKC1dhdGNoQWdlbnRzEiAuYWdlbnRtZXNoLnYxLldhdGNoQWdlbnRzUmVxdWVzdBohLmFnZW50bWVzaC52MS5XYXRjaEFnZW50c1Jlc3BvbnNlMAESVQoMUmVnaXN0ZXJUb29sEiEuYWdlbnRtZXNoLnYxLlJlZ2lzdGVyVG9vbFJlcXVlc3QaIi5hZ2VudG1lc2gudjEuUmVnaXN0ZXJUb29sUmVzcG9uc2USTAoJTGlzdFRvb2xzEh4uYWdlbnRtZXNoLnYxLkxpc3RUb29sc1JlcXVlc3QaHy5hZ2VudG1lc2gudjEuTGlzdFRvb2xzUmVzcG9uc2USZAoRUmVwb3J0Q29uZm9ybWFuY2USJi5hZ2VudG1lc2gudjEuUmVwb3J0Q29uZm9ybWFuY2VSZXF1ZXN0GicuYWdlbnRtZXNoLnYxLlJlcG9ydENvbmZvcm1hbmNlUmVzcG9uc2VCL1otYWdlbnRtZXNoL3Nkay9nby9nZW4vYWdlbnRtZXNoL3YxO2FnZW50bWVzaHYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One capability an agent offers.
@@ -525,6 +525,97 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_agentmesh_v1_registry, 10);
 
 /**
+ * What an agent's handler returned for one conformance example of its card.
+ *
+ * @generated from message agentmesh.v1.ConformanceResult
+ */
+export type ConformanceResult = Message<"agentmesh.v1.ConformanceResult"> & {
+  /**
+   * Index of the example in the card's `conformance`.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The handler's output; unset when it failed.
+   *
+   * @generated from field: google.protobuf.Value output = 2;
+   */
+  output?: Value | undefined;
+
+  /**
+   * Why the handler failed; empty when it produced an output.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message agentmesh.v1.ConformanceResult.
+ * Use `create(ConformanceResultSchema)` to create a new message.
+ */
+export const ConformanceResultSchema: GenMessage<ConformanceResult> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_registry, 11);
+
+/**
+ * Request of RegistryService.ReportConformance.
+ *
+ * @generated from message agentmesh.v1.ReportConformanceRequest
+ */
+export type ReportConformanceRequest = Message<"agentmesh.v1.ReportConformanceRequest"> & {
+  /**
+   * The agent in probation.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * One result per example of the card.
+   *
+   * @generated from field: repeated agentmesh.v1.ConformanceResult results = 2;
+   */
+  results: ConformanceResult[];
+};
+
+/**
+ * Describes the message agentmesh.v1.ReportConformanceRequest.
+ * Use `create(ReportConformanceRequestSchema)` to create a new message.
+ */
+export const ReportConformanceRequestSchema: GenMessage<ReportConformanceRequest> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_registry, 12);
+
+/**
+ * Response of RegistryService.ReportConformance.
+ *
+ * @generated from message agentmesh.v1.ReportConformanceResponse
+ */
+export type ReportConformanceResponse = Message<"agentmesh.v1.ReportConformanceResponse"> & {
+  /**
+   * The agent after judging: LIVE when every example passed, else still PROBATION.
+   *
+   * @generated from field: agentmesh.v1.Agent agent = 1;
+   */
+  agent?: Agent | undefined;
+
+  /**
+   * One line per failing example, e.g. "conformance[0] (text.upper): output.text: must be string".
+   *
+   * @generated from field: repeated string failures = 2;
+   */
+  failures: string[];
+};
+
+/**
+ * Describes the message agentmesh.v1.ReportConformanceResponse.
+ * Use `create(ReportConformanceResponseSchema)` to create a new message.
+ */
+export const ReportConformanceResponseSchema: GenMessage<ReportConformanceResponse> = /*@__PURE__*/
+  messageDesc(file_agentmesh_v1_registry, 13);
+
+/**
  * Request of RegistryService.DeregisterAgent.
  *
  * @generated from message agentmesh.v1.DeregisterAgentRequest
@@ -550,7 +641,7 @@ export type DeregisterAgentRequest = Message<"agentmesh.v1.DeregisterAgentReques
  * Use `create(DeregisterAgentRequestSchema)` to create a new message.
  */
 export const DeregisterAgentRequestSchema: GenMessage<DeregisterAgentRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 11);
+  messageDesc(file_agentmesh_v1_registry, 14);
 
 /**
  * Response of RegistryService.DeregisterAgent.
@@ -565,7 +656,7 @@ export type DeregisterAgentResponse = Message<"agentmesh.v1.DeregisterAgentRespo
  * Use `create(DeregisterAgentResponseSchema)` to create a new message.
  */
 export const DeregisterAgentResponseSchema: GenMessage<DeregisterAgentResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 12);
+  messageDesc(file_agentmesh_v1_registry, 15);
 
 /**
  * Request of RegistryService.GetAgent.
@@ -586,7 +677,7 @@ export type GetAgentRequest = Message<"agentmesh.v1.GetAgentRequest"> & {
  * Use `create(GetAgentRequestSchema)` to create a new message.
  */
 export const GetAgentRequestSchema: GenMessage<GetAgentRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 13);
+  messageDesc(file_agentmesh_v1_registry, 16);
 
 /**
  * Response of RegistryService.GetAgent.
@@ -607,7 +698,7 @@ export type GetAgentResponse = Message<"agentmesh.v1.GetAgentResponse"> & {
  * Use `create(GetAgentResponseSchema)` to create a new message.
  */
 export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 14);
+  messageDesc(file_agentmesh_v1_registry, 17);
 
 /**
  * Request of RegistryService.ListAgents.
@@ -649,7 +740,7 @@ export type ListAgentsRequest = Message<"agentmesh.v1.ListAgentsRequest"> & {
  * Use `create(ListAgentsRequestSchema)` to create a new message.
  */
 export const ListAgentsRequestSchema: GenMessage<ListAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 15);
+  messageDesc(file_agentmesh_v1_registry, 18);
 
 /**
  * Response of RegistryService.ListAgents.
@@ -677,7 +768,7 @@ export type ListAgentsResponse = Message<"agentmesh.v1.ListAgentsResponse"> & {
  * Use `create(ListAgentsResponseSchema)` to create a new message.
  */
 export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 16);
+  messageDesc(file_agentmesh_v1_registry, 19);
 
 /**
  * Request of RegistryService.FindAgents.
@@ -705,7 +796,7 @@ export type FindAgentsRequest = Message<"agentmesh.v1.FindAgentsRequest"> & {
  * Use `create(FindAgentsRequestSchema)` to create a new message.
  */
 export const FindAgentsRequestSchema: GenMessage<FindAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 17);
+  messageDesc(file_agentmesh_v1_registry, 20);
 
 /**
  * Response of RegistryService.FindAgents.
@@ -726,7 +817,7 @@ export type FindAgentsResponse = Message<"agentmesh.v1.FindAgentsResponse"> & {
  * Use `create(FindAgentsResponseSchema)` to create a new message.
  */
 export const FindAgentsResponseSchema: GenMessage<FindAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 18);
+  messageDesc(file_agentmesh_v1_registry, 21);
 
 /**
  * Request of RegistryService.WatchAgents.
@@ -747,7 +838,7 @@ export type WatchAgentsRequest = Message<"agentmesh.v1.WatchAgentsRequest"> & {
  * Use `create(WatchAgentsRequestSchema)` to create a new message.
  */
 export const WatchAgentsRequestSchema: GenMessage<WatchAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 19);
+  messageDesc(file_agentmesh_v1_registry, 22);
 
 /**
  * Response of RegistryService.WatchAgents: one change.
@@ -782,7 +873,7 @@ export type WatchAgentsResponse = Message<"agentmesh.v1.WatchAgentsResponse"> & 
  * Use `create(WatchAgentsResponseSchema)` to create a new message.
  */
 export const WatchAgentsResponseSchema: GenMessage<WatchAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 20);
+  messageDesc(file_agentmesh_v1_registry, 23);
 
 /**
  * Request of RegistryService.RegisterTool.
@@ -803,7 +894,7 @@ export type RegisterToolRequest = Message<"agentmesh.v1.RegisterToolRequest"> & 
  * Use `create(RegisterToolRequestSchema)` to create a new message.
  */
 export const RegisterToolRequestSchema: GenMessage<RegisterToolRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 21);
+  messageDesc(file_agentmesh_v1_registry, 24);
 
 /**
  * Response of RegistryService.RegisterTool.
@@ -824,7 +915,7 @@ export type RegisterToolResponse = Message<"agentmesh.v1.RegisterToolResponse"> 
  * Use `create(RegisterToolResponseSchema)` to create a new message.
  */
 export const RegisterToolResponseSchema: GenMessage<RegisterToolResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 22);
+  messageDesc(file_agentmesh_v1_registry, 25);
 
 /**
  * Request of RegistryService.ListTools.
@@ -845,7 +936,7 @@ export type ListToolsRequest = Message<"agentmesh.v1.ListToolsRequest"> & {
  * Use `create(ListToolsRequestSchema)` to create a new message.
  */
 export const ListToolsRequestSchema: GenMessage<ListToolsRequest> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 23);
+  messageDesc(file_agentmesh_v1_registry, 26);
 
 /**
  * Response of RegistryService.ListTools.
@@ -866,7 +957,7 @@ export type ListToolsResponse = Message<"agentmesh.v1.ListToolsResponse"> & {
  * Use `create(ListToolsResponseSchema)` to create a new message.
  */
 export const ListToolsResponseSchema: GenMessage<ListToolsResponse> = /*@__PURE__*/
-  messageDesc(file_agentmesh_v1_registry, 24);
+  messageDesc(file_agentmesh_v1_registry, 27);
 
 /**
  * Liveness of a registered agent.
@@ -1120,6 +1211,17 @@ export const RegistryService: GenService<{
     methodKind: "unary";
     input: typeof ListToolsRequestSchema;
     output: typeof ListToolsResponseSchema;
+  },
+  /**
+   * Reports what an agent in probation produced for its card's conformance examples;
+   * the registry judges the outputs and makes the agent LIVE when every example passes.
+   *
+   * @generated from rpc agentmesh.v1.RegistryService.ReportConformance
+   */
+  reportConformance: {
+    methodKind: "unary";
+    input: typeof ReportConformanceRequestSchema;
+    output: typeof ReportConformanceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentmesh_v1_registry, 0);

@@ -61,6 +61,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0013-playbook-notify",
     load: async () => (await import("./0013-playbook-notify.js")).PlaybookNotify,
   },
+  {
+    name: "0014-agent-probation",
+    load: async () => (await import("./0014-agent-probation.js")).AgentProbation,
+  },
 ];
 
 /** The names of every migration, in order. */

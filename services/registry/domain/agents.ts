@@ -33,11 +33,14 @@ export function isLive(agent: Agent, nowMs: number): boolean {
   return agent.state === AgentState.LIVE && ms(agent.leaseExpiresAt) > nowMs;
 }
 
-/** Agents the sweeper withdraws at `nowMs`: LIVE or DRAINING whose lease has run out. */
+/** Agents the sweeper withdraws at `nowMs`: LIVE, DRAINING or PROBATION whose lease has run out. */
 export function expiredAgents(agents: Iterable<Agent>, nowMs: number): Agent[] {
   const out: Agent[] = [];
   for (const a of agents) {
-    const active = a.state === AgentState.LIVE || a.state === AgentState.DRAINING;
+    const active =
+      a.state === AgentState.LIVE ||
+      a.state === AgentState.DRAINING ||
+      a.state === AgentState.PROBATION;
     if (active && ms(a.leaseExpiresAt) <= nowMs) out.push(a);
   }
   return out;

@@ -12,6 +12,7 @@ import { type AgentCard, SideEffect, type Tool } from "../../../gen/agentmesh/v1
 import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
 import { capabilityNameProblem } from "../../../lib/plan/capability.js";
 import { nameProblem, nameRules } from "../../../lib/proto/name-rules.js";
+import { conformanceViolations } from "./conformance.js";
 
 /** Bounds a card must stay within. */
 export const cardLimits = {
@@ -77,6 +78,7 @@ export function cardViolations(card: AgentCard | undefined): CardViolation[] {
     if (tools.has(tool.name)) add(`tools[${i}].name`, `duplicate tool "${tool.name}"`);
     tools.add(tool.name);
   });
+  for (const v of conformanceViolations(card)) add(v.path, v.message);
   const labels = Object.entries(card.labels);
   if (labels.length > cardLimits.maxLabels) add("labels", `at most ${cardLimits.maxLabels} labels`);
   for (const [k, v] of labels) {

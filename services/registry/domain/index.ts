@@ -22,4 +22,5 @@ export {
 } from "./agents.js";
 export type { CardViolation } from "./card.js";
 export { cardLimits, cardViolations, toolViolations, validateCard, validateTool } from "./card.js";
+export { conformanceFailures, conformanceViolations } from "./conformance.js";
 export { heartbeatIntervalMs, leaseBounds, leaseTtlMs } from "./lease.js";

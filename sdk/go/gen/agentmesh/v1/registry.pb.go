@@ -1077,6 +1077,180 @@ func (x *HeartbeatResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// What an agent's handler returned for one conformance example of its card.
+type ConformanceResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the example in the card's `conformance`.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The handler's output; unset when it failed.
+	Output *structpb.Value `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
+	// Why the handler failed; empty when it produced an output.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConformanceResult) Reset() {
+	*x = ConformanceResult{}
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConformanceResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConformanceResult) ProtoMessage() {}
+
+func (x *ConformanceResult) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConformanceResult.ProtoReflect.Descriptor instead.
+func (*ConformanceResult) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ConformanceResult) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ConformanceResult) GetOutput() *structpb.Value {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *ConformanceResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Request of RegistryService.ReportConformance.
+type ReportConformanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent in probation.
+	AgentId string `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// One result per example of the card.
+	Results       []*ConformanceResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportConformanceRequest) Reset() {
+	*x = ReportConformanceRequest{}
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportConformanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportConformanceRequest) ProtoMessage() {}
+
+func (x *ReportConformanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportConformanceRequest.ProtoReflect.Descriptor instead.
+func (*ReportConformanceRequest) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReportConformanceRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ReportConformanceRequest) GetResults() []*ConformanceResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// Response of RegistryService.ReportConformance.
+type ReportConformanceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent after judging: LIVE when every example passed, else still PROBATION.
+	Agent *Agent `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// One line per failing example, e.g. "conformance[0] (text.upper): output.text: must be string".
+	Failures      []string `protobuf:"bytes,2,rep,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportConformanceResponse) Reset() {
+	*x = ReportConformanceResponse{}
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportConformanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportConformanceResponse) ProtoMessage() {}
+
+func (x *ReportConformanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportConformanceResponse.ProtoReflect.Descriptor instead.
+func (*ReportConformanceResponse) Descriptor() ([]byte, []int) {
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReportConformanceResponse) GetAgent() *Agent {
+	if x != nil {
+		return x.Agent
+	}
+	return nil
+}
+
+func (x *ReportConformanceResponse) GetFailures() []string {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
 // Request of RegistryService.DeregisterAgent.
 type DeregisterAgentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1090,7 +1264,7 @@ type DeregisterAgentRequest struct {
 
 func (x *DeregisterAgentRequest) Reset() {
 	*x = DeregisterAgentRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1276,7 @@ func (x *DeregisterAgentRequest) String() string {
 func (*DeregisterAgentRequest) ProtoMessage() {}
 
 func (x *DeregisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[11]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1289,7 @@ func (x *DeregisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeregisterAgentRequest) GetAgentId() string {
@@ -1141,7 +1315,7 @@ type DeregisterAgentResponse struct {
 
 func (x *DeregisterAgentResponse) Reset() {
 	*x = DeregisterAgentResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1327,7 @@ func (x *DeregisterAgentResponse) String() string {
 func (*DeregisterAgentResponse) ProtoMessage() {}
 
 func (x *DeregisterAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[12]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1340,7 @@ func (x *DeregisterAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterAgentResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterAgentResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 // Request of RegistryService.GetAgent.
@@ -1180,7 +1354,7 @@ type GetAgentRequest struct {
 
 func (x *GetAgentRequest) Reset() {
 	*x = GetAgentRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1366,7 @@ func (x *GetAgentRequest) String() string {
 func (*GetAgentRequest) ProtoMessage() {}
 
 func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[13]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1379,7 @@ func (x *GetAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetAgentRequest) GetAgentId() string {
@@ -1226,7 +1400,7 @@ type GetAgentResponse struct {
 
 func (x *GetAgentResponse) Reset() {
 	*x = GetAgentResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1412,7 @@ func (x *GetAgentResponse) String() string {
 func (*GetAgentResponse) ProtoMessage() {}
 
 func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[14]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1425,7 @@ func (x *GetAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentResponse.ProtoReflect.Descriptor instead.
 func (*GetAgentResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetAgentResponse) GetAgent() *Agent {
@@ -1278,7 +1452,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1464,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[15]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1477,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListAgentsRequest) GetPageSize() uint32 {
@@ -1347,7 +1521,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1533,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[16]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1546,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -1402,7 +1576,7 @@ type FindAgentsRequest struct {
 
 func (x *FindAgentsRequest) Reset() {
 	*x = FindAgentsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1588,7 @@ func (x *FindAgentsRequest) String() string {
 func (*FindAgentsRequest) ProtoMessage() {}
 
 func (x *FindAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[17]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1601,7 @@ func (x *FindAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAgentsRequest.ProtoReflect.Descriptor instead.
 func (*FindAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FindAgentsRequest) GetCapability() string {
@@ -1455,7 +1629,7 @@ type FindAgentsResponse struct {
 
 func (x *FindAgentsResponse) Reset() {
 	*x = FindAgentsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1641,7 @@ func (x *FindAgentsResponse) String() string {
 func (*FindAgentsResponse) ProtoMessage() {}
 
 func (x *FindAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[18]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1654,7 @@ func (x *FindAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAgentsResponse.ProtoReflect.Descriptor instead.
 func (*FindAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FindAgentsResponse) GetAgents() []*Agent {
@@ -1501,7 +1675,7 @@ type WatchAgentsRequest struct {
 
 func (x *WatchAgentsRequest) Reset() {
 	*x = WatchAgentsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1687,7 @@ func (x *WatchAgentsRequest) String() string {
 func (*WatchAgentsRequest) ProtoMessage() {}
 
 func (x *WatchAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[19]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1700,7 @@ func (x *WatchAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAgentsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchAgentsRequest) GetCapability() string {
@@ -1551,7 +1725,7 @@ type WatchAgentsResponse struct {
 
 func (x *WatchAgentsResponse) Reset() {
 	*x = WatchAgentsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1737,7 @@ func (x *WatchAgentsResponse) String() string {
 func (*WatchAgentsResponse) ProtoMessage() {}
 
 func (x *WatchAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[20]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1750,7 @@ func (x *WatchAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAgentsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchAgentsResponse) GetKind() AgentChangeKind {
@@ -1611,7 +1785,7 @@ type RegisterToolRequest struct {
 
 func (x *RegisterToolRequest) Reset() {
 	*x = RegisterToolRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1797,7 @@ func (x *RegisterToolRequest) String() string {
 func (*RegisterToolRequest) ProtoMessage() {}
 
 func (x *RegisterToolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[21]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1810,7 @@ func (x *RegisterToolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterToolRequest.ProtoReflect.Descriptor instead.
 func (*RegisterToolRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterToolRequest) GetTool() *Tool {
@@ -1657,7 +1831,7 @@ type RegisterToolResponse struct {
 
 func (x *RegisterToolResponse) Reset() {
 	*x = RegisterToolResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1843,7 @@ func (x *RegisterToolResponse) String() string {
 func (*RegisterToolResponse) ProtoMessage() {}
 
 func (x *RegisterToolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[22]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1856,7 @@ func (x *RegisterToolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterToolResponse.ProtoReflect.Descriptor instead.
 func (*RegisterToolResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterToolResponse) GetTool() *Tool {
@@ -1703,7 +1877,7 @@ type ListToolsRequest struct {
 
 func (x *ListToolsRequest) Reset() {
 	*x = ListToolsRequest{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[23]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1889,7 @@ func (x *ListToolsRequest) String() string {
 func (*ListToolsRequest) ProtoMessage() {}
 
 func (x *ListToolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[23]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1902,7 @@ func (x *ListToolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListToolsRequest.ProtoReflect.Descriptor instead.
 func (*ListToolsRequest) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListToolsRequest) GetAgentId() string {
@@ -1749,7 +1923,7 @@ type ListToolsResponse struct {
 
 func (x *ListToolsResponse) Reset() {
 	*x = ListToolsResponse{}
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[24]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1935,7 @@ func (x *ListToolsResponse) String() string {
 func (*ListToolsResponse) ProtoMessage() {}
 
 func (x *ListToolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agentmesh_v1_registry_proto_msgTypes[24]
+	mi := &file_agentmesh_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1948,7 @@ func (x *ListToolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListToolsResponse.ProtoReflect.Descriptor instead.
 func (*ListToolsResponse) Descriptor() ([]byte, []int) {
-	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_agentmesh_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListToolsResponse) GetTools() []*Tool {
@@ -1868,7 +2042,17 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\tin_flight\x18\x02 \x01(\rR\binFlight\x12.\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x18.agentmesh.v1.AgentStateR\x05state\"Y\n" +
 	"\x11HeartbeatResponse\x12D\n" +
-	"\x10lease_expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"a\n" +
+	"\x10lease_expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"y\n" +
+	"\x11ConformanceResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12.\n" +
+	"\x06output\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x06output\x12\x1e\n" +
+	"\x05error\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x05error\"\x85\x01\n" +
+	"\x18ReportConformanceRequest\x12$\n" +
+	"\bagent_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aagentId\x12C\n" +
+	"\aresults\x18\x02 \x03(\v2\x1f.agentmesh.v1.ConformanceResultB\b\xbaH\x05\x92\x01\x02\x10 R\aresults\"b\n" +
+	"\x19ReportConformanceResponse\x12)\n" +
+	"\x05agent\x18\x01 \x01(\v2\x13.agentmesh.v1.AgentR\x05agent\x12\x1a\n" +
+	"\bfailures\x18\x02 \x03(\tR\bfailures\"a\n" +
 	"\x16DeregisterAgentRequest\x12%\n" +
 	"\bagent_id\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\aagentId\x12 \n" +
@@ -1933,7 +2117,7 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"\x1cAGENT_CHANGE_KIND_REGISTERED\x10\x02\x12\x1d\n" +
 	"\x19AGENT_CHANGE_KIND_UPDATED\x10\x03\x12\x1d\n" +
 	"\x19AGENT_CHANGE_KIND_EXPIRED\x10\x04\x12\"\n" +
-	"\x1eAGENT_CHANGE_KIND_DEREGISTERED\x10\x052\x81\x06\n" +
+	"\x1eAGENT_CHANGE_KIND_DEREGISTERED\x10\x052\xe7\x06\n" +
 	"\x0fRegistryService\x12X\n" +
 	"\rRegisterAgent\x12\".agentmesh.v1.RegisterAgentRequest\x1a#.agentmesh.v1.RegisterAgentResponse\x12L\n" +
 	"\tHeartbeat\x12\x1e.agentmesh.v1.HeartbeatRequest\x1a\x1f.agentmesh.v1.HeartbeatResponse\x12^\n" +
@@ -1945,7 +2129,8 @@ const file_agentmesh_v1_registry_proto_rawDesc = "" +
 	"FindAgents\x12\x1f.agentmesh.v1.FindAgentsRequest\x1a .agentmesh.v1.FindAgentsResponse\x12T\n" +
 	"\vWatchAgents\x12 .agentmesh.v1.WatchAgentsRequest\x1a!.agentmesh.v1.WatchAgentsResponse0\x01\x12U\n" +
 	"\fRegisterTool\x12!.agentmesh.v1.RegisterToolRequest\x1a\".agentmesh.v1.RegisterToolResponse\x12L\n" +
-	"\tListTools\x12\x1e.agentmesh.v1.ListToolsRequest\x1a\x1f.agentmesh.v1.ListToolsResponseB/Z-agentmesh/sdk/go/gen/agentmesh/v1;agentmeshv1b\x06proto3"
+	"\tListTools\x12\x1e.agentmesh.v1.ListToolsRequest\x1a\x1f.agentmesh.v1.ListToolsResponse\x12d\n" +
+	"\x11ReportConformance\x12&.agentmesh.v1.ReportConformanceRequest\x1a'.agentmesh.v1.ReportConformanceResponseB/Z-agentmesh/sdk/go/gen/agentmesh/v1;agentmeshv1b\x06proto3"
 
 var (
 	file_agentmesh_v1_registry_proto_rawDescOnce sync.Once
@@ -1960,99 +2145,108 @@ func file_agentmesh_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_agentmesh_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agentmesh_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_agentmesh_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_agentmesh_v1_registry_proto_goTypes = []any{
-	(AgentState)(0),                 // 0: agentmesh.v1.AgentState
-	(SideEffect)(0),                 // 1: agentmesh.v1.SideEffect
-	(AgentChangeKind)(0),            // 2: agentmesh.v1.AgentChangeKind
-	(*Skill)(nil),                   // 3: agentmesh.v1.Skill
-	(*RateLimit)(nil),               // 4: agentmesh.v1.RateLimit
-	(*Tool)(nil),                    // 5: agentmesh.v1.Tool
-	(*AgentCard)(nil),               // 6: agentmesh.v1.AgentCard
-	(*CardSignature)(nil),           // 7: agentmesh.v1.CardSignature
-	(*ConformanceExample)(nil),      // 8: agentmesh.v1.ConformanceExample
-	(*Agent)(nil),                   // 9: agentmesh.v1.Agent
-	(*RegisterAgentRequest)(nil),    // 10: agentmesh.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),   // 11: agentmesh.v1.RegisterAgentResponse
-	(*HeartbeatRequest)(nil),        // 12: agentmesh.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),       // 13: agentmesh.v1.HeartbeatResponse
-	(*DeregisterAgentRequest)(nil),  // 14: agentmesh.v1.DeregisterAgentRequest
-	(*DeregisterAgentResponse)(nil), // 15: agentmesh.v1.DeregisterAgentResponse
-	(*GetAgentRequest)(nil),         // 16: agentmesh.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),        // 17: agentmesh.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),       // 18: agentmesh.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 19: agentmesh.v1.ListAgentsResponse
-	(*FindAgentsRequest)(nil),       // 20: agentmesh.v1.FindAgentsRequest
-	(*FindAgentsResponse)(nil),      // 21: agentmesh.v1.FindAgentsResponse
-	(*WatchAgentsRequest)(nil),      // 22: agentmesh.v1.WatchAgentsRequest
-	(*WatchAgentsResponse)(nil),     // 23: agentmesh.v1.WatchAgentsResponse
-	(*RegisterToolRequest)(nil),     // 24: agentmesh.v1.RegisterToolRequest
-	(*RegisterToolResponse)(nil),    // 25: agentmesh.v1.RegisterToolResponse
-	(*ListToolsRequest)(nil),        // 26: agentmesh.v1.ListToolsRequest
-	(*ListToolsResponse)(nil),       // 27: agentmesh.v1.ListToolsResponse
-	nil,                             // 28: agentmesh.v1.AgentCard.LabelsEntry
-	nil,                             // 29: agentmesh.v1.Agent.ReliabilityEntry
-	(*structpb.Struct)(nil),         // 30: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),   // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 32: google.protobuf.Duration
+	(AgentState)(0),                   // 0: agentmesh.v1.AgentState
+	(SideEffect)(0),                   // 1: agentmesh.v1.SideEffect
+	(AgentChangeKind)(0),              // 2: agentmesh.v1.AgentChangeKind
+	(*Skill)(nil),                     // 3: agentmesh.v1.Skill
+	(*RateLimit)(nil),                 // 4: agentmesh.v1.RateLimit
+	(*Tool)(nil),                      // 5: agentmesh.v1.Tool
+	(*AgentCard)(nil),                 // 6: agentmesh.v1.AgentCard
+	(*CardSignature)(nil),             // 7: agentmesh.v1.CardSignature
+	(*ConformanceExample)(nil),        // 8: agentmesh.v1.ConformanceExample
+	(*Agent)(nil),                     // 9: agentmesh.v1.Agent
+	(*RegisterAgentRequest)(nil),      // 10: agentmesh.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),     // 11: agentmesh.v1.RegisterAgentResponse
+	(*HeartbeatRequest)(nil),          // 12: agentmesh.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 13: agentmesh.v1.HeartbeatResponse
+	(*ConformanceResult)(nil),         // 14: agentmesh.v1.ConformanceResult
+	(*ReportConformanceRequest)(nil),  // 15: agentmesh.v1.ReportConformanceRequest
+	(*ReportConformanceResponse)(nil), // 16: agentmesh.v1.ReportConformanceResponse
+	(*DeregisterAgentRequest)(nil),    // 17: agentmesh.v1.DeregisterAgentRequest
+	(*DeregisterAgentResponse)(nil),   // 18: agentmesh.v1.DeregisterAgentResponse
+	(*GetAgentRequest)(nil),           // 19: agentmesh.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),          // 20: agentmesh.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),         // 21: agentmesh.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),        // 22: agentmesh.v1.ListAgentsResponse
+	(*FindAgentsRequest)(nil),         // 23: agentmesh.v1.FindAgentsRequest
+	(*FindAgentsResponse)(nil),        // 24: agentmesh.v1.FindAgentsResponse
+	(*WatchAgentsRequest)(nil),        // 25: agentmesh.v1.WatchAgentsRequest
+	(*WatchAgentsResponse)(nil),       // 26: agentmesh.v1.WatchAgentsResponse
+	(*RegisterToolRequest)(nil),       // 27: agentmesh.v1.RegisterToolRequest
+	(*RegisterToolResponse)(nil),      // 28: agentmesh.v1.RegisterToolResponse
+	(*ListToolsRequest)(nil),          // 29: agentmesh.v1.ListToolsRequest
+	(*ListToolsResponse)(nil),         // 30: agentmesh.v1.ListToolsResponse
+	nil,                               // 31: agentmesh.v1.AgentCard.LabelsEntry
+	nil,                               // 32: agentmesh.v1.Agent.ReliabilityEntry
+	(*structpb.Struct)(nil),           // 33: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 35: google.protobuf.Duration
+	(*structpb.Value)(nil),            // 36: google.protobuf.Value
 }
 var file_agentmesh_v1_registry_proto_depIdxs = []int32{
-	30, // 0: agentmesh.v1.Skill.input_schema:type_name -> google.protobuf.Struct
-	30, // 1: agentmesh.v1.Skill.output_schema:type_name -> google.protobuf.Struct
+	33, // 0: agentmesh.v1.Skill.input_schema:type_name -> google.protobuf.Struct
+	33, // 1: agentmesh.v1.Skill.output_schema:type_name -> google.protobuf.Struct
 	4,  // 2: agentmesh.v1.Tool.rate_limit:type_name -> agentmesh.v1.RateLimit
-	30, // 3: agentmesh.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	33, // 3: agentmesh.v1.Tool.input_schema:type_name -> google.protobuf.Struct
 	1,  // 4: agentmesh.v1.Tool.side_effect:type_name -> agentmesh.v1.SideEffect
 	3,  // 5: agentmesh.v1.AgentCard.skills:type_name -> agentmesh.v1.Skill
 	5,  // 6: agentmesh.v1.AgentCard.tools:type_name -> agentmesh.v1.Tool
-	28, // 7: agentmesh.v1.AgentCard.labels:type_name -> agentmesh.v1.AgentCard.LabelsEntry
+	31, // 7: agentmesh.v1.AgentCard.labels:type_name -> agentmesh.v1.AgentCard.LabelsEntry
 	7,  // 8: agentmesh.v1.AgentCard.signature:type_name -> agentmesh.v1.CardSignature
 	8,  // 9: agentmesh.v1.AgentCard.conformance:type_name -> agentmesh.v1.ConformanceExample
-	30, // 10: agentmesh.v1.ConformanceExample.input:type_name -> google.protobuf.Struct
-	30, // 11: agentmesh.v1.ConformanceExample.expected_output_schema:type_name -> google.protobuf.Struct
+	33, // 10: agentmesh.v1.ConformanceExample.input:type_name -> google.protobuf.Struct
+	33, // 11: agentmesh.v1.ConformanceExample.expected_output_schema:type_name -> google.protobuf.Struct
 	6,  // 12: agentmesh.v1.Agent.card:type_name -> agentmesh.v1.AgentCard
 	0,  // 13: agentmesh.v1.Agent.state:type_name -> agentmesh.v1.AgentState
-	31, // 14: agentmesh.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	31, // 15: agentmesh.v1.Agent.lease_expires_at:type_name -> google.protobuf.Timestamp
-	31, // 16: agentmesh.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	29, // 17: agentmesh.v1.Agent.reliability:type_name -> agentmesh.v1.Agent.ReliabilityEntry
+	34, // 14: agentmesh.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	34, // 15: agentmesh.v1.Agent.lease_expires_at:type_name -> google.protobuf.Timestamp
+	34, // 16: agentmesh.v1.Agent.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	32, // 17: agentmesh.v1.Agent.reliability:type_name -> agentmesh.v1.Agent.ReliabilityEntry
 	6,  // 18: agentmesh.v1.RegisterAgentRequest.card:type_name -> agentmesh.v1.AgentCard
-	32, // 19: agentmesh.v1.RegisterAgentRequest.lease_ttl:type_name -> google.protobuf.Duration
+	35, // 19: agentmesh.v1.RegisterAgentRequest.lease_ttl:type_name -> google.protobuf.Duration
 	9,  // 20: agentmesh.v1.RegisterAgentResponse.agent:type_name -> agentmesh.v1.Agent
-	32, // 21: agentmesh.v1.RegisterAgentResponse.lease_ttl:type_name -> google.protobuf.Duration
+	35, // 21: agentmesh.v1.RegisterAgentResponse.lease_ttl:type_name -> google.protobuf.Duration
 	0,  // 22: agentmesh.v1.HeartbeatRequest.state:type_name -> agentmesh.v1.AgentState
-	31, // 23: agentmesh.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 24: agentmesh.v1.GetAgentResponse.agent:type_name -> agentmesh.v1.Agent
-	9,  // 25: agentmesh.v1.ListAgentsResponse.agents:type_name -> agentmesh.v1.Agent
-	9,  // 26: agentmesh.v1.FindAgentsResponse.agents:type_name -> agentmesh.v1.Agent
-	2,  // 27: agentmesh.v1.WatchAgentsResponse.kind:type_name -> agentmesh.v1.AgentChangeKind
-	9,  // 28: agentmesh.v1.WatchAgentsResponse.agent:type_name -> agentmesh.v1.Agent
-	31, // 29: agentmesh.v1.WatchAgentsResponse.time:type_name -> google.protobuf.Timestamp
-	5,  // 30: agentmesh.v1.RegisterToolRequest.tool:type_name -> agentmesh.v1.Tool
-	5,  // 31: agentmesh.v1.RegisterToolResponse.tool:type_name -> agentmesh.v1.Tool
-	5,  // 32: agentmesh.v1.ListToolsResponse.tools:type_name -> agentmesh.v1.Tool
-	10, // 33: agentmesh.v1.RegistryService.RegisterAgent:input_type -> agentmesh.v1.RegisterAgentRequest
-	12, // 34: agentmesh.v1.RegistryService.Heartbeat:input_type -> agentmesh.v1.HeartbeatRequest
-	14, // 35: agentmesh.v1.RegistryService.DeregisterAgent:input_type -> agentmesh.v1.DeregisterAgentRequest
-	16, // 36: agentmesh.v1.RegistryService.GetAgent:input_type -> agentmesh.v1.GetAgentRequest
-	18, // 37: agentmesh.v1.RegistryService.ListAgents:input_type -> agentmesh.v1.ListAgentsRequest
-	20, // 38: agentmesh.v1.RegistryService.FindAgents:input_type -> agentmesh.v1.FindAgentsRequest
-	22, // 39: agentmesh.v1.RegistryService.WatchAgents:input_type -> agentmesh.v1.WatchAgentsRequest
-	24, // 40: agentmesh.v1.RegistryService.RegisterTool:input_type -> agentmesh.v1.RegisterToolRequest
-	26, // 41: agentmesh.v1.RegistryService.ListTools:input_type -> agentmesh.v1.ListToolsRequest
-	11, // 42: agentmesh.v1.RegistryService.RegisterAgent:output_type -> agentmesh.v1.RegisterAgentResponse
-	13, // 43: agentmesh.v1.RegistryService.Heartbeat:output_type -> agentmesh.v1.HeartbeatResponse
-	15, // 44: agentmesh.v1.RegistryService.DeregisterAgent:output_type -> agentmesh.v1.DeregisterAgentResponse
-	17, // 45: agentmesh.v1.RegistryService.GetAgent:output_type -> agentmesh.v1.GetAgentResponse
-	19, // 46: agentmesh.v1.RegistryService.ListAgents:output_type -> agentmesh.v1.ListAgentsResponse
-	21, // 47: agentmesh.v1.RegistryService.FindAgents:output_type -> agentmesh.v1.FindAgentsResponse
-	23, // 48: agentmesh.v1.RegistryService.WatchAgents:output_type -> agentmesh.v1.WatchAgentsResponse
-	25, // 49: agentmesh.v1.RegistryService.RegisterTool:output_type -> agentmesh.v1.RegisterToolResponse
-	27, // 50: agentmesh.v1.RegistryService.ListTools:output_type -> agentmesh.v1.ListToolsResponse
-	42, // [42:51] is the sub-list for method output_type
-	33, // [33:42] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	34, // 23: agentmesh.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	36, // 24: agentmesh.v1.ConformanceResult.output:type_name -> google.protobuf.Value
+	14, // 25: agentmesh.v1.ReportConformanceRequest.results:type_name -> agentmesh.v1.ConformanceResult
+	9,  // 26: agentmesh.v1.ReportConformanceResponse.agent:type_name -> agentmesh.v1.Agent
+	9,  // 27: agentmesh.v1.GetAgentResponse.agent:type_name -> agentmesh.v1.Agent
+	9,  // 28: agentmesh.v1.ListAgentsResponse.agents:type_name -> agentmesh.v1.Agent
+	9,  // 29: agentmesh.v1.FindAgentsResponse.agents:type_name -> agentmesh.v1.Agent
+	2,  // 30: agentmesh.v1.WatchAgentsResponse.kind:type_name -> agentmesh.v1.AgentChangeKind
+	9,  // 31: agentmesh.v1.WatchAgentsResponse.agent:type_name -> agentmesh.v1.Agent
+	34, // 32: agentmesh.v1.WatchAgentsResponse.time:type_name -> google.protobuf.Timestamp
+	5,  // 33: agentmesh.v1.RegisterToolRequest.tool:type_name -> agentmesh.v1.Tool
+	5,  // 34: agentmesh.v1.RegisterToolResponse.tool:type_name -> agentmesh.v1.Tool
+	5,  // 35: agentmesh.v1.ListToolsResponse.tools:type_name -> agentmesh.v1.Tool
+	10, // 36: agentmesh.v1.RegistryService.RegisterAgent:input_type -> agentmesh.v1.RegisterAgentRequest
+	12, // 37: agentmesh.v1.RegistryService.Heartbeat:input_type -> agentmesh.v1.HeartbeatRequest
+	17, // 38: agentmesh.v1.RegistryService.DeregisterAgent:input_type -> agentmesh.v1.DeregisterAgentRequest
+	19, // 39: agentmesh.v1.RegistryService.GetAgent:input_type -> agentmesh.v1.GetAgentRequest
+	21, // 40: agentmesh.v1.RegistryService.ListAgents:input_type -> agentmesh.v1.ListAgentsRequest
+	23, // 41: agentmesh.v1.RegistryService.FindAgents:input_type -> agentmesh.v1.FindAgentsRequest
+	25, // 42: agentmesh.v1.RegistryService.WatchAgents:input_type -> agentmesh.v1.WatchAgentsRequest
+	27, // 43: agentmesh.v1.RegistryService.RegisterTool:input_type -> agentmesh.v1.RegisterToolRequest
+	29, // 44: agentmesh.v1.RegistryService.ListTools:input_type -> agentmesh.v1.ListToolsRequest
+	15, // 45: agentmesh.v1.RegistryService.ReportConformance:input_type -> agentmesh.v1.ReportConformanceRequest
+	11, // 46: agentmesh.v1.RegistryService.RegisterAgent:output_type -> agentmesh.v1.RegisterAgentResponse
+	13, // 47: agentmesh.v1.RegistryService.Heartbeat:output_type -> agentmesh.v1.HeartbeatResponse
+	18, // 48: agentmesh.v1.RegistryService.DeregisterAgent:output_type -> agentmesh.v1.DeregisterAgentResponse
+	20, // 49: agentmesh.v1.RegistryService.GetAgent:output_type -> agentmesh.v1.GetAgentResponse
+	22, // 50: agentmesh.v1.RegistryService.ListAgents:output_type -> agentmesh.v1.ListAgentsResponse
+	24, // 51: agentmesh.v1.RegistryService.FindAgents:output_type -> agentmesh.v1.FindAgentsResponse
+	26, // 52: agentmesh.v1.RegistryService.WatchAgents:output_type -> agentmesh.v1.WatchAgentsResponse
+	28, // 53: agentmesh.v1.RegistryService.RegisterTool:output_type -> agentmesh.v1.RegisterToolResponse
+	30, // 54: agentmesh.v1.RegistryService.ListTools:output_type -> agentmesh.v1.ListToolsResponse
+	16, // 55: agentmesh.v1.RegistryService.ReportConformance:output_type -> agentmesh.v1.ReportConformanceResponse
+	46, // [46:56] is the sub-list for method output_type
+	36, // [36:46] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_agentmesh_v1_registry_proto_init() }
@@ -2066,7 +2260,7 @@ func file_agentmesh_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agentmesh_v1_registry_proto_rawDesc), len(file_agentmesh_v1_registry_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

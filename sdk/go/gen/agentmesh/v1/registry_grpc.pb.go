@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryService_RegisterAgent_FullMethodName   = "/agentmesh.v1.RegistryService/RegisterAgent"
-	RegistryService_Heartbeat_FullMethodName       = "/agentmesh.v1.RegistryService/Heartbeat"
-	RegistryService_DeregisterAgent_FullMethodName = "/agentmesh.v1.RegistryService/DeregisterAgent"
-	RegistryService_GetAgent_FullMethodName        = "/agentmesh.v1.RegistryService/GetAgent"
-	RegistryService_ListAgents_FullMethodName      = "/agentmesh.v1.RegistryService/ListAgents"
-	RegistryService_FindAgents_FullMethodName      = "/agentmesh.v1.RegistryService/FindAgents"
-	RegistryService_WatchAgents_FullMethodName     = "/agentmesh.v1.RegistryService/WatchAgents"
-	RegistryService_RegisterTool_FullMethodName    = "/agentmesh.v1.RegistryService/RegisterTool"
-	RegistryService_ListTools_FullMethodName       = "/agentmesh.v1.RegistryService/ListTools"
+	RegistryService_RegisterAgent_FullMethodName     = "/agentmesh.v1.RegistryService/RegisterAgent"
+	RegistryService_Heartbeat_FullMethodName         = "/agentmesh.v1.RegistryService/Heartbeat"
+	RegistryService_DeregisterAgent_FullMethodName   = "/agentmesh.v1.RegistryService/DeregisterAgent"
+	RegistryService_GetAgent_FullMethodName          = "/agentmesh.v1.RegistryService/GetAgent"
+	RegistryService_ListAgents_FullMethodName        = "/agentmesh.v1.RegistryService/ListAgents"
+	RegistryService_FindAgents_FullMethodName        = "/agentmesh.v1.RegistryService/FindAgents"
+	RegistryService_WatchAgents_FullMethodName       = "/agentmesh.v1.RegistryService/WatchAgents"
+	RegistryService_RegisterTool_FullMethodName      = "/agentmesh.v1.RegistryService/RegisterTool"
+	RegistryService_ListTools_FullMethodName         = "/agentmesh.v1.RegistryService/ListTools"
+	RegistryService_ReportConformance_FullMethodName = "/agentmesh.v1.RegistryService/ReportConformance"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -57,6 +58,9 @@ type RegistryServiceClient interface {
 	RegisterTool(ctx context.Context, in *RegisterToolRequest, opts ...grpc.CallOption) (*RegisterToolResponse, error)
 	// Lists registered tools.
 	ListTools(ctx context.Context, in *ListToolsRequest, opts ...grpc.CallOption) (*ListToolsResponse, error)
+	// Reports what an agent in probation produced for its card's conformance examples;
+	// the registry judges the outputs and makes the agent LIVE when every example passes.
+	ReportConformance(ctx context.Context, in *ReportConformanceRequest, opts ...grpc.CallOption) (*ReportConformanceResponse, error)
 }
 
 type registryServiceClient struct {
@@ -166,6 +170,16 @@ func (c *registryServiceClient) ListTools(ctx context.Context, in *ListToolsRequ
 	return out, nil
 }
 
+func (c *registryServiceClient) ReportConformance(ctx context.Context, in *ReportConformanceRequest, opts ...grpc.CallOption) (*ReportConformanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportConformanceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ReportConformance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -193,6 +207,9 @@ type RegistryServiceServer interface {
 	RegisterTool(context.Context, *RegisterToolRequest) (*RegisterToolResponse, error)
 	// Lists registered tools.
 	ListTools(context.Context, *ListToolsRequest) (*ListToolsResponse, error)
+	// Reports what an agent in probation produced for its card's conformance examples;
+	// the registry judges the outputs and makes the agent LIVE when every example passes.
+	ReportConformance(context.Context, *ReportConformanceRequest) (*ReportConformanceResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -229,6 +246,9 @@ func (UnimplementedRegistryServiceServer) RegisterTool(context.Context, *Registe
 }
 func (UnimplementedRegistryServiceServer) ListTools(context.Context, *ListToolsRequest) (*ListToolsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTools not implemented")
+}
+func (UnimplementedRegistryServiceServer) ReportConformance(context.Context, *ReportConformanceRequest) (*ReportConformanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportConformance not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -406,6 +426,24 @@ func _RegistryService_ListTools_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_ReportConformance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportConformanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ReportConformance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ReportConformance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ReportConformance(ctx, req.(*ReportConformanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -444,6 +482,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTools",
 			Handler:    _RegistryService_ListTools_Handler,
+		},
+		{
+			MethodName: "ReportConformance",
+			Handler:    _RegistryService_ReportConformance_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -60,6 +60,9 @@ const (
 	// RegistryServiceListToolsProcedure is the fully-qualified name of the RegistryService's ListTools
 	// RPC.
 	RegistryServiceListToolsProcedure = "/agentmesh.v1.RegistryService/ListTools"
+	// RegistryServiceReportConformanceProcedure is the fully-qualified name of the RegistryService's
+	// ReportConformance RPC.
+	RegistryServiceReportConformanceProcedure = "/agentmesh.v1.RegistryService/ReportConformance"
 )
 
 // RegistryServiceClient is a client for the agentmesh.v1.RegistryService service.
@@ -83,6 +86,9 @@ type RegistryServiceClient interface {
 	RegisterTool(context.Context, *connect.Request[v1.RegisterToolRequest]) (*connect.Response[v1.RegisterToolResponse], error)
 	// Lists registered tools.
 	ListTools(context.Context, *connect.Request[v1.ListToolsRequest]) (*connect.Response[v1.ListToolsResponse], error)
+	// Reports what an agent in probation produced for its card's conformance examples;
+	// the registry judges the outputs and makes the agent LIVE when every example passes.
+	ReportConformance(context.Context, *connect.Request[v1.ReportConformanceRequest]) (*connect.Response[v1.ReportConformanceResponse], error)
 }
 
 // NewRegistryServiceClient constructs a client for the agentmesh.v1.RegistryService service. By
@@ -150,20 +156,27 @@ func NewRegistryServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(registryServiceMethods.ByName("ListTools")),
 			connect.WithClientOptions(opts...),
 		),
+		reportConformance: connect.NewClient[v1.ReportConformanceRequest, v1.ReportConformanceResponse](
+			httpClient,
+			baseURL+RegistryServiceReportConformanceProcedure,
+			connect.WithSchema(registryServiceMethods.ByName("ReportConformance")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // registryServiceClient implements RegistryServiceClient.
 type registryServiceClient struct {
-	registerAgent   *connect.Client[v1.RegisterAgentRequest, v1.RegisterAgentResponse]
-	heartbeat       *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
-	deregisterAgent *connect.Client[v1.DeregisterAgentRequest, v1.DeregisterAgentResponse]
-	getAgent        *connect.Client[v1.GetAgentRequest, v1.GetAgentResponse]
-	listAgents      *connect.Client[v1.ListAgentsRequest, v1.ListAgentsResponse]
-	findAgents      *connect.Client[v1.FindAgentsRequest, v1.FindAgentsResponse]
-	watchAgents     *connect.Client[v1.WatchAgentsRequest, v1.WatchAgentsResponse]
-	registerTool    *connect.Client[v1.RegisterToolRequest, v1.RegisterToolResponse]
-	listTools       *connect.Client[v1.ListToolsRequest, v1.ListToolsResponse]
+	registerAgent     *connect.Client[v1.RegisterAgentRequest, v1.RegisterAgentResponse]
+	heartbeat         *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
+	deregisterAgent   *connect.Client[v1.DeregisterAgentRequest, v1.DeregisterAgentResponse]
+	getAgent          *connect.Client[v1.GetAgentRequest, v1.GetAgentResponse]
+	listAgents        *connect.Client[v1.ListAgentsRequest, v1.ListAgentsResponse]
+	findAgents        *connect.Client[v1.FindAgentsRequest, v1.FindAgentsResponse]
+	watchAgents       *connect.Client[v1.WatchAgentsRequest, v1.WatchAgentsResponse]
+	registerTool      *connect.Client[v1.RegisterToolRequest, v1.RegisterToolResponse]
+	listTools         *connect.Client[v1.ListToolsRequest, v1.ListToolsResponse]
+	reportConformance *connect.Client[v1.ReportConformanceRequest, v1.ReportConformanceResponse]
 }
 
 // RegisterAgent calls agentmesh.v1.RegistryService.RegisterAgent.
@@ -211,6 +224,11 @@ func (c *registryServiceClient) ListTools(ctx context.Context, req *connect.Requ
 	return c.listTools.CallUnary(ctx, req)
 }
 
+// ReportConformance calls agentmesh.v1.RegistryService.ReportConformance.
+func (c *registryServiceClient) ReportConformance(ctx context.Context, req *connect.Request[v1.ReportConformanceRequest]) (*connect.Response[v1.ReportConformanceResponse], error) {
+	return c.reportConformance.CallUnary(ctx, req)
+}
+
 // RegistryServiceHandler is an implementation of the agentmesh.v1.RegistryService service.
 type RegistryServiceHandler interface {
 	// Registers (or re-registers) an agent with its card and grants a lease.
@@ -232,6 +250,9 @@ type RegistryServiceHandler interface {
 	RegisterTool(context.Context, *connect.Request[v1.RegisterToolRequest]) (*connect.Response[v1.RegisterToolResponse], error)
 	// Lists registered tools.
 	ListTools(context.Context, *connect.Request[v1.ListToolsRequest]) (*connect.Response[v1.ListToolsResponse], error)
+	// Reports what an agent in probation produced for its card's conformance examples;
+	// the registry judges the outputs and makes the agent LIVE when every example passes.
+	ReportConformance(context.Context, *connect.Request[v1.ReportConformanceRequest]) (*connect.Response[v1.ReportConformanceResponse], error)
 }
 
 // NewRegistryServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -295,6 +316,12 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 		connect.WithSchema(registryServiceMethods.ByName("ListTools")),
 		connect.WithHandlerOptions(opts...),
 	)
+	registryServiceReportConformanceHandler := connect.NewUnaryHandler(
+		RegistryServiceReportConformanceProcedure,
+		svc.ReportConformance,
+		connect.WithSchema(registryServiceMethods.ByName("ReportConformance")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/agentmesh.v1.RegistryService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RegistryServiceRegisterAgentProcedure:
@@ -315,6 +342,8 @@ func NewRegistryServiceHandler(svc RegistryServiceHandler, opts ...connect.Handl
 			registryServiceRegisterToolHandler.ServeHTTP(w, r)
 		case RegistryServiceListToolsProcedure:
 			registryServiceListToolsHandler.ServeHTTP(w, r)
+		case RegistryServiceReportConformanceProcedure:
+			registryServiceReportConformanceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -358,4 +387,8 @@ func (UnimplementedRegistryServiceHandler) RegisterTool(context.Context, *connec
 
 func (UnimplementedRegistryServiceHandler) ListTools(context.Context, *connect.Request[v1.ListToolsRequest]) (*connect.Response[v1.ListToolsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.RegistryService.ListTools is not implemented"))
+}
+
+func (UnimplementedRegistryServiceHandler) ReportConformance(context.Context, *connect.Request[v1.ReportConformanceRequest]) (*connect.Response[v1.ReportConformanceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("agentmesh.v1.RegistryService.ReportConformance is not implemented"))
 }

@@ -73,6 +73,7 @@ describe.skipIf(!pg || !nats)("conformance examples before live traffic", () => 
             {
               stepId: "up",
               capability: "test.upper",
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: a playbook template
               input: { text: "${input.text}" },
               versionRange,
             },

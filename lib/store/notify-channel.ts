@@ -118,19 +118,30 @@ export function createNotifyChannel(options: NotifyChannelOptions): NotifyChanne
 
   const schedule = () => {
     timer = setTimeout(() => {
+      timer = undefined;
       listen().then(
         () => emit({ type: "resync" }),
-        () => undefined,
+        // PostgreSQL still away (no connection to take): try again, until stopped.
+        () => retry(),
       );
     }, options.reconnectMs ?? 1000);
     timer.unref();
+  };
+  const retry = () => {
+    if (!stopped && timer === undefined && client === undefined) schedule();
   };
 
   return {
     channel,
     async start() {
       stopped = false;
-      await listen();
+      try {
+        await listen();
+      } catch (err) {
+        // Listening later is still worth it: subscribers hear `resync` when it starts.
+        retry();
+        throw err;
+      }
     },
     listening: () => live,
     async notify(payload) {

@@ -118,3 +118,50 @@ describe.skipIf(!pg)("playbook catalog: playbooks kept for planning", () => {
     expect(storeCounts.statements).toBe(before + 1);
   });
 });
+
+describe.skipIf(!pg)("playbook catalog: the listening connection lost", () => {
+  let t: TestStore;
+  let store: Store;
+  const log = createLogger({ name: "playbook-catalog-test", level: "silent" });
+  beforeAll(async () => {
+    t = await openTestStore({ databaseUrl: pg!.url });
+    store = t.store;
+    await store.tenants.create({ id: "acme", displayName: "Acme" });
+  });
+  afterAll(() => t?.cleanup());
+
+  it("reads every time until it listens again, then drops what it kept", async () => {
+    const changes = createNotifyChannel({
+      store,
+      name: "agentmesh_playbooks",
+      log,
+      reconnectMs: 50,
+    });
+    await changes.start();
+    try {
+      const events: string[] = [];
+      changes.subscribe((e) => events.push(e.type));
+      const catalog = createPlaybookCatalog({ store, changes });
+      await store.tenant("acme").playbooks.put("lost", {
+        goalKind: "lost",
+        strategies: [{ name: "one", steps: [{ stepId: "a", capability: "util.echo" }] }],
+      });
+      await expect.poll(() => events.length).toBeGreaterThan(0);
+      expect((await catalog.get("acme", "lost")).strategies[0]?.name).toBe("one");
+      // The listening backend ends (as when PostgreSQL restarts).
+      await store.orm.em
+        .fork()
+        .execute(
+          "select pg_terminate_backend(pid) from pg_stat_activity where query = ? and pid <> pg_backend_pid()",
+          [`listen "${changes.channel}"`],
+        );
+      await expect.poll(() => events.includes("resync"), { timeout: 10_000 }).toBe(true);
+      expect(changes.listening()).toBe(true);
+      const before = storeCounts.statements;
+      await catalog.get("acme", "lost");
+      expect(storeCounts.statements).toBe(before + 1);
+    } finally {
+      await changes.stop();
+    }
+  });
+});

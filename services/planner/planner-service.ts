@@ -17,16 +17,7 @@
  * server.add(PlannerService, planner.impl);
  */
 import { randomUUID } from "node:crypto";
-import {
-  create,
-  type DescMessage,
-  fromBinary,
-  type JsonObject,
-  type MessageInitShape,
-  type MessageShape,
-  toBinary,
-} from "@bufbuild/protobuf";
-import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import {
   ExplainPlanResponseSchema,
@@ -42,6 +33,7 @@ import type { Logger } from "../../lib/log/logger.js";
 import type { PolicyInput } from "../../lib/policy/input.js";
 import { payloadAccess } from "../../lib/policy/payload-access.js";
 import type { Decision } from "../../lib/rpc/authorizer.js";
+import { preEncoded } from "../../lib/rpc/codec.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import type { SecretStore } from "../../lib/secrets/secret-store.js";
 import { type AuditEventInput, createNotifyChannel, type Store } from "../../lib/store/index.js";
@@ -408,20 +400,4 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
       await changes.stop();
     },
   };
-}
-
-/**
- * A message that encodes to `init`'s bytes without walking it again: its
- * top-level fields are kept, already encoded, as unknown fields (which
- * `toBinary` writes verbatim). For wire use only; its own fields read empty.
- */
-function preEncoded<Desc extends DescMessage>(
-  schema: Desc,
-  init: MessageInitShape<Desc>,
-): MessageShape<Desc> {
-  const bytes = toBinary(schema, create(schema, init));
-  const message = create(schema);
-  const fields = fromBinary(EmptySchema, bytes).$unknown;
-  if (fields) message.$unknown = fields;
-  return message;
 }

@@ -477,7 +477,7 @@ describe.skipIf(!pg)("encryption at rest covers every payload column", () => {
       // Its listening connection lost, the other store listens again and hears the next change.
       const killed = await raw(
         "select pg_terminate_backend(pid) from pg_stat_activity where query like ? and pid <> pg_backend_pid()",
-        [`%agentmesh_tenant_keys_${t.schema}%:probe%`],
+        [`listen "agentmesh_tenant_keys_${t.schema}"`],
       );
       expect(killed.length).toBe(2);
       await expect.poll(() => other.cipher.hearsChanges).toBe(false);

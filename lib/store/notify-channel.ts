@@ -3,8 +3,9 @@
  * that keep something in memory and must hear when another replica changes
  * it (the registry's agent feed, the planner's playbook cache).
  *
- * Each channel holds one listening connection taken from the store's pool,
- * however many subscribers it serves. Notifications sent while that
+ * Each channel holds one listening connection taken from the store's pool
+ * (or, with `outsidePool`, one of its own, for a store whose pool may be a
+ * single connection), however many subscribers it serves. Notifications sent while that
  * connection is down are lost: the channel reconnects with backoff and, once
  * listening again, tells subscribers (`resync`) so they can drop or re-read
  * what they hold; `listening()` is false meanwhile so a cache knows not to
@@ -47,6 +48,8 @@ export interface NotifyChannelOptions {
   log: Logger;
   /** Delay before re-listening after the connection drops; default 1000 ms. */
   reconnectMs?: number;
+  /** Listen on a connection opened for it rather than one of the pool's; default false. */
+  outsidePool?: boolean;
 }
 
 /** The slice of a node-postgres client the channel uses. */
@@ -59,6 +62,9 @@ interface PgClient {
 interface KnexPool {
   acquireConnection(): Promise<PgClient>;
   releaseConnection(connection: PgClient): Promise<void>;
+  /** A connection outside the pool (knex opens one to cancel a query). */
+  acquireRawConnection(): Promise<PgClient>;
+  destroyRawConnection(connection: PgClient): Promise<void>;
 }
 
 /** The channel `name` gets in the store's schema (what a trigger must notify). */
@@ -71,7 +77,13 @@ export function createNotifyChannel(options: NotifyChannelOptions): NotifyChanne
   const { store, log } = options;
   const channel = channelName(store, options.name);
   const listeners = new Set<(event: NotifyEvent) => void>();
-  const pool = store.orm.em.getConnection().getKnex().client as unknown as KnexPool;
+  const knex = store.orm.em.getConnection().getKnex().client as unknown as KnexPool;
+  const pool = options.outsidePool
+    ? {
+        acquireConnection: () => knex.acquireRawConnection(),
+        releaseConnection: (c: PgClient) => knex.destroyRawConnection(c),
+      }
+    : knex;
   let client: PgClient | undefined;
   let live = false;
   let stopped = false;

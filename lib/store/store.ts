@@ -25,7 +25,7 @@ import type { Transaction } from "@mikro-orm/core";
 import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { loadConfig } from "../config/config.js";
 import { Code, MeshError } from "../errors/mesh-error.js";
-import type { Logger } from "../log/logger.js";
+import { createLogger, type Logger } from "../log/logger.js";
 import { processSecrets } from "../secrets/open-secrets.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import { meshMetrics } from "../telemetry/metrics.js";
@@ -41,6 +41,7 @@ import { GoalEventRepository } from "./goal-event-repository.js";
 import { GoalRepository } from "./goal-repository.js";
 import { LearningRepository } from "./learning-repository.js";
 import { loadMigrations, migrationNames } from "./migrations/index.js";
+import { createNotifyChannel } from "./notify-channel.js";
 import { PayloadCipher } from "./payload-cipher.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
@@ -48,7 +49,7 @@ import { RateBucketRepository } from "./rate-bucket-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
 import { storeMetrics } from "./store-metrics.js";
 import { StreamLeaseRepository } from "./stream-lease-repository.js";
-import { type ListeningClient, TenantKeyFeed } from "./tenant-key-feed.js";
+import { TenantKeyFeed } from "./tenant-key-feed.js";
 import { checkTenantId, TenantRepository } from "./tenant-repository.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -198,12 +199,6 @@ function ormOptions(url: string, options: OpenStoreOptions): Options {
   };
 }
 
-/** knex's connections outside its pool (as it opens one to cancel a query). */
-interface RawConnections {
-  acquireRawConnection(): Promise<ListeningClient>;
-  destroyRawConnection(connection: ListeningClient): Promise<void>;
-}
-
 export class Store implements StoreTransaction {
   /** The underlying ORM, for tooling; services use the repositories. */
   readonly orm: MikroORM;
@@ -243,17 +238,15 @@ export class Store implements StoreTransaction {
     this.health = this.#health;
     this.#db = new Db(this.orm, this.#health, undefined, open.preparedStatements ?? true);
     const secrets = open.secrets;
-    const knex = this.orm.em.getConnection().getKnex().client as unknown as RawConnections;
-    const db = this.#db;
     this.#keyFeed = new TenantKeyFeed({
-      connect: () => knex.acquireRawConnection(),
-      disconnect: (c) => knex.destroyRawConnection(c),
-      notify: async (channel, payload) =>
-        void (await db.rows("select pg_notify(?, ?)", [channel, payload])),
-      channel: `agentmesh_tenant_keys_${this.#schema}`.slice(0, 63),
+      channel: createNotifyChannel({
+        store: this,
+        name: "agentmesh_tenant_keys",
+        log: open.logger ?? createLogger({ name: "store", level: "silent" }),
+        outsidePool: true,
+      }),
       onChange: (tenantId) => this.cipher.forget(tenantId),
       onGap: () => this.cipher.forgetAll(),
-      log: open.logger,
     });
     // Keys are asked for only when a tenant encrypts, so a store without secrets opens as before.
     this.cipher = new PayloadCipher(

@@ -111,14 +111,15 @@ describe.skipIf(!pg || !nats)("gateway core", () => {
   });
 
   it("maps internal failures without leaking them", async () => {
-    // A real internal failure: the planner's playbook table is gone (in this file's schema only).
+    // A real internal failure: the planner's playbook table is gone (in this file's schema only),
+    // read for a goal kind the planner has not kept (it keeps the playbooks it has read).
     const sql = (q: string) => f.store.orm.em.fork().execute(q);
     await sql(`alter table "${f.mesh.schema}".playbooks rename to playbooks_away`);
     let err: ConnectError;
     try {
       err = ConnectError.from(
         await as(f.keys.acmeWriter)
-          .planner.getPlaybook({ goalKind: diamondKind })
+          .planner.getPlaybook({ goalKind: "never-read-before" })
           .catch((e: unknown) => e),
       );
     } finally {

@@ -62,6 +62,8 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
   let llmReply = "";
   let llmCalls = 0;
   let deadChannel: MeshChannel | undefined;
+  /** The planner replicas started here (each listens for playbook changes until stopped). */
+  const planners: { stop(): Promise<void> }[] = [];
   /** The registry as the util agent's identity. */
   let asUtilAgent: Client<typeof RegistryService>;
 
@@ -122,9 +124,10 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
         timeoutMs: 2_000,
       }),
     });
-    await plannerOffline.start();
-    await plannerOnline.start();
-    await plannerWithLlm.start();
+    for (const planner of [plannerOffline, plannerOnline, plannerWithLlm]) {
+      await planner.start();
+      planners.push(planner);
+    }
     // Two planner replicas, each its own server with the planner certificate.
     const s1 = await h.serve("planner", PlannerService, plannerOffline.impl);
     const s2 = await h.serve("planner", PlannerService, plannerOnline.impl);
@@ -145,6 +148,7 @@ describe.skipIf(!pg)("planner service over mTLS", () => {
   afterAll(async () => {
     llmEndpoint?.close();
     deadChannel?.close();
+    for (const planner of planners) await planner.stop();
     await registry?.stop();
     await learning?.stop();
     await h?.cleanup();

@@ -7,7 +7,11 @@
  * compiled bundle, through the gateway. The same gateway serves the tool
  * catalog the dashboard links to.
  */
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
 import type { Goal } from "../gen/agentmesh/v1/executor_pb.js";
@@ -18,6 +22,7 @@ import { waitFor } from "../lib/testing/wait-for.js";
 import { createClient } from "../sdk/client/index.js";
 import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
+const exec = promisify(execFile);
 const pg = await needPostgres();
 const nats = await needNats();
 
@@ -99,4 +104,26 @@ describe.skipIf(!pg || !nats)("capability scopes at dispatch", () => {
       authScope: "",
     });
   });
+
+  it("agentmesh catalog --live takes each capability's reliability from the registry", async () => {
+    const { agents } = await f.store.agents.list({ capability: "util.echo", liveOnly: true });
+    for (const a of agents) await f.store.agents.setReliability(a.id, "util.echo", 0.875);
+    const out = await mkdtemp(join(tmpdir(), "agentmesh-catalog-"));
+    try {
+      await exec("node", ["bin/agentmesh.js", "catalog", "--live", "--out", out], {
+        env: { ...process.env, AGENTMESH_URL: f.url, AGENTMESH_API_KEY: f.keys.acmeReader },
+        timeout: 60_000,
+      });
+      const json = JSON.parse(await readFile(join(out, "catalog.json"), "utf8")) as {
+        capabilities: { capability: string; reliability: number | null }[];
+      };
+      const byName = new Map(json.capabilities.map((c) => [c.capability, c.reliability]));
+      expect(byName.get("util.echo")).toBe(0.875);
+      // http.fetch has no live agent here: not measured.
+      expect(byName.get("http.fetch")).toBeNull();
+      expect(await readFile(join(out, "catalog.md"), "utf8")).toContain("- reliability: 0.88");
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -131,6 +131,8 @@ describe.skipIf(!pg)("learning engine: recording an outcome", () => {
     const e = engine();
     const at = Date.now();
     await seedRow("v0", at, minute);
+    // A process reads a tenant's encryption mode once (then hears of changes), not per outcome.
+    await store.cipher.mode(tenantId);
     const [recorded, statements] = await statementsOf(() =>
       e.record(outcome({ finishedAt: at, success: false })),
     );

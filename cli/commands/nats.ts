@@ -32,6 +32,9 @@ options:
   --capability <cap>    a capability a wildcard grant must cover (repeatable); the
                         built-in agents' capabilities are always included
   --agent <name>        an agent identity granted by prefix, e.g. agent-mcp-github (repeatable)
+  --agent-version <capability>@<version>
+                        an agent version whose own job queue (steps with a version range,
+                        ADR-015) its granted agents may consume (repeatable)
 
 Trust domain and namespace come from AGENTMESH_TRUST_DOMAIN / AGENTMESH_NAMESPACE.
 Clients connect with NATS_URL=tls://<host>:4222; the server's certificate is the
@@ -50,6 +53,7 @@ const valued = [
   "tls-ca",
   "capability",
   "agent",
+  "agent-version",
 ];
 
 export const nats: Command = {
@@ -81,6 +85,7 @@ export const nats: Command = {
       },
       knownCapabilities: [...new Set([...builtin, ...(flags.capability ?? [])])].sort(),
       extraAgents: flags.agent ?? [],
+      agentVersions: flags["agent-version"] ?? [],
     });
     const out = one("out");
     if (out) {

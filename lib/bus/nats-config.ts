@@ -32,6 +32,8 @@ export interface NatsConfigInput {
   storeDir?: string;
   /** Capabilities wildcard grants are expanded to for consumer names. */
   knownCapabilities: readonly string[];
+  /** `<capability>@<version>` queues agents may consume (ADR-015). */
+  agentVersions?: readonly string[];
   /** Agent identities granted by prefix (`agent-mcp-github`). */
   extraAgents?: readonly string[];
   /** Users beyond the grants' (e.g. a benchmark's raw client), unrestricted; SPIFFE IDs. */
@@ -51,6 +53,7 @@ export function renderNatsConfig(input: NatsConfigInput): string {
       grants: input.grants,
       prefix,
       knownCapabilities: input.knownCapabilities,
+      ...(input.agentVersions ? { agentVersions: input.agentVersions } : {}),
     });
     const user = spiffeId({
       name: identity,

@@ -17,6 +17,32 @@ const perms = (identity: string) =>
   natsPermissions({ identity, grants, prefix: "agentmesh", knownCapabilities: known });
 
 describe("bus permissions from the policy grants", () => {
+  it("lets an agent consume the version queues listed for its granted capabilities only", () => {
+    const p = natsPermissions({
+      identity: "agent-text",
+      grants,
+      prefix: "agentmesh",
+      knownCapabilities: known,
+      agentVersions: ["text.summarize@2.1.0", "shell.exec@1.0.0"],
+    });
+    expect(p.publish).toContain(
+      "$JS.API.CONSUMER.CREATE.AGENTMESH_JOBS.jobs_text_summarize__v2_1_0.agentmesh.jobs._v.2_1_0.text.summarize",
+    );
+    expect(p.publish).toContain(
+      "$JS.API.CONSUMER.MSG.NEXT.AGENTMESH_JOBS.jobs_text_summarize__v2_1_0",
+    );
+    expect(p.publish.some((s) => s.includes("shell_exec__v"))).toBe(false);
+    expect(() =>
+      natsPermissions({
+        identity: "agent-text",
+        grants,
+        prefix: "agentmesh",
+        knownCapabilities: known,
+        agentVersions: ["text.summarize"],
+      }),
+    ).toThrow(/expected <capability>@<version>/);
+  });
+
   it("reads the grants the policy decides with, prefix grants included", () => {
     expect(capabilityGrantsOf(grants, "agent-text")).toEqual(["text.*"]);
     expect(capabilityGrantsOf(grants, "agent-mcp-github")).toEqual(["mcp.github.*"]);

@@ -28,7 +28,7 @@
  * // { publish: ["$JS.API.INFO", "agentmesh.results.agent-text.>", ...], subscribe: ["_INBOX.agent-text.>", ...] }
  */
 import { Code, MeshError } from "../errors/mesh-error.js";
-import { busNames, jobConsumerName } from "./bus-names.js";
+import { busNames, jobConsumerName, pinnedConsumerName } from "./bus-names.js";
 
 /** The grants of `policies/data.json` that the bus enforces. */
 export interface BusGrants {
@@ -123,6 +123,11 @@ export interface NatsPermissionsInput {
   prefix: string;
   /** Capabilities a wildcard grant is expanded to for consumer names. */
   knownCapabilities: readonly string[];
+  /**
+   * Agent versions whose own job queues (steps with a version range, ADR-015) their
+   * agents may consume, as `<capability>@<version>`; granted like the capability.
+   */
+  agentVersions?: readonly string[];
 }
 
 const api = "$JS.API";
@@ -205,6 +210,16 @@ export function natsPermissions(input: NatsPermissionsInput): SubjectPermissions
         ...input.knownCapabilities
           .filter((c) => patterns.some((p) => capabilityMatches(p, c)))
           .flatMap((c) => consumer(s.jobs, jobConsumerName(c), n.jobSubject(c))),
+        ...(input.agentVersions ?? [])
+          .map(parseAgentVersion)
+          .filter(({ capability }) => patterns.some((p) => capabilityMatches(p, capability)))
+          .flatMap(({ capability, version }) =>
+            consumer(
+              s.jobs,
+              pinnedConsumerName(capability, version),
+              n.pinnedJobSubject(capability, version),
+            ),
+          ),
       );
       subscribe.push(n.cancelWildcard);
       break;
@@ -213,6 +228,18 @@ export function natsPermissions(input: NatsPermissionsInput): SubjectPermissions
       break;
   }
   return { publish: [...new Set(publish)], subscribe: [...new Set(subscribe)] };
+}
+
+/** `text.summarize@2.1.0` as its capability and version; INVALID_ARGUMENT otherwise. */
+export function parseAgentVersion(entry: string): { capability: string; version: string } {
+  const at = entry.lastIndexOf("@");
+  if (at <= 0 || at === entry.length - 1) {
+    throw new MeshError(
+      Code.InvalidArgument,
+      `agent version ${JSON.stringify(entry)}: expected <capability>@<version>, e.g. text.summarize@2.1.0`,
+    );
+  }
+  return { capability: entry.slice(0, at), version: entry.slice(at + 1) };
 }
 
 /** Every identity the bus knows: mesh components, named agents and `extraAgents` (e.g. `agent-mcp-github`). */

@@ -275,7 +275,14 @@ describe("agents on a mutual-TLS NATS with least-privilege permissions", () => {
     const { lines, log } = capturedLog("agent-text");
     const agentBus = await busAs("agent-text", log);
     try {
-      const agent = await runAgent(summarizer(), { bus: agentBus, log, handleSignals: false });
+      // By default an agent on a mutual-TLS NATS does not try its version queue (no violation
+      // in the server's log); asked to (AGENTMESH_AGENT_VERSION_QUEUE=true), it is refused.
+      const agent = await runAgent(summarizer(), {
+        bus: agentBus,
+        log,
+        handleSignals: false,
+        versionQueue: true,
+      });
       expect(lines.join("")).toMatch(
         /the bus refused this version's job queue; steps with a version range will not reach this agent/,
       );

@@ -826,6 +826,15 @@ export const settings = {
     undefined,
   ),
 
+  agentVersionQueue: flag(
+    "AGENTMESH_AGENT_VERSION_QUEUE",
+    m(
+      "Agents",
+      ["agent"],
+      "on a mutual-TLS NATS, also consume this agent version's own job queue (steps with a version range, ADR-015), which the server grants only when `agentmesh nats config --agent-version <capability>@<version>` lists it; on any other bus the version queue is always consumed",
+    ),
+    false,
+  ),
   httpAllowHosts: list(
     "AGENTMESH_HTTP_ALLOW_HOSTS",
     m("Agents", ["agent"], "hosts the `http` agent may call"),

@@ -41,6 +41,7 @@ import type { AgentCard } from "../../gen/agentmesh/v1/registry_pb.js";
 import { admitJob } from "../../lib/bus/attempt-fence.js";
 import type { Delivery, JobBus, Subscription, Unsubscribe } from "../../lib/bus/job-bus.js";
 import { defaultBackoff } from "../../lib/bus/job-bus.js";
+import { settings } from "../../lib/config/settings.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
 import { createLogger, type Logger } from "../../lib/log/logger.js";
 import { isVersion } from "../../lib/plan/version-range.js";
@@ -101,6 +102,13 @@ export interface RunAgentOptions {
    * of a signature shipped in the definition. Default: the definition's signature, if any.
    */
   signingKey?: { signer: string; privateKeyPem: string };
+  /**
+   * Consume this version's own job queue (steps with a version range, ADR-015). Default:
+   * yes, except on a mutual-TLS NATS (a bus with an `identity`), whose permission file must
+   * list the version first (`agentmesh nats config --agent-version`); there
+   * `AGENTMESH_AGENT_VERSION_QUEUE=true` turns it on.
+   */
+  versionQueue?: boolean;
   /** Lease length to ask the registry for. Default: the registry's (15 s). */
   leaseTtlMs?: number;
   /** Called when the agent's status changes (registered, lease lost, draining...). */
@@ -544,6 +552,9 @@ async function runOnBus(
     return registry.reportConformance(lease.agentId, outcomes);
   };
 
+  const versionQueue =
+    options.versionQueue ?? (bus.identity === undefined || settings.agentVersionQueue.read());
+
   // A new version with conformance examples takes no job until it passed them.
   const failures = lease.probation ? await proveConformance() : [];
   if (failures.length > 0) {
@@ -582,7 +593,7 @@ async function runOnBus(
         });
       subscriptions.push(await consume());
       // A version that is not semver is inside no range: no step is ever pinned to it.
-      if (isVersion(card.version)) {
+      if (versionQueue && isVersion(card.version)) {
         try {
           subscriptions.push(await consume(card.version));
         } catch (err) {

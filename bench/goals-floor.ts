@@ -19,15 +19,14 @@ import { once } from "node:events";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import {
-  AckPolicy,
   type JetStreamClient,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
 import { connectNats } from "../lib/bus/jetstream-bus.js";
+import { addWorkQueue } from "./raw-jetstream.js";
 
 /** The slice of node-postgres the floor uses (pg ships no types; knex brings it in). */
 interface PgPool {
@@ -86,20 +85,7 @@ export async function startFloor(databaseUrl: string, natsUrl: string): Promise<
   });
   const nc = await connectNats(natsUrl, "bench-floor");
   const jsm = await jetstreamManager(nc);
-  for (const s of [config.jobs, config.results]) {
-    await jsm.streams.add({
-      name: s.stream,
-      subjects: [s.subject],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-    });
-    await jsm.consumers.add(s.stream, {
-      durable_name: "floor",
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(30_000),
-      max_ack_pending: 1_000,
-    });
-  }
+  for (const s of [config.jobs, config.results]) await addWorkQueue(jsm, s, "floor");
   await jsm.streams.add({
     name: config.events.stream,
     subjects: [`${config.events.subject}.>`],

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import {
   AckPolicy,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
   jetstream,
   jetstreamManager,
@@ -104,6 +105,26 @@ export async function openRawWorkQueue(
   };
 }
 
+/** A work-queue stream on file storage with one durable explicit-ack consumer. */
+export async function addWorkQueue(
+  jsm: JetStreamManager,
+  queue: { stream: string; subject: string },
+  durable: string,
+): Promise<void> {
+  await jsm.streams.add({
+    name: queue.stream,
+    subjects: [queue.subject],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+  });
+  await jsm.consumers.add(queue.stream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(30_000),
+    max_ack_pending: 1_000,
+  });
+}
+
 export interface RawRoundTrip {
   js: JetStreamClient;
   /** Publish jobs here (with a `msgID`); the worker answers on the results stream. */
@@ -140,20 +161,7 @@ export async function openRawRoundTrip(
   const base = `BENCH_${label}_${randomBytes(4).toString("hex").toUpperCase()}`;
   const jobs = { stream: `${base}_JOBS`, subject: `${base.toLowerCase()}.jobs` };
   const results = { stream: `${base}_RESULTS`, subject: `${base.toLowerCase()}.results` };
-  for (const s of [jobs, results]) {
-    await jsm.streams.add({
-      name: s.stream,
-      subjects: [s.subject],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-    });
-    await jsm.consumers.add(s.stream, {
-      durable_name: "raw",
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(30_000),
-      max_ack_pending: 1_000,
-    });
-  }
+  for (const s of [jobs, results]) await addWorkQueue(jsm, s, "raw");
   const worker = spawn(
     process.execPath,
     [

@@ -76,6 +76,8 @@ describe.skipIf(!pg || !nats)("the planner's step inputs", () => {
     // Nothing else of the reader's answers carries it (the built-in playbooks included).
     const reader = as(f.keys.acmeReader).planner;
     expect(text(await reader.listPlaybooks({}))).not.toContain(secret);
+    // The reader's redacted copy of the cached list is kept apart: a writer still reads it clear.
+    expect((await reads(f.keys.acmeWriter)).list).toEqual(clear);
 
     // A tenant that does not encrypt is not audited for these reads (as the executor's).
     const audit = await f.store.audit.list({ limit: 1000 });

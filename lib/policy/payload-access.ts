@@ -97,15 +97,34 @@ export function payloadAccess(deps: {
       },
     });
   };
+  // Redacted copies of shared lists (a cache's, never changed), made once per list: a
+  // reader's ListPlaybooks cloned and redacted every playbook on every call.
+  const redactedLists = new WeakMap<readonly unknown[], { shown: unknown[]; fields: string[] }>();
+  const redactedCopies = <D extends DescMessage>(schema: D, messages: MessageShape<D>[]) => {
+    let done = redactedLists.get(messages) as
+      | { shown: MessageShape<D>[]; fields: string[] }
+      | undefined;
+    if (done === undefined) {
+      const shown = messages.map((m) => clone(schema, m));
+      done = { shown, fields: shown.flatMap((m) => redactSensitive(schema, m)) };
+      redactedLists.set(messages, done);
+    }
+    return done;
+  };
   return {
     async read(ctx, tenantId, schema, messages, what) {
       if (messages.length === 0) return messages;
       const clear = mayRead(ctx, tenantId);
       const audited = await protectedTenant(tenantId);
       if (clear && !audited) return messages;
-      // Redact copies when the originals must stay (shared, or the caller may read them):
-      // a clear read is redacted only to learn the paths for its audit.
-      const shown = what.shared || clear ? messages.map((m) => clone(schema, m)) : messages;
+      if (what.shared) {
+        const { shown, fields } = redactedCopies(schema, messages);
+        if (audited && fields.length > 0) await audit(ctx, tenantId, what, fields, clear);
+        return clear ? messages : shown;
+      }
+      // Redact copies when the caller may read the originals: a clear read is redacted only
+      // to learn the paths for its audit.
+      const shown = clear ? messages.map((m) => clone(schema, m)) : messages;
       const fields = shown.flatMap((m) => redactSensitive(schema, m));
       if (audited && fields.length > 0) await audit(ctx, tenantId, what, fields, clear);
       return clear ? messages : shown;

@@ -319,11 +319,11 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         ids: playbooks.map((p) => p.goalKind),
         shared: true,
       });
-      if (shown !== playbooks) return { playbooks: shown };
-      let response = encodedLists.get(playbooks);
+      // The list, or its redacted copy, is kept as long as the catalog keeps it: encoded once.
+      let response = encodedLists.get(shown);
       if (response === undefined) {
-        response = preEncoded(ListPlaybooksResponseSchema, { playbooks });
-        encodedLists.set(playbooks, response);
+        response = preEncoded(ListPlaybooksResponseSchema, { playbooks: shown });
+        encodedLists.set(shown, response);
       }
       return response;
     },

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
+import { createClient } from "../sdk/client/index.js";
 import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
 const exec = promisify(execFile);
@@ -251,5 +252,72 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }, 120_000);
+
+  it("lists recent policy decisions filtered as the console filters them", async () => {
+    // One denial and some allowed calls of acme, one allowed call of globex, through the gateway.
+    const sdk = (apiKey: string) => createClient({ baseUrl: f.url, apiKey });
+    await expect(sdk(f.keys.acmeReader).executor.submitGoal({ kind: diamondKind })).rejects.toThrow(
+      /may not call/,
+    );
+    await sdk(f.keys.acmeWriter).executor.listGoals({});
+    await sdk(f.keys.globexWriter).executor.listGoals({});
+    const rows = (stdout: string) => stdout.trim().split("\n").slice(1);
+
+    const denied = await cli(f.keys.acmeAdmin, "policy", "decisions", "--decision", "denied");
+    expect(denied.stderr).toBe("");
+    expect(denied.stdout).toMatch(/^TIME\s+DECISION\s+CALLER\s+METHOD\s+REASON\n/);
+    expect(rows(denied.stdout).length).toBeGreaterThan(0);
+    for (const row of rows(denied.stdout)) expect(row).toMatch(/^\S+\s+denied\s+acme\//);
+    expect(denied.stdout).toMatch(
+      /denied\s+acme\/\S+\s+ExecutorService\/SubmitGoal\s+principal acme\//,
+    );
+
+    // A tenant admin sees its tenant's only; --method takes a short name, --who part of tenant/caller.
+    const listed = await cli(
+      f.keys.acmeAdmin,
+      "policy",
+      "decisions",
+      "--method",
+      "ListGoals",
+      "--decision",
+      "allowed",
+      "--json",
+    );
+    const lines = listed.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const d of lines) {
+      expect(d).toMatchObject({
+        tenantId: "acme",
+        method: "agentmesh.v1.ExecutorService/ListGoals",
+        allow: true,
+      });
+      expect(d.input).toBeDefined(); // what the policy read, for an admin
+    }
+    const everyTenant = await cli(
+      f.keys.admin,
+      "policy",
+      "decisions",
+      "--all-tenants",
+      "--who",
+      "GLOBEX/",
+      "--limit",
+      "1",
+    );
+    expect(rows(everyTenant.stdout)).toHaveLength(1);
+    expect(rows(everyTenant.stdout)[0]).toMatch(/^\S+\s+allowed\s+globex\//);
+    const acmeOnly = await cli(f.keys.acmeAdmin, "policy", "decisions", "--who", "globex/");
+    expect(rows(acmeOnly.stdout)).toEqual([]);
+
+    // A reader may not list decisions; a bad filter is a usage error.
+    const reader = await cli(f.keys.acmeReader, "policy", "decisions");
+    expect(reader.code).toBe(1);
+    expect(reader.stderr).toMatch(/^permission_denied: /);
+    expect((await cli(f.keys.acmeAdmin, "policy", "decisions", "--decision", "maybe")).code).toBe(
+      2,
+    );
   }, 120_000);
 });

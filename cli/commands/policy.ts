@@ -7,7 +7,7 @@ import { builtinCorpus, checkCorpus } from "../../lib/policy/corpus.js";
 import { shadowReport } from "../../lib/policy/shadow-log.js";
 import { type Command, UsageError } from "../command.js";
 
-const usage = `agentmesh policy <build|eval|test|shadow> [options]
+const usage = `agentmesh policy <build|eval|test|shadow|decisions> [options]
 
   build [--dir policies] [--out bundles/agentmesh.tar.gz]
                                     run the Rego tests (refuses on a failure), compile the
@@ -26,12 +26,19 @@ const usage = `agentmesh policy <build|eval|test|shadow> [options]
                                     every decision the candidate would change, most frequent
                                     first (exit 0 none, 3 some)
   shadow promote                    make the candidate the live bundle (one rename)
-  shadow stop                       drop the candidate`;
+  shadow stop                       drop the candidate
+  decisions [--decision allowed|denied] [--who TEXT] [--method METHOD]
+            [--tenant T | --all-tenants] [--limit 50] [--json]     (AGENTMESH_URL, AGENTMESH_API_KEY)
+                                    the gateway's recent decisions on public calls, newest
+                                    first, filtered as the console filters them: --who matches
+                                    part of tenant/caller, --method a method as
+                                    ExecutorService/SubmitGoal or SubmitGoal; --json prints
+                                    one decision a line with what the policy read`;
 
 /** `agentmesh policy build|eval|test`: author, compile and debug the mesh policy. */
 export const policy: Command = {
   name: "policy",
-  summary: "build, test and evaluate the OPA policy (policies/)",
+  summary: "build, test and evaluate the OPA policy (policies/); list its recent decisions",
   usage,
   async run(args) {
     const [sub, ...rest] = args;
@@ -44,6 +51,9 @@ export const policy: Command = {
         return test(rest);
       case "shadow":
         return shadow(rest);
+      case "decisions":
+        // Through the gateway: loaded only when asked, like the other gateway commands.
+        return (await import("./policy-decisions.js")).policyDecisions(rest);
       default:
         throw new UsageError(
           sub ? `unknown sub-command ${JSON.stringify(sub)}` : "missing sub-command",

@@ -9,6 +9,7 @@
  * policy's answer to a hypothetical call, without making it.
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { matchesDecision } from "../../lib/policy/decision-filter.js";
 import { publicMethods } from "../public-api.js";
 import { type Elem, h, patch, replaceHash } from "./dom.js";
 import { clock } from "./format.js";
@@ -161,12 +162,8 @@ export function policyView(root: Elem, route: Route): Mounted {
   const stop = every(3000, refresh);
   return {
     render() {
-      const words = who.value.trim().toLowerCase();
-      const list = state.decisions.filter(
-        (d) =>
-          (decision.value === "" || (decision.value === "allowed") === d.allow) &&
-          (method.value === "" || d.method === method.value) &&
-          (!words || `${d.tenantId}/${d.subject}`.toLowerCase().includes(words)),
+      const list = state.decisions.filter((d) =>
+        matchesDecision(d, { decision: decision.value, who: who.value, method: method.value }),
       );
       patch(
         body,

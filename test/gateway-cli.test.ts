@@ -224,7 +224,16 @@ describe.skipIf(!pg || !nats)("agentmesh CLI through the gateway", () => {
       const ls = await cli(f.keys.acmeReader, "playbook", "ls");
       expect(ls.stdout).toMatch(/\ngreet\s+acme\s+\d+\s+direct\s+Echo a greeting\./);
       expect(ls.stdout).toMatch(/\nwait\s+built-in\s+-\s+sleep\s/);
-      const shown = await cli(f.keys.acmeReader, "playbook", "show", "greet");
+      // A reader sees the playbook with its step inputs (sensitive) redacted; put refuses that back.
+      const read = await cli(f.keys.acmeReader, "playbook", "show", "greet");
+      expect(read.stdout).toContain("stepId: greet");
+      expect(read.stdout).toContain("[redacted: sensitive]");
+      expect(read.stdout).not.toContain("hello");
+      await writeFile(join(dir, "read.yaml"), read.stdout);
+      const putRead = await cli(f.keys.acmeAdmin, "playbook", "put", join(dir, "read.yaml"));
+      expect(putRead.code).toBe(1);
+      expect(putRead.stderr).toContain('is "[redacted: sensitive]", not an input');
+      const shown = await cli(f.keys.acmeAdmin, "playbook", "show", "greet");
       expect(shown.stdout).toContain("stepId: greet");
       expect(shown.stdout).toContain("timeout: 5s");
       // What show prints is a file put takes again.

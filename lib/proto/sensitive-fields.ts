@@ -69,6 +69,13 @@ export function redactSensitive(schema: DescMessage, message: object, at = ""): 
   return out;
 }
 
+/** Whether a Struct is what a redacted read showed in place of one (so it was sent back unread). */
+export function isRedactedStruct(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const keys = Object.keys(value);
+  return keys.length === 1 && (value as Obj).redacted === redactedText;
+}
+
 function redacted(f: DescField): unknown {
   const type = f.message?.typeName;
   if (type === "google.protobuf.Value") {

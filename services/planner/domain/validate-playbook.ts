@@ -14,6 +14,7 @@ import { capabilityNameProblem } from "../../../lib/plan/capability.js";
 import { templateRefs } from "../../../lib/plan/template.js";
 import { versionRangeProblem } from "../../../lib/plan/version-range.js";
 import { nameProblem as contractNameProblem, nameRules } from "../../../lib/proto/name-rules.js";
+import { isRedactedStruct, redactedText } from "../../../lib/proto/sensitive-fields.js";
 import { findCycle, transitiveDependencies } from "./dag.js";
 import { schemaProblem } from "./input-schema.js";
 import { type FieldPath, type Violation, violationsError } from "./violation.js";
@@ -131,6 +132,11 @@ export function validateStrategy(
       inputs.push([[...sat, "sub_goal", "input"], step.subGoal.input]);
     }
     for (const [path, value] of inputs) {
+      if (isRedactedStruct(value)) {
+        // A playbook read by a principal without the right to its inputs, put back as read.
+        add(path, `is "${redactedText}", not an input: put the playbook as its author wrote it`);
+        continue;
+      }
       const refs = templateRefs(value, (where, err) =>
         add(where === "" ? path : [...path, where], err.message),
       );

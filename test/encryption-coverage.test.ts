@@ -491,4 +491,25 @@ describe.skipIf(!pg)("encryption at rest covers every payload column", () => {
       await other.close();
     }
   });
+
+  it("a store closed while its feed is still connecting leaves no connection behind", async () => {
+    const applicationName = `enc-close-${t.schema}`;
+    const s = await openStore({
+      databaseUrl: pg!.url,
+      schema: t.schema,
+      secrets,
+      migrate: false,
+      applicationName,
+    });
+    const first = s.cipher.mode("plain").catch(() => undefined); // opens the feed
+    await s.close();
+    await first;
+    // Long enough for a connection under way to be made (and, the store being closed, ended).
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const [left] = await raw(
+      "select count(*)::int as n from pg_stat_activity where application_name = ?",
+      [applicationName],
+    );
+    expect(left?.n).toBe(0);
+  });
 });

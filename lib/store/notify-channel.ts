@@ -101,6 +101,11 @@ export function createNotifyChannel(options: NotifyChannelOptions): NotifyChanne
 
   const listen = async (): Promise<void> => {
     const c = await pool.acquireConnection();
+    if (stopped) {
+      // Stopped while connecting: a connection outside the pool would keep the process alive.
+      await pool.releaseConnection(c).catch(() => undefined);
+      return;
+    }
     c.on("notification", (msg) => {
       if (msg.channel === channel && msg.payload !== undefined) {
         emit({ type: "notification", payload: msg.payload });

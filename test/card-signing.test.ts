@@ -97,7 +97,7 @@ describe.skipIf(!pg)("signed agent cards at the registry", () => {
       });
       signed.version = "2.0.1"; // changed after signing
       const r = await refusal(register(signed));
-      expect(r.code).toBe(Code.PermissionDenied);
+      expect(r.code).toBe(Code.InvalidArgument);
       expect(r.message).toContain("agent card signed 2.0.1 has a bad signature by signer release");
     }
     // Signed by another key under the trusted name: as bad.
@@ -105,7 +105,7 @@ describe.skipIf(!pg)("signed agent cards at the registry", () => {
       signer: "release",
       privateKeyPem: stranger.privateKeyPem,
     });
-    expect((await refusal(register(forged))).code).toBe(Code.PermissionDenied);
+    expect((await refusal(register(forged))).code).toBe(Code.InvalidArgument);
   });
 
   it("refuses unsigned and unknown-signer cards where the policy requires a trusted signer", async () => {
@@ -176,6 +176,19 @@ describe.skipIf(!pg)("signed agent cards at the registry", () => {
     const second = await runAgent(withSignature, { bus, registry: link, handleSignals: false });
     expect((await asCli.getAgent({ agentId: second.agentId })).agent?.signer).toBe("release");
     await second.stop();
+    // A shipped signature that does not match the card: the agent fails at start, no retrying.
+    const tampered = defineAgent({
+      ...agentOf("test.signed.run", "2.2.1"),
+      signature: { signer: shipped.signer, signature: shipped.signature },
+    });
+    const started = Date.now();
+    const err = await runAgent(tampered, { bus, registry: link, handleSignals: false }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isMeshError(err) && err.code).toBe(Code.InvalidArgument);
+    expect((err as Error).message).toContain("agent card signed 2.2.1 has a bad signature");
+    expect(Date.now() - started).toBeLessThan(10_000);
     await bus.close();
     expect(trustOf({}).signers()).toEqual([]);
   });

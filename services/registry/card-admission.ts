@@ -7,7 +7,7 @@
  *
  * @example
  * const admission = cardAdmission({ trust: cardTrustFile(path, log), check: runtime.policyCheck("registry", id) });
- * const signer = admission.admit(card, request, ctx); // "" when unsigned; throws PERMISSION_DENIED
+ * const signer = admission.admit(card, request, ctx); // "" when unsigned; throws INVALID_ARGUMENT or PERMISSION_DENIED
  */
 import type { AgentCard, RegisterAgentRequest } from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
@@ -18,7 +18,12 @@ import { verifyCard } from "../../lib/signing/card-signature.js";
 import type { CardTrustSource } from "../../lib/signing/card-trust.js";
 
 export interface CardAdmission {
-  /** The verified signer ("" when the card is admitted unsigned or by an unknown signer); throws PERMISSION_DENIED. */
+  /**
+   * The verified signer ("" when the card is admitted unsigned or by an unknown signer).
+   * Throws INVALID_ARGUMENT for a signature that does not verify (the card itself is
+   * wrong: an agent fails at start rather than retry), PERMISSION_DENIED when the policy
+   * refuses (a signer added to the trust roots later lets a retrying agent in).
+   */
   admit(card: AgentCard, request: RegisterAgentRequest, ctx: HandlerContext): string;
 }
 
@@ -33,7 +38,7 @@ export function cardAdmission(deps: {
       const label = `agent card ${card.name} ${card.version}`;
       if (verdict.status === "invalid") {
         throw new MeshError(
-          Code.PermissionDenied,
+          Code.InvalidArgument,
           `${label} has a bad signature by signer ${verdict.signer}: ${verdict.reason}`,
           { retryable: false },
         );

@@ -100,6 +100,12 @@ function failingValues(field: DescField): [string, unknown][] {
     case "uint32":
       if (t.value.lessThan.case === "lte") out.push(["uint32.lte", t.value.lessThan.value + 1]);
       break;
+    case "enum":
+      if (t.value.definedOnly && field.fieldKind === "enum") {
+        const undefinedNumber = Math.max(...field.enum.values.map((v) => v.number)) + 1;
+        out.push(["enum.defined_only", undefinedNumber]);
+      }
+      break;
     default:
       throw new Error(`${field.parent.typeName}.${field.name}: no failing example for ${t.case}`);
   }

@@ -1586,7 +1586,7 @@ type ListPolicyDecisionsRequest struct {
 	// Only denials (kept apart, so a flood of allowed calls does not push them out).
 	DeniedOnly bool `protobuf:"varint,3,opt,name=denied_only,json=deniedOnly,proto3" json:"denied_only,omitempty"`
 	// At most this many; default 100.
-	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1642,7 +1642,7 @@ func (x *ListPolicyDecisionsRequest) GetDeniedOnly() bool {
 	return false
 }
 
-func (x *ListPolicyDecisionsRequest) GetLimit() int32 {
+func (x *ListPolicyDecisionsRequest) GetLimit() uint32 {
 	if x != nil {
 		return x.Limit
 	}
@@ -1934,15 +1934,14 @@ const file_agentmesh_v1_admin_proto_rawDesc = "" +
 	"\x15GetTenantUsageRequest\x12=\n" +
 	"\ttenant_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\"I\n" +
 	"\x16GetTenantUsageResponse\x12/\n" +
-	"\x05usage\x18\x01 \x01(\v2\x19.agentmesh.v1.TenantUsageR\x05usage\"\xc2\x01\n" +
+	"\x05usage\x18\x01 \x01(\v2\x19.agentmesh.v1.TenantUsageR\x05usage\"\xc0\x01\n" +
 	"\x1aListPolicyDecisionsRequest\x12@\n" +
-	"\ttenant_id\x18\x01 \x01(\tB#\xbaH r\x1e2\x1c^([a-z0-9][a-z0-9-]{0,62})?$R\btenantId\x12\x1f\n" +
+	"\ttenant_id\x18\x01 \x01(\tB#\xbaH \xd8\x01\x01r\x1b2\x19^[a-z0-9][a-z0-9-]{0,62}$R\btenantId\x12\x1f\n" +
 	"\vall_tenants\x18\x02 \x01(\bR\n" +
 	"allTenants\x12\x1f\n" +
 	"\vdenied_only\x18\x03 \x01(\bR\n" +
-	"deniedOnly\x12 \n" +
-	"\x05limit\x18\x04 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05limit\"\x82\x02\n" +
+	"deniedOnly\x12\x1e\n" +
+	"\x05limit\x18\x04 \x01(\rB\b\xbaH\x05*\x03\x18\xf4\x03R\x05limit\"\x82\x02\n" +
 	"\x0ePolicyDecision\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x18\n" +

@@ -40,6 +40,8 @@ export interface BusNames {
   resultPublisherOf(subject: string): string | undefined;
   eventSubject(tenantId: string, goalId: string): string;
   eventsWildcard: string;
+  /** Every goal event of one tenant. */
+  tenantEventsWildcard(tenantId: string): string;
   outcomesSubject: string;
   trainingSubject: string;
   learningWildcard: string;
@@ -99,6 +101,7 @@ export function busNames(prefix = "agentmesh"): BusNames {
     eventSubject: (tenantId, goalId) =>
       `${prefix}.events.${checkToken("tenant id", tenantId)}.${checkToken("goal id", goalId)}`,
     eventsWildcard: `${prefix}.events.>`,
+    tenantEventsWildcard: (tenantId) => `${prefix}.events.${checkToken("tenant id", tenantId)}.>`,
     outcomesSubject: `${prefix}.learning.outcomes`,
     trainingSubject: `${prefix}.learning.training`,
     learningWildcard: `${prefix}.learning.>`,

@@ -283,6 +283,18 @@ class InProcessBus implements JobBus {
     return feed;
   }
 
+  async purgeGoalEvents(tenantId: string): Promise<number> {
+    this.#open();
+    const tenantPrefix = this.names.tenantEventsWildcard(tenantId).slice(0, -1);
+    let purged = 0;
+    for (const [subject, history] of this.#events) {
+      if (!subject.startsWith(tenantPrefix)) continue;
+      purged += history.length;
+      this.#events.delete(subject);
+    }
+    return purged;
+  }
+
   async publishOutcome(outcome: Outcome, options?: PublishOptions): Promise<PublishAck> {
     const s = this.names.outcomesSubject;
     const id = outcomeMsgId(outcome);

@@ -595,6 +595,14 @@ class JetStreamBus implements JobBus {
     return feed;
   }
 
+  async purgeGoalEvents(tenantId: string): Promise<number> {
+    this.#open();
+    const { purged } = await this.jsm.streams.purge(this.names.streams.events, {
+      filter: this.names.tenantEventsWildcard(tenantId),
+    });
+    return purged;
+  }
+
   async publishOutcome(outcome: Outcome, options?: PublishOptions): Promise<PublishAck> {
     const s = this.names.outcomesSubject;
     return this.#publish(s, OutcomeSchema, outcome, outcomeMsgId(outcome), options);

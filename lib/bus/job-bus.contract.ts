@@ -428,6 +428,36 @@ export function describeJobBusContract(
       await feed.stop();
     });
 
+    it("purges every stored event of one tenant's goals and no other tenant's", async () => {
+      const [erased, kept] = [runId("erased"), runId("kept")];
+      const ev = (tenantId: string, goalId: string) =>
+        create(GoalEventSchema, {
+          goalId,
+          tenantId,
+          sequence: 1n,
+          time: timestampFromMs(Date.now()),
+          kind: { case: "submitted", value: {} },
+        });
+      const [g1, g2, g3] = [runId("g"), runId("g"), runId("g")];
+      await bus().publishGoalEvent(ev(erased, g1));
+      await bus().publishGoalEvent(ev(erased, g2));
+      await bus().publishGoalEvent(ev(kept, g3));
+      expect(await bus().purgeGoalEvents(erased)).toBe(2);
+      const first = async (tenantId: string, goalId: string) => {
+        const feed = await bus().subscribeGoalEvents(tenantId, goalId);
+        const seen: bigint[] = [];
+        const reading = (async () => {
+          for await (const e of feed) seen.push(e.sequence);
+        })();
+        await new Promise((r) => setTimeout(r, 300));
+        await feed.stop();
+        await reading;
+        return seen;
+      };
+      expect(await first(erased, g1)).toEqual([]);
+      expect(await first(kept, g3)).toEqual([1n]);
+    });
+
     it("carries outcomes and training jobs to the learning consumers", async () => {
       const outcomes: string[] = [];
       const runs: string[] = [];

@@ -263,6 +263,8 @@ export interface JobBus {
   publishGoalEvent(event: GoalEvent, options?: PublishOptions): Promise<PublishAck>;
   /** The goal's stored events, then live ones, until `stop()`. */
   subscribeGoalEvents(tenantId: string, goalId: string): Promise<GoalEventFeed>;
+  /** Removes every stored event of the tenant's goals (its erasure); returns how many. */
+  purgeGoalEvents(tenantId: string): Promise<number>;
 
   /** Publishes a finished goal's outcome on `learning.outcomes`. */
   publishOutcome(outcome: Outcome, options?: PublishOptions): Promise<PublishAck>;

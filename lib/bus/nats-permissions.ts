@@ -171,6 +171,8 @@ export function natsPermissions(input: NatsPermissionsInput): SubjectPermissions
         ...consumer(s.results, "results", n.resultsWildcard),
         `${prefix}.events.>`,
         ...reader(s.events),
+        // A tenant's erasure takes its goals' events off the stream.
+        `${api}.STREAM.PURGE.${s.events}`,
         n.outcomesSubject,
         `${prefix}.control.cancel.*`,
         // Dead letters: move exhausted messages, list them.

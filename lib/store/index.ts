@@ -61,6 +61,7 @@ export type {
   MigrationStatus,
   OpenStoreOptions,
   StoreTransaction,
+  TenantKeyWatcher,
   TenantStore,
 } from "./store.js";
 export { openStore, Store } from "./store.js";

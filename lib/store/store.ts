@@ -116,6 +116,12 @@ export interface StoreTransaction {
   readonly streams: StreamLeaseRepository;
 }
 
+/** What `Store.watchTenantKeys` tells. */
+export interface TenantKeyWatcher {
+  onChange(tenantId: string): void;
+  onGap(): void;
+}
+
 export interface MigrationStatus {
   executed: string[];
   pending: string[];
@@ -221,6 +227,7 @@ export class Store implements StoreTransaction {
   readonly #log: Logger | undefined;
   readonly #schema: string;
   readonly #keyFeed: TenantKeyFeed;
+  readonly #keyWatchers = new Set<TenantKeyWatcher>();
   /** Tenants pinned to another region than this deployment's, and their region. */
   readonly #pinned = new Map<string, string>();
   #closed = false;
@@ -245,8 +252,14 @@ export class Store implements StoreTransaction {
         log: open.logger ?? createLogger({ name: "store", level: "silent" }),
         outsidePool: true,
       }),
-      onChange: (tenantId) => this.cipher.forget(tenantId),
-      onGap: () => this.cipher.forgetAll(),
+      onChange: (tenantId) => {
+        this.cipher.forget(tenantId);
+        for (const w of this.#keyWatchers) w.onChange(tenantId);
+      },
+      onGap: () => {
+        this.cipher.forgetAll();
+        for (const w of this.#keyWatchers) w.onGap();
+      },
     });
     // Keys are asked for only when a tenant encrypts, so a store without secrets opens as before.
     this.cipher = new PayloadCipher(
@@ -365,6 +378,18 @@ export class Store implements StoreTransaction {
   }
 
   /** Closes the pool and, if this store started it, the embedded PostgreSQL. */
+  /**
+   * Follows changes of tenants' keys or encryption mode made by any process
+   * (an erasure, a rotation): starts listening if the store was not yet;
+   * `onGap` when changes may have been missed (the listening connection came
+   * back). Returns the unsubscribe.
+   */
+  watchTenantKeys(watcher: TenantKeyWatcher): () => void {
+    this.#keyWatchers.add(watcher);
+    void this.#keyFeed.start();
+    return () => this.#keyWatchers.delete(watcher);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

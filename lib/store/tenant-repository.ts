@@ -254,6 +254,14 @@ export class TenantRepository {
     return rows.map((r) => ({ id: r.id, retentionDays: Number(r.retention_days) }));
   }
 
+  /** Tenants whose keys were erased. */
+  async erased(): Promise<string[]> {
+    const rows = await this.db.rows<{ id: string }>(
+      "select id from tenants where erased_at is not null order by id",
+    );
+    return rows.map((r) => r.id);
+  }
+
   /** Tenants pinned to a region other than `region`. */
   async pinnedElsewhere(region: string): Promise<{ id: string; region: string }[]> {
     return this.db.rows<{ id: string; region: string }>(

@@ -42,6 +42,7 @@ import type { Store } from "../../lib/store/store.js";
 import { checkTenantId } from "../../lib/store/tenant-repository.js";
 import { goalSli } from "../../lib/telemetry/slis.js";
 import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
+import { purgeErasedTenantEvents } from "./erased-tenant-events.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
@@ -90,10 +91,17 @@ export function createExecutorService(
     ...(deps.payloadPolicy ? { check: deps.payloadPolicy } : {}),
   });
 
+  let stopPurging: (() => void) | undefined;
   return {
     engine,
-    start: () => engine.start(),
-    stop: () => engine.stop(),
+    async start() {
+      await engine.start();
+      stopPurging = purgeErasedTenantEvents({ store, bus, log });
+    },
+    async stop() {
+      stopPurging?.();
+      await engine.stop();
+    },
     impl: {
       async submitGoal(req, ctx) {
         const tenantId = checkTenantId(req.tenantId);

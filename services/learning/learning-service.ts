@@ -246,6 +246,17 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
     },
   };
 
+  /** Whether `err` refused an outcome because its tenant's keys were erased. */
+  const fromErasedTenant = async (err: unknown, tenantId: string | undefined) =>
+    isMeshError(err) &&
+    err.code === Code.FailedPrecondition &&
+    tenantId !== undefined &&
+    tenantId !== "" &&
+    (await store.tenants.protection(tenantId).then(
+      (p) => p.erasedAt !== null,
+      () => false,
+    ));
+
   return {
     impl,
     engine,
@@ -265,6 +276,12 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
                 });
                 d.ack();
               } catch (err) {
+                // An erased tenant's outcome is not learned from, nor kept in the dead letters.
+                if (await fromErasedTenant(err, d.data.context?.tenantId)) {
+                  log.info({ goalId: d.data.goalId }, "outcome of an erased tenant dropped");
+                  d.ack();
+                  return;
+                }
                 // A malformed outcome never becomes valid: drop it to the dead letters.
                 if (isMeshError(err) && err.code === Code.InvalidArgument) {
                   log.warn({ err, goalId: d.data.goalId }, "invalid outcome dead-lettered");

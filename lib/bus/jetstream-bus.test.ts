@@ -1,9 +1,10 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { needNats, runId } from "../testing/infra.js";
+import { waitFor } from "../testing/wait-for.js";
 import { busNames } from "./bus-names.js";
 import { connectNats, createJetStreamBus } from "./jetstream-bus.js";
-import { contractBusOptions, describeJobBusContract } from "./job-bus.contract.js";
+import { contractBusOptions, describeJobBusContract, stepJob } from "./job-bus.contract.js";
 
 const nats = await needNats();
 
@@ -33,7 +34,7 @@ describeJobBusContract(
 );
 
 describe.skipIf(!nats)("jetstream goal-event feeds", () => {
-  it("a stopped feed leaves no consumer on the server", async () => {
+  it("a stopped feed and a dead-letter listing leave no consumer on the server", async () => {
     const prefix = runId("tfeed");
     const bus = await createJetStreamBus({ ...contractBusOptions, prefix, servers: nats!.url });
     const nc = await connectNats(nats!.url);
@@ -51,6 +52,17 @@ describe.skipIf(!nats)("jetstream goal-event feeds", () => {
       await Promise.all(feeds.map((f) => f.stop()));
       await Promise.all(reading);
       expect((await jsm.streams.info(events)).state.consumer_count).toBe(0);
+      // Listing dead letters reads them with an ordered consumer too.
+      const sub = await bus.consumeJobs("test.dead", { handler: (d) => d.deadLetter("gave up") });
+      await bus.publishJob(stepJob("test.dead"));
+      await waitFor(
+        "a dead letter",
+        async () => (await bus.listDeadLetters()).length === 1,
+        10_000,
+      );
+      await sub.stop();
+      const dlq = busNames(prefix).streams.dlq;
+      expect((await jsm.streams.info(dlq)).state.consumer_count).toBe(0);
     } finally {
       await bus.close({ graceMs: 0 });
       for (const s of Object.values(busNames(prefix).streams)) {

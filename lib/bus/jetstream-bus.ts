@@ -770,10 +770,15 @@ class JetStreamBus implements JobBus {
       deliver_policy: DeliverPolicy.All,
     });
     const out: DeadLetter[] = [];
-    const messages = await consumer.fetch({ max_messages: want, expires: 5_000 });
-    for await (const m of messages) {
-      out.push(fromBinary(DeadLetterSchema, m.data));
-      if (out.length >= want) break;
+    try {
+      const messages = await consumer.fetch({ max_messages: want, expires: 5_000 });
+      for await (const m of messages) {
+        out.push(fromBinary(DeadLetterSchema, m.data));
+        if (out.length >= want) break;
+      }
+    } finally {
+      // As a goal-event feed's: the server would keep the ordered consumer 5 min.
+      await consumer.delete().catch(() => false);
     }
     return out;
   }

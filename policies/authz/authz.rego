@@ -50,8 +50,16 @@ builtin_decision := deny("caller has no valid mesh SPIFFE ID") if {
 } else := deny(concat("", ["tenant ", input.principal.tenant_id, " may not access ", tenant_label(input.resource.tenant_id)])) if {
 	principal_trusted
 	not tenant_allowed
+} else := deny(concat("", [principal_label, " may not run the single capability ", trim_prefix(input.resource.goal_kind, "capability."), " (goal kind ", input.resource.goal_kind, "): no role grants ", run_capability_method])) if {
+	principal_trusted
+	runs_single_capability
+	not principal_may_run_capability
 } else := allow(concat("", [principal_label, " may call ", method_full, " via ", peer_name])) if {
 	principal_trusted
+} else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not run the single capability goal kind ", input.resource.goal_kind, " without a grant of ", run_capability_method])) if {
+	peer_may_call
+	runs_single_capability
+	not peer_may_run_capability
 } else := deny(concat("", ["peer ", input.peer.spiffe_id, " may not call ", method_full, " without a principal"])) if {
 	peer_name in cfg.delegators
 	tenant_scoped
@@ -198,6 +206,29 @@ principal_may_call if {
 	some role in effective_roles
 	some pattern in cfg.roles[role].methods
 	method_matches(pattern, method_full)
+}
+
+# --- Single capabilities as goals: a goal of kind `capability.<name>` runs one
+# capability as a one-step goal (the planner's, see playbook-catalog.ts). Only a
+# role (or a service grant) matching the pseudo-method below may submit one;
+# goals.write alone runs playbooks, not arbitrary capabilities.
+
+run_capability_method := "agentmesh.v1.ExecutorService/RunCapability"
+
+runs_single_capability if {
+	method_full == "agentmesh.v1.ExecutorService/SubmitGoal"
+	startswith(input.resource.goal_kind, "capability.")
+}
+
+principal_may_run_capability if {
+	some role in effective_roles
+	some pattern in cfg.roles[role].methods
+	method_matches(pattern, run_capability_method)
+}
+
+peer_may_run_capability if {
+	some pattern in cfg.service_grants[peer_name]
+	method_matches(pattern, run_capability_method)
 }
 
 # A request is tenant-scoped when its message has a tenant_id field (set or empty).

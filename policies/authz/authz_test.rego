@@ -400,3 +400,28 @@ test_scoped_capability_without_a_principal_refused if {
 	not d.allow
 	contains(d.reason, "lacks the scope tools:deploy")
 }
+
+# --- Single capabilities as goals (kind capability.<name>)
+
+test_single_capability_goal_needs_the_run_capability_grant if {
+	resource := {"tenant_id": "acme", "goal_kind": "capability.text.upper"}
+	d := authz.decision with input as via_gateway(acme_writer, submit, resource)
+	not d.allow
+	d.reason == "principal acme/wes (roles: goals.write) may not run the single capability text.upper (goal kind capability.text.upper): no role grants agentmesh.v1.ExecutorService/RunCapability"
+	runner := {"tenant_id": "acme", "subject": "cy", "roles": ["capabilities.run"]}
+	authz.decision.allow with input as via_gateway(runner, submit, resource)
+	authz.decision.allow with input as via_gateway(root, submit, resource)
+
+	# Playbook goal kinds are unaffected.
+	authz.decision.allow with input as via_gateway(acme_writer, submit, {"tenant_id": "acme", "goal_kind": "echo"})
+}
+
+test_single_capability_goal_by_a_service_needs_the_grant if {
+	resource := {"tenant_id": "acme", "goal_kind": "capability.text.upper"}
+	authz.decision.allow with input as call("cli", submit, resource)
+	authz.decision.allow with input as call("executor", submit, resource)
+	d := authz.decision with input as call("executor", submit, resource)
+		with data.agentmesh.config.service_grants.executor as [submit]
+	not d.allow
+	d.reason == "peer spiffe://agentmesh.local/ns/agentmesh/sa/executor may not run the single capability goal kind capability.text.upper without a grant of agentmesh.v1.ExecutorService/RunCapability"
+}

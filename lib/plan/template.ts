@@ -258,9 +258,10 @@ function lookup(
 
 /**
  * Escapes every "${" in the strings of a value, so values substituted by a
- * partial pass are never read as templates by the next one.
+ * partial pass are never read as templates by the next one (and a literal
+ * value put into a step's input stays literal through both passes).
  */
-function escapeDeep(value: JsonValue): JsonValue {
+export function escapeDeep(value: JsonValue): JsonValue {
   // A function replacer: in a replacement string "$$" would collapse to "$".
   if (typeof value === "string") return value.replaceAll("${", () => "$${");
   if (Array.isArray(value)) return value.map(escapeDeep);

@@ -39,6 +39,11 @@ import type { SecretStore } from "../../lib/secrets/secret-store.js";
 import { type AuditEventInput, createNotifyChannel, type Store } from "../../lib/store/index.js";
 import { flagOff, tenantFlags } from "../../lib/tenancy/tenant-settings.js";
 import {
+  capabilityKindPrefix,
+  capabilityOfKind,
+  capabilityPlaybook,
+} from "./capability-playbook.js";
+import {
   assertValidPlaybook,
   explainPlan,
   firstStrategyChooser,
@@ -149,6 +154,15 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     goalKind: string;
     input?: JsonObject | undefined;
   }): Promise<Playbook> => {
+    const capability = capabilityOfKind(req.goalKind);
+    if (capability !== undefined) {
+      const agents = await findAgents(capability, 1).catch((err: unknown) => {
+        throw new MeshError(Code.Unavailable, "the registry is unavailable; cannot find agents", {
+          cause: err,
+        });
+      });
+      return capabilityPlaybook(req.tenantId, capability, agents, req.input);
+    }
     try {
       return await catalog.get(req.tenantId, req.goalKind);
     } catch (err) {
@@ -344,6 +358,13 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
       const playbook = req.playbook;
       playbook.tenantId = req.tenantId;
       assertValidPlaybook(playbook);
+      if (capabilityOfKind(playbook.goalKind) !== undefined) {
+        throw new MeshError(
+          Code.InvalidArgument,
+          `goal kinds starting "${capabilityKindPrefix}" run one capability alone; a playbook cannot take one`,
+          { retryable: false },
+        );
+      }
       deps.playbookPolicy?.(req.tenantId, playbook);
       const stored = await store
         .tenant(req.tenantId)

@@ -3,12 +3,14 @@
  * client over Streamable HTTP: the tenant's goal kinds as tools with their
  * schemas, a tool call that runs a goal with progress notifications from its
  * events, and the refusals (no credentials; the policy, audited) as MCP
- * errors. Real mesh behind the gateway.
+ * errors; single capabilities as tools (`capability.<name>`) only for a role
+ * granted RunCapability. Real mesh behind the gateway.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PlannerService } from "../gen/agentmesh/v1/planner_pb.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
 import { waitFor } from "../lib/testing/wait-for.js";
 import { diamondKind, type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
@@ -100,5 +102,80 @@ describe.skipIf(!pg || !nats)("gateway MCP endpoint", () => {
         ),
       5_000,
     );
+  });
+
+  it("lists and calls single capabilities only for a role granted RunCapability; refuses others with an audited MCP error", async () => {
+    // goals.write (the default writer) runs playbooks, not capabilities alone.
+    const writer = await connect(f.keys.acmeWriter);
+    const writerTools = (await writer.listTools()).tools.map((t) => t.name);
+    expect(writerTools).toContain("echo");
+    expect(writerTools.filter((n) => n.startsWith("capability."))).toEqual([]);
+    const denied = await writer
+      .callTool({ name: "capability.text.stats", arguments: { text: "Hi there." } })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    expect(denied).toBeInstanceOf(McpError);
+    expect((denied as McpError).code).toBe(-32107);
+    expect((denied as McpError).message).toMatch(
+      /may not run the single capability text\.stats .*RunCapability/,
+    );
+    await waitFor(
+      "the capability denial in the audit log",
+      async () =>
+        (await f.store.audit.list({ tenantId: "acme", limit: 1000 })).some(
+          (e) =>
+            e.action === "policy.denied" &&
+            /single capability text\.stats/.test(JSON.stringify(e.details)),
+        ),
+      5_000,
+    );
+
+    const runner = await connect(await f.key("acme", ["capabilities.run"]));
+    const { tools } = await runner.listTools();
+    const byName = new Map(tools.map((t) => [t.name, t]));
+    expect(byName.has("echo")).toBe(true);
+    expect(byName.get("capability.text.stats")).toMatchObject({
+      description: expect.stringMatching(/Counts characters/),
+      inputSchema: { type: "object", required: ["text"] },
+      annotations: { readOnlyHint: true, idempotentHint: true, destructiveHint: false },
+    });
+    expect([...byName.keys()]).toEqual(
+      expect.arrayContaining(["capability.util.echo", "capability.text.summarize"]),
+    );
+
+    const stats = await runner.callTool({
+      name: "capability.text.stats",
+      arguments: { text: "One two three. Four five." },
+    });
+    expect(stats.isError).toBeFalsy();
+    expect(stats.structuredContent).toMatchObject({ words: 5, sentences: 2 });
+    // The input reaches the agent as given: no template is read in it.
+    const dollar = "$";
+    const literal = `${dollar}{input.message} and ${dollar}{steps.x.output}`;
+    const echoed = await runner.callTool({
+      name: "capability.util.echo",
+      arguments: { message: literal },
+    });
+    expect(echoed.structuredContent).toEqual({ message: literal });
+    // The skill's input schema holds like a playbook's.
+    const bad = await runner.callTool({ name: "capability.text.stats", arguments: {} }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(bad).toBeInstanceOf(McpError);
+    expect((bad as McpError).message).toMatch(/text/);
+    // No playbook can take a capability's kind.
+    const planner = await f.mesh.clientAs(PlannerService, "planner", "cli");
+    await expect(
+      planner.putPlaybook({
+        tenantId: "acme",
+        playbook: {
+          goalKind: "capability.text.stats",
+          strategies: [{ name: "s", steps: [{ stepId: "a", capability: "util.echo" }] }],
+        },
+      }),
+    ).rejects.toThrow(/run one capability alone/);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * The MCP server endpoint (Streamable HTTP, stateless) at `/mcp`: each goal
  * kind the caller's tenant can run is a tool (its name the goal kind, its
- * input schema the playbook's), and calling a tool runs one goal. While the
+ * input schema the playbook's), and so is each live capability the policy
+ * lets the caller run alone (`capability-tools.ts`, the goal kind
+ * `capability.<name>`); calling a tool runs one goal. While the
  * goal runs, a client that sent a progress token gets a progress
  * notification per goal event (progress = events so far, the event's kind
  * and step as the message); the result is the goal's output as JSON text and,
@@ -45,6 +47,7 @@ import type { NodeRequest, NodeResponse } from "../http-edge.js";
 import { errorEnvelope } from "../protocols/json-rpc.js";
 import type { PublicCaller } from "../protocols/public-caller.js";
 import { readJsonBody } from "../protocols/read-body.js";
+import { capabilityTools } from "./capability-tools.js";
 
 export const mcpPath = "/mcp";
 
@@ -85,11 +88,14 @@ export function mcpHandler(options: McpOptions): (req: NodeRequest, res: NodeRes
           { principal, signal: extra.signal },
         );
         return {
-          tools: playbooks.map((p) => ({
-            name: p.goalKind,
-            description: p.description || `run a goal of kind ${p.goalKind}`,
-            inputSchema: { type: "object" as const, ...(p.inputSchema ?? {}) },
-          })),
+          tools: [
+            ...playbooks.map((p) => ({
+              name: p.goalKind,
+              description: p.description || `run a goal of kind ${p.goalKind}`,
+              inputSchema: { type: "object" as const, ...(p.inputSchema ?? {}) },
+            })),
+            ...(await capabilityTools(caller, principal, extra.signal)),
+          ],
         };
       } catch (err) {
         throw mcpError(err);

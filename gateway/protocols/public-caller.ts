@@ -33,6 +33,12 @@ export interface PublicCaller {
   admit(headers: Headers): Promise<Principal>;
   /** What one request of the tenant may cost (after `admit`). */
   requestLimits(tenantId: string): RequestLimits;
+  /**
+   * Whether the policy would let the principal make this call (the request's
+   * tenant as it names it): a question for deciding what to show, neither
+   * audited nor kept as a decision; the call itself is still authorized.
+   */
+  allows(method: DescMethod, request: Message, principal: Principal): Promise<boolean>;
   /** One unary public call as `ctx.principal`. */
   unary<O extends Message>(
     upstream: Upstream,
@@ -82,6 +88,10 @@ export function createPublicCaller(options: PublicCallerOptions): PublicCaller {
   return {
     admit: (headers) => admitCaller(guard, headers),
     requestLimits: (tenantId) => guard.limits.request(tenantId),
+    async allows(method, request, principal) {
+      const decision = await guard.authorizer({ peer: guard.peer, principal, method, request });
+      return decision.allow;
+    },
     async unary(upstream, method, request, ctx) {
       await check(method, request, ctx.principal);
       return (await clientFor(upstream, method)(request, {

@@ -37,8 +37,10 @@ import { requestLimitsMessage, requestLimitsRecord } from "./tenant-limits.js";
 
 /** Roles and the roles each includes (mirrors `policies/data.json`). */
 export const roleIncludes: Readonly<Record<string, readonly string[]>> = {
-  "platform.admin": ["tenant.admin", "goals.write", "goals.read"],
+  "platform.admin": ["tenant.admin", "capabilities.run", "goals.write", "goals.read"],
   "tenant.admin": ["goals.write", "goals.read"],
+  // Runs single capabilities as goals (the MCP capability tools): granted by the platform only.
+  "capabilities.run": ["goals.write", "goals.read"],
   "goals.write": ["goals.read"],
   "goals.read": [],
 };

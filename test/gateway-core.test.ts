@@ -207,6 +207,15 @@ describe.skipIf(!pg || !nats)("gateway core", () => {
     expect(
       await codeOf(initech.admin.createApiKey({ tenantId: "initech", roles: ["wizard"] })),
     ).toBe(Code.InvalidArgument);
+    // Running capabilities alone is the platform's to grant, not a tenant admin's.
+    expect(
+      await codeOf(
+        initech.admin.createApiKey({ tenantId: "initech", roles: ["capabilities.run"] }),
+      ),
+    ).toBe(Code.PermissionDenied);
+    expect(
+      (await root.admin.createApiKey({ tenantId: "initech", roles: ["capabilities.run"] })).secret,
+    ).toMatch(/^am_/);
     expect(
       await codeOf(initech.admin.createApiKey({ tenantId: "acme", roles: ["goals.read"] })),
     ).toBe(Code.PermissionDenied);

@@ -13,7 +13,14 @@ import { clock } from "./format.js";
 import { changed, may, say, state } from "./state.js";
 import type { Mounted } from "./view.js";
 
-const knownRoles = ["goals.read", "goals.write", "tenant.admin", "platform.admin"];
+// The roles of `roleIncludes` in gateway/admin-service.ts (the server refuses what the caller may not grant).
+const knownRoles = [
+  "goals.read",
+  "goals.write",
+  "capabilities.run",
+  "tenant.admin",
+  "platform.admin",
+];
 
 /** The numeric limits an operator edits: input id, label, the tenant's value. 0 means the default. */
 const limitFields = [

@@ -33,7 +33,9 @@ describe("the reload corpus", () => {
       expect(peers).toContain(name);
     }
     const roles = new Set(corpus.flatMap((i) => i.principal?.roles ?? []));
-    expect(roles).toEqual(new Set(["platform.admin", "tenant.admin", "goals.write", "goals.read"]));
+    expect(roles).toEqual(
+      new Set(["platform.admin", "tenant.admin", "capabilities.run", "goals.write", "goals.read"]),
+    );
     const dispatched = corpus
       .filter((i) => i.method?.kind === "action")
       .map((i) => i.resource.capability);

@@ -1,26 +1,10 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { shippedSources } from "../testing/shipped-sources.js";
 import { packagePath } from "./package-root.js";
 import { renderConfigurationReference } from "./reference.js";
 import { allSettings, settings } from "./settings.js";
-
-/** Shipped source files (what `npm run build` compiles, plus the bin scripts). */
-function shippedSources(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) {
-        if (name !== "node_modules" && name !== "web") walk(path);
-      } else if (/\.(ts|js|mjs)$/.test(name) && !/\.test\.ts$/.test(name)) out.push(path);
-    }
-  };
-  for (const dir of ["lib", "services", "gateway", "agents", "sdk", "cli", "bin"]) {
-    walk(packagePath(dir));
-  }
-  return out;
-}
 
 /** Variable names a source file reads or names: `env.X`, `env["X"]`, and any `AGENTMESH_X`. */
 function namesIn(text: string): string[] {

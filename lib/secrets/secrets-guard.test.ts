@@ -9,11 +9,12 @@
  * except the few places listed below, each with why. An exception that no
  * longer matches anything fails too, so the list cannot rot.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative, sep } from "node:path";
+import { readFileSync } from "node:fs";
+import { relative, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 import { packagePath } from "../config/package-root.js";
 import { allSettings, settings } from "../config/settings.js";
+import { shippedSources } from "../testing/shipped-sources.js";
 
 /** A variable name that looks like it carries a secret or the path of one. */
 const secretLooking = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|JWKS|DATABASE_URL/;
@@ -48,23 +49,6 @@ const allowed: Record<string, string> = {
     "a publisher's card-signing key named on the command line (`cards sign --key`), not the mesh's",
   "lib/testing/infra.ts: DATABASE_URL": "tests' database (test support, run by no mesh process)",
 };
-
-/** Shipped source files (what `npm run build` compiles, plus the bin scripts). */
-function shippedSources(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) {
-        if (name !== "node_modules" && name !== "web") walk(path);
-      } else if (/\.(ts|js|mjs)$/.test(name) && !/\.test\.ts$/.test(name)) out.push(path);
-    }
-  };
-  for (const dir of ["lib", "services", "gateway", "agents", "sdk", "cli", "bin"]) {
-    walk(packagePath(dir));
-  }
-  return out;
-}
 
 /** The code without comments (examples in doc comments are not reads). */
 function code(text: string): string {

@@ -100,7 +100,7 @@ const componentNames: ComponentName[] = ["registry", "learning", "planner", "exe
  * Each component its own process, as production runs them: the test mesh here
  * holds only the certificates, schema, tenant and bus prefix they share.
  */
-async function startProcessMesh(databaseUrl: string, natsUrl: string): Promise<BenchMesh> {
+export async function startProcessMesh(databaseUrl: string, natsUrl: string): Promise<BenchMesh> {
   const mesh = await startTestMesh({ databaseUrl, natsUrl, components: [] });
   try {
     const env = mesh.childEnv();
@@ -462,7 +462,7 @@ async function startInProcessMesh(databaseUrl: string, natsUrl: string): Promise
 }
 
 /** Runs the util agent and the load here, level by level, then stops the mesh. */
-async function drive(bench: BenchMesh, options: DriveOptions): Promise<Driven> {
+export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Driven> {
   const { mesh, children } = bench;
   const natsUrl = mesh.config.natsUrl;
   const nc = await connectNats(natsUrl, "bench-goals-events");

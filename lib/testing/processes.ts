@@ -33,7 +33,13 @@ export async function spawnComponent(
   env: Record<string, string>,
   timeoutMs = 25_000,
 ): Promise<ChildComponent> {
-  const child = spawn(process.execPath, [resolve("bin/agentmesh.js"), "serve", name], {
+  // AGENTMESH_CPU_PROF_DIR: each child writes a V8 CPU profile there when it exits
+  // (`--cpu-prof` is refused in NODE_OPTIONS); see bench/profile-goals.ts.
+  const profileDir = process.env.AGENTMESH_CPU_PROF_DIR;
+  const profile = profileDir
+    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+    : [];
+  const child = spawn(process.execPath, [...profile, resolve("bin/agentmesh.js"), "serve", name], {
     env: { ...process.env, ...env, LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -4,16 +4,11 @@
  * built-in shell, http and data agents run by `runAgent` on the in-process
  * bus, each job carrying its goal's `traceparent`, into the real file sink.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createInProcessBus } from "../lib/bus/in-process-bus.js";
 import { stepJob } from "../lib/bus/job-bus.contract.js";
-import { createSiemExporter, type SiemExporter } from "../lib/siem/exporter.js";
-import { fileSink } from "../lib/siem/file-sink.js";
-import { setSiemExporter } from "../lib/siem/siem.js";
+import { captureSiemEvents, type SiemCapture } from "../lib/testing/siem-capture.js";
 import { waitFor } from "../lib/testing/wait-for.js";
 import { runAgent } from "../sdk/agent/run-agent.js";
 import { createDataAgent } from "./data.js";
@@ -33,17 +28,12 @@ interface OcsfLine {
 const trace = (n: number) => `4bf92f3577b34da6a3ce929d0e0e47${String(n).padStart(2, "0")}`;
 
 describe("sandbox refusals as security events", () => {
-  let dir: string;
-  let exporter: SiemExporter;
+  let siem: SiemCapture;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "agentmesh-sandbox-siem-"));
-    exporter = createSiemExporter({ sink: fileSink(join(dir, "siem.jsonl")) });
-    setSiemExporter(exporter);
+    siem = await captureSiemEvents();
   });
   afterAll(async () => {
-    setSiemExporter(undefined);
-    await exporter?.close(1000);
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await siem?.close();
   });
 
   it("reports refused commands, arguments, addresses and JSONata over its limits; not a bad expression", async () => {
@@ -89,11 +79,7 @@ describe("sandbox refusals as security events", () => {
     for (const agent of agents) await agent.stop("shutdown");
     await bus.close();
 
-    expect(await exporter.flush(5000)).toBe(true);
-    const events = (await readFile(join(dir, "siem.jsonl"), "utf8"))
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as OcsfLine);
+    const events = await siem.events<OcsfLine>();
     const byGoal = new Map(events.map((e) => [e.unmapped.goalId, e]));
     expect(events).toHaveLength(4);
     for (const e of events) {

@@ -4,15 +4,10 @@
  * (API Activity) and an admin change (Entity Management), each with its
  * tenant and identity, as OCSF JSON lines in a file sink.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSiemExporter, type SiemExporter } from "../lib/siem/exporter.js";
-import { fileSink } from "../lib/siem/file-sink.js";
-import { setSiemExporter } from "../lib/siem/siem.js";
 import { needNats, needPostgres } from "../lib/testing/infra.js";
+import { captureSiemEvents, type SiemCapture } from "../lib/testing/siem-capture.js";
 import { createClient } from "../sdk/client/index.js";
 import { type GatewayFixture, startGatewayFixture } from "./gateway-fixture.js";
 
@@ -29,19 +24,14 @@ const nats = await needNats();
 
 describe.skipIf(!pg || !nats)("security events to the SIEM sink", () => {
   let f: GatewayFixture;
-  let dir: string;
-  let exporter: SiemExporter;
+  let siem: SiemCapture;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "agentmesh-siem-"));
-    exporter = createSiemExporter({ sink: fileSink(join(dir, "siem.jsonl")) });
-    setSiemExporter(exporter);
+    siem = await captureSiemEvents();
     f = await startGatewayFixture({ databaseUrl: pg!.url, natsUrl: nats!.url });
   }, 60_000);
   afterAll(async () => {
-    setSiemExporter(undefined);
-    await exporter?.close(1000);
+    await siem?.close();
     await f?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   const as = (apiKey: string) => createClient({ baseUrl: f.url, apiKey });
@@ -57,11 +47,7 @@ describe.skipIf(!pg || !nats)("security events to the SIEM sink", () => {
     expect(denied?.message).toMatch(/denied|not allowed|permission/i);
     await as(f.keys.admin).admin.updateTenant({ tenantId: "globex", canary: true });
 
-    expect(await exporter.flush(5000)).toBe(true);
-    const events = (await readFile(join(dir, "siem.jsonl"), "utf8"))
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as OcsfLine);
+    const events = await siem.events<OcsfLine>();
     const auth = events.find((e) => e.class_uid === 3002);
     expect(auth).toMatchObject({
       type_uid: 300201,

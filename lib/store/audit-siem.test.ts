@@ -4,15 +4,10 @@
  * nothing, one that commits emits once, after COMMIT. Real PostgreSQL and
  * the real file sink.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type MeshError } from "../errors/mesh-error.js";
-import { createSiemExporter, type SiemExporter } from "../siem/exporter.js";
-import { fileSink } from "../siem/file-sink.js";
-import { setSiemExporter } from "../siem/siem.js";
 import { needPostgres } from "../testing/infra.js";
+import { captureSiemEvents, type SiemCapture } from "../testing/siem-capture.js";
 import { adminActionEvent } from "./audit-log.js";
 import { openTestStore, type TestStore } from "./testing.js";
 
@@ -20,22 +15,17 @@ const pg = await needPostgres();
 
 describe.skipIf(!pg)("security events of audited admin changes", () => {
   let t: TestStore;
-  let dir: string;
-  let exporter: SiemExporter;
+  let siem: SiemCapture;
   beforeAll(async () => {
     t = await openTestStore({ databaseUrl: pg!.url });
-    dir = await mkdtemp(join(tmpdir(), "agentmesh-audit-siem-"));
-    exporter = createSiemExporter({ sink: fileSink(join(dir, "siem.jsonl")) });
-    setSiemExporter(exporter);
+    siem = await captureSiemEvents();
   });
   afterAll(async () => {
-    setSiemExporter(undefined);
-    await exporter?.close(1000);
+    await siem?.close();
     await t?.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const emitted = () => exporter.stats().queued + exporter.stats().sent;
+  const emitted = () => siem.exporter.stats().queued + siem.exporter.stats().sent;
   const change = (tenantId: string) =>
     adminActionEvent({
       actor: "default/ops",
@@ -75,11 +65,7 @@ describe.skipIf(!pg)("security events of audited admin changes", () => {
     await t.store.audit.append(change("acme"));
     expect(emitted()).toBe(2);
 
-    expect(await exporter.flush(5000)).toBe(true);
-    const lines = (await readFile(join(dir, "siem.jsonl"), "utf8"))
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { class_uid: number; metadata: { tenant_uid?: string } });
+    const lines = await siem.events<{ class_uid: number; metadata: { tenant_uid?: string } }>();
     expect(lines.map((l) => [l.class_uid, l.metadata.tenant_uid])).toEqual([
       [3004, "acme"],
       [3004, "acme"],

@@ -5,13 +5,11 @@
  * third of its lifetime (Detection Finding, Medium) and one past its end
  * (Detection Finding, High), each reported once however often it is polled.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSiemExporter, type SiemExporter } from "../siem/exporter.js";
-import { fileSink } from "../siem/file-sink.js";
-import { setSiemExporter } from "../siem/siem.js";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { captureSiemEvents, type SiemCapture } from "../testing/siem-capture.js";
 import { expiryState, watchCertificates } from "./cert-watcher.js";
 import { certPaths, initCa, issueCertificate } from "./dev-ca.js";
 
@@ -26,17 +24,12 @@ interface OcsfLine {
 const hour = 3_600_000;
 
 describe("certificate security events", () => {
-  let dir: string;
-  let exporter: SiemExporter;
+  let siem: SiemCapture;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "agentmesh-cert-siem-"));
-    exporter = createSiemExporter({ sink: fileSink(join(dir, "siem.jsonl")) });
-    setSiemExporter(exporter);
+    siem = await captureSiemEvents();
   });
   afterAll(async () => {
-    setSiemExporter(undefined);
-    await exporter?.close(1000);
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await siem?.close();
   });
 
   it("knows when a certificate is in the last third of its lifetime or past it", () => {
@@ -48,7 +41,8 @@ describe("certificate security events", () => {
   });
 
   it("reports a rotation, then a certificate left unrotated, then an expired one, once each", async () => {
-    const certDir = join(dir, "certs");
+    const certDir = await mkdtemp(join(tmpdir(), "agentmesh-cert-events-"));
+    onTestFinished(() => rm(certDir, { recursive: true, force: true }));
     await initCa({ certDir });
     const issue = (notBeforeAgoMs: number, ttlMs: number) =>
       issueCertificate({
@@ -75,11 +69,7 @@ describe("certificate security events", () => {
     await new Promise((r) => setTimeout(r, 300));
     certs.close();
 
-    expect(await exporter.flush(5000)).toBe(true);
-    const events = (await readFile(join(dir, "siem.jsonl"), "utf8"))
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as OcsfLine);
+    const events = await siem.events<OcsfLine>();
     expect(events.map((e) => [e.metadata.event_code, e.unmapped.serial])).toEqual([
       ["cert.rotated", expiring],
       ["cert.expiring", expiring],

@@ -3,15 +3,14 @@
  * per goal: recording the same goal twice is a no-op reported as
  * `recorded: false`, which makes outcome delivery over the bus idempotent.
  *
- * `recordOutcome` also folds the outcome into the learning statistics, in the
- * same statement as the insert and only when the insert recorded it: one
- * round trip, atomic without a transaction.
+ * The learning service records outcomes with `store.learning.recordOutcomes`,
+ * which inserts a batch of experiences `prepare`d here (validated, sealed as
+ * the tenant stores them) and folds the ones it inserted into the learning
+ * statistics in the same statement.
  *
  * @example
  * const { recorded } = await store.tenant(t).experiences.record({ goalId, goalKind, bucket, ... });
- * const answer = await store.tenant(t).experiences.recordOutcome(experience, {
- *   servingVersions: ["v3"], strategy: [{ bucket: "v3|...", ... }], reliability: [...] });
- * if (answer.status === "stale") retryWith(answer.servingVersions);
+ * const prepared = await store.tenant(t).experiences.prepare({ goalId, goalKind, bucket, ... });
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
@@ -26,14 +25,7 @@ import {
   requireText,
 } from "./db.js";
 import { ExperienceEntity } from "./entities.js";
-import {
-  parametersOutcomeCte,
-  type ReliabilityOutcome,
-  reliabilityOutcomesCte,
-  type StrategyOutcome,
-  servingParametersCte,
-  strategyOutcomesCte,
-} from "./learning-repository.js";
+import type { PreparedExperience } from "./learning-repository.js";
 import type { PayloadCipher } from "./payload-cipher.js";
 import { payloadColumns } from "./payload-columns.js";
 import type { ExperienceRecord } from "./records.js";
@@ -61,31 +53,6 @@ export interface NewExperience {
   /** Default now. */
   createdAt?: Date;
 }
-
-/** What a recorded outcome changes in the learning statistics (`recordOutcome`). */
-export interface OutcomeLearning {
-  /**
-   * The parameters versions the caller takes to be CURRENT or CANARY (none
-   * before training). Nothing is written unless exactly these serve.
-   */
-  servingVersions: readonly string[];
-  /** One outcome per statistics row: a row per serving version. */
-  strategy: readonly StrategyOutcome[];
-  /** The choosing version's serving count, when that version serves. */
-  parameters?: { version: string; success: boolean };
-  /** Every agent result, in order. */
-  reliability: readonly ReliabilityOutcome[];
-}
-
-/**
- * How `recordOutcome` went: recorded; already recorded for this goal (nothing
- * changed); or not attempted because other versions serve than the caller
- * said (nothing changed; redo it with these).
- */
-export type OutcomeRecording =
-  | { status: "recorded" }
-  | { status: "duplicate" }
-  | { status: "stale"; servingVersions: string[] };
 
 const recordColumns = `goal_id, tenant_id, goal_kind, bucket, strategy, parameters_version,
   success, latency_ms, cost, features, outcome, created_at`;
@@ -146,51 +113,22 @@ export class ExperienceRepository {
   }
 
   /**
-   * Records an outcome once per goal and, only when it did, applies
-   * `learning` to the statistics in the same statement. Nothing at all is
-   * written (`stale`) unless exactly `learning.servingVersions` serve when
-   * the statement runs. NOT_FOUND for an unknown tenant; ALREADY_EXISTS when
-   * the goal id is taken by another tenant's experience.
+   * The experience, validated and its outcome sealed as this tenant stores
+   * it, for `store.learning.recordOutcomes`. FAILED_PRECONDITION when the
+   * tenant's keys were erased.
    */
-  async recordOutcome(input: NewExperience, learning: OutcomeLearning): Promise<OutcomeRecording> {
-    const gate = "experience";
-    const parts = [
-      { sql: servingParametersCte, params: [] as unknown[] },
-      {
-        sql: `experience as (
-          insert into experiences (${experienceColumns})
-          select ${experienceValues} from serving_parameters
-          where versions @> ?::text[] and versions <@ ?::text[]
-          on conflict (goal_id) do nothing returning goal_id)`,
-        params: [
-          ...(await this.#values(input)),
-          pgArray(learning.servingVersions),
-          pgArray(learning.servingVersions),
-        ],
-      },
-      ...(learning.strategy.length > 0 ? [strategyOutcomesCte(learning.strategy, gate)] : []),
-      ...(learning.parameters ? [parametersOutcomeCte(learning.parameters, gate)] : []),
-      ...(learning.reliability.length > 0
-        ? [reliabilityOutcomesCte(learning.reliability, gate)]
-        : []),
-    ];
-    const [answer] = await this.#insert(() =>
-      this.db.rows<{ recorded: boolean; versions: string[] }>(
-        `with ${parts.map((p) => p.sql).join(",\n")}
-         select exists (select from experience) as recorded, versions from serving_parameters`,
-        parts.flatMap((p) => p.params),
-      ),
+  async prepare(input: NewExperience): Promise<PreparedExperience> {
+    return { tenantId: this.tenantId, goalId: input.goalId, row: await this.#row(input) };
+  }
+
+  /** Which of these goals have an experience of this tenant. */
+  async recordedGoals(goalIds: readonly string[]): Promise<Set<string>> {
+    if (goalIds.length === 0) return new Set();
+    const rows = await this.db.rows<{ goal_id: string }>(
+      "select goal_id from experiences where tenant_id = ? and goal_id = any(?::text[])",
+      [this.tenantId, pgArray(goalIds)],
     );
-    if (answer!.recorded) return { status: "recorded" };
-    if (!sameSet(answer!.versions, learning.servingVersions)) {
-      return { status: "stale", servingVersions: answer!.versions };
-    }
-    const [existing] = await this.db.rows(
-      "select 1 from experiences where tenant_id = ? and goal_id = ?",
-      [this.tenantId, input.goalId],
-    );
-    if (!existing) throw this.#takenByAnotherTenant(input.goalId);
-    return { status: "duplicate" };
+    return new Set(rows.map((r) => r.goal_id));
   }
 
   /**
@@ -266,8 +204,29 @@ export class ExperienceRepository {
     };
   }
 
-  /** The parameters of `experienceValues`, validated, the outcome as the tenant's mode stores it. */
+  /** The parameters of `experienceValues`. */
   async #values(input: NewExperience): Promise<unknown[]> {
+    const r = await this.#row(input);
+    return [
+      r.goal_id,
+      r.tenant_id,
+      r.goal_kind,
+      r.bucket,
+      r.strategy,
+      r.parameters_version,
+      r.success,
+      r.latency_ms,
+      r.cost,
+      pgArray(r.features),
+      json(r.outcome),
+      r.created_at,
+      r.signature,
+      r.lsh_bands ? pgArray(r.lsh_bands) : null,
+    ];
+  }
+
+  /** The row by column, validated, the outcome as the tenant's mode stores it. */
+  async #row(input: NewExperience) {
     requireText(input.goalId, "goal id");
     requireText(input.strategy, "strategy", 128);
     const features = input.features ?? [];
@@ -286,28 +245,26 @@ export class ExperienceRepository {
     if (!Number.isFinite(input.latencyMs) || !Number.isFinite(input.cost ?? 0)) {
       throw new MeshError(Code.InvalidArgument, "latency and cost must be finite numbers");
     }
-    return [
-      input.goalId,
-      this.tenantId,
-      input.goalKind,
-      input.bucket,
-      input.strategy,
-      input.parametersVersion || null,
-      input.success,
-      input.latencyMs,
-      input.cost ?? 0,
-      pgArray(features),
-      json(
-        await this.cipher.sealPayload(
-          this.tenantId,
-          payloadColumns.experienceOutcome,
-          input.outcome,
-        ),
+    return {
+      goal_id: input.goalId,
+      tenant_id: this.tenantId,
+      goal_kind: input.goalKind,
+      bucket: input.bucket,
+      strategy: input.strategy,
+      parameters_version: input.parametersVersion || null,
+      success: input.success,
+      latency_ms: input.latencyMs,
+      cost: input.cost ?? 0,
+      features,
+      outcome: await this.cipher.sealPayload(
+        this.tenantId,
+        payloadColumns.experienceOutcome,
+        input.outcome,
       ),
-      input.createdAt ?? new Date(),
-      input.signature?.hash ?? null,
-      input.signature ? pgArray(input.signature.bands) : null,
-    ];
+      created_at: input.createdAt ?? new Date(),
+      signature: input.signature?.hash ?? null,
+      lsh_bands: input.signature?.bands ?? null,
+    };
   }
 
   /** Runs an experience insert; NOT_FOUND when the tenant does not exist. */
@@ -326,9 +283,4 @@ export class ExperienceRepository {
   #takenByAnotherTenant(goalId: string): MeshError {
     return new MeshError(Code.AlreadyExists, `an outcome for goal ${goalId} exists`);
   }
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  const set = new Set(a);
-  return set.size === new Set(b).size && b.every((x) => set.has(x));
 }

@@ -39,9 +39,13 @@ export { GoalEventRepository } from "./goal-event-repository.js";
 export type { GoalPage, GoalPatch, ListGoalsOptions, NewGoal } from "./goal-repository.js";
 export { GoalRepository } from "./goal-repository.js";
 export type {
+  BatchOutcome,
   NewParametersVersion,
+  OutcomeBatchRecording,
   OutcomeForgetting,
   ParametersPatch,
+  PreparedExperience,
+  ReliabilityOutcome,
   StrategyOutcome,
 } from "./learning-repository.js";
 export { LearningRepository } from "./learning-repository.js";

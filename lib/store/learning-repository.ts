@@ -11,7 +11,14 @@
  * await store.learning.recordReliabilityOutcome({ agentId, capability, success: false });
  *
  * The same upserts are CTE builders (`strategyOutcomesCte`, ...), so an
- * experience statement can apply them together with its insert.
+ * experience statement can apply them together with its insert:
+ * `recordOutcomes` records a batch of outcomes in one statement, each hot row
+ * (a bucket's strategy, an agent's capability) written once per batch.
+ *
+ * const e = await store.tenant(t).experiences.prepare({ goalId, goalKind, bucket, ... });
+ * const answer = await store.learning.recordOutcomes(["v3"], [{ experience: e,
+ *   strategy: [{ bucket: "v3|...", ... }], reliability: [...] }]);
+ * if (answer.status === "stale") retryWith(answer.servingVersions);
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
@@ -48,6 +55,8 @@ export interface StrategyOutcome {
   at?: Date;
   /** Forgetting per outcome; default none (counts forget only by time). */
   forgetting?: OutcomeForgetting;
+  /** @internal The goal whose recorded experience this counts with (`recordOutcomes`). */
+  goalId?: string;
 }
 
 /**
@@ -71,6 +80,8 @@ export interface ReliabilityOutcome {
   success: boolean;
   /** Weight of the history; default 0.98. */
   decay?: number;
+  /** @internal The goal whose recorded experience this counts with (`recordOutcomes`). */
+  goalId?: string;
 }
 
 /** @internal Common table expressions and their parameters, to chain into one statement. */
@@ -300,6 +311,18 @@ export class LearningRepository {
     return row as AgentReliabilityRecord;
   }
 
+  /**
+   * Records outcomes in one statement (see `recordOutcomes`): each goal's
+   * experience once, and the statistics of the ones recorded. At most one
+   * outcome per goal; NOT_FOUND for an unknown tenant.
+   */
+  recordOutcomes(
+    servingVersions: readonly string[],
+    outcomes: readonly BatchOutcome[],
+  ): Promise<OutcomeBatchRecording> {
+    return recordOutcomes(this.db, servingVersions, outcomes);
+  }
+
   /** Reliability rows, optionally of one capability and/or some agents. */
   async listReliability(
     options: { capability?: string; agentIds?: string[] } = {},
@@ -345,18 +368,24 @@ export const servingParametersCte = `serving_parameters as (
   select coalesce(array_agg(version), '{}') as versions
   from parameter_versions where state in ('CURRENT', 'CANARY'))`;
 
-/** `from` list of an upsert: its input, behind `gate` (a CTE that must return a row) when given. */
-const gated = (input: string, gate?: string) => (gate ? `${gate}, ${input}` : input);
+/**
+ * `where` of a batch's steps (alias `i`): with `gate`, a CTE returning the
+ * `goal_id`s whose experience the statement recorded, only those goals count.
+ */
+const gatedSteps = (gate?: string) =>
+  gate ? `where i.goal_id in (select goal_id from ${gate})` : "";
 
 /**
- * @internal `strategy_outcomes`: the outcomes added to their statistics rows in
- * one upsert (one outcome per row), each row's old counts decayed by their age
- * at the outcome with the outcome's half-life. With `gate` nothing is written
- * unless that CTE returns a row.
+ * @internal `strategy_outcomes`: outcomes folded into their statistics rows in
+ * one upsert that updates each row once, however many outcomes it gets. In
+ * order, each outcome decays the row's counts by their age with its
+ * half-life (the first from the row's `updated_at`, later ones from the
+ * statement's time), discounts them, adds itself, and replaces the long
+ * counts by the recent ones on a drop: what one statement per outcome would
+ * leave. With `gate`, only outcomes whose `goalId` the gate returns count.
  */
 export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?: string): SqlCtes {
-  const keys = new Set<string>();
-  const rows = outcomes.map((o) => {
+  const rows = outcomes.map((o, ord) => {
     requireText(o.bucket, "bucket", 512);
     requireText(o.strategy, "strategy", 128);
     const halfLife = o.decayHalfLifeMs ?? 0;
@@ -368,12 +397,9 @@ export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?:
       throw new MeshError(Code.InvalidArgument, "discounts must be in (0, 1]");
     if (!(f.drop > 0 && f.minRecent >= 0))
       throw new MeshError(Code.InvalidArgument, "drop must be > 0 and minRecent ≥ 0");
-    // An upsert may touch a row once.
-    const key = `${o.bucket}\u0000${o.strategy}`;
-    if (keys.has(key))
-      throw new MeshError(Code.InvalidArgument, `two outcomes for ${o.bucket} ${o.strategy}`);
-    keys.add(key);
     return {
+      ord,
+      goal_id: o.goalId ?? null,
       bucket: o.bucket,
       strategy: o.strategy,
       tenant_id: o.tenantId ?? null,
@@ -390,40 +416,57 @@ export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?:
       min_recent: f.minRecent,
     };
   });
-  // 2^-(age / half-life), as the learning domain's decayFactor; the exponent is
-  // clamped where a float8 power would underflow (the weight is ~1e-301 by then).
-  const factor = `case when i.half_life_ms > 0 then power(2::float8, greatest(-1000::float8,
-    -greatest(0::float8, extract(epoch from (i.at - s.updated_at))::float8 * 1000) / i.half_life_ms))
-    else 1::float8 end`;
+  // The counts after the steps of `row`'s bucket and strategy, from `seed`.
+  // Each step: 2^-(age / half-life), as the learning domain's decayFactor (the
+  // exponent clamped where a float8 power would underflow: the weight is
+  // ~1e-301 by then); long = decayed, discounted, plus the outcome; recent
+  // likewise with its own discount; long := recent when the recent rate fell
+  // "drop" below the long one.
+  const fold = (row: string, seed: string, seedUpdatedAt: string) => `
+    with recursive fold (k, ls, lf, rs, rf) as (
+      select 0::bigint, ${seed}
+      union all
+      select st.k, case when r.reset then l.rs else l.ls end, case when r.reset then l.rf else l.lf end,
+        l.rs, l.rf
+      from fold join strategy_steps st
+        on st.bucket = ${row}.bucket and st.strategy = ${row}.strategy and st.k = fold.k + 1
+      cross join lateral (select case when st.half_life_ms > 0 then power(2::float8,
+          greatest(-1000::float8, -greatest(0::float8, extract(epoch from (st.at -
+            case when fold.k = 0 then ${seedUpdatedAt} else now() end))::float8 * 1000)
+            / st.half_life_ms)) else 1::float8 end as factor) d
+      cross join lateral (select fold.ls * d.factor * st.discount + st.successes as ls,
+          fold.lf * d.factor * st.discount + st.failures as lf,
+          fold.rs * st.recent_discount + st.successes as rs,
+          fold.rf * st.recent_discount + st.failures as rf) l
+      cross join lateral (select l.rs + l.rf >= st.min_recent
+          and l.ls / (l.ls + l.lf) - l.rs / (l.rs + l.rf) >= st.reset_drop as reset) r)
+    select ls, lf, rs, rf from fold order by k desc limit 1`;
   return {
     sql: `strategy_input as (
-      select * from json_to_recordset(?::json) as i(bucket text, strategy text, tenant_id text,
-        goal_kind text, successes float8, failures float8, latency_ms float8, cost float8,
+      select * from json_to_recordset(?::json) as i(ord int, goal_id text, bucket text, strategy text,
+        tenant_id text, goal_kind text, successes float8, failures float8, latency_ms float8, cost float8,
         half_life_ms float8, at timestamptz, discount float8, recent_discount float8, reset_drop float8,
         min_recent float8)),
+    strategy_steps as (
+      select i.*, row_number() over (partition by i.bucket, i.strategy order by i.ord) as k
+      from strategy_input i ${gatedSteps(gate)}),
     strategy_outcomes as (
       insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, successes, failures,
         recent_successes, recent_failures, outcomes, latency_sum_ms, cost_sum)
-      select i.bucket, i.strategy, i.tenant_id, i.goal_kind, i.successes, i.failures,
-        i.successes, i.failures, 1, i.latency_ms, i.cost
-      from ${gated("strategy_input i", gate)}
-      order by i.bucket, i.strategy
+      select b.bucket, b.strategy, b.tenant_id, b.goal_kind, f.ls, f.lf, f.rs, f.rf, b.outcomes,
+        b.latency_sum_ms, b.cost_sum
+      from (select bucket, strategy, min(tenant_id) as tenant_id, min(goal_kind) as goal_kind,
+              count(*) as outcomes, sum(latency_ms) as latency_sum_ms, sum(cost) as cost_sum
+            from strategy_steps group by bucket, strategy) b
+      cross join lateral (${fold("b", "0::float8, 0::float8, 0::float8, 0::float8", "now()")}) f
+      order by b.bucket, b.strategy
       on conflict (bucket, strategy) do update set
-        -- long = decayed by age, discounted, plus the outcome; recent likewise with its own
-        -- discount; long := recent when the recent rate fell "drop" below the long one.
-        (successes, failures, recent_successes, recent_failures) = (
-          select case when d.reset then d.rs else d.ls end, case when d.reset then d.rf else d.lf end,
-            d.rs, d.rf
-          from (select l.*, l.rs + l.rf >= l.min_recent
-                  and l.ls / (l.ls + l.lf) - l.rs / (l.rs + l.rf) >= l.reset_drop as reset
-                from (select s.successes * ${factor} * i.discount + excluded.successes as ls,
-                        s.failures * ${factor} * i.discount + excluded.failures as lf,
-                        s.recent_successes * i.recent_discount + excluded.successes as rs,
-                        s.recent_failures * i.recent_discount + excluded.failures as rf,
-                        i.reset_drop, i.min_recent
-                      from strategy_input i
-                      where i.bucket = s.bucket and i.strategy = s.strategy) l) d),
-        outcomes = s.outcomes + 1,
+        (successes, failures, recent_successes, recent_failures) = (${fold(
+          "s",
+          "s.successes, s.failures, s.recent_successes, s.recent_failures",
+          "s.updated_at",
+        )}),
+        outcomes = s.outcomes + excluded.outcomes,
         latency_sum_ms = s.latency_sum_ms + excluded.latency_sum_ms,
         cost_sum = s.cost_sum + excluded.cost_sum,
         updated_at = now()
@@ -433,83 +476,239 @@ export function strategyOutcomesCte(outcomes: readonly StrategyOutcome[], gate?:
 }
 
 /**
+ * How far an agent's mirrored score (`agents.reliability`) may lag its
+ * reliability row before a recorded outcome rewrites the agent's row: an
+ * agent that keeps succeeding (score 1) costs no agents write per outcome.
+ */
+export const RELIABILITY_MIRROR_TOLERANCE = 0.001;
+
+/**
  * @internal `reliability_outcomes`: agents' results folded into their
  * reliability per capability, each a decayed mean
  * `score' = (score·n·decay + outcome) / (n·decay + 1)`, `n' = n·decay + 1`,
- * and mirrored into the agents' `reliability` maps (read by FindAgents). An
- * agent may answer a capability twice (a retry): its results fold in order,
- * as one row update (an upsert may touch a row once). With `gate` nothing is
- * written unless that CTE returns a row.
+ * one row update per agent and capability however many results it gets (they
+ * fold in order, as one at a time would: a retry, or several outcomes of a
+ * batch), and mirrored into the agents' `reliability` maps (read by
+ * FindAgents when learning cannot answer) when a score moved by at least
+ * `RELIABILITY_MIRROR_TOLERANCE`. With `gate`, only results whose `goalId`
+ * the gate returns count.
  */
 export function reliabilityOutcomesCte(
   outcomes: readonly ReliabilityOutcome[],
   gate?: string,
 ): SqlCtes {
-  // Folding results o1..ok into (score, n) is n' = n·decayK + weight and
-  // score'·n' = score·n·decayK + weighted, with these three accumulated in order.
-  const rows = new Map<
-    string,
-    { agent_id: string; capability: string; decay: number; weight: number; weighted: number }
-  >();
-  for (const o of outcomes) {
+  const rows = outcomes.map((o, ord) => {
     requireText(o.agentId, "agent id");
     requireText(o.capability, "capability", 128);
     const decay = o.decay ?? 0.98;
     if (!(decay > 0 && decay <= 1))
       throw new MeshError(Code.InvalidArgument, "decay must be in (0, 1]");
-    const key = `${o.agentId}\u0000${o.capability}`;
-    const row = rows.get(key) ?? {
+    return {
+      ord,
+      goal_id: o.goalId ?? null,
       agent_id: o.agentId,
       capability: o.capability,
-      decay: 1,
-      weight: 0,
-      weighted: 0,
+      decay,
+      success: o.success ? 1 : 0,
     };
-    row.decay *= decay;
-    row.weight = row.weight * decay + 1;
-    row.weighted = row.weighted * decay + (o.success ? 1 : 0);
-    rows.set(key, row);
-  }
+  });
+  // Folding results o1..ok into (score, n) is n' = n·decayK + weight and
+  // score'·n' = score·n·decayK + weighted, with these three accumulated in order.
   return {
     sql: `reliability_input as (
-      select * from json_to_recordset(?::json) as i(agent_id text, capability text, decay float8,
-        weight float8, weighted float8)),
+      select * from json_to_recordset(?::json) as i(ord int, goal_id text, agent_id text,
+        capability text, decay float8, success float8)),
+    reliability_steps as (
+      select i.*, row_number() over (partition by i.agent_id, i.capability order by i.ord) as k
+      from reliability_input i ${gatedSteps(gate)}),
+    reliability_folded as (
+      select a.agent_id, a.capability, f.decay, f.weight, f.weighted
+      from (select distinct agent_id, capability from reliability_steps) a
+      cross join lateral (
+        with recursive fold (k, decay, weight, weighted) as (
+          select 0::bigint, 1::float8, 0::float8, 0::float8
+          union all
+          select st.k, fold.decay * st.decay, fold.weight * st.decay + 1,
+            fold.weighted * st.decay + st.success
+          from fold join reliability_steps st on st.agent_id = a.agent_id
+            and st.capability = a.capability and st.k = fold.k + 1)
+        select decay, weight, weighted from fold order by k desc limit 1) f),
     reliability_outcomes as (
       insert into agent_reliability as r (agent_id, capability, score, observations)
       select i.agent_id, i.capability, i.weighted / i.weight, i.weight
-      from ${gated("reliability_input i", gate)}
+      from reliability_folded i
       order by i.agent_id, i.capability
       on conflict (agent_id, capability) do update set
         (score, observations) = (
           select (r.score * r.observations * i.decay + i.weighted) / (r.observations * i.decay + i.weight),
             r.observations * i.decay + i.weight
-          from reliability_input i where i.agent_id = r.agent_id and i.capability = r.capability),
+          from reliability_folded i where i.agent_id = r.agent_id and i.capability = r.capability),
         updated_at = now()
       returning *),
     reliability_on_agents as (
-      update agents set reliability = agents.reliability || (
-        select jsonb_object_agg(r.capability, r.score) from reliability_outcomes r
-        where r.agent_id = agents.id)
-      where agents.id in (select agent_id from reliability_outcomes))`,
-    params: [json([...rows.values()])],
+      update agents set reliability = agents.reliability || m.scores
+      from (select agent_id, jsonb_object_agg(capability, score) as scores
+            from reliability_outcomes group by agent_id) m
+      where agents.id = m.agent_id and exists (
+        select from jsonb_each(m.scores) e
+        where abs(coalesce((agents.reliability ->> e.key)::float8, -1) - e.value::float8)
+          >= ${RELIABILITY_MIRROR_TOLERANCE}))`,
+    params: [json(rows)],
   };
 }
 
 /**
- * @internal `parameters_outcome`: counts one outcome observed while a version
- * served. With `gate` nothing is written unless that CTE returns a row.
+ * @internal `parameters_outcome`: counts outcomes observed while a version
+ * served, one update per version. With `gate`, only outcomes whose `goalId`
+ * the gate returns count.
  */
-export function parametersOutcomeCte(
-  outcome: { version: string; success: boolean },
+export function parametersOutcomesCte(
+  outcomes: readonly { version: string; success: boolean; goalId?: string }[],
   gate?: string,
 ): SqlCtes {
   return {
-    sql: `parameters_outcome as (
+    sql: `parameters_input as (
+      select * from json_to_recordset(?::json) as i(goal_id text, version text, success boolean)),
+    parameters_outcome as (
       update parameter_versions p
-      set successes = p.successes + ?, failures = p.failures + ?, updated_at = now()
-      ${gate ? `from ${gate} ` : ""}where p.version = ?)`,
-    params: [outcome.success ? 1 : 0, outcome.success ? 0 : 1, outcome.version],
+      set successes = p.successes + c.successes, failures = p.failures + c.failures,
+        updated_at = now()
+      from (select i.version, count(*) filter (where i.success) as successes,
+              count(*) filter (where not i.success) as failures
+            from parameters_input i ${gatedSteps(gate)} group by i.version) c
+      where p.version = c.version)`,
+    params: [
+      json(
+        outcomes.map((o) => ({
+          goal_id: o.goalId ?? null,
+          version: o.version,
+          success: o.success,
+        })),
+      ),
+    ],
   };
+}
+
+/**
+ * @internal The columns of an experience row as `recordOutcomes` reads it
+ * from JSON (`ExperienceRepository.prepare` builds the rows).
+ */
+export const experienceRowType = `goal_id text, tenant_id text, goal_kind text, bucket text,
+  strategy text, parameters_version text, success boolean, latency_ms float8, cost float8,
+  features real[], outcome jsonb, created_at timestamptz, signature bigint, lsh_bands int[]`;
+
+const experienceRowColumns = `goal_id, tenant_id, goal_kind, bucket, strategy, parameters_version,
+  success, latency_ms, cost, features, outcome, created_at, signature, lsh_bands`;
+
+/**
+ * An experience ready to insert: validated, and its outcome sealed as its
+ * tenant stores it (`store.tenant(t).experiences.prepare`).
+ */
+export interface PreparedExperience {
+  readonly tenantId: string;
+  readonly goalId: string;
+  /** @internal The row, keyed by column (`experienceRowType`). */
+  readonly row: Readonly<Record<string, unknown>>;
+}
+
+/** One outcome of `recordOutcomes`: its experience and what it adds to the statistics. */
+export interface BatchOutcome {
+  experience: PreparedExperience;
+  /** One outcome per statistics row: a row per serving version. */
+  strategy: readonly StrategyOutcome[];
+  /** The choosing version's serving count, when that version serves. */
+  parameters?: { version: string; success: boolean };
+  /** Every agent result, in order. */
+  reliability: readonly ReliabilityOutcome[];
+}
+
+/**
+ * How `recordOutcomes` went: done, with whether each outcome was recorded
+ * (false: its goal already had an experience, this tenant's or another's);
+ * or not attempted because other versions serve than the caller said
+ * (nothing changed; redo it with these).
+ */
+export type OutcomeBatchRecording =
+  | { status: "done"; recorded: boolean[] }
+  | { status: "stale"; servingVersions: string[] };
+
+/**
+ * @internal One statement recording outcomes: inserts the experiences (once
+ * per goal) and folds the ones it inserted, in order, into the statistics of
+ * every serving version, the serving counts and agent reliability, each row
+ * written once. Nothing at all is written unless exactly `servingVersions`
+ * serve when the statement runs.
+ */
+export async function recordOutcomes(
+  db: Db,
+  servingVersions: readonly string[],
+  outcomes: readonly BatchOutcome[],
+): Promise<OutcomeBatchRecording> {
+  const goals = new Set<string>();
+  for (const o of outcomes) {
+    // An insert that skipped a goal's second row would still count both.
+    if (goals.has(o.experience.goalId)) {
+      throw new MeshError(Code.InvalidArgument, `two outcomes of goal ${o.experience.goalId}`);
+    }
+    goals.add(o.experience.goalId);
+  }
+  const gate = "experience";
+  const withGoal = <T>(goalId: string, items: readonly T[]) =>
+    items.map((item) => ({ ...item, goalId }));
+  const strategy = outcomes.flatMap((o) => withGoal(o.experience.goalId, o.strategy));
+  const parameters = outcomes.flatMap((o) =>
+    o.parameters ? [{ ...o.parameters, goalId: o.experience.goalId }] : [],
+  );
+  const reliability = outcomes.flatMap((o) => withGoal(o.experience.goalId, o.reliability));
+  const parts: SqlCtes[] = [
+    { sql: servingParametersCte, params: [] },
+    {
+      sql: `experience_input as (
+        select * from json_to_recordset(?::json) as i(${experienceRowType})),
+      experience as (
+        insert into experiences (${experienceRowColumns})
+        select ${experienceRowColumns} from experience_input, serving_parameters
+        where versions @> ?::text[] and versions <@ ?::text[]
+        order by goal_id
+        on conflict (goal_id) do nothing returning goal_id)`,
+      params: [
+        json(outcomes.map((o) => o.experience.row)),
+        pgArray(servingVersions),
+        pgArray(servingVersions),
+      ],
+    },
+    ...(strategy.length > 0 ? [strategyOutcomesCte(strategy, gate)] : []),
+    ...(parameters.length > 0 ? [parametersOutcomesCte(parameters, gate)] : []),
+    ...(reliability.length > 0 ? [reliabilityOutcomesCte(reliability, gate)] : []),
+  ];
+  let answer: { recorded: string[]; versions: string[] } | undefined;
+  try {
+    [answer] = await db.rows<{ recorded: string[]; versions: string[] }>(
+      `with ${parts.map((p) => p.sql).join(",\n")}
+       select array(select goal_id from experience) as recorded, versions from serving_parameters`,
+      parts.flatMap((p) => p.params),
+    );
+  } catch (err) {
+    if (constraintOf(isMeshError(err) ? err.cause : err).includes("tenant_id_fkey")) {
+      const tenants = [...new Set(outcomes.map((o) => o.experience.tenantId))];
+      throw new MeshError(
+        Code.NotFound,
+        tenants.length === 1 ? `tenant ${tenants[0]} not found` : "a tenant was not found",
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const recorded = new Set(answer!.recorded);
+  if (recorded.size === 0 && !sameSet(answer!.versions, servingVersions)) {
+    return { status: "stale", servingVersions: answer!.versions };
+  }
+  return { status: "done", recorded: outcomes.map((o) => recorded.has(o.experience.goalId)) };
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((x) => set.has(x));
 }
 
 function parametersError(err: unknown, version: string): unknown {

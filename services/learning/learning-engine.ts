@@ -16,7 +16,14 @@ import { type Outcome, OutcomeSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import { MAX_SIMILAR } from "../../lib/store/experience-repository.js";
-import type { ExperienceRecord, OutcomeForgetting, Store } from "../../lib/store/index.js";
+import type {
+  ExperienceRecord,
+  OutcomeForgetting,
+  PreparedExperience,
+  ReliabilityOutcome,
+  Store,
+  StrategyOutcome,
+} from "../../lib/store/index.js";
 import {
   applyVerdict,
   bucketKey,
@@ -54,6 +61,7 @@ import {
   withoutCanary,
 } from "./domain/index.js";
 import { similaritySignature } from "./domain/similarity-signature.js";
+import { GroupCommit, type Settled } from "./group-commit.js";
 import { createLearningState, untrainedVersion } from "./learning-state.js";
 import { contextFromMessage, outcomeFromMessage } from "./wire.js";
 
@@ -105,6 +113,23 @@ export interface LearningEngineOptions {
    * forget only by time.
    */
   forgetting?: Partial<OutcomeForgetting> | false;
+  /**
+   * Most outcomes recorded in one statement; default 64. Outcomes are
+   * batched only when they wait together (group commit), never held back.
+   */
+  maxOutcomeBatch?: number;
+}
+
+/** An outcome ready to record, waiting for its batch. */
+interface PendingOutcome {
+  tenantId: string;
+  goalId: string;
+  experience: PreparedExperience;
+  /** Its statistics row in each serving version, but for the version and its decay. */
+  observation: Omit<StrategyOutcome, "decayHalfLifeMs">;
+  parametersVersion: string;
+  success: boolean;
+  reliability: ReliabilityOutcome[];
 }
 
 export interface ChooseInput {
@@ -164,6 +189,86 @@ export function createLearningEngine(options: LearningEngineOptions) {
     }));
   };
 
+  /**
+   * Records outcomes in one statement: the versions this process takes to
+   * serve, checked by the store (another statement only when they changed).
+   * A goal not recorded was recorded before, or is another tenant's.
+   */
+  const recordTogether = async (batch: readonly PendingOutcome[]): Promise<Settled<boolean>[]> => {
+    for (let attempt = 1; ; attempt++) {
+      const serving = state.servingVersions();
+      const versions = serving.length > 0 ? serving : [untrainedVersion];
+      const answer = await store.learning.recordOutcomes(
+        serving,
+        await Promise.all(
+          batch.map(async (p) => ({
+            experience: p.experience,
+            strategy: await state.strategyOutcomes(versions, p.observation),
+            parameters: serving.includes(p.parametersVersion)
+              ? { version: p.parametersVersion, success: p.success }
+              : undefined,
+            reliability: p.reliability,
+          })),
+        ),
+      );
+      if (answer.status === "stale") {
+        state.servedBy(answer.servingVersions);
+        if (attempt === 3) {
+          throw new MeshError(Code.Aborted, "parameter versions kept changing; retry the outcome");
+        }
+        continue;
+      }
+      const notRecorded = new Map<string, string[]>();
+      batch.forEach((p, i) => {
+        if (answer.recorded[i]) return;
+        notRecorded.set(p.tenantId, [...(notRecorded.get(p.tenantId) ?? []), p.goalId]);
+      });
+      const theirs = new Set<string>();
+      for (const [tenantId, goalIds] of notRecorded) {
+        const recorded = await store.tenant(tenantId).experiences.recordedGoals(goalIds);
+        for (const g of goalIds) if (recorded.has(g)) theirs.add(`${tenantId}\u0000${g}`);
+      }
+      return batch.map((p, i): Settled<boolean> => {
+        if (answer.recorded[i]) return { ok: true, value: true };
+        if (theirs.has(`${p.tenantId}\u0000${p.goalId}`)) return { ok: true, value: false };
+        // The goal id is taken by another tenant's experience: do not reveal it.
+        return {
+          ok: false,
+          error: new MeshError(Code.AlreadyExists, `an outcome for goal ${p.goalId} exists`),
+        };
+      });
+    }
+  };
+
+  /**
+   * Group commit of outcomes. A batch that fails for good (an unknown tenant,
+   * a value the statement refuses) is retried one outcome at a time, so one
+   * bad outcome fails alone; a passing failure (the database away) fails the
+   * batch, and each outcome's caller retries it.
+   */
+  const outcomes = new GroupCommit<PendingOutcome, boolean>({
+    key: (p) => p.goalId,
+    maxBatch: options.maxOutcomeBatch ?? 64,
+    async commit(batch) {
+      try {
+        return await recordTogether(batch);
+      } catch (err) {
+        if (batch.length === 1 || MeshError.from(err).retryable) throw err;
+        log.debug({ err, outcomes: batch.length }, "outcome batch failed; recording one by one");
+        const settled: Settled<boolean>[] = [];
+        for (const p of batch) {
+          settled.push(
+            await recordTogether([p]).then(
+              ([s]) => s!,
+              (error: unknown) => ({ ok: false, error }),
+            ),
+          );
+        }
+        return settled;
+      }
+    },
+  });
+
   const engine = {
     state,
 
@@ -221,7 +326,8 @@ export function createLearningEngine(options: LearningEngineOptions) {
     /**
      * RecordOutcome: stores the experience (once per goal) and, in the same
      * statement, updates the statistics of every serving version, the
-     * serving counts of the version that chose, and agent reliability.
+     * serving counts of the version that chose, and agent reliability. The
+     * outcomes recorded at the same time share that statement (`recordBatch`).
      * Resolves false when the goal's outcome was already recorded.
      */
     async record(message: Outcome | undefined): Promise<boolean> {
@@ -231,58 +337,44 @@ export function createLearningEngine(options: LearningEngineOptions) {
       if (!ctx.tenantId) throw new MeshError(Code.InvalidArgument, "context.tenant_id is required");
       const bucket = bucketKey(ctx);
       const features = similarityVector(ctx);
-      const experience = {
-        goalId: o.goalId,
-        goalKind: ctx.goalKind,
-        bucket,
-        strategy: o.strategy,
-        parametersVersion: o.parametersVersion,
-        success: o.success,
-        latencyMs: o.latencyMs,
-        cost: o.cost,
-        features,
-        signature: similaritySignature(features),
-        outcome: toJson(OutcomeSchema, message!) as JsonObject,
-        createdAt: new Date(o.finishedAt),
-      };
-      const observation = {
-        bucket,
-        strategy: o.strategy,
-        tenantId: ctx.tenantId,
-        goalKind: ctx.goalKind,
-        success: o.success,
-        latencyMs: o.latencyMs,
-        cost: o.cost,
-        at: new Date(o.finishedAt),
-        ...(forgetting ? { forgetting } : {}),
-      };
       const reliability = o.agentResults.map((r) => ({
         agentId: r.agentId,
         capability: r.capability,
         success: r.success,
       }));
-      const experiences = store.tenant(ctx.tenantId).experiences;
-      // Another statement only when the serving versions changed since this
-      // process last saw them (the store checks): normally none.
-      let answer: Awaited<ReturnType<typeof experiences.recordOutcome>>;
-      for (let attempt = 1; ; attempt++) {
-        const serving = state.servingVersions();
-        const versions = serving.length > 0 ? serving : [untrainedVersion];
-        answer = await experiences.recordOutcome(experience, {
-          servingVersions: serving,
-          strategy: await state.strategyOutcomes(versions, observation),
-          parameters: serving.includes(o.parametersVersion)
-            ? { version: o.parametersVersion, success: o.success }
-            : undefined,
-          reliability,
-        });
-        if (answer.status !== "stale") break;
-        state.servedBy(answer.servingVersions);
-        if (attempt === 3) {
-          throw new MeshError(Code.Aborted, "parameter versions kept changing; retry the outcome");
-        }
-      }
-      const recorded = answer.status === "recorded";
+      const pending: PendingOutcome = {
+        tenantId: ctx.tenantId,
+        goalId: o.goalId,
+        experience: await store.tenant(ctx.tenantId).experiences.prepare({
+          goalId: o.goalId,
+          goalKind: ctx.goalKind,
+          bucket,
+          strategy: o.strategy,
+          parametersVersion: o.parametersVersion,
+          success: o.success,
+          latencyMs: o.latencyMs,
+          cost: o.cost,
+          features,
+          signature: similaritySignature(features),
+          outcome: toJson(OutcomeSchema, message!) as JsonObject,
+          createdAt: new Date(o.finishedAt),
+        }),
+        observation: {
+          bucket,
+          strategy: o.strategy,
+          tenantId: ctx.tenantId,
+          goalKind: ctx.goalKind,
+          success: o.success,
+          latencyMs: o.latencyMs,
+          cost: o.cost,
+          at: new Date(o.finishedAt),
+          ...(forgetting ? { forgetting } : {}),
+        },
+        parametersVersion: o.parametersVersion,
+        success: o.success,
+        reliability,
+      };
+      const recorded = await outcomes.add(pending);
       const drops = recorded
         ? (reliabilityDrift?.observe(
             { tenantId: ctx.tenantId, goalKind: ctx.goalKind, strategy: o.strategy },
@@ -300,6 +392,9 @@ export function createLearningEngine(options: LearningEngineOptions) {
       }
       return recorded;
     },
+
+    /** Outcomes recorded together: batches and outcomes (see `GroupCommit`). */
+    outcomeBatches: outcomes.stats,
 
     /**
      * The drift guard: compares the canary with the current version and

@@ -62,8 +62,14 @@ export interface LearningServiceDeps {
   driftEvery?: number;
   /** Drift guard thresholds; default 95% / margin 0.02 / 30 canary outcomes. */
   drift?: DriftGuardOptions;
-  /** Outcome handlers running at once per replica; default 4. */
+  /**
+   * Outcomes delivered and not yet recorded per replica; default 64. The
+   * outcomes waiting together are recorded in one statement (at most
+   * `maxOutcomeBatch`, default 64), so this bounds the batch size.
+   */
   outcomeConcurrency?: number;
+  /** Most outcomes recorded in one statement; default 64. */
+  maxOutcomeBatch?: number;
 }
 
 export interface LearningServiceHandle {
@@ -86,6 +92,7 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
     rng: deps.rng,
     driftEvery: deps.driftEvery,
     drift: deps.drift,
+    maxOutcomeBatch: deps.maxOutcomeBatch,
   });
   const subscriptions: Subscription[] = [];
   /** Aborted at stop: outcomes waiting for the database go back to the stream. */
@@ -264,7 +271,7 @@ export function createLearningService(deps: LearningServiceDeps): LearningServic
       if (bus) {
         subscriptions.push(
           await bus.consumeOutcomes({
-            concurrency: deps.outcomeConcurrency ?? 4,
+            concurrency: deps.outcomeConcurrency ?? 64,
             handler: async (d) => {
               try {
                 // A database outage is waited out here, not spent on redeliveries

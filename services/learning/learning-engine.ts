@@ -327,7 +327,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
      * RecordOutcome: stores the experience (once per goal) and, in the same
      * statement, updates the statistics of every serving version, the
      * serving counts of the version that chose, and agent reliability. The
-     * outcomes recorded at the same time share that statement (`recordBatch`).
+     * outcomes waiting at the same time share that statement (group commit).
      * Resolves false when the goal's outcome was already recorded.
      */
     async record(message: Outcome | undefined): Promise<boolean> {

@@ -191,6 +191,9 @@ export interface Applied {
 /** How long a finished goal's outcome waits for a lost NATS connection to come back. */
 const outcomePublishWaitMs = 5 * 60_000;
 
+/** Goal events leave without a PubAck wait (see `#run`). */
+const noPubAck = { awaitAck: false } as const;
+
 /** How often a step whose job no agent took asks again whether one is live. */
 const agentRecheckMs = 2_000;
 
@@ -861,7 +864,10 @@ export class GoalEngine implements GoalOperations {
     const failed = (c: GoalCommand) => (err: unknown) =>
       this.#log.warn({ err, goalId: state.goalId, command: c.type }, "command failed");
     // Publishes leave in order without waiting for each PubAck in turn, so a
-    // transition's events and jobs share one socket write and one wait.
+    // transition's events and jobs share one socket write and one wait. Goal
+    // events wait for none: they are best-effort on the bus (the store holds
+    // them, WatchGoal reads it), one connection keeps them in order, and their
+    // message ids still deduplicate a republish.
     const published: Promise<unknown>[] = [];
     const later: GoalCommand[] = [];
     const refused: { job: StepJob; reason: string }[] = [];
@@ -871,7 +877,7 @@ export class GoalEngine implements GoalOperations {
       try {
         switch (c.type) {
           case "emitEvent":
-            published.push(this.#bus.publishGoalEvent(c.event).catch(failed(c)));
+            published.push(this.#bus.publishGoalEvent(c.event, noPubAck).catch(failed(c)));
             break;
           case "dispatchJob": {
             const meta = await this.#capabilityTools.get(c.job.capability);

@@ -12,8 +12,9 @@
  *
  * Hot path: a publish is one PUB whose PubAck is matched on a shared inbox
  * (`PubAckInbox`); acks are fire-and-forget (no `ackAck`); deliveries arrive
- * by callback and start their handlers synchronously, so the replies and acks
- * of a batch of jobs leave in one socket write rather than one each.
+ * by callback and start their handlers synchronously, and the connection the
+ * bus opens writes once per event-loop turn (`coalesce-writes.ts`), so the
+ * replies and acks of a batch of jobs leave in one socket write rather than one each.
  *
  * The connection reconnects forever by itself and pull consumers resume after
  * a reconnect. While it is down a publish fails at once with UNAVAILABLE
@@ -77,6 +78,7 @@ import {
   jobConsumerName,
   pinnedConsumerName,
 } from "./bus-names.js";
+import { coalesceWrites } from "./coalesce-writes.js";
 import { HandlerPool } from "./handler-pool.js";
 import {
   type BusOptions,
@@ -161,6 +163,11 @@ export interface JetStreamBusOptions extends BusOptions {
   identity?: string;
   /** Mutual TLS with the identity's certificate (see `nats-tls.ts`); the server then vouches for `identity`. */
   tls?: NatsTlsConnectOptions;
+  /**
+   * Write what a turn of the event loop published in one socket write (`coalesce-writes.ts`)
+   * rather than one per microtask checkpoint. Only for the connection the bus opens. Default true.
+   */
+  coalesceWrites?: boolean;
   log?: Logger;
 }
 
@@ -208,6 +215,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions = {}): Pro
         cause: err,
       });
     }));
+  // Its own connection writes once per event-loop turn (a connection given is left as it is).
+  if (options.connection === undefined && (options.coalesceWrites ?? true)) coalesceWrites(nc);
   const bus = new JetStreamBus(nc, options.connection === undefined, options, log);
   try {
     await bus.provision();

@@ -14,6 +14,11 @@ import { parseTraceparent, sdkRegistered } from "../../lib/telemetry/trace-conte
 
 let tracer: ReturnType<typeof trace.getTracer> | undefined;
 
+/** Whether a handler span would be made (an OpenTelemetry SDK is registered). */
+export function handlerSpanOn(): boolean {
+  return sdkRegistered();
+}
+
 /** Runs `fn` in the handler span of a job; the span ends (errored if `fn` throws) when it settles. */
 export async function inHandlerSpan<T>(
   capability: string,

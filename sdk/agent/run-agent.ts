@@ -57,7 +57,7 @@ import {
   type SkillContext,
   type SkillDefinition,
 } from "./define-agent.js";
-import { inHandlerSpan, markHandlerFailed } from "./handler-span.js";
+import { handlerSpanOn, inHandlerSpan, markHandlerFailed } from "./handler-span.js";
 import { keepLease } from "./lease-keeper.js";
 import type { AgentStatus } from "./lease-lifecycle.js";
 import { type ConformanceOutcome, noopRegistryLink, type RegistryLink } from "./registry-link.js";
@@ -340,13 +340,14 @@ async function runOnBus(
   ): Promise<void> {
     const job = delivery.data;
     const startedAt = Date.now();
+    const traceId = traceIdOf(delivery.traceparent);
     // Queue wait: from dispatch to the first taker (a redelivery's wait includes a run).
     if (delivery.deliveryCount === 1 && job.dispatchedAt) {
       sli.taken({
         tenantId: job.tenantId,
         capability,
         waitSeconds: (startedAt - timestampMs(job.dispatchedAt)) / 1000,
-        traceId: traceIdOf(delivery.traceparent),
+        traceId,
       });
     }
     // A child logger costs more than the rest of a no-op job: build it only when used.
@@ -398,19 +399,14 @@ async function runOnBus(
     // most handlers never do, and it is a good part of a short job's cost.
     let controller: AbortController | undefined;
     let reason: AbortReason | undefined;
-    let stopWaiting!: (err: Error) => void;
-    const aborted = new Promise<never>((_, reject) => {
-      stopWaiting = reject;
-    });
-    aborted.catch(() => undefined); // a job that finished first leaves it unobserved
+    // What a handler's promise races against; made only for a handler that returns one.
+    let stopWaiting: ((err: Error) => void) | undefined;
     const abort = (why: AbortReason) => {
       if (reason !== undefined) return;
       reason = why;
       controller?.abort(why);
-      stopWaiting(new AbortedError());
+      stopWaiting?.(new AbortedError());
     };
-    const timer = setTimeout(() => abort("timeout"), limitMs);
-    running.set(job.attemptId, { job, abort, delivery, lastWorking: startedAt });
     const reportStart = () => {
       const started = create(StepResultSchema, {
         ...baseResult(job, startedAt),
@@ -421,9 +417,17 @@ async function runOnBus(
         .publishResult(started, { awaitAck: false })
         .catch((err) => jobLog().warn({ err }, "STARTED not published"));
     };
-    let startedTimer: NodeJS.Timeout | undefined;
+    // One timer per job: the STARTED report when it is due before the limit, then the limit.
+    const timeout = () => abort("timeout");
+    let timer: NodeJS.Timeout;
     if (reportStarted && startedDelayMs === 0) reportStart();
-    else if (reportStarted) startedTimer = setTimeout(reportStart, startedDelayMs);
+    if (reportStarted && startedDelayMs > 0 && startedDelayMs < limitMs) {
+      timer = setTimeout(() => {
+        reportStart();
+        timer = setTimeout(timeout, Math.max(0, startedAt + limitMs - Date.now()));
+      }, startedDelayMs);
+    } else timer = setTimeout(timeout, limitMs);
+    running.set(job.attemptId, { job, abort, delivery, lastWorking: startedAt });
     const ctx: SkillContext = {
       attemptId: job.attemptId,
       idempotencyKey: `${job.goalId}/${job.stepId}/${job.replica}`,
@@ -447,9 +451,7 @@ async function runOnBus(
       get log() {
         return jobLog();
       },
-      get traceId() {
-        return traceIdOf(delivery.traceparent);
-      },
+      traceId,
       working: () => delivery.working(),
     };
 
@@ -457,16 +459,19 @@ async function runOnBus(
     let error: unknown;
     let ok = false;
     try {
-      output = await Promise.race([
-        Promise.resolve().then(() => skill.handler(input as never, ctx)),
-        aborted,
-      ]);
+      const returned = skill.handler(input as never, ctx);
+      if (isPromiseLike(returned)) {
+        const aborted = new Promise<never>((_, reject) => {
+          stopWaiting = reject;
+        });
+        aborted.catch(() => undefined); // a job that finished first leaves it unobserved
+        output = await Promise.race([returned, aborted]);
+      } else output = returned;
       ok = true;
     } catch (err) {
       error = err;
     } finally {
       clearTimeout(timer);
-      clearTimeout(startedTimer);
       running.delete(job.attemptId);
     }
 
@@ -569,31 +574,33 @@ async function runOnBus(
       ? []
       : skills) {
       const limit = Math.max(1, skill.maxConcurrency ?? concurrency);
+      // A version that is not semver is inside no range: no step is ever pinned to it.
+      const ownQueue = versionQueue && isVersion(card.version);
       // The shared queue and this version's own queue (steps pinned to it, ADR-015)
-      // share the skill's concurrency.
-      const gate = concurrencyGate(limit);
+      // share the skill's concurrency; one queue alone is held to it by its consumer.
+      const gate = ownQueue ? concurrencyGate(limit) : ungated;
+      const run = (d: Delivery<StepJob>) =>
+        handlerSpanOn()
+          ? inHandlerSpan(
+              capability,
+              d.traceparent,
+              {
+                "agentmesh.goal_id": d.data.goalId,
+                "agentmesh.step_id": d.data.stepId,
+                "agentmesh.attempt": d.data.attempt,
+              },
+              () => handle(capability, skill, validateInput, validateOutput, d),
+            )
+          : handle(capability, skill, validateInput, validateOutput, d);
       const consume = (agentVersion?: string) =>
         bus.consumeJobs(capability, {
           concurrency: limit,
           ...(options.prefetch ? { prefetch: options.prefetch } : {}),
           ...(agentVersion ? { agentVersion } : {}),
-          handler: (d) =>
-            gate(() =>
-              inHandlerSpan(
-                capability,
-                d.traceparent,
-                {
-                  "agentmesh.goal_id": d.data.goalId,
-                  "agentmesh.step_id": d.data.stepId,
-                  "agentmesh.attempt": d.data.attempt,
-                },
-                () => handle(capability, skill, validateInput, validateOutput, d),
-              ),
-            ),
+          handler: (d) => gate(() => run(d)),
         });
       subscriptions.push(await consume());
-      // A version that is not semver is inside no range: no step is ever pinned to it.
-      if (versionQueue && isVersion(card.version)) {
+      if (ownQueue) {
         try {
           subscriptions.push(await consume(card.version));
         } catch (err) {
@@ -698,6 +705,14 @@ const outcomes: Partial<Record<StepResultStatus, JobOutcome>> = {
   [StepResultStatus.CANCELLED]: "cancelled",
 };
 
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  );
+}
+
 class AbortedError extends Error {
   override readonly name = "AbortError";
 }
@@ -723,6 +738,11 @@ function toJsonObject(value: Record<string, unknown>): JsonObject {
   } catch {
     return {};
   }
+}
+
+/** The gate of a skill that consumes one queue only. */
+function ungated<T>(task: () => Promise<T>): Promise<T> {
+  return task();
 }
 
 /**

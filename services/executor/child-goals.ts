@@ -118,6 +118,7 @@ export class ChildGoals {
         type: "childGoalFinished",
         stepId: goal.parentStepId!,
         attempt,
+        childGoalId: goal.id,
         status: state.status,
         ...(state.output !== undefined ? { output: state.output } : {}),
         ...(state.error ? { error: state.error } : {}),

@@ -595,6 +595,22 @@ describe("goal reducer", () => {
       at: 2,
     });
     expect(d.jobs()[0]!.input).toEqual({ s: "short" });
+    // A child that finished before its start was recorded: the step still names it.
+    const early = new Driver({ text: "t" });
+    early.send({ type: "planned", at: 0, plan: plan([{ id: "sub", subGoal: "summarize" }]) });
+    early.send({
+      type: "childGoalFinished",
+      stepId: "sub",
+      attempt: 1,
+      childGoalId: "c1",
+      status: GoalStatus.SUCCEEDED,
+      output: {},
+      at: 1,
+    });
+    expect(toStepStates(early.state)[0]).toMatchObject({
+      status: StepStatus.SUCCEEDED,
+      childGoalId: "c1",
+    });
     // Cancel propagates to running children.
     const e = new Driver({ text: "t" });
     e.send({ type: "planned", at: 0, plan: plan([{ id: "sub", subGoal: "summarize" }]) });

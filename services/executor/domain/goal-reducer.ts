@@ -90,6 +90,8 @@ export type GoalInput =
       type: "childGoalFinished";
       stepId: string;
       attempt: number;
+      /** The child: recorded on the step here if its start was not yet (the child was quicker). */
+      childGoalId?: string;
       status: GoalStatus;
       output?: JsonValue;
       error?: ErrorData;
@@ -883,6 +885,8 @@ class Tx {
     const step = this.state.steps[input.stepId];
     if (step?.spec.subGoal === undefined || step.status !== StepStatus.RUNNING) return;
     if (step.attempt !== input.attempt) return;
+    if (input.childGoalId && !step.childGoalId)
+      this.step(input.stepId).childGoalId = input.childGoalId;
     if (input.status === GoalStatus.SUCCEEDED) {
       this.succeedStep(input.stepId, input.at, input.output ?? null, [], false);
       return;

@@ -187,6 +187,39 @@ export function auditAppend(
   input: AuditEventInput,
   when = "true",
 ): { sql: string; params: unknown[] } {
+  const p = auditParts(input);
+  return {
+    sql: `audit_next as (
+         update audit_head set seq = seq + 1, prev_hash = hash,
+           hash = encode(sha256(convert_to(hash || ? || (seq + 1)::text || ?, 'UTF8')), 'hex')
+         where ${when}
+         returning seq, prev_hash, hash),
+       audit_row as (
+         insert into audit_events (seq, time, tenant_id, actor, action, resource, details, prev_hash, hash)
+         select seq, ?, ?, ?, ?, ?, ?::jsonb, prev_hash, hash from audit_next
+         returning *)`,
+    params: [p.before, p.after, p.time, p.tenantId, p.actor, p.action, p.resource, json(p.details)],
+  };
+}
+
+/**
+ * An event to append as `auditAppendMany` takes it: validated, timed, and the
+ * canonical text its hash covers split around the sequence the head assigns.
+ * @internal
+ */
+export interface AuditParts {
+  before: string;
+  after: string;
+  time: Date;
+  tenantId: string | null;
+  actor: string;
+  action: string;
+  resource: string;
+  details: JsonObject;
+}
+
+/** `input` validated and timed now, ready for the chain (see `AuditParts`). @internal */
+export function auditParts(input: AuditEventInput): AuditParts {
   const actor = requireText(input.actor, "audit actor", 512);
   const action = requireText(input.action, "audit action", 128);
   const resource = requireText(input.resource, "audit resource", 1024);
@@ -203,18 +236,51 @@ export function auditAppend(
   const at = body.lastIndexOf(',"seq":0,');
   const before = body.slice(0, at + ',"seq":'.length);
   const after = body.slice(at + ',"seq":0'.length);
+  return { before, after, time, tenantId, actor, action, resource, details };
+}
+
+/** `AuditParts` as one element of the JSON array `auditAppendMany` reads. @internal */
+export function auditPartsJson(p: AuditParts) {
   return {
-    sql: `audit_next as (
-         update audit_head set seq = seq + 1, prev_hash = hash,
-           hash = encode(sha256(convert_to(hash || ? || (seq + 1)::text || ?, 'UTF8')), 'hex')
-         where ${when}
-         returning seq, prev_hash, hash),
-       audit_row as (
-         insert into audit_events (seq, time, tenant_id, actor, action, resource, details, prev_hash, hash)
-         select seq, ?, ?, ?, ?, ?, ?::jsonb, prev_hash, hash from audit_next
-         returning *)`,
-    params: [before, after, time, tenantId, actor, action, resource, json(details)],
+    before: p.before,
+    after: p.after,
+    time: p.time.toISOString(),
+    tenant_id: p.tenantId,
+    actor: p.actor,
+    action: p.action,
+    resource: p.resource,
+    details: p.details,
   };
+}
+
+/**
+ * CTEs appending several events to the chain in one statement, in the order
+ * of `k` (1, 2, ... without gaps) of `items`, a relation of `auditPartsJson`
+ * columns plus `k`: `audit_base` locks the head (at its newest version, so
+ * it waits for an append in flight), `audit_chain` hashes each row on its
+ * predecessor (a recursive CTE: the statement's `with` must be
+ * `with recursive`), `audit_next` moves the head to the last row and
+ * `audit_rows` inserts the rows. With no items nothing is locked or written.
+ * @internal for repositories that audit a batch of their own writes
+ */
+export function auditAppendMany(items: string): string {
+  return `audit_base as (
+      select seq, hash from audit_head where exists (select 1 from ${items}) for update),
+    audit_chain as (
+      select 0::bigint as k, seq, null::text as prev_hash, hash from audit_base
+      union all
+      select c.k + 1, c.seq + 1, c.hash,
+        encode(sha256(convert_to(c.hash || i.before || (c.seq + 1)::text || i.after, 'UTF8')), 'hex')
+      from audit_chain c join ${items} i on i.k = c.k + 1),
+    audit_next as (
+      update audit_head h set seq = c.seq, prev_hash = c.prev_hash, hash = c.hash
+      from (select seq, prev_hash, hash from audit_chain where k > 0 order by k desc limit 1) c
+      returning h.seq),
+    audit_rows as (
+      insert into audit_events (seq, time, tenant_id, actor, action, resource, details, prev_hash, hash)
+      select c.seq, i.time, i.tenant_id, i.actor, i.action, i.resource, i.details, c.prev_hash, c.hash
+      from audit_chain c join ${items} i on i.k = c.k
+      returning *)`;
 }
 
 /** An agent registered, re-registered, deregistered or expired. */

@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
-import { type AuditEventInput, auditAppend } from "./audit-log.js";
+import { type AuditEventInput, auditAppendMany, auditParts, auditPartsJson } from "./audit-log.js";
 import {
   assignments,
   constraintOf,
@@ -27,6 +27,7 @@ import { GoalEntity } from "./entities.js";
 import { insertEvents, type NewGoalEvent } from "./goal-event-repository.js";
 import { openGoal, type PayloadCipher, sealEvents } from "./payload-cipher.js";
 import { payloadColumns } from "./payload-columns.js";
+import { insertPlannedOf, type SealedPlanned } from "./plan-repository.js";
 import {
   type ErrorRecord,
   type GoalRecord,
@@ -34,7 +35,7 @@ import {
   goalStatuses,
   terminalGoalStatuses,
 } from "./records.js";
-import { errorCode } from "./store-error.js";
+import { errorCode, isUnavailable } from "./store-error.js";
 
 export interface NewGoal {
   /** Default: a random UUID. */
@@ -61,6 +62,36 @@ export interface NewGoal {
   submitterRoles?: string[];
   /** Default PENDING. */
   status?: GoalStatusName;
+  /**
+   * The state a goal is created in when the transition that creates it also
+   * planned (or ended) it: its plan and strategy, its output or error, when it
+   * finished. Default none.
+   */
+  planId?: string;
+  strategy?: string;
+  output?: JsonValue;
+  error?: ErrorRecord;
+  finishedAt?: Date;
+}
+
+/**
+ * A goal ready to be created: validated, its payloads sealed, with its first
+ * events, its plan (if created planned) and its audit record. From
+ * `GoalRepository.prepare`; created by `GoalRepository.create` or, with
+ * others of any tenant in one statement, by `StoreTransaction.createGoals`.
+ */
+export interface GoalCreation {
+  readonly tenantId: string;
+  readonly id: string;
+  readonly idempotencyKey: string | null;
+  /** @internal the goal's item of the creation statement. */
+  readonly item: Record<string, unknown>;
+}
+
+/** What creating a goal did: created it, or found the goal with its idempotency key. */
+export interface GoalCreated {
+  goal: GoalRecord;
+  created: boolean;
 }
 
 /** Fields an update may change; undefined leaves a field alone, null clears it. */
@@ -171,72 +202,82 @@ export class GoalRepository {
   /**
    * Creates a goal, or returns the existing one with the same idempotency key
    * (`created: false`). `events` become the new goal's first events (sequence
-   * 1, 2, ...) and `audit` is appended to the audit log, in the same statement
-   * and only when the goal is created.
+   * 1, 2, ...), `planned` (sealed by `PlanRepository.sealPlanned`) its plan,
+   * steps and attempts, and `audit` is appended to the audit log, in the same
+   * statement and only when the goal is created.
    */
   async create(
     input: NewGoal,
     events: readonly NewGoalEvent[] = [],
     audit?: AuditEventInput,
-  ): Promise<{ goal: GoalRecord; created: boolean }> {
+    planned?: SealedPlanned,
+  ): Promise<GoalCreated> {
+    const [out] = await createGoals(this.db, this.cipher, [
+      await this.prepare(input, events, audit, planned),
+    ]);
+    if (out instanceof Error) throw out;
+    return out!;
+  }
+
+  /**
+   * A goal to create (see `create`), validated and sealed; NOT_FOUND when its
+   * parent goal does not exist.
+   */
+  async prepare(
+    input: NewGoal,
+    events: readonly NewGoalEvent[] = [],
+    audit?: AuditEventInput,
+    planned?: SealedPlanned,
+  ): Promise<GoalCreation> {
     const goal = validateNewGoal(input);
     const key = input.idempotencyKey || null;
     if (input.parentGoalId) await this.get(input.parentGoalId);
-    const storedInput = await this.cipher.sealPayload(
-      this.tenantId,
-      payloadColumns.goalInput,
-      goal.input,
-    );
-    const storedEvents = await sealEvents(this.cipher, this.tenantId, events);
-    const insert = `insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
-           requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by, trace_span_id, last_event_seq, submitter_roles)
-         values (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?,
-                 (select array_agg(r) from jsonb_array_elements_text(?::jsonb) as r))
-         on conflict (tenant_id, idempotency_key) do nothing
-         returning *`;
-    const withEvents = storedEvents.length > 0 ? insertEvents("g", storedEvents) : undefined;
-    const withAudit = audit ? auditAppend(audit, "exists (select 1 from g)") : undefined;
-    const ctes = [
-      ...(withEvents ? [`e as (${withEvents.sql})`] : []),
-      ...(withAudit ? [withAudit.sql] : []),
-    ];
-    try {
-      const [row] = await this.db.mapped<GoalRecord>(
-        GoalEntity,
-        ctes.length > 0 ? `with g as (${insert}), ${ctes.join(", ")} select * from g` : insert,
-        [
-          goal.id,
-          this.tenantId,
-          goal.kind,
-          json(storedInput),
-          key,
-          goal.priority,
-          input.deadline ?? null,
-          goal.status,
-          input.requestedStrategy || null,
-          input.parentGoalId || null,
-          input.parentStepId || null,
-          json(goal.labels),
-          input.traceId || null,
-          input.submittedBy || null,
-          input.traceSpanId || null,
-          storedEvents.length,
-          // As JSON: inside a transaction the driver would spread an array into a list.
-          input.submitterRoles?.length ? JSON.stringify(input.submitterRoles) : null,
-          ...(withEvents?.params ?? []),
-          ...(withAudit?.params ?? []),
-        ],
-      );
-      if (row) return { goal: await openGoal(this.cipher, row), created: true };
-    } catch (err) {
-      throw this.#createError(err);
-    }
-    const existing = key === null ? undefined : await this.findByIdempotencyKey(key);
-    if (!existing) {
-      // The conflicting insert rolled back between our insert and select: try again.
-      return this.create(input);
-    }
-    return { goal: existing, created: false };
+    const c = payloadColumns;
+    const [storedInput, storedEvents, output, error] = await Promise.all([
+      this.cipher.sealPayload(this.tenantId, c.goalInput, goal.input),
+      sealEvents(this.cipher, this.tenantId, events),
+      input.output === undefined
+        ? null
+        : this.cipher.sealPayload(this.tenantId, c.goalOutput, input.output),
+      input.error === undefined
+        ? null
+        : this.cipher.sealPayload(this.tenantId, c.goalError, input.error as unknown as JsonValue),
+    ]);
+    for (const e of storedEvents) requireText(e.type, "event type", 64);
+    return {
+      tenantId: this.tenantId,
+      id: goal.id,
+      idempotencyKey: key,
+      item: {
+        id: goal.id,
+        tenant_id: this.tenantId,
+        kind: goal.kind,
+        input: storedInput,
+        idempotency_key: key,
+        priority: goal.priority,
+        deadline: input.deadline?.toISOString() ?? null,
+        status: goal.status,
+        requested_strategy: input.requestedStrategy || null,
+        parent_goal_id: input.parentGoalId || null,
+        parent_step_id: input.parentStepId || null,
+        labels: goal.labels,
+        trace_id: input.traceId || null,
+        submitted_by: input.submittedBy || null,
+        trace_span_id: input.traceSpanId || null,
+        last_event_seq: storedEvents.length,
+        submitter_roles: input.submitterRoles?.length ? input.submitterRoles : null,
+        plan_id: input.planId || null,
+        strategy: input.strategy || null,
+        output,
+        error,
+        finished_at: input.finishedAt?.toISOString() ?? null,
+        events: storedEvents.map((e) => ({ type: e.type, data: e.data ?? null })),
+        plan: planned?.planRow ?? null,
+        steps: planned?.steps ?? [],
+        attempts: planned?.attempts ?? [],
+        audit: audit ? auditPartsJson(auditParts(audit)) : null,
+      },
+    };
   }
 
   /** The goal, or NOT_FOUND. */
@@ -426,19 +467,140 @@ export class GoalRepository {
       { details: { goalId: id, expectedVersion, actualVersion: current.version } },
     );
   }
+}
 
-  #createError(err: unknown): MeshError {
-    const constraint = constraintOf(isMeshError(err) ? err.cause : err);
-    if (constraint.includes("tenant_id_fkey")) {
-      return new MeshError(Code.NotFound, `tenant ${this.tenantId} not found`, { cause: err });
-    }
-    if (constraint === "goals_pkey") {
-      return new MeshError(Code.AlreadyExists, "a goal with this id already exists", {
-        cause: err,
+/** The columns of a goal's item in the creation statement (`GoalCreation.item`). */
+const creationColumns = `id text, tenant_id text, kind text, input jsonb, idempotency_key text,
+  priority int, deadline timestamptz, status text, requested_strategy text, parent_goal_id text,
+  parent_step_id text, labels jsonb, trace_id text, submitted_by text, trace_span_id text,
+  last_event_seq bigint, submitter_roles text[], plan_id text, strategy text, output jsonb,
+  error jsonb, finished_at timestamptz, events jsonb, plan jsonb, steps jsonb, attempts jsonb,
+  audit jsonb`;
+
+/**
+ * The statement creating goals (of any tenants) in one go: the goal rows
+ * (a repeated idempotency key inserts nothing), then, for the goals inserted
+ * only, their events, plans, steps and attempts, and their audit records,
+ * chained in the items' order.
+ */
+const createGoalsSql = `with recursive i as (
+    select * from jsonb_to_recordset(?::jsonb) as x(${creationColumns}, n int)),
+  g as (
+    insert into goals (id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
+      requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by,
+      trace_span_id, last_event_seq, submitter_roles, plan_id, strategy, output, error, finished_at)
+    select id, tenant_id, kind, input, idempotency_key, priority, deadline, status,
+      requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by,
+      trace_span_id, last_event_seq, submitter_roles, plan_id, strategy, output, error, finished_at
+    from i order by n
+    on conflict (tenant_id, idempotency_key) do nothing
+    returning *),
+  e as (
+    insert into goal_events (goal_id, sequence, tenant_id, type, data)
+    select g.id, t.k, g.tenant_id, t.ev->>'type', t.ev->'data'
+    from g join i on i.id = g.id and i.tenant_id = g.tenant_id,
+      jsonb_array_elements(i.events) with ordinality as t(ev, k)),
+  ${insertPlannedOf("g", "i")},
+  audit_items as (
+    select row_number() over (order by i.n) as k, a.*
+    from g join i on i.id = g.id and i.tenant_id = g.tenant_id,
+      jsonb_to_record(i.audit) as a(before text, after text, time timestamptz, tenant_id text,
+        actor text, action text, resource text, details jsonb)
+    where i.audit is not null),
+  ${auditAppendMany("audit_items")}
+  select * from g`;
+
+/** Most times a goal whose idempotency key conflicted with a write that then rolled back is tried again. */
+const maxCreationTries = 5;
+
+/**
+ * Creates goals of any tenants in one statement (see `GoalRepository.create`
+ * for one). Each goal's own outcome at its index: what creating it did, or
+ * its error. A repeated idempotency key (also twice in one call) creates
+ * nothing and answers the goal that has it. When the statement fails, each
+ * goal is created on its own, so one goal's failure (its tenant unknown, its
+ * parent gone) does not fail the others; the store away fails them all.
+ * @internal through `StoreTransaction.createGoals`
+ */
+export async function createGoals(
+  db: Db,
+  cipher: PayloadCipher,
+  creations: readonly GoalCreation[],
+): Promise<(GoalCreated | MeshError)[]> {
+  const out: (GoalCreated | MeshError | undefined)[] = creations.map(() => undefined);
+  let todo = creations.map((_, index) => index);
+  for (let attempt = 1; todo.length > 0; attempt++) {
+    let rows: GoalRecord[];
+    try {
+      rows = await db.mapped<GoalRecord>(GoalEntity, createGoalsSql, [
+        json(todo.map((index, n) => ({ ...creations[index]!.item, n }))),
+      ]);
+    } catch (err) {
+      const e = createError(err, creations[todo[0]!]!.tenantId);
+      if (todo.length === 1 || isUnavailable(e)) {
+        for (const index of todo)
+          out[index] = todo.length === 1 ? e : createError(err, creations[index]!.tenantId);
+        break;
+      }
+      // One goal may have failed them all: each on its own says which.
+      const alone = await Promise.all(
+        todo.map((index) => createGoals(db, cipher, [creations[index]!])),
+      );
+      todo.forEach((index, k) => {
+        out[index] = alone[k]![0];
       });
+      break;
     }
-    return err instanceof MeshError ? err : MeshError.from(err);
+    const created = new Map(rows.map((r) => [`${r.tenantId}/${r.id}`, r]));
+    const again: number[] = [];
+    await Promise.all(
+      todo.map(async (index) => {
+        const c = creations[index]!;
+        const row = created.get(`${c.tenantId}/${c.id}`);
+        try {
+          if (row) {
+            out[index] = { goal: await openGoal(cipher, row), created: true };
+            return;
+          }
+          const existing =
+            c.idempotencyKey === null
+              ? undefined
+              : await new GoalRepository(db, c.tenantId, cipher).findByIdempotencyKey(
+                  c.idempotencyKey,
+                );
+          if (existing) out[index] = { goal: existing, created: false };
+          // The conflicting insert rolled back between our insert and select: try again.
+          else if (attempt < maxCreationTries) again.push(index);
+          else
+            out[index] = new MeshError(
+              Code.Aborted,
+              `goal ${c.id}: its idempotency key kept conflicting with writes that rolled back`,
+              { retryable: true },
+            );
+        } catch (err) {
+          out[index] = MeshError.from(err);
+        }
+      }),
+    );
+    todo = again;
   }
+  return out as (GoalCreated | MeshError)[];
+}
+
+function createError(err: unknown, tenantId: string): MeshError {
+  const constraint = constraintOf(isMeshError(err) ? err.cause : err);
+  if (constraint.includes("tenant_id_fkey")) {
+    return new MeshError(Code.NotFound, `tenant ${tenantId} not found`, { cause: err });
+  }
+  if (constraint === "goals_pkey") {
+    return new MeshError(Code.AlreadyExists, "a goal with this id already exists", {
+      cause: err,
+    });
+  }
+  if (constraint.includes("parent_goal_id_fkey")) {
+    return new MeshError(Code.NotFound, "the parent goal was not found", { cause: err });
+  }
+  return err instanceof MeshError ? err : MeshError.from(err);
 }
 
 function checkStatus(status: string): void {

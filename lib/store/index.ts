@@ -36,7 +36,14 @@ export type { FlagScope } from "./feature-flag-repository.js";
 export { FeatureFlagRepository } from "./feature-flag-repository.js";
 export type { NewGoalEvent } from "./goal-event-repository.js";
 export { GoalEventRepository } from "./goal-event-repository.js";
-export type { GoalPage, GoalPatch, ListGoalsOptions, NewGoal } from "./goal-repository.js";
+export type {
+  GoalCreated,
+  GoalCreation,
+  GoalPage,
+  GoalPatch,
+  ListGoalsOptions,
+  NewGoal,
+} from "./goal-repository.js";
 export { GoalRepository } from "./goal-repository.js";
 export type {
   BatchOutcome,
@@ -55,6 +62,7 @@ export type {
   AttemptRowState,
   NewPlan,
   NewStep,
+  SealedPlanned,
   StepChange,
   StepRowState,
 } from "./plan-repository.js";

@@ -43,6 +43,17 @@ export interface NewPlan {
   spec: JsonObject;
 }
 
+/**
+ * A plan, its steps and their attempts validated and sealed (`sealPlanned`),
+ * as the JSON objects `insertPlannedOf` reads.
+ */
+export interface SealedPlanned {
+  plan: NewPlan;
+  planRow: Record<string, unknown>;
+  steps: Record<string, unknown>[];
+  attempts: Record<string, unknown>[];
+}
+
 /** A step's state as a transition leaves it; undefined fields take the defaults. */
 export interface StepRowState {
   /** Default PENDING. */
@@ -113,6 +124,37 @@ export class PlanRepository {
     steps: NewStep[],
     attempts: AttemptRowState[],
   ): Promise<ChainedWrites> {
+    const sealed = await this.sealPlanned(input, steps, attempts);
+    return {
+      sql: `plan_row as (
+           insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
+             parameters_version, rationale, collaborative, spec)
+           select ?, g.tenant_id, g.id, ?, ?, ?, ?, ?, ?, ?::jsonb from g
+           returning id, tenant_id, goal_id),
+         step_rows as (
+           ${insertSteps("plan_row")}
+           returning plan_id, step_id, tenant_id, goal_id)${
+             attempts.length > 0 ? `, attempt_rows as (${insertAttempts("step_rows")})` : ""
+           }`,
+      params: [
+        input.id,
+        ...planValues(sealed.plan),
+        json(sealed.steps),
+        ...(attempts.length > 0 ? [json(sealed.attempts)] : []),
+      ],
+    };
+  }
+
+  /**
+   * A goal's plan, its steps and their attempts (as the transition that
+   * plans it leaves them) validated and sealed, as the rows
+   * `insertPlannedOf` writes with a goal that is created planned.
+   */
+  async sealPlanned(
+    input: NewPlan,
+    steps: NewStep[],
+    attempts: AttemptRowState[],
+  ): Promise<SealedPlanned> {
     checkPlan(input, steps);
     const c = payloadColumns;
     const sealed: NewPlan = {
@@ -134,28 +176,27 @@ export class PlanRepository {
       })),
     );
     const sealedAttempts = await this.#sealAttempts(attempts);
+    const [goalKind, strategy, outputStep, parametersVersion, rationale, collaborative] =
+      planValues(sealed);
     return {
-      sql: `plan_row as (
-           insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
-             parameters_version, rationale, collaborative, spec)
-           select ?, g.tenant_id, g.id, ?, ?, ?, ?, ?, ?, ?::jsonb from g
-           returning id, tenant_id, goal_id),
-         step_rows as (
-           ${insertSteps("plan_row")}
-           returning plan_id, step_id, tenant_id, goal_id)${
-             attempts.length > 0 ? `, attempt_rows as (${insertAttempts("step_rows")})` : ""
-           }`,
-      params: [
-        input.id,
-        ...planValues(sealed),
-        stepsJson(sealedSteps, (s, position) => ({
-          position,
-          capability: s.capability ?? null,
-          depends_on: s.dependsOn ?? [],
-          spec: s.spec,
-        })),
-        ...(attempts.length > 0 ? [attemptsJson(sealedAttempts)] : []),
-      ],
+      plan: sealed,
+      planRow: {
+        id: input.id,
+        goal_kind: goalKind,
+        strategy,
+        output_step: outputStep,
+        parameters_version: parametersVersion,
+        rationale,
+        collaborative,
+        spec: sealed.spec,
+      },
+      steps: stepsRows(sealedSteps, (s, position) => ({
+        position,
+        capability: s.capability ?? null,
+        depends_on: s.dependsOn ?? [],
+        spec: s.spec,
+      })),
+      attempts: attemptsRows(sealedAttempts),
     };
   }
 
@@ -423,6 +464,47 @@ async function openError(
   return opened as unknown as ErrorRecord | null;
 }
 
+/**
+ * CTEs writing the plans of goals created in one statement (see
+ * `createGoals`): `plan_row`, `step_rows` and `attempt_rows` of every goal of
+ * `goals` (the inserted goal rows) whose item in `items` (joined on `id`)
+ * has a `plan` (`SealedPlanned.planRow`) with its `steps` and `attempts`.
+ * @internal
+ */
+export function insertPlannedOf(goals: string, items: string): string {
+  return `plan_row as (
+      insert into plans (id, tenant_id, goal_id, goal_kind, strategy, output_step,
+        parameters_version, rationale, collaborative, spec)
+      select p.id, g.tenant_id, g.id, p.goal_kind, p.strategy, p.output_step,
+        p.parameters_version, coalesce(p.rationale, ''), coalesce(p.collaborative, false), p.spec
+      from ${goals} g join ${items} i on i.id = g.id and i.tenant_id = g.tenant_id,
+        jsonb_to_record(i.plan) as p(id text, goal_kind text, strategy text, output_step text,
+          parameters_version text, rationale text, collaborative boolean, spec jsonb)
+      where i.plan is not null
+      returning id, tenant_id, goal_id),
+    step_rows as (
+      insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, depends_on,
+        spec, status, attempts, output, error, agent_ids, child_goal_id, next_attempt_at,
+        started_at, finished_at)
+      select p.id, x.step_id, p.tenant_id, p.goal_id, x.position, x.capability, x.depends_on,
+        coalesce(x.spec, '{}'::jsonb), x.status, x.attempts, x.output, x.error, x.agent_ids,
+        x.child_goal_id, x.next_attempt_at, x.started_at, x.finished_at
+      from plan_row p join ${items} i on i.id = p.goal_id and i.tenant_id = p.tenant_id,
+        jsonb_to_recordset(i.steps) as x(${stepRecordColumns},
+          position int, capability text, depends_on text[], spec jsonb)
+      returning plan_id, step_id, tenant_id, goal_id),
+    attempt_rows as (
+      insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt,
+        replica, outcome, agent_id, output, error, cost, started_at, finished_at)
+      select x.attempt_id, s.tenant_id, s.goal_id, s.plan_id, s.step_id, x.attempt, x.replica,
+        x.outcome, x.agent_id, x.output, x.error, x.cost,
+        coalesce(x.started_at, x.finished_at), x.finished_at
+      from step_rows s join ${items} i on i.id = s.goal_id and i.tenant_id = s.tenant_id,
+        jsonb_to_recordset(i.attempts) as x(${attemptRecordColumns})
+      where x.step_id = s.step_id
+      on conflict (attempt_id) do nothing)`;
+}
+
 function checkPlan(input: NewPlan, steps: readonly NewStep[]): void {
   requireText(input.id, "plan id", 128);
   requireText(input.goalId, "goal id");
@@ -477,21 +559,27 @@ function stepsJson<T extends StepRowState & { stepId: string }>(
   steps: readonly T[],
   more: (step: T, position: number) => Record<string, unknown>,
 ): string {
-  return json(
-    steps.map((s, position) => ({
-      step_id: s.stepId,
-      status: s.status ?? "PENDING",
-      attempts: s.attempts ?? 0,
-      output: s.output ?? null,
-      error: s.error ?? null,
-      agent_ids: s.agentIds ?? [],
-      child_goal_id: s.childGoalId ?? null,
-      next_attempt_at: s.nextAttemptAt?.toISOString() ?? null,
-      started_at: s.startedAt?.toISOString() ?? null,
-      finished_at: s.finishedAt?.toISOString() ?? null,
-      ...more(s, position),
-    })),
-  );
+  return json(stepsRows(steps, more));
+}
+
+/** The objects of `stepsJson`. */
+function stepsRows<T extends StepRowState & { stepId: string }>(
+  steps: readonly T[],
+  more: (step: T, position: number) => Record<string, unknown>,
+): Record<string, unknown>[] {
+  return steps.map((s, position) => ({
+    step_id: s.stepId,
+    status: s.status ?? "PENDING",
+    attempts: s.attempts ?? 0,
+    output: s.output ?? null,
+    error: s.error ?? null,
+    agent_ids: s.agentIds ?? [],
+    child_goal_id: s.childGoalId ?? null,
+    next_attempt_at: s.nextAttemptAt?.toISOString() ?? null,
+    started_at: s.startedAt?.toISOString() ?? null,
+    finished_at: s.finishedAt?.toISOString() ?? null,
+    ...more(s, position),
+  }));
 }
 
 /** The `jsonb_to_recordset` columns of `attemptsJson`. */
@@ -512,27 +600,30 @@ function insertAttempts(steps: string): string {
 }
 
 function attemptsJson(attempts: readonly AttemptRowState[]): string {
+  return json(attemptsRows(attempts));
+}
+
+/** The objects of `attemptsJson`. */
+function attemptsRows(attempts: readonly AttemptRowState[]): Record<string, unknown>[] {
   for (const a of attempts) {
     requireText(a.attemptId, "attempt id");
     if (!Number.isInteger(a.attempt) || a.attempt < 1) {
       throw new MeshError(Code.InvalidArgument, "attempt must be an integer from 1");
     }
   }
-  return json(
-    attempts.map((a) => ({
-      attempt_id: a.attemptId,
-      step_id: a.stepId,
-      attempt: a.attempt,
-      replica: a.replica ?? 0,
-      outcome: a.outcome ?? "DISPATCHED",
-      agent_id: a.agentId || null,
-      output: a.output ?? null,
-      error: a.error ?? null,
-      cost: a.cost ?? null,
-      started_at: a.startedAt?.toISOString() ?? null,
-      finished_at: a.finishedAt?.toISOString() ?? null,
-    })),
-  );
+  return attempts.map((a) => ({
+    attempt_id: a.attemptId,
+    step_id: a.stepId,
+    attempt: a.attempt,
+    replica: a.replica ?? 0,
+    outcome: a.outcome ?? "DISPATCHED",
+    agent_id: a.agentId || null,
+    output: a.output ?? null,
+    error: a.error ?? null,
+    cost: a.cost ?? null,
+    started_at: a.startedAt?.toISOString() ?? null,
+    finished_at: a.finishedAt?.toISOString() ?? null,
+  }));
 }
 
 function checkStepStatus(status: string): void {

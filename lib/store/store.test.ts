@@ -5,6 +5,7 @@ import { newApiKey, parseApiKey, verifyApiKeySecret } from "./api-key-secret.js"
 import { entities } from "./entities.js";
 import { migrationNames } from "./migrations/index.js";
 import type { Store } from "./store.js";
+import { storeCounts } from "./store-metrics.js";
 import { openTestStore, type TestStore } from "./testing.js";
 
 const pg = await needPostgres();
@@ -437,6 +438,99 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
       // 8 plain appends (i % 3 = 0); 16 creates over 8 distinct keys: 8 goals audited.
       const verdict = await store.audit.verify();
       expect(verdict).toMatchObject({ ok: true, rows: before + 8 + 8 });
+    });
+  });
+
+  describe("goals created together (group commit)", () => {
+    const audit = (tenantId: string, id: string) => ({
+      actor: `${tenantId}/alice`,
+      action: "goal.submitted",
+      resource: `goal/${id}`,
+      tenantId,
+      details: { id },
+    });
+    const prepare = (tenantId: string, id: string, key?: string) =>
+      store.tenant(tenantId).goals.prepare(
+        { id, kind: "together", ...(key ? { idempotencyKey: key } : {}) },
+        [
+          { type: "submitted", data: { id } },
+          { type: "planned", data: { id, n: 2 } },
+        ],
+        audit(tenantId, id),
+      );
+
+    it("creates goals of several tenants in one statement; a repeated key creates nothing", async () => {
+      const old = await store
+        .tenant("acme")
+        .goals.create({ kind: "together", idempotencyKey: "t-old" });
+      const rows = (await store.audit.verify()).rows;
+      const creations = await Promise.all([
+        prepare("acme", "t1"),
+        prepare("beta", "t2"),
+        prepare("acme", "t3", "t-old"),
+        prepare("acme", "t4", "t-new"),
+        prepare("acme", "t5", "t-new"),
+        prepare("beta", "t6", "t-new"),
+      ]);
+      const before = storeCounts.statements;
+      const out = await store.createGoals(creations);
+      // One statement, and one lookup for each goal whose key was taken.
+      expect(storeCounts.statements - before).toBe(1 + 2);
+      expect(out.map((o) => (o instanceof Error ? o.code : [o.goal.id, o.created]))).toEqual([
+        ["t1", true],
+        ["t2", true],
+        [old.goal.id, false],
+        ["t4", true],
+        ["t4", false],
+        ["t6", true],
+      ]);
+      for (const [tenantId, id] of [
+        ["acme", "t1"],
+        ["beta", "t2"],
+        ["acme", "t4"],
+        ["beta", "t6"],
+      ] as const) {
+        const events = await store.tenant(tenantId).events.list(id);
+        expect(events.map((e) => [e.sequence, e.type, e.data])).toEqual([
+          [1, "submitted", { id }],
+          [2, "planned", { id, n: 2 }],
+        ]);
+        expect((await store.tenant(tenantId).goals.get(id)).lastEventSeq).toBe(2);
+      }
+      expect(await store.tenant("acme").events.list("t3")).toEqual([]);
+      expect(await store.tenant("acme").events.list("t5")).toEqual([]);
+      // Audited in the items' order, only the goals created.
+      const audited = await store.audit.list({ afterSeq: (await store.audit.head()).seq - 4 });
+      expect(audited.map((a) => a.resource)).toEqual(["goal/t1", "goal/t2", "goal/t4", "goal/t6"]);
+      expect(await store.audit.verify()).toMatchObject({ ok: true, rows: rows + 4 });
+    });
+
+    it("fails only the goal whose own write fails", async () => {
+      await store.tenant("acme").goals.create({ id: "taken", kind: "together" });
+      const out = await store.createGoals(
+        await Promise.all([prepare("acme", "f1"), prepare("acme", "taken"), prepare("beta", "f2")]),
+      );
+      expect(out.map((o) => (o instanceof Error ? o.code : o.created))).toEqual([
+        true,
+        Code.AlreadyExists,
+        true,
+      ]);
+      expect(await store.tenant("acme").events.list("taken")).toEqual([]);
+      expect((await store.audit.verify()).ok).toBe(true);
+    });
+
+    it("keeps one valid audit chain under concurrent batches and appends", async () => {
+      const rows = (await store.audit.verify()).rows;
+      await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          if (i % 3 === 0) return store.audit.append(audit("acme", `c${i}`));
+          const batch = await Promise.all(
+            Array.from({ length: 5 }, (_, j) => prepare(j % 2 ? "acme" : "beta", `c${i}-${j}`)),
+          );
+          return store.createGoals(batch);
+        }),
+      );
+      expect(await store.audit.verify()).toMatchObject({ ok: true, rows: rows + 4 + 8 * 5 });
     });
   });
 

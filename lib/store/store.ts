@@ -38,7 +38,12 @@ import { entities } from "./entities.js";
 import { ExperienceRepository } from "./experience-repository.js";
 import { FeatureFlagRepository } from "./feature-flag-repository.js";
 import { GoalEventRepository } from "./goal-event-repository.js";
-import { GoalRepository } from "./goal-repository.js";
+import {
+  createGoals,
+  type GoalCreated,
+  type GoalCreation,
+  GoalRepository,
+} from "./goal-repository.js";
 import { LearningRepository } from "./learning-repository.js";
 import { loadMigrations, migrationNames } from "./migrations/index.js";
 import { createNotifyChannel } from "./notify-channel.js";
@@ -114,6 +119,11 @@ export interface StoreTransaction {
   readonly audit: AuditLog;
   readonly buckets: RateBucketRepository;
   readonly streams: StreamLeaseRepository;
+  /**
+   * Creates goals of any tenants (each from `tenant(t).goals.prepare`) in one
+   * statement; each goal's outcome, or its own error, at its index.
+   */
+  createGoals(creations: readonly GoalCreation[]): Promise<(GoalCreated | MeshError)[]>;
 }
 
 /** What `Store.watchTenantKeys` tells. */
@@ -277,6 +287,7 @@ export class Store implements StoreTransaction {
     this.buckets = parts.buckets;
     this.streams = parts.streams;
     this.tenant = parts.tenant;
+    this.createGoals = parts.createGoals;
     const url = new URL(String(options.clientUrl));
     if (url.password) url.password = "*****";
     this.location = `${url.toString()}${open.schema ? ` (schema ${open.schema})` : ""}${embedded ? " [embedded]" : ""}`;
@@ -287,6 +298,8 @@ export class Store implements StoreTransaction {
    * malformed; an unknown tenant surfaces as NOT_FOUND from the first write.
    */
   readonly tenant: (tenantId: string) => TenantStore;
+
+  readonly createGoals: StoreTransaction["createGoals"];
 
   /**
    * Runs `fn` in one transaction and commits when it resolves (rolls back
@@ -433,5 +446,6 @@ function bind(
     audit: new AuditLog(db),
     buckets: new RateBucketRepository(db),
     streams: new StreamLeaseRepository(db),
+    createGoals: (creations) => createGoals(db, cipher, creations),
   };
 }

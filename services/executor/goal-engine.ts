@@ -22,9 +22,8 @@
  * const { loaded, created } = await engine.submit({ tenantId, kind, input, actor });
  */
 import { randomUUID } from "node:crypto";
-import { clone, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { clone, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
-import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { type StepJob, StepJobSchema, type StepResult } from "../../gen/agentmesh/v1/jobs_pb.js";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import type { Plan, PlannerService } from "../../gen/agentmesh/v1/planner_pb.js";
@@ -36,6 +35,8 @@ import type { Logger } from "../../lib/log/logger.js";
 import { decisionContext } from "../../lib/plan/decision-context.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
+import type { GoalCreated, GoalCreation } from "../../lib/store/goal-repository.js";
+import { GroupCommit } from "../../lib/store/group-commit.js";
 import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
 import { untilStored } from "../../lib/store/until-stored.js";
@@ -68,10 +69,11 @@ import {
 import { DueTicker } from "./due-ticker.js";
 import {
   commitTransition,
+  createdGoal,
   type DueTimes,
   defaultDueTimes,
   defaultGoalDeadlineMs,
-  goalStateOf,
+  goalCreation,
   type LoadedGoal,
   loadGoal,
   loadGoals,
@@ -233,6 +235,8 @@ export class GoalEngine implements GoalOperations {
   readonly #defaultDeadlineMs: number;
   readonly #agentWaitMs: number;
   readonly #batcher: ResultBatcher;
+  /** Goal creations waiting together, written in one statement (group commit). */
+  readonly #creations: GroupCommit<GoalCreation, GoalCreated>;
   readonly #ticker: DueTicker;
   readonly #children: ChildGoals;
   readonly #dispatchPolicy: DispatchPolicy | undefined;
@@ -258,7 +262,14 @@ export class GoalEngine implements GoalOperations {
    */
   readonly #recent = new Map<string, LoadedGoal>();
   /** What this replica did, for tests and load checks; `resultBatches`: results applied together. */
-  readonly stats = { resultsApplied: 0, transitions: 0, ticks: 0, resultBatches: 0 };
+  readonly stats = {
+    resultsApplied: 0,
+    transitions: 0,
+    ticks: 0,
+    resultBatches: 0,
+    /** Statements that created more than one goal. */
+    creationBatches: 0,
+  };
 
   constructor(deps: GoalEngineDeps) {
     const o = deps.options ?? {};
@@ -287,6 +298,14 @@ export class GoalEngine implements GoalOperations {
       loadGoals: (tenantId, ids) => loadGoals(this.#store.tenant(tenantId), ids),
       stats: this.stats,
     });
+    this.#creations = new GroupCommit<GoalCreation, GoalCreated>(
+      (batch) => this.#store.createGoals(batch),
+      {
+        onBatch: (size) => {
+          if (size > 1) this.stats.creationBatches++;
+        },
+      },
+    );
     this.#ticker = new DueTicker({
       store: this.#store,
       owner: this.#owner,
@@ -440,65 +459,69 @@ export class GoalEngine implements GoalOperations {
         ? { traceparent: `00-${req.traceId}-${req.traceSpanId}-01` }
         : {}),
     });
-    // One statement: the goal, its first events and its audit record, or (a
-    // repeated idempotency key) nothing but the existing goal.
-    const created = await this.#tenants.createWithin(req.tenantId, limits, (tx) =>
-      tx.tenant(req.tenantId).goals.create(
-        {
-          id: goalId,
-          kind: req.kind,
-          input: req.input,
-          priority: req.priority ?? 0,
-          deadline: new Date(deadlineMs),
-          ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
-          ...(req.labels ? { labels: req.labels } : {}),
-          ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
+    // A goal whose plan is known is created planned: its state after the
+    // `planned` transition too, with both transitions' events and commands.
+    const planned = planning.plan
+      ? reduceGoal(init.state, { type: "planned", plan: planning.plan, at: now })
+      : undefined;
+    const next = planned?.state ?? init.state;
+    const commands = [...init.commands, ...(planned?.commands ?? [])];
+    const creation = await goalCreation(
+      tenant,
+      {
+        id: goalId,
+        kind: req.kind,
+        input: req.input,
+        priority: req.priority ?? 0,
+        deadline: new Date(deadlineMs),
+        ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+        ...(req.labels ? { labels: req.labels } : {}),
+        ...(req.strategy ? { requestedStrategy: req.strategy } : {}),
+        ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
+        ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
+        ...(req.traceId ? { traceId: req.traceId } : {}),
+        ...(req.traceSpanId ? { traceSpanId: req.traceSpanId } : {}),
+        ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
+        ...(req.submitterRoles?.length ? { submitterRoles: req.submitterRoles } : {}),
+      },
+      next,
+      commands,
+      goalSubmittedEvent({
+        actor: req.actor,
+        tenantId: req.tenantId,
+        goalId,
+        kind: req.kind,
+        details: {
           ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-          ...(req.parentStepId ? { parentStepId: req.parentStepId } : {}),
-          ...(req.traceId ? { traceId: req.traceId } : {}),
-          ...(req.traceSpanId ? { traceSpanId: req.traceSpanId } : {}),
-          ...(req.submittedBy ? { submittedBy: req.submittedBy } : {}),
-          ...(req.submitterRoles?.length ? { submitterRoles: req.submitterRoles } : {}),
+          idempotent: Boolean(req.idempotencyKey),
         },
-        init.commands.flatMap((c) =>
-          c.type === "emitEvent"
-            ? [{ type: c.event.kind.case ?? "unknown", data: eventJson(c) }]
-            : [],
-        ),
-        goalSubmittedEvent({
-          actor: req.actor,
-          tenantId: req.tenantId,
-          goalId,
-          kind: req.kind,
-          details: {
-            ...(req.parentGoalId ? { parentGoalId: req.parentGoalId } : {}),
-            idempotent: Boolean(req.idempotencyKey),
-          },
-        }),
-      ),
+      }),
+      now,
+      this.#due,
     );
+    // One statement: the goal, its events, plan, steps, attempts and audit record,
+    // or (a repeated idempotency key) nothing but the existing goal. Creations
+    // waiting together share it, unless the tenant's in-flight limit needs its lock.
+    const created =
+      (limits?.maxConcurrentGoals ?? 0) > 0
+        ? await this.#tenants.createWithin(req.tenantId, limits, async (tx) => {
+            const [out] = await tx.createGoals([creation]);
+            if (out instanceof Error) throw out;
+            return out!;
+          })
+        : await this.#creations.add(creation);
     if (!created.created) {
       return { loaded: await loadGoal(tenant, created.goal.id), created: false };
     }
-    await this.#run(init.state, init.commands, undefined);
     // The row just written is the goal as stored: go on from it without loading it again.
-    const fresh: LoadedGoal = {
-      goal: created.goal,
-      state: goalStateOf(created.goal),
-      stepVersions: new Map(),
-      plan: undefined,
-    };
-    if (planning.plan) {
-      const plan = planning.plan;
-      const { after } = await this.apply(
-        req.tenantId,
-        goalId,
-        (_s, at) => [{ type: "planned", plan, at }],
-        fresh,
-      );
-      return { loaded: after, created: true };
+    const after = createdGoal(created.goal, next, planning.plan);
+    if (planned) {
+      this.stats.transitions++;
+      this.#remember(req.tenantId, after);
     }
-    return { loaded: await this.#waitForAgents(fresh, planning.missing), created: true };
+    await this.#run(after.state, commands, after);
+    if (planned) return { loaded: after, created: true };
+    return { loaded: await this.#waitForAgents(after, planning.missing!), created: true };
   }
 
   /**
@@ -1184,10 +1207,6 @@ function untakenJobs(state: GoalState, due: GoalInput[]): UntakenJob[] {
     }
   }
   return out;
-}
-
-function eventJson(c: Extract<GoalCommand, { type: "emitEvent" }>) {
-  return toJson(GoalEventSchema, c.event);
 }
 
 function jsonDetails(details: Record<string, unknown>): JsonObject {

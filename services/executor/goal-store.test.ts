@@ -3,22 +3,26 @@
  * Transitions of real goals (the reducer's) saved to PostgreSQL: each is one
  * statement, and a transition that raced another writer writes nothing.
  */
-import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
+import { GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { StepResultSchema, StepResultStatus } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { type Plan, PlanSchema, StepSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, isMeshError } from "../../lib/errors/mesh-error.js";
+import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
 import type { Store, TenantStore } from "../../lib/store/store.js";
 import { storeCounts } from "../../lib/store/store-metrics.js";
 import { openTestStore, type TestStore } from "../../lib/store/testing.js";
 import { needPostgres } from "../../lib/testing/infra.js";
-import { type GoalInput, reduceGoal } from "./domain/index.js";
+import { type GoalInput, initGoal, reduceGoal } from "./domain/index.js";
 import {
   commitTransition,
+  createdGoal,
   type DueTimes,
   defaultDueTimes,
+  goalCreation,
   goalStateOf,
   type LoadedGoal,
   loadGoal,
@@ -291,6 +295,100 @@ describe.skipIf(!pg)("goal store on PostgreSQL", () => {
       ],
       attempts: [{ id: `${failed.goal.id}:a:1:0`, outcome: "CANCELLED" }],
     });
+  });
+
+  /**
+   * A goal as `GoalEngine.submit` stores it, its plan known at `now`: created
+   * planned in one statement (`together`), or created and then planned.
+   */
+  async function submitted(
+    goalId: string,
+    steps: Parameters<typeof plan>[1],
+    now: number,
+    together: boolean,
+  ): Promise<LoadedGoal> {
+    const deadlineMs = now + 60_000;
+    const init = initGoal({ goalId, tenantId: "acme", kind: "k", createdAtMs: now, deadlineMs });
+    const planned = plan(`plan-${goalId}`, steps);
+    const goal = { id: goalId, kind: "k", deadline: new Date(deadlineMs) };
+    const audit = goalSubmittedEvent({ actor: "t", tenantId: "acme", goalId, kind: "k" });
+    if (!together) {
+      const events = init.commands.flatMap((c) =>
+        c.type === "emitEvent"
+          ? [{ type: c.event.kind.case!, data: toJson(GoalEventSchema, c.event) }]
+          : [],
+      );
+      const { goal: row } = await tenant.goals.create(goal, events, audit);
+      const loaded = {
+        goal: row,
+        state: goalStateOf(row),
+        stepVersions: new Map(),
+        plan: undefined,
+      };
+      const t = reduceGoal(loaded.state, { type: "planned", plan: planned, at: now });
+      return commitTransition(store, "acme", loaded, t.state, t.commands, now, dueNow);
+    }
+    const t = reduceGoal(init.state, { type: "planned", plan: planned, at: now });
+    const commands = [...init.commands, ...t.commands];
+    const creation = await goalCreation(tenant, goal, t.state, commands, audit, now, dueNow);
+    const before = storeCounts.statements;
+    const [out] = await store.createGoals([creation]);
+    expect(storeCounts.statements - before).toBe(1);
+    if (out instanceof Error) throw out;
+    expect(out!.created).toBe(true);
+    return createdGoal(out!.goal, t.state, planned);
+  }
+
+  /** Every row a goal has, but what differs between two goals stored alike (ids, write times). */
+  async function rowsOf(goalId: string) {
+    const em = store.orm.em.fork();
+    const q = async (sql: string) =>
+      JSON.parse(
+        JSON.stringify(await em.execute(sql, [goalId])).replaceAll(goalId, "G"),
+      ) as unknown[];
+    return {
+      goal: await q(
+        "select to_jsonb(g) - 'created_at' - 'updated_at' - 'version' as r from goals g where id = ?",
+      ),
+      events: await q("select type, data from goal_events where goal_id = ? order by sequence"),
+      plan: await q("select to_jsonb(p) - 'created_at' as r from plans p where goal_id = ?"),
+      steps: await q(
+        "select to_jsonb(s) - 'created_at' - 'updated_at' as r from steps s where goal_id = ? order by position",
+      ),
+      attempts: await q(
+        "select to_jsonb(a) - 'dispatched_at' - 'created_at' - 'updated_at' as r from step_attempts a where goal_id = ? order by attempt_id",
+      ),
+      audit: await q(
+        "select details, action, actor from audit_events where resource = 'goal/' || ? order by seq",
+      ),
+    };
+  }
+
+  it("creates a goal planned in one statement, stored as creating it and then planning it stores it", async () => {
+    for (const steps of [
+      [{ id: "a" }, { id: "b", dependsOn: ["a"], input: { t: "${steps.a.output}" } }],
+      [{ id: "a" }, { id: "b" }],
+      // A plan that fails at once: the goal is created FAILED, with its cancelled attempt.
+      [{ id: "a" }, { id: "b", input: { t: "${steps.a.output.x}" } }],
+    ]) {
+      const now = Date.now();
+      const apart = await submitted(`goal-${++n}`, steps, now, false);
+      const together = await submitted(`goal-${++n}`, steps, now, true);
+      const rows = await rowsOf(together.goal.id);
+      expect(rows).toEqual(await rowsOf(apart.goal.id));
+      expect([rows.goal, rows.plan, rows.steps, rows.audit].map((r) => r.length)).toEqual([
+        1,
+        1,
+        steps.length,
+        1,
+      ]);
+      expect(rows.events.length).toBeGreaterThanOrEqual(3);
+      await expectStoredAsSaved(together);
+      expect(together.state.sequence).toBe(apart.state.sequence);
+      // One version: the goal was written once.
+      expect([together.goal.version, apart.goal.version]).toEqual([1, 2]);
+    }
+    expect((await store.audit.verify()).ok).toBe(true);
   });
 
   /** Whether a goal update of this database waits for a row lock (polled up to 5 s). */

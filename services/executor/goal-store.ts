@@ -22,9 +22,11 @@ import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { type Plan, PlanSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
-import type { ChainedWrites } from "../../lib/store/goal-repository.js";
+import type { AuditEventInput } from "../../lib/store/audit-log.js";
+import type { ChainedWrites, GoalCreation, NewGoal } from "../../lib/store/goal-repository.js";
 import type {
   AttemptRowState,
+  NewPlan,
   NewStep,
   StepChange,
   StepRowState,
@@ -346,11 +348,7 @@ export async function commitTransition(
       ? { finishedAt: new Date(next.finishedAtMs) }
       : {}),
   };
-  const events = commands.flatMap((c) =>
-    c.type === "emitEvent"
-      ? [{ type: c.event.kind.case ?? "unknown", data: toJson(GoalEventSchema, c.event) }]
-      : [],
-  );
+  const events = eventsOf(commands);
   const versions = new Map(loaded.stepVersions);
   const planning = next.plan !== undefined && before.plan === undefined;
   let plan = loaded.plan;
@@ -385,6 +383,17 @@ function plannedWrites(
   now: number,
   due: DueTimes,
 ): Promise<ChainedWrites> {
+  const rows = plannedRows(next, plan, now, due);
+  return tenant.plans.plannedWrites(rows.plan, rows.steps, rows.attempts);
+}
+
+/** The plan row, steps and attempts of `next`, a goal planned with `plan`, as the store takes them. */
+function plannedRows(
+  next: GoalState,
+  plan: Plan,
+  now: number,
+  due: DueTimes,
+): { plan: NewPlan; steps: NewStep[]; attempts: AttemptRowState[] } {
   const steps: NewStep[] = plan.steps.map((s) => ({
     stepId: s.stepId,
     capability: s.capability || null,
@@ -394,8 +403,8 @@ function plannedWrites(
   const attempts = plan.steps.flatMap((s) =>
     next.steps[s.stepId]!.attempts.map((a) => attemptRow(s.stepId, a, now)),
   );
-  return tenant.plans.plannedWrites(
-    {
+  return {
+    plan: {
       id: next.plan!.planId,
       goalId: next.goalId,
       goalKind: next.kind,
@@ -408,6 +417,58 @@ function plannedWrites(
     },
     steps,
     attempts,
+  };
+}
+
+/**
+ * A new goal to create in the state `next` its first transitions leave it in
+ * (`initGoal`'s, and the `planned` one when its plan is known at submission),
+ * with every event of `commands`, its plan, steps and attempts, and `audit`:
+ * one statement stores what creating it and then committing the planned
+ * transition would have (see `createdGoal`).
+ */
+export async function goalCreation(
+  tenant: TenantStore,
+  goal: NewGoal,
+  next: GoalState,
+  commands: readonly GoalCommand[],
+  audit: AuditEventInput,
+  now: number,
+  due: DueTimes = defaultDueTimes,
+): Promise<GoalCreation> {
+  const plan = next.plan ? plannedPlan(commands) : undefined;
+  if (next.plan && plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
+  const rows = plan ? plannedRows(next, plan, now, due) : undefined;
+  return tenant.goals.prepare(
+    {
+      ...goal,
+      status: GoalStatus[next.status] as GoalStatusName,
+      ...(next.plan ? { planId: next.plan.planId, strategy: next.plan.strategy } : {}),
+      ...(next.output !== undefined ? { output: next.output } : {}),
+      ...(next.error ? { error: errorRecord(next.error)! } : {}),
+      ...(next.finishedAtMs !== undefined ? { finishedAt: new Date(next.finishedAtMs) } : {}),
+    },
+    eventsOf(commands),
+    audit,
+    rows && (await tenant.plans.sealPlanned(rows.plan, rows.steps, rows.attempts)),
+  );
+}
+
+/** A goal `goalCreation` created, as loaded: the row as stored, its state `next` and its plan. */
+export function createdGoal(goal: GoalRecord, next: GoalState, plan: Plan | undefined): LoadedGoal {
+  const state = { ...next, createdAtMs: goal.createdAt.getTime() };
+  if (plan && next.plan) {
+    rememberPlan(`${goal.tenantId}/${next.plan.planId}`, { plan, summary: next.plan });
+  }
+  return { goal, state, stepVersions: new Map(next.stepOrder.map((id) => [id, 1])), plan };
+}
+
+/** The events a transition's commands emit, as stored. */
+function eventsOf(commands: readonly GoalCommand[]) {
+  return commands.flatMap((c) =>
+    c.type === "emitEvent"
+      ? [{ type: c.event.kind.case ?? "unknown", data: toJson(GoalEventSchema, c.event) }]
+      : [],
   );
 }
 

@@ -42,9 +42,13 @@ export class WorkQueue {
   /**
    * Claims goals in the given statuses (default PENDING) without a current
    * lease, highest priority then oldest first. Each claimed goal's version is
-   * incremented.
+   * incremented. `createdBefore`: only goals created before it (the goals a
+   * submission is still saving are left alone: a claim would make its write
+   * fail with ABORTED and load the goal again).
    */
-  async claimGoals(options: ClaimOptions & { statuses?: GoalStatusName[] }): Promise<GoalRecord[]> {
+  async claimGoals(
+    options: ClaimOptions & { statuses?: GoalStatusName[]; createdBefore?: Date },
+  ): Promise<GoalRecord[]> {
     const { owner, leaseMs, limit } = claimArgs(options);
     const rows = await this.db.mapped<GoalRecord>(
       GoalEntity,
@@ -53,11 +57,18 @@ export class WorkQueue {
        where id in (
          select id from goals
          where status = any(?::text[]) and (lease_expires_at is null or lease_expires_at < now())
+           and created_at < coalesce(?::timestamptz, 'infinity')
            and tenant_id not in (select id from tenants where erased_at is not null)
          order by priority desc, created_at
          limit ? for update skip locked)
        returning *`,
-      [owner, leaseMs, pgArray(options.statuses ?? ["PENDING"]), limit],
+      [
+        owner,
+        leaseMs,
+        pgArray(options.statuses ?? ["PENDING"]),
+        options.createdBefore ?? null,
+        limit,
+      ],
     );
     const opened = await Promise.all(rows.map((r) => openGoal(this.cipher, r)));
     return opened.sort(

@@ -142,6 +142,9 @@ export class DueTicker {
       statuses: ["PENDING", "PLANNING"],
       leaseMs: d.planGraceMs,
       limit: 20,
+      // A younger goal is still being planned by its SubmitGoal: claiming it (a new
+      // version) would make that call's write fail and load the goal again.
+      createdBefore: new Date(d.clock.now() - d.planGraceMs),
     });
     for (const g of goals) {
       if (d.clock.now() - g.createdAt.getTime() < d.planGraceMs) continue;

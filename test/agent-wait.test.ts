@@ -6,8 +6,10 @@
  *   waits (a `waitingForAgents` event), and runs once an agent offering it
  *   registers;
  * - a refusal (unknown kind, invalid input) stores nothing, and neither does
- *   a passing cause before acceptance (the planner away: UNAVAILABLE), so the
- *   same request with the same idempotency key goes through later;
+ *   a passing cause before acceptance (the planner away for a kind without a
+ *   playbook: UNAVAILABLE), so the same request with the same idempotency key
+ *   goes through later; a playbook's kind is planned in the executor, planner
+ *   or not (ADR-017);
  * - the wait is bounded (`AGENTMESH_EXECUTOR_AGENT_WAIT_MS`, the subject of
  *   its own mesh): then the goal fails with the planner's reason.
  */
@@ -228,12 +230,22 @@ describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing",
     expect(ok.created).toBe(true);
   });
 
-  it("with the planner away answers UNAVAILABLE and stores nothing", async () => {
+  it("with the planner away plans playbook goals itself; other kinds answer UNAVAILABLE and store nothing", async () => {
     const planner = mesh.components.find((c) => c.name === "planner")!;
     await planner.stop();
-    const request = {
+    // A playbook's kind is planned in the executor (ADR-017): the planner's absence costs nothing.
+    const { goal, created } = await mesh.executor.submitGoal({
       tenantId: mesh.tenantId,
       kind: "echo",
+      input: { message: "planned without the planner" },
+    });
+    expect(created).toBe(true);
+    const events = await watchToEnd(mesh.executor, mesh.tenantId, goal!.goalId, 30_000);
+    expect(eventsOf(events, "finished")[0]?.status).toBe(GoalStatus.SUCCEEDED);
+    // A kind without a playbook is the planner service's (its LLM planner): not accepted yet.
+    const request = {
+      tenantId: mesh.tenantId,
+      kind: "no-playbook-yet",
       input: { message: "later" },
       idempotencyKey: runId("away"),
     };
@@ -241,7 +253,7 @@ describe.skipIf(!pg || !nats)("agents away: goals wait, refusals store nothing",
     expect(err).toBeInstanceOf(MeshError);
     expect((err as MeshError).code).toBe(Code.Unavailable);
     expect((err as MeshError).retryable).toBe(true);
-    expect(await goalsWithKey(mesh, "echo", request.idempotencyKey)).toEqual([]);
+    expect(await goalsWithKey(mesh, request.kind, request.idempotencyKey)).toEqual([]);
   });
 });
 

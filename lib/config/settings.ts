@@ -783,6 +783,15 @@ export const settings = {
     ),
     "`120000`",
   ),
+  executorRemotePlanning: flag(
+    "AGENTMESH_EXECUTOR_REMOTE_PLANNING",
+    m(
+      "Executor",
+      ["executor"],
+      "plan every goal through the planner service's PlanGoal; by default the executor plans a goal whose kind has a playbook itself, with the planner's code (ADR-017), and asks the planner only for kinds without one (its LLM planner)",
+    ),
+    false,
+  ),
   executorRedispatchMs: positive(
     "AGENTMESH_EXECUTOR_REDISPATCH_MS",
     m("Executor", ["executor"], "how often dispatched steps without a report are checked"),

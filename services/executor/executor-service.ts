@@ -28,6 +28,7 @@ import {
   GoalSchema,
 } from "../../gen/agentmesh/v1/executor_pb.js";
 import type { JobBus } from "../../lib/bus/job-bus.js";
+import { settings } from "../../lib/config/settings.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import { parseSpiffeId } from "../../lib/identity/spiffe.js";
 import type { Logger } from "../../lib/log/logger.js";
@@ -41,9 +42,11 @@ import type { GoalStatusName } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
 import { checkTenantId } from "../../lib/store/tenant-repository.js";
 import { goalSli } from "../../lib/telemetry/slis.js";
+import { createGoalPlanner } from "../planner/goal-planner.js";
 import { type DispatchPolicy, dispatchPolicy } from "./dispatch-policy.js";
 import { purgeErasedTenantEvents } from "./erased-tenant-events.js";
 import { GoalEngine, type GoalEngineDeps, type GoalEngineOptions } from "./goal-engine.js";
+import { goalPlanning } from "./goal-planning.js";
 import { eventOf, loadGoal } from "./goal-store.js";
 import { goalMessage, goalWithSteps } from "./goal-wire.js";
 import { policyResultAuthority, resultsRefusedCounter } from "./result-authority.js";
@@ -68,12 +71,28 @@ export interface ExecutorServiceDeps {
 export interface ExecutorServiceOptions extends GoalEngineOptions {
   /** WatchGoal re-reads the store this often in case a live event was lost. Default 2 s. */
   watchPollMs?: number;
+  /**
+   * Plan every goal through the planner service's PlanGoal. Default false:
+   * a goal whose kind has a playbook is planned in this process (ADR-017).
+   */
+  remotePlanning?: boolean;
 }
 
 export function createExecutorService(
   deps: ExecutorServiceDeps,
 ): ServiceHandle<typeof ExecutorService> & { engine: GoalEngine } {
   const { store, bus, log } = deps;
+  // Playbook goals are planned here with the planner's code; other kinds ask the planner.
+  const planner = deps.options?.remotePlanning
+    ? undefined
+    : createGoalPlanner({
+        store,
+        log,
+        registry: deps.clients.registry,
+        learning: deps.clients.learning,
+        // The executor's pool carries every goal's writes: the LISTEN takes no connection of it.
+        listenOutsidePool: true,
+      });
   const engine = new GoalEngine({
     store,
     bus,
@@ -84,6 +103,12 @@ export function createExecutorService(
     ...(deps.resultBinding ? { resultBinding: deps.resultBinding } : {}),
     ...(deps.dispatchPolicy ? { dispatchPolicy: deps.dispatchPolicy } : {}),
     ...(deps.sli ? { sli: deps.sli } : {}),
+    planGoal: goalPlanning({
+      planner,
+      remote: deps.clients.planner,
+      log,
+      timeoutMs: deps.options?.planTimeoutMs ?? 10_000,
+    }),
   });
   const watchPollMs = deps.options?.watchPollMs ?? 2_000;
   const access = payloadAccess({
@@ -95,12 +120,15 @@ export function createExecutorService(
   return {
     engine,
     async start() {
+      // Before the engine: its ticker plans goals left unplanned.
+      await planner?.start();
       await engine.start();
       stopPurging = purgeErasedTenantEvents({ store, bus, log });
     },
     async stop() {
       stopPurging?.();
       await engine.stop();
+      await planner?.stop();
     },
     impl: {
       async submitGoal(req, ctx) {
@@ -314,7 +342,8 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
 /**
  * Tuning from the environment: `AGENTMESH_EXECUTOR_TICK_MS`,
  * `AGENTMESH_EXECUTOR_LEASE_MS`, `AGENTMESH_EXECUTOR_PLAN_GRACE_MS`,
- * `AGENTMESH_EXECUTOR_REDISPATCH_MS`, `AGENTMESH_EXECUTOR_AGENT_WAIT_MS`.
+ * `AGENTMESH_EXECUTOR_REDISPATCH_MS`, `AGENTMESH_EXECUTOR_AGENT_WAIT_MS`,
+ * `AGENTMESH_EXECUTOR_REMOTE_PLANNING`.
  */
 export function executorOptionsFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -334,6 +363,7 @@ export function executorOptionsFromEnv(
   if (agentWait) out.agentWaitMs = agentWait;
   const redispatch = n("AGENTMESH_EXECUTOR_REDISPATCH_MS");
   if (redispatch) out.due = { redispatchCheckMs: redispatch };
+  if (settings.executorRemotePlanning.read(env)) out.remotePlanning = true;
   return out;
 }
 

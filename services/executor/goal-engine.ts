@@ -67,6 +67,7 @@ import {
   reduceGoal,
 } from "./domain/index.js";
 import { DueTicker } from "./due-ticker.js";
+import { goalPlanning, type PlanGoal } from "./goal-planning.js";
 import {
   commitTransition,
   createdGoal,
@@ -124,6 +125,11 @@ export interface GoalEngineDeps {
   dispatchPolicy?: DispatchPolicy;
   /** Results bound to identity (see `result-authority.ts`); enforced when the bus is authenticated. */
   resultBinding?: ResultBinding;
+  /**
+   * How goals are planned (`goal-planning.ts`); default a PlanGoal call to
+   * `clients.planner` for every goal.
+   */
+  planGoal?: PlanGoal;
   /** Where finished goals are counted and timed (the SLIs); default nowhere. */
   sli?: GoalSli;
 }
@@ -230,7 +236,7 @@ export class GoalEngine implements GoalOperations {
   readonly #owner: string;
   readonly #clock: Clock;
   readonly #resultConcurrency: number;
-  readonly #planTimeoutMs: number;
+  readonly #planGoal: PlanGoal;
   readonly #due: DueTimes;
   readonly #defaultDeadlineMs: number;
   readonly #agentWaitMs: number;
@@ -281,7 +287,13 @@ export class GoalEngine implements GoalOperations {
     this.#owner = deps.instanceId;
     this.#clock = deps.clock ?? systemClock;
     this.#resultConcurrency = o.resultConcurrency ?? 16;
-    this.#planTimeoutMs = o.planTimeoutMs ?? 10_000;
+    this.#planGoal =
+      deps.planGoal ??
+      goalPlanning({
+        remote: deps.clients.planner,
+        log: deps.log,
+        timeoutMs: o.planTimeoutMs ?? 10_000,
+      });
     this.#due = { ...defaultDueTimes, ...o.due };
     this.#defaultDeadlineMs = o.defaultDeadlineMs ?? defaultGoalDeadlineMs;
     this.#agentWaitMs = o.agentWaitMs ?? defaultAgentWaitMs;
@@ -553,25 +565,11 @@ export class GoalEngine implements GoalOperations {
     }
   }
 
-  async #callPlanner(
+  #callPlanner(
     goalId: string,
     goal: { tenantId: string; kind: string; input: JsonObject; strategy: string },
   ): Promise<Plan> {
-    const res = await this.#clients.planner.planGoal(
-      {
-        goalId,
-        tenantId: goal.tenantId,
-        goalKind: goal.kind,
-        input: goal.input,
-        strategy: goal.strategy,
-      },
-      { timeoutMs: this.#planTimeoutMs },
-    );
-    const plan = res.plan;
-    if (plan === undefined || plan.steps.length === 0) {
-      throw new MeshError(Code.FailedPrecondition, "the planner returned an empty plan");
-    }
-    return plan;
+    return this.#planGoal({ goalId, ...goal });
   }
 
   /**

@@ -16,7 +16,6 @@
  * await planner.start(); // loads the built-in playbooks (fails on a broken file)
  * server.add(PlannerService, planner.impl);
  */
-import { randomUUID } from "node:crypto";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import type { LearningService } from "../../gen/agentmesh/v1/learning_pb.js";
 import {
@@ -27,7 +26,7 @@ import {
   type Playbook,
   PlaybookSchema,
 } from "../../gen/agentmesh/v1/planner_pb.js";
-import type { Agent, RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
+import type { RegistryService } from "../../gen/agentmesh/v1/registry_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { PolicyInput } from "../../lib/policy/input.js";
@@ -36,26 +35,13 @@ import type { Decision } from "../../lib/rpc/authorizer.js";
 import { preEncoded } from "../../lib/rpc/codec.js";
 import type { Client, HandlerContext, ServiceImpl } from "../../lib/rpc/index.js";
 import type { SecretStore } from "../../lib/secrets/secret-store.js";
-import { type AuditEventInput, createNotifyChannel, type Store } from "../../lib/store/index.js";
+import type { AuditEventInput, Store } from "../../lib/store/index.js";
 import { flagOff, tenantFlags } from "../../lib/tenancy/tenant-settings.js";
-import {
-  capabilityKindPrefix,
-  capabilityOfKind,
-  capabilityPlaybook,
-} from "./capability-playbook.js";
-import {
-  assertValidPlaybook,
-  explainPlan,
-  firstStrategyChooser,
-  type LlmPlanner,
-  planCapabilities,
-  planGoal,
-  type StrategyChooser,
-  withFallback,
-} from "./domain/index.js";
-import { learningChooser } from "./learning-chooser.js";
+import { capabilityKindPrefix, capabilityOfKind } from "./capability-playbook.js";
+import { assertValidPlaybook, explainPlan, type LlmPlanner } from "./domain/index.js";
+import { createGoalPlanner } from "./goal-planner.js";
 import { llmPlannerFromEnv } from "./llm-planner-http.js";
-import { createPlaybookCatalog, playbookToJson } from "./playbook-catalog.js";
+import { noPlaybook, playbookToJson } from "./playbook-catalog.js";
 import type { PlaybookPolicy } from "./playbook-policy.js";
 
 export interface PlannerServiceDeps {
@@ -91,6 +77,9 @@ export interface PlannerServiceDeps {
   payloadPolicy?: (input: PolicyInput) => Decision;
 }
 
+/** How long PutPlaybook and DeletePlaybook wait to hear their own change notification. */
+const changeHeardMs = 1000;
+
 export interface PlannerServiceHandle {
   impl: ServiceImpl<typeof PlannerService>;
   /** Loads the built-in playbooks (INVALID_ARGUMENT naming every broken file). */
@@ -100,15 +89,18 @@ export interface PlannerServiceHandle {
 
 export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHandle {
   const { store, log } = deps;
-  const clock = deps.clock ?? Date.now;
-  // Keeps the playbooks planning reads, dropped on every change (migration 0013's trigger).
-  const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
-  const catalog = createPlaybookCatalog({
+  const planner = createGoalPlanner({
     store,
+    log,
+    registry: deps.registry,
+    learning: deps.learning,
+    ...(deps.clock ? { clock: deps.clock } : {}),
     playbookDir: deps.playbookDir,
-    clock,
-    changes,
+    chooseTimeoutMs: deps.chooseTimeoutMs,
+    registryTimeoutMs: deps.registryTimeoutMs,
+    agentsCacheMs: deps.agentsCacheMs,
   });
+  const { catalog, changes } = planner;
   // A cached list answers ListPlaybooks many times; its few KB of Structs are encoded once.
   const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
   const access = payloadAccess({
@@ -154,26 +146,16 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     goalKind: string;
     input?: JsonObject | undefined;
   }): Promise<Playbook> => {
-    const capability = capabilityOfKind(req.goalKind);
-    if (capability !== undefined) {
-      const agents = await findAgents(capability, 1).catch((err: unknown) => {
-        throw new MeshError(Code.Unavailable, "the registry is unavailable; cannot find agents", {
-          cause: err,
-        });
-      });
-      return capabilityPlaybook(req.tenantId, capability, agents, req.input);
-    }
-    try {
-      return await catalog.get(req.tenantId, req.goalKind);
-    } catch (err) {
-      if (!llm || !(err instanceof MeshError) || err.code !== Code.NotFound) throw err;
-      // A tenant may be switched off the LLM planner (AdminService UpdateTenant).
-      const flag = await store.flags.resolve(tenantFlags.llmPlanner, {
-        tenantId: req.tenantId,
-        goalKind: req.goalKind,
-      });
-      if (flagOff(flag?.value)) throw err;
-    }
+    const found = await planner.playbookFor(req);
+    if (found) return found;
+    const notFound = noPlaybook(req.goalKind);
+    if (!llm) throw notFound;
+    // A tenant may be switched off the LLM planner (AdminService UpdateTenant).
+    const flag = await store.flags.resolve(tenantFlags.llmPlanner, {
+      tenantId: req.tenantId,
+      goalKind: req.goalKind,
+    });
+    if (flagOff(flag?.value)) throw notFound;
     const strategy = await llm.propose({
       goalKind: req.goalKind,
       input: req.input,
@@ -191,70 +173,6 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     });
   };
 
-  // Planning asks the registry about the same few capabilities for every goal; at tens
-  // of goals a second that was the registry's whole load. An agent that left within the
-  // reuse time may still be planned with, as when it leaves just after planning: its
-  // step's attempt times out and is retried.
-  const agentsCacheMs = deps.agentsCacheMs ?? 1000;
-  const foundAgents = new Map<string, { until: number; agents: Agent[] }>();
-  // A burst of goals misses the cache together: they share the one lookup in
-  // flight instead of each sending its own (sixty at once overran the
-  // registry's deadline on a busy host and failed goals as UNAVAILABLE).
-  const lookups = new Map<string, Promise<Agent[]>>();
-  const findAgents = async (capability: string, limit: number): Promise<Agent[]> => {
-    const key = `${capability} ${limit}`;
-    const hit = foundAgents.get(key);
-    if (hit && hit.until > clock()) return hit.agents;
-    const inFlight = lookups.get(key);
-    if (inFlight) return inFlight;
-    const lookup = (async () => {
-      const res = await deps.registry.findAgents(
-        { capability, limit },
-        { timeoutMs: deps.registryTimeoutMs ?? 2000 },
-      );
-      if (res.agents.length > 0 && agentsCacheMs > 0) {
-        if (foundAgents.size >= 10_000) foundAgents.clear(); // bounded: capabilities are few
-        foundAgents.set(key, { until: clock() + agentsCacheMs, agents: res.agents });
-      } else foundAgents.delete(key);
-      return res.agents;
-    })().finally(() => lookups.delete(key));
-    lookups.set(key, lookup);
-    return lookup;
-  };
-
-  /** Live agents per capability needed by any strategy of the playbook (one FindAgents each). */
-  const liveAgents = async (playbook: Playbook, limit: number): Promise<Map<string, Agent[]>> => {
-    const capabilities = new Set(playbook.strategies.flatMap((s) => planCapabilities(s)));
-    const entries = await Promise.all(
-      [...capabilities].map(async (capability) => {
-        try {
-          return [capability, await findAgents(capability, limit)] as const;
-        } catch (err) {
-          // Without the registry nothing can be checked: say so, retryably.
-          throw new MeshError(
-            Code.Unavailable,
-            "the registry is unavailable; cannot check capabilities",
-            {
-              cause: err,
-            },
-          );
-        }
-      }),
-    );
-    return new Map(entries);
-  };
-
-  const chooserFor = (goalId: string, dryRun: boolean): StrategyChooser => {
-    if (!deps.learning) return firstStrategyChooser;
-    return withFallback(
-      learningChooser(deps.learning, { goalId, dryRun, timeoutMs: deps.chooseTimeoutMs }),
-      {
-        onFallback: (err) =>
-          log.warn({ err, goalId }, "learning unavailable; using the default strategy"),
-      },
-    );
-  };
-
   const plan = async (
     req: {
       goalId: string;
@@ -267,26 +185,39 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     agentLimit: number,
   ) => {
     if (!req.tenantId) throw new MeshError(Code.InvalidArgument, "tenant_id is required");
-    const playbook = await playbookFor(req);
-    const agents = await liveAgents(playbook, agentLimit);
-    const live = new Set([...agents].filter(([, a]) => a.length > 0).map(([c]) => c));
-    const result = await planGoal(
-      {
-        goalId: req.goalId,
-        tenantId: req.tenantId,
-        goalKind: req.goalKind,
-        input: req.input,
-        strategy: req.strategy,
+    return planner.plan(req, await playbookFor(req), { dryRun, agentLimit });
+  };
+
+  /**
+   * Waits until this replica hears the notification of a change it made to
+   * the tenant's playbooks (at most `changeHeardMs`; not at all while not
+   * listening). The same commit signalled every replica listening, among them
+   * the executors that plan playbook goals themselves (ADR-017): once this
+   * one has heard it, they have too unless their connection lags this one's,
+   * so a goal submitted after the answer plans with the new playbook.
+   */
+  const changeHeard = (tenantId: string) => {
+    let heard = () => {};
+    const done = new Promise<void>((resolve) => {
+      heard = resolve;
+    });
+    let off: (() => void) | undefined;
+    if (changes.listening()) {
+      off = changes.subscribe((e) => {
+        if (e.type === "resync" || e.payload === tenantId) heard();
+      });
+    } else heard();
+    return {
+      /** After the write: until heard, at most `changeHeardMs`. */
+      async wait() {
+        const timer = setTimeout(heard, changeHeardMs);
+        await done;
+        clearTimeout(timer);
+        off?.();
       },
-      {
-        playbook,
-        liveCapabilities: live,
-        chooser: chooserFor(req.goalId, dryRun),
-        newPlanId: randomUUID,
-        now: clock,
-      },
-    );
-    return { result, agents };
+      /** The write failed: nothing to hear. */
+      drop: () => off?.(),
+    };
   };
 
   const actor = (ctx: HandlerContext) =>
@@ -366,9 +297,14 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         );
       }
       deps.playbookPolicy?.(req.tenantId, playbook);
+      const heard = changeHeard(req.tenantId);
       const stored = await store
         .tenant(req.tenantId)
-        .playbooks.put(playbook.goalKind, playbookToJson(playbook));
+        .playbooks.put(playbook.goalKind, playbookToJson(playbook))
+        .catch((err: unknown) => {
+          heard.drop();
+          throw err;
+        });
       await audit({
         actor: actor(ctx),
         action: "playbook.put",
@@ -380,6 +316,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         },
       });
       catalog.forget(req.tenantId);
+      await heard.wait();
       playbook.version = stored.version;
       return { playbook };
     },
@@ -394,7 +331,11 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
           `playbook "${req.goalKind}" is global (a built-in file) and cannot be deleted`,
         );
       }
-      await repo.delete(req.goalKind);
+      const heard = changeHeard(req.tenantId);
+      await repo.delete(req.goalKind).catch((err: unknown) => {
+        heard.drop();
+        throw err;
+      });
       catalog.forget(req.tenantId);
       await audit({
         actor: actor(ctx),
@@ -402,23 +343,14 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         resource: `playbook/${req.tenantId}/${req.goalKind}`,
         tenantId: req.tenantId,
       });
+      await heard.wait();
       return {};
     },
   };
 
   return {
     impl,
-    async start() {
-      await catalog.load();
-      // Without the channel planning still works, reading the playbook every time.
-      await changes
-        .start()
-        .catch((err: unknown) =>
-          log.warn({ err }, "playbook changes not heard; reading playbooks on every plan"),
-        );
-    },
-    async stop() {
-      await changes.stop();
-    },
+    start: () => planner.start(),
+    stop: () => planner.stop(),
   };
 }

@@ -46,6 +46,8 @@ export interface PlaybookCatalog {
   globals(): Promise<ReadonlyMap<string, Playbook>>;
   /** The playbook the tenant sees for a kind, or NOT_FOUND (kept: do not modify). */
   get(tenantId: string, goalKind: string): Promise<Playbook>;
+  /** The playbook the tenant sees for a kind, or undefined (kept: do not modify). */
+  find(tenantId: string, goalKind: string): Promise<Playbook | undefined>;
   /** Every playbook the tenant sees, by goal kind (the same array while cached: do not modify). */
   list(tenantId: string): Promise<Playbook[]>;
   /** Drops what is kept of a tenant (after this replica changed one of its playbooks). */
@@ -122,21 +124,25 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     );
     return loaded;
   };
+  async function find(tenantId: string, goalKind: string): Promise<Playbook | undefined> {
+    if (!goalKind) throw new MeshError(Code.InvalidArgument, "goal_kind is required");
+    if (tenantId) {
+      const own = await ownPlaybook(tenantId, goalKind);
+      if (own) return own;
+    }
+    return (await globals()).get(goalKind);
+  }
   return {
     async load() {
       await globals();
     },
     globals,
     async get(tenantId, goalKind) {
-      if (!goalKind) throw new MeshError(Code.InvalidArgument, "goal_kind is required");
-      if (tenantId) {
-        const own = await ownPlaybook(tenantId, goalKind);
-        if (own) return own;
-      }
-      const global = (await globals()).get(goalKind);
-      if (!global) throw new MeshError(Code.NotFound, `no playbook for goal kind "${goalKind}"`);
-      return global;
+      const playbook = await find(tenantId, goalKind);
+      if (!playbook) throw noPlaybook(goalKind);
+      return playbook;
     },
+    find,
     list(tenantId) {
       const now = clock();
       const hit = lists.get(tenantId);
@@ -179,6 +185,11 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     }
     return [...byKind.values()].sort((a, b) => a.goalKind.localeCompare(b.goalKind));
   }
+}
+
+/** The NOT_FOUND of a goal kind no playbook the tenant sees has. */
+export function noPlaybook(goalKind: string): MeshError {
+  return new MeshError(Code.NotFound, `no playbook for goal kind "${goalKind}"`);
 }
 
 /** A stored tenant playbook as the message (tenant and version from the row). */

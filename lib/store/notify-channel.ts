@@ -20,6 +20,7 @@
  * await channel.start();
  * channel.subscribe((e) => e.type === "resync" ? reload() : changed(e.payload));
  * await channel.notify("registered:agent-1");
+ * await channel.sync(); // every notification committed before this has been received
  */
 import type { Logger } from "../log/logger.js";
 import type { Store } from "./store.js";
@@ -36,6 +37,14 @@ export interface NotifyChannel {
   listening(): boolean;
   /** Notifies every replica (this one included). */
   notify(payload: string): Promise<void>;
+  /**
+   * Resolves once every notification committed before the call has reached
+   * the subscribers: one round trip on the listening connection, whose
+   * server sends the notifications it was signalled before the answer
+   * (calls while one is under way share the next). Rejects when not
+   * listening or the connection fails.
+   */
+  sync(): Promise<void>;
   /** Receives every notification; returns the unsubscribe function. */
   subscribe(listener: (event: NotifyEvent) => void): () => void;
   stop(): Promise<void>;
@@ -148,8 +157,35 @@ export function createNotifyChannel(options: NotifyChannelOptions): NotifyChanne
     if (!stopped && timer === undefined && client === undefined) schedule();
   };
 
+  // A round trip sent after the caller's call began, shared by every caller waiting for one.
+  let syncing: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const roundTrip = async () => {
+    const c = client;
+    if (!live || c === undefined) throw new Error(`not listening on ${channel}`);
+    // LISTEN again: a no-op that keeps the connection's query in `pg_stat_activity` the LISTEN.
+    await c.query(`listen "${channel}"`);
+  };
+  const sync = (): Promise<void> => {
+    if (syncing === undefined) {
+      syncing = roundTrip().finally(() => {
+        syncing = undefined;
+      });
+      return syncing;
+    }
+    // The one under way may have been sent before this call: wait for the next.
+    queued ??= syncing
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return sync();
+      });
+    return queued;
+  };
+
   return {
     channel,
+    sync,
     async start() {
       stopped = false;
       try {

@@ -4,11 +4,14 @@
  * GetGoal / ListGoals read; CancelGoal feeds the reducer; WatchGoal streams
  * the stored history and then live events from the bus.
  *
- * Acceptance: a goal is planned before anything is stored. When the planner
- * refuses it (INVALID_ARGUMENT, NOT_FOUND for an unknown kind), SubmitGoal
- * fails with the planner's code and stores nothing; when the bus, planner or
- * registry is unreachable it fails with UNAVAILABLE and stores nothing, so
- * the same request (same idempotency key) can be sent again. A goal needing a
+ * Acceptance: a goal is planned before anything is stored; a goal whose kind
+ * has a playbook is planned in this process with the planner's code, any other
+ * by the planner service (ADR-017, `goal-planning.ts`). When planning refuses
+ * it (INVALID_ARGUMENT, NOT_FOUND for an unknown kind), SubmitGoal fails with
+ * the planner's code and stores nothing; when the bus or registry (or, for a
+ * kind without a playbook, the planner) is unreachable it fails with
+ * UNAVAILABLE and stores nothing, so the same request (same idempotency key)
+ * can be sent again. A goal needing a
  * capability no live agent offers right now is accepted PENDING and waits for
  * the agents (a `waitingForAgents` event) for `agentWaitMs` (default 2 min,
  * `AGENTMESH_EXECUTOR_AGENT_WAIT_MS`), then fails with that reason.

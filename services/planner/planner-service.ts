@@ -77,9 +77,6 @@ export interface PlannerServiceDeps {
   payloadPolicy?: (input: PolicyInput) => Decision;
 }
 
-/** How long PutPlaybook and DeletePlaybook wait to hear their own change notification. */
-const changeHeardMs = 1000;
-
 export interface PlannerServiceHandle {
   impl: ServiceImpl<typeof PlannerService>;
   /** Loads the built-in playbooks (INVALID_ARGUMENT naming every broken file). */
@@ -100,7 +97,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     registryTimeoutMs: deps.registryTimeoutMs,
     agentsCacheMs: deps.agentsCacheMs,
   });
-  const { catalog, changes } = planner;
+  const { catalog } = planner;
   // A cached list answers ListPlaybooks many times; its few KB of Structs are encoded once.
   const encodedLists = new WeakMap<readonly Playbook[], ListPlaybooksResponse>();
   const access = payloadAccess({
@@ -188,38 +185,6 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
     return planner.plan(req, await playbookFor(req), { dryRun, agentLimit });
   };
 
-  /**
-   * Waits until this replica hears the notification of a change it made to
-   * the tenant's playbooks (at most `changeHeardMs`; not at all while not
-   * listening). The same commit signalled every replica listening, among them
-   * the executors that plan playbook goals themselves (ADR-017): once this
-   * one has heard it, they have too unless their connection lags this one's,
-   * so a goal submitted after the answer plans with the new playbook.
-   */
-  const changeHeard = (tenantId: string) => {
-    let heard = () => {};
-    const done = new Promise<void>((resolve) => {
-      heard = resolve;
-    });
-    let off: (() => void) | undefined;
-    if (changes.listening()) {
-      off = changes.subscribe((e) => {
-        if (e.type === "resync" || e.payload === tenantId) heard();
-      });
-    } else heard();
-    return {
-      /** After the write: until heard, at most `changeHeardMs`. */
-      async wait() {
-        const timer = setTimeout(heard, changeHeardMs);
-        await done;
-        clearTimeout(timer);
-        off?.();
-      },
-      /** The write failed: nothing to hear. */
-      drop: () => off?.(),
-    };
-  };
-
   const actor = (ctx: HandlerContext) =>
     ctx.principal ? `${ctx.principal.tenantId}/${ctx.principal.subject}` : ctx.peer.spiffeId;
 
@@ -297,14 +262,9 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         );
       }
       deps.playbookPolicy?.(req.tenantId, playbook);
-      const heard = changeHeard(req.tenantId);
       const stored = await store
         .tenant(req.tenantId)
-        .playbooks.put(playbook.goalKind, playbookToJson(playbook))
-        .catch((err: unknown) => {
-          heard.drop();
-          throw err;
-        });
+        .playbooks.put(playbook.goalKind, playbookToJson(playbook));
       await audit({
         actor: actor(ctx),
         action: "playbook.put",
@@ -316,7 +276,6 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         },
       });
       catalog.forget(req.tenantId);
-      await heard.wait();
       playbook.version = stored.version;
       return { playbook };
     },
@@ -331,11 +290,7 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
           `playbook "${req.goalKind}" is global (a built-in file) and cannot be deleted`,
         );
       }
-      const heard = changeHeard(req.tenantId);
-      await repo.delete(req.goalKind).catch((err: unknown) => {
-        heard.drop();
-        throw err;
-      });
+      await repo.delete(req.goalKind);
       catalog.forget(req.tenantId);
       await audit({
         actor: actor(ctx),
@@ -343,7 +298,6 @@ export function createPlannerService(deps: PlannerServiceDeps): PlannerServiceHa
         resource: `playbook/${req.tenantId}/${req.goalKind}`,
         tenantId: req.tenantId,
       });
-      await heard.wait();
       return {};
     },
   };

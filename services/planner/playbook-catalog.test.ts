@@ -134,6 +134,26 @@ describe.skipIf(!pg)("playbook catalog", () => {
       }
     });
 
+    it("sees a write committed before the read at once, not when its notification happens to arrive", async () => {
+      const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
+      await changes.start();
+      try {
+        const catalog = createPlaybookCatalog({ store, changes });
+        const at = (v: string) => ({ ...named(v), goalKind: "at-once" });
+        await store.tenant("globex").playbooks.put("at-once", at("v0"));
+        for (let v = 1; v <= 20; v++) {
+          // Another replica's write (no forget()), then at once a read: never the old one.
+          await store.tenant("globex").playbooks.put("at-once", at(`v${v}`));
+          const reads = await Promise.all(
+            [0, 1, 2].map(() => strategyOf(catalog.get("globex", "at-once"))),
+          );
+          expect(reads).toEqual([`v${v}`, `v${v}`, `v${v}`]);
+        }
+      } finally {
+        await changes.stop();
+      }
+    });
+
     it("reads every time when the channel is not listening", async () => {
       const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
       const counting = countingReads(store);

@@ -6,11 +6,14 @@
  * `get` (the planning path, once per goal) keeps what it read per tenant and
  * goal kind while `changes` (the store's `agentmesh_playbooks` channel, which
  * a trigger notifies on every write to a tenant's playbooks, migration 0013)
- * is listening, and drops a tenant's on its notification: a PutPlaybook on
- * one replica plans on every other as soon as the notification arrives
- * (milliseconds after the commit). While the channel is not listening (no
- * `changes`, or its connection lost) `get` reads the row on every call, and
- * the channel's `resync` drops everything kept.
+ * is listening, and drops a tenant's on its notification. Before using what
+ * it keeps it makes one round trip on the listening connection (`sync`,
+ * shared by the calls waiting at the same time): every notification
+ * committed before the call has arrived by then, so a PutPlaybook answered by
+ * any replica (the planner's, or the executor's reading its own catalog,
+ * ADR-017) is what the next goal plans with. While the channel is not
+ * listening (no `changes`, or its connection lost) `get` reads the row on
+ * every call, and the channel's `resync` drops everything kept.
  *
  * `list` (ListPlaybooks, a hot read for dashboards and SDKs) reuses a
  * tenant's list for `listCacheMs` (then answers from it once more while
@@ -90,9 +93,19 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     const own = await store.tenant(tenantId).playbooks.find(goalKind);
     return own ? playbookFromRecord(own) : undefined;
   };
-  /** The tenant's own playbook: kept while the change channel listens, else read. */
-  const ownPlaybook = (tenantId: string, goalKind: string): Promise<Playbook | undefined> => {
-    if (!options.changes?.listening()) return readOwn(tenantId, goalKind);
+  /**
+   * The tenant's own playbook: kept while the change channel listens, else read.
+   * What is kept is used once the channel's round trip is back, so every change
+   * committed before the call (a PutPlaybook answered on any replica) has dropped it.
+   */
+  const ownPlaybook = async (tenantId: string, goalKind: string): Promise<Playbook | undefined> => {
+    const changes = options.changes;
+    if (!changes?.listening()) return readOwn(tenantId, goalKind);
+    try {
+      await changes.sync();
+    } catch {
+      return readOwn(tenantId, goalKind);
+    }
     let kinds = owned.get(tenantId);
     const hit = kinds?.get(goalKind);
     if (hit) return hit;

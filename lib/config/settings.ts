@@ -970,6 +970,16 @@ export const settings = {
     m("Command line", ["cli"], "the `opa` binary `agentmesh policy build|test` runs"),
     "opa",
   ),
+  cpuProfileDir: text(
+    "AGENTMESH_CPU_PROF_DIR",
+    m(
+      "Command line",
+      ["cli"],
+      "folder where the components `agentmesh bench` (and the test harness) starts write a V8 CPU profile each as they exit (`bench/profile-goals.ts`)",
+    ),
+    undefined,
+    "unset: no profiles",
+  ),
 } as const;
 
 /** Every registered setting, in reference order. */

@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { settings } from "../config/settings.js";
 
 export interface ChildComponent {
   readonly process: ChildProcess;
@@ -35,7 +36,7 @@ export async function spawnComponent(
 ): Promise<ChildComponent> {
   // AGENTMESH_CPU_PROF_DIR: each child writes a V8 CPU profile there when it exits
   // (`--cpu-prof` is refused in NODE_OPTIONS); see bench/profile-goals.ts.
-  const profileDir = process.env.AGENTMESH_CPU_PROF_DIR;
+  const profileDir = settings.cpuProfileDir.read(process.env);
   const profile = profileDir
     ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`]
     : [];

@@ -20,14 +20,11 @@ import {
 import type { Principal } from "../gen/agentmesh/v1/common_pb.js";
 import { Code, MeshError } from "../lib/errors/mesh-error.js";
 import type { Logger } from "../lib/log/logger.js";
-import { methodPlan, readResource } from "../lib/policy/input.js";
-import { requestView } from "../lib/policy/request-view.js";
 import { checkMessage } from "../lib/proto/validate-message.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
 import { emitSecurityEvent } from "../lib/siem/siem.js";
 import { activeSpanContext } from "../lib/telemetry/trace-context.js";
 import type { Authenticate } from "./authenticate.js";
-import type { RecentDecisions } from "./recent-decisions.js";
 import { inputErrorKey } from "./request-validation.js";
 import type { TenantLimits } from "./tenant-limits.js";
 
@@ -39,11 +36,14 @@ export const principalContextKey = createContextKey<Principal | undefined>(undef
 export interface GuardOptions {
   authenticate: Authenticate;
   limits: TenantLimits;
+  /**
+   * The policy on public calls. The gateway passes its authorizer observed by
+   * the console's recent decisions (`observeDecisions`), so each is recorded
+   * with what the policy read.
+   */
   authorizer: Authorizer;
   /** The gateway's own identity, the peer the policy sees. */
   peer: PeerIdentity;
-  /** Where every decision on a public call is kept for the console (allowed and denied). */
-  decisions?: RecentDecisions;
   /** Called for every denial (the audit log); must not throw. */
   onDenied?: (denial: { principal: Principal; method: DescMethod; reason: string }) => void;
   log: Logger;
@@ -134,25 +134,8 @@ export async function authorize(
     method,
     request,
   });
-  const name = `${method.parent.typeName}/${method.name}`;
-  if (options.decisions) {
-    // What the policy read of the call (bounded; no goal inputs, sensitive or secret fields).
-    const plan = methodPlan(method);
-    options.decisions.record({
-      time: Date.now(),
-      tenantId: principal.tenantId,
-      subject: principal.subject,
-      roles: [...principal.roles],
-      method: name,
-      allow: decision.allow,
-      reason: decision.reason,
-      input: {
-        resource: { ...readResource(plan, request) },
-        request: requestView(plan.input, request).value,
-      },
-    });
-  }
   if (decision.allow) return;
+  const name = `${method.parent.typeName}/${method.name}`;
   options.onDenied?.({ principal, method, reason: decision.reason });
   options.log.info(
     {

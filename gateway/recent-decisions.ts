@@ -6,7 +6,10 @@
  * pushes the denials out. Each decision keeps what the policy read of the
  * call (`resource` and the bounded `request` view), which never holds goal
  * inputs, sensitive or secret-looking fields (`lib/policy/request-view.ts`).
+ * They are fed by the gateway's authorizer (`observe`, an `observeDecisions`
+ * observer) with the input the policy was given, so nothing is built twice.
  */
+import type { DecisionObserver } from "../lib/policy/authorizer.js";
 import type { JsonLike } from "../lib/policy/request-view.js";
 
 export interface RecentDecision {
@@ -25,6 +28,8 @@ export interface RecentDecision {
 
 export interface RecentDecisions {
   record(decision: RecentDecision): void;
+  /** Records a decision of the policy on a call with a principal (a public call), from its input. */
+  readonly observe: DecisionObserver;
   /** Newest first; only `tenantId`'s when given; only denials with `deniedOnly`. */
   list(options?: { tenantId?: string; deniedOnly?: boolean; limit?: number }): RecentDecision[];
 }
@@ -33,10 +38,26 @@ export interface RecentDecisions {
 export function createRecentDecisions(capacity = 500, denialCapacity = 200): RecentDecisions {
   const all = ring<RecentDecision>(capacity);
   const denials = ring<RecentDecision>(denialCapacity);
+  const record = (decision: RecentDecision) => {
+    all.push(decision);
+    if (!decision.allow) denials.push(decision);
+  };
   return {
-    record(decision) {
-      all.push(decision);
-      if (!decision.allow) denials.push(decision);
+    record,
+    observe(input, decision) {
+      const principal = input.principal;
+      if (principal === undefined) return;
+      // The input is the call's own (built for this decision) and never changed: kept as is.
+      record({
+        time: input.time.unix_ms,
+        tenantId: principal.tenant_id,
+        subject: principal.subject,
+        roles: principal.roles,
+        method: input.method.full,
+        allow: decision.allow,
+        reason: decision.reason,
+        input: { resource: input.resource as { [key: string]: JsonLike }, request: input.request },
+      });
     },
     list({ tenantId, deniedOnly = false, limit = 100 } = {}) {
       return (deniedOnly ? denials : all).newest(

@@ -26,6 +26,7 @@ import type { QueueStats } from "../lib/bus/job-bus.js";
 import { spiffeId } from "../lib/identity/spiffe.js";
 import { createLogger, type Logger } from "../lib/log/logger.js";
 import { componentNames, type MeshRuntime } from "../lib/mesh/mesh-runtime.js";
+import { observeDecisions } from "../lib/policy/authorizer.js";
 import { useFastUtf8Encoding } from "../lib/proto/fast-utf8.js";
 import { warmValidation } from "../lib/proto/validate-message.js";
 import type { Authorizer, PeerIdentity } from "../lib/rpc/authorizer.js";
@@ -198,9 +199,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const guard: GuardOptions = {
     authenticate,
     limits,
-    authorizer: options.authorizer,
+    // Every decision on a public call is kept for the console (allowed and denied), with
+    // what the policy read (bounded; no goal inputs, sensitive or secret fields).
+    authorizer: observeDecisions(options.authorizer, decisions.observe),
     peer,
-    decisions,
     log,
     onDenied: ({ principal, method, reason }) => {
       store.audit

@@ -12,9 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Principal } from "../../gen/agentmesh/v1/common_pb.js";
 import type { Authorizer, Decision, PeerIdentity } from "../rpc/authorizer.js";
 import { dispatchInput } from "./actions.js";
-import { createPolicyAuthorizer, createPolicyCheck } from "./authorizer.js";
+import { createPolicyAuthorizer, createPolicyCheck, observeDecisions } from "./authorizer.js";
 import { createDecisionLog, type DecisionLogEntry } from "./decision-log.js";
 import { openPolicyEngine, type PolicyEngine } from "./engine.js";
+import type { PolicyInput } from "./input.js";
 import {
   committedBundlePath,
   foreignMethod,
@@ -294,6 +295,53 @@ describe("decisions in detail", () => {
     }
     expect(decide(reader, getGoal, req("acme"))).toMatchObject({ allow: true, cached: true });
     expect(decide(reader, getGoal, req("acme\u0000"))).toMatchObject({ cached: false });
+  });
+
+  it("tells an observer of each decision with the input the policy read, cached or not", () => {
+    const reader = callers.find((c) => c.label.includes("goals.read"))!;
+    const seen: { input: PolicyInput; allow: boolean }[] = [];
+    const observed = observeDecisions(authorize, (input, d) =>
+      seen.push({ input, allow: d.allow }),
+    );
+    const ask = (tenant: string) =>
+      observed({
+        peer: reader.peer,
+        principal: reader.principal,
+        method: getGoal,
+        request: sampleRequest(getGoal, { tenant_id: tenant }),
+      }) as Decision;
+    expect(ask("acme").allow).toBe(true);
+    expect(ask("acme")).toMatchObject({ allow: true, cached: true });
+    expect(ask("globex").allow).toBe(false);
+    expect(seen.map((s) => [s.allow, s.input.resource.tenant_id])).toEqual([
+      [true, "acme"],
+      [true, "acme"],
+      [false, "globex"],
+    ]);
+    expect(seen[0]?.input).toMatchObject({
+      method: { full: exe("GetGoal") },
+      principal: { tenant_id: reader.principal?.tenantId, subject: reader.principal?.subject },
+    });
+    // The authorizer it was made from tells nobody.
+    decide(reader, getGoal, sampleRequest(getGoal, { tenant_id: "acme" }));
+    expect(seen).toHaveLength(3);
+    // Any other authorizer: the observer gets the input built as the policy would read it.
+    const other: Decision[] = [];
+    const plain = observeDecisions(
+      () => Promise.resolve({ allow: false, reason: "no", principalTrusted: false }),
+      (input, d) => {
+        expect(input.resource.tenant_id).toBe("acme");
+        other.push(d);
+      },
+    );
+    return Promise.resolve(
+      plain({
+        peer: reader.peer,
+        principal: reader.principal,
+        method: getGoal,
+        request: sampleRequest(getGoal, { tenant_id: "acme" }),
+      }),
+    ).then(() => expect(other.map((d) => d.reason)).toEqual(["no"]));
   });
 });
 

@@ -14,7 +14,13 @@
 import type { AuthorizationRequest, Authorizer, Decision } from "../rpc/authorizer.js";
 import type { DecisionLog } from "./decision-log.js";
 import type { EngineDecision, PolicyEngine } from "./engine.js";
-import { buildFromPlan, methodPlan, type PolicyInput } from "./input.js";
+import { buildFromPlan, buildPolicyInput, methodPlan, type PolicyInput } from "./input.js";
+
+/**
+ * Told of each decision with the input the policy read (built once per call,
+ * for the policy). Must not throw, nor change `input`.
+ */
+export type DecisionObserver = (input: PolicyInput, decision: Decision) => void;
 
 export interface PolicyAuthorizerOptions {
   /** Where decisions are written; default none. */
@@ -25,15 +31,23 @@ export interface PolicyAuthorizerOptions {
   now?: () => number;
   /** Who decides, on every decision-log line: `{ component: "executor", instance: "executor-host-42" }`. */
   labels?: Record<string, string>;
+  /** Also told of every decision, after the decision log (see `observeDecisions`). */
+  onDecision?: DecisionObserver;
+}
+
+/** An `Authorizer` backed by the policy engine; `observedBy` gives one that also tells an observer. */
+export interface PolicyAuthorizer extends Authorizer {
+  /** The same authorizer (engine, log, labels), also telling `observer` of each decision it makes. */
+  observedBy(observer: DecisionObserver): PolicyAuthorizer;
 }
 
 /** An `Authorizer` that asks `engine`; it never throws (any failure is a denial). */
 export function createPolicyAuthorizer(
   engine: PolicyEngine,
   options: PolicyAuthorizerOptions = {},
-): Authorizer {
-  const { decisionLog, cache = true, now = Date.now, labels } = options;
-  return (request: AuthorizationRequest): Decision => {
+): PolicyAuthorizer {
+  const { decisionLog, cache = true, now = Date.now, labels, onDecision } = options;
+  const authorize = (request: AuthorizationRequest): Decision => {
     const start = decisionLog ? process.hrtime.bigint() : 0n;
     let input: ReturnType<typeof buildFromPlan>;
     try {
@@ -49,9 +63,46 @@ export function createPolicyAuthorizer(
     if (decisionLog) {
       decisionLog.record(input, decision, Number(process.hrtime.bigint() - start), labels);
     }
+    onDecision?.(input, decision);
     // The engine's answer as is (a Decision plus revision and cached): no copy per call.
     return decision;
   };
+  return Object.assign(authorize, {
+    observedBy(observer: DecisionObserver): PolicyAuthorizer {
+      const outer = onDecision;
+      return createPolicyAuthorizer(engine, {
+        ...options,
+        onDecision: outer
+          ? (input, decision) => {
+              outer(input, decision);
+              observer(input, decision);
+            }
+          : observer,
+      });
+    },
+  });
+}
+
+/**
+ * `authorizer`, also telling `observer` of each decision it makes with the
+ * input the policy read (the gateway's recent decisions for the console). A
+ * policy authorizer passes on the input it built for the policy; any other
+ * authorizer's calls get the input built here, as the policy would read it.
+ */
+export function observeDecisions(authorizer: Authorizer, observer: DecisionObserver): Authorizer {
+  if (isPolicyAuthorizer(authorizer)) return authorizer.observedBy(observer);
+  return (request) => {
+    const answer = authorizer(request);
+    const tell = (decision: Decision) => {
+      observer(buildPolicyInput(request), decision);
+      return decision;
+    };
+    return answer instanceof Promise ? answer.then(tell) : tell(answer);
+  };
+}
+
+function isPolicyAuthorizer(authorizer: Authorizer): authorizer is PolicyAuthorizer {
+  return typeof (authorizer as Partial<PolicyAuthorizer>).observedBy === "function";
 }
 
 /**

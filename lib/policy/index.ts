@@ -13,6 +13,9 @@ export { type DispatchQuestion, dispatchAction, dispatchInput } from "./actions.
 export {
   createPolicyAuthorizer,
   createPolicyCheck,
+  type DecisionObserver,
+  observeDecisions,
+  type PolicyAuthorizer,
   type PolicyAuthorizerOptions,
 } from "./authorizer.js";
 export {

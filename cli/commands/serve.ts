@@ -87,7 +87,7 @@ export async function loadComponent(name: ComponentName): Promise<ComponentDefin
               check: d.runtime.policyCheck("planner", d.instanceId),
               executor: parseSpiffeId(d.runtime.spiffeId("executor")),
             }),
-            payloadPolicy: d.runtime.policyCheck("planner", d.instanceId),
+            payloadPolicy: d.runtime.policyCheck("planner", d.instanceId, { sampleDenials: true }),
           }),
       } as unknown as ComponentDefinition;
     }

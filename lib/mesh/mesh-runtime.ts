@@ -115,8 +115,16 @@ export interface MeshRuntime {
   readonly authorizer: Authorizer;
   /** An authorizer whose decision-log lines say which component and replica decided. */
   authorizerFor(component: string, instance: string): Authorizer;
-  /** A decision-logged policy check for questions that are not calls (the dispatch action). */
-  policyCheck(component: string, instance: string): (input: PolicyInput) => EngineDecision;
+  /**
+   * A decision-logged policy check for questions that are not calls (the
+   * dispatch action); `sampleDenials` for questions whose "no" refuses nothing
+   * (the payload redaction question, asked on every read).
+   */
+  policyCheck(
+    component: string,
+    instance: string,
+    options?: { sampleDenials?: boolean },
+  ): (input: PolicyInput) => EngineDecision;
   readonly metrics: MeshMetrics;
   readonly log: Logger;
   /** The health endpoint, when one is served. */
@@ -228,10 +236,11 @@ export async function openMeshRuntime(options: MeshRuntimeOptions = {}): Promise
       policy,
       authorizer,
       authorizerFor,
-      policyCheck: (component, instance) =>
+      policyCheck: (component, instance, checkOptions) =>
         createPolicyCheck(policy, {
           ...(decisionLog ? { decisionLog } : {}),
           labels: { component, instance },
+          ...(checkOptions?.sampleDenials ? { sampleDenials: true } : {}),
         }),
       metrics,
       log,

@@ -12,7 +12,7 @@
  * const { allow, reason } = await authorize({ peer, principal, method, request });
  */
 import type { AuthorizationRequest, Authorizer, Decision } from "../rpc/authorizer.js";
-import type { DecisionLog } from "./decision-log.js";
+import type { DecisionLog, RecordOptions } from "./decision-log.js";
 import type { EngineDecision, PolicyEngine } from "./engine.js";
 import { buildFromPlan, buildPolicyInput, methodPlan, type PolicyInput } from "./input.js";
 
@@ -107,17 +107,19 @@ function isPolicyAuthorizer(authorizer: Authorizer): authorizer is PolicyAuthori
 
 /**
  * A policy check for questions that are not calls (the dispatch action):
- * decides `input` and writes it to the decision log like a call's.
+ * decides `input` and writes it to the decision log like a call's (with
+ * `sampleDenials`, its "no" is sampled like an allow: see `RecordOptions`).
  */
 export function createPolicyCheck(
   engine: PolicyEngine,
-  options: Pick<PolicyAuthorizerOptions, "decisionLog" | "labels"> = {},
+  options: Pick<PolicyAuthorizerOptions, "decisionLog" | "labels"> & RecordOptions = {},
 ): (input: PolicyInput) => EngineDecision {
   const { decisionLog, labels } = options;
+  const how: RecordOptions = { sampleDenials: options.sampleDenials === true };
   return (input) => {
     const start = decisionLog ? process.hrtime.bigint() : 0n;
     const decision = engine.decide(input);
-    decisionLog?.record(input, decision, Number(process.hrtime.bigint() - start), labels);
+    decisionLog?.record(input, decision, Number(process.hrtime.bigint() - start), labels, how);
     return decision;
   };
 }

@@ -130,6 +130,29 @@ describe("decision log", () => {
     }
   });
 
+  it("samples the denials of a question that refuses nothing like allows", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "agentmesh-decisions-"));
+    try {
+      const path = join(dir, "decisions.log");
+      let r = 0;
+      const sequence = [0.9, 0.1];
+      const log = createDecisionLog({
+        destination: path,
+        sampleAllows: 0.5,
+        random: () => sequence[r++ % sequence.length]!,
+      });
+      const question = { sampleDenials: true };
+      expect(log.record(input, deny, 0, undefined, question)).toBe(false); // 0.9: not sampled
+      expect(log.record(input, deny, 0, undefined, question)).toBe(true); // 0.1: sampled
+      expect(log.record(input, deny)).toBe(true); // a call's denial: always
+      await log.close();
+      const lines = (await readFile(path, "utf8")).trim().split("\n");
+      expect(lines).toHaveLength(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("rejects a sample rate outside 0..1", () => {
     expect(() => createDecisionLog({ sampleAllows: 2 })).toThrow(RangeError);
     expect(() => createDecisionLog({ sampleAllows: Number.NaN })).toThrow(RangeError);

@@ -4,7 +4,8 @@
  * `timestamp`, `metrics`, `labels`, and `error` when the evaluation failed),
  * written through its own pino
  * destination so it can be shipped to a SIEM apart from the process log.
- * Every denial is written; allows are sampled. Secret-looking fields of the
+ * Every denial is written (but for questions that refuse nothing, see
+ * `RecordOptions`); allows are sampled. Secret-looking fields of the
  * input are redacted before the line is written.
  *
  * @example
@@ -61,9 +62,21 @@ export interface DecisionLog {
     decision: EngineDecision,
     evalNs?: number,
     labels?: Record<string, string>,
+    options?: RecordOptions,
   ): boolean;
   /** Flushes and closes the destination (when the log opened it). */
   close(): Promise<void>;
+}
+
+/** How one decision is written. */
+export interface RecordOptions {
+  /**
+   * Sample a "no" like an allow: for questions whose "no" refuses nothing (may
+   * this caller see sensitive fields in clear? No: they are redacted, and the
+   * read is audited for tenants with encryption at rest). Default false: every
+   * denial is written.
+   */
+  sampleDenials?: boolean;
 }
 
 /** Where the policy decides; the OPA `path` of every line. */
@@ -89,8 +102,9 @@ export function createDecisionLog(options: DecisionLogOptions = {}): DecisionLog
           : pino.destination({ dest: destination, mkdir: true, append: true, sync: false });
 
   return {
-    record(input, decision, evalNs = 0, own) {
-      if (decision.allow && !(sampleAllows > 0 && random() < sampleAllows)) return false;
+    record(input, decision, evalNs = 0, own, how) {
+      const sampled = decision.allow || how?.sampleDenials === true;
+      if (sampled && !(sampleAllows > 0 && random() < sampleAllows)) return false;
       const entry: DecisionLogEntry = {
         decision_id: randomUUID(),
         path: decisionPath,

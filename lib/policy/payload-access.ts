@@ -7,10 +7,12 @@
  * everyone else gets them redacted, so no client (the console included) is
  * trusted to hide them. For a tenant with encryption at rest on, every such
  * read, clear or redacted, is also audited: who, which tenant, which
- * resources, which fields.
+ * resources, which fields. The question is asked on every read; its "no"
+ * refuses nothing, so pass a check that samples it in the decision log
+ * (`runtime.policyCheck(component, id, { sampleDenials: true })`).
  *
  * @example
- * const access = payloadAccess({ store, check: runtime.policyCheck("executor", id) });
+ * const access = payloadAccess({ store, check: runtime.policyCheck("executor", id, { sampleDenials: true }) });
  * await access.read(ctx, tenantId, GoalSchema, [goal], { kind: "goal", ids: [goal.goalId] });
  */
 import { clone, create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";

@@ -337,7 +337,7 @@ export const executorComponent: ComponentDefinition<typeof ExecutorService> = {
         check: deps.runtime.policyCheck("executor", deps.instanceId),
         executor: parseSpiffeId(deps.spiffeId),
       }),
-      payloadPolicy: deps.runtime.policyCheck("executor", deps.instanceId),
+      payloadPolicy: deps.runtime.policyCheck("executor", deps.instanceId, { sampleDenials: true }),
       sli: goalSli(deps.metrics.registry),
     }),
 };

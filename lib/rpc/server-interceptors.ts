@@ -158,7 +158,11 @@ export function serverTracing(options: ServerTracingOptions): Interceptor {
     call.values.set(loggerKey, getLog);
     let result: Promise<MeshResponse>;
     try {
-      result = otelContext.with(started.context, () => next(call));
+      // Without an SDK there is no context to enter (the call scope carries the span).
+      result =
+        started.context === undefined
+          ? next(call)
+          : otelContext.with(started.context, () => next(call));
     } catch (err) {
       result = Promise.reject(err);
     }

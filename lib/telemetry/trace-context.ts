@@ -35,26 +35,36 @@ const tracer = () => {
   return cachedTracer;
 };
 
-const hex = /^[0-9a-f]+$/;
 const zeroTrace = "00000000000000000000000000000000";
 const zeroSpan = "0000000000000000";
 
 /** Parses a `traceparent` header; undefined when absent or malformed (then a new trace starts). */
 export function parseTraceparent(value: string | undefined): SpanContext | undefined {
   if (!value || value.length < 55 || value.length > 512) return undefined;
+  // One pass over the fixed-width part (every call's server parses one): lowercase hex
+  // with dashes at 2, 35 and 52.
+  for (let i = 0; i < 55; i++) {
+    const c = value.charCodeAt(i);
+    if (i === 2 || i === 35 || i === 52) {
+      if (c !== 45) return undefined; // "-"
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) {
+      return undefined; // not 0-9a-f
+    }
+  }
   const version = value.slice(0, 2);
-  if (version === "ff" || value[2] !== "-" || value[35] !== "-" || value[52] !== "-")
-    return undefined;
-  const traceId = value.slice(3, 35);
-  const spanId = value.slice(36, 52);
-  const flags = value.slice(53, 55);
+  if (version === "ff") return undefined;
   // Version 00 has exactly 55 characters; later versions may append fields after a dash.
   if (version === "00" ? value.length !== 55 : value.length > 55 && value[55] !== "-")
     return undefined;
-  if (!hex.test(version) || !hex.test(traceId) || !hex.test(spanId) || !hex.test(flags))
-    return undefined;
+  const traceId = value.slice(3, 35);
+  const spanId = value.slice(36, 52);
   if (traceId === zeroTrace || spanId === zeroSpan) return undefined;
-  return { traceId, spanId, traceFlags: Number.parseInt(flags, 16) & 1, isRemote: true };
+  const flags = hexDigit(value.charCodeAt(54));
+  return { traceId, spanId, traceFlags: flags & 1, isRemote: true };
+}
+
+function hexDigit(c: number): number {
+  return c <= 57 ? c - 48 : c - 87;
 }
 
 export function formatTraceparent(sc: SpanContext): string {
@@ -86,14 +96,43 @@ export function newSpanId(): string {
 /** A started span and the context to run its work in. */
 export interface StartedSpan {
   span: Span;
-  context: Context;
+  /** The context to run the span's work in; undefined when no SDK records spans (nothing to carry). */
+  context: Context | undefined;
   spanContext: SpanContext;
 }
 
 /**
+ * A span context minted here, when no SDK records spans. Its span id is drawn
+ * when first read: a server span's is read only by a log line or a handler
+ * that keeps it (SubmitGoal's trace span), and most calls do neither.
+ */
+class MintedSpanContext implements SpanContext {
+  #spanId: string | undefined;
+  constructor(
+    readonly traceId: string,
+    readonly traceFlags: number,
+  ) {}
+  get spanId(): string {
+    this.#spanId ??= newSpanId();
+    return this.#spanId;
+  }
+  /** Plain data when serialised (the id is a getter). */
+  toJSON(): SpanContext {
+    return { traceId: this.traceId, spanId: this.spanId, traceFlags: this.traceFlags };
+  }
+}
+
+/** What a span is when no SDK records it: ending it or setting its status does nothing. */
+const unrecordedSpan: Span = trace.wrapSpanContext({
+  traceId: zeroTrace,
+  spanId: zeroSpan,
+  traceFlags: 0,
+});
+
+/**
  * Starts a span for one RPC under `parent` (remote for servers, the caller's
- * for clients). Without an SDK the span is a non-recording wrapper around a
- * freshly minted span id in the parent's trace (or a new trace).
+ * for clients). Without an SDK the span does nothing and its context is a
+ * span id minted (when first read) in the parent's trace, or a new trace.
  */
 export function startRpcSpan(
   name: string,
@@ -101,13 +140,15 @@ export function startRpcSpan(
   parent: SpanContext | undefined,
 ): StartedSpan {
   if (!sdkRegistered()) {
-    // No SDK: skip the no-op tracer and context objects entirely (hot path).
-    const spanContext: SpanContext = {
-      traceId: parent?.traceId ?? newTraceId(),
-      spanId: newSpanId(),
-      traceFlags: parent?.traceFlags ?? 0,
+    // No SDK: no tracer, span or context objects per call (hot path).
+    return {
+      span: unrecordedSpan,
+      context: undefined,
+      spanContext: new MintedSpanContext(
+        parent?.traceId ?? newTraceId(),
+        parent?.traceFlags ?? 0,
+      ),
     };
-    return { span: trace.wrapSpanContext(spanContext), context: ROOT_CONTEXT, spanContext };
   }
   const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;
   let span = tracer().startSpan(
@@ -120,11 +161,7 @@ export function startRpcSpan(
   );
   let spanContext = span.spanContext();
   if (!span.isRecording()) {
-    spanContext = {
-      traceId: parent?.traceId ?? newTraceId(),
-      spanId: newSpanId(),
-      traceFlags: parent?.traceFlags ?? 0,
-    };
+    spanContext = new MintedSpanContext(parent?.traceId ?? newTraceId(), parent?.traceFlags ?? 0);
     span = trace.wrapSpanContext(spanContext);
   }
   return { span, context: trace.setSpan(parentContext, span), spanContext };

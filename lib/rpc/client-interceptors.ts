@@ -38,6 +38,8 @@ export function clientTracing(): Interceptor {
     const started = startRpcSpan(path, "client", parent);
     call.values.set(spanKey, started.spanContext);
     call.metadata.set(traceparentKey, formatTraceparent(started.spanContext));
+    // A span nobody records has nothing to end: no promise step per call for it.
+    if (started.context === undefined) return next(call);
     return next(call).then(
       (res) => {
         if (!isStreamingResponse(call.method)) {

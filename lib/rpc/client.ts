@@ -67,6 +67,7 @@ import {
   type MeshResponse,
   type Next,
 } from "./interceptor.js";
+import { methodPath } from "./server-interceptors.js";
 import { fromStatus } from "./status.js";
 import { grpcTarget, roundRobinServiceConfig } from "./target.js";
 
@@ -310,7 +311,7 @@ function guarded<T>(
 function sendOn(grpc: GrpcClient): Next {
   return (call) => {
     const { method } = call;
-    const path = `/${method.parent.typeName}/${method.name}`;
+    const path = methodPath(call);
     if (call.signal.aborted) return Promise.reject(cancelled(call.signal));
     const grpcOptions: GrpcCallOptions =
       call.deadline === undefined ? {} : { deadline: call.deadline };

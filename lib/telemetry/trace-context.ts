@@ -144,10 +144,7 @@ export function startRpcSpan(
     return {
       span: unrecordedSpan,
       context: undefined,
-      spanContext: new MintedSpanContext(
-        parent?.traceId ?? newTraceId(),
-        parent?.traceFlags ?? 0,
-      ),
+      spanContext: new MintedSpanContext(parent?.traceId ?? newTraceId(), parent?.traceFlags ?? 0),
     };
   }
   const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;

@@ -58,7 +58,10 @@ describe.skipIf(!pg)("playbook catalog", () => {
   });
 
   /** `store` with a count of the playbook reads made through it (other statements do not count). */
-  function countingReads(store: Store): { store: Store; reads: () => number } {
+  function countingReads(
+    store: Store,
+    method: "find" | "list" = "find",
+  ): { store: Store; reads: () => number } {
     let reads = 0;
     const counted = new Proxy(store, {
       get(target, key) {
@@ -72,7 +75,7 @@ describe.skipIf(!pg)("playbook catalog", () => {
               return new Proxy(playbooks, {
                 get(p, name) {
                   const v = Reflect.get(p, name, p) as unknown;
-                  if (name !== "find" || typeof v !== "function") return v;
+                  if (name !== method || typeof v !== "function") return v;
                   return (...args: unknown[]) => {
                     reads++;
                     return (v as (...a: unknown[]) => unknown).apply(p, args);
@@ -129,6 +132,34 @@ describe.skipIf(!pg)("playbook catalog", () => {
             ),
           )
           .toMatch(/no playbook/);
+      } finally {
+        await changes.stop();
+      }
+    });
+
+    it("keeps a tenant's list while listening, past listCacheMs, until a change drops it", async () => {
+      const changes = createNotifyChannel({ store, name: "agentmesh_playbooks", log });
+      await changes.start();
+      try {
+        let now = 0;
+        const counting = countingReads(store, "list");
+        const catalog = createPlaybookCatalog({
+          store: counting.store,
+          changes,
+          clock: () => now,
+          listCacheMs: 1000,
+        });
+        const kinds = async () => (await catalog.list("globex")).map((p) => p.goalKind);
+        expect(await kinds()).not.toContain("listed");
+        now += 60_000;
+        await kinds();
+        expect(counting.reads()).toBe(1);
+        // Another replica's write: its notification drops the list.
+        await store.tenant("globex").playbooks.put("listed", { ...named("x"), goalKind: "listed" });
+        await expect.poll(kinds).toContain("listed");
+        expect(counting.reads()).toBe(2);
+        await store.tenant("globex").playbooks.delete("listed");
+        await expect.poll(kinds).not.toContain("listed");
       } finally {
         await changes.stop();
       }

@@ -15,8 +15,9 @@
  * listening (no `changes`, or its connection lost) `get` reads the row on
  * every call, and the channel's `resync` drops everything kept.
  *
- * `list` (ListPlaybooks, a hot read for dashboards and SDKs) reuses a
- * tenant's list for `listCacheMs` (then answers from it once more while
+ * `list` (ListPlaybooks, a hot read for dashboards and SDKs) keeps a
+ * tenant's list until a notification drops it; while the channel is not
+ * listening, for `listCacheMs` (then answers from it once more while
  * re-reading it): a write through this replica is seen at once (`forget`),
  * one through another replica on its notification or within that time.
  *
@@ -159,7 +160,11 @@ export function createPlaybookCatalog(options: PlaybookCatalogOptions): Playbook
     list(tenantId) {
       const now = clock();
       const hit = lists.get(tenantId);
-      if (hit && (hit.until > now || hit.refreshing)) return hit.playbooks;
+      // While the channel listens a change drops the list: nothing to age out (a re-read
+      // every listCacheMs rebuilt the list, its redacted copies and their encoding).
+      if (hit && (hit.until > now || hit.refreshing || options.changes?.listening())) {
+        return hit.playbooks;
+      }
       if (hit) {
         // Stale: answered from the old list while one read replaces it (so no call waits on
         // the store); a failed read drops it. A forget() meanwhile wins over the read.

@@ -67,4 +67,24 @@ describe("GroupCommit", () => {
     expect(await Promise.all([ok.add(1), ok.add(2), ok.add(3)])).toEqual([1, 2, 3]);
     expect(sizes).toEqual([2, 1]);
   });
+
+  it("keeps items with the same key in different batches, in order, and counts its batches", async () => {
+    const w = manualWrite();
+    const group = new GroupCommit(w.write, {
+      key: (i: number) => String(Math.abs(i)),
+      maxBatch: 3,
+    });
+    const all = [1, 1, 2, 3, 4, 5].map((i) => group.add(i));
+    await turn();
+    expect(w.batches).toEqual([[1, 2, 3]]);
+    w.finish.shift()!();
+    await turn();
+    expect(w.batches).toEqual([
+      [1, 2, 3],
+      [1, 4, 5],
+    ]);
+    w.finish.shift()!();
+    expect(await Promise.all(all)).toEqual(["ok 1", "ok 1", "ok 2", "ok 3", "ok 4", "ok 5"]);
+    expect(group.stats).toEqual({ batches: 2, items: 6, largest: 3 });
+  });
 });

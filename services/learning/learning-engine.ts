@@ -16,6 +16,7 @@ import { type Outcome, OutcomeSchema } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import { MAX_SIMILAR } from "../../lib/store/experience-repository.js";
+import { GroupCommit } from "../../lib/store/group-commit.js";
 import type {
   ExperienceRecord,
   OutcomeForgetting,
@@ -61,7 +62,6 @@ import {
   withoutCanary,
 } from "./domain/index.js";
 import { similaritySignature } from "./domain/similarity-signature.js";
-import { GroupCommit, type Settled } from "./group-commit.js";
 import { createLearningState, untrainedVersion } from "./learning-state.js";
 import { contextFromMessage, outcomeFromMessage } from "./wire.js";
 
@@ -194,7 +194,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
    * serve, checked by the store (another statement only when they changed).
    * A goal not recorded was recorded before, or is another tenant's.
    */
-  const recordTogether = async (batch: readonly PendingOutcome[]): Promise<Settled<boolean>[]> => {
+  const recordTogether = async (batch: readonly PendingOutcome[]): Promise<(boolean | Error)[]> => {
     for (let attempt = 1; ; attempt++) {
       const serving = state.servingVersions();
       const versions = serving.length > 0 ? serving : [untrainedVersion];
@@ -228,14 +228,11 @@ export function createLearningEngine(options: LearningEngineOptions) {
         const recorded = await store.tenant(tenantId).experiences.recordedGoals(goalIds);
         for (const g of goalIds) if (recorded.has(g)) theirs.add(`${tenantId}\u0000${g}`);
       }
-      return batch.map((p, i): Settled<boolean> => {
-        if (answer.recorded[i]) return { ok: true, value: true };
-        if (theirs.has(`${p.tenantId}\u0000${p.goalId}`)) return { ok: true, value: false };
+      return batch.map((p, i) => {
+        if (answer.recorded[i]) return true;
+        if (theirs.has(`${p.tenantId}\u0000${p.goalId}`)) return false;
         // The goal id is taken by another tenant's experience: do not reveal it.
-        return {
-          ok: false,
-          error: new MeshError(Code.AlreadyExists, `an outcome for goal ${p.goalId} exists`),
-        };
+        return new MeshError(Code.AlreadyExists, `an outcome for goal ${p.goalId} exists`);
       });
     }
   };
@@ -246,28 +243,27 @@ export function createLearningEngine(options: LearningEngineOptions) {
    * bad outcome fails alone; a passing failure (the database away) fails the
    * batch, and each outcome's caller retries it.
    */
-  const outcomes = new GroupCommit<PendingOutcome, boolean>({
-    key: (p) => p.goalId,
-    maxBatch: options.maxOutcomeBatch ?? 64,
-    async commit(batch) {
+  const outcomes = new GroupCommit<PendingOutcome, boolean>(
+    async (batch) => {
       try {
         return await recordTogether(batch);
       } catch (err) {
         if (batch.length === 1 || MeshError.from(err).retryable) throw err;
         log.debug({ err, outcomes: batch.length }, "outcome batch failed; recording one by one");
-        const settled: Settled<boolean>[] = [];
+        const settled: (boolean | Error)[] = [];
         for (const p of batch) {
           settled.push(
             await recordTogether([p]).then(
               ([s]) => s!,
-              (error: unknown) => ({ ok: false, error }),
+              (error: unknown) => MeshError.from(error),
             ),
           );
         }
         return settled;
       }
     },
-  });
+    { key: (p) => p.goalId, maxBatch: options.maxOutcomeBatch ?? 64 },
+  );
 
   const engine = {
     state,

@@ -27,7 +27,13 @@ import { GoalEntity } from "./entities.js";
 import { insertEvents, type NewGoalEvent } from "./goal-event-repository.js";
 import { openGoal, type PayloadCipher, sealEvents } from "./payload-cipher.js";
 import { payloadColumns } from "./payload-columns.js";
-import { insertPlannedOf, type SealedPlanned } from "./plan-repository.js";
+import {
+  attemptRecordColumns,
+  insertPlannedOf,
+  type SealedPlanned,
+  type SealedStepChanges,
+  stepRecordColumns,
+} from "./plan-repository.js";
 import {
   type ErrorRecord,
   type GoalRecord,
@@ -133,6 +139,29 @@ export interface ChainedWrites {
    * back and the update fails with ABORTED.
    */
   require?: { sql: string; params: unknown[]; message: string };
+}
+
+/**
+ * A goal update ready to be written with others (of any tenants) in one
+ * statement: from `GoalRepository.prepareUpdate`, written by
+ * `StoreTransaction.updateGoals`.
+ */
+export interface GoalUpdate {
+  readonly tenantId: string;
+  readonly id: string;
+  readonly expectedVersion: number;
+  /** @internal the goal's item of the update statement. */
+  readonly item: Record<string, unknown>;
+}
+
+/** What a batched goal update writes besides the row (see `GoalUpdateWrites`). */
+export interface GoalBatchWrites {
+  /** Appended with the goal's next sequences. */
+  events?: readonly NewGoalEvent[];
+  /** Apply only if the goal's last event sequence is still this. */
+  afterEventSeq: number;
+  /** Changed steps (each only at its expected version) and their attempts. */
+  steps?: SealedStepChanges;
 }
 
 export interface ListGoalsOptions {
@@ -387,6 +416,61 @@ export class GoalRepository {
   }
 
   /**
+   * An update of the goal (see `update`) with its events and its changed
+   * steps, sealed, to write with others in one statement
+   * (`StoreTransaction.updateGoals`). Only the fields a transition sets:
+   * status and error always, output when given, plan and strategy when
+   * given (never cleared), finishedAt (default: now when `status` is terminal).
+   */
+  async prepareUpdate(
+    id: string,
+    expectedVersion: number,
+    patch: Pick<GoalPatch, "status" | "output" | "error" | "planId" | "strategy" | "finishedAt"> & {
+      status: GoalStatusName;
+    },
+    also: GoalBatchWrites,
+  ): Promise<GoalUpdate> {
+    requireText(id, "goal id");
+    checkStatus(patch.status);
+    const c = payloadColumns;
+    const [output, error, events] = await Promise.all([
+      patch.output === undefined || patch.output === null
+        ? null
+        : this.cipher.sealPayload(this.tenantId, c.goalOutput, patch.output),
+      patch.error
+        ? this.cipher.sealPayload(this.tenantId, c.goalError, patch.error as unknown as JsonValue)
+        : null,
+      sealEvents(this.cipher, this.tenantId, also.events ?? []),
+    ]);
+    for (const e of events) requireText(e.type, "event type", 64);
+    const finishedAt =
+      patch.finishedAt ?? (terminalGoalStatuses.includes(patch.status) ? new Date() : null);
+    return {
+      tenantId: this.tenantId,
+      id,
+      expectedVersion,
+      item: {
+        tenant_id: this.tenantId,
+        id,
+        version: expectedVersion,
+        after_seq: also.afterEventSeq,
+        status: patch.status,
+        error,
+        set_output: patch.output !== undefined,
+        output,
+        plan_id: patch.planId || null,
+        strategy: patch.strategy || null,
+        finished_at: finishedAt?.toISOString() ?? null,
+        events: events.map((e) => ({ type: e.type, data: e.data ?? null })),
+        step_plan: also.steps?.planId ?? null,
+        steps: also.steps?.steps ?? [],
+        added: also.steps?.added ?? [],
+        moved: also.steps?.moved ?? [],
+      },
+    };
+  }
+
+  /**
    * Applies `patch` if the goal is still at `expectedVersion`, and returns the
    * goal at its new version. ABORTED if someone else updated it first (or a
    * condition of `also.ctes` failed), NOT_FOUND if it does not exist. The
@@ -585,6 +669,163 @@ export async function createGoals(
     todo = again;
   }
   return out as (GoalCreated | MeshError)[];
+}
+
+/**
+ * The statement updating goals (of any tenants) in one go. Each goal's
+ * optimistic lock is a row condition, not a statement-wide one: the goal rows
+ * still at their expected version and last event sequence are locked, then
+ * the changed steps of those goals still at their expected versions; a goal
+ * whose row and every changed step were locked is updated, with its steps,
+ * attempts and events; any other goal is left alone and absent from the
+ * answer (ABORTED for it only). A lock taken (FOR UPDATE) re-reads a row
+ * another transaction changed meanwhile, so what was locked at its expected
+ * version stays so until the updates below, which read the locked rows.
+ */
+const updateGoalsSql = `with x as (
+    select * from jsonb_to_recordset(?::jsonb) as x(n int, tenant_id text, id text, version int,
+      after_seq bigint, status text, error jsonb, set_output boolean, output jsonb, plan_id text,
+      strategy text, finished_at timestamptz, events jsonb, step_plan text, steps jsonb,
+      added jsonb, moved jsonb)),
+  goal_locks as (
+    select x.n from goals t join x on t.tenant_id = x.tenant_id and t.id = x.id
+    where t.version = x.version and t.last_event_seq = x.after_seq
+    order by t.tenant_id, t.id
+    for update of t),
+  step_locks as (
+    select x.n from goal_locks l join x on x.n = l.n
+      cross join lateral jsonb_to_recordset(x.steps) as c(step_id text, expected_version int)
+      join steps s on s.tenant_id = x.tenant_id and s.plan_id = x.step_plan
+        and s.step_id = c.step_id and s.version = c.expected_version
+    for update of s),
+  ok as (
+    select x.* from x join goal_locks l on l.n = x.n
+    where jsonb_array_length(x.steps) = (select count(*) from step_locks k where k.n = x.n)),
+  g as (
+    update goals t set status = ok.status, error = ok.error,
+      output = case when ok.set_output then ok.output else t.output end,
+      plan_id = coalesce(ok.plan_id, t.plan_id), strategy = coalesce(ok.strategy, t.strategy),
+      finished_at = coalesce(ok.finished_at, t.finished_at), version = t.version + 1,
+      updated_at = now(), last_event_seq = t.last_event_seq + jsonb_array_length(ok.events)
+    from ok where t.tenant_id = ok.tenant_id and t.id = ok.id
+    returning t.*, ok.n as batch_n),
+  e as (
+    insert into goal_events (goal_id, sequence, tenant_id, type, data)
+    select g.id, g.last_event_seq - jsonb_array_length(x.events) + v.k, g.tenant_id,
+      v.ev->>'type', v.ev->'data'
+    from g join x on x.n = g.batch_n,
+      jsonb_array_elements(x.events) with ordinality as v(ev, k)),
+  step_rows as (
+    update steps s set status = c.status, attempts = c.attempts, output = c.output,
+      error = c.error, agent_ids = c.agent_ids, child_goal_id = c.child_goal_id,
+      next_attempt_at = c.next_attempt_at, started_at = c.started_at,
+      finished_at = c.finished_at, lease_owner = null, lease_expires_at = null,
+      version = s.version + 1, updated_at = now()
+    from g join x on x.n = g.batch_n
+      cross join lateral jsonb_to_recordset(x.steps) as c(${stepRecordColumns}, expected_version int)
+    where s.tenant_id = g.tenant_id and s.plan_id = x.step_plan and s.step_id = c.step_id
+    returning s.plan_id, s.step_id, s.tenant_id, s.goal_id),
+  attempt_rows as (
+    insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt,
+      replica, outcome, agent_id, output, error, cost, started_at, finished_at)
+    select a.attempt_id, s.tenant_id, s.goal_id, s.plan_id, s.step_id, a.attempt, a.replica,
+      a.outcome, a.agent_id, a.output, a.error, a.cost,
+      coalesce(a.started_at, a.finished_at), a.finished_at
+    from step_rows s join x on x.tenant_id = s.tenant_id and x.id = s.goal_id
+      cross join lateral jsonb_to_recordset(x.added) as a(${attemptRecordColumns})
+    where a.step_id = s.step_id
+    on conflict (attempt_id) do nothing),
+  attempt_moves as (
+    update step_attempts a set outcome = m.outcome, agent_id = coalesce(m.agent_id, a.agent_id),
+      started_at = coalesce(a.started_at, m.started_at, m.finished_at),
+      finished_at = m.finished_at, output = m.output, error = m.error, cost = m.cost
+    from step_rows s join x on x.tenant_id = s.tenant_id and x.id = s.goal_id
+      cross join lateral jsonb_to_recordset(x.moved) as m(${attemptRecordColumns})
+    where m.step_id = s.step_id and a.tenant_id = s.tenant_id and a.attempt_id = m.attempt_id
+      and case when m.finished_at is null then a.outcome = 'DISPATCHED'
+        else a.finished_at is null end)
+  select * from g`;
+
+/**
+ * Writes goal updates (of any tenants) in one statement (see
+ * `GoalRepository.prepareUpdate`). Each update's own outcome at its index:
+ * the goal as now stored, or ABORTED when the goal or one of its changed
+ * steps was not at the expected version (nothing of that update is written;
+ * the others are). Two updates of the same goal never share a statement: a
+ * later one is written after the earlier. When the statement fails, each
+ * update is written on its own, so one update's failure fails no other; the
+ * store away fails them all.
+ * @internal through `StoreTransaction.updateGoals`
+ */
+export async function updateGoals(
+  db: Db,
+  cipher: PayloadCipher,
+  updates: readonly GoalUpdate[],
+): Promise<(GoalRecord | MeshError)[]> {
+  const out: (GoalRecord | MeshError | undefined)[] = updates.map(() => undefined);
+  let todo = updates.map((_, index) => index);
+  while (todo.length > 0) {
+    const seen = new Set<string>();
+    const round: number[] = [];
+    const later: number[] = [];
+    for (const index of todo) {
+      const key = `${updates[index]!.tenantId}/${updates[index]!.id}`;
+      if (seen.has(key)) later.push(index);
+      else {
+        seen.add(key);
+        round.push(index);
+      }
+    }
+    await updateRound(db, cipher, updates, round, out);
+    todo = later;
+  }
+  return out as (GoalRecord | MeshError)[];
+}
+
+/** One statement of `updateGoals`, of updates of distinct goals. */
+async function updateRound(
+  db: Db,
+  cipher: PayloadCipher,
+  updates: readonly GoalUpdate[],
+  round: readonly number[],
+  out: (GoalRecord | MeshError | undefined)[],
+): Promise<void> {
+  let rows: (GoalRecord & { batchN?: number; batch_n?: number })[];
+  try {
+    rows = await db.mapped<GoalRecord>(GoalEntity, updateGoalsSql, [
+      json(round.map((index, n) => ({ ...updates[index]!.item, n }))),
+    ]);
+  } catch (err) {
+    const e = MeshError.from(err);
+    if (round.length === 1 || isUnavailable(e)) {
+      for (const index of round) out[index] = e;
+      return;
+    }
+    // One update may have failed them all (or a deadlock with another replica): each alone.
+    await Promise.all(round.map((index) => updateRound(db, cipher, updates, [index], out)));
+    return;
+  }
+  const updated = new Map(rows.map((r) => [`${r.tenantId}/${r.id}`, r]));
+  await Promise.all(
+    round.map(async (index) => {
+      const u = updates[index]!;
+      const row = updated.get(`${u.tenantId}/${u.id}`);
+      if (row === undefined) {
+        out[index] = new MeshError(
+          Code.Aborted,
+          `goal ${u.id} or one of its steps was changed concurrently (expected version ${u.expectedVersion})`,
+          { details: { goalId: u.id, expectedVersion: u.expectedVersion } },
+        );
+        return;
+      }
+      const { batchN: _n, batch_n: _m, ...goal } = row;
+      try {
+        out[index] = await openGoal(cipher, goal);
+      } catch (err) {
+        out[index] = MeshError.from(err);
+      }
+    }),
+  );
 }
 
 function createError(err: unknown, tenantId: string): MeshError {

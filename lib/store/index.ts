@@ -39,6 +39,7 @@ export { GoalEventRepository } from "./goal-event-repository.js";
 export type {
   GoalCreated,
   GoalCreation,
+  GoalUpdate,
   GoalPage,
   GoalPatch,
   ListGoalsOptions,

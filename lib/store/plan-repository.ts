@@ -105,6 +105,17 @@ export interface AttemptRowState {
   finishedAt?: Date | null;
 }
 
+/** A transition's step writes, sealed (`PlanRepository.sealStepChanges`). */
+export interface SealedStepChanges {
+  planId: string;
+  /** @internal rows as `jsonb_to_recordset` reads them. */
+  steps: Record<string, unknown>[];
+  /** @internal */
+  added: Record<string, unknown>[];
+  /** @internal */
+  moved: Record<string, unknown>[];
+}
+
 export class PlanRepository {
   /** @internal */
   constructor(
@@ -266,6 +277,36 @@ export class PlanRepository {
         params: [steps.length],
         message: `step ${steps.map((s) => s.stepId).join(" or ")} of plan ${planId} was changed concurrently`,
       },
+    };
+  }
+
+  /**
+   * A transition's changed steps (each with its `expectedVersion`), the
+   * attempts it added and the attempts it moved on, validated and sealed, as
+   * the rows `GoalRepository.prepareUpdate` writes in a batch of transitions
+   * (the same writes as `stepWrites`, for goals updated together).
+   */
+  async sealStepChanges(
+    planId: string,
+    changed: StepChange[],
+    newAttempts: AttemptRowState[],
+    movedAttempts: AttemptRowState[],
+  ): Promise<SealedStepChanges> {
+    requireText(planId, "plan id");
+    for (const step of changed) {
+      requireText(step.stepId, "step id", 128);
+      if (step.status) checkStepStatus(step.status);
+    }
+    const [steps, added, moved] = await Promise.all([
+      Promise.all(changed.map((s) => this.#sealState(s))),
+      this.#sealAttempts(newAttempts),
+      this.#sealAttempts(movedAttempts),
+    ]);
+    return {
+      planId,
+      steps: stepsRows(steps, (s) => ({ expected_version: s.expectedVersion })),
+      added: attemptsRows(added),
+      moved: attemptsRows(moved),
     };
   }
 
@@ -533,8 +574,8 @@ function planValues(input: NewPlan): unknown[] {
   ];
 }
 
-/** The `jsonb_to_recordset` columns of `stepsJson`'s state of a step. */
-const stepRecordColumns = `step_id text, status text, attempts int, output jsonb, error jsonb,
+/** The `jsonb_to_recordset` columns of `stepsJson`'s state of a step. @internal */
+export const stepRecordColumns = `step_id text, status text, attempts int, output jsonb, error jsonb,
   agent_ids text[], child_goal_id text, next_attempt_at timestamptz, started_at timestamptz,
   finished_at timestamptz`;
 
@@ -582,8 +623,8 @@ function stepsRows<T extends StepRowState & { stepId: string }>(
   }));
 }
 
-/** The `jsonb_to_recordset` columns of `attemptsJson`. */
-const attemptRecordColumns = `attempt_id text, step_id text, attempt int, replica int,
+/** The `jsonb_to_recordset` columns of `attemptsJson`. @internal */
+export const attemptRecordColumns = `attempt_id text, step_id text, attempt int, replica int,
   outcome text, agent_id text, output jsonb, error jsonb, cost double precision,
   started_at timestamptz, finished_at timestamptz`;
 

@@ -42,6 +42,8 @@ import {
   createGoals,
   type GoalCreated,
   type GoalCreation,
+  type GoalUpdate,
+  updateGoals,
   GoalRepository,
 } from "./goal-repository.js";
 import { LearningRepository } from "./learning-repository.js";
@@ -50,6 +52,7 @@ import { createNotifyChannel } from "./notify-channel.js";
 import { PayloadCipher } from "./payload-cipher.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
+import type { GoalRecord } from "./records.js";
 import { RateBucketRepository } from "./rate-bucket-repository.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
 import { storeMetrics } from "./store-metrics.js";
@@ -124,6 +127,12 @@ export interface StoreTransaction {
    * statement; each goal's outcome, or its own error, at its index.
    */
   createGoals(creations: readonly GoalCreation[]): Promise<(GoalCreated | MeshError)[]>;
+  /**
+   * Updates goals of any tenants (each from `tenant(t).goals.prepareUpdate`)
+   * in one statement; each goal as now stored, or its own error (ABORTED
+   * when it or one of its steps moved on), at its index.
+   */
+  updateGoals(updates: readonly GoalUpdate[]): Promise<(GoalRecord | MeshError)[]>;
 }
 
 /** What `Store.watchTenantKeys` tells. */
@@ -288,6 +297,7 @@ export class Store implements StoreTransaction {
     this.streams = parts.streams;
     this.tenant = parts.tenant;
     this.createGoals = parts.createGoals;
+    this.updateGoals = parts.updateGoals;
     const url = new URL(String(options.clientUrl));
     if (url.password) url.password = "*****";
     this.location = `${url.toString()}${open.schema ? ` (schema ${open.schema})` : ""}${embedded ? " [embedded]" : ""}`;
@@ -300,6 +310,8 @@ export class Store implements StoreTransaction {
   readonly tenant: (tenantId: string) => TenantStore;
 
   readonly createGoals: StoreTransaction["createGoals"];
+
+  readonly updateGoals: StoreTransaction["updateGoals"];
 
   /**
    * Runs `fn` in one transaction and commits when it resolves (rolls back
@@ -447,5 +459,6 @@ function bind(
     buckets: new RateBucketRepository(db),
     streams: new StreamLeaseRepository(db),
     createGoals: (creations) => createGoals(db, cipher, creations),
+    updateGoals: (updates) => updateGoals(db, cipher, updates),
   };
 }

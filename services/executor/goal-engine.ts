@@ -35,7 +35,7 @@ import type { Logger } from "../../lib/log/logger.js";
 import { decisionContext } from "../../lib/plan/decision-context.js";
 import type { Client } from "../../lib/rpc/client.js";
 import { goalSubmittedEvent } from "../../lib/store/audit-log.js";
-import type { GoalCreated, GoalCreation } from "../../lib/store/goal-repository.js";
+import type { GoalCreated, GoalCreation, GoalUpdate } from "../../lib/store/goal-repository.js";
 import { GroupCommit } from "../../lib/store/group-commit.js";
 import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
@@ -70,6 +70,7 @@ import { DueTicker } from "./due-ticker.js";
 import { goalPlanning, type PlanGoal } from "./goal-planning.js";
 import {
   commitTransition,
+  prepareTransition,
   createdGoal,
   type DueTimes,
   defaultDueTimes,
@@ -243,6 +244,8 @@ export class GoalEngine implements GoalOperations {
   readonly #batcher: ResultBatcher;
   /** Goal creations waiting together, written in one statement (group commit). */
   readonly #creations: GroupCommit<GoalCreation, GoalCreated>;
+  /** Transitions of different goals waiting together, written in one statement (group commit). */
+  readonly #transitions: GroupCommit<GoalUpdate, GoalRecord>;
   readonly #ticker: DueTicker;
   readonly #children: ChildGoals;
   readonly #dispatchPolicy: DispatchPolicy | undefined;
@@ -275,6 +278,8 @@ export class GoalEngine implements GoalOperations {
     resultBatches: 0,
     /** Statements that created more than one goal. */
     creationBatches: 0,
+    /** Statements that saved transitions of more than one goal. */
+    transitionBatches: 0,
   };
 
   constructor(deps: GoalEngineDeps) {
@@ -315,6 +320,14 @@ export class GoalEngine implements GoalOperations {
       {
         onBatch: (size) => {
           if (size > 1) this.stats.creationBatches++;
+        },
+      },
+    );
+    this.#transitions = new GroupCommit<GoalUpdate, GoalRecord>(
+      (batch) => this.#store.updateGoals(batch),
+      {
+        onBatch: (size) => {
+          if (size > 1) this.stats.transitionBatches++;
         },
       },
     );
@@ -712,15 +725,7 @@ export class GoalEngine implements GoalOperations {
       }
       let after: LoadedGoal;
       try {
-        after = await commitTransition(
-          this.#store,
-          tenantId,
-          loaded,
-          state,
-          commands,
-          now,
-          this.#due,
-        );
+        after = await this.#commit(tenantId, loaded, state, commands, now);
       } catch (err) {
         this.#forget(tenantId, goalId);
         if (isMeshError(err) && err.code === Code.Aborted && attempt < 25) {
@@ -734,6 +739,34 @@ export class GoalEngine implements GoalOperations {
       await this.#run(state, commands, loaded);
       return { state, loaded, after, changed: true };
     }
+  }
+
+  /**
+   * Saves a transition: one that plans the goal on its own
+   * (`commitTransition`), any other with the transitions of other goals
+   * waiting at the same moment, in one statement (group commit), each under
+   * its own goal's optimistic lock.
+   */
+  async #commit(
+    tenantId: string,
+    loaded: LoadedGoal,
+    state: GoalState,
+    commands: GoalCommand[],
+    now: number,
+  ): Promise<LoadedGoal> {
+    const prepared = await prepareTransition(
+      this.#store,
+      tenantId,
+      loaded,
+      state,
+      commands,
+      now,
+      this.#due,
+    );
+    if (prepared === undefined) {
+      return commitTransition(this.#store, tenantId, loaded, state, commands, now, this.#due);
+    }
+    return prepared.saved(await this.#transitions.add(prepared.update));
   }
 
   /** Applies one agent's result, starting from `known` or the goal as this replica last saved it. */

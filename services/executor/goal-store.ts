@@ -23,11 +23,17 @@ import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor
 import { type Plan, PlanSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { AuditEventInput } from "../../lib/store/audit-log.js";
-import type { ChainedWrites, GoalCreation, NewGoal } from "../../lib/store/goal-repository.js";
+import type {
+  ChainedWrites,
+  GoalCreation,
+  GoalUpdate,
+  NewGoal,
+} from "../../lib/store/goal-repository.js";
 import type {
   AttemptRowState,
   NewPlan,
   NewStep,
+  SealedStepChanges,
   StepChange,
   StepRowState,
 } from "../../lib/store/plan-repository.js";
@@ -339,15 +345,7 @@ export async function commitTransition(
 ): Promise<LoadedGoal> {
   const tenant = store.tenant(tenantId);
   const before = loaded.state;
-  const goalPatch = {
-    status: GoalStatus[next.status] as GoalStatusName,
-    error: errorRecord(next.error),
-    ...(next.output !== undefined ? { output: next.output } : {}),
-    ...(next.plan ? { planId: next.plan.planId, strategy: next.plan.strategy } : {}),
-    ...(next.finishedAtMs !== undefined && before.finishedAtMs === undefined
-      ? { finishedAt: new Date(next.finishedAtMs) }
-      : {}),
-  };
+  const goalPatch = goalPatchOf(before, next);
   const events = eventsOf(commands);
   const versions = new Map(loaded.stepVersions);
   const planning = next.plan !== undefined && before.plan === undefined;
@@ -373,6 +371,68 @@ export async function commitTransition(
   if (planning)
     rememberPlan(`${tenant.tenantId}/${next.plan!.planId}`, { plan: plan!, summary: next.plan! });
   return { goal, state: next, stepVersions: versions, plan };
+}
+
+/** The goal row's fields a transition from `before` to `next` sets. */
+function goalPatchOf(before: GoalState, next: GoalState) {
+  return {
+    status: GoalStatus[next.status] as GoalStatusName,
+    error: errorRecord(next.error),
+    ...(next.output !== undefined ? { output: next.output } : {}),
+    ...(next.plan ? { planId: next.plan.planId, strategy: next.plan.strategy } : {}),
+    ...(next.finishedAtMs !== undefined && before.finishedAtMs === undefined
+      ? { finishedAt: new Date(next.finishedAtMs) }
+      : {}),
+  };
+}
+
+/** A transition ready to be written with others (`Store.updateGoals`), and the goal it leaves. */
+export interface PreparedTransition {
+  update: GoalUpdate;
+  /** The goal as loaded after the update stored `goal`. */
+  saved(goal: GoalRecord): LoadedGoal;
+}
+
+/**
+ * `commitTransition`'s writes for a transition that does not plan the goal
+ * (it changes the goal row and steps of a planned goal, or ends an unplanned
+ * one), sealed, to write together with other goals' transitions in one
+ * statement, each under its own optimistic lock (`Store.updateGoals`:
+ * ABORTED for this goal alone when it or a changed step moved on).
+ * Undefined for a transition that plans the goal: `commitTransition` writes it.
+ */
+export async function prepareTransition(
+  store: Store,
+  tenantId: string,
+  loaded: LoadedGoal,
+  next: GoalState,
+  commands: readonly GoalCommand[],
+  now: number,
+  due: DueTimes = defaultDueTimes,
+): Promise<PreparedTransition | undefined> {
+  const before = loaded.state;
+  if (next.plan !== undefined && before.plan === undefined) return undefined;
+  const tenant = store.tenant(tenantId);
+  const versions = new Map(loaded.stepVersions);
+  let steps: SealedStepChanges | undefined;
+  if (next.plan) {
+    const changed = next.stepOrder.filter((id) => before.steps[id] !== next.steps[id]);
+    if (changed.length > 0) {
+      const c = stepChanges(loaded, next, changed, now, due);
+      steps = await tenant.plans.sealStepChanges(next.plan.planId, c.steps, c.added, c.moved);
+      for (const id of changed) versions.set(id, (versions.get(id) ?? 1) + 1);
+    }
+  }
+  const update = await tenant.goals.prepareUpdate(
+    loaded.goal.id,
+    loaded.goal.version,
+    goalPatchOf(before, next),
+    { events: eventsOf(commands), afterEventSeq: before.sequence, ...(steps ? { steps } : {}) },
+  );
+  return {
+    update,
+    saved: (goal) => ({ goal, state: next, stepVersions: versions, plan: loaded.plan }),
+  };
 }
 
 /** The plan row, every step and every attempt of a goal the transition planned. */
@@ -484,6 +544,18 @@ function stepWrites(
   now: number,
   due: DueTimes,
 ): Promise<ChainedWrites> {
+  const { steps, added, moved } = stepChanges(loaded, next, changed, now, due);
+  return tenant.plans.stepWrites(next.plan!.planId, steps, added, moved);
+}
+
+/** The `changed` steps' rows and the attempts the transition added or moved on. */
+function stepChanges(
+  loaded: LoadedGoal,
+  next: GoalState,
+  changed: readonly string[],
+  now: number,
+  due: DueTimes,
+): { steps: StepChange[]; added: AttemptRowState[]; moved: AttemptRowState[] } {
   const steps: StepChange[] = [];
   const added: AttemptRowState[] = [];
   const moved: AttemptRowState[] = [];
@@ -507,7 +579,7 @@ function stepWrites(
       }
     }
   }
-  return tenant.plans.stepWrites(next.plan!.planId, steps, added, moved);
+  return { steps, added, moved };
 }
 
 /** A step's row as `next` leaves it. */

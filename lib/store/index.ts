@@ -39,9 +39,9 @@ export { GoalEventRepository } from "./goal-event-repository.js";
 export type {
   GoalCreated,
   GoalCreation,
-  GoalUpdate,
   GoalPage,
   GoalPatch,
+  GoalUpdate,
   ListGoalsOptions,
   NewGoal,
 } from "./goal-repository.js";

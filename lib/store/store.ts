@@ -42,9 +42,9 @@ import {
   createGoals,
   type GoalCreated,
   type GoalCreation,
+  GoalRepository,
   type GoalUpdate,
   updateGoals,
-  GoalRepository,
 } from "./goal-repository.js";
 import { LearningRepository } from "./learning-repository.js";
 import { loadMigrations, migrationNames } from "./migrations/index.js";
@@ -52,8 +52,8 @@ import { createNotifyChannel } from "./notify-channel.js";
 import { PayloadCipher } from "./payload-cipher.js";
 import { PlanRepository } from "./plan-repository.js";
 import { PlaybookRepository } from "./playbook-repository.js";
-import type { GoalRecord } from "./records.js";
 import { RateBucketRepository } from "./rate-bucket-repository.js";
+import type { GoalRecord } from "./records.js";
 import { HealthTracker, type StoreHealth } from "./store-health.js";
 import { storeMetrics } from "./store-metrics.js";
 import { StreamLeaseRepository } from "./stream-lease-repository.js";

@@ -70,7 +70,6 @@ import { DueTicker } from "./due-ticker.js";
 import { goalPlanning, type PlanGoal } from "./goal-planning.js";
 import {
   commitTransition,
-  prepareTransition,
   createdGoal,
   type DueTimes,
   defaultDueTimes,
@@ -79,6 +78,7 @@ import {
   type LoadedGoal,
   loadGoal,
   loadGoals,
+  prepareTransition,
   stepDueAt,
 } from "./goal-store.js";
 import { type ResultAuthority, resultRefusal } from "./result-authority.js";

@@ -26,6 +26,7 @@ import {
   goalStateOf,
   type LoadedGoal,
   loadGoal,
+  prepareTransition,
 } from "./goal-store.js";
 
 const pg = await needPostgres();
@@ -391,8 +392,140 @@ describe.skipIf(!pg)("goal store on PostgreSQL", () => {
     expect((await store.audit.verify()).ok).toBe(true);
   });
 
+  /** `count` goals planned with `steps`, one after the other. */
+  async function plannedGoals(count: number, steps: Parameters<typeof plan>[1]) {
+    const out: LoadedGoal[] = [];
+    for (let i = 0; i < count; i++) out.push(await plannedGoal(steps));
+    return out;
+  }
+
+  /** `input` reduced from `loaded`, prepared to be saved with other goals' transitions. */
+  async function prepared(loaded: LoadedGoal, input: GoalInput) {
+    const { state, commands } = reduceGoal(loaded.state, input);
+    expect(state).not.toBe(loaded.state);
+    const p = await prepareTransition(store, "acme", loaded, state, commands, input.at, dueNow);
+    return p!;
+  }
+
+  it("saves transitions of several goals in one statement; a goal that moved on, a claimed step and a stale result are refused alone", async () => {
+    const steps = [{ id: "a" }, { id: "b", dependsOn: ["a"] }];
+    const [ok1, moved, claimed, redelivered, ok2] = await plannedGoals(5, steps);
+    const done = (g: LoadedGoal) => result(g, "a", StepResultStatus.SUCCEEDED, `out-${g.goal.id}`);
+    const batch = await Promise.all(
+      [ok1!, moved!, claimed!, redelivered!, ok2!].map((g) => prepared(g, done(g))),
+    );
+    // Meanwhile: another replica moved one goal on; a ticker claimed a step of another
+    // (its version, not the goal's, changed); the third's result was saved already.
+    await transition(moved!, result(moved!, "a", StepResultStatus.STARTED));
+    await store.orm.em
+      .fork()
+      .execute("update steps set version = version + 1 where goal_id = ? and step_id = 'a'", [
+        claimed!.goal.id,
+      ]);
+    await transition(redelivered!, done(redelivered!));
+    const untouched = await Promise.all(
+      [moved!, claimed!, redelivered!].map((g) => stored(g.goal.id)),
+    );
+
+    const before = storeCounts.statements;
+    const out = await store.updateGoals(batch.map((p) => p.update));
+    expect(storeCounts.statements - before).toBe(1);
+    expect(out.map((o) => (o instanceof Error ? isMeshError(o) && o.code : "saved"))).toEqual([
+      "saved",
+      Code.Aborted,
+      Code.Aborted,
+      Code.Aborted,
+      "saved",
+    ]);
+    for (const [k, g] of [ok1!, ok2!].entries()) {
+      const saved = batch[k === 0 ? 0 : 4]!.saved(out[k === 0 ? 0 : 4] as never);
+      await expectStoredAsSaved(saved);
+      expect(await stored(g.goal.id)).toMatchObject({
+        goal: [g.goal.version + 1, saved.state.sequence, "RUNNING"],
+        steps: [
+          { id: "a", version: 2, status: "SUCCEEDED", output: `out-${g.goal.id}` },
+          { id: "b", version: 2, status: "DISPATCHED" },
+        ],
+        attempts: [
+          { id: `${g.goal.id}:a:1:0`, outcome: "SUCCEEDED", output: `out-${g.goal.id}` },
+          { id: `${g.goal.id}:b:1:0`, outcome: "DISPATCHED" },
+        ],
+      });
+    }
+    // Nothing of a refused transition was written.
+    expect(
+      await Promise.all([moved!, claimed!, redelivered!].map((g) => stored(g.goal.id))),
+    ).toEqual(untouched);
+    // The redelivered result from a fresh load changes nothing: applied once.
+    const fresh = await loadGoal(tenant, redelivered!.goal.id);
+    expect(reduceGoal(fresh.state, { ...done(redelivered!), at: Date.now() }).state).toBe(
+      fresh.state,
+    );
+    // What GoalEngine.apply does with the others: a fresh load, the same result, saved.
+    for (const g of [moved!, claimed!]) {
+      const again = await loadGoal(tenant, g.goal.id);
+      const p = await prepared(again, { ...done(g), at: Date.now() });
+      const [saved] = await store.updateGoals([p.update]);
+      if (saved instanceof Error) throw saved;
+      expect((await expectStoredAsSaved(p.saved(saved!))).state.steps.a!.status).toBe(
+        StepStatus.SUCCEEDED,
+      );
+    }
+  });
+
+  it("writes two transitions of one goal in one call one after the other: the second, from the same load, is refused", async () => {
+    const [g, other] = await plannedGoals(2, [{ id: "a" }]);
+    const first = await prepared(g!, result(g!, "a", StepResultStatus.SUCCEEDED, 1));
+    const second = await prepared(g!, result(g!, "a", StepResultStatus.FAILED));
+    const third = await prepared(other!, result(other!, "a", StepResultStatus.SUCCEEDED, 3));
+    const before = storeCounts.statements;
+    const out = await store.updateGoals([first.update, second.update, third.update]);
+    expect(storeCounts.statements - before).toBe(2);
+    expect(out.map((o) => (o instanceof Error ? isMeshError(o) && o.code : o!.status))).toEqual([
+      "SUCCEEDED",
+      Code.Aborted,
+      "SUCCEEDED",
+    ]);
+    expect((await stored(g!.goal.id)).steps).toMatchObject([{ status: "SUCCEEDED", output: 1 }]);
+  });
+
+  it("saves the other goals of a batch that waited for a ticker's claim, and refuses the claimed one", async () => {
+    const [claimed, free] = await plannedGoals(2, [{ id: "a" }]);
+    // Only the first goal's step is due: the ticker claims it and nothing else of this test.
+    await store.orm.em
+      .fork()
+      .execute("update steps set next_attempt_at = now() + interval '1 hour' where goal_id = ?", [
+        free!.goal.id,
+      ]);
+    const batch = await Promise.all(
+      [claimed!, free!].map((g) => prepared(g, result(g, "a", StepResultStatus.SUCCEEDED, "x"))),
+    );
+    let saving: Promise<unknown> = Promise.resolve();
+    await store.transaction(async (tx) => {
+      const due = await tx.work.claimDueSteps({
+        owner: "ticker",
+        statuses: ["DISPATCHED"],
+        limit: 1000,
+      });
+      expect(due.some((s) => s.goalId === claimed!.goal.id)).toBe(true);
+      expect(due.some((s) => s.goalId === free!.goal.id)).toBe(false);
+      saving = store.updateGoals(batch.map((p) => p.update));
+      expect(await waitForLockWait("with x as (%")).toBe(true);
+    });
+    const out = (await saving) as unknown[];
+    expect(out.map((o) => (o instanceof Error ? isMeshError(o) && o.code : "saved"))).toEqual([
+      Code.Aborted,
+      "saved",
+    ]);
+    expect(await stored(claimed!.goal.id)).toMatchObject({
+      goal: [claimed!.goal.version, claimed!.state.sequence, "RUNNING"],
+      steps: [{ id: "a", version: 2, status: "DISPATCHED", lease: "ticker" }],
+    });
+    expect((await stored(free!.goal.id)).goal[2]).toBe("SUCCEEDED");
+  });
+
   /** Whether a goal update of this database waits for a row lock (polled up to 5 s). */
-  async function waitForLockWait(): Promise<boolean> {
+  async function waitForLockWait(pattern = "with g as (update goals %"): Promise<boolean> {
     const em = store.orm.em.fork();
     for (let i = 0; i < 100; i++) {
       // Within a transaction pg_stat_activity answers from a snapshot: take a new one.
@@ -400,7 +533,8 @@ describe.skipIf(!pg)("goal store on PostgreSQL", () => {
       const [row] = await em.execute<{ n: string }[]>(
         `select count(*) as n from pg_stat_activity
          where datname = current_database() and wait_event_type = 'Lock'
-           and query like 'with g as (update goals %'`,
+           and query like ?`,
+        [pattern],
       );
       if (Number(row?.n) > 0) return true;
       await new Promise((r) => setTimeout(r, 50));

@@ -56,6 +56,8 @@ describe.skipIf(!pg || !nats)("goal engine: results", () => {
     expect(engine.stats.resultsApplied - before.resultsApplied).toBeGreaterThanOrEqual(n);
     // Sixty results arriving within a moment: some were applied together.
     expect(engine.stats.resultBatches).toBeGreaterThan(before.resultBatches);
+    // ...and their transitions saved in shared statements, each goal under its own lock.
+    expect(engine.stats.transitionBatches).toBeGreaterThan(before.transitionBatches);
   });
 
   it("decides on a fresh load when the goal it starts from is behind the store", async () => {

@@ -5,7 +5,10 @@
  * attempt (keyed by attempt id). `loadGoal` rebuilds the reducer's
  * `GoalState` from them; `commitTransition` writes a transition's changes and
  * events in one statement, failing with ABORTED (and writing nothing) when
- * another replica changed the goal or one of the changed steps first.
+ * another replica changed the goal or one of the changed steps first;
+ * `prepareTransition` seals the same writes (of a transition that does not
+ * plan the goal) for `Store.updateGoals`, which saves several goals'
+ * transitions in one statement, each under its own lock.
  *
  * Each non-terminal step carries `next_attempt_at`, the earliest moment
  * something is due for it (a retry, an attempt timeout, a re-dispatch check,

@@ -1,10 +1,11 @@
 /**
  * Gathers agents' results that arrive together (one socket read of the
  * consumer usually carries several) so they share one load of the goals this
- * replica does not remember (three statements for all of them). Each
- * transition is then its own statement: a transaction around them would only
- * add BEGIN and COMMIT, and a goal another replica moved on (ABORTED) starts
- * over alone from a fresh load while the others are saved.
+ * replica does not remember (three statements for all of them). Their
+ * transitions are then saved together by the engine's group commit (one
+ * statement, each goal under its own optimistic lock): a goal another replica
+ * moved on (ABORTED) starts over alone from a fresh load while the others are
+ * saved.
  *
  * @example
  * const batcher = new ResultBatcher({ applyOne, recall, loadGoals, stats });

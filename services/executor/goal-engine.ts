@@ -326,6 +326,8 @@ export class GoalEngine implements GoalOperations {
     this.#transitions = new GroupCommit<GoalUpdate, GoalRecord>(
       (batch) => this.#store.updateGoals(batch),
       {
+        // Two transitions of one goal never share a statement: the second waits for the next.
+        key: (u) => `${u.tenantId}/${u.id}`,
         onBatch: (size) => {
           if (size > 1) this.stats.transitionBatches++;
         },

@@ -379,15 +379,23 @@ export class Store implements StoreTransaction {
     return this.#migratorLoad;
   }
 
-  #underMigrationLock<T>(fn: (transaction: Transaction) => Promise<T>): Promise<T> {
-    return this.#db.run((em) =>
-      em.transactional(async (tx) => {
-        await tx.execute("select pg_advisory_xact_lock(hashtext(?))", [
-          `agentmesh.migrate.${this.#schema}`,
-        ]);
-        return fn(tx.getTransactionContext() as Transaction);
-      }),
-    );
+  async #underMigrationLock<T>(fn: (transaction: Transaction) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#db.run((em) =>
+          em.transactional(async (tx) => {
+            await tx.execute("select pg_advisory_xact_lock(hashtext(?))", [
+              `agentmesh.migrate.${this.#schema}`,
+            ]);
+            return fn(tx.getTransactionContext() as Transaction);
+          }),
+        );
+      } catch (err) {
+        // MikroORM's introspection reads every schema's tables: one another
+        // process drops meanwhile fails it (3F000). Nothing of ours changed: again.
+        if (attempt >= 3 || !schemaVanished(err)) throw err;
+      }
+    }
   }
 
   /**
@@ -461,4 +469,12 @@ function bind(
     createGoals: (creations) => createGoals(db, cipher, creations),
     updateGoals: (updates) => updateGoals(db, cipher, updates),
   };
+}
+
+/** A PostgreSQL "schema does not exist" (3F000) anywhere in the error's causes. */
+function schemaVanished(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === "3F000") return true;
+  }
+  return false;
 }

@@ -29,27 +29,46 @@ export interface SimilaritySignature {
   bands: number[];
 }
 
-let planes: Float64Array | undefined;
+/**
+ * The hyperplanes by coordinate: entry `j * SIGNATURE_BITS + b` is coordinate
+ * j of hyperplane b, so a vector's non-zero coordinates read them in a row.
+ */
+let planesByCoordinate: Float64Array | undefined;
 
 function hyperplanes(): Float64Array {
-  if (!planes) {
+  if (!planesByCoordinate) {
+    // Drawn plane by plane (the persisted order), stored by coordinate.
     const rng = createRng(SIGNATURE_VERSION);
-    planes = new Float64Array(SIGNATURE_BITS * FEATURE_DIM);
-    for (let i = 0; i < planes.length; i++) planes[i] = sampleNormal(rng);
+    planesByCoordinate = new Float64Array(SIGNATURE_BITS * FEATURE_DIM);
+    for (let b = 0; b < SIGNATURE_BITS; b++) {
+      for (let j = 0; j < FEATURE_DIM; j++) {
+        planesByCoordinate[j * SIGNATURE_BITS + b] = sampleNormal(rng);
+      }
+    }
   }
-  return planes;
+  return planesByCoordinate;
 }
 
-/** The signature of a feature vector (entries past `FEATURE_DIM` are ignored). */
+/**
+ * The signature of a feature vector (entries past `FEATURE_DIM` are ignored).
+ * A goal's vector has a few non-zero coordinates of 256; only those are
+ * multiplied, in ascending order, so each dot product is the dense one's sum
+ * to the bit (a zero term never changes a float sum that starts at +0).
+ */
 export function similaritySignature(vector: ArrayLike<number>): SimilaritySignature {
   const p = hyperplanes();
   const n = Math.min(vector.length, FEATURE_DIM);
+  const dots = new Float64Array(SIGNATURE_BITS);
+  for (let j = 0; j < n; j++) {
+    const x = vector[j] ?? 0;
+    if (x === 0) continue;
+    const row = j * SIGNATURE_BITS;
+    for (let b = 0; b < SIGNATURE_BITS; b++) dots[b]! += x * p[row + b]!;
+  }
   let bits = 0n;
   const bands = new Array<number>(SIGNATURE_BANDS).fill(0);
   for (let b = 0; b < SIGNATURE_BITS; b++) {
-    let dot = 0;
-    for (let j = 0; j < n; j++) dot += (vector[j] ?? 0) * p[b * FEATURE_DIM + j]!;
-    if (dot > 0) {
+    if (dots[b]! > 0) {
       bits |= 1n << BigInt(b);
       const band = Math.floor(b / bandBits);
       bands[band]! |= 1 << (b % bandBits);

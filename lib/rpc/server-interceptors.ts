@@ -17,7 +17,7 @@ import { TLSSocket } from "node:tls";
 import { type DescMessage, type DescMethod, fromBinary, type Message } from "@bufbuild/protobuf";
 import { context as otelContext, type SpanContext, SpanStatusCode } from "@opentelemetry/api";
 import { type Principal, PrincipalSchema } from "../../gen/agentmesh/v1/common_pb.js";
-import { Code, codeName, MeshError } from "../errors/mesh-error.js";
+import { Code, MeshError } from "../errors/mesh-error.js";
 import { peerFromSubjectAltName } from "../identity/spiffe.js";
 import type { Logger } from "../log/logger.js";
 import { checkMessage } from "../proto/validate-message.js";
@@ -80,58 +80,25 @@ export function observeCall(
   result: Promise<MeshResponse>,
 ): Promise<MeshResponse> {
   const t0 = performance.now();
-  const labels = methodLabels(side, call.method);
+  const tally = metrics.calls.of(side, call.method);
+  const seconds = () => (performance.now() - t0) / 1000;
   return result.then(
     (res) => {
       if (!isStreamingResponse(call.method)) {
-        recordCall(metrics, labels, t0, Code.Ok);
+        tally.record(Code.Ok, seconds());
         return res;
       }
       return observeStream(res as AsyncIterable<never>, (err) => {
         // A stream the handler ended because the call was cancelled did not succeed.
         if (err === undefined && call.signal.aborted) err = call.signal.reason;
-        recordCall(metrics, labels, t0, err === undefined ? Code.Ok : MeshError.from(err).code);
+        tally.record(err === undefined ? Code.Ok : MeshError.from(err).code, seconds());
       });
     },
     (err: unknown) => {
-      recordCall(metrics, labels, t0, MeshError.from(err).code);
+      tally.record(MeshError.from(err).code, seconds());
       throw err;
     },
   );
-}
-
-/** One method's metric label sets, built once: labels are hashed per call, not rebuilt. */
-interface MethodLabels {
-  readonly call: { side: string; service: string; method: string };
-  readonly byCode: Map<Code, { side: string; service: string; method: string; code: string }>;
-}
-
-const labelCache = {
-  server: new WeakMap<DescMethod, MethodLabels>(),
-  client: new WeakMap<DescMethod, MethodLabels>(),
-};
-
-function methodLabels(side: "server" | "client", method: DescMethod): MethodLabels {
-  let labels = labelCache[side].get(method);
-  if (!labels) {
-    labels = {
-      call: { side, service: method.parent.typeName, method: method.name },
-      byCode: new Map(),
-    };
-    labelCache[side].set(method, labels);
-  }
-  return labels;
-}
-
-function recordCall(metrics: MeshMetrics, labels: MethodLabels, t0: number, code: Code): void {
-  let withCode = labels.byCode.get(code);
-  if (!withCode) {
-    withCode = { ...labels.call, code: codeName(code) };
-    labels.byCode.set(code, withCode);
-  }
-  metrics.rpcRequests.inc(withCode);
-  if (code !== Code.Ok) metrics.rpcErrors.inc(withCode);
-  metrics.rpcDuration.observe(labels.call, (performance.now() - t0) / 1000);
 }
 
 export interface ServerTracingOptions {

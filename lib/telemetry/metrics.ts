@@ -17,6 +17,7 @@
  * await serveMetrics({ port: 9464, registry: metrics.registry });
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { CallTallies } from "./call-tally.js";
 
 export interface MeshMetrics {
   registry: Registry;
@@ -26,6 +27,11 @@ export interface MeshMetrics {
   rpcDenials: Counter<"service" | "method">;
   certExpiry: Gauge<"name" | "spiffe_id">;
   certReloads: Counter<"name" | "result">;
+  /**
+   * Where the RPC interceptors count calls (`calls.of(side, method).record(code, seconds)`):
+   * handed to `rpcRequests`, `rpcErrors` and `rpcDuration` when the registry is read.
+   */
+  calls: CallTallies;
 }
 
 export interface CreateMeshMetricsOptions {
@@ -54,19 +60,27 @@ export function createMeshMetrics(options: CreateMeshMetricsOptions = {}): MeshM
     collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: loopLagSampleMs });
   }
   const registers = [registry];
+  const calls = new CallTallies(latencyBuckets);
   return {
     registry,
+    calls,
     rpcRequests: new Counter({
       name: "agentmesh_rpc_requests_total",
       help: "RPCs finished, by side (server/client), method and status code.",
       labelNames: ["side", "service", "method", "code"],
       registers,
+      collect() {
+        calls.flushCounts(this, "requests");
+      },
     }),
     rpcErrors: new Counter({
       name: "agentmesh_rpc_errors_total",
       help: "RPCs that ended with a non-OK status code.",
       labelNames: ["side", "service", "method", "code"],
       registers,
+      collect() {
+        calls.flushCounts(this, "errors");
+      },
     }),
     rpcDuration: new Histogram({
       name: "agentmesh_rpc_duration_seconds",
@@ -74,6 +88,9 @@ export function createMeshMetrics(options: CreateMeshMetricsOptions = {}): MeshM
       labelNames: ["side", "service", "method"],
       buckets: latencyBuckets,
       registers,
+      collect() {
+        calls.flushDurations(this);
+      },
     }),
     rpcDenials: new Counter({
       name: "agentmesh_rpc_denials_total",

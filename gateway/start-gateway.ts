@@ -303,6 +303,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const handler = (req: NodeRequest, res: NodeResponse) => {
     const path = req.url ?? "/";
+    // RPCs (`/agentmesh.v1.Service/Method`, reflection) go straight to connect-node: no
+    // other route starts so, and each would parse the path again.
+    if (path.startsWith("/agentmesh.") || path.startsWith("/grpc.")) {
+      rpc(req as never, res as never);
+      return;
+    }
     if (path === "/healthz") {
       res.writeHead(200, { "Content-Type": "text/plain" });
       res.end("ok\n");

@@ -71,4 +71,22 @@ describe("call tallies", () => {
       'agentmesh_rpc_requests_total{side="server",service="agentmesh.testing.EchoService",method="Echo",code="OK"} 1',
     );
   });
+
+  it("count two descriptors of one method (the gateway's opaque forwarder) as one, after a direct observe", async () => {
+    const m = createMeshMetrics();
+    const method = methodOf("echo");
+    const labels = { side: "client", service: echo.typeName, method: method.name };
+    m.rpcDuration.observe(labels, 0.001);
+    m.calls.of("client", method).record(Code.Ok, 0.001);
+    await m.registry.metrics();
+    m.calls.of("client", { ...method }).record(Code.Ok, 0.001);
+    m.calls.of("client", method).record(Code.Ok, 0.001);
+    const text = await m.registry.metrics();
+    expect(text).toContain(
+      'agentmesh_rpc_duration_seconds_count{side="client",service="agentmesh.testing.EchoService",method="Echo"} 4',
+    );
+    expect(text).toContain(
+      'agentmesh_rpc_requests_total{side="client",service="agentmesh.testing.EchoService",method="Echo",code="OK"} 3',
+    );
+  });
 });

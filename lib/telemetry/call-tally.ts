@@ -103,19 +103,24 @@ interface HistogramEntry {
 
 /**
  * The histogram's entry for `labels`, made by `zero` (prom-client's own way to add a
- * label set, hashed once here) if the label set has none yet. prom-client keeps the
- * labels object it was given, so the entry is found by that object.
+ * label set, hashed once here) if the label set has none yet. Found by the labels'
+ * values, so an entry made by a direct `observe` is added to, never reset.
  */
 function histogramEntry(
   histogram: Histogram<keyof CallLabels>,
   labels: CallLabels,
 ): HistogramEntry {
-  const entries = () =>
-    Object.values((histogram as unknown as { hashMap: Record<string, HistogramEntry> }).hashMap);
-  let entry = entries().find((e) => e.labels === labels);
+  const find = () =>
+    Object.values(
+      (histogram as unknown as { hashMap: Record<string, HistogramEntry> }).hashMap,
+    ).find((e) => {
+      const l = e.labels as Partial<CallLabels>;
+      return l.side === labels.side && l.service === labels.service && l.method === labels.method;
+    });
+  let entry = find();
   if (entry === undefined) {
     histogram.zero(labels);
-    entry = entries().find((e) => e.labels === labels);
+    entry = find();
   }
   if (entry === undefined) throw new Error("prom-client: no histogram entry after zero()");
   return entry;
@@ -124,10 +129,12 @@ function histogramEntry(
 /** Every method's tally on both sides, for one set of metrics. */
 export class CallTallies {
   readonly #bounds: readonly number[];
+  /** By descriptor (the per-call lookup), and by path: two descriptors of one method share a tally. */
   readonly #bySide = {
-    server: new Map<DescMethod, MethodTally>(),
-    client: new Map<DescMethod, MethodTally>(),
+    server: new WeakMap<DescMethod, MethodTally>(),
+    client: new WeakMap<DescMethod, MethodTally>(),
   };
+  readonly #byPath = new Map<string, MethodTally>();
 
   constructor(bounds: readonly number[]) {
     this.#bounds = bounds;
@@ -138,10 +145,15 @@ export class CallTallies {
     const tallies = this.#bySide[side];
     let tally = tallies.get(method);
     if (tally === undefined) {
-      tally = new MethodTally(
-        { side, service: method.parent.typeName, method: method.name },
-        this.#bounds,
-      );
+      const key = `${side} /${method.parent.typeName}/${method.name}`;
+      tally = this.#byPath.get(key);
+      if (tally === undefined) {
+        tally = new MethodTally(
+          { side, service: method.parent.typeName, method: method.name },
+          this.#bounds,
+        );
+        this.#byPath.set(key, tally);
+      }
       tallies.set(method, tally);
     }
     return tally;
@@ -149,14 +161,10 @@ export class CallTallies {
 
   /** For the metrics' `collect`: hands every tally's counts to the registry's metrics. */
   flushCounts(counter: Counter<keyof CodeLabels>, which: "requests" | "errors"): void {
-    for (const side of [this.#bySide.server, this.#bySide.client]) {
-      for (const tally of side.values()) tally.flushCounts(counter, which);
-    }
+    for (const tally of this.#byPath.values()) tally.flushCounts(counter, which);
   }
 
   flushDurations(histogram: Histogram<keyof CallLabels>): void {
-    for (const side of [this.#bySide.server, this.#bySide.client]) {
-      for (const tally of side.values()) tally.flushDurations(histogram);
-    }
+    for (const tally of this.#byPath.values()) tally.flushDurations(histogram);
   }
 }

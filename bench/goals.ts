@@ -1,9 +1,8 @@
 import { performance } from "node:perf_hooks";
-import { fromBinary } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampMs, type Value } from "@bufbuild/protobuf/wkt";
 import { utilAgent } from "../agents/util.js";
 import { GoalStatus } from "../gen/agentmesh/v1/common_pb.js";
-import { GoalEventSchema } from "../gen/agentmesh/v1/executor_pb.js";
+import type { GoalFinished } from "../gen/agentmesh/v1/executor_pb.js";
 import { RegistryService } from "../gen/agentmesh/v1/registry_pb.js";
 import { busNames } from "../lib/bus/bus-names.js";
 import { connectNats, createJetStreamBus } from "../lib/bus/jetstream-bus.js";
@@ -18,6 +17,7 @@ import { type ChildComponent, spawnComponent } from "../lib/testing/processes.js
 import { grpcRegistryLink } from "../sdk/agent/grpc-registry-link.js";
 import { runAgent } from "../sdk/agent/run-agent.js";
 import type { Benchmark } from "./benchmark.js";
+import { finishedEvent } from "./finished-event.js";
 import { floorStatementsPerGoal, startFloor } from "./goals-floor.js";
 import { LatencyHistogram, type LatencySummary } from "./histogram.js";
 import { runOpenLoop } from "./open-loop.js";
@@ -461,6 +461,16 @@ async function startInProcessMesh(databaseUrl: string, natsUrl: string): Promise
   return { mesh: await startTestMesh({ databaseUrl, natsUrl }), children: [] };
 }
 
+/** The `message` of an output `{ message }`, as util.echo returns a goal's input; else undefined. */
+function echoed(output: Value | undefined): string | undefined {
+  if (output?.kind.case !== "structValue") return undefined;
+  const fields = output.kind.value.fields;
+  const value = fields.message?.kind;
+  return Object.keys(fields).length === 1 && value?.case === "stringValue"
+    ? value.value
+    : undefined;
+}
+
 /** Runs the util agent and the load here, level by level, then stops the mesh. */
 export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Driven> {
   const { mesh, children } = bench;
@@ -508,44 +518,52 @@ export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Dr
       concurrency: 256,
     });
 
-    // Every goal's finished event, from the events stream the gateway watches too.
-    const finished = new Map<string, GoalStatus>();
-    const waiters = new Map<string, (status: GoalStatus) => void>();
+    // Every goal's finished event, from the events stream the gateway watches too
+    // (only `finished` events are decoded, see finished-event.ts).
+    const finished = new Map<string, GoalFinished>();
+    const waiters = new Map<string, (finished: GoalFinished) => void>();
     const sub = nc.subscribe(`${busNames(mesh.prefix).eventsWildcard}`, {
       callback: (_err, m) => {
-        const event = fromBinary(GoalEventSchema, m.data);
-        if (event.kind.case !== "finished") return;
+        const event = finishedEvent(m.data);
+        if (!event) return;
         const w = waiters.get(event.goalId);
         if (w) {
           waiters.delete(event.goalId);
-          w(event.kind.value.status);
-        } else finished.set(event.goalId, event.kind.value.status);
+          w(event.finished);
+        } else finished.set(event.goalId, event.finished);
       },
     });
     await nc.flush();
     let n = 0;
     const oneGoal = async () => {
+      const message = `m${n++}`;
       const { goal } = await mesh.executor.submitGoal({
         tenantId: mesh.tenantId,
         kind: "echo",
-        input: { message: `m${n++}` },
+        input: { message },
       });
       const goalId = goal!.goalId;
       const early = finished.get(goalId);
       finished.delete(goalId);
-      const status =
+      const end =
         early ??
-        (await new Promise<GoalStatus>((resolve, reject) => {
+        (await new Promise<GoalFinished>((resolve, reject) => {
           const t = setTimeout(() => {
             waiters.delete(goalId);
             reject(new Error(`goal ${goalId} not finished in 30 s`));
           }, 30_000);
-          waiters.set(goalId, (s) => {
+          waiters.set(goalId, (f) => {
             clearTimeout(t);
-            resolve(s);
+            resolve(f);
           });
         }));
-      if (status !== GoalStatus.SUCCEEDED) throw new Error(`goal ${goalId}: ${GoalStatus[status]}`);
+      if (end.status !== GoalStatus.SUCCEEDED) {
+        throw new Error(`goal ${goalId}: ${GoalStatus[end.status]}`);
+      }
+      // util.echo answers its input: the goal's output must be that input.
+      if (echoed(end.output) !== message) {
+        throw new Error(`goal ${goalId}: output ${JSON.stringify(end.output)} is not its input`);
+      }
     };
 
     // Warm up (JIT, connections, caches) before measuring.

@@ -140,19 +140,67 @@ export class LearningRepository {
     tenantId?: string;
     goalKind?: string;
   }): Promise<void> {
+    await this.recordPulls([input]);
+  }
+
+  /**
+   * Counts choices of strategies in buckets in one statement: each
+   * (bucket, strategy) row once, by the number of its choices in `pulls`.
+   */
+  async recordPulls(
+    pulls: readonly { bucket: string; strategy: string; tenantId?: string; goalKind?: string }[],
+  ): Promise<void> {
+    // One row per (bucket, strategy): an upsert may not touch a row twice.
+    const rows = new Map<
+      string,
+      {
+        bucket: string;
+        strategy: string;
+        tenant_id: string | null;
+        goal_kind: string | null;
+        pulls: number;
+      }
+    >();
+    for (const p of pulls) {
+      const key = `${p.bucket}\u0000${p.strategy}`;
+      const row = rows.get(key);
+      if (row) row.pulls++;
+      else {
+        rows.set(key, {
+          bucket: p.bucket,
+          strategy: p.strategy,
+          tenant_id: p.tenantId ?? null,
+          goal_kind: p.goalKind ?? null,
+          pulls: 1,
+        });
+      }
+    }
+    if (rows.size === 0) return;
+    // In key order, so two statements lock shared rows in the same order.
     await this.db.rows(
-      `insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, pulls) values (?, ?, ?, ?, 1)
-       on conflict (bucket, strategy) do update set pulls = s.pulls + 1, updated_at = now()`,
-      [input.bucket, input.strategy, input.tenantId ?? null, input.goalKind ?? null],
+      `insert into strategy_stats as s (bucket, strategy, tenant_id, goal_kind, pulls)
+       select i.bucket, i.strategy, i.tenant_id, i.goal_kind, i.pulls
+       from json_to_recordset(?::json) as i(bucket text, strategy text, tenant_id text,
+         goal_kind text, pulls bigint)
+       order by i.bucket, i.strategy
+       on conflict (bucket, strategy) do update set pulls = s.pulls + excluded.pulls, updated_at = now()`,
+      [json([...rows.values()])],
     );
   }
 
-  /** Statistics, optionally of one tenant and/or goal kind, by bucket and strategy. */
+  /**
+   * Statistics, optionally of one bucket (its primary key's prefix), tenant
+   * and/or goal kind, by bucket and strategy.
+   */
   async strategyStats(
-    options: { tenantId?: string; goalKind?: string } = {},
+    options: { bucket?: string; tenantId?: string; goalKind?: string } = {},
   ): Promise<StrategyStatsRecord[]> {
     const where = ["true"];
     const params: unknown[] = [];
+    if (options.bucket !== undefined) {
+      where.push("bucket = ?");
+      params.push(options.bucket);
+    }
     if (options.tenantId) {
       where.push("tenant_id = ?");
       params.push(options.tenantId);

@@ -276,7 +276,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
       const dryRun = ctx.features?.[dryRunFeature] === "true";
       if (input.goalId) ctx.features = { ...ctx.features, goal_id: input.goalId };
       const now = clock();
-      const [{ records }, flags] = await Promise.all([state.versions(), state.flags()]);
+      const [{ records }, flags] = await Promise.all([state.sharedVersions(), state.flags()]);
       // A tenant out of canaries is routed as if there were none (AdminService UpdateTenant).
       const canaryOff = resolveFlag(flags, CANARY_FLAG, ctx)?.value === "false";
       const routable = canaryOff ? withoutCanary(records) : records;
@@ -285,7 +285,7 @@ export function createLearningEngine(options: LearningEngineOptions) {
         canary: false,
       };
       const bucket = bucketKey(ctx);
-      const parameters = await state.parameters(route.version, bucket, ctx, now);
+      const parameters = await state.parameters(route.version, bucket, now);
       const vector = needsWarmStart(parameters, ctx, input.candidates, now)
         ? similarityVector(ctx)
         : undefined;

@@ -12,6 +12,11 @@
  *   last seen; recording an outcome assumes them and the store checks;
  * - feature flags: `learning.*` rows of `feature_flags`, cached briefly.
  *
+ * A decision (ChooseStrategy) reads the versions and its bucket's online row
+ * and counts its choice; decisions waiting at the same moment share the reads
+ * in flight and count their choices in one statement (group commit), so under
+ * load a decision costs a fraction of a statement, and alone the same three.
+ *
  * Known approximation: `recordPull` touches a row's `updated_at` without
  * decaying its counts, so decay after a pull is measured from the pull. With
  * day-scale half-lives the error is negligible.
@@ -23,6 +28,7 @@
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, isMeshError, MeshError } from "../../lib/errors/mesh-error.js";
+import { GroupCommit } from "../../lib/store/group-commit.js";
 import type {
   ParametersVersionRecord,
   Store,
@@ -43,6 +49,14 @@ import {
   selectorConfig,
   type VersionRecord,
 } from "./domain/index.js";
+
+/** One choice of a strategy, counted in its `<version>|<bucket>` statistics row. */
+interface PullCount {
+  bucket: string;
+  strategy: string;
+  tenantId: string;
+  goalKind: string;
+}
 
 /** The version that serves before any training run. */
 export const untrainedVersion = "v0";
@@ -83,6 +97,17 @@ export function createLearningState(options: LearningStateOptions) {
   const clock = options.clock ?? Date.now;
   const snapshots = new Map<string, ParametersSnapshot>();
   let flagCache: { at: number; flags: Promise<FeatureFlag[]> } | undefined;
+  // Reads the decisions waiting at the same moment share: the one in flight.
+  let versionsRead: Promise<Versions> | undefined;
+  const bucketReads = new Map<string, Promise<Record<string, ArmStats>>>();
+  // Choices counted together: those made while a statement is in flight are the next one.
+  const pulls = new GroupCommit<PullCount, true>(
+    async (batch) => {
+      await store.learning.recordPulls(batch);
+      return batch.map(() => true as const);
+    },
+    { maxBatch: 512 },
+  );
   // Trained versions last seen CURRENT or CANARY (none before training). Only a
   // guess: the statement recording an outcome checks it (see servingVersions).
   let serving: readonly string[] = [];
@@ -110,6 +135,22 @@ export function createLearningState(options: LearningStateOptions) {
     };
   };
 
+  /**
+   * The online rows of one `<version>|<bucket>` key by strategy (a primary-key
+   * range), shared by the decisions waiting for the same key.
+   */
+  const bucketStats = (key: string): Promise<Record<string, ArmStats>> => {
+    let read = bucketReads.get(key);
+    if (!read) {
+      read = store.learning
+        .strategyStats({ bucket: key })
+        .then((rows) => Object.fromEntries(rows.map((r) => [r.strategy, toArm(r)])))
+        .finally(() => bucketReads.delete(key));
+      bucketReads.set(key, read);
+    }
+    return read;
+  };
+
   const state = {
     store,
 
@@ -120,6 +161,17 @@ export function createLearningState(options: LearningStateOptions) {
         records: rows.map(toVersion),
         revisions: new Map(rows.map((r) => [r.version, r.revision])),
       };
+    },
+
+    /**
+     * The versions for a decision: the read in flight when there is one (begun
+     * at most one statement's time earlier), else a new one.
+     */
+    sharedVersions(): Promise<Versions> {
+      versionsRead ??= state.versions().finally(() => {
+        versionsRead = undefined;
+      });
+      return versionsRead;
     },
 
     /** The trained snapshot of a version (`v0` or unknown: empty parameters). */
@@ -159,14 +211,9 @@ export function createLearningState(options: LearningStateOptions) {
      * The parameters a decision reads: the version's snapshot with the
      * bucket's online statistics added (other buckets as trained).
      */
-    async parameters(
-      version: string,
-      bucket: string,
-      scope: { tenantId: string; goalKind: string },
-      now: number,
-    ): Promise<ParametersSnapshot> {
+    async parameters(version: string, bucket: string, now: number): Promise<ParametersSnapshot> {
       const snapshot = await state.snapshot(version);
-      const online = (await state.online(version, scope)).get(bucket) ?? {};
+      const online = await bucketStats(onlineKey(version, bucket));
       const trained = snapshot.buckets[bucket] ?? {};
       const merged: Record<string, ArmStats> = {};
       for (const strategy of new Set([...Object.keys(trained), ...Object.keys(online)])) {
@@ -216,11 +263,12 @@ export function createLearningState(options: LearningStateOptions) {
       );
     },
 
+    /** Counts a choice, in one statement with the choices made meanwhile (group commit). */
     async recordPull(
       version: string,
       input: { bucket: string; strategy: string; tenantId: string; goalKind: string },
     ): Promise<void> {
-      await store.learning.recordPull({ ...input, bucket: onlineKey(version, input.bucket) });
+      await pulls.add({ ...input, bucket: onlineKey(version, input.bucket) });
     },
 
     /**

@@ -27,7 +27,7 @@
  * @example
  * const bus = await createJetStreamBus({ servers: "nats://127.0.0.1:4222", prefix: "agentmesh" });
  */
-import { create, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type Message } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -70,6 +70,7 @@ import {
 } from "../../gen/agentmesh/v1/jobs_pb.js";
 import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
+import { encodeBinary } from "../proto/binary-encoder.js";
 import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
 import {
   type BusNames,
@@ -471,7 +472,7 @@ class JetStreamBus implements JobBus {
     options?: PublishOptions,
   ): Promise<PublishAck> {
     this.#open();
-    return this.#publishBytes(subject, toBinary(schema, message), msgID, options);
+    return this.#publishBytes(subject, encodeBinary(schema, message), msgID, options);
   }
 
   async #publishBytes(
@@ -638,7 +639,10 @@ class JetStreamBus implements JobBus {
 
   async publishCancel(signal: CancelSignal): Promise<void> {
     this.#open();
-    this.nc.publish(this.names.cancelSubject(signal.goalId), toBinary(CancelSignalSchema, signal));
+    this.nc.publish(
+      this.names.cancelSubject(signal.goalId),
+      encodeBinary(CancelSignalSchema, signal),
+    );
     await this.nc.flush();
   }
 

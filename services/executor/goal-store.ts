@@ -20,11 +20,12 @@
  * const { state, commands } = reduceGoal(loaded.state, input);
  * const saved = await commitTransition(store, t, loaded, state, commands, Date.now());
  */
-import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
 import { type GoalEvent, GoalEventSchema } from "../../gen/agentmesh/v1/executor_pb.js";
 import { type Plan, PlanSchema } from "../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../lib/errors/mesh-error.js";
+import { encodeJson } from "../../lib/proto/json-encoder.js";
 import type { AuditEventInput } from "../../lib/store/audit-log.js";
 import type {
   ChainedWrites,
@@ -476,7 +477,7 @@ function plannedRows(
       parametersVersion: next.plan!.parametersVersion,
       rationale: plan.rationale,
       collaborative: next.plan!.collaborative,
-      spec: toJson(PlanSchema, plan) as Record<string, JsonValue>,
+      spec: encodeJson(PlanSchema, plan) as Record<string, JsonValue>,
     },
     steps,
     attempts,
@@ -530,7 +531,7 @@ export function createdGoal(goal: GoalRecord, next: GoalState, plan: Plan | unde
 function eventsOf(commands: readonly GoalCommand[]) {
   return commands.flatMap((c) =>
     c.type === "emitEvent"
-      ? [{ type: c.event.kind.case ?? "unknown", data: toJson(GoalEventSchema, c.event) }]
+      ? [{ type: c.event.kind.case ?? "unknown", data: encodeJson(GoalEventSchema, c.event) }]
       : [],
   );
 }

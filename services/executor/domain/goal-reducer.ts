@@ -16,7 +16,6 @@ import {
   type JsonObject,
   type JsonValue,
   type MessageInitShape,
-  toJson,
 } from "@bufbuild/protobuf";
 import {
   durationFromMs,
@@ -38,6 +37,7 @@ import {
 import type { Plan } from "../../../gen/agentmesh/v1/planner_pb.js";
 import { agentLostCode, attemptFenceGraceMs } from "../../../lib/bus/attempt-fence.js";
 import { resolveTemplates } from "../../../lib/plan/template.js";
+import { encodeJson } from "../../../lib/proto/json-encoder.js";
 import { arbitrate } from "./arbitrate.js";
 import {
   type AttemptRecord,
@@ -601,7 +601,7 @@ class Tx {
         r.agentId = result.agentId || r.agentId;
         r.finishedAtMs = at;
         r.cost = result.cost;
-        r.output = result.output === undefined ? null : toJson(ValueSchema, result.output);
+        r.output = result.output === undefined ? null : encodeJson(ValueSchema, result.output);
         break;
       }
       case StepResultStatus.FAILED:

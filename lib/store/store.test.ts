@@ -57,6 +57,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0012-strategy-recent-stats",
         "0013-playbook-notify",
         "0014-agent-probation",
+        "0015-due-steps-index",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

@@ -17,11 +17,18 @@
  */
 
 import { Code, MeshError } from "../errors/mesh-error.js";
-import { type Db, pgArray, requireText } from "./db.js";
+import { type Db, requireText } from "./db.js";
 import { GoalEntity, StepEntity } from "./entities.js";
 import { openGoal, type PayloadCipher } from "./payload-cipher.js";
 import { openSteps } from "./plan-repository.js";
-import type { GoalRecord, GoalStatusName, StepRecord, StepStatusName } from "./records.js";
+import {
+  type GoalRecord,
+  type GoalStatusName,
+  goalStatuses,
+  type StepRecord,
+  type StepStatusName,
+  stepStatuses,
+} from "./records.js";
 
 export interface ClaimOptions {
   /** Who claims, e.g. the replica id; stored as `lease_owner`. */
@@ -56,19 +63,13 @@ export class WorkQueue {
          version = version + 1, updated_at = now()
        where id in (
          select id from goals
-         where status = any(?::text[]) and (lease_expires_at is null or lease_expires_at < now())
+         where status in (${statusList(options.statuses ?? ["PENDING"], goalStatuses)}) and (lease_expires_at is null or lease_expires_at < now())
            and created_at < coalesce(?::timestamptz, 'infinity')
            and tenant_id not in (select id from tenants where erased_at is not null)
          order by priority desc, created_at
          limit ? for update skip locked)
        returning *`,
-      [
-        owner,
-        leaseMs,
-        pgArray(options.statuses ?? ["PENDING"]),
-        options.createdBefore ?? null,
-        limit,
-      ],
+      [owner, leaseMs, options.createdBefore ?? null, limit],
     );
     const opened = await Promise.all(rows.map((r) => openGoal(this.cipher, r)));
     return opened.sort(
@@ -91,20 +92,41 @@ export class WorkQueue {
          version = version + 1, updated_at = now()
        where (plan_id, step_id) in (
          select plan_id, step_id from steps
-         where status = any(?::text[])
+         where status in (${statusList(options.statuses ?? ["RETRY_WAIT"], stepStatuses)})
            and (next_attempt_at is null or next_attempt_at <= now())
            and (lease_expires_at is null or lease_expires_at < now())
            and tenant_id not in (select id from tenants where erased_at is not null)
          order by next_attempt_at nulls first
          limit ? for update skip locked)
        returning *`,
-      [owner, leaseMs, pgArray(options.statuses ?? ["RETRY_WAIT"]), limit],
+      [owner, leaseMs, limit],
     );
     const opened = await openSteps(this.cipher, rows);
     return opened.sort(
       (a, b) => (a.nextAttemptAt?.getTime() ?? 0) - (b.nextAttemptAt?.getTime() ?? 0),
     );
   }
+}
+
+/**
+ * The statuses as SQL literals, checked against the known names. Literals, not
+ * a parameter: the prepared statement's generic plan can then use the partial
+ * index whose predicate they fall in (`goals_claimable`, `steps_due`); with a
+ * parameter only a plan made for its value could, so it would be planned anew
+ * on every claim or read the whole table.
+ */
+function statusList(statuses: readonly string[], known: readonly string[]): string {
+  // No status claims nothing, as `status = any('{}')` did.
+  if (statuses.length === 0) return "null";
+  for (const s of statuses) {
+    if (!known.includes(s)) {
+      throw new MeshError(Code.InvalidArgument, `invalid status ${JSON.stringify(s)}`);
+    }
+  }
+  return [...new Set(statuses)]
+    .sort()
+    .map((s) => `'${s}'`)
+    .join(",");
 }
 
 function claimArgs(options: ClaimOptions) {

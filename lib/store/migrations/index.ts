@@ -65,6 +65,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0014-agent-probation",
     load: async () => (await import("./0014-agent-probation.js")).AgentProbation,
   },
+  {
+    name: "0015-due-steps-index",
+    load: async () => (await import("./0015-due-steps-index.js")).DueStepsIndex,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -681,6 +681,15 @@ export async function createGoals(
  * answer (ABORTED for it only). A lock taken (FOR UPDATE) re-reads a row
  * another transaction changed meanwhile, so what was locked at its expected
  * version stays so until the updates below, which read the locked rows.
+ *
+ * The goal rows are found by id alone (the primary key; ids are unique across
+ * tenants) one item after the other, in (tenant, id) order, and the tenant
+ * checked on the row found. Asked for `tenant_id` and `id` together, or as a
+ * join, the planner may take `goals_tenant_created` (which reads a tenant's
+ * whole range for one id) or a hash join over the whole table: equal in cost
+ * while the table is small, and a prepared statement keeps the plan it made
+ * then until the table is analyzed again, however much it grew (in a bench
+ * run, every result's update read hundreds of pages).
  */
 const updateGoalsSql = `with x as (
     select * from jsonb_to_recordset(?::jsonb) as x(n int, tenant_id text, id text, version int,
@@ -688,10 +697,12 @@ const updateGoalsSql = `with x as (
       strategy text, finished_at timestamptz, events jsonb, step_plan text, steps jsonb,
       added jsonb, moved jsonb)),
   goal_locks as (
-    select x.n from goals t join x on t.tenant_id = x.tenant_id and t.id = x.id
-    where t.version = x.version and t.last_event_seq = x.after_seq
-    order by t.tenant_id, t.id
-    for update of t),
+    select x.n from (select * from x order by tenant_id, id) x
+      cross join lateral (
+        select t.tenant_id from goals t
+        where t.id = x.id and t.version = x.version and t.last_event_seq = x.after_seq
+        for update) l
+    where l.tenant_id = x.tenant_id),
   step_locks as (
     select x.n from goal_locks l join x on x.n = l.n
       cross join lateral jsonb_to_recordset(x.steps) as c(step_id text, expected_version int)
@@ -707,7 +718,7 @@ const updateGoalsSql = `with x as (
       plan_id = coalesce(ok.plan_id, t.plan_id), strategy = coalesce(ok.strategy, t.strategy),
       finished_at = coalesce(ok.finished_at, t.finished_at), version = t.version + 1,
       updated_at = now(), last_event_seq = t.last_event_seq + jsonb_array_length(ok.events)
-    from ok where t.tenant_id = ok.tenant_id and t.id = ok.id
+    from ok where t.id = ok.id
     returning t.*, ok.n as batch_n),
   e as (
     insert into goal_events (goal_id, sequence, tenant_id, type, data)

@@ -577,7 +577,7 @@ const createGoalsSql = `with recursive i as (
       requested_strategy, parent_goal_id, parent_step_id, labels, trace_id, submitted_by,
       trace_span_id, last_event_seq, submitter_roles, plan_id, strategy, output, error, finished_at
     from i order by n
-    on conflict (tenant_id, idempotency_key) do nothing
+    on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
     returning *),
   e as (
     insert into goal_events (goal_id, sequence, tenant_id, type, data)

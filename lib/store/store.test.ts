@@ -58,6 +58,7 @@ describe.skipIf(!pg)("store on PostgreSQL", () => {
         "0013-playbook-notify",
         "0014-agent-probation",
         "0015-due-steps-index",
+        "0016-goal-index-entries",
       ]);
       expect(await store.migrationStatus()).toEqual({
         executed: [...migrationNames],

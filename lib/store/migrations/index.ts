@@ -69,6 +69,10 @@ const all: { name: string; load: () => Promise<MigrationObject["class"]> }[] = [
     name: "0015-due-steps-index",
     load: async () => (await import("./0015-due-steps-index.js")).DueStepsIndex,
   },
+  {
+    name: "0016-goal-index-entries",
+    load: async () => (await import("./0016-goal-index-entries.js")).GoalIndexEntries,
+  },
 ];
 
 /** The names of every migration, in order. */

@@ -187,15 +187,16 @@ export const store: Benchmark = {
           },
         );
         const finishedAt = new Date();
-        await tenant.goals.update(
+        const update = await tenant.goals.prepareUpdate(
           goal.id,
           planned.version,
-          {},
+          { status: "RUNNING" },
           {
+            afterEventSeq: planned.lastEventSeq,
             events: [
               { type: "stepSucceeded", data: { stepSucceeded: { stepId: "a", output: { text } } } },
             ],
-            ctes: await tenant.plans.stepWrites(
+            steps: await tenant.plans.sealStepChanges(
               planId,
               [
                 {
@@ -221,6 +222,8 @@ export const store: Benchmark = {
             ),
           },
         );
+        const [done] = await s.updateGoals([update]);
+        if (done instanceof Error) throw done;
         planIds[m][i] = planId;
       });
       const planStepsRead = await perMode((m, i) => {

@@ -142,16 +142,17 @@ async function goalThroughEveryColumn(store: Store, tenantId: string) {
     },
   );
   const finishedAt = new Date();
-  const done = await tenant.goals.update(
+  const update = await tenant.goals.prepareUpdate(
     goal.id,
     planned.version,
     { status: "FAILED", output: p.output, error: p.error },
     {
+      afterEventSeq: planned.lastEventSeq,
       events: [
         { type: "stepSucceeded", data: p.succeeded },
         { type: "stepFailed", data: p.failed },
       ],
-      ctes: await tenant.plans.stepWrites(
+      steps: await tenant.plans.sealStepChanges(
         planId,
         [
           {
@@ -193,6 +194,8 @@ async function goalThroughEveryColumn(store: Store, tenantId: string) {
       ),
     },
   );
+  const [done] = await store.updateGoals([update]);
+  if (!done || done instanceof Error) throw done ?? new Error("no goal updated");
   await tenant.experiences.record({
     goalId: goal.id,
     goalKind: "triage",

@@ -41,7 +41,7 @@ import {
   goalStatuses,
   terminalGoalStatuses,
 } from "./records.js";
-import { errorCode, isUnavailable } from "./store-error.js";
+import { isUnavailable } from "./store-error.js";
 
 export interface NewGoal {
   /** Default: a random UUID. */
@@ -121,7 +121,7 @@ export interface GoalUpdateWrites {
   events?: readonly NewGoalEvent[];
   /** Apply only if the goal's last event sequence is still this (nothing appended meanwhile). */
   afterEventSeq?: number;
-  /** More writes chained on the goal's, e.g. `PlanRepository.plannedWrites` or `stepWrites`. */
+  /** More writes chained on the goal's, e.g. `PlanRepository.plannedWrites`. */
   ctes?: ChainedWrites;
 }
 
@@ -133,12 +133,6 @@ export interface ChainedWrites {
   /** `name as (...)` CTEs, comma-separated. */
   sql: string;
   params: unknown[];
-  /**
-   * A condition over the CTEs (e.g. every guarded step row was updated): when
-   * it is false the whole statement, goal row and events included, rolls
-   * back and the update fails with ABORTED.
-   */
-  require?: { sql: string; params: unknown[]; message: string };
 }
 
 /**
@@ -512,37 +506,20 @@ export class GoalRepository {
       ...(withEvents ? [`e as (${withEvents.sql})`] : []),
       ...(also.ctes ? [also.ctes.sql] : []),
     ];
-    const required = also.ctes?.require;
-    // Evaluated only for the updated goal row: a goal that did not apply is told apart below.
-    const select = required
-      ? `select * from g where agentmesh_require(${required.sql}, ?)`
-      : "select * from g";
-    let row: GoalRecord | undefined;
-    try {
-      [row] = await this.db.mapped<GoalRecord>(
-        GoalEntity,
-        ctes.length > 0 ? `with g as (${update}), ${ctes.join(", ")} ${select}` : update,
-        [
-          ...set.params,
-          events.length,
-          this.tenantId,
-          id,
-          expectedVersion,
-          ...(also.afterEventSeq === undefined ? [] : [also.afterEventSeq]),
-          ...(withEvents?.params ?? []),
-          ...(also.ctes?.params ?? []),
-          ...(required ? [...required.params, `goal ${id}: ${required.message}`] : []),
-        ],
-      );
-    } catch (err) {
-      if (required && isMeshError(err) && errorCode(err.cause) === "40001") {
-        throw new MeshError(Code.Aborted, `goal ${id}: ${required.message}`, {
-          cause: err,
-          details: { goalId: id, expectedVersion },
-        });
-      }
-      throw err;
-    }
+    const [row] = await this.db.mapped<GoalRecord>(
+      GoalEntity,
+      ctes.length > 0 ? `with g as (${update}), ${ctes.join(", ")} select * from g` : update,
+      [
+        ...set.params,
+        events.length,
+        this.tenantId,
+        id,
+        expectedVersion,
+        ...(also.afterEventSeq === undefined ? [] : [also.afterEventSeq]),
+        ...(withEvents?.params ?? []),
+        ...(also.ctes?.params ?? []),
+      ],
+    );
     if (row) return openGoal(this.cipher, row);
     const current = await this.get(id);
     throw new MeshError(

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, isMeshError } from "../errors/mesh-error.js";
 import { needPostgres } from "../testing/infra.js";
-import type { GoalRecord } from "./records.js";
+import type { NewGoalEvent } from "./goal-event-repository.js";
+import type { GoalRecord, GoalStatusName } from "./records.js";
 import type { Store, TenantStore } from "./store.js";
 import { storeCounts } from "./store-metrics.js";
 import { openTestStore, type TestStore } from "./testing.js";
@@ -84,6 +85,31 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
     };
   }
 
+  /**
+   * Writes a transition's step changes with the goal's update, as the
+   * executor's batches do (`updateGoals`): ABORTED when the goal or a changed
+   * step is not at its expected version.
+   */
+  async function saveSteps(
+    goal: GoalRecord,
+    changes: Parameters<TenantStore["plans"]["sealStepChanges"]>,
+    also: { status?: GoalStatusName; events?: NewGoalEvent[] } = {},
+  ): Promise<GoalRecord> {
+    const update = await acme.goals.prepareUpdate(
+      goal.id,
+      goal.version,
+      { status: also.status ?? goal.status },
+      {
+        events: also.events ?? [],
+        afterEventSeq: goal.lastEventSeq,
+        steps: await acme.plans.sealStepChanges(...changes),
+      },
+    );
+    const [out] = await store.updateGoals([update]);
+    if (out instanceof Error) throw out;
+    return out!;
+  }
+
   it("writes a plan with its steps and first attempts in the goal's update, or not at all", async () => {
     const { goal } = await acme.goals.create({ kind: "planned" });
     const planId = `plan-${goal.id}`;
@@ -129,44 +155,37 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
   it("writes changed steps and their attempts in one statement, or nothing when one step moved on", async () => {
     const { goal, planId, attemptId } = await plannedGoal();
     const done = new Date();
-    const transition = () =>
-      acme.plans.stepWrites(
-        planId,
+    const save = () =>
+      saveSteps(
+        goal,
         [
-          {
-            stepId: "a",
-            expectedVersion: 1,
-            status: "SUCCEEDED",
-            attempts: 1,
-            output: { text: "x" },
-            agentIds: ["agent-1"],
-            finishedAt: done,
-          },
-          { stepId: "b", expectedVersion: 1, status: "DISPATCHED", attempts: 1, startedAt: done },
+          planId,
+          [
+            {
+              stepId: "a",
+              expectedVersion: 1,
+              status: "SUCCEEDED",
+              attempts: 1,
+              output: { text: "x" },
+              agentIds: ["agent-1"],
+              finishedAt: done,
+            },
+            { stepId: "b", expectedVersion: 1, status: "DISPATCHED", attempts: 1, startedAt: done },
+          ],
+          [{ attemptId: `${goal.id}:b:1`, stepId: "b", attempt: 1 }],
+          [
+            {
+              attemptId,
+              stepId: "a",
+              attempt: 1,
+              outcome: "SUCCEEDED",
+              agentId: "agent-1",
+              output: { text: "x" },
+              finishedAt: done,
+            },
+          ],
         ],
-        [{ attemptId: `${goal.id}:b:1`, stepId: "b", attempt: 1 }],
-        [
-          {
-            attemptId,
-            stepId: "a",
-            attempt: 1,
-            outcome: "SUCCEEDED",
-            agentId: "agent-1",
-            output: { text: "x" },
-            finishedAt: done,
-          },
-        ],
-      );
-    const save = async () =>
-      acme.goals.update(
-        goal.id,
-        goal.version,
-        { status: "RUNNING" },
-        {
-          events: [{ type: "stepSucceeded", data: {} }],
-          afterEventSeq: goal.lastEventSeq,
-          ctes: await transition(),
-        },
+        { status: "RUNNING", events: [{ type: "stepSucceeded", data: {} }] },
       );
 
     // Step b moved on (a claim bumps its version): the goal, a, its attempt and the events stay as they were.
@@ -180,7 +199,7 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
     const err = await save().catch((e: unknown) => e);
     expect(isMeshError(err) && err.code).toBe(Code.Aborted);
     expect((err as Error).message).toBe(
-      `goal ${goal.id}: step a or b of plan ${planId} was changed concurrently`,
+      `goal ${goal.id} or one of its steps was changed concurrently (expected version ${goal.version})`,
     );
     expect(await snapshot(goal.id, planId)).toEqual(untouched);
 
@@ -217,20 +236,15 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
     const { goal, planId, attemptId } = await plannedGoal();
     let current = goal;
     let version = 1;
-    const write = async (attempt: Parameters<TenantStore["plans"]["stepWrites"]>[3][number]) => {
-      current = await acme.goals.update(
-        goal.id,
-        current.version,
-        {},
-        {
-          ctes: await acme.plans.stepWrites(
-            planId,
-            [{ stepId: "a", expectedVersion: version, status: "RUNNING", attempts: 1 }],
-            [],
-            [attempt],
-          ),
-        },
-      );
+    const write = async (
+      attempt: Parameters<TenantStore["plans"]["sealStepChanges"]>[3][number],
+    ) => {
+      current = await saveSteps(current, [
+        planId,
+        [{ stepId: "a", expectedVersion: version, status: "RUNNING", attempts: 1 }],
+        [],
+        [attempt],
+      ]);
       version++;
       const [row] = await acme.plans.attempts(planId, "a");
       return [row!.outcome, row!.agentId, row!.output];
@@ -257,12 +271,18 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
   });
 
   it("tells a missing goal from a stale one when writes are chained", async () => {
-    const { goal, planId } = await plannedGoal();
+    const { goal } = await acme.goals.create({ kind: "planned" });
     const ctes = () =>
-      acme.plans.stepWrites(
-        planId,
-        [{ stepId: "a", expectedVersion: 1, status: "FAILED" }],
-        [],
+      acme.plans.plannedWrites(
+        {
+          id: `plan-${goal.id}`,
+          goalId: goal.id,
+          goalKind: "planned",
+          strategy: "s",
+          outputStep: "a",
+          spec: {},
+        },
+        [{ stepId: "a", status: "DISPATCHED", attempts: 1 }],
         [],
       );
     expect(await codeOf(acme.goals.update("missing", 1, {}, { ctes: await ctes() }))).toBe(
@@ -275,16 +295,20 @@ describe.skipIf(!pg)("plan repository on PostgreSQL", () => {
       Code.Aborted,
       goal.version,
     ]);
-    expect((await acme.plans.getStep(planId, "a")).status).toBe("DISPATCHED");
-    await expect(acme.plans.stepWrites(planId, [], [], [])).rejects.toThrow(/no step/);
+    expect(await codeOf(acme.plans.get(`plan-${goal.id}`))).toBe(Code.NotFound);
+  });
+
+  it("refuses a step change with an invalid status before writing anything", async () => {
+    const { planId } = await plannedGoal();
     await expect(
-      acme.plans.stepWrites(
+      acme.plans.sealStepChanges(
         planId,
         [{ stepId: "a", expectedVersion: 1, status: "DONE" as "FAILED" }],
         [],
         [],
       ),
     ).rejects.toThrow(/invalid step status/);
+    expect((await acme.plans.getStep(planId, "a")).status).toBe("DISPATCHED");
   });
 
   it("releases a claimed step with its next due time only while the lease is the owner's", async () => {

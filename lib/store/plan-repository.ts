@@ -3,15 +3,17 @@
  * an optimistic-lock version; attempts are keyed by `attemptId` (the job's
  * dedup id) so a result delivered twice is applied once.
  *
- * The executor writes them only chained on its goal's versioned update
- * (`GoalRepository.update(..., { ctes })`), so a transition is one statement:
- * `plannedWrites` when it plans the goal, `stepWrites` when it changes steps.
+ * The executor writes them only with its goal's versioned update, so a
+ * transition is one statement: `plannedWrites` chained on
+ * `GoalRepository.update` when it plans the goal, `sealStepChanges` in a
+ * `GoalRepository.prepareUpdate` (written by `updateGoals`) when it changes steps.
  *
  * @example
  * const plans = store.tenant(t).plans;
- * const ctes = plans.stepWrites(planId, [{ stepId: "fetch", expectedVersion: 2, status: "SUCCEEDED", ... }],
+ * const steps = await plans.sealStepChanges(planId, [{ stepId: "fetch", expectedVersion: 2, status: "SUCCEEDED", ... }],
  *   [], [{ attemptId, stepId: "fetch", attempt: 1, replica: 0, outcome: "SUCCEEDED", output, ... }]);
- * await store.tenant(t).goals.update(goalId, version, { status: "SUCCEEDED" }, { ctes });
+ * const update = await store.tenant(t).goals.prepareUpdate(goalId, version, { status: "SUCCEEDED" }, { afterEventSeq, steps });
+ * const [goal] = await store.updateGoals([update]);
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, MeshError } from "../errors/mesh-error.js";
@@ -212,79 +214,10 @@ export class PlanRepository {
   }
 
   /**
-   * CTEs for `GoalRepository.update(..., { ctes })` that write a transition
-   * of a planned goal: each changed step (only if the row is still at its
-   * `expectedVersion`, and then at the next one), the attempts it added
-   * (an attempt id stored already is left alone) and the attempts it moved
-   * on: a started one only if still DISPATCHED, a finished one only if not
-   * finished yet (a redelivered result changes nothing). When any step is
-   * not at its expected version (e.g. a ticker claimed it), nothing at all is
-   * written, the goal row included, and the update fails with ABORTED.
-   */
-  async stepWrites(
-    planId: string,
-    changed: StepChange[],
-    newAttempts: AttemptRowState[],
-    movedAttempts: AttemptRowState[],
-  ): Promise<ChainedWrites> {
-    requireText(planId, "plan id");
-    if (changed.length === 0) throw new MeshError(Code.InvalidArgument, "no step to write");
-    for (const step of changed) {
-      requireText(step.stepId, "step id", 128);
-      if (step.status) checkStepStatus(step.status);
-    }
-    const steps = await Promise.all(changed.map((s) => this.#sealState(s)));
-    const added = await this.#sealAttempts(newAttempts);
-    const moved = await this.#sealAttempts(movedAttempts);
-    const ctes = [
-      `step_rows as (
-         update steps s set status = x.status, attempts = x.attempts, output = x.output,
-           error = x.error, agent_ids = x.agent_ids, child_goal_id = x.child_goal_id,
-           next_attempt_at = x.next_attempt_at, started_at = x.started_at,
-           finished_at = x.finished_at, lease_owner = null, lease_expires_at = null,
-           version = s.version + 1, updated_at = now()
-         from g, jsonb_to_recordset(?::jsonb) as x(${stepRecordColumns}, expected_version int)
-         where s.tenant_id = g.tenant_id and s.plan_id = ? and s.step_id = x.step_id
-           and s.version = x.expected_version
-         returning s.plan_id, s.step_id, s.tenant_id, s.goal_id)`,
-    ];
-    const params: unknown[] = [
-      stepsJson(steps, (s) => ({ expected_version: s.expectedVersion })),
-      planId,
-    ];
-    if (added.length > 0) {
-      ctes.push(`attempt_rows as (${insertAttempts("step_rows")})`);
-      params.push(attemptsJson(added));
-    }
-    if (moved.length > 0) {
-      ctes.push(`attempt_moves as (
-         update step_attempts a set outcome = x.outcome, agent_id = coalesce(x.agent_id, a.agent_id),
-           started_at = coalesce(a.started_at, x.started_at, x.finished_at),
-           finished_at = x.finished_at,
-           output = x.output, error = x.error, cost = x.cost
-         from step_rows s join jsonb_to_recordset(?::jsonb) as x(${attemptRecordColumns})
-           on x.step_id = s.step_id
-         where a.tenant_id = s.tenant_id and a.attempt_id = x.attempt_id
-           and case when x.finished_at is null then a.outcome = 'DISPATCHED'
-             else a.finished_at is null end)`);
-      params.push(attemptsJson(moved));
-    }
-    return {
-      sql: ctes.join(", "),
-      params,
-      require: {
-        sql: "(select count(*) from step_rows) = ?",
-        params: [steps.length],
-        message: `step ${steps.map((s) => s.stepId).join(" or ")} of plan ${planId} was changed concurrently`,
-      },
-    };
-  }
-
-  /**
    * A transition's changed steps (each with its `expectedVersion`), the
    * attempts it added and the attempts it moved on, validated and sealed, as
    * the rows `GoalRepository.prepareUpdate` writes in a batch of transitions
-   * (the same writes as `stepWrites`, for goals updated together).
+   * (`StoreTransaction.updateGoals`).
    */
   async sealStepChanges(
     planId: string,
@@ -574,12 +507,12 @@ function planValues(input: NewPlan): unknown[] {
   ];
 }
 
-/** The `jsonb_to_recordset` columns of `stepsJson`'s state of a step. @internal */
+/** The `jsonb_to_recordset` columns of `stepsRows`' state of a step. @internal */
 export const stepRecordColumns = `step_id text, status text, attempts int, output jsonb, error jsonb,
   agent_ids text[], child_goal_id text, next_attempt_at timestamptz, started_at timestamptz,
   finished_at timestamptz`;
 
-/** `insert into steps ... select` from `plan` (a relation with id, tenant_id, goal_id) and one `?` of `stepsJson`. */
+/** `insert into steps ... select` from `plan` (a relation with id, tenant_id, goal_id) and one `?` of `stepsRows` as JSON. */
 function insertSteps(plan: string): string {
   return `insert into steps (plan_id, step_id, tenant_id, goal_id, position, capability, depends_on,
            spec, status, attempts, output, error, agent_ids, child_goal_id, next_attempt_at,
@@ -592,18 +525,9 @@ function insertSteps(plan: string): string {
 }
 
 /**
- * Steps as one JSON parameter for `jsonb_to_recordset`: their state (a JSON
- * null output reads back as null, like the SQL NULL it becomes) and the
- * columns `more` adds.
+ * Steps as `jsonb_to_recordset` objects: their state (a JSON null output
+ * reads back as null, like the SQL NULL it becomes) and the columns `more` adds.
  */
-function stepsJson<T extends StepRowState & { stepId: string }>(
-  steps: readonly T[],
-  more: (step: T, position: number) => Record<string, unknown>,
-): string {
-  return json(stepsRows(steps, more));
-}
-
-/** The objects of `stepsJson`. */
 function stepsRows<T extends StepRowState & { stepId: string }>(
   steps: readonly T[],
   more: (step: T, position: number) => Record<string, unknown>,
@@ -623,12 +547,12 @@ function stepsRows<T extends StepRowState & { stepId: string }>(
   }));
 }
 
-/** The `jsonb_to_recordset` columns of `attemptsJson`. @internal */
+/** The `jsonb_to_recordset` columns of `attemptsRows`. @internal */
 export const attemptRecordColumns = `attempt_id text, step_id text, attempt int, replica int,
   outcome text, agent_id text, output jsonb, error jsonb, cost double precision,
   started_at timestamptz, finished_at timestamptz`;
 
-/** `insert into step_attempts ... select` the attempts of one `?` of `attemptsJson` whose step is in `steps` (plan_id, step_id, tenant_id, goal_id). */
+/** `insert into step_attempts ... select` the attempts of one `?` of `attemptsRows` as JSON whose step is in `steps` (plan_id, step_id, tenant_id, goal_id). */
 function insertAttempts(steps: string): string {
   return `insert into step_attempts (attempt_id, tenant_id, goal_id, plan_id, step_id, attempt,
            replica, outcome, agent_id, output, error, cost, started_at, finished_at)
@@ -640,11 +564,7 @@ function insertAttempts(steps: string): string {
          on conflict (attempt_id) do nothing`;
 }
 
-function attemptsJson(attempts: readonly AttemptRowState[]): string {
-  return json(attemptsRows(attempts));
-}
-
-/** The objects of `attemptsJson`. */
+/** Attempts as `jsonb_to_recordset` objects. */
 function attemptsRows(attempts: readonly AttemptRowState[]): Record<string, unknown>[] {
   for (const a of attempts) {
     requireText(a.attemptId, "attempt id");

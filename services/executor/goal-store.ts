@@ -3,12 +3,12 @@
  * output, event counter, optimistic-lock version), the plan row (the planned
  * steps), one row per step (status, attempt number, due time) and one per
  * attempt (keyed by attempt id). `loadGoal` rebuilds the reducer's
- * `GoalState` from them; `commitTransition` writes a transition's changes and
- * events in one statement, failing with ABORTED (and writing nothing) when
- * another replica changed the goal or one of the changed steps first;
- * `prepareTransition` seals the same writes (of a transition that does not
- * plan the goal) for `Store.updateGoals`, which saves several goals'
- * transitions in one statement, each under its own lock.
+ * `GoalState` from them; `commitTransition` writes a transition that plans
+ * the goal (or changes its row alone) in one statement, failing with ABORTED
+ * (and writing nothing) when another replica changed the goal first;
+ * `prepareTransition` seals any transition that does not plan the goal for
+ * `Store.updateGoals`, which saves several goals' transitions in one
+ * statement, each under its own lock and its changed steps' versions.
  *
  * Each non-terminal step carries `next_attempt_at`, the earliest moment
  * something is due for it (a retry, an attempt timeout, a re-dispatch check,
@@ -18,7 +18,8 @@
  * @example
  * const loaded = await loadGoal(store.tenant(t), goalId);
  * const { state, commands } = reduceGoal(loaded.state, input);
- * const saved = await commitTransition(store, t, loaded, state, commands, Date.now());
+ * const prepared = await prepareTransition(store, t, loaded, state, commands, Date.now());
+ * const [goal] = await store.updateGoals([prepared!.update]);
  */
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { GoalStatus, StepStatus } from "../../gen/agentmesh/v1/common_pb.js";
@@ -332,11 +333,11 @@ export function stepDueAt(
  * Writes `next` (reached from `loaded.state` by `commands`) in one statement:
  * the goal row with the transition's events (the optimistic lock every writer
  * of this goal takes: its version and its last event sequence), and chained
- * on it the plan, steps and attempts the transition planned, or the steps it
- * changed (each under its own version) with their attempts. All of it or
- * nothing: ABORTED when another replica changed the goal or one of those
- * steps first. Returns the goal as now stored, so the caller need not load it
- * again.
+ * on it the plan, steps and attempts when the transition plans the goal. All
+ * of it or nothing: ABORTED when another replica changed the goal first.
+ * Returns the goal as now stored, so the caller need not load it again. A
+ * transition that changes steps of a planned goal goes through
+ * `prepareTransition` instead, whose batch guards each step's version.
  */
 export async function commitTransition(
   store: Store,
@@ -360,12 +361,11 @@ export async function commitTransition(
     if (plan === undefined) throw new MeshError(Code.Internal, "planned without a plan");
     ctes = await plannedWrites(tenant, next, plan, now, due);
     for (const id of next.stepOrder) versions.set(id, 1);
-  } else if (next.plan) {
-    const changed = next.stepOrder.filter((id) => before.steps[id] !== next.steps[id]);
-    if (changed.length > 0) {
-      ctes = await stepWrites(tenant, loaded, next, changed, now, due);
-      for (const id of changed) versions.set(id, (versions.get(id) ?? 1) + 1);
-    }
+  } else if (next.plan && next.stepOrder.some((id) => before.steps[id] !== next.steps[id])) {
+    throw new MeshError(
+      Code.Internal,
+      "a transition changing steps is written by prepareTransition",
+    );
   }
   const goal = await tenant.goals.update(loaded.goal.id, loaded.goal.version, goalPatch, {
     events,
@@ -534,22 +534,6 @@ function eventsOf(commands: readonly GoalCommand[]) {
       ? [{ type: c.event.kind.case ?? "unknown", data: encodeJson(GoalEventSchema, c.event) }]
       : [],
   );
-}
-
-/**
- * The `changed` steps of a planned goal, each against the version it was
- * loaded at, with the attempts the transition added, started or finished.
- */
-function stepWrites(
-  tenant: TenantStore,
-  loaded: LoadedGoal,
-  next: GoalState,
-  changed: readonly string[],
-  now: number,
-  due: DueTimes,
-): Promise<ChainedWrites> {
-  const { steps, added, moved } = stepChanges(loaded, next, changed, now, due);
-  return tenant.plans.stepWrites(next.plan!.planId, steps, added, moved);
 }
 
 /** The `changed` steps' rows and the attempts the transition added or moved on. */

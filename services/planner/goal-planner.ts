@@ -32,6 +32,7 @@ import { Code, MeshError } from "../../lib/errors/mesh-error.js";
 import type { Logger } from "../../lib/log/logger.js";
 import type { Client } from "../../lib/rpc/index.js";
 import { createNotifyChannel, type NotifyChannel, type Store } from "../../lib/store/index.js";
+import { agentsCache } from "./agents-cache.js";
 import { capabilityOfKind, capabilityPlaybook } from "./capability-playbook.js";
 import {
   firstStrategyChooser,
@@ -137,36 +138,18 @@ export function createGoalPlanner(options: GoalPlannerOptions): GoalPlanner {
     changes,
   });
 
-  // Planning asks the registry about the same few capabilities for every goal; at tens
-  // of goals a second that was the registry's whole load. An agent that left within the
-  // reuse time may still be planned with, as when it leaves just after planning: its
-  // step's attempt times out and is retried.
-  const agentsCacheMs = options.agentsCacheMs ?? 1000;
-  const foundAgents = new Map<string, { until: number; agents: Agent[] }>();
-  // A burst of goals misses the cache together: they share the one lookup in
-  // flight instead of each sending its own (sixty at once overran the
-  // registry's deadline on a busy host and failed goals as UNAVAILABLE).
-  const lookups = new Map<string, Promise<Agent[]>>();
-  const findAgents = async (capability: string, limit: number): Promise<Agent[]> => {
-    const key = `${capability} ${limit}`;
-    const hit = foundAgents.get(key);
-    if (hit && hit.until > clock()) return hit.agents;
-    const inFlight = lookups.get(key);
-    if (inFlight) return inFlight;
-    const lookup = (async () => {
-      const res = await options.registry.findAgents(
-        { capability, limit },
-        { timeoutMs: registryTimeoutMs },
-      );
-      if (res.agents.length > 0 && agentsCacheMs > 0) {
-        if (foundAgents.size >= 10_000) foundAgents.clear(); // bounded: capabilities are few
-        foundAgents.set(key, { until: clock() + agentsCacheMs, agents: res.agents });
-      } else foundAgents.delete(key);
-      return res.agents;
-    })().finally(() => lookups.delete(key));
-    lookups.set(key, lookup);
-    return lookup;
-  };
+  // FindAgents answers kept for `agentsCacheMs`, refreshed ahead of expiry (`agents-cache.ts`).
+  const agentsKept = agentsCache(
+    async (capability: string, limit: number) =>
+      (await options.registry.findAgents({ capability, limit }, { timeoutMs: registryTimeoutMs }))
+        .agents,
+    {
+      ttlMs: options.agentsCacheMs ?? 1000,
+      clock,
+      onRefreshError: (err) => log.debug({ err }, "FindAgents refresh failed"),
+    },
+  );
+  const findAgents = (capability: string, limit: number) => agentsKept.find(capability, limit);
 
   /** Live agents per capability needed by any strategy of the playbook (one FindAgents each). */
   const liveAgents = async (playbook: Playbook, limit: number): Promise<Map<string, Agent[]>> => {

@@ -93,7 +93,13 @@ export interface GoalEngineOptions {
   planGraceMs?: number;
   /** Lease on a claimed step or goal (then another replica may take it). Default 15 s. */
   leaseMs?: number;
-  /** Results processed at once by this replica. Default 16. */
+  /**
+   * Results processed at once by this replica. Default 128: a result holds its
+   * slot until its transition's group commit is back, so the slots bound both
+   * how many results one statement carries and the result rate (slots ÷ the
+   * statement's time); twice the group commit's batch lets the next batch
+   * fill while one is written.
+   */
   resultConcurrency?: number;
   /** Deadline of the planner call. Default 10 s. */
   planTimeoutMs?: number;
@@ -291,7 +297,7 @@ export class GoalEngine implements GoalOperations {
     this.#log = deps.log;
     this.#owner = deps.instanceId;
     this.#clock = deps.clock ?? systemClock;
-    this.#resultConcurrency = o.resultConcurrency ?? 16;
+    this.#resultConcurrency = o.resultConcurrency ?? 128;
     this.#planGoal =
       deps.planGoal ??
       goalPlanning({

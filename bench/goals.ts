@@ -10,6 +10,7 @@ import type { JobBus } from "../lib/bus/job-bus.js";
 import { createLazyClient } from "../lib/mesh/lazy-client.js";
 import type { ComponentName } from "../lib/mesh/mesh-runtime.js";
 import { storeCounts } from "../lib/store/store-metrics.js";
+import { mark } from "../lib/telemetry/stage-trace.js";
 import { freePort } from "../lib/testing/free-port.js";
 import { defaultDatabaseUrl, defaultNatsUrl } from "../lib/testing/infra.js";
 import { startTestMesh, type TestMesh } from "../lib/testing/mesh.js";
@@ -494,9 +495,13 @@ export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Dr
             target.consumeJobs(capability, {
               ...options,
               handler: (d) => {
+                mark(d.data.goalId, "a.start");
                 const at = d.data.dispatchedAt;
                 if (at) queueWait.recordUs((Date.now() - timestampMs(at)) * 1000);
-                return options.handler(d);
+                const out = options.handler(d);
+                const goalId = d.data.goalId;
+                void Promise.resolve(out).then(() => mark(goalId, "a.end"));
+                return out;
               },
             });
           return consumeJobs;
@@ -526,6 +531,7 @@ export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Dr
       callback: (_err, m) => {
         const event = finishedEvent(m.data);
         if (!event) return;
+        mark(event.goalId, "b.finished");
         const w = waiters.get(event.goalId);
         if (w) {
           waiters.delete(event.goalId);
@@ -535,7 +541,9 @@ export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Dr
     });
     await nc.flush();
     let n = 0;
-    const oneGoal = async () => {
+    // AGENTMESH_STAGE_TRACE_DIR: the bench's stages of each goal (see bench/goal-stages.ts).
+    const oneGoal = async (intendedNs?: bigint) => {
+      const callUs = Number(process.hrtime.bigint() / 1000n);
       const message = `m${n++}`;
       const { goal } = await mesh.executor.submitGoal({
         tenantId: mesh.tenantId,
@@ -543,6 +551,9 @@ export async function drive(bench: BenchMesh, options: DriveOptions): Promise<Dr
         input: { message },
       });
       const goalId = goal!.goalId;
+      mark(goalId, "b.submitted");
+      if (intendedNs !== undefined) mark(goalId, "b.intended", Number(intendedNs / 1000n));
+      mark(goalId, "b.call", callUs);
       const early = finished.get(goalId);
       finished.delete(goalId);
       const end =

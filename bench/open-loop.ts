@@ -10,8 +10,8 @@ export interface OpenLoopOptions {
   rate: number;
   /** How long to generate load. */
   durationMs: number;
-  /** One call; a rejection counts as an error. */
-  call: () => Promise<unknown>;
+  /** One call, given its intended start (`process.hrtime.bigint()`); a rejection counts as an error. */
+  call: (intendedNs: bigint) => Promise<unknown>;
   /** Calls allowed in flight before new ones are counted as dropped; default 10,000. */
   maxInFlight?: number;
 }
@@ -56,7 +56,7 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
       continue;
     }
     inFlight++;
-    const p: Promise<void> = call().then(
+    const p: Promise<void> = call(intended).then(
       () => {
         histogram.recordSince(intended);
         completed++;

@@ -72,6 +72,7 @@ import { Code, isMeshError, MeshError } from "../errors/mesh-error.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { encodeBinary } from "../proto/binary-encoder.js";
 import { useFastUtf8Encoding } from "../proto/fast-utf8.js";
+import { mark, stageTraceOn } from "../telemetry/stage-trace.js";
 import {
   type BusNames,
   busNames,
@@ -675,6 +676,7 @@ class JetStreamBus implements JobBus {
     const prefetch = Math.max(1, Math.floor(options.prefetch ?? concurrency));
     const job = stream === this.names.streams.jobs;
     const sub = new JetStreamSubscription<T>(this, schema, options, concurrency, job);
+    sub.traceResults = stageTraceOn && stream === this.names.streams.results;
     await sub.start(consumer, prefetch);
     this.#subscriptions.add(sub as unknown as JetStreamSubscription<never>);
     void sub.closed.finally(() =>
@@ -937,6 +939,8 @@ class JetStreamDelivery<T> implements Delivery<T> {
 class JetStreamSubscription<T extends Message> implements Subscription {
   readonly #bus: JetStreamBus;
   readonly #schema: GenMessage<T>;
+  /** Marks each result's arrival for the stage trace (`lib/telemetry/stage-trace.ts`). */
+  traceResults = false;
   readonly #job: boolean;
   /** The consumer's ack wait as the server has it (another process may have set it). */
   #ackWaitMs: number;
@@ -1019,6 +1023,8 @@ class JetStreamSubscription<T extends Message> implements Subscription {
   }
 
   #receive(m: JsMsg): void {
+    // A result's subject ends with its goal id: when it reached this process (bench/goal-stages.ts).
+    if (this.traceResults) mark(m.subject.slice(m.subject.lastIndexOf(".") + 1), "x.resultRecv");
     if (this.#stopping) this.#handBack(m);
     else if (this.#pool.free > 0 && this.#waiting.length === 0) this.#run(m);
     else this.#waiting.push({ m, aliveAt: Date.now() });

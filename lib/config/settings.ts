@@ -980,6 +980,16 @@ export const settings = {
     undefined,
     "unset: no profiles",
   ),
+  stageTraceDir: text(
+    "AGENTMESH_STAGE_TRACE_DIR",
+    m(
+      "Command line",
+      ["cli"],
+      "folder where each process of a bench run writes, as it exits, the times each goal passed the stages of its path, its event-loop stalls and GC pauses (`bench/goal-stages.ts`)",
+    ),
+    undefined,
+    "unset: nothing recorded",
+  ),
 } as const;
 
 /** Every registered setting, in reference order. */

@@ -41,6 +41,7 @@ import type { GoalRecord } from "../../lib/store/records.js";
 import type { Store } from "../../lib/store/store.js";
 import { untilStored } from "../../lib/store/until-stored.js";
 import type { GoalEnd, GoalSli } from "../../lib/telemetry/slis.js";
+import { mark } from "../../lib/telemetry/stage-trace.js";
 import {
   defaultAgentWaitMs,
   missingCapabilitiesOf,
@@ -322,7 +323,10 @@ export class GoalEngine implements GoalOperations {
       stats: this.stats,
     });
     this.#creations = new GroupCommit<GoalCreation, GoalCreated>(
-      (batch) => this.#store.createGoals(batch),
+      (batch) => {
+        for (const b of batch) mark(b.id, "x.createWrite");
+        return this.#store.createGoals(batch);
+      },
       {
         onBatch: (size) => {
           if (size > 1) this.stats.creationBatches++;
@@ -330,7 +334,10 @@ export class GoalEngine implements GoalOperations {
       },
     );
     this.#transitions = new GroupCommit<GoalUpdate, GoalRecord>(
-      (batch) => this.#store.updateGoals(batch),
+      (batch) => {
+        for (const b of batch) mark(b.id, "x.transWrite");
+        return this.#store.updateGoals(batch);
+      },
       {
         // Two transitions of one goal never share a statement: the second waits for the next.
         key: (u) => `${u.tenantId}/${u.id}`,
@@ -374,6 +381,7 @@ export class GoalEngine implements GoalOperations {
       concurrency: this.#resultConcurrency,
       handler: async (d) => {
         const r = d.data;
+        mark(r.goalId, "x.resultIn");
         if (!r.goalId || !r.tenantId) {
           d.term();
           return;
@@ -474,7 +482,9 @@ export class GoalEngine implements GoalOperations {
     }
     const limits = await this.#tenants.admitSubmission(req);
     const goalId = randomUUID();
+    mark(goalId, "x.submitIn");
     const planning = await this.#planNew(goalId, req);
+    mark(goalId, "x.planned");
     const now = this.#clock.now();
     const deadlineMs = req.deadlineMs ?? now + this.#defaultDeadlineMs;
     const init = initGoal({
@@ -543,6 +553,7 @@ export class GoalEngine implements GoalOperations {
             return out!;
           })
         : await this.#creations.add(creation);
+    mark(goalId, "x.created");
     if (!created.created) {
       return { loaded: await loadGoal(tenant, created.goal.id), created: false };
     }
@@ -553,6 +564,7 @@ export class GoalEngine implements GoalOperations {
       this.#remember(req.tenantId, after);
     }
     await this.#run(after.state, commands, after);
+    mark(goalId, "x.dispatched");
     if (planned) return { loaded: after, created: true };
     return { loaded: await this.#waitForAgents(after, planning.missing!), created: true };
   }
@@ -733,7 +745,9 @@ export class GoalEngine implements GoalOperations {
       }
       let after: LoadedGoal;
       try {
+        mark(goalId, "x.commitStart");
         after = await this.#commit(tenantId, loaded, state, commands, now);
+        mark(goalId, "x.committed");
       } catch (err) {
         this.#forget(tenantId, goalId);
         if (isMeshError(err) && err.code === Code.Aborted && attempt < 25) {
@@ -745,6 +759,7 @@ export class GoalEngine implements GoalOperations {
       this.stats.transitions++;
       this.#remember(tenantId, after);
       await this.#run(state, commands, loaded);
+      mark(goalId, "x.ran");
       return { state, loaded, after, changed: true };
     }
   }

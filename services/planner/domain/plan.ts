@@ -7,7 +7,7 @@
  * const plan = instantiatePlan({ playbook, strategy: "solo", goal, planId, now: Date.now() });
  * requireCapabilities(plan, new Set(["text.summarize"])); // or FAILED_PRECONDITION naming the missing ones
  */
-import { clone, create, type JsonObject } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type Plan,
@@ -19,6 +19,7 @@ import {
 } from "../../../gen/agentmesh/v1/planner_pb.js";
 import { Code, MeshError } from "../../../lib/errors/mesh-error.js";
 import { resolveTemplates } from "../../../lib/plan/template.js";
+import { cloneMessage } from "../../../lib/proto/clone-message.js";
 
 /** The goal a plan is made for. */
 export interface GoalRef {
@@ -49,7 +50,7 @@ export function instantiatePlan(options: InstantiateOptions): Plan {
       : options.strategy;
   const context = { input: options.goal.input ?? {} };
   const steps = strategy.steps.map((template): Step => {
-    const step = clone(StepSchema, template);
+    const step = cloneMessage(StepSchema, template);
     step.replicas = Math.max(1, step.replicas);
     if (step.input !== undefined) {
       step.input = resolveTemplates(step.input, context, {

@@ -90,9 +90,13 @@ export async function connectBus(options: ConnectBusOptions = {}): Promise<JobBu
   } catch (err) {
     tls?.close();
     if (explicit || tls) {
-      throw new MeshError(Code.Unavailable, `job bus: NATS at ${String(natsUrl)} did not answer`, {
-        cause: err,
-      });
+      // The cause says which step failed (connect, TLS, provisioning a stream): an operator needs it.
+      const why = err instanceof Error ? err.message : String(err);
+      throw new MeshError(
+        Code.Unavailable,
+        `job bus: NATS at ${String(natsUrl)} did not answer: ${why}`,
+        { cause: err },
+      );
     }
     log.warn(
       { natsUrl, err: String(err) },

@@ -416,6 +416,8 @@ function fields(desc: DescMessage, message: unknown): void {
   const m = message as Record<string, unknown>;
   for (let i = 0; i < plan.length; i++) {
     const f = plan[i]!;
+    // The same presence read as in json-encoder.ts, kept inline on purpose: one helper
+    // shared by both encoders' plan shapes made encodeJson about 2× slower (polymorphic reads).
     let v: unknown;
     if (f.oneof !== undefined) {
       const group = m[f.oneof] as { case: string | undefined; value?: unknown } | undefined;

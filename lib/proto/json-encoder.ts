@@ -221,6 +221,8 @@ function message(desc: DescMessage, m: unknown): JsonValue {
   const json: JsonObject = {};
   for (let i = 0; i < plan.length; i++) {
     const f = plan[i]!;
+    // The same presence read as in binary-encoder.ts, kept inline on purpose: one helper
+    // shared by both encoders' plan shapes made encodeJson about 2× slower (polymorphic reads).
     let value: unknown;
     if (f.oneof !== undefined) {
       const group = v[f.oneof] as { case: string | undefined; value?: unknown } | undefined;
